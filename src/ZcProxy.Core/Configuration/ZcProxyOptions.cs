@@ -1,0 +1,59 @@
+namespace ZcProxy.Core.Configuration;
+
+/// <summary>ZcProxy's own config sections (everything in the main file but ReverseProxy and Include).</summary>
+public sealed record ZcProxyOptions
+{
+    public IReadOnlyList<ListenOptions> Listen { get; init; } = [new ListenOptions { Url = "http://127.0.0.1:8080" }];
+    public AdminOptions? Admin { get; init; }
+    public ZeroCopyOptions ZeroCopy { get; init; } = new();
+    public CacheOptions? Cache { get; init; }
+    public AccessLogOptions AccessLog { get; init; } = new();
+    public DemoOptions? Demo { get; init; }
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+public sealed record ListenOptions
+{
+    public required string Url { get; init; }
+}
+
+public sealed record AdminOptions
+{
+    public required string Url { get; init; }
+}
+
+public sealed record ZeroCopyOptions
+{
+    public bool Enabled { get; init; } = true;
+    /// <summary>Response bodies at least this long (Content-Length) are spliced; smaller ones are copied.</summary>
+    public long SpliceThreshold { get; init; } = 64 * 1024;
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan ResponseHeadTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan BodyIdleTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public int MaxIdleConnectionsPerDestination { get; init; } = 64;
+    public TimeSpan IdleConnectionTimeout { get; init; } = TimeSpan.FromSeconds(60);
+}
+
+public sealed record CacheOptions
+{
+    public required string Path { get; init; }
+    public long MaxSize { get; init; } = 10L << 30;
+    public long DirectIoThreshold { get; init; } = 4L << 20;
+    public TimeSpan Inactive { get; init; } = TimeSpan.FromMinutes(10);
+    public long MaxEntrySize { get; init; } = 1L << 30;
+    public long MinFreeDisk { get; init; } = 100L << 20;
+    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(5);
+}
+
+public sealed record AccessLogOptions
+{
+    /// <summary>"stdout" (default), "off", or a file path.</summary>
+    public string Path { get; init; } = "stdout";
+}
+
+/// <summary>Built-in demo origins so the shipped config works on a fresh machine. Production configs omit it.</summary>
+public sealed record DemoOptions
+{
+    public IReadOnlyList<string> Origins { get; init; } = ["http://127.0.0.1:8081", "http://127.0.0.1:8082"];
+    public long LargeFileSize { get; init; } = 16L << 20;
+}

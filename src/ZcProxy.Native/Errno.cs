@@ -1,0 +1,11 @@
+namespace ZcProxy.Native;
+
+/// <summary>Linux errno values the proxy reacts to (same numbers on x86_64 and arm64).</summary>
+public enum Errno
+{
+    EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
+    EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENOSPC = 28,
+    ESPIPE = 29, EROFS = 30, EPIPE = 32, ENOSYS = 38, ENOTSOCK = 88, EOPNOTSUPP = 95,
+    ECONNABORTED = 103, ECONNRESET = 104, ENOTCONN = 107, ETIMEDOUT = 110, ECONNREFUSED = 111,
+    EDQUOT = 122,
+}

@@ -1,0 +1,17 @@
+namespace ZcProxy.Native;
+
+/// <summary>
+/// The outcome of a data-moving call on the hot path: a byte count, or an errno (no exception).
+/// EAGAIN is the normal "wait for readiness" outcome of non-blocking fds.
+/// </summary>
+public readonly record struct SysResult(long Bytes, int Errno)
+{
+    public bool Ok => Errno == 0;
+    public bool WouldBlock => Errno == (int)Native.Errno.EAGAIN;
+    public bool IsEof => Errno == 0 && Bytes == 0;
+
+    public ErrnoException ToException(string call) => new(call, Errno);
+
+    /// <summary>Throws for errors other than EAGAIN; returns the result otherwise.</summary>
+    public SysResult ThrowUnlessOkOrWouldBlock(string call) => Ok || WouldBlock ? this : throw ToException(call);
+}
