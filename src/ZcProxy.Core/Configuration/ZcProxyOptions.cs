@@ -3,7 +3,7 @@ namespace ZcProxy.Core.Configuration;
 /// <summary>ZcProxy's own config sections (everything in the main file but ReverseProxy and Include).</summary>
 public sealed record ZcProxyOptions
 {
-    public IReadOnlyList<ListenOptions> Listen { get; init; } = [new ListenOptions { Url = "http://127.0.0.1:8080" }];
+    public IReadOnlyList<ListenerOptions> Listen { get; init; } = [new ListenerOptions { Url = "http://127.0.0.1:8080" }];
     public AdminOptions? Admin { get; init; }
     public ZeroCopyOptions ZeroCopy { get; init; } = new();
     public CacheOptions? Cache { get; init; }
@@ -12,7 +12,7 @@ public sealed record ZcProxyOptions
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
-public sealed record ListenOptions
+public sealed record ListenerOptions
 {
     public required string Url { get; init; }
 }
@@ -26,7 +26,7 @@ public sealed record ZeroCopyOptions
 {
     public bool Enabled { get; init; } = true;
     /// <summary>Response bodies at least this long (Content-Length) are spliced; smaller ones are copied.</summary>
-    public long SpliceThreshold { get; init; } = 64 * 1024;
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long SpliceThreshold { get; init; } = 64 * 1024;
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
     public TimeSpan ResponseHeadTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public TimeSpan BodyIdleTimeout { get; init; } = TimeSpan.FromSeconds(60);
@@ -37,11 +37,11 @@ public sealed record ZeroCopyOptions
 public sealed record CacheOptions
 {
     public required string Path { get; init; }
-    public long MaxSize { get; init; } = 10L << 30;
-    public long DirectIoThreshold { get; init; } = 4L << 20;
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxSize { get; init; } = 10L << 30;
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long DirectIoThreshold { get; init; } = 4L << 20;
     public TimeSpan Inactive { get; init; } = TimeSpan.FromMinutes(10);
-    public long MaxEntrySize { get; init; } = 1L << 30;
-    public long MinFreeDisk { get; init; } = 100L << 20;
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxEntrySize { get; init; } = 1L << 30;
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MinFreeDisk { get; init; } = 100L << 20;
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(5);
 }
 
@@ -55,5 +55,5 @@ public sealed record AccessLogOptions
 public sealed record DemoOptions
 {
     public IReadOnlyList<string> Origins { get; init; } = ["http://127.0.0.1:8081", "http://127.0.0.1:8082"];
-    public long LargeFileSize { get; init; } = 16L << 20;
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long LargeFileSize { get; init; } = 16L << 20;
 }

@@ -1,0 +1,70 @@
+using System.Text;
+using System.Text.Json;
+
+namespace ZcProxy.Core.Configuration;
+
+/// <summary>
+/// A cheap summary of every config file (path, link target, size, mtime), so a watcher can tell a real
+/// change from noise, and catch what file-system events miss (symlink swaps, editors' rename dance).
+/// </summary>
+public static class ConfigFingerprint
+{
+    public static string Compute(string mainFile)
+    {
+        var sb = new StringBuilder();
+        Append(sb, mainFile);
+        foreach (var pattern in ReadIncludePatterns(mainFile))
+            foreach (var file in IncludeResolver.Resolve(mainFile, pattern, out _))
+                Append(sb, file);
+        return sb.ToString();
+    }
+
+    /// <summary>Folders whose entries can change the configuration: the main file's and each include glob's root.</summary>
+    public static IReadOnlyList<string> WatchedDirectories(string mainFile)
+    {
+        var mainDir = Path.GetDirectoryName(Path.GetFullPath(mainFile))!;
+        var dirs = new HashSet<string>(StringComparer.Ordinal) { mainDir };
+        foreach (var pattern in ReadIncludePatterns(mainFile))
+        {
+            var full = Path.GetFullPath(pattern, mainDir);
+            var wild = full.IndexOfAny(['*', '?', '[']);
+            var dir = wild < 0 ? Path.GetDirectoryName(full)! : full[..full.LastIndexOf(Path.DirectorySeparatorChar, wild)];
+            if (Directory.Exists(dir)) dirs.Add(dir);
+        }
+        return dirs.ToList();
+    }
+
+    private static IEnumerable<string> ReadIncludePatterns(string mainFile)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(mainFile), ConfigJson.DocumentOptions);
+            if (doc.RootElement.ValueKind == JsonValueKind.Object)
+                foreach (var p in doc.RootElement.EnumerateObject())
+                    if (string.Equals(p.Name, "Include", StringComparison.OrdinalIgnoreCase) && p.Value.ValueKind == JsonValueKind.Array)
+                        return p.Value.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.String).Select(e => e.GetString()!).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            // An unreadable or half-written main file still has a fingerprint (its size and mtime below).
+        }
+        return [];
+    }
+
+    private static void Append(StringBuilder sb, string path)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            var target = info.LinkTarget is null ? null : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
+            var real = target ?? info;
+            sb.Append(path).Append('>').Append(target?.FullName).Append('|')
+              .Append(real.Exists ? real.Length : -1).Append('|')
+              .Append(real.Exists ? real.LastWriteTimeUtc.Ticks : 0).Append('\n');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            sb.Append(path).Append("|unreadable\n");
+        }
+    }
+}

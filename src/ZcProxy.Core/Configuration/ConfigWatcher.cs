@@ -1,0 +1,104 @@
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace ZcProxy.Core.Configuration;
+
+/// <summary>
+/// Triggers reloads: SIGHUP always; file-system events after a quiet period (editors write in bursts);
+/// and a periodic fingerprint check as a backstop for changes the events miss.
+/// </summary>
+public sealed partial class ConfigWatcher(FileConfigProvider provider, ILogger<ConfigWatcher> logger) : BackgroundService
+{
+    public static readonly TimeSpan QuietPeriod = TimeSpan.FromMilliseconds(300);
+    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(2);
+
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly List<FileSystemWatcher> _watchers = [];
+    private volatile bool _sighup;
+    private string _fingerprint = "";
+    private PosixSignalRegistration? _sighupRegistration;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        _fingerprint = ConfigFingerprint.Compute(provider.MainFile);
+        _sighupRegistration = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true; // SIGHUP means reload, not hang-up
+            _sighup = true;
+            _wake.Release();
+        });
+        WatchDirectories();
+
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                bool woken = await _wake.WaitAsync(PollInterval, stoppingToken);
+                if (woken && !_sighup)
+                {
+                    // Let a burst of events settle: keep waiting while more arrive within the quiet period.
+                    while (await _wake.WaitAsync(QuietPeriod, stoppingToken)) { }
+                }
+                if (_sighup)
+                {
+                    _sighup = false;
+                    await ReloadAsync("SIGHUP");
+                    continue;
+                }
+                var fingerprint = ConfigFingerprint.Compute(provider.MainFile);
+                if (fingerprint != _fingerprint) await ReloadAsync("file change");
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                LogWatchFailed(e);
+            }
+        }
+    }
+
+    private async Task ReloadAsync(string reason)
+    {
+        _fingerprint = ConfigFingerprint.Compute(provider.MainFile);
+        await provider.ReloadAsync(reason);
+        WatchDirectories();
+    }
+
+    private void WatchDirectories()
+    {
+        var wanted = ConfigFingerprint.WatchedDirectories(provider.MainFile);
+        if (_watchers.Select(w => w.Path).Order().SequenceEqual(wanted.Order())) return;
+        foreach (var w in _watchers) w.Dispose();
+        _watchers.Clear();
+        foreach (var dir in wanted)
+        {
+            try
+            {
+                var w = new FileSystemWatcher(dir) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
+                w.Changed += (_, _) => _wake.Release();
+                w.Created += (_, _) => _wake.Release();
+                w.Deleted += (_, _) => _wake.Release();
+                w.Renamed += (_, _) => _wake.Release();
+                w.EnableRaisingEvents = true;
+                _watchers.Add(w);
+            }
+            catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+            {
+                LogWatchFailed(e); // the periodic fingerprint check still catches changes
+            }
+        }
+    }
+
+    public override void Dispose()
+    {
+        _sighupRegistration?.Dispose();
+        foreach (var w in _watchers) w.Dispose();
+        base.Dispose();
+    }
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Warning, Message = "config watching problem (changes are still polled every 2s)")]
+    private partial void LogWatchFailed(Exception e);
+}

@@ -1,0 +1,95 @@
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Configuration;
+
+namespace ZcProxy.Core.Configuration;
+
+/// <summary>
+/// YARP's config source: the main file and its includes. A reload reads and validates everything first;
+/// only a fully valid configuration replaces the running one, so a broken edit never takes the proxy down.
+/// </summary>
+public sealed partial class FileConfigProvider : IProxyConfigProvider
+{
+    private readonly ConfigValidator _validator;
+    private readonly ConfigLifecycle _lifecycle;
+    private readonly RuntimeOptions _runtime;
+    private readonly ILogger<FileConfigProvider> _logger;
+    private readonly SemaphoreSlim _reloadGate = new(1, 1);
+    private volatile ProxyConfigSnapshot _snapshot;
+    private volatile LoadedConfig _loaded;
+
+    public FileConfigProvider(string mainFile, LoadedConfig initial, ConfigValidator validator, ConfigLifecycle lifecycle,
+        RuntimeOptions runtime, ILogger<FileConfigProvider> logger)
+    {
+        MainFile = Path.GetFullPath(mainFile);
+        _validator = validator;
+        _lifecycle = lifecycle;
+        _runtime = runtime;
+        _logger = logger;
+        _loaded = initial;
+        _snapshot = new ProxyConfigSnapshot(initial.Routes, initial.Clusters);
+    }
+
+    public string MainFile { get; }
+
+    /// <summary>The configuration in force (last good one).</summary>
+    public LoadedConfig Current => _loaded;
+
+    public IProxyConfig GetConfig() => _snapshot;
+
+    public async Task<ConfigReloadOutcome> ReloadAsync(string reason)
+    {
+        await _reloadGate.WaitAsync();
+        try
+        {
+            _lifecycle.OnReloading();
+            var errors = new List<ConfigError>();
+            var next = ConfigFileLoader.Load(MainFile, errors);
+            if (next is not null) errors.AddRange(await _validator.ValidateAsync(next));
+
+            ConfigReloadOutcome outcome;
+            if (errors.Count > 0 || next is null)
+            {
+                foreach (var error in errors) LogRejected(reason, error.ToString());
+                outcome = new ConfigReloadOutcome(false, _loaded.Routes.Count, _loaded.Clusters.Count, errors.Select(e => e.ToString()).ToList());
+            }
+            else
+            {
+                WarnAboutRestartOnlySettings(_loaded.Options, next.Options);
+                var previous = _snapshot;
+                _loaded = next;
+                _snapshot = new ProxyConfigSnapshot(next.Routes, next.Clusters);
+                _runtime.Update(next.Options);
+                previous.SignalReplaced();
+                LogReloaded(next.Routes.Count, next.Clusters.Count, reason);
+                outcome = new ConfigReloadOutcome(true, next.Routes.Count, next.Clusters.Count, []);
+            }
+            _lifecycle.OnReloaded(outcome);
+            return outcome;
+        }
+        finally
+        {
+            _reloadGate.Release();
+        }
+    }
+
+    private void WarnAboutRestartOnlySettings(ZcProxyOptions before, ZcProxyOptions after)
+    {
+        if (!before.Listen.Select(l => l.Url).SequenceEqual(after.Listen.Select(l => l.Url)))
+            LogNeedsRestart("Listen", string.Join(", ", after.Listen.Select(l => l.Url)));
+        if (before.Admin?.Url != after.Admin?.Url)
+            LogNeedsRestart("Admin", after.Admin?.Url ?? "(none)");
+        if (before.Cache?.Path != after.Cache?.Path)
+            LogNeedsRestart("Cache.Path", after.Cache?.Path ?? "(none)");
+        if (before.Demo != after.Demo && !(before.Demo?.Origins.SequenceEqual(after.Demo?.Origins ?? []) ?? after.Demo is null))
+            LogNeedsRestart("Demo", "changed");
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "configuration reloaded: {Routes} routes, {Clusters} clusters ({Reason})")]
+    private partial void LogReloaded(int routes, int clusters, string reason);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "configuration rejected ({Reason}), the running configuration stays in force: {Error}")]
+    private partial void LogRejected(string reason, string error);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "'{Setting}' changed to {Value}: this takes effect only after a restart; the running process keeps the old value")]
+    private partial void LogNeedsRestart(string setting, string value);
+}

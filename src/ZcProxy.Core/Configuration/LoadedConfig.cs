@@ -1,0 +1,15 @@
+using Yarp.ReverseProxy.Configuration;
+
+namespace ZcProxy.Core.Configuration;
+
+/// <summary>A whole configuration (main file + includes) as read from disk, before validation.</summary>
+public sealed record LoadedConfig(
+    ZcProxyOptions Options,
+    IReadOnlyList<RouteConfig> Routes,
+    IReadOnlyList<ClusterConfig> Clusters,
+    IReadOnlyList<string> Files,
+    IReadOnlyDictionary<string, ConfigSource> RouteSources,
+    IReadOnlyDictionary<string, ConfigSource> ClusterSources);
+
+/// <summary>Where a route or cluster was defined, so validation errors can name the file and JSON path.</summary>
+public sealed record ConfigSource(string File, string JsonPath);

@@ -1,0 +1,24 @@
+using Microsoft.Extensions.Primitives;
+using Yarp.ReverseProxy.Configuration;
+
+namespace ZcProxy.Core.Configuration;
+
+/// <summary>An immutable routes + clusters revision handed to YARP; its change token fires when a newer one replaces it.</summary>
+internal sealed class ProxyConfigSnapshot : IProxyConfig
+{
+    private readonly CancellationTokenSource _replaced = new();
+
+    public ProxyConfigSnapshot(IReadOnlyList<RouteConfig> routes, IReadOnlyList<ClusterConfig> clusters)
+    {
+        Routes = routes;
+        Clusters = clusters;
+        ChangeToken = new CancellationChangeToken(_replaced.Token);
+    }
+
+    public string RevisionId { get; } = Guid.NewGuid().ToString("N");
+    public IReadOnlyList<RouteConfig> Routes { get; }
+    public IReadOnlyList<ClusterConfig> Clusters { get; }
+    public IChangeToken ChangeToken { get; }
+
+    public void SignalReplaced() => _replaced.Cancel();
+}

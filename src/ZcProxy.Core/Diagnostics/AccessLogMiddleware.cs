@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Model;
+
+namespace ZcProxy.Core.Diagnostics;
+
+/// <summary>
+/// One line per request in nginx's "combined" format, followed by upstream address, request time,
+/// upstream time and cache status; also counts zcproxy_requests_total by status code.
+/// </summary>
+public sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter writer, ProxyMetrics metrics)
+{
+    public const string UpstreamTimeItem = "zcproxy.upstream_seconds";
+    public const string CacheStatusItem = "zcproxy.cache_status";
+
+    private readonly Counter[] _byStatusClass = Enumerable.Range(1, 5)
+        .Select(c => metrics.Counter("zcproxy_requests_total", "Requests answered, by status class.", ("code", $"{c}xx"))).ToArray();
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var startTime = DateTimeOffset.Now;
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            int status = context.Response.StatusCode;
+            if (status is >= 100 and < 600) _byStatusClass[status / 100 - 1].Increment();
+            if (writer.Enabled) writer.Write(Format(context, startTime, Stopwatch.GetElapsedTime(start)));
+        }
+    }
+
+    private static string Format(HttpContext context, DateTimeOffset startTime, TimeSpan elapsed)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        var upstream = context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination?.Model.Config.Address;
+        var upstreamTime = context.Items.TryGetValue(UpstreamTimeItem, out var u) && u is double seconds
+            ? seconds.ToString("0.000", CultureInfo.InvariantCulture) : "-";
+        var cacheStatus = context.Items.TryGetValue(CacheStatusItem, out var c) && c is string s ? s : "-";
+        var bytes = context.RequestAborted.IsCancellationRequested && !response.HasStarted ? "0"
+            : response.ContentLength?.ToString(CultureInfo.InvariantCulture) ?? "-";
+
+        var sb = new StringBuilder(256);
+        sb.Append(context.Connection.RemoteIpAddress?.ToString() ?? "-").Append(" - - [")
+          .Append(startTime.ToString("dd/MMM/yyyy:HH:mm:ss zzz", CultureInfo.InvariantCulture).Remove(24, 1)).Append("] \"")
+          .Append(request.Method).Append(' ').Append(Sanitize(request.Path + request.QueryString)).Append(' ').Append(request.Protocol).Append("\" ")
+          .Append(response.StatusCode).Append(' ').Append(bytes).Append(" \"")
+          .Append(Sanitize(request.Headers.Referer.ToString(), "-")).Append("\" \"")
+          .Append(Sanitize(request.Headers.UserAgent.ToString(), "-")).Append("\" upstream=")
+          .Append(upstream ?? "-").Append(" rt=")
+          .Append(elapsed.TotalSeconds.ToString("0.000", CultureInfo.InvariantCulture)).Append(" urt=").Append(upstreamTime)
+          .Append(" cache=").Append(cacheStatus);
+        return sb.ToString();
+    }
+
+    /// <summary>Request text is attacker-controlled: no quotes, control characters or newlines may reach the log.</summary>
+    private static string Sanitize(string value, string empty = "")
+    {
+        if (value.Length == 0) return empty;
+        var sb = new StringBuilder(value.Length);
+        foreach (var ch in value)
+        {
+            if (ch == '"' || ch == '\\' || char.IsControl(ch)) sb.Append("\\x").Append(((int)ch).ToString("x2", CultureInfo.InvariantCulture));
+            else sb.Append(ch);
+        }
+        return sb.ToString();
+    }
+}

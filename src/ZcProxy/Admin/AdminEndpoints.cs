@@ -1,0 +1,42 @@
+using System.Text.Json;
+using Yarp.ReverseProxy;
+using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Diagnostics;
+
+namespace ZcProxy.Admin;
+
+/// <summary>The admin listener's endpoints: health, Prometheus metrics, pool status.</summary>
+internal static class AdminEndpoints
+{
+    public static void Map(IApplicationBuilder admin)
+    {
+        admin.UseRouting();
+        admin.UseEndpoints(e =>
+        {
+            e.MapGet("/healthz", () => Results.Text("ok\n"));
+            e.MapGet("/metrics", (ProxyMetrics metrics) =>
+                Results.Text(metrics.RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8"));
+            e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config) =>
+                Results.Text(JsonSerializer.Serialize(Status(state, config), StatusJson), "application/json"));
+        });
+    }
+
+    private static readonly JsonSerializerOptions StatusJson = new() { WriteIndented = true };
+
+    private static object Status(IProxyStateLookup state, FileConfigProvider config) => new
+    {
+        config = new { file = config.MainFile, routes = config.Current.Routes.Count, clusters = config.Current.Clusters.Count },
+        clusters = state.GetClusters().OrderBy(c => c.ClusterId, StringComparer.Ordinal).Select(c => new
+        {
+            id = c.ClusterId,
+            loadBalancingPolicy = c.Model.Config.LoadBalancingPolicy ?? "PowerOfTwoChoices",
+            destinations = c.Destinations.Values.OrderBy(d => d.DestinationId, StringComparer.Ordinal).Select(d => new
+            {
+                id = d.DestinationId,
+                address = d.Model.Config.Address,
+                health = new { active = d.Health.Active.ToString(), passive = d.Health.Passive.ToString() },
+                activeRequests = d.ConcurrentRequestCount,
+            }),
+        }),
+    };
+}

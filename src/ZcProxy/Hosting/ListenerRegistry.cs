@@ -1,0 +1,14 @@
+using System.Net;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace ZcProxy.Hosting;
+
+/// <summary>The listeners Kestrel was given, to read their bound endpoints after start (port 0 resolves then).</summary>
+internal sealed class ListenerRegistry
+{
+    public List<ListenOptions> Proxy { get; } = [];
+    public ListenOptions? Admin { get; set; }
+
+    public IReadOnlyList<IPEndPoint> ProxyEndPoints => Proxy.Select(l => l.IPEndPoint!).ToList();
+    public IPEndPoint? AdminEndPoint => Admin?.IPEndPoint;
+}

@@ -1,0 +1,98 @@
+using System.Net;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Logging.Console;
+using ZcProxy.Admin;
+using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Demo;
+
+namespace ZcProxy.Hosting;
+
+/// <summary>Builds the running proxy from a validated configuration: listeners, services, and the request pipeline.</summary>
+internal static class ProxyHost
+{
+    /// <summary>Builds the app; demo origins (if configured) are started before the proxy's first health probes.</summary>
+    public static async Task<WebApplication> BuildAsync(string mainFile, LoadedConfig config)
+    {
+        var options = config.Options;
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = Path.GetDirectoryName(Path.GetFullPath(mainFile)),
+        });
+        builder.Configuration.Sources.Clear(); // configuration comes from our files only, never appsettings/env
+        ConfigureLogging(builder.Logging);
+
+        var listeners = new ListenerRegistry();
+        builder.Services.AddSingleton(listeners);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            foreach (var listen in options.Listen)
+                Listen(kestrel, listen.Url, lo => listeners.Proxy.Add(lo));
+            if (options.Admin is { } admin)
+                Listen(kestrel, admin.Url, lo =>
+                {
+                    listeners.Admin = lo;
+                    lo.Protocols = HttpProtocols.Http1;
+                    lo.Use(next => connection =>
+                    {
+                        connection.Features.Set(AdminConnectionFeature.Instance);
+                        return next(connection);
+                    });
+                });
+        });
+        builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout);
+
+        builder.Services.AddZcProxyServices(options);
+        builder.Services.UseFileConfig(mainFile, config);
+        builder.Services.AddSingleton<AccessLogWriter>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
+        builder.Services.AddSingleton<DemoOrigins>();
+
+        var app = builder.Build();
+        var demo = app.Services.GetRequiredService<DemoOrigins>();
+        await demo.StartAsync(CancellationToken.None);
+        app.Lifetime.ApplicationStopped.Register(() => demo.StopAsync(CancellationToken.None).GetAwaiter().GetResult());
+        var startupLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ZcProxy.Hosting");
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            foreach (var endPoint in listeners.ProxyEndPoints) startupLog.LogInformation("proxy listening on http://{EndPoint}", endPoint);
+            if (listeners.AdminEndPoint is { } adminEndPoint) startupLog.LogInformation("admin listening on http://{EndPoint}", adminEndPoint);
+        });
+        app.MapWhen(context => context.Features.Get<AdminConnectionFeature>() is not null, AdminEndpoints.Map);
+        app.UseMiddleware<AccessLogMiddleware>();
+        app.UseRouting();
+        app.MapReverseProxy(proxy =>
+        {
+            proxy.UseSessionAffinity();
+            proxy.UseLoadBalancing();
+            proxy.UsePassiveHealthChecks();
+            proxy.Use(UpstreamTimingStep.InvokeAsync);
+        });
+        return app;
+    }
+
+    private static void Listen(KestrelServerOptions kestrel, string url, Action<ListenOptions> configure)
+    {
+        if (!ListenUrl.TryParse(url, out var parsed, out var error)) throw new InvalidOperationException($"{url}: {error}");
+        if (parsed!.IsLocalhost && parsed.Port != 0) kestrel.ListenLocalhost(parsed.Port, configure);
+        else kestrel.Listen(new IPEndPoint(parsed.Address ?? IPAddress.Loopback, parsed.Port), configure);
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging)
+    {
+        logging.ClearProviders();
+        logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.ColorBehavior = Console.IsOutputRedirected || Console.IsErrorRedirected ? LoggerColorBehavior.Disabled : LoggerColorBehavior.Default;
+        });
+        logging.SetMinimumLevel(LogLevel.Information);
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        logging.AddFilter("Yarp", LogLevel.Warning);
+        logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
+    }
+}

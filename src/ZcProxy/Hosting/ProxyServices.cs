@@ -1,0 +1,44 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Yarp.ReverseProxy.Configuration;
+using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Diagnostics;
+
+namespace ZcProxy.Hosting;
+
+/// <summary>
+/// The one place the proxy's services are registered. `check` builds the same container (without binding
+/// anything) so that what `check` accepts is exactly what a start or reload accepts.
+/// </summary>
+internal static class ProxyServices
+{
+    public static IServiceCollection AddZcProxyServices(this IServiceCollection services, ZcProxyOptions initialOptions)
+    {
+        services.AddAuthorization();
+        services.AddCors();
+        services.AddReverseProxy();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ProxyMetrics>();
+        services.TryAddSingleton<ConfigLifecycle>();
+        services.TryAddSingleton(new RuntimeOptions(initialOptions));
+        services.TryAddSingleton<ConfigValidator>();
+        return services;
+    }
+
+    /// <summary>Validates a loaded configuration with a throw-away container: used by `check` and before the first start.</summary>
+    public static async Task<List<ConfigError>> ValidateAsync(LoadedConfig config)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddZcProxyServices(config.Options);
+        await using var provider = services.BuildServiceProvider();
+        return await provider.GetRequiredService<ConfigValidator>().ValidateAsync(config);
+    }
+
+    public static void UseFileConfig(this IServiceCollection services, string mainFile, LoadedConfig initial)
+    {
+        services.AddSingleton(sp => new FileConfigProvider(mainFile, initial, sp.GetRequiredService<ConfigValidator>(),
+            sp.GetRequiredService<ConfigLifecycle>(), sp.GetRequiredService<RuntimeOptions>(), sp.GetRequiredService<ILogger<FileConfigProvider>>()));
+        services.AddSingleton<IProxyConfigProvider>(sp => sp.GetRequiredService<FileConfigProvider>());
+        services.AddHostedService<ConfigWatcher>();
+    }
+}

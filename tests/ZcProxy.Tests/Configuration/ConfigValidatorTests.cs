@@ -1,0 +1,90 @@
+using ZcProxy.Core.Configuration;
+using ZcProxy.Hosting;
+using ZcProxy.Tests.Infrastructure;
+
+namespace ZcProxy.Tests.Configuration;
+
+public class ConfigValidatorTests
+{
+    private static async Task<List<ConfigError>> Validate(string reverseProxy, string extra = "")
+    {
+        using var dir = new ConfigDirectory();
+        dir.WriteMain(reverseProxy, extra);
+        var errors = new List<ConfigError>();
+        var config = ConfigFileLoader.Load(dir.MainFile, errors);
+        Assert.Empty(errors);
+        return await ProxyServices.ValidateAsync(config!);
+    }
+
+    [Fact]
+    public async Task Validate_ValidConfig_HasNoErrors()
+    {
+        var errors = await Validate("""
+            { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**all}" } } },
+              "Clusters": { "c": { "LoadBalancingPolicy": "RoundRobin", "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }
+            """);
+        Assert.Empty(errors);
+    }
+
+    [Fact]
+    public async Task Validate_RouteToMissingCluster_IsAnError()
+    {
+        var errors = await Validate("""{ "Routes": { "r": { "ClusterId": "nope", "Match": { "Path": "/" } } }, "Clusters": { } }""");
+        var error = Assert.Single(errors);
+        Assert.Equal("$.ReverseProxy.Routes.r.ClusterId", error.JsonPath);
+        Assert.Contains("cluster 'nope' is not defined", error.Message);
+    }
+
+    [Fact]
+    public async Task Validate_BadDestinationUrl_IsAnError()
+    {
+        var errors = await Validate("""{ "Clusters": { "c": { "Destinations": { "d": { "Address": "127.0.0.1:8080" } } } } }""");
+        Assert.Contains(errors, e => e.JsonPath == "$.ReverseProxy.Clusters.c.Destinations.d.Address" && e.Message.Contains("not an absolute http"));
+    }
+
+    [Fact]
+    public async Task Validate_UnknownLoadBalancingPolicy_IsAnError()
+    {
+        var errors = await Validate("""{ "Clusters": { "c": { "LoadBalancingPolicy": "Fastest", "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }""");
+        Assert.Contains(errors, e => e.JsonPath == "$.ReverseProxy.Clusters.c" && e.Message.Contains("Fastest"));
+    }
+
+    [Fact]
+    public async Task Validate_HashCookieAffinity_IsRejectedWithReason()
+    {
+        var errors = await Validate("""
+            { "Clusters": { "c": { "SessionAffinity": { "Enabled": true, "Policy": "HashCookie", "AffinityKeyName": "k" },
+                                   "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }
+            """);
+        var error = Assert.Single(errors);
+        Assert.Equal("$.ReverseProxy.Clusters.c.SessionAffinity.Policy", error.JsonPath);
+        Assert.Contains("System.IO.Hashing", error.Message);
+    }
+
+    [Fact]
+    public async Task Validate_CacheOnWithoutCacheSection_IsAnError()
+    {
+        var errors = await Validate("""
+            { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/" }, "Metadata": { "Cache": "on" } } },
+              "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }
+            """);
+        Assert.Contains(errors, e => e.JsonPath == "$.ReverseProxy.Routes.r.Metadata.Cache");
+    }
+
+    [Theory]
+    [InlineData("\"Listen\": [ { \"Url\": \"127.0.0.1:80\" } ]", "$.Listen[0].Url")]
+    [InlineData("\"Listen\": [ { \"Url\": \"http://example.com:80\" } ]", "$.Listen[0].Url")]
+    [InlineData("\"Listen\": [ { \"Url\": \"http://127.0.0.1:99999\" } ]", "$.Listen[0].Url")]
+    [InlineData("\"Listen\": []", "$.Listen")]
+    public async Task Validate_BadListener_IsAnError(string listen, string path)
+    {
+        using var dir = new ConfigDirectory();
+        var text = $$"""{ {{listen}}, "ReverseProxy": { } }""";
+        dir.WriteAtomically(dir.MainFile, text);
+        var errors = new List<ConfigError>();
+        var config = ConfigFileLoader.Load(dir.MainFile, errors);
+        Assert.Empty(errors);
+        var validation = await ProxyServices.ValidateAsync(config!);
+        Assert.Contains(validation, e => e.JsonPath == path);
+    }
+}

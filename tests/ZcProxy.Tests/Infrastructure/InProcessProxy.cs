@@ -1,0 +1,40 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using ZcProxy.Cli;
+using ZcProxy.Hosting;
+
+namespace ZcProxy.Tests.Infrastructure;
+
+/// <summary>The real proxy (same ProxyHost as the executable) running inside the test process on port 0.</summary>
+public sealed class InProcessProxy : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private InProcessProxy(WebApplication app) => _app = app;
+
+    public IServiceProvider Services => _app.Services;
+    public string Url { get; private set; } = "";
+    public string AdminUrl { get; private set; } = "";
+
+    public static async Task<InProcessProxy> StartAsync(string mainFile)
+    {
+        var (config, errors) = await CheckCommand.LoadAndValidateAsync(mainFile);
+        if (config is null) throw new InvalidOperationException("invalid test config:\n" + string.Join("\n", errors));
+        var app = await ProxyHost.BuildAsync(mainFile, config);
+        await app.StartAsync();
+        var listeners = app.Services.GetRequiredService<ListenerRegistry>();
+        return new InProcessProxy(app)
+        {
+            Url = $"http://{listeners.ProxyEndPoints[0]}",
+            AdminUrl = listeners.AdminEndPoint is { } a ? $"http://{a}" : "",
+        };
+    }
+
+    public T Get<T>() where T : notnull => _app.Services.GetRequiredService<T>();
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
