@@ -43,7 +43,7 @@ public sealed class TestOrigin : IAsyncDisposable
             await next(context);
         });
         configure?.Invoke(app);
-        app.MapFallback((HttpRequest r) => Results.Text($"{name} {r.Method} {r.Path}{r.QueryString}"));
+        app.MapFallback("{**path}", (HttpRequest r) => Results.Text($"{name} {r.Method} {r.Path}{r.QueryString}"));
         await app.StartAsync();
         origin.Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return origin;
