@@ -1,10 +1,11 @@
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>
-/// A cheap summary of every config file (path, link target, size, mtime), so a watcher can tell a real
+/// A cheap summary of every config file (path and content hash), so a watcher can tell a real
 /// change from noise, and catch what file-system events miss (symlink swaps, editors' rename dance).
 /// </summary>
 public static class ConfigFingerprint
@@ -53,14 +54,11 @@ public static class ConfigFingerprint
 
     private static void Append(StringBuilder sb, string path)
     {
+        // Content, not mtime: a swapped symlinked folder can hold files of equal size and timestamp.
+        // Config files are small, so hashing them every poll is cheap.
         try
         {
-            var info = new FileInfo(path);
-            var target = info.LinkTarget is null ? null : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
-            var real = target ?? info;
-            sb.Append(path).Append('>').Append(target?.FullName).Append('|')
-              .Append(real.Exists ? real.Length : -1).Append('|')
-              .Append(real.Exists ? real.LastWriteTimeUtc.Ticks : 0).Append('\n');
+            sb.Append(path).Append('|').Append(Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)))).Append('\n');
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -1,0 +1,88 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using ZcProxy.Core.Configuration;
+using ZcProxy.Tests.Infrastructure;
+
+namespace ZcProxy.Tests.Configuration;
+
+public class ReloadTests
+{
+    private static readonly HttpClient Client = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+    [Fact]
+    public async Task SymlinkSwapOfIncludedFolder_IsReloaded()
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        await using var b = await TestOrigin.StartAsync("B");
+        using var dir = new ConfigDirectory();
+        // Kubernetes-ConfigMap style: routes.d/current -> v1, swapped atomically to v2 by renaming a new link over it.
+        Directory.CreateDirectory(Path.Combine(dir.Root, "v1"));
+        Directory.CreateDirectory(Path.Combine(dir.Root, "v2"));
+        File.WriteAllText(Path.Combine(dir.Root, "v1", "r.json"), """{ "ReverseProxy": { "Routes": { "r": { "ClusterId": "a", "Match": { "Path": "/{**rest}" } } } } }""");
+        File.WriteAllText(Path.Combine(dir.Root, "v2", "r.json"), """{ "ReverseProxy": { "Routes": { "r": { "ClusterId": "b", "Match": { "Path": "/{**rest}" } } } } }""");
+        var link = Path.Combine(dir.Root, "current");
+        Directory.CreateSymbolicLink(link, Path.Combine(dir.Root, "v1"));
+        dir.WriteAtomically(dir.MainFile, $$"""
+            { "Listen": [ { "Url": "http://127.0.0.1:0" } ], "Include": [ "current/*.json" ],
+              "ReverseProxy": { "Clusters": { {{ConfigDirectory.Cluster("a", ("a1", a.Url))}}, {{ConfigDirectory.Cluster("b", ("b1", b.Url))}} } } }
+            """);
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        Assert.Equal("A GET /x", await Client.GetStringAsync(proxy.Url + "/x"));
+
+        var newLink = Path.Combine(dir.Root, "current.new");
+        Directory.CreateSymbolicLink(newLink, Path.Combine(dir.Root, "v2"));
+        using (var mv = System.Diagnostics.Process.Start("mv", ["-T", newLink, link])) // rename(2) over the old link
+            await mv.WaitForExitAsync();
+
+        await Poll.UntilAsync(async () => await Client.GetStringAsync(proxy.Url + "/x") == "B GET /x", "the swapped routes to answer");
+    }
+
+    [Fact]
+    public async Task Reload_DoesNotDisturbRequestsInFlight()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var slow = await TestOrigin.StartAsync("slow", app => app.MapGet("/slow", async () =>
+        {
+            entered.TrySetResult();
+            await release.Task;
+            return Results.Text("finished");
+        }));
+        await using var other = await TestOrigin.StartAsync("other");
+        using var dir = new ConfigDirectory();
+        dir.WriteMain($$"""{ "Clusters": { {{ConfigDirectory.Cluster("s", ("s1", slow.Url))}}, {{ConfigDirectory.Cluster("o", ("o1", other.Url))}} } }""");
+        dir.WriteAtomically("routes.d/r.json", """{ "ReverseProxy": { "Routes": { "r": { "ClusterId": "s", "Match": { "Path": "/{**rest}" } } } } }""");
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        var lifecycle = proxy.Get<ConfigLifecycle>();
+
+        var inFlight = Client.GetAsync(proxy.Url + "/slow");
+        await entered.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        dir.WriteAtomically("routes.d/r.json", """{ "ReverseProxy": { "Routes": { "r": { "ClusterId": "o", "Match": { "Path": "/{**rest}" } } } } }""");
+        await Poll.UntilAsync(() => lifecycle.Last is { Applied: true }, "the reload to be applied");
+        Assert.Equal("other GET /new", await Client.GetStringAsync(proxy.Url + "/new"));
+
+        release.SetResult();
+        var response = await inFlight;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("finished", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task BurstOfEdits_IsDebouncedIntoFewReloads()
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        using var dir = new ConfigDirectory();
+        dir.WriteMain($$"""{ "Clusters": { {{ConfigDirectory.Cluster("a", ("a1", a.Url))}} } }""");
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        var lifecycle = proxy.Get<ConfigLifecycle>();
+        int reloads = 0;
+        lifecycle.Reloaded += _ => Interlocked.Increment(ref reloads);
+
+        for (int i = 0; i < 20; i++)
+            dir.WriteAtomically($"routes.d/r{i}.json", $$"""{ "ReverseProxy": { "Routes": { "r{{i}}": { "ClusterId": "a", "Match": { "Path": "/r{{i}}" } } } } }""");
+
+        await Poll.UntilAsync(async () => (await Client.GetAsync(proxy.Url + "/r19")).StatusCode == HttpStatusCode.OK, "the last route to answer");
+        Assert.InRange(Volatile.Read(ref reloads), 1, 5);
+    }
+}
