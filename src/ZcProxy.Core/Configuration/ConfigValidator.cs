@@ -50,6 +50,25 @@ public sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerable<
         return errors;
     }
 
+    private static void CheckCertificate(ListenerOptions listen, string file, string path, List<ConfigError> errors)
+    {
+        if (string.IsNullOrWhiteSpace(listen.Certificate))
+        {
+            errors.Add(new(file, path + ".Certificate", "an https listener needs a PEM certificate file (and CertificateKey unless the key is in the same file)"));
+            return;
+        }
+        var baseDir = Path.GetDirectoryName(file)!;
+        try
+        {
+            using var certificate = ListenerCertificate.Load(listen, baseDir);
+            if (!certificate.HasPrivateKey) errors.Add(new(file, path + ".CertificateKey", "the certificate has no private key"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            errors.Add(new(file, path + ".Certificate", $"cannot load the certificate: {e.Message}"));
+        }
+    }
+
     public static bool IsOn(string? value) => value is not null &&
         (value.Equals("on", StringComparison.OrdinalIgnoreCase) || value.Equals("true", StringComparison.OrdinalIgnoreCase));
 
@@ -63,7 +82,9 @@ public sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerable<
             else if (!seen.Add($"{url!.Address}|{url.IsLocalhost}|{url.Port}") && url.Port != 0)
                 errors.Add(new(file, $"$.Listen[{i}].Url", "this address is listed twice"));
             else if (url!.IsHttps)
-                errors.Add(new(file, $"$.Listen[{i}].Url", "https listeners are not supported yet: terminate TLS in front of ZcProxy or use http"));
+                CheckCertificate(options.Listen[i], file, $"$.Listen[{i}]", errors);
+            else if (options.Listen[i].Certificate is not null)
+                errors.Add(new(file, $"$.Listen[{i}].Certificate", "a certificate is only used by https:// listeners"));
         }
         if (options.Admin is { } admin && !ListenUrl.TryParse(admin.Url, out _, out var adminError))
             errors.Add(new(file, "$.Admin.Url", adminError));

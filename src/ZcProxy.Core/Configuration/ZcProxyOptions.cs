@@ -15,6 +15,10 @@ public sealed record ZcProxyOptions
 public sealed record ListenerOptions
 {
     public required string Url { get; init; }
+    /// <summary>PEM certificate (chain) for https listeners.</summary>
+    public string? Certificate { get; init; }
+    /// <summary>PEM private key for <see cref="Certificate"/>; omit when the certificate file holds the key.</summary>
+    public string? CertificateKey { get; init; }
 }
 
 public sealed record AdminOptions

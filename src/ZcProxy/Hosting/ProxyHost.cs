@@ -28,7 +28,16 @@ internal static class ProxyHost
         {
             kestrel.AddServerHeader = false;
             foreach (var listen in options.Listen)
-                Listen(kestrel, listen.Url, lo => listeners.Proxy.Add(lo));
+                Listen(kestrel, listen.Url, lo =>
+                {
+                    listeners.Proxy.Add(lo);
+                    if (listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase))
+                    {
+                        // TLS clients (HTTP/1.1 and HTTP/2 by ALPN) are served through YARP's forwarder.
+                        lo.Protocols = HttpProtocols.Http1AndHttp2;
+                        lo.UseHttps(ListenerCertificate.Load(listen, Path.GetDirectoryName(Path.GetFullPath(mainFile))!));
+                    }
+                });
             if (options.Admin is { } admin)
                 Listen(kestrel, admin.Url, lo =>
                 {
