@@ -10,6 +10,19 @@ public sealed record ZcProxyOptions
     public AccessLogOptions AccessLog { get; init; } = new();
     public DemoOptions? Demo { get; init; }
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public ClientLimits Limits { get; init; } = new();
+}
+
+/// <summary>Client-side limits (nginx: client_max_body_size, keepalive_timeout, client_header_timeout...).</summary>
+public sealed record ClientLimits
+{
+    /// <summary>Largest request body accepted (413 above it); 0 means unlimited. Routes may override with MaxRequestBodySize.</summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxRequestBodySize { get; init; } = 100L << 20;
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxRequestHeadersSize { get; init; } = 32 * 1024;
+    public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(75);
+    public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Open client connections per process; 0 means unlimited.</summary>
+    public long MaxConnections { get; init; }
 }
 
 public sealed record ListenerOptions

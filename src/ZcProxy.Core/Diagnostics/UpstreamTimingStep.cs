@@ -20,11 +20,14 @@ public static class UpstreamTimingStep
 
         var error = context.Features.Get<IForwarderErrorFeature>();
         if (error is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested) return;
-        var status = context.Response.StatusCode is >= 500 and < 600 ? context.Response.StatusCode : StatusCodes.Status502BadGateway;
+        // Keep a status the forwarder chose (413 for an oversized body, 504 for a timeout...); otherwise 502.
+        var status = context.Response.StatusCode >= 400 ? context.Response.StatusCode : StatusCodes.Status502BadGateway;
         context.Response.StatusCode = status;
         context.Response.ContentType = "text/plain; charset=utf-8";
         var upstream = context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination?.Model.Config.Address ?? "no destination";
-        var body = Encoding.UTF8.GetBytes($"{status} {ReasonPhrases.GetReasonPhrase(status)}: upstream {upstream}: {Describe(error.Error)}\n");
+        var body = Encoding.UTF8.GetBytes(status == StatusCodes.Status413PayloadTooLarge
+            ? "413 Payload Too Large: the request body exceeds the configured limit\n"
+            : $"{status} {ReasonPhrases.GetReasonPhrase(status)}: upstream {upstream}: {Describe(error.Error)}\n");
         context.Response.ContentLength = body.Length;
         await context.Response.Body.WriteAsync(body);
     }
@@ -35,6 +38,7 @@ public static class UpstreamTimingStep
         ForwarderError.RequestTimedOut => "timed out",
         ForwarderError.NoAvailableDestinations => "no healthy destination",
         ForwarderError.ResponseHeaders => "sent an invalid response",
+        ForwarderError.RequestBodyClient => "the client's request body could not be read",
         _ => $"failed ({error})",
     };
 }

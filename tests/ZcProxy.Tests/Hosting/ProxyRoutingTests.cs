@@ -191,3 +191,25 @@ public class ProxyRoutingTests
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
+
+public class ClientLimitsTests
+{
+    [Fact]
+    public async Task RequestBodyOverLimit_Gets413_AndTheOriginSeesNothing()
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        using var dir = new ConfigDirectory();
+        dir.WriteMain($$"""
+            { "Routes": { "r": { "ClusterId": "a", "Match": { "Path": "/{**rest}" } } }, "Clusters": { {{ConfigDirectory.Cluster("a", ("a1", a.Url))}} } }
+            """, "\"Limits\": { \"MaxRequestBodySize\": \"1KiB\" }");
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        using var client = new HttpClient();
+
+        var small = await client.PostAsync(proxy.Url + "/up", new ByteArrayContent(new byte[1024]));
+        var large = await client.PostAsync(proxy.Url + "/up", new ByteArrayContent(new byte[1025]));
+
+        Assert.Equal(HttpStatusCode.OK, small.StatusCode);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, large.StatusCode);
+        Assert.Equal(1, a.Requests);
+    }
+}
