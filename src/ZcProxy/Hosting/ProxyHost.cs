@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Console;
 using ZcProxy.Admin;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Forwarding;
 using ZcProxy.Demo;
 
 namespace ZcProxy.Hosting;
@@ -79,6 +80,7 @@ internal static class ProxyHost
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {
+            proxy.Use(RequestBodyLimitStep.InvokeAsync);
             proxy.UseSessionAffinity();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
