@@ -1,16 +1,21 @@
 using System.Net.Sockets;
+using Microsoft.Win32.SafeHandles;
 
 namespace ZcProxy.Core.Transport;
 
 /// <summary>
 /// Present in HttpContext.Features when the zero-copy transport serves this connection
 /// (plaintext HTTP/1.x socket connection). The forwarder uses it to move an upstream body
-/// upstream socket → pipe → client socket with splice(2), never through user space.
+/// upstream socket → pipe → client socket with splice(2); the cache uses it to send a stored
+/// body file → client socket with sendfile(2). Neither passes the bytes through user space.
 /// </summary>
 public interface IZeroCopyResponseFeature
 {
-    /// <summary>False when this response cannot take a hole (HTTP/2, TLS, chunked, writer faulted, ...).</summary>
+    /// <summary>False when this response cannot take a hole (HTTP/2, TLS, chunked, writer faulted, response started...).</summary>
     bool CanSplice { get; }
+
+    /// <summary>Same conditions as <see cref="CanSplice"/>, for a file source.</summary>
+    bool CanSendFile { get; }
 
     /// <summary>
     /// Starts the response (status and headers must be set, with Content-Length = <paramref name="length"/>)
@@ -19,4 +24,11 @@ public interface IZeroCopyResponseFeature
     /// is aborted (a truncated body is never passed off as complete) and the exception propagates.
     /// </summary>
     Task SpliceFromSocketAsync(Socket source, long length, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Starts the response (Content-Length = <paramref name="length"/>) and sends exactly <paramref name="length"/>
+    /// bytes of <paramref name="file"/> from <paramref name="offset"/> with sendfile(2). Counts mechanism="sendfile".
+    /// If the file is shorter than promised, the client connection is aborted and the exception propagates.
+    /// </summary>
+    Task SendFileAsync(SafeFileHandle file, long offset, long length, CancellationToken cancellationToken);
 }
