@@ -85,6 +85,7 @@ internal static class ProxyHost
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
             proxy.Use(UpstreamTimingStep.InvokeAsync);
+            proxy.UseZeroCopyForwarding(); // declines (to YARP's forwarder) per request when ZeroCopy.Enabled is false
         });
         return app;
     }
