@@ -88,6 +88,7 @@ public sealed partial class ZeroCopyForwarder(
             await transformer.TransformRequestAsync(context, message, destinationPrefix, aborted);
             if (context.Response.StatusCode != StatusCodes.Status200OK || context.Response.HasStarted) return; // a transform answered
             message.RequestUri ??= RequestUtilities.MakeDestinationAddress(destinationPrefix, request.Path, request.QueryString);
+            TraceContext.Propagate(message);
             if (framing == RequestBodyFraming.ContentLength && message.Content?.Headers.NonValidated.Contains("Content-Length") != true)
                 framing = RequestBodyFraming.Chunked;
             requestHead = RequestHeadWriter.Write(message, framing);
