@@ -289,7 +289,7 @@ public sealed partial class ZeroCopyForwarder(
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "zero-copy forwarder: {Error}: {Reason}")]
     private static partial void LogFailure(ILogger logger, ForwarderError error, string reason);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "zero-copy forwarder: {Error} from {Destination} after the response started, client connection aborted: {Reason}")]
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "zero-copy forwarder: {Error} while relaying the body from {Destination} (client aborted if the response had started): {Reason}")]
     private static partial void LogBodyFailure(ILogger logger, ForwarderError error, string destination, string reason);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Debug, Message = "zero-copy forwarder: pooled connection to {Destination} failed before any response byte ({Reason}); retrying on a fresh connection")]
