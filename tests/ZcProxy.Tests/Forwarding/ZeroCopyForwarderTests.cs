@@ -47,6 +47,23 @@ public class ZeroCopyForwarderTests
     }
 
     [Fact]
+    public async Task ConcurrentRequests_NeverCrossBodiesOnPooledConnections()
+    {
+        await using var origin = await TestOrigin.StartAsync("O", BodyPattern.MapEndpoints);
+        await using var bed = await ForwarderTestBed.StartAsync(origin.Url);
+        var sizes = Enumerable.Range(0, 60).Select(i => (long)(i % 3 == 0 ? 200_000 + i : i * 997)).ToArray();
+        await Parallel.ForEachAsync(sizes, new ParallelOptions { MaxDegreeOfParallelism = 12 }, async (size, ct) =>
+        {
+            using var response = await Client.GetAsync($"{bed.Url}/bytes/{size}", HttpCompletionOption.ResponseHeadersRead, ct);
+            var (sha, length) = await BodyPattern.HashStreamAsync(await response.Content.ReadAsStreamAsync(ct));
+            Assert.Equal(size, length);
+            Assert.Equal(BodyPattern.Sha256(size), sha);
+        });
+        Assert.Equal(sizes.Length, bed.Forwarding.ZeroCopy.Value);
+        Assert.True(bed.Metrics.Counter("zcproxy_upstream_connections_opened_total", "").Value <= 12 + 1);
+    }
+
+    [Fact]
     public async Task KeepAliveAndPipelinedClientRequests_AfterLargeBodies()
     {
         await using var origin = await TestOrigin.StartAsync("O", BodyPattern.MapEndpoints);
