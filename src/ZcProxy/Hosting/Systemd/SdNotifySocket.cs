@@ -34,7 +34,12 @@ internal sealed partial class SdNotifySocket : IDisposable
     public static SdNotifySocket? FromEnvironment(ILogger logger)
     {
         var address = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (string.IsNullOrEmpty(address)) return null;
+        return string.IsNullOrEmpty(address) ? null : Create(address, logger);
+    }
+
+    /// <summary>A notifier for a NOTIFY_SOCKET value; null (and a warning) for an address kind we don't speak.</summary>
+    public static SdNotifySocket? Create(string address, ILogger logger)
+    {
         if (address[0] is not ('/' or '@'))
         {
             // systemd also knows vsock addresses (vsock:CID:PORT) for VMs; edge nodes don't use them.

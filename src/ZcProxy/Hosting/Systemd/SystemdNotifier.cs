@@ -14,10 +14,14 @@ internal sealed class SystemdNotifier(
     IHostApplicationLifetime lifetime,
     ConfigLifecycle lifecycle,
     FileConfigProvider config,
-    ActiveConnections connections) : IHostedService, IDisposable
+    ActiveConnections connections,
+    TimeSpan drainTimeout) : IHostedService, IDisposable
 {
     /// <summary>How often STATUS is refreshed so the connection count in `systemctl status` stays roughly current.</summary>
     public static readonly TimeSpan StatusRefresh = TimeSpan.FromSeconds(5);
+
+    /// <summary>Time beyond the drain for the rest of the shutdown (flushing logs, disposing the host).</summary>
+    public static readonly TimeSpan DrainMargin = TimeSpan.FromSeconds(5);
 
     private readonly List<CancellationTokenRegistration> _registrations = [];
     private Timer? _statusTimer;
@@ -34,11 +38,13 @@ internal sealed class SystemdNotifier(
             socket.Send($"READY=1\nSTATUS={Status()}");
             _statusTimer = new Timer(_ => { if (!_stopping) socket.Send($"STATUS={Status()}"); }, null, StatusRefresh, StatusRefresh);
         }));
-        // ApplicationStopping is raised by SIGTERM before Kestrel stops accepting and drains.
+        // ApplicationStopping is raised by SIGTERM before Kestrel stops accepting and drains. EXTEND_TIMEOUT_USEC
+        // keeps systemd from SIGKILLing a drain that a long DrainTimeout lets outlast the unit's TimeoutStopSec=.
         _registrations.Add(lifetime.ApplicationStopping.Register(() =>
         {
             _stopping = true;
-            socket.Send($"STOPPING=1\nSTATUS=draining {connections.Count} connections");
+            var extendUsec = (long)(drainTimeout + DrainMargin).TotalMicroseconds;
+            socket.Send($"STOPPING=1\nEXTEND_TIMEOUT_USEC={extendUsec}\nSTATUS=draining {connections.Count} connections");
         }));
         return Task.CompletedTask;
     }

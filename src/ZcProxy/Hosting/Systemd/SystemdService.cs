@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using ZcProxy.Core.Configuration;
 
 namespace ZcProxy.Hosting.Systemd;
@@ -12,6 +13,7 @@ internal sealed partial class SystemdService(
     FileConfigProvider config,
     ActiveConnections connections,
     SocketActivation activation,
+    IOptions<HostOptions> hostOptions,
     ILoggerFactory loggerFactory) : IHostedService, IDisposable
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger("ZcProxy.Hosting.Systemd");
@@ -30,7 +32,7 @@ internal sealed partial class SystemdService(
 
         _socket = SdNotifySocket.FromEnvironment(_logger);
         if (_socket is null) return;
-        _notifier = new SystemdNotifier(_socket, lifetime, lifecycle, config, connections);
+        _notifier = new SystemdNotifier(_socket, lifetime, lifecycle, config, connections, hostOptions.Value.ShutdownTimeout);
         await _notifier.StartAsync(cancellationToken);
         if (SystemdWatchdog.IntervalFromEnvironment() is { } interval)
         {

@@ -8,8 +8,9 @@ namespace ZcProxy.Hosting.Systemd;
 /// previous ping: when the pool that serves requests is wedged (blocked or starved), the pings stop and systemd
 /// restarts the service, which is the point of having a watchdog at all.
 /// </summary>
-internal sealed partial class SystemdWatchdog(SdNotifySocket socket, TimeSpan pingInterval, ILogger<SystemdWatchdog> logger)
-    : IHostedService, IDisposable
+/// <param name="runOnPool">Queues the heartbeat; the thread pool unless a test stands in for a wedged one.</param>
+internal sealed partial class SystemdWatchdog(SdNotifySocket socket, TimeSpan pingInterval, ILogger<SystemdWatchdog> logger,
+    Action<Action>? runOnPool = null) : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private Thread? _thread;
@@ -65,8 +66,13 @@ internal sealed partial class SystemdWatchdog(SdNotifySocket socket, TimeSpan pi
         }
     }
 
-    private void QueueHeartbeat() =>
-        ThreadPool.UnsafeQueueUserWorkItem(static self => Interlocked.Exchange(ref self._heartbeatTicks, Stopwatch.GetTimestamp()), this, preferLocal: false);
+    private void QueueHeartbeat()
+    {
+        if (runOnPool is not null) runOnPool(Heartbeat);
+        else ThreadPool.UnsafeQueueUserWorkItem(static self => self.Heartbeat(), this, preferLocal: false);
+    }
+
+    private void Heartbeat() => Interlocked.Exchange(ref _heartbeatTicks, Stopwatch.GetTimestamp());
 
     public void Dispose() => _stop.Cancel(); // not disposed: the ping thread may still be waiting on its handle
 

@@ -99,6 +99,7 @@ public class SdNotifyTests
         proxy.Signal("TERM");
         var stopping = await notify.WaitForAsync("STOPPING=1");
         Assert.StartsWith("draining 1 connections", NotifySocketListener.Value(notify.Texts[stopping], "STATUS"));
+        Assert.Equal("35000000", NotifySocketListener.Value(notify.Texts[stopping], "EXTEND_TIMEOUT_USEC")); // DrainTimeout 30s + 5s
         Assert.False(proxy.HasExited); // still draining: the request has not been answered yet
 
         release.SetResult();
