@@ -100,7 +100,16 @@ public class SdNotifyTests
         var stopping = await notify.WaitForAsync("STOPPING=1");
         Assert.StartsWith("draining 1 connections", NotifySocketListener.Value(notify.Texts[stopping], "STATUS"));
         Assert.Equal("35000000", NotifySocketListener.Value(notify.Texts[stopping], "EXTEND_TIMEOUT_USEC")); // DrainTimeout 30s + 5s
-        Assert.False(proxy.HasExited); // still draining: the request has not been answered yet
+        // Draining: new connections are refused while the in-flight request is still waiting for its origin.
+        var port = new Uri(url).Port;
+        await Poll.UntilAsync(async () =>
+        {
+            using var probe = new System.Net.Sockets.TcpClient();
+            try { await probe.ConnectAsync(System.Net.IPAddress.Loopback, port); return false; }
+            catch (System.Net.Sockets.SocketException) { return true; }
+        }, "the listener to stop accepting");
+        Assert.False(inFlight.IsCompleted);
+        Assert.False(proxy.HasExited);
 
         release.SetResult();
         using var response = await inFlight;
