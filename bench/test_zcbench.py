@@ -5,7 +5,7 @@ import subprocess
 import sys
 import unittest
 
-from zcbench import ceilings, configs, plan, procstat, report, stats, syscalls, wrk
+from zcbench import ceilings, configs, metrics, plan, procstat, report, stats, syscalls, wrk
 
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:4000/16m.bin
   2 threads and 4 connections
@@ -221,13 +221,45 @@ class ConfigTests(unittest.TestCase):
                          "http://127.0.0.1:3/")
 
 
+METRICS_TEXT = """# HELP zcproxy_body_bytes_total Body bytes by how they moved.
+# TYPE zcproxy_body_bytes_total counter
+zcproxy_body_bytes_total{mechanism="sendfile",direction="response"} 0
+zcproxy_body_bytes_total{mechanism="splice",direction="response"} 3000
+zcproxy_body_bytes_total{mechanism="splice",direction="request"} 777
+zcproxy_body_bytes_total{mechanism="copy",direction="response"} 1000
+zcproxy_requests_total 5
+"""
+
+
+class MetricsTests(unittest.TestCase):
+    def test_parse_response_direction(self):
+        self.assertEqual(metrics.parse_body_bytes(METRICS_TEXT), {"sendfile": 0, "splice": 3000, "copy": 1000})
+        self.assertEqual(metrics.parse_body_bytes(METRICS_TEXT, "request"), {"splice": 777})
+
+    def test_delta_and_description_over_runs(self):
+        d1 = metrics.delta({"splice": 100, "copy": 5}, {"splice": 400, "copy": 5, "sendfile": 0})
+        self.assertEqual(d1, {"splice": 300})
+        d2 = {"splice": 600, "copy": 100}
+        self.assertEqual(metrics.describe([d1, d2]), "by splice 90%, copy 10%")
+        self.assertEqual(metrics.describe([{}]), "metrics: no response body bytes counted")
+        self.assertEqual(metrics.describe([d1, None]), "metrics unavailable")
+        self.assertEqual(metrics.encode(d2), "copy=100,splice=600")
+
+    def test_summary_notes_carry_the_mechanisms(self):
+        runs = [dict(run(1, 1, 10**9, 1), mech={"splice": 30}), dict(run(2, 1, 10**9, 1), mech={"copy": 10},
+                                                                     note="wrk errors read=1")]
+        s = stats.summarize("zc-on/16m-c4", "zc-on", "16m-c4", runs)
+        self.assertEqual(s.notes, "by splice 75%, copy 25%; wrk errors read=1")
+
+
 class ToolOutputTests(unittest.TestCase):
     def test_iperf3_json(self):
         text = json.dumps({"end": {"sum_received": {"bits_per_second": 8e10}}})
         self.assertAlmostEqual(ceilings.parse_iperf3_json(text), 10.0)
 
     def test_strace_top_calls(self):
-        self.assertEqual(syscalls.top_calls(STRACE_C, 2), ["splice 10300", "epoll_wait 10100"])
+        self.assertEqual(syscalls.top_calls(STRACE_C), ["splice 10300", "sendmsg 10000", "recvfrom 100"])
+        self.assertEqual(syscalls.parse_summary(STRACE_C)[1], ("epoll_wait", 10100, 0.135))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from . import ceilings, plan, procstat, report, stats, syscalls, targets, verify, wrk
+from . import ceilings, metrics, plan, procstat, report, stats, syscalls, targets, verify, wrk
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(BENCH_DIR)
@@ -168,6 +168,7 @@ class Bench:
             self.case_status[c.id] = f"process exited during the bench: {svc.proc.returncode}"
             return
         procstat.reset_peak_rss(svc.pid)
+        mech0 = metrics.scrape(svc.admin_port) if svc.admin_port else None
         cpu0, host0 = procstat.tree_cpu_seconds(svc.pid), procstat.host_cpu()
         try:
             r = wrk.run(self.wrk_cmd(c, self.args.duration), wall_timeout_s=self.args.duration + 60)
@@ -178,9 +179,13 @@ class Bench:
             return
         cpu1, host1 = procstat.tree_cpu_seconds(svc.pid), procstat.host_cpu()
         busy = (host1[0] - host0[0]) / max(1, host1[1] - host0[1]) * 100
+        note = wrk.describe_errors(r)
+        if svc.admin_port:
+            run["mech"] = metrics.delta(mech0, metrics.scrape(svc.admin_port))
+            run["mechanisms"] = metrics.encode(run["mech"])
         run.update(requests=r["requests"], bytes=r["bytes"], duration_s=r["duration_s"], cpu_s=cpu1 - cpu0,
                    peak_rss_kib=procstat.tree_peak_rss_kib(svc.pid), host_busy_pct=busy,
-                   errors=r["errors"], note=wrk.describe_errors(r))
+                   errors=r["errors"], note=note)
         self.runs.append(run)
         d = stats.derive(run)
         log(f"{c.id} rep {rep}: {d['rps']:.0f} req/s {d['gbps']:.2f} GB/s "

@@ -43,6 +43,7 @@ class Service:
         self.name, self.cmd, self.log_path, self.ports = name, cmd, log_path, ports
         self.cwd, self.env = cwd, env
         self.proc = None
+        self.admin_port = None  # ZcProxy's admin listener (metrics), when the target has one
 
     @property
     def pid(self):

@@ -1,5 +1,7 @@
 """Per-run derived numbers, medians with min-max, and ratios paired within one harness run."""
 import statistics
+
+from . import metrics
 from dataclasses import dataclass, field
 
 METRICS = ("rps", "gbps", "cpu_per_gb", "us_per_req")
@@ -54,7 +56,10 @@ def summarize(case_id, target, workload, runs, status="ok", group=None):
     s.peak_rss_mib = max(r.get("peak_rss_kib", 0) for r in runs) / 1024
     s.host_busy_pct = statistics.median(r.get("host_busy_pct", 0.0) for r in runs)
     s.errors = sum(r.get("errors", 0) for r in runs)
-    s.notes = "; ".join(sorted({r["note"] for r in runs if r.get("note")}))
+    notes = sorted({r["note"] for r in runs if r.get("note")})
+    if any("mech" in r for r in runs):
+        notes.insert(0, metrics.describe([r.get("mech") for r in runs]))
+    s.notes = "; ".join(notes)
     return s
 
 

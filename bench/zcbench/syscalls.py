@@ -7,19 +7,31 @@ import time
 from . import procstat
 
 
-def top_calls(summary_text, n=6):
-    """The n system calls with the most time from an `strace -c` table, as 'name calls' strings."""
+DATA_CALLS = {"splice", "tee", "vmsplice", "sendfile", "sendfile64", "read", "write", "readv", "writev",
+              "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "recvfrom", "sendto",
+              "recvmsg", "sendmsg", "recvmmsg", "sendmmsg", "io_uring_enter", "io_submit", "io_getevents",
+              "copy_file_range"}
+
+
+def parse_summary(summary_text):
+    """[(syscall, calls, seconds)] from an `strace -c` table."""
     rows = []
     for line in summary_text.splitlines():
         parts = line.split()
         if len(parts) >= 5 and parts[0].replace(".", "", 1).isdigit() and parts[-1] != "total":
             try:
-                calls = int(parts[3])
+                rows.append((parts[-1], int(parts[3]), float(parts[1])))
             except ValueError:
                 continue
-            rows.append((float(parts[0]), parts[-1], calls))
-    rows.sort(reverse=True)
-    return [f"{name} {calls}" for _, name, calls in rows[:n]]
+    return rows
+
+
+def top_calls(summary_text, n=6):
+    """The calls that can carry body bytes, most frequent first, as 'name calls' strings: reads and
+    writes mean the bytes went through user space; splice/sendfile mean they did not."""
+    rows = [r for r in parse_summary(summary_text) if r[0] in DATA_CALLS]
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    return [f"{name} {calls}" for name, calls, _ in rows[:n]]
 
 
 def trace(root_pid, seconds, out_path, wrk_cmd):

@@ -31,8 +31,10 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
         conf = _write(run_dir, "zcproxy.json",
                       configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir))
         env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1")
-        return Service(target.name, ["dotnet", zcproxy_dll, "--config", conf], log, [port, admin],
-                       cwd=run_dir, env=env), port
+        svc = Service(target.name, ["dotnet", zcproxy_dll, "--config", conf], log, [port, admin],
+                      cwd=run_dir, env=env)
+        svc.admin_port = admin
+        return svc, port
     raise ValueError(f"unknown target kind {target.kind}")
 
 
