@@ -22,6 +22,19 @@ if [[ " $* " != *" --zcproxy "* && ! -f "$dll" ]]; then
   (cd "$repo" && dotnet build -c Release -nologo -v q) >&2
 fi
 
-# The harness stops every server it started (by PID) on exit, error or Ctrl-C.
+# The harness stops every server it started (by PID) on exit, error or Ctrl-C, and empties the PID
+# file when done; if python itself is killed, this trap stops the PIDs it left listed there.
+pidfile="$(mktemp /tmp/zcbench-pids.XXXXXX)"
+cleanup() {
+  local line
+  while read -r line; do
+    case "$line" in
+      dir:/tmp/zcbench-*) rm -rf -- "${line#dir:}" ;;
+      [0-9]*) kill -TERM "$line" 2>/dev/null || true ;;
+    esac
+  done < "$pidfile"
+  rm -f "$pidfile"
+}
+trap cleanup EXIT
 cd "$here"
-exec python3 -m zcbench "$@"
+ZCBENCH_PIDFILE="$pidfile" python3 -m zcbench "$@"

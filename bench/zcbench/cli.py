@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from . import ceilings, metrics, plan, procstat, report, stats, syscalls, targets, verify, wrk
+from . import ceilings, metrics, plan, procstat, report, services, stats, syscalls, targets, verify, wrk
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(BENCH_DIR)
@@ -112,6 +112,7 @@ class Bench:
         self.failed_runs = []
         self._verified = {}   # (target, size) -> None or why the response was wrong
         self.lua_path = None
+        self.post_notes = {}  # (target, size) -> what the check after timing found
 
     def stop_all(self):
         for name, svc in reversed(list(self.services.items())):
@@ -211,6 +212,7 @@ def run(args):
     os.makedirs(out_dir, exist_ok=True)
     work_dir = tempfile.mkdtemp(prefix="zcbench-", dir="/tmp")
     os.chmod(work_dir, 0o755)
+    services.remember_work_dir(work_dir)
     bench = Bench(args)
     bench.lua_path = os.path.join(work_dir, "done.lua")
     with open(bench.lua_path, "w") as f:
@@ -255,6 +257,8 @@ def run(args):
         strace_lines = []
         if args.strace:
             strace_lines = trace_all(bench, timed, out_dir)
+        post_checks(bench, timed, digests)
+        header.append(f"- load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         bench.stop_all()
         for name, svc in bench.services.items():
@@ -266,8 +270,27 @@ def run(args):
                 if os.path.exists(p):
                     shutil.copy(p, os.path.join(out_dir, f"{name}.{conf}"))
         shutil.rmtree(work_dir, ignore_errors=True)
+        if not any(svc.alive() for svc in bench.services.values()):
+            services.forget_pids()
 
     return write_report(args, header, cases, bench, iperf, strace_lines, out_dir)
+
+
+def post_checks(bench, timed, digests):
+    """Cache cases must still hit after the timed runs (an entry evicted or expired mid-run would
+    have turned hits into misses); a case that no longer hits says so in its notes."""
+    seen = set()
+    for c in timed:
+        key = (c.target.name, c.workload.size)
+        if not c.target.cache or key in seen:
+            continue
+        seen.add(key)
+        size = c.workload.size
+        why = verify.check_cache_hit(bench.ports[c.target.name], f"/{size}.bin", digests[size],
+                                     plan.SIZES[size], attempts=1)
+        if why:
+            bench.post_notes[key] = f"after timing: {why}"
+            log(f"{c.id}: after timing: {why}")
 
 
 def trace_all(bench, timed, out_dir):
@@ -303,7 +326,11 @@ def write_report(args, header, cases, bench, iperf, strace_lines, out_dir):
         if status == "ok" and not got:
             status = "every timed run failed: " + "; ".join(
                 r["note"] for r in bench.failed_runs if r["case"] == c.id)[:200]
-        summaries.append(stats.summarize(c.id, c.target.name, c.workload.name, got, status, group))
+        s = stats.summarize(c.id, c.target.name, c.workload.name, got, status, group)
+        post = bench.post_notes.get((c.target.name, c.workload.size))
+        if post:
+            s.notes = "; ".join(x for x in (s.notes, post) if x)
+        summaries.append(s)
     ok_ids = {s.case_id for s in summaries if s.status == "ok"}
     ratios = []
     for spec in stats.ratio_specs(ok_ids):

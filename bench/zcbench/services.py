@@ -36,6 +36,30 @@ def tail(path, n=8):
         return ""
 
 
+def _remember_pid(pid):
+    """run.sh's safety net: PIDs listed in $ZCBENCH_PIDFILE are stopped if python dies abruptly."""
+    _remember(str(pid))
+
+
+def remember_work_dir(path):
+    """run.sh's safety net removes the scratch directory too (files of up to 256 MiB, caches)."""
+    _remember(f"dir:{path}")
+
+
+def _remember(line):
+    path = os.environ.get("ZCBENCH_PIDFILE")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+def forget_pids():
+    """Every server was stopped cleanly: nothing for run.sh's trap to do."""
+    path = os.environ.get("ZCBENCH_PIDFILE")
+    if path and os.path.exists(path):
+        open(path, "w").close()
+
+
 class Service:
     """One server process (its tree is measured); stopped by PID on exit."""
 
@@ -54,6 +78,7 @@ class Service:
         self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      cwd=self.cwd, env=self.env)
         log.close()
+        _remember_pid(self.proc.pid)
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
