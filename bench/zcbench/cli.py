@@ -342,7 +342,7 @@ def write_report(args, header, cases, bench, iperf, strace_lines, out_dir):
                            f"({sp.low:.2f}–{sp.high:.2f})"]
     extra = []
     if strace_lines:
-        extra.append(("Syscalls (strace -f -c, top by time: name calls)", strace_lines))
+        extra.append(("Syscalls that can carry body bytes (strace -f -c, most frequent first: name calls)", strace_lines))
     md = report.markdown(header, groups, summaries, ratios, extra)
     files = {"table.md": md, "runs.tsv": report.runs_tsv(bench.runs + bench.failed_runs),
              "summary.tsv": report.summary_tsv(summaries), "ratios.tsv": report.ratios_tsv(ratios)}
