@@ -181,6 +181,13 @@ class Bench:
         cpu1, host1 = procstat.tree_cpu_seconds(svc.pid), procstat.host_cpu()
         busy = (host1[0] - host0[0]) / max(1, host1[1] - host0[1]) * 100
         note = wrk.describe_errors(r)
+        if r["status"] or r["connect"] or r["timeout"] or not r["requests"]:
+            # Error answers (502s are fast) or failed connections would inflate req/s: not a valid run.
+            run.update(requests=r["requests"], bytes=r["bytes"], duration_s=r["duration_s"], cpu_s=cpu1 - cpu0,
+                       errors=r["errors"], note=f"invalid run: {note or 'no request completed'}")
+            log(f"{c.id} rep {rep}: {run['note']}")
+            self.failed_runs.append(run)
+            return
         if svc.admin_port:
             run["mech"] = metrics.delta(mech0, metrics.scrape(svc.admin_port))
             run["mechanisms"] = metrics.encode(run["mech"])
@@ -251,9 +258,10 @@ def run(args):
                 except Exception as e:
                     log(f"iperf3: {e}")
             for w in workloads:                 # interleaved: every target once per workload per rep
-                for c in timed:
-                    if c.workload == w:
-                        bench.timed_run(c, rep)
+                group = [c for c in timed if c.workload == w]
+                shift = (rep - 1) % len(group)  # rotate who goes first, so no target always follows another
+                for c in group[shift:] + group[:shift]:
+                    bench.timed_run(c, rep)
         strace_lines = []
         if args.strace:
             strace_lines = trace_all(bench, timed, out_dir)
@@ -327,9 +335,10 @@ def write_report(args, header, cases, bench, iperf, strace_lines, out_dir):
             status = "every timed run failed: " + "; ".join(
                 r["note"] for r in bench.failed_runs if r["case"] == c.id)[:200]
         s = stats.summarize(c.id, c.target.name, c.workload.name, got, status, group)
-        post = bench.post_notes.get((c.target.name, c.workload.size))
-        if post:
-            s.notes = "; ".join(x for x in (s.notes, post) if x)
+        bad = [r["note"] for r in bench.failed_runs if r["case"] == c.id]
+        extra = [f"{len(bad)} of {len(bad) + len(got)} runs not counted ({bad[0][:80]})" if bad and got else "",
+                 bench.post_notes.get((c.target.name, c.workload.size), "")]
+        s.notes = "; ".join(x for x in [s.notes] + extra if x)
         summaries.append(s)
     ok_ids = {s.case_id for s in summaries if s.status == "ok"}
     ratios = []
