@@ -150,7 +150,9 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
             _gather[count++] = segment.Array.AsMemory(segment.Start, segment.End - segment.Start);
             if (count == _gather.Length) break;
         }
-        var result = Syscalls.SendMessage(_connection.Fd, _gather.AsSpan(0, count), MSG_DONTWAIT | (more ? MSG_MORE : 0));
+        SysResult result;
+        if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) result = new SysResult(0, (int)Errno.EBADF);
+        else using (client) result = Syscalls.SendMessage(client.Fd, _gather.AsSpan(0, count), MSG_DONTWAIT | (more ? MSG_MORE : 0));
         Array.Clear(_gather, 0, count);
         if (result.Ok) Consume(result.Bytes);
         return result;
