@@ -34,13 +34,17 @@ internal sealed partial class ZeroCopyOutputWriter
         _holeFailure = null;
     }
 
-    /// <summary>The hole's outcome after its flush: null when every byte reached the socket. Closes the hole either way.</summary>
-    public Exception? EndHole()
+    /// <summary>
+    /// The hole's outcome after its flush: null when every byte reached the socket. Closes the hole either way.
+    /// <paramref name="thrown"/> is what the app's GetMemory/Advance/FlushAsync threw, if anything.
+    /// </summary>
+    public Exception? EndHole(Exception? thrown = null)
     {
         var failure = _holeFailure;
         if (_hole is not null && failure is null)
-            failure = new BodyTransferException(BodyTransferFailure.GuardTripped,
+            failure = thrown is not null ? Classify(thrown) : new BodyTransferException(BodyTransferFailure.GuardTripped,
                 "the body hole was not flushed through this writer (Kestrel buffered it or the writer was completed)");
+        failure ??= thrown is null ? null : Classify(thrown);
         _hole = null;
         _holeFailure = null;
         _expectHole = false;
@@ -75,7 +79,6 @@ internal sealed partial class ZeroCopyOutputWriter
     private Exception Classify(Exception e) => e switch
     {
         BodyTransferException => e,
-        OperationCanceledException when _holeToken.IsCancellationRequested => new BodyTransferException(BodyTransferFailure.Canceled, "the body transfer was cancelled", e),
         OperationCanceledException or ObjectDisposedException or IOException when _connection.IsAborted =>
             new BodyTransferException(BodyTransferFailure.ClientFailed, "the client connection was aborted", e),
         OperationCanceledException => new BodyTransferException(BodyTransferFailure.Canceled, "the body transfer was cancelled", e),

@@ -122,7 +122,7 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
         await _inner.StartAsync(linked.Token);
         output.BeginHole(source, length, linked.Token);
         var body = _inner.Writer;
-        Exception? failure;
+        Exception? thrown = null;
         try
         {
             for (long left = length; left > 0;)
@@ -134,8 +134,9 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
             }
             await body.FlushAsync(linked.Token);
         }
-        finally { failure = output.EndHole(); }
-        if (failure is not null) throw failure;
+        catch (Exception e) { thrown = e; }
+        // The writer knows what happened to the bytes; Kestrel's flush may only report a cancellation.
+        if (output.EndHole(thrown) is { } failure) throw failure;
     }
 
     private async Task CopyFileAsync(SafeFileHandle file, long offset, long length, CancellationToken cancellationToken)
