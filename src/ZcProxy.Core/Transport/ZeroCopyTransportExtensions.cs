@@ -29,9 +29,10 @@ public static class ZeroCopyTransportExtensions
     /// </summary>
     public static ListenOptions UseZeroCopyTransport(this ListenOptions listenOptions)
     {
-        var transport = listenOptions.ApplicationServices.GetRequiredService<ZeroCopyTransport>();
+        ZeroCopyTransport? transport = null; // resolved at the first connection, once the container is complete
         listenOptions.Use(next => async context =>
         {
+            transport ??= listenOptions.ApplicationServices.GetRequiredService<ZeroCopyTransport>();
             var socket = context.Features.Get<IConnectionSocketFeature>()?.Socket;
             if (socket is null || socket.SocketType != SocketType.Stream)
             {
