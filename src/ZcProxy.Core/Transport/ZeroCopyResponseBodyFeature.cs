@@ -118,13 +118,13 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _context.RequestAborted);
         var output = _connection.Output;
-        output.ExpectHole();
-        await _inner.StartAsync(linked.Token);
-        output.BeginHole(source, length, linked.Token);
         var body = _inner.Writer;
         Exception? thrown = null;
         try
         {
+            output.ExpectHole();
+            await _inner.StartAsync(linked.Token);
+            output.BeginHole(source, length, linked.Token);
             for (long left = length; left > 0;)
             {
                 var memory = body.GetMemory();

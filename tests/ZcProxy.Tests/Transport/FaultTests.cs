@@ -58,6 +58,18 @@ public sealed class FaultTests
     }
 
     [Fact]
+    public async Task Splice_StalledUpstream_CallerTokenCancels_AndTheClientIsAborted()
+    {
+        await using var host = await ZeroCopyTestHost.StartAsync();
+        using var client = await RawHttpClient.ConnectAsync(host.BaseAddress);
+        await client.SendAsync(RawHttpClient.Get($"/splice?size={4 << 20}&send={1 << 20}&end=StayOpen&cancelAfterMs=300"));
+        await Assert.ThrowsAnyAsync<IOException>(() => client.ReadResponseAsync());
+        var failure = Assert.IsType<BodyTransferException>(await OutcomeAsync(host, "/splice"));
+        Assert.Equal(BodyTransferFailure.Canceled, failure.Failure);
+        await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the connection ends", Prompt);
+    }
+
+    [Fact]
     public async Task Guard_HoleBytesNotPassedThrough_AbortsTheConnection()
     {
         await using var host = await ZeroCopyTestHost.StartAsync();

@@ -15,7 +15,8 @@ namespace ZcProxy.Tests.Transport;
 /// A small Kestrel app on 127.0.0.1:0 with the zero-copy transport and responses:
 ///   /file?size=N          Response.SendFileAsync of an N-byte pattern file (Content-Length N)
 ///   /file-short?size=N&amp;promise=M  IZeroCopyResponseFeature.SendFileAsync promising M bytes of an N-byte file
-///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen]  splice of N promised bytes from a socket source sending M
+///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen][&amp;cancelAfterMs=T]  splice of N promised bytes from a
+///                         socket source sending M, with a token cancelled after T ms
 ///   /status/{code}        a file body on a 204/304 (headers only)
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
 /// The handlers record their outcome (exception or null) so tests can check the server side completed.
@@ -83,13 +84,14 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
         await zeroCopy.SendFileAsync(file, 0, promise, context.RequestAborted);
     });
 
-    private Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end) => Record(context, async () =>
+    private Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end, int? cancelAfterMs) => Record(context, async () =>
     {
+        using var timeout = new CancellationTokenSource(cancelAfterMs ?? Timeout.Infinite); // a forwarder's body-idle timeout
         using var upstream = await Source.ConnectAsync(send ?? size, end ?? SocketSource.End.Close);
         var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
         if (!zeroCopy.CanSplice) throw new InvalidOperationException("CanSplice is false on a plaintext HTTP/1.1 connection");
         if (BeforeBody is { } before) await before(context);
-        await zeroCopy.SpliceFromSocketAsync(upstream, size, context.RequestAborted);
+        await zeroCopy.SpliceFromSocketAsync(upstream, size, timeout.Token);
     });
 
     private Task StatusAsync(HttpContext context, int code) => Record(context, async () =>
