@@ -62,7 +62,12 @@ internal static class ProxyHost
                         return next(connection);
                     });
                 });
-            activation.ListenUnclaimed(kestrel, (lo, fd) => { listeners.SocketActivated[lo] = fd; listeners.Proxy.Add(lo); });
+            activation.ListenUnclaimed(kestrel, (lo, fd) =>
+            {
+                if (options.ZeroCopy.Enabled) lo.UseZeroCopyTransport(); // plaintext proxy listener, like the http: ones
+                listeners.SocketActivated[lo] = fd;
+                listeners.Proxy.Add(lo);
+            });
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout);
 
