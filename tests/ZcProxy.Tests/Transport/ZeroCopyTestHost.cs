@@ -43,13 +43,17 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
     public Func<HttpContext, Task>? BeforeBody { get; set; }
 
-    public static async Task<ZeroCopyTestHost> StartAsync()
+    public static async Task<ZeroCopyTestHost> StartAsync(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols? protocols = null)
     {
         var directory = Directory.CreateTempSubdirectory("zc-transport-").FullName;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddZeroCopyTransport();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, lo => lo.UseZeroCopyTransport()));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, lo =>
+        {
+            lo.UseZeroCopyTransport();
+            if (protocols is { } p) lo.Protocols = p;
+        }));
         var app = builder.Build();
         var host = new ZeroCopyTestHost(app, directory, new SocketSource());
         app.UseZeroCopyResponses();
