@@ -5,6 +5,7 @@ using ZcProxy.Admin;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
+using ZcProxy.Core.Upstream.Pools;
 using ZcProxy.Demo;
 
 namespace ZcProxy.Hosting;
@@ -82,9 +83,14 @@ internal static class ProxyHost
         {
             proxy.Use(RequestBodyLimitStep.InvokeAsync);
             proxy.UseSessionAffinity();
+            proxy.UseCircuitBreakers();
+            proxy.UseBackupDestinations();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
             proxy.Use(UpstreamTimingStep.InvokeAsync);
+            proxy.UseRetries();
+            proxy.UseConnectionLimits();
+            proxy.UseCircuitBreakerFeedback();
         });
         return app;
     }
