@@ -22,7 +22,7 @@ internal static class AdminEndpoints
         });
     }
 
-    private static readonly JsonSerializerOptions StatusJson = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions StatusJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     private static object Status(IProxyStateLookup state, FileConfigProvider config, PoolRegistry pools) => new
     {

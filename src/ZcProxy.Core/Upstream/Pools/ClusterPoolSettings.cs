@@ -21,6 +21,7 @@ public sealed record ClusterPoolSettings
     public bool RetryNonIdempotent { get; init; }
     public long RetryBodyLimit { get; init; } = 64 * 1024;
     public int MaxFails { get; init; }
+    public double FailRatio { get; init; } = 0.5;
     public TimeSpan FailTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public IReadOnlySet<int> FailOnStatuses { get; init; } = new HashSet<int>();
 
@@ -54,6 +55,11 @@ public sealed record ClusterPoolSettings
         {
             error(PoolMetadataKeys.FailTimeout, "must be at least 500ms");
             s = s with { FailTimeout = MinFailTimeout };
+        }
+        if (metadata.TryGetValue(PoolMetadataKeys.FailRatio, out var fr))
+        {
+            if (double.TryParse(fr, NumberStyles.Float, CultureInfo.InvariantCulture, out var ratio) && ratio > 0 && ratio <= 1) s = s with { FailRatio = ratio };
+            else error(PoolMetadataKeys.FailRatio, $"'{fr}' is not a ratio above 0 and at most 1, e.g. 0.5");
         }
         if (metadata.TryGetValue(PoolMetadataKeys.RetryNonIdempotent, out var ni))
         {

@@ -4,9 +4,10 @@ using Polly.CircuitBreaker;
 namespace ZcProxy.Core.Upstream.Pools;
 
 /// <summary>
-/// One destination's circuit breaker (nginx max_fails/fail_timeout), built on Polly's: it opens after
-/// <c>MaxFails</c> failed attempts within <c>FailTimeout</c> with no success among them, keeps the destination out
-/// for <c>FailTimeout</c>, then lets one trial request through (half-open) whose outcome closes or re-opens it.
+/// One destination's circuit breaker (nginx max_fails/fail_timeout), built on Polly's: it opens once, within the
+/// last <c>FailTimeout</c>, at least <c>MaxFails</c> tries failed and they were at least <c>FailRatio</c> of the
+/// destination's tries; it then keeps the destination out for <c>FailTimeout</c> and lets one trial request through
+/// (half-open), whose outcome closes or re-opens it.
 /// </summary>
 public sealed class DestinationBreaker
 {
@@ -16,16 +17,18 @@ public sealed class DestinationBreaker
     private long _openUntilUtcTicks;
     private long _opened;
 
-    public DestinationBreaker(int maxFails, TimeSpan failTimeout, TimeProvider time)
+    public DestinationBreaker(int maxFails, double failRatio, TimeSpan failTimeout, TimeProvider time)
     {
         _time = time;
         MaxFails = maxFails;
+        FailRatio = failRatio;
         FailTimeout = failTimeout;
         _pipeline = new ResiliencePipelineBuilder<bool> { TimeProvider = time }
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions<bool>
             {
-                FailureRatio = 1.0, // every sampled attempt failed: a single success keeps it closed
-                MinimumThroughput = Math.Max(2, maxFails), // Polly's minimum is 2
+                FailureRatio = failRatio,
+                // Polly counts tries, not failures: this many tries at this ratio are at least MaxFails failures.
+                MinimumThroughput = Math.Max(2, (int)Math.Ceiling(maxFails / failRatio - 1e-9)),
                 SamplingDuration = failTimeout,
                 BreakDuration = failTimeout,
                 StateProvider = _state,
@@ -43,6 +46,7 @@ public sealed class DestinationBreaker
     }
 
     public int MaxFails { get; }
+    public double FailRatio { get; }
     public TimeSpan FailTimeout { get; }
     public event Action? Opened;
     public event Action? Closed;

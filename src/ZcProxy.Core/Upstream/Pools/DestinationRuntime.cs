@@ -73,8 +73,8 @@ public sealed class DestinationRuntime
     {
         if (cluster.MaxFails <= 0) { Volatile.Write(ref _breaker, null); return null; }
         var current = Volatile.Read(ref _breaker);
-        if (current is not null && current.MaxFails == cluster.MaxFails && current.FailTimeout == cluster.FailTimeout) return current;
-        var created = new DestinationBreaker(cluster.MaxFails, cluster.FailTimeout, _time);
+        if (current is not null && current.MaxFails == cluster.MaxFails && current.FailRatio == cluster.FailRatio && current.FailTimeout == cluster.FailTimeout) return current;
+        var created = new DestinationBreaker(cluster.MaxFails, cluster.FailRatio, cluster.FailTimeout, _time);
         if (Interlocked.CompareExchange(ref _breaker, created, current) == current && _breakerChanged is { } changed)
         {
             created.Opened += () => changed(this, true);

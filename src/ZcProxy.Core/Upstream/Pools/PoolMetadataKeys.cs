@@ -33,13 +33,15 @@ public static class PoolMetadataKeys
     public const string RetryNonIdempotent = "RetryNonIdempotent";
     /// <summary>Request bodies up to this size are buffered so that they can be replayed. Default 64KiB.</summary>
     public const string RetryBodyLimit = "RetryBodyLimit";
-    /// <summary>Failures within FailTimeout (with no success) that open a destination's breaker; 0 = off (nginx <c>max_fails</c>).</summary>
+    /// <summary>Failures within FailTimeout that open a destination's breaker; 0 = off (nginx <c>max_fails</c>).</summary>
     public const string MaxFails = "MaxFails";
+    /// <summary>The share of the destination's tries within FailTimeout that must have failed too (Polly's FailureRatio). Default 0.5.</summary>
+    public const string FailRatio = "FailRatio";
     /// <summary>The window in which MaxFails are counted and how long an open breaker keeps the destination out (nginx <c>fail_timeout</c>). Default 10s.</summary>
     public const string FailTimeout = "FailTimeout";
     /// <summary>Response statuses that count as breaker failures besides errors and timeouts, e.g. "500,502,503,504".</summary>
     public const string FailOn = "FailOn";
 
     public static readonly string[] DestinationKeys = [Weight, Backup, MaxConnections, SlowStart];
-    public static readonly string[] ClusterKeys = [HashKey, MaxQueue, QueueTimeout, Retries, RetryOn, RetryTimeout, RetryNonIdempotent, RetryBodyLimit, MaxFails, FailTimeout, FailOn];
+    public static readonly string[] ClusterKeys = [HashKey, MaxQueue, QueueTimeout, Retries, RetryOn, RetryTimeout, RetryNonIdempotent, RetryBodyLimit, MaxFails, FailRatio, FailTimeout, FailOn];
 }

@@ -27,11 +27,15 @@ public sealed class PoolRequestFeature(string clusterId, ClusterState cluster, C
     /// <summary>The candidates the current try is balanced over: primaries while there are any, else backups.</summary>
     public IReadOnlyList<DestinationState> Tier => Primaries.Count > 0 ? Primaries : Backups;
 
-    /// <summary>Candidates not tried yet: untried primaries first, then (nginx-like) backups once every primary failed.</summary>
+    /// <summary>
+    /// Candidates neither tried nor being tried: untried primaries first, then (nginx-like) backups once every
+    /// primary failed.
+    /// </summary>
     public List<DestinationState> Untried(Func<DestinationState, bool> usable)
     {
-        var next = Primaries.Where(d => !Tried.Contains(d) && usable(d)).ToList();
-        if (next.Count == 0) next = Backups.Where(d => !Tried.Contains(d) && usable(d)).ToList();
+        bool Fresh(DestinationState d) => !ReferenceEquals(d, Current) && !Tried.Contains(d) && usable(d);
+        var next = Primaries.Where(Fresh).ToList();
+        if (next.Count == 0) next = Backups.Where(Fresh).ToList();
         return next;
     }
 }

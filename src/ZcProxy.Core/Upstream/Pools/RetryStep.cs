@@ -89,7 +89,7 @@ internal sealed class RetryStep(PoolRegistry pools, IEnumerable<ILoadBalancingPo
             var settings = pool.Settings;
             return error.Error switch
             {
-                ForwarderError.Request or ForwarderError.ResponseHeaders when settings.RetryOnError => "error",
+                ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseHeaders when settings.RetryOnError => "error",
                 ForwarderError.RequestTimedOut when settings.RetryOnTimeout => "timeout",
                 _ => null,
             };

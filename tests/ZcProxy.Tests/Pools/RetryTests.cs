@@ -1,0 +1,130 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using ZcProxy.Tests.Infrastructure;
+using static ZcProxy.Tests.Pools.PoolTestConfig;
+
+namespace ZcProxy.Tests.Pools;
+
+/// <summary>
+/// proxy_next_upstream: a refusing or a resetting ("killed") destination beside a live one, round-robin, Retries 1.
+/// Today both ZeroCopy values take YARP's forwarder; the steps only look at IForwarderErrorFeature, the status and
+/// Response.HasStarted, so the same tests cover the zero-copy forwarder once it is in the pipeline.
+/// </summary>
+public class RetryTests
+{
+    private static void EchoPost(WebApplication app)
+        => app.MapPost("/echo", async (HttpRequest r) => "B " + await new StreamReader(r.Body).ReadToEndAsync());
+
+    private static async Task<(IAsyncDisposable Dead, string Url, Func<int> Accepted)> DeadOrigin(string kind)
+    {
+        if (kind == "killed")
+        {
+            var resetting = new ResettingOrigin();
+            return (resetting, resetting.Url, () => resetting.Accepted);
+        }
+        var refusing = await TestOrigin.StartAsync("DEAD");
+        var url = refusing.Url;
+        await refusing.DisposeAsync(); // nothing listens there any more: connect is refused
+        return (refusing, url, () => 0);
+    }
+
+    [Theory]
+    [InlineData(false, "refusing")]
+    [InlineData(true, "refusing")]
+    [InlineData(false, "killed")]
+    [InlineData(true, "killed")]
+    public async Task Get_IsRetriedOnTheNextDestination_PostIsNot(bool zeroCopy, string kind)
+    {
+        var (dead, deadUrl, _) = await DeadOrigin(kind);
+        await using var _d = dead;
+        await using var live = await TestOrigin.StartAsync("B", EchoPost);
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "RoundRobin", "\"Retries\": 1", Destination("a", deadUrl), Destination("b", live.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        for (int i = 0; i < 10; i++)
+        {
+            using var response = await Client.GetAsync(proxy.Url + "/r");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("B GET /r", await response.Content.ReadAsStringAsync());
+        }
+
+        var statuses = new List<HttpStatusCode>();
+        for (int i = 0; i < 10; i++)
+        {
+            using var response = await Client.PostAsync(proxy.Url + "/echo", new StringContent("payload"));
+            statuses.Add(response.StatusCode);
+        }
+        // Round-robin alternates: the POSTs that went to the dead destination fail instead of being repeated.
+        Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.BadGateway));
+        Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.OK));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Post_IsRetriedWithItsBody_WhenRetryNonIdempotent(bool zeroCopy)
+    {
+        await using var dead = new ResettingOrigin();
+        await using var live = await TestOrigin.StartAsync("B", EchoPost);
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "RoundRobin", "\"Retries\": 1, \"RetryNonIdempotent\": true, \"RetryBodyLimit\": \"64KiB\"",
+            Destination("a", dead.Url), Destination("b", live.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        var body = new string('x', 20_000) + "end";
+        for (int i = 0; i < 6; i++)
+        {
+            using var response = await Client.PostAsync(proxy.Url + "/echo", new StringContent(body));
+            Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            Assert.Equal("B " + body, await response.Content.ReadAsStringAsync());
+        }
+        Assert.True(dead.Accepted >= 3, $"the dead destination saw {dead.Accepted} tries");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task RetryOnStatus_HidesTheFailedResponse_AndServesTheNextDestination(bool zeroCopy)
+    {
+        await using var busy = await TestOrigin.StartAsync("A", app => app.MapGet("/s", (HttpContext c) =>
+        {
+            c.Response.StatusCode = 503;
+            return "A is busy";
+        }));
+        await using var live = await TestOrigin.StartAsync("B");
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "RoundRobin", "\"Retries\": 2, \"RetryOn\": \"error,timeout,503\"",
+            Destination("a", busy.Url), Destination("b", live.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        for (int i = 0; i < 10; i++)
+        {
+            using var response = await Client.GetAsync(proxy.Url + "/s");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("B GET /s", await response.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(5, busy.Requests);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task RetryOnStatus_LastDestinationsAnswerIsPassedOn(bool zeroCopy)
+    {
+        await using var busy = await TestOrigin.StartAsync("A", app => app.MapGet("/s", (HttpContext c) =>
+        {
+            c.Response.StatusCode = 503;
+            return "A is busy";
+        }));
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "RoundRobin", "\"Retries\": 2, \"RetryOn\": \"503\"", Destination("a", busy.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        using var response = await Client.GetAsync(proxy.Url + "/s");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("A is busy", await response.Content.ReadAsStringAsync());
+        Assert.Equal(1, busy.Requests);
+    }
+}

@@ -1,0 +1,62 @@
+using ZcProxy.Tests.Infrastructure;
+using static ZcProxy.Tests.Pools.PoolTestConfig;
+
+namespace ZcProxy.Tests.Pools;
+
+/// <summary>Weights 5:3:2 through the real proxy to real origins. Today both ZeroCopy values take YARP's forwarder.</summary>
+public class WeightedBalancingTests
+{
+    [Theory]
+    [InlineData(false, "RoundRobin", 0.05)]
+    [InlineData(true, "RoundRobin", 0.05)]
+    [InlineData(false, "LeastRequests", 0.05)]
+    [InlineData(true, "LeastRequests", 0.05)]
+    [InlineData(false, "PowerOfTwoChoices", 0.08)]
+    [InlineData(true, "PowerOfTwoChoices", 0.08)]
+    public async Task Policy_HonoursWeights_Over1000Requests(bool zeroCopy, string policy, double tolerance)
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        await using var b = await TestOrigin.StartAsync("B");
+        await using var c = await TestOrigin.StartAsync("C");
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", policy, "",
+            Destination("a", a.Url, "\"Weight\": 5"), Destination("b", b.Url, "\"Weight\": 3"), Destination("c", c.Url, "\"Weight\": 2")));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        const int total = 1000;
+        for (int i = 0; i < total; i++) await Client.GetStringAsync(proxy.Url + "/w");
+
+        Assert.Equal(total, a.Requests + b.Requests + c.Requests);
+        Assert.InRange(a.Requests / (double)total, 0.5 - tolerance, 0.5 + tolerance);
+        Assert.InRange(b.Requests / (double)total, 0.3 - tolerance, 0.3 + tolerance);
+        Assert.InRange(c.Requests / (double)total, 0.2 - tolerance, 0.2 + tolerance);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ConsistentHash_SameHeader_SameOrigin(bool zeroCopy)
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        await using var b = await TestOrigin.StartAsync("B");
+        await using var c = await TestOrigin.StartAsync("C");
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "ConsistentHash", "\"HashKey\": \"Header:X-User\"",
+            Destination("a", a.Url), Destination("b", b.Url), Destination("c", c.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        async Task<string> Ask(string user)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, proxy.Url + "/h") { Headers = { { "X-User", user } } };
+            using var response = await Client.SendAsync(request);
+            return (await response.Content.ReadAsStringAsync())[..1];
+        }
+
+        var first = new Dictionary<string, string>();
+        for (int u = 0; u < 60; u++) first[$"user{u}"] = await Ask($"user{u}");
+        for (int round = 0; round < 2; round++)
+            foreach (var (user, origin) in first)
+                Assert.Equal(origin, await Ask(user));
+        Assert.Equal(3, first.Values.Distinct().Count());
+    }
+}
