@@ -127,4 +127,40 @@ public class RetryTests
         Assert.Equal("A is busy", await response.Content.ReadAsStringAsync());
         Assert.Equal(1, busy.Requests);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TimeoutBeforeTheResponseHead_IsRetriedOnTheNextDestination(bool zeroCopy)
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var hanging = await TestOrigin.StartAsync("A", app => app.MapGet("/t", async () =>
+        {
+            await release.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            return "A late";
+        }));
+        await using var live = await TestOrigin.StartAsync("B");
+        using var dir = new ConfigDirectory();
+        dir.WriteMain($$"""
+            { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**rest}" } } },
+              "Clusters": { "c": { "LoadBalancingPolicy": "RoundRobin", "Metadata": { "Retries": 1, "RetryOn": "timeout" },
+                                   "HttpRequest": { "ActivityTimeout": "00:00:00.4" },
+                                   "Destinations": { {{Destination("a", hanging.Url)}}, {{Destination("b", live.Url)}} } } } }
+            """, $$""" "ZeroCopy": { "Enabled": {{(zeroCopy ? "true" : "false")}} }, "AccessLog": { "Path": "off" } """);
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        try
+        {
+            for (int i = 0; i < 2; i++)
+            {
+                using var response = await Client.GetAsync(proxy.Url + "/t");
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                Assert.Equal("B GET /t", await response.Content.ReadAsStringAsync());
+            }
+            Assert.Equal(1, hanging.Requests);
+        }
+        finally
+        {
+            release.SetResult();
+        }
+    }
 }
