@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Builder;
 using ZcProxy.Tests.Infrastructure;
 using static ZcProxy.Tests.Pools.PoolTestConfig;
 
@@ -58,5 +59,58 @@ public class WeightedBalancingTests
             foreach (var (user, origin) in first)
                 Assert.Equal(origin, await Ask(user));
         Assert.Equal(3, first.Values.Distinct().Count());
+    }
+
+    [Theory]
+    [InlineData(false, "LeastRequests")]
+    [InlineData(true, "LeastRequests")]
+    [InlineData(false, "PowerOfTwoChoices")]
+    [InlineData(true, "PowerOfTwoChoices")]
+    public async Task LoadAwarePolicies_AvoidTheDestinationWithARequestInFlight(bool zeroCopy, string policy)
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Hold(Microsoft.AspNetCore.Builder.WebApplication app) => app.MapGet("/hold", async () =>
+        {
+            await release.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            return "held";
+        });
+        await using var a = await TestOrigin.StartAsync("A", Hold);
+        await using var b = await TestOrigin.StartAsync("B", Hold);
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", policy, "", Destination("a", a.Url), Destination("b", b.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        try
+        {
+            var held = Client.GetAsync(proxy.Url + "/hold");
+            await Poll.UntilAsync(() => a.Requests + b.Requests == 1, "one request held at an origin");
+            var busy = a.Requests == 1 ? "A" : "B";
+            for (int i = 0; i < 20; i++)
+                Assert.NotEqual(busy, (await Client.GetStringAsync(proxy.Url + "/x"))[..1]);
+            release.SetResult();
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await held).StatusCode);
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+    }
+
+    [Fact]
+    public async Task Reload_ChangesWeights_WithoutRestart()
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        await using var b = await TestOrigin.StartAsync("B");
+        using var dir = new ConfigDirectory();
+        Write(dir, false, Cluster("c", "RoundRobin", "", Destination("a", a.Url), Destination("b", b.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        for (int i = 0; i < 100; i++) await Client.GetStringAsync(proxy.Url + "/x");
+        Assert.Equal(50, a.Requests);
+
+        var lifecycle = proxy.Get<ZcProxy.Core.Configuration.ConfigLifecycle>();
+        Write(dir, false, Cluster("c", "RoundRobin", "", Destination("a", a.Url, "\"Weight\": 3"), Destination("b", b.Url)));
+        await Poll.UntilAsync(() => lifecycle.Last is { Applied: true }, "the reload with new weights");
+        int before = a.Requests;
+        for (int i = 0; i < 400; i++) await Client.GetStringAsync(proxy.Url + "/x");
+        Assert.InRange(a.Requests - before, 280, 320);
     }
 }
