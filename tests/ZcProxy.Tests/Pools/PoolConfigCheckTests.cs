@@ -22,7 +22,7 @@ public class PoolConfigCheckTests
     {
         var (_, errors) = await Check("""
             "c": { "LoadBalancingPolicy": "ConsistentHash",
-                   "Metadata": { "HashKey": "Header:X-User", "MaxQueue": 10, "QueueTimeout": "2s", "Retries": 2, "RetryOn": "error,timeout,502,503",
+                   "Metadata": { "HashKey": "Header:X-User", "ConnectTimeout": "2s", "MaxQueue": 10, "QueueTimeout": "2s", "Retries": 2, "RetryOn": "error,timeout,502,503",
                                  "RetryTimeout": "5s", "RetryNonIdempotent": false, "RetryBodyLimit": "1MiB", "MaxFails": 3, "FailTimeout": "10s", "FailOn": "500,503" },
                    "Destinations": { "a": { "Address": "http://127.0.0.1:1/", "Metadata": { "Weight": 3, "MaxConnections": 100, "SlowStart": "30s" } },
                                      "b": { "Address": "http://127.0.0.1:2/", "Metadata": { "Backup": true } } } }
@@ -78,11 +78,11 @@ public class PoolConfigCheckTests
     public async Task BadRetryAndBreakerValues_AreErrors()
     {
         var (_, errors) = await Check("""
-            "c": { "Metadata": { "Retries": -1, "RetryOn": "error,418", "QueueTimeout": "soon", "FailTimeout": "100ms", "RetryBodyLimit": "lots", "FailRatio": 2 },
+            "c": { "Metadata": { "Retries": -1, "RetryOn": "error,418", "QueueTimeout": "soon", "FailTimeout": "100ms", "RetryBodyLimit": "lots", "FailRatio": 2, "ConnectTimeout": "0s" },
                    "Destinations": { "a": { "Address": "http://127.0.0.1:1/", "Metadata": { "MaxConnections": "x", "Backup": "maybe", "SlowStart": "slow" } } } }
             """);
         var paths = errors.Select(e => e.JsonPath).ToHashSet();
-        foreach (var key in new[] { "Retries", "RetryOn", "QueueTimeout", "FailTimeout", "RetryBodyLimit", "FailRatio" })
+        foreach (var key in new[] { "Retries", "RetryOn", "QueueTimeout", "FailTimeout", "RetryBodyLimit", "FailRatio", "ConnectTimeout" })
             Assert.Contains($"$.ReverseProxy.Clusters.c.Metadata.{key}", paths);
         foreach (var key in new[] { "MaxConnections", "Backup", "SlowStart" })
             Assert.Contains($"$.ReverseProxy.Clusters.c.Destinations.a.Metadata.{key}", paths);

@@ -163,4 +163,28 @@ public class RetryTests
             release.SetResult();
         }
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ConnectTimeout_FailsFast_AndIsRetriedOnTheNextDestination(bool zeroCopy)
+    {
+        using var blackhole = new BlackholeOrigin();
+        Assert.True(await blackhole.ConnectHangsAsync(TimeSpan.FromMilliseconds(300)), "precondition: connects to the blackhole hang");
+        await using var live = await TestOrigin.StartAsync("B");
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "RoundRobin", "\"Retries\": 1, \"ConnectTimeout\": \"300ms\"",
+            Destination("a", blackhole.Url), Destination("b", live.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < 4; i++)
+        {
+            using var response = await Client.GetAsync(proxy.Url + "/c");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("B GET /c", await response.Content.ReadAsStringAsync());
+        }
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"took {clock.Elapsed}");
+        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(500), "two of the four requests waited for the connect timeout");
+    }
 }

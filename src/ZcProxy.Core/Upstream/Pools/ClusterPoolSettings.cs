@@ -10,6 +10,8 @@ public sealed record ClusterPoolSettings
 {
     public static readonly ClusterPoolSettings Default = new();
 
+    /// <summary>Null: the forwarder's default.</summary>
+    public TimeSpan? ConnectTimeout { get; init; }
     public HashKeySpec HashKey { get; init; } = HashKeySpec.Default;
     public int MaxQueue { get; init; }
     public TimeSpan QueueTimeout { get; init; } = TimeSpan.FromSeconds(5);
@@ -41,6 +43,11 @@ public sealed record ClusterPoolSettings
         {
             if (HashKeySpec.TryParse(hk, out var spec)) s = s with { HashKey = spec };
             else error(PoolMetadataKeys.HashKey, $"unknown hash key '{hk}': use {HashKeySpec.Syntax}");
+        }
+        if (metadata.TryGetValue(PoolMetadataKeys.ConnectTimeout, out var ct))
+        {
+            if (Duration.TryParse(ct, out var connect) && connect > TimeSpan.Zero) s = s with { ConnectTimeout = connect };
+            else error(PoolMetadataKeys.ConnectTimeout, $"'{ct}' is not a duration above zero such as \"2s\"");
         }
         s = s with
         {

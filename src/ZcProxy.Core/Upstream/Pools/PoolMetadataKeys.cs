@@ -17,6 +17,8 @@ public static class PoolMetadataKeys
     public const string SlowStart = "SlowStart";
 
     // Cluster Metadata
+    /// <summary>How long connecting to a destination may take (nginx <c>proxy_connect_timeout</c>, HAProxy <c>timeout connect</c>). Default: the forwarder's.</summary>
+    public const string ConnectTimeout = "ConnectTimeout";
     /// <summary>ConsistentHash key: ClientIp, Header:NAME, Cookie:NAME, Path or PathAndQuery (nginx <c>hash</c>, <c>ip_hash</c>).</summary>
     public const string HashKey = "HashKey";
     /// <summary>Requests that may wait per destination when it is at MaxConnections (HAProxy <c>maxqueue</c>). Default 0: no queue.</summary>
@@ -43,5 +45,5 @@ public static class PoolMetadataKeys
     public const string FailOn = "FailOn";
 
     public static readonly string[] DestinationKeys = [Weight, Backup, MaxConnections, SlowStart];
-    public static readonly string[] ClusterKeys = [HashKey, MaxQueue, QueueTimeout, Retries, RetryOn, RetryTimeout, RetryNonIdempotent, RetryBodyLimit, MaxFails, FailRatio, FailTimeout, FailOn];
+    public static readonly string[] ClusterKeys = [ConnectTimeout, HashKey, MaxQueue, QueueTimeout, Retries, RetryOn, RetryTimeout, RetryNonIdempotent, RetryBodyLimit, MaxFails, FailRatio, FailTimeout, FailOn];
 }

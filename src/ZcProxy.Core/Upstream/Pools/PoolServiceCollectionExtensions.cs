@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.LoadBalancing;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Upstream.LoadBalancing;
@@ -28,6 +29,7 @@ public static class PoolServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, WeightedPowerOfTwoChoicesPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, ConsistentHashPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, PoolConfigCheck>());
+        services.Replace(ServiceDescriptor.Singleton<IForwarderHttpClientFactory, PoolHttpClientFactory>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<PoolRegistry>();
         services.TryAddSingleton<CircuitBreakerStep>();
