@@ -96,4 +96,21 @@ public class PoolConfigCheckTests
             """);
         Assert.Contains(errors, e => e.Message.Contains("Ketama"));
     }
+
+    [Fact]
+    public async Task CheckCommand_ExitsOne_WithOneLinePerPoolProblem()
+    {
+        using var dir = new ConfigDirectory();
+        dir.WriteMain("""{ "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**all}" } } }, "Clusters": { } }""");
+        var file = dir.WriteAtomically("routes.d/pool.json", """
+            { "ReverseProxy": { "Clusters": {
+                "c": { "LoadBalancingPolicy": "ConsistentHash", "Metadata": { "HashKey": "Header:" },
+                       "Destinations": { "a": { "Address": "http://127.0.0.1:1/", "Metadata": { "Weight": -1, "Backup": true } } } } } } }
+            """);
+        var (code, output) = await ProxyProcess.RunAsync("check", "--config", dir.MainFile);
+        Assert.Equal(1, code);
+        Assert.Contains($"{file}: $.ReverseProxy.Clusters.c.Metadata.HashKey: unknown hash key 'Header:'", output);
+        Assert.Contains($"{file}: $.ReverseProxy.Clusters.c.Destinations.a.Metadata.Weight: '-1' is not a weight", output);
+        Assert.Contains($"{file}: $.ReverseProxy.Clusters.c.Destinations: every destination is a Backup", output);
+    }
 }

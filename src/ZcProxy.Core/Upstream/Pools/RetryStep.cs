@@ -31,7 +31,8 @@ internal sealed class RetryStep(PoolRegistry pools, IEnumerable<ILoadBalancingPo
         bool methodAllowed = settings.RetryNonIdempotent || HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method)
             || HttpMethods.IsOptions(context.Request.Method) || HttpMethods.IsPut(context.Request.Method)
             || HttpMethods.IsDelete(context.Request.Method) || HttpMethods.IsTrace(context.Request.Method);
-        bool bodyReplayable = settings.Retries > 0 && PrepareBody(context, settings);
+        // Only a request that may be repeated pays for buffering its body; tries refused locally never read it.
+        bool bodyReplayable = settings.Retries > 0 && methodAllowed && PrepareBody(context, settings);
 
         bool CanTryAgain() => pool.Tries < 1 + settings.Retries
             && (settings.RetryTimeout <= TimeSpan.Zero || pools.Time.GetElapsedTime(start) < settings.RetryTimeout)
@@ -39,7 +40,7 @@ internal sealed class RetryStep(PoolRegistry pools, IEnumerable<ILoadBalancingPo
 
         ResponseHeadGate? gate = null;
         var originalBody = context.Features.Get<IHttpResponseBodyFeature>();
-        if (settings.Retries > 0 && settings.RetryOnStatuses.Count > 0 && originalBody is not null && methodAllowed && bodyReplayable)
+        if (settings.RetryOnStatuses.Count > 0 && originalBody is not null && bodyReplayable)
         {
             gate = new ResponseHeadGate(originalBody, context,
                 status => settings.RetryOnStatuses.Contains(status) && CanTryAgain() && pool.Untried(d => Usable(pool, d)).Count > 0);
@@ -54,7 +55,7 @@ internal sealed class RetryStep(PoolRegistry pools, IEnumerable<ILoadBalancingPo
                 await next();
                 if (pool.Current is { } tried && !pool.Tried.Contains(tried)) pool.Tried.Add(tried);
 
-                var reason = RetryReason(context, pool, gate, methodAllowed && bodyReplayable);
+                var reason = RetryReason(context, pool, gate, bodyReplayable);
                 if (reason is null || context.Response.HasStarted || !CanTryAgain()) break;
                 var nextDestination = PickNext(context, pool);
                 if (nextDestination is null) break;
