@@ -120,6 +120,9 @@ internal static class ProxyHost
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
         logging.AddFilter("Yarp", LogLevel.Warning);
+        // These two warn on every request while a cluster has no destination; the pool steps log that once a second instead.
+        logging.AddFilter("Yarp.ReverseProxy.LoadBalancing.LoadBalancingMiddleware", LogLevel.Error);
+        logging.AddFilter("Yarp.ReverseProxy.Forwarder.ForwarderMiddleware", LogLevel.Error);
         logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
     }
 }

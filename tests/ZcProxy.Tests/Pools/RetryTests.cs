@@ -50,6 +50,7 @@ public class RetryTests
             Assert.Equal("B GET /r", await response.Content.ReadAsStringAsync());
         }
 
+        Assert.Equal(5, proxy.Get<ZcProxy.Core.Upstream.Pools.PoolRegistry>().RetriesTotal.Value); // every other GET met the dead destination first
         var statuses = new List<HttpStatusCode>();
         for (int i = 0; i < 10; i++)
         {
