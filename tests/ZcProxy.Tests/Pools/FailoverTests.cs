@@ -143,4 +143,26 @@ public class FailoverTests
         Assert.Contains("zcproxy_upstream_active_requests{cluster=\"c\",destination=\"a\"} 0", metrics);
         Assert.Contains("zcproxy_upstream_breaker_open{cluster=\"c\",destination=\"a\"} 0", metrics);
     }
+
+    [Fact]
+    public async Task EveryDestinationDown_IsLoggedOnceASecond_ByTheRealProcess()
+    {
+        using var dir = new ConfigDirectory();
+        Write(dir, true, Cluster("c", "RoundRobin", "\"MaxFails\": 2, \"FailRatio\": 1, \"FailTimeout\": \"30s\"",
+            Destination("a", $"http://127.0.0.1:{RefusingPort()}/")));
+        using var process = ProxyProcess.Start(["--config", dir.MainFile]);
+        var (url, _) = await process.WaitForListenersAsync();
+
+        for (int i = 0; i < 2; i++) Assert.Equal(HttpStatusCode.BadGateway, (await Client.GetAsync(url + "/x")).StatusCode);
+        await process.WaitForLineAsync("destination 'a' circuit breaker opened after 2 failures");
+        for (int i = 0; i < 20; i++)
+        {
+            using var response = await Client.GetAsync(url + "/x");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            Assert.Contains("no healthy destination", await response.Content.ReadAsStringAsync());
+        }
+        await process.WaitForLineAsync(@"cluster 'c': no destination available \(1 configured: a: circuit breaker open\)");
+        Assert.InRange(process.CountLines("no destination available"), 1, 3); // 20 requests, about one line a second
+        Assert.Equal(0, process.CountLines("No available destinations after load balancing"));
+    }
 }
