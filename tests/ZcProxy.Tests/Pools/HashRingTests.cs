@@ -2,7 +2,7 @@ using ZcProxy.Core.Upstream.LoadBalancing;
 
 namespace ZcProxy.Tests.Pools;
 
-public class HashRingTests
+public class HashRingTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly string[] Five = ["d1", "d2", "d3", "d4", "d5"];
     private static readonly string[] Keys = Enumerable.Range(0, 10_000).Select(i => $"user-{i}").ToArray();
@@ -38,6 +38,7 @@ public class HashRingTests
         foreach (var after in new[] { skipped, removed })
         {
             double moved = Keys.Count(k => before[k] != after[k]) / (double)Keys.Length;
+            output.WriteLine($"moved {moved:F4} of {Keys.Length} keys");
             Assert.InRange(moved, 0.15, 0.25);
             Assert.All(Keys.Where(k => before[k] != after[k]), k => Assert.Equal("d3", before[k]));
         }
@@ -49,6 +50,7 @@ public class HashRingTests
     {
         var ring = Ring(["heavy", "light"], id => id == "heavy" ? 3 : 1);
         double heavy = Keys.Count(k => ring.Lookup(StableHash.Of(k), _ => true) == "heavy") / (double)Keys.Length;
+        output.WriteLine($"weight 3 of 4 owns {heavy:F4} of the keys");
         Assert.InRange(heavy, 0.70, 0.80);
     }
 

@@ -5,7 +5,7 @@ using static ZcProxy.Tests.Pools.PoolTestConfig;
 namespace ZcProxy.Tests.Pools;
 
 /// <summary>Weights 5:3:2 through the real proxy to real origins. Today both ZeroCopy values take YARP's forwarder.</summary>
-public class WeightedBalancingTests
+public class WeightedBalancingTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Theory]
     [InlineData(false, "RoundRobin", 0.05)]
@@ -27,6 +27,7 @@ public class WeightedBalancingTests
         const int total = 1000;
         for (int i = 0; i < total; i++) await Client.GetStringAsync(proxy.Url + "/w");
 
+        output.WriteLine($"{policy}: A {a.Requests} B {b.Requests} C {c.Requests} of {total} (weights 5:3:2)");
         Assert.Equal(total, a.Requests + b.Requests + c.Requests);
         Assert.InRange(a.Requests / (double)total, 0.5 - tolerance, 0.5 + tolerance);
         Assert.InRange(b.Requests / (double)total, 0.3 - tolerance, 0.3 + tolerance);
