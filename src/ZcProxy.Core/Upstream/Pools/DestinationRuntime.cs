@@ -50,10 +50,11 @@ public sealed class DestinationRuntime
     public void ObserveHealth(bool healthy, DestinationPoolSettings settings)
     {
         Settings = settings;
+        if (healthy == Volatile.Read(ref _healthy)) return; // the common case, every request: no lock
         lock (_lock)
         {
             if (healthy && !_healthy) _recoveredAt = _time.GetUtcNow();
-            _healthy = healthy;
+            Volatile.Write(ref _healthy, healthy);
         }
     }
 
