@@ -188,4 +188,39 @@ public class RetryTests
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"took {clock.Elapsed}");
         Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(500), "two of the four requests waited for the connect timeout");
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task FailureAfterResponseBytesReachedTheClient_IsNotRetried(bool zeroCopy)
+    {
+        await using var breaking = await TestOrigin.StartAsync("A", app => app.MapGet("/p", async (HttpContext c) =>
+        {
+            c.Response.ContentLength = 100_000;
+            await c.Response.Body.WriteAsync(new byte[1000]);
+            await c.Response.Body.FlushAsync();
+            await Task.Delay(50);
+            c.Abort(); // dies mid-body
+        }));
+        await using var live = await TestOrigin.StartAsync("B");
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "RoundRobin", "\"Retries\": 2, \"RetryOn\": \"error,timeout,500,502\"",
+            Destination("a", breaking.Url), Destination("b", live.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        int truncated = 0;
+        for (int i = 0; i < 2; i++)
+        {
+            try
+            {
+                var body = await Client.GetStringAsync(proxy.Url + "/p");
+                Assert.Equal("B GET /p", body);
+            }
+            catch (HttpRequestException) { truncated++; }
+        }
+        Assert.Equal(1, truncated);
+        Assert.Equal(1, breaking.Requests);
+        Assert.Equal(1, live.Requests);
+        Assert.Equal(0, proxy.Get<ZcProxy.Core.Upstream.Pools.PoolRegistry>().RetriesTotal.Value);
+    }
 }
