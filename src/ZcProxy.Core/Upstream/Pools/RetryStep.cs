@@ -56,9 +56,16 @@ internal sealed class RetryStep(PoolRegistry pools, IEnumerable<ILoadBalancingPo
                 if (pool.Current is { } tried && !pool.Tried.Contains(tried)) pool.Tried.Add(tried);
 
                 var reason = RetryReason(context, pool, gate, bodyReplayable);
-                if (reason is null || context.Response.HasStarted || !CanTryAgain()) break;
+                // A response the gate held back was dropped on the promise of another try: keep it even if a limit
+                // has been reached since.
+                bool heldBack = gate?.Discarded == true;
+                if (reason is null || context.Response.HasStarted || (!heldBack && !CanTryAgain())) break;
                 var nextDestination = PickNext(context, pool);
-                if (nextDestination is null) break;
+                if (nextDestination is null)
+                {
+                    if (heldBack) await WriteHeldBackFallbackAsync(context, pool, originalBody!);
+                    break;
+                }
 
                 PoolLog.Retrying(logger, context.Request.Method, context.Request.Path, pool.Tries, pool.ClusterId,
                     pool.Current?.DestinationId ?? "-", reason, nextDestination.DestinationId);
@@ -120,6 +127,20 @@ internal sealed class RetryStep(PoolRegistry pools, IEnumerable<ILoadBalancingPo
         if (length is null || length > settings.RetryBodyLimit) return false;
         context.Request.EnableBuffering(bufferThreshold: (int)Math.Min(settings.RetryBodyLimit, 1 << 20), bufferLimit: settings.RetryBodyLimit);
         return true;
+    }
+
+    /// <summary>The rare case where a held-back response cannot be followed by another try after all (the last candidate's breaker opened meanwhile).</summary>
+    private static async Task WriteHeldBackFallbackAsync(HttpContext context, PoolRequestFeature pool, IHttpResponseBodyFeature original)
+    {
+        int status = context.Response.StatusCode;
+        context.Features.Set(original);
+        context.Response.Clear();
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        var body = Encoding.UTF8.GetBytes($"{status} {Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status)}: " +
+            $"upstream {pool.Current?.Model.Config.Address ?? "-"} answered {status} and no other destination was left to try\n");
+        context.Response.ContentLength = body.Length;
+        await context.Response.Body.WriteAsync(body);
     }
 
     private async Task WriteRejectionAsync(HttpContext context, PoolRequestFeature pool)
