@@ -23,5 +23,6 @@ public class PolicyRegistrationTests
             Assert.Equal(ours, policies.Single(p => p.Name == name).GetType().Assembly);
         foreach (var name in new[] { "Random", "FirstAlphabetical" })
             Assert.Equal(typeof(ILoadBalancingPolicy).Assembly, policies.Single(p => p.Name == name).GetType().Assembly);
+        Assert.IsType<HealthTransitionObserver>(provider.GetRequiredService<Yarp.ReverseProxy.Health.IDestinationHealthUpdater>());
     }
 }

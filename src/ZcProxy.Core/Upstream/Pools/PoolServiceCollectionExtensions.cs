@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.LoadBalancing;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Upstream.LoadBalancing;
@@ -30,6 +31,7 @@ public static class PoolServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILoadBalancingPolicy, ConsistentHashPolicy>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, PoolConfigCheck>());
         services.Replace(ServiceDescriptor.Singleton<IForwarderHttpClientFactory, PoolHttpClientFactory>());
+        DecorateHealthUpdater(services);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<PoolRegistry>();
         services.TryAddSingleton<CircuitBreakerStep>();
@@ -38,6 +40,17 @@ public static class PoolServiceCollectionExtensions
         services.TryAddSingleton<ConnectionLimitStep>();
         services.TryAddSingleton<CircuitBreakerFeedbackStep>();
         return services;
+    }
+
+    /// <summary>Puts <see cref="HealthTransitionObserver"/> around YARP's (internal) health updater.</summary>
+    private static void DecorateHealthUpdater(IServiceCollection services)
+    {
+        var index = -1;
+        for (int i = 0; i < services.Count; i++)
+            if (services[i].ServiceType == typeof(IDestinationHealthUpdater)) index = i;
+        if (index < 0 || services[index].ImplementationType is not { } innerType || innerType == typeof(HealthTransitionObserver)) return;
+        services[index] = ServiceDescriptor.Singleton<IDestinationHealthUpdater>(sp => new HealthTransitionObserver(
+            (IDestinationHealthUpdater)ActivatorUtilities.CreateInstance(sp, innerType), sp.GetRequiredService<PoolRegistry>()));
     }
 
     private static void RemoveAll(this IServiceCollection services, Func<ServiceDescriptor, bool> match)
