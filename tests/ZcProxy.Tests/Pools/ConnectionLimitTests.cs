@@ -106,4 +106,34 @@ public class ConnectionLimitTests
         Assert.All(await Task.WhenAll(held), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         Assert.Equal(1, holdingA.MaxInFlight);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ClientLeavingTheQueue_FreesItsPlace(bool zeroCopy)
+    {
+        var holding = new HoldingOrigin();
+        await using var origin = await TestOrigin.StartAsync("A", holding.Map);
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "RoundRobin", "\"MaxQueue\": 1, \"QueueTimeout\": \"20s\"",
+            Destination("a", origin.Url, "\"MaxConnections\": 1")));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        var runtime = proxy.Get<PoolRegistry>().Get("c", "a");
+
+        var first = Client.GetAsync(proxy.Url + "/hold");
+        await Poll.UntilAsync(() => holding.InFlight == 1, "the first request at the origin");
+        using var leave = new CancellationTokenSource();
+        var queued = Client.GetAsync(proxy.Url + "/hold", leave.Token);
+        await Poll.UntilAsync(() => runtime.Slots.QueueLength == 1, "the second request queued");
+        leave.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queued);
+        await Poll.UntilAsync(() => runtime.Slots.QueueLength == 0, "the queue to be empty again");
+
+        var third = Client.GetAsync(proxy.Url + "/hold"); // takes the freed queue place instead of a 503
+        await Poll.UntilAsync(() => runtime.Slots.QueueLength == 1, "the third request queued");
+        holding.Release.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await first).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await third).StatusCode);
+        Assert.Equal(1, holding.MaxInFlight);
+    }
 }

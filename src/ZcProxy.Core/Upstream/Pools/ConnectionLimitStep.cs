@@ -30,7 +30,16 @@ internal sealed class ConnectionLimitStep(PoolRegistry pools)
             }
             else
             {
-                var result = await runtime.Slots.EnterAsync(limit, pool.Settings.MaxQueue, pool.Settings.QueueTimeout, context.RequestAborted);
+                SlotResult result;
+                try
+                {
+                    result = await runtime.Slots.EnterAsync(limit, pool.Settings.MaxQueue, pool.Settings.QueueTimeout, context.RequestAborted);
+                }
+                catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+                {
+                    context.Response.StatusCode = 499; // nginx's "client closed request": it left while queued
+                    return;
+                }
                 if (result != SlotResult.Entered)
                 {
                     pool.Current = destination;
