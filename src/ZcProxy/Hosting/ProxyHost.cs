@@ -6,6 +6,7 @@ using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Transport;
+using ZcProxy.Core.Upstream.Pools;
 using ZcProxy.Demo;
 using ZcProxy.Hosting.Systemd;
 
@@ -97,9 +98,14 @@ internal static class ProxyHost
         {
             proxy.Use(RequestBodyLimitStep.InvokeAsync);
             proxy.UseSessionAffinity();
+            proxy.UseCircuitBreakers();
+            proxy.UseBackupDestinations();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
             proxy.Use(UpstreamTimingStep.InvokeAsync);
+            proxy.UseRetries();
+            proxy.UseConnectionLimits();
+            proxy.UseCircuitBreakerFeedback();
         });
         return app;
     }
@@ -127,6 +133,9 @@ internal static class ProxyHost
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
         logging.AddFilter("Yarp", LogLevel.Warning);
+        // These two warn on every request while a cluster has no destination; the pool steps log that once a second instead.
+        logging.AddFilter("Yarp.ReverseProxy.LoadBalancing.LoadBalancingMiddleware", LogLevel.Error);
+        logging.AddFilter("Yarp.ReverseProxy.Forwarder.ForwarderMiddleware", LogLevel.Error);
         logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
     }
 }

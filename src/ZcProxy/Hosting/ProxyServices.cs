@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Configuration;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Upstream.Pools;
 
 namespace ZcProxy.Hosting;
 
@@ -16,6 +17,7 @@ internal static class ProxyServices
         services.AddAuthorization();
         services.AddCors();
         services.AddReverseProxy();
+        services.AddZcLoadBalancing();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ProxyMetrics>();
         services.TryAddSingleton<ConfigLifecycle>();
