@@ -58,6 +58,21 @@ public sealed class FaultTests
     }
 
     [Fact]
+    public async Task SendFile_ClientResetsMidBody_HandlerCompletesPromptly()
+    {
+        await using var host = await ZeroCopyTestHost.StartAsync();
+        host.PatternFile(64 << 20);
+        using var client = await RawHttpClient.ConnectAsync(host.BaseAddress);
+        await client.SendAsync(RawHttpClient.Get($"/file?size={64 << 20}"));
+        await client.ReadHeadAsync();
+        await client.ReadSomeAsync(256 * 1024);
+        client.Reset();
+        var failure = Assert.IsType<BodyTransferException>(await OutcomeAsync(host, "/file"));
+        Assert.Equal(BodyTransferFailure.ClientFailed, failure.Failure);
+        await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the connection ends", Prompt);
+    }
+
+    [Fact]
     public async Task Splice_StalledUpstream_CallerTokenCancels_AndTheClientIsAborted()
     {
         await using var host = await ZeroCopyTestHost.StartAsync();
