@@ -6,6 +6,7 @@ namespace ZcProxy.Tests.Transport;
 
 /// <summary>A body source or a client failing mid-body: the client never gets a truncated body passed off as complete,
 /// and the handler always completes, promptly.</summary>
+[Collection(FdCountCollection.Name)] // byte-heavy: run apart from the timing-sensitive parallel tests
 public sealed class FaultTests
 {
     private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(10);
