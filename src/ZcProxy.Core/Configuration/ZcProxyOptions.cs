@@ -60,6 +60,12 @@ public sealed record CacheOptions
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxEntrySize { get; init; } = 1L << 30;
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MinFreeDisk { get; init; } = 100L << 20;
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Cache key template; placeholders {scheme}, {host}, {uri} (path + query), {path}, {query}, {method}.</summary>
+    public string Key { get; init; } = "{scheme}://{host}{uri}";
+    /// <summary>Request methods looked up in the cache (responses are stored from GET only; HEAD is answered from a stored GET).</summary>
+    public IReadOnlyList<string> Methods { get; init; } = ["GET", "HEAD"];
+    /// <summary>Response status codes that may be stored (RFC 9111 still decides per response).</summary>
+    public IReadOnlyList<int> Statuses { get; init; } = [200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501];
 }
 
 public sealed record AccessLogOptions

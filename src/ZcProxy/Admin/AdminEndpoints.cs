@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Yarp.ReverseProxy;
+using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 
@@ -18,6 +19,7 @@ internal static class AdminEndpoints
                 Results.Text(metrics.RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8"));
             e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config) =>
                 Results.Text(JsonSerializer.Serialize(Status(state, config), StatusJson), "application/json"));
+            e.MapCachePurge("/cache");
         });
     }
 

@@ -1,0 +1,25 @@
+using System.Collections.Concurrent;
+
+namespace ZcProxy.Core.Caching;
+
+/// <summary>
+/// nginx's proxy_cache_lock: the first miss for a key fetches it; concurrent misses wait (bounded) for that
+/// fill and are then answered from the new entry. The outcome tells waiters whether an entry was stored.
+/// </summary>
+public sealed class CacheLock
+{
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _fills = new(StringComparer.Ordinal);
+
+    /// <summary>Null when this caller now holds the lock for the key; otherwise the running fill's outcome.</summary>
+    public Task<bool>? TryAcquire(string key)
+    {
+        var mine = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var current = _fills.GetOrAdd(key, mine);
+        return ReferenceEquals(current, mine) ? null : current.Task;
+    }
+
+    public void Release(string key, bool stored)
+    {
+        if (_fills.TryRemove(key, out var tcs)) tcs.TrySetResult(stored);
+    }
+}
