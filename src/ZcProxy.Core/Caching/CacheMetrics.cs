@@ -7,8 +7,9 @@ public sealed class CacheMetrics
 {
     private readonly Dictionary<string, Counter> _byStatus;
 
-    public CacheMetrics(ProxyMetrics metrics, CacheIndex index)
+    public CacheMetrics(ProxyMetrics metrics, CacheIndex index, CacheLock cacheLock)
     {
+        metrics.Gauge("zcproxy_cache_lock_waiting", "Requests waiting for another request's fill of the same key.", () => cacheLock.Waiting);
         Body = metrics;
         _byStatus = CacheStatus.All.ToDictionary(s => s, s =>
             metrics.Counter("zcproxy_cache_requests_total", "Requests on cache-enabled routes, by cache status.", ("status", s)));

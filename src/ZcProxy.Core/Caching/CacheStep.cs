@@ -77,8 +77,7 @@ public sealed partial class CacheStep(DiskCache cache, ILogger<CacheStep> log)
                 return;
             }
             // Another request is fetching this key: wait for its entry (bounded), then answer from it.
-            var finished = await Task.WhenAny(running, Task.Delay(options.LockTimeout, context.RequestAborted));
-            if (finished == running && running.Result) entry = Lookup(key, request);
+            if (await cache.Lock.WaitAsync(running, options.LockTimeout, context.RequestAborted)) entry = Lookup(key, request);
             if (entry is null)
             {
                 await FetchAsync(context, next, key, CacheStatus.Miss, allowFill: false);

@@ -16,13 +16,14 @@ public sealed partial class DiskCache
     private readonly CacheOptions _initial;
     private readonly ILogger _log;
 
-    public DiskCache(CacheOptions options, RuntimeOptions runtime, CacheMetrics metrics, CacheIndex index, TimeProvider time, ILogger<DiskCache> log)
+    public DiskCache(CacheOptions options, RuntimeOptions runtime, CacheMetrics metrics, CacheIndex index, CacheLock cacheLock, TimeProvider time, ILogger<DiskCache> log)
     {
         _initial = options;
         _runtime = runtime;
         _log = log;
         Metrics = metrics;
         Index = index;
+        Lock = cacheLock;
         Time = time;
         Root = Path.GetFullPath(options.Path);
         Directory.CreateDirectory(Root);
@@ -30,7 +31,7 @@ public sealed partial class DiskCache
 
     public string Root { get; }
     public CacheIndex Index { get; }
-    public CacheLock Lock { get; } = new();
+    public CacheLock Lock { get; }
     public CacheMetrics Metrics { get; }
     public TimeProvider Time { get; }
     public ILogger Log => _log;

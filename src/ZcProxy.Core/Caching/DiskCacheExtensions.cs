@@ -15,6 +15,7 @@ public static class DiskCacheExtensions
     public static IServiceCollection AddDiskCache(this IServiceCollection services, CacheOptions options)
     {
         services.TryAddSingleton<CacheIndex>();
+        services.TryAddSingleton<CacheLock>();
         services.TryAddSingleton<CacheMetrics>();
         services.TryAddSingleton(sp => ActivatorUtilities.CreateInstance<DiskCache>(sp, options));
         services.TryAddSingleton<CacheStep>();

@@ -13,6 +13,7 @@ public sealed class CacheRig : IAsyncDisposable
     public static readonly HttpClient Client = new(new SocketsHttpHandler
     {
         UseCookies = false,
+        AllowAutoRedirect = false,
         AutomaticDecompression = System.Net.DecompressionMethods.None,
         PooledConnectionLifetime = TimeSpan.FromSeconds(1),
     }) { Timeout = TimeSpan.FromSeconds(60) };
