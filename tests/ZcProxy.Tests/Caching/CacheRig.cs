@@ -27,7 +27,7 @@ public sealed class CacheRig : IAsyncDisposable
 
     public TestOrigin Origin { get; }
     public ConfigDirectory Dir { get; }
-    public InProcessProxy Proxy { get; }
+    public InProcessProxy Proxy { get; private set; }
     public string CachePath => Path.Combine(Dir.Root, "cache");
 
     public static async Task<CacheRig> StartAsync(Action<WebApplication> endpoints, string cacheSettings = "", string? cachePath = null, ConfigDirectory? dir = null)
@@ -86,6 +86,14 @@ public sealed class CacheRig : IAsyncDisposable
         var data = new byte[length];
         new Random(seed).NextBytes(data);
         return data;
+    }
+
+    /// <summary>Stops the proxy, lets the test change the cache directory, and starts a new proxy on the same config.</summary>
+    public async Task RestartProxyAsync(Action? whileStopped = null)
+    {
+        await Proxy.DisposeAsync();
+        whileStopped?.Invoke();
+        Proxy = await InProcessProxy.StartAsync(Dir.MainFile);
     }
 
     public async ValueTask DisposeAsync()
