@@ -1,0 +1,266 @@
+"""Unit tests for the bench's parsing and report code: `cd bench && python3 -m unittest`."""
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+from zcbench import ceilings, configs, metrics, plan, procstat, report, stats, syscalls, wrk
+
+WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:4000/16m.bin
+  2 threads and 4 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    35.10ms    4.12ms  60.00ms   80.00%
+  228 requests in 2.00s, 3.56GB read
+Requests/sec:    113.90
+Transfer/sec:      1.78GB
+ZCBENCH requests=228 bytes=3825205248 duration_us=2001733 connect=0 read=1 write=0 status=2 timeout=0 p50_us=35012 p99_us=59000
+"""
+
+STRACE_C = """% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 61.20    0.412000          40     10300           splice
+ 20.10    0.135000          13     10100      4000 epoll_wait
+  9.00    0.060000           6     10000           sendmsg
+  0.10    0.000600           6       100        10 recvfrom
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.673200          22     30500      4010 total
+"""
+
+
+def run(rep, requests, nbytes, cpu_s, duration_s=2.0, case="zc-on/16m-c4"):
+    return {"case": case, "rep": rep, "requests": requests, "bytes": nbytes, "duration_s": duration_s,
+            "cpu_s": cpu_s, "errors": 0}
+
+
+class ProcStatTests(unittest.TestCase):
+    def test_parse_stat_with_spaces_and_parens_in_the_name(self):
+        text = "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 3 4 20 0 9 0 12 0 0"
+        s = procstat.parse_stat(text)
+        self.assertEqual((s["pid"], s["ppid"], s["utime"], s["stime"], s["cutime"], s["cstime"]),
+                         (4242, 1, 250, 75, 3, 4))
+
+    def test_tree_sums_descendants_and_reaped_children_of_the_root_only(self):
+        def st(pid, ppid, u, s, cu=0, cs=0):
+            return {"pid": pid, "ppid": ppid, "utime": u, "stime": s, "cutime": cu, "cstime": cs}
+        stats_ = {10: st(10, 1, 5, 5, 7, 3), 11: st(11, 10, 100, 50, 99, 99), 12: st(12, 11, 1, 1),
+                  20: st(20, 1, 1000, 1000)}
+        self.assertEqual(sorted(procstat.tree_pids(10, stats_)), [10, 11, 12])
+        self.assertEqual(procstat.tree_cpu_ticks(10, stats_), 10 + 150 + 2 + 10)
+        self.assertEqual(procstat.tree_cpu_ticks(999, stats_), 0)
+
+    def test_vm_hwm(self):
+        self.assertEqual(procstat.parse_vm_hwm_kib("Name:\tx\nVmHWM:\t  123456 kB\nVmRSS:\t 1 kB\n"), 123456)
+        self.assertEqual(procstat.parse_vm_hwm_kib("Name:\tkthread\n"), 0)
+
+    def test_host_cpu_line(self):
+        busy, total = procstat.parse_proc_stat_cpu("cpu  100 5 50 800 20 1 2 3 0 0\ncpu0 1 1 1 1 1 1 1 1\n")
+        self.assertEqual((busy, total), (161, 981))
+
+    def test_live_tree_counts_a_busy_child(self):
+        child = subprocess.Popen([sys.executable, "-c", "import time\nt=time.process_time()\n"
+                                  "while time.process_time()-t<0.3: pass\nprint(1, flush=True)\ninput()"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            child.stdout.readline()  # the child has burnt its CPU
+            with open(f"/proc/{os.getpid()}/stat") as f:
+                mine = procstat.tree_cpu_ticks(os.getpid(), {os.getpid(): procstat.parse_stat(f.read())})
+            self.assertGreaterEqual(procstat.tree_cpu_seconds(os.getpid()) - mine / procstat.CLK_TCK, 0.25)
+            self.assertIn(child.pid, procstat.tree_pids(os.getpid(), procstat.all_stats()))
+            self.assertGreater(procstat.tree_peak_rss_kib(child.pid), 0)
+        finally:
+            child.kill()
+            child.wait()
+
+
+class WrkTests(unittest.TestCase):
+    def test_parse_summary_line(self):
+        r = wrk.parse(WRK_OUTPUT)
+        self.assertEqual((r["requests"], r["bytes"], r["status"], r["read"], r["errors"]), (228, 3825205248, 2, 1, 3))
+        self.assertAlmostEqual(r["duration_s"], 2.001733)
+        self.assertEqual(wrk.describe_errors(r), "wrk errors read=1 status=2")
+
+    def test_missing_summary_line_is_an_error(self):
+        with self.assertRaises(ValueError):
+            wrk.parse("Running 2s test\nunable to connect to 127.0.0.1:1 Connection refused\n")
+
+    def test_command_uses_whole_seconds_and_the_script(self):
+        cmd = wrk.command("http://127.0.0.1:1/x", 2, 4, 2.4, "/tmp/done.lua")
+        self.assertIn("-d2s", cmd)
+        self.assertEqual(cmd[-1], "http://127.0.0.1:1/x")
+        self.assertEqual(cmd[cmd.index("-s") + 1], "/tmp/done.lua")
+
+
+class StatsTests(unittest.TestCase):
+    def test_derive(self):
+        d = stats.derive(run(1, 200, 2_000_000_000, 1.0))
+        self.assertAlmostEqual(d["rps"], 100)
+        self.assertAlmostEqual(d["gbps"], 1.0)
+        self.assertAlmostEqual(d["cpu_per_gb"], 0.5)
+        self.assertAlmostEqual(d["us_per_req"], 5000)
+
+    def test_summary_is_median_with_min_max(self):
+        runs = [run(1, 100, 10**9, 0.3), run(2, 300, 10**9, 0.1), run(3, 200, 10**9, 0.2)]
+        s = stats.summarize("zc-on/16m-c4", "zc-on", "16m-c4", runs)
+        self.assertEqual((s.spreads["rps"].median, s.spreads["rps"].low, s.spreads["rps"].high), (100, 50, 150))
+        self.assertAlmostEqual(s.spreads["cpu_per_gb"].median, 0.2)
+        self.assertEqual(s.n, 3)
+
+    def test_not_timed_case_keeps_its_reason(self):
+        s = stats.summarize("zc-cache/1k-c16", "zc-cache", "1k-c16", [], "verification failed: no cache hit")
+        self.assertEqual(s.status, "verification failed: no cache hit")
+        self.assertEqual(s.spreads, {})
+
+    def test_ratio_is_paired_by_repetition(self):
+        runs = {"a": [run(1, 1, 10**9, 0.2, case="a"), run(2, 1, 10**9, 0.4, case="a")],
+                "b": [run(1, 1, 10**9, 1.0, case="b"), run(2, 1, 10**9, 0.8, case="b"),
+                      run(3, 1, 10**9, 9.0, case="b")]}
+        sp = stats.paired_ratio(runs, stats.RatioSpec("x", "a", "b", "cpu_per_gb"))
+        self.assertAlmostEqual(sp.low, 0.2)
+        self.assertAlmostEqual(sp.high, 0.5)
+        self.assertAlmostEqual(sp.median, 0.35)
+        self.assertIsNone(stats.paired_ratio(runs, stats.RatioSpec("x", "a", "missing", "rps")))
+
+    def test_goals(self):
+        self.assertEqual(stats.goal_met("<= 0.35", 0.3), "yes")
+        self.assertEqual(stats.goal_met("<= 0.35", 0.4), "no")
+        self.assertEqual(stats.goal_met(">= 0.8", 0.79), "no")
+        self.assertEqual(stats.goal_met("", 1.0), "")
+
+    def test_ratio_specs_only_for_present_pairs(self):
+        ids = {"zc-on/16m-c4", "zc-off/16m-c4", "zc-on/1k-c16", "nginx-tuned/1k-c16", "zc-cache/16m-c4"}
+        labels = {s.label: s for s in stats.ratio_specs(ids)}
+        self.assertEqual(labels["ZeroCopy on/off CPU-s/GB, 16m-c4"].goal, "<= 0.35")
+        self.assertIn("ZcProxy (on) / nginx-tuned req/s, 1k-c16", labels)
+        self.assertNotIn("ZeroCopy on/off req/s, 1k-c16", labels)          # no zc-off/1k-c16
+        self.assertFalse(any("HAProxy" in l or "cache" in l for l in labels))  # no partners
+
+
+class PlanTests(unittest.TestCase):
+    def ids(self, only, mode="full"):
+        return [c.id for c in plan.select(plan.all_cases(mode), only)]
+
+    def test_connections_and_threads(self):
+        self.assertEqual(plan.workload("256m-c2").threads, 2)
+        self.assertEqual(plan.workload("1k-c64").threads, 1)
+        self.assertEqual(plan.workload("16m-c4").body_bytes, 16 << 20)
+
+    def test_target_and_workload_tokens_intersect(self):
+        self.assertEqual(self.ids("zc-on,16m"), ["zc-on/16m-c4"])
+        self.assertEqual(set(self.ids("zc-*,1k-c64")), {"zc-on/1k-c64", "zc-off/1k-c64"})
+
+    def test_id_globs_add_and_cache_keyword(self):
+        got = self.ids("cache,origin/1k-c16", "quick")
+        self.assertIn("origin/1k-c16", got)
+        self.assertIn("nginx-cache-aio/256m-c2", got)
+        self.assertNotIn("zc-on/1k-c16", got)
+
+    def test_unknown_token_is_an_error(self):
+        with self.assertRaises(ValueError):
+            plan.select(plan.all_cases("full"), "zc-onn")
+
+    def test_quick_is_smaller_and_cache_targets_have_cache_workloads(self):
+        self.assertLess(len(plan.all_cases("quick")), len(plan.all_cases("full")))
+        self.assertNotIn("zc-cache/64k-c16", self.ids(""))
+
+
+class ReportTests(unittest.TestCase):
+    def test_markdown_table_with_a_not_timed_case_and_ratio(self):
+        ok = stats.summarize("zc-on/16m-c4", "zc-on", "16m-c4", [run(1, 100, 10**9, 0.3), run(2, 100, 10**9, 0.3)])
+        bad = stats.summarize("zc-cache/16m-c4", "zc-cache", "16m-c4", [], "verification failed: no cache hit",
+                              group="16m-c4 cache hits")
+        spec = stats.RatioSpec("ZeroCopy on/off CPU-s/GB, 16m-c4", "zc-on/16m-c4", "zc-off/16m-c4", "cpu_per_gb",
+                               "<= 0.35")
+        md = report.markdown(["# t"], ["16m-c4", "16m-c4 cache hits"], [ok, bad],
+                             [(spec, stats.Spread(0.3, 0.25, 0.31), "yes")], [("Syscalls", ["- x"])])
+        self.assertIn("| zc-on | 50.0 | 0.50 | 0.30 | 3,000 |", md)
+        self.assertIn("### 16m-c4 cache hits", md)
+        self.assertIn("**not timed: verification failed: no cache hit**", md)
+        self.assertIn("| ZeroCopy on/off CPU-s/GB, 16m-c4 | 0.30 (0.25–0.31) | <= 0.35 | yes |", md)
+        self.assertIn("### Syscalls", md)
+
+    def test_tsv_has_a_header_and_one_row_per_case(self):
+        s = stats.summarize("zc-on/16m-c4", "zc-on", "16m-c4", [run(1, 100, 10**9, 0.3)])
+        lines = report.summary_tsv([s]).splitlines()
+        self.assertEqual(len(lines), 2)
+        header, row = lines[0].split("\t"), lines[1].split("\t")
+        self.assertEqual(len(header), len(row))
+        self.assertEqual(row[header.index("cpu_per_gb_median")], "0.3")
+        raw = report.runs_tsv([dict(run(1, 1, 1, 1), note="a\tb")]).splitlines()
+        self.assertEqual(len(raw[1].split("\t")), len(report.RUN_COLUMNS))
+
+
+class ConfigTests(unittest.TestCase):
+    def test_haproxy_splice_is_forced_only_in_the_splice_variant(self):
+        self.assertIn("option splice-response", configs.haproxy(1, 2, True))
+        self.assertNotIn("splice", configs.haproxy(1, 2, False))
+        self.assertIn("bind 127.0.0.1:1", configs.haproxy(1, 2, False))
+
+    def test_nginx_variants(self):
+        tuned = configs.nginx_proxy(1, 2, "/r", "tuned")
+        self.assertIn("proxy_buffers 16 64k;", tuned)
+        self.assertIn("proxy_max_temp_file_size 0;", tuned)
+        self.assertIn("keepalive 64;", tuned)
+        self.assertNotIn("proxy_buffers", configs.nginx_proxy(1, 2, "/r", "stock"))
+        aio = configs.nginx_proxy(1, 2, "/r", "cache-aio")
+        self.assertIn("directio 4m;", aio)
+        self.assertIn("tcp_nopush off;", aio)
+        self.assertIn("X-Cache-Status", aio)
+        with self.assertRaises(ValueError):
+            configs.nginx_proxy(1, 2, "/r", "bogus")
+
+    def test_zcproxy_config(self):
+        c = json.loads(configs.zcproxy(1, 2, 3, False))
+        self.assertEqual(c["ZeroCopy"], {"Enabled": False})
+        self.assertEqual(c["AccessLog"], {"Path": "off"})
+        self.assertNotIn("Cache", c)
+        cached = json.loads(configs.zcproxy(1, 2, 3, True, "/tmp/c"))
+        self.assertEqual(cached["ReverseProxy"]["Routes"]["all"]["Metadata"], {"Cache": "on"})
+        self.assertEqual(cached["Cache"]["Path"], "/tmp/c")
+        self.assertEqual(cached["ReverseProxy"]["Clusters"]["origin"]["Destinations"]["o1"]["Address"],
+                         "http://127.0.0.1:3/")
+
+
+METRICS_TEXT = """# HELP zcproxy_body_bytes_total Body bytes by how they moved.
+# TYPE zcproxy_body_bytes_total counter
+zcproxy_body_bytes_total{mechanism="sendfile",direction="response"} 0
+zcproxy_body_bytes_total{mechanism="splice",direction="response"} 3000
+zcproxy_body_bytes_total{mechanism="splice",direction="request"} 777
+zcproxy_body_bytes_total{mechanism="copy",direction="response"} 1000
+zcproxy_requests_total 5
+"""
+
+
+class MetricsTests(unittest.TestCase):
+    def test_parse_response_direction(self):
+        self.assertEqual(metrics.parse_body_bytes(METRICS_TEXT), {"sendfile": 0, "splice": 3000, "copy": 1000})
+        self.assertEqual(metrics.parse_body_bytes(METRICS_TEXT, "request"), {"splice": 777})
+
+    def test_delta_and_description_over_runs(self):
+        d1 = metrics.delta({"splice": 100, "copy": 5}, {"splice": 400, "copy": 5, "sendfile": 0})
+        self.assertEqual(d1, {"splice": 300})
+        d2 = {"splice": 600, "copy": 100}
+        self.assertEqual(metrics.describe([d1, d2]), "by splice 90%, copy 10%")
+        self.assertEqual(metrics.describe([{}]), "metrics: no response body bytes counted")
+        self.assertEqual(metrics.describe([d1, None]), "metrics unavailable")
+        self.assertEqual(metrics.encode(d2), "copy=100,splice=600")
+
+    def test_summary_notes_carry_the_mechanisms(self):
+        runs = [dict(run(1, 1, 10**9, 1), mech={"splice": 30}), dict(run(2, 1, 10**9, 1), mech={"copy": 10},
+                                                                     note="wrk errors read=1")]
+        s = stats.summarize("zc-on/16m-c4", "zc-on", "16m-c4", runs)
+        self.assertEqual(s.notes, "by splice 75%, copy 25%; wrk errors read=1")
+
+
+class ToolOutputTests(unittest.TestCase):
+    def test_iperf3_json(self):
+        text = json.dumps({"end": {"sum_received": {"bits_per_second": 8e10}}})
+        self.assertAlmostEqual(ceilings.parse_iperf3_json(text), 10.0)
+
+    def test_strace_top_calls(self):
+        self.assertEqual(syscalls.top_calls(STRACE_C), ["splice 10300", "sendmsg 10000", "recvfrom 100"])
+        self.assertEqual(syscalls.parse_summary(STRACE_C)[1], ("epoll_wait", 10100, 0.135))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,1 @@
+"""ZcProxy benchmark harness: python3 standard library only, driven by bench/run.sh."""

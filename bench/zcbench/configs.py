@@ -1,0 +1,124 @@
+"""Configuration text for every server in the bench: pure functions of ports and paths."""
+import json
+
+_NGINX_COMMON = """\
+user root root;
+worker_processes {workers};
+daemon off;
+master_process on;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush off;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    client_body_temp_path {run}/client_temp;
+    proxy_temp_path {run}/proxy_temp;
+    fastcgi_temp_path {run}/fastcgi_temp;
+    uwsgi_temp_path {run}/uwsgi_temp;
+    scgi_temp_path {run}/scgi_temp;
+    default_type application/octet-stream;
+{body}
+}}
+"""
+
+
+def nginx_origin(port, run_dir, files_dir, workers="auto"):
+    """The origin: static files with sendfile, cacheable for a day so proxy caches store them."""
+    body = f"""\
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        root {files_dir};
+        location / {{ add_header Cache-Control "public, max-age=86400"; }}
+    }}"""
+    return _NGINX_COMMON.format(workers=workers, run=run_dir, body=body)
+
+
+_UPSTREAM = """\
+    upstream origin {{
+        server 127.0.0.1:{origin_port};
+        keepalive 64;
+    }}"""
+
+_PROXY_BASICS = """\
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";"""
+
+
+def nginx_proxy(port, origin_port, run_dir, variant, workers="auto"):
+    """nginx proxy_pass with upstream keep-alive.
+
+    variant: "stock" (default buffering: big bodies spill to a temp file), "tuned"
+    (proxy_buffers 16 64k, no temp file), "cache" (proxy_cache + sendfile), "cache-aio"
+    (proxy_cache + aio threads + directio 4m; output_buffers sized for direct reads).
+    """
+    extra_http, extra_loc = "", ""
+    if variant == "tuned":
+        extra_loc = "            proxy_buffers 16 64k;\n            proxy_max_temp_file_size 0;"
+    elif variant in ("cache", "cache-aio"):
+        extra_http = (f"    proxy_cache_path {run_dir}/cache levels=1:2 keys_zone=zc:16m max_size=4g "
+                      "inactive=1h use_temp_path=off;")
+        extra_loc = ("            proxy_cache zc;\n"
+                     "            proxy_cache_valid 200 1h;\n"
+                     "            add_header X-Cache-Status $upstream_cache_status;")
+        if variant == "cache-aio":
+            extra_loc += "\n            aio threads;\n            directio 4m;\n            output_buffers 2 1m;"
+    elif variant != "stock":
+        raise ValueError(f"unknown nginx variant {variant!r}")
+    body = "\n".join(x for x in [
+        _UPSTREAM.format(origin_port=origin_port),
+        extra_http,
+        f"    server {{\n        listen 127.0.0.1:{port} reuseport;\n        location / {{",
+        _PROXY_BASICS,
+        extra_loc,
+        "        }\n    }",
+    ] if x)
+    return _NGINX_COMMON.format(workers=workers, run=run_dir, body=body)
+
+
+def haproxy(port, origin_port, splice):
+    """HAProxy mode http; splice forced with option splice-request/-response (splice-auto does
+    not splice HTTP bodies in 2.6)."""
+    splice_lines = "    option splice-request\n    option splice-response\n" if splice else ""
+    return f"""\
+global
+    maxconn 4000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+    http-reuse always
+{splice_lines}frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server origin 127.0.0.1:{origin_port}
+"""
+
+
+def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None):
+    """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches."""
+    route = {"ClusterId": "origin", "Match": {"Path": "/{**catch-all}"}}
+    if cache_dir:
+        route["Metadata"] = {"Cache": "on"}
+    conf = {
+        "Listen": [{"Url": f"http://127.0.0.1:{port}"}],
+        "Admin": {"Url": f"http://127.0.0.1:{admin_port}"},
+        "ZeroCopy": {"Enabled": bool(zero_copy)},
+        "AccessLog": {"Path": "off"},
+        "ReverseProxy": {
+            "Routes": {"all": route},
+            "Clusters": {"origin": {"Destinations": {
+                "o1": {"Address": f"http://127.0.0.1:{origin_port}/"}}}},
+        },
+    }
+    if cache_dir:
+        conf["Cache"] = {"Path": cache_dir, "MaxSize": "4GiB", "DirectIoThreshold": "4MiB",
+                         "Inactive": "1h"}
+    return json.dumps(conf, indent=2) + "\n"

@@ -1,0 +1,59 @@
+"""ZcProxy's own account of how body bytes moved (zcproxy_body_bytes_total on the admin listener),
+read before and after a timed run: proves which path (splice, sendfile, directio, copy) carried it."""
+import http.client
+import re
+
+_SAMPLE = re.compile(r'^zcproxy_body_bytes_total\{([^}]*)\}\s+([0-9.eE+]+)\s*$', re.M)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def parse_body_bytes(text, direction="response"):
+    """{mechanism: bytes} for one direction from Prometheus text."""
+    out = {}
+    for labels, value in _SAMPLE.findall(text):
+        lab = dict(_LABEL.findall(labels))
+        if lab.get("direction") == direction and "mechanism" in lab:
+            out[lab["mechanism"]] = out.get(lab["mechanism"], 0) + int(float(value))
+    return out
+
+
+def scrape(admin_port, timeout_s=5):
+    """The response-direction counters, or None when the admin listener does not serve them."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=timeout_s)
+        try:
+            conn.request("GET", "/metrics")
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+    except OSError:
+        return None
+    return parse_body_bytes(text) if resp.status == 200 else None
+
+
+def delta(before, after):
+    """Bytes per mechanism counted between two scrapes, or None when either scrape failed."""
+    if before is None or after is None:
+        return None
+    return {m: after.get(m, 0) - before.get(m, 0) for m in after if after.get(m, 0) - before.get(m, 0) > 0}
+
+
+def describe(deltas):
+    """'by splice 99%, copy 1%' over several runs' deltas, or why there is nothing to say."""
+    if not deltas or any(d is None for d in deltas):
+        return "metrics unavailable"
+    total = {}
+    for d in deltas:
+        for m, v in d.items():
+            total[m] = total.get(m, 0) + v
+    whole = sum(total.values())
+    if whole == 0:
+        return "metrics: no response body bytes counted"
+    parts = sorted(((v, m) for m, v in total.items()), reverse=True)
+    return "by " + ", ".join(f"{m} {100 * v / whole:.0f}%" for v, m in parts)
+
+
+def encode(d):
+    """For runs.tsv: 'splice=123,copy=4', '-' for unavailable."""
+    return "-" if d is None else ",".join(f"{m}={v}" for m, v in sorted(d.items()))

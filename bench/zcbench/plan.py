@@ -1,0 +1,115 @@
+"""What gets measured: body sizes, workloads (size x connections), targets, and --only selection."""
+import fnmatch
+from dataclasses import dataclass
+
+KiB, MiB = 1024, 1024 * 1024
+SIZES = {"1k": 1 * KiB, "64k": 64 * KiB, "1m": 1 * MiB, "16m": 16 * MiB, "256m": 256 * MiB}
+
+
+@dataclass(frozen=True)
+class Workload:
+    size: str          # key of SIZES
+    connections: int
+
+    @property
+    def name(self):
+        return f"{self.size}-c{self.connections}"
+
+    @property
+    def body_bytes(self):
+        return SIZES[self.size]
+
+    @property
+    def threads(self):
+        # One wrk thread tops out near 1-1.7 GB/s: two for big bodies; one for small ones leaves
+        # the shared cores to the proxy and the origin.
+        return min(2 if self.body_bytes >= MiB else 1, self.connections)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    kind: str          # origin | zcproxy | nginx | haproxy
+    variant: str = ""  # zero copy on/off, nginx variant, haproxy splice/nosplice
+    cache: bool = False
+    description: str = ""
+
+
+TARGETS = [
+    Target("origin", "origin", description="nginx origin directly (ceiling; CPU is the origin's)"),
+    Target("zc-on", "zcproxy", "on", description="ZcProxy, ZeroCopy on"),
+    Target("zc-off", "zcproxy", "off", description="ZcProxy, ZeroCopy off (stock YARP path)"),
+    Target("nginx-stock", "nginx", "stock", description="nginx proxy_pass, stock buffering"),
+    Target("nginx-tuned", "nginx", "tuned", description="nginx proxy_pass, proxy_buffers 16 64k, no temp file"),
+    Target("haproxy-splice", "haproxy", "splice", description="HAProxy, option splice-request/-response"),
+    Target("haproxy", "haproxy", "nosplice", description="HAProxy, no splicing"),
+    Target("zc-cache", "zcproxy", "on", cache=True, description="ZcProxy cache hits (ZeroCopy on)"),
+    Target("nginx-cache", "nginx", "cache", cache=True, description="nginx proxy_cache hits, sendfile"),
+    Target("nginx-cache-aio", "nginx", "cache-aio", cache=True,
+           description="nginx proxy_cache hits, aio threads + directio 4m"),
+]
+TARGETS_BY_NAME = {t.name: t for t in TARGETS}
+
+PROXY_WORKLOADS = {
+    "full": ["1k-c16", "1k-c64", "64k-c16", "64k-c64", "1m-c8", "16m-c4", "256m-c2"],
+    "quick": ["1k-c16", "1m-c8", "16m-c4", "256m-c2"],
+}
+CACHE_WORKLOADS = {
+    "full": ["1k-c16", "1m-c8", "16m-c4", "256m-c2"],
+    "quick": ["1k-c16", "16m-c4", "256m-c2"],
+}
+
+
+def workload(name):
+    size, conns = name.split("-c")
+    return Workload(size, int(conns))
+
+
+@dataclass(frozen=True)
+class Case:
+    target: Target
+    workload: Workload
+
+    @property
+    def id(self):
+        return f"{self.target.name}/{self.workload.name}"
+
+
+def all_cases(mode):
+    cases = []
+    for t in TARGETS:
+        names = CACHE_WORKLOADS[mode] if t.cache else PROXY_WORKLOADS[mode]
+        cases += [Case(t, workload(w)) for w in names]
+    return cases
+
+
+def select(cases, only):
+    """--only: comma-separated tokens. A token with '/' is a glob on the case id
+    ("zc-*/16m-*"); otherwise it filters targets ("zc-on", "nginx-*", "cache") or
+    workloads ("16m", "1k-c64"). Target and workload filters intersect; id globs add."""
+    if not only:
+        return list(cases)
+    tokens = [t.strip() for t in only.split(",") if t.strip()]
+    id_globs = [t for t in tokens if "/" in t]
+    plain = [t for t in tokens if "/" not in t]
+
+    def target_match(tok, c):
+        return fnmatch.fnmatch(c.target.name, tok) or (tok == "cache" and c.target.cache)
+
+    def workload_match(tok, c):
+        return fnmatch.fnmatch(c.workload.name, tok) or fnmatch.fnmatch(c.workload.size, tok)
+
+    target_toks = [t for t in plain if any(target_match(t, c) for c in cases)]
+    workload_toks = [t for t in plain if t not in target_toks and any(workload_match(t, c) for c in cases)]
+    unknown = [t for t in plain if t not in target_toks and t not in workload_toks]
+    if unknown:
+        raise ValueError(f"--only: {', '.join(unknown)} matches no target or workload")
+    out = []
+    for c in cases:
+        by_plain = bool(plain) and \
+            (not target_toks or any(target_match(t, c) for t in target_toks)) and \
+            (not workload_toks or any(workload_match(t, c) for t in workload_toks))
+        by_id = any(fnmatch.fnmatch(c.id, g) for g in id_globs)
+        if by_plain or by_id:
+            out.append(c)
+    return out

@@ -1,0 +1,116 @@
+"""Per-run derived numbers, medians with min-max, and ratios paired within one harness run."""
+import statistics
+
+from . import metrics
+from dataclasses import dataclass, field
+
+METRICS = ("rps", "gbps", "cpu_per_gb", "us_per_req")
+
+
+def derive(run):
+    """Adds rps, GB/s (1 GB = 1e9 bytes), proxy CPU-seconds per GB and CPU µs per request."""
+    r = dict(run)
+    d = r["duration_s"]
+    r["rps"] = r["requests"] / d if d > 0 else 0.0
+    r["gbps"] = r["bytes"] / d / 1e9 if d > 0 else 0.0
+    r["cpu_per_gb"] = r["cpu_s"] / (r["bytes"] / 1e9) if r["bytes"] > 0 else float("nan")
+    r["us_per_req"] = r["cpu_s"] / r["requests"] * 1e6 if r["requests"] > 0 else float("nan")
+    return r
+
+
+@dataclass
+class Spread:
+    median: float
+    low: float
+    high: float
+
+    @staticmethod
+    def of(values):
+        values = [v for v in values if v == v]  # drop NaN
+        if not values:
+            return None
+        return Spread(statistics.median(values), min(values), max(values))
+
+
+@dataclass
+class CaseSummary:
+    case_id: str
+    target: str
+    workload: str
+    status: str                      # "ok", or why the case was not timed
+    n: int = 0
+    spreads: dict = field(default_factory=dict)
+    peak_rss_mib: float = 0.0
+    host_busy_pct: float = 0.0
+    errors: int = 0
+    notes: str = ""
+    group: str = ""                  # the table it belongs to: the workload, or "<workload> cache hits"
+
+
+def summarize(case_id, target, workload, runs, status="ok", group=None):
+    s = CaseSummary(case_id, target, workload, status, n=len(runs), group=group or workload)
+    if status != "ok" or not runs:
+        return s
+    runs = [derive(r) for r in runs]
+    s.spreads = {m: Spread.of([r[m] for r in runs]) for m in METRICS}
+    s.peak_rss_mib = max(r.get("peak_rss_kib", 0) for r in runs) / 1024
+    s.host_busy_pct = statistics.median(r.get("host_busy_pct", 0.0) for r in runs)
+    s.errors = sum(r.get("errors", 0) for r in runs)
+    notes = sorted({r["note"] for r in runs if r.get("note")})
+    if any("mech" in r for r in runs):
+        notes.insert(0, metrics.describe([r.get("mech") for r in runs]))
+    s.notes = "; ".join(notes)
+    return s
+
+
+@dataclass(frozen=True)
+class RatioSpec:
+    label: str
+    numerator: str     # case id
+    denominator: str   # case id
+    metric: str
+    goal: str = ""     # e.g. "<= 0.35"
+
+
+def paired_ratio(runs_by_case, spec):
+    """Median and min-max of numerator/denominator over repetitions that both completed; pairing
+    by repetition keeps drift (other load on the machine) out of the ratio."""
+    num = {r["rep"]: derive(r)[spec.metric] for r in runs_by_case.get(spec.numerator, [])}
+    den = {r["rep"]: derive(r)[spec.metric] for r in runs_by_case.get(spec.denominator, [])}
+    values = [num[k] / den[k] for k in sorted(num.keys() & den.keys()) if den[k] and den[k] == den[k]]
+    return Spread.of(values)
+
+
+def goal_met(goal, value):
+    if not goal or value is None:
+        return ""
+    op, limit = goal.split()
+    limit = float(limit)
+    ok = value <= limit if op == "<=" else value >= limit
+    return "yes" if ok else "no"
+
+
+def ratio_specs(case_ids):
+    """The comparisons the issues ask for, limited to cases that exist in this run."""
+    specs = []
+    for cid in sorted(case_ids):
+        target, wl = cid.split("/")
+        size = wl.split("-c")[0]
+        if target == "zc-on":
+            specs.append(RatioSpec(f"ZeroCopy on/off CPU-s/GB, {wl}", cid, f"zc-off/{wl}", "cpu_per_gb",
+                                   "<= 0.35" if size in ("16m", "256m") else ""))
+            if size == "1k":
+                specs.append(RatioSpec(f"ZeroCopy on/off req/s, {wl}", cid, f"zc-off/{wl}", "rps", ">= 1.0"))
+                specs.append(RatioSpec(f"ZcProxy (on) / nginx-tuned req/s, {wl}", cid, f"nginx-tuned/{wl}",
+                                       "rps", ">= 0.8"))
+            if size in ("16m", "256m"):
+                specs.append(RatioSpec(f"ZcProxy (on) / HAProxy-splice CPU-s/GB, {wl}", cid,
+                                       f"haproxy-splice/{wl}", "cpu_per_gb", "<= 1.0"))
+                specs.append(RatioSpec(f"ZcProxy (on) / HAProxy-splice GB/s, {wl}", cid,
+                                       f"haproxy-splice/{wl}", "gbps", ">= 1.0"))
+        if target == "zc-cache":
+            specs.append(RatioSpec(f"ZcProxy cache / nginx cache CPU-s/GB, {wl}", cid, f"nginx-cache/{wl}",
+                                   "cpu_per_gb", "<= 1.0"))
+            specs.append(RatioSpec(f"ZcProxy cache / nginx cache GB/s, {wl}", cid, f"nginx-cache/{wl}",
+                                   "gbps", ">= 1.0"))
+    return [s for s in specs if s.denominator in case_ids]

@@ -1,0 +1,59 @@
+"""Before timing: the target must return the origin's exact bytes; cache targets must hit."""
+import hashlib
+import http.client
+import time
+
+
+def fetch(port, path, timeout_s=120):
+    """(status, headers dict lower-cased, sha256 hex, length) of one GET."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            chunk = resp.read(1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+            n += len(chunk)
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, h.hexdigest(), n
+    finally:
+        conn.close()
+
+
+def check_body(port, path, want_sha, want_len):
+    """None when the response is right, else why not."""
+    try:
+        status, headers, sha, n = fetch(port, path)
+    except Exception as e:  # a target that cannot answer is a finding, not a crash
+        return f"request failed: {type(e).__name__}: {e}"
+    if status != 200:
+        return f"status {status}"
+    if n != want_len:
+        return f"body {n} bytes, expected {want_len}"
+    if sha != want_sha:
+        return "body sha256 differs from the origin file"
+    return None
+
+
+def check_cache_hit(port, path, want_sha, want_len, attempts=5, pause_s=0.3):
+    """Prime with a miss, then expect X-Cache-Status: HIT with the right bytes (bounded attempts:
+    a cache may finish storing the entry just after the first response ends)."""
+    seen = []
+    for _ in range(attempts):
+        try:
+            status, headers, sha, n = fetch(port, path)
+        except Exception as e:
+            return f"request failed: {type(e).__name__}: {e}"
+        cache_status = headers.get("x-cache-status")
+        seen.append(cache_status or "none")
+        if status != 200 or n != want_len or sha != want_sha:
+            return f"wrong response (status {status}, {n} bytes, sha match {sha == want_sha}), X-Cache-Status {cache_status}"
+        if cache_status == "HIT":
+            return None
+        if len(seen) >= 2 and seen[-1] == seen[-2] == "none":
+            break  # no X-Cache-Status at all: this build has no cache on the route
+        time.sleep(pause_s)
+    return f"no cache hit: X-Cache-Status {' -> '.join(seen)}"
