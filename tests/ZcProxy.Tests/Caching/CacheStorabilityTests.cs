@@ -107,4 +107,12 @@ public class CacheStorabilityTests
         Assert.Equal("-", status);
         Assert.Equal(2, rig.Origin.Requests);
     }
+
+    [Fact]
+    public async Task MustUnderstand_OverridesNoStore_ForAnUnderstoodStatus()
+    {
+        await using var rig = await OriginWith("/r", c => c.Response.Headers.CacheControl = "must-understand, no-store, max-age=60");
+        await rig.GetAsync("/r");
+        Assert.Equal("HIT", (await rig.GetAsync("/r")).Status);
+    }
 }
