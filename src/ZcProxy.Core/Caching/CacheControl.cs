@@ -46,8 +46,19 @@ public sealed class CacheControl
     }
 
     public bool NoStore => Has("no-store");
-    public bool NoCache => Has("no-cache");
-    public bool Private => Has("private");
+    /// <summary>Unqualified no-cache: nothing may be reused without validation. (Qualified no-cache="field" only withholds fields.)</summary>
+    public bool NoCache => Has("no-cache") && string.IsNullOrEmpty(Argument("no-cache"));
+    /// <summary>Unqualified private: a shared cache stores nothing. (Qualified private="field" only withholds fields.)</summary>
+    public bool Private => Has("private") && string.IsNullOrEmpty(Argument("private"));
+
+    /// <summary>Field names listed by qualified private="..." and no-cache="...": never stored by a shared cache (§5.2.2.4, §5.2.2.7).</summary>
+    public IEnumerable<string> WithheldFields()
+    {
+        foreach (var directive in new[] { "private", "no-cache" })
+            if (Argument(directive) is { Length: > 0 } list)
+                foreach (var name in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                    yield return name;
+    }
     public bool Public => Has("public");
     public bool MustRevalidate => Has("must-revalidate");
     public bool ProxyRevalidate => Has("proxy-revalidate");

@@ -9,13 +9,13 @@ public static class Storability
     public static string? WhyNot(HttpRequest request, int status, IHeaderDictionary responseHeaders, IReadOnlyCollection<int> statuses)
     {
         if (!HttpMethods.IsGet(request.Method)) return "only GET responses are stored";
-        if (status is < 200 or 206 or 304 || !statuses.Contains(status)) return $"status {status} is not stored";
+        if (status is < 200 or 206 or 304 || (statuses.Count > 0 && !statuses.Contains(status))) return $"status {status} is not stored";
         var requestCc = CacheControl.Parse(request.Headers.CacheControl);
         var responseCc = CacheControl.Parse(responseHeaders.CacheControl);
         // §5.2.2.3: must-understand overrides no-store for status codes whose caching rules the cache implements.
         bool understood = responseCc.Has("must-understand") && (Freshness.HeuristicallyCacheable.Contains(status) || status is 302 or 307);
         if (requestCc.NoStore || (responseCc.NoStore && !understood)) return "no-store";
-        // §5.2.2.7: a shared cache must not store a private response (qualified private is treated the same, conservatively).
+        // §5.2.2.7: a shared cache must not store a private response (qualified private only withholds the named fields).
         if (responseCc.Private) return "private";
         // §3.5: a response to a request with Authorization only with must-revalidate, public or s-maxage.
         if (request.Headers.ContainsKey("Authorization") && !responseCc.MustRevalidate && !responseCc.Public && !responseCc.Has("s-maxage"))

@@ -29,9 +29,10 @@ public static class StoredHead
     {
         var response = context.Response;
         var headers = new List<(string, string)>();
+        var withheld = new HashSet<string>(CacheControl.Parse(response.Headers.CacheControl).WithheldFields(), StringComparer.OrdinalIgnoreCase);
         foreach (var (name, values) in response.Headers)
         {
-            if (!IsStorable(name, response.Headers)) continue;
+            if (!IsStorable(name, response.Headers) || withheld.Contains(name)) continue;
             foreach (var v in values) if (v is not null) headers.Add((name, v));
         }
         var varyNames = response.Headers.Vary

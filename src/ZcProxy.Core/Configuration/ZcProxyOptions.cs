@@ -64,8 +64,8 @@ public sealed record CacheOptions
     public string Key { get; init; } = "{scheme}://{host}{uri}";
     /// <summary>Request methods looked up in the cache (responses are stored from GET only; HEAD is answered from a stored GET).</summary>
     public IReadOnlyList<string> Methods { get; init; } = ["GET", "HEAD"];
-    /// <summary>Response status codes that may be stored (RFC 9111 still decides per response).</summary>
-    public IReadOnlyList<int> Statuses { get; init; } = [200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501];
+    /// <summary>Response status codes that may be stored; empty (the default) leaves it to RFC 9111 (any final status but 206 and 304).</summary>
+    public IReadOnlyList<int> Statuses { get; init; } = [];
 }
 
 public sealed record AccessLogOptions

@@ -17,7 +17,6 @@ public class CacheStorabilityTests
     [Theory]
     [InlineData("no-store, max-age=60")]
     [InlineData("private, max-age=60")]
-    [InlineData("private=\"x\", max-age=60")]
     public async Task ResponseDirective_PreventsStoring(string cacheControl)
     {
         await using var rig = await OriginWith("/r", c => c.Response.Headers.CacheControl = cacheControl);
@@ -112,6 +111,32 @@ public class CacheStorabilityTests
     public async Task MustUnderstand_OverridesNoStore_ForAnUnderstoodStatus()
     {
         await using var rig = await OriginWith("/r", c => c.Response.Headers.CacheControl = "must-understand, no-store, max-age=60");
+        await rig.GetAsync("/r");
+        Assert.Equal("HIT", (await rig.GetAsync("/r")).Status);
+    }
+
+    [Fact]
+    public async Task QualifiedPrivateAndNoCache_WithholdOnlyTheNamedFields()
+    {
+        await using var rig = await OriginWith("/r", c =>
+        {
+            c.Response.Headers.CacheControl = "max-age=60, private=\"X-Secret\", no-cache=\"X-Token\"";
+            c.Response.Headers["X-Secret"] = "s";
+            c.Response.Headers["X-Token"] = "t";
+            c.Response.Headers["X-Public"] = "p";
+        });
+        await rig.GetAsync("/r");
+        var hit = await rig.SendAsync("/r");
+        Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
+        Assert.False(hit.Headers.Contains("X-Secret"));
+        Assert.False(hit.Headers.Contains("X-Token"));
+        Assert.True(hit.Headers.Contains("X-Public"));
+    }
+
+    [Fact]
+    public async Task UncommonStatus_WithExplicitFreshness_IsStored_UnlessStatusesRestrictIt()
+    {
+        await using var rig = await OriginWith("/r", c => c.Response.Headers.CacheControl = "max-age=60", status: 299);
         await rig.GetAsync("/r");
         Assert.Equal("HIT", (await rig.GetAsync("/r")).Status);
     }
