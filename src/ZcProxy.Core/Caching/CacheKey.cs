@@ -16,7 +16,8 @@ public static class CacheKey
 
     /// <summary>The key of an absolute URL (invalidation by Location/Content-Location, admin purge), as a GET would have it.</summary>
     public static string For(string template, Uri url)
-        => Build(template, url.Scheme, url.IsDefaultPort ? url.Host : $"{url.Host}:{url.Port}", url.AbsolutePath, url.Query, "GET");
+        => Build(template, url.Scheme, url.IsDefaultPort ? url.Host : $"{url.Host}:{url.Port}",
+            PathString.FromUriComponent(url).Value ?? "/", QueryString.FromUriComponent(url).Value ?? "", "GET"); // decoded as Kestrel decodes a request path
 
     private static string Build(string template, string scheme, string host, string path, string query, string method)
     {

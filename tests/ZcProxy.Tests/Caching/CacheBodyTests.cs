@@ -136,4 +136,41 @@ public class CacheBodyTests
         await Poll.UntilAsync(() => !rig.EntryFiles().Any(), "the inactive entry to be evicted");
         Assert.Equal("MISS", (await rig.GetAsync("/i")).Status);
     }
+
+    [Fact]
+    public async Task LockTimeout_WaiterGoesUpstreamItself()
+    {
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        int calls = 0;
+        await using var rig = await CacheRig.StartAsync(app => app.MapGet("/stuck", async (HttpContext c) =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            if (Interlocked.Increment(ref calls) == 1) await gate.Task;
+            await c.Response.WriteAsync("answer");
+        }), "\"LockTimeout\": \"200ms\"");
+        var first = rig.SendAsync("/stuck");
+        await Poll.UntilAsync(() => rig.Origin.Requests == 1, "the first request at the origin");
+        var second = await rig.GetAsync("/stuck");
+        Assert.Equal(("MISS", "answer"), second);
+        Assert.Equal(2, rig.Origin.Requests);
+        gate.SetResult();
+        Assert.Equal("MISS", CacheRig.CacheStatusOf(await first));
+        Assert.Equal("HIT", (await rig.GetAsync("/stuck")).Status);
+    }
+
+    [Fact]
+    public async Task PurgeByUrl_MatchesAPercentEncodedPath()
+    {
+        await using var rig = await CacheRig.StartAsync(app => app.MapFallback((HttpContext c) =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            return "x";
+        }));
+        await rig.GetAsync("/a%20b/c%C3%A9?q=1%202");
+        Assert.Equal("HIT", (await rig.GetAsync("/a%20b/c%C3%A9?q=1%202")).Status);
+        var host = new Uri(rig.Proxy.Url).Authority;
+        var purge = await CacheRig.Client.SendAsync(new HttpRequestMessage(HttpMethod.Delete,
+            $"{rig.Proxy.AdminUrl}/cache?url={Uri.EscapeDataString($"http://{host}/a%20b/c%C3%A9?q=1%202")}"));
+        Assert.Equal("{\"purged\":1}", await purge.Content.ReadAsStringAsync());
+    }
 }
