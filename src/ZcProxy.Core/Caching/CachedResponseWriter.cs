@@ -85,7 +85,7 @@ public static class CachedResponseWriter
 
     private static async Task CopyAsync(HttpContext context, OpenEntry entry, long offset, long length, CancellationToken ct)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        var buffer = ArrayPool<byte>.Shared.Rent(128 * 1024);
         try
         {
             var body = context.Features.Get<IHttpResponseBodyFeature>()!.Stream;

@@ -9,12 +9,13 @@ namespace ZcProxy.Core.Caching;
 /// <summary>
 /// Sends a big stored body read with O_DIRECT, so it does not evict hot small entries from the page cache
 /// (nginx's directio + aio). Aligned buffers in a ring: several preads are in flight on the thread pool while the
-/// bytes of the oldest completed one are copied into the response writer.
+/// bytes of the oldest completed one are copied into the response writer (double-buffered: while the client
+/// connection drains one chunk, the next two reads are already running).
 /// </summary>
 public static class DirectIoSender
 {
-    public const int ChunkSize = 512 * 1024;
-    public const int ReadsInFlight = 3;
+    public const int ChunkSize = 1024 * 1024;
+    public const int ReadsInFlight = 2;
 
     /// <summary>Opens the entry file with O_DIRECT; null when the file system refuses it (tmpfs) or the file changed.</summary>
     public static SafeFileHandle? TryOpen(string path, long expectedLength)
