@@ -26,7 +26,12 @@ public sealed partial class DiskCache
         Lock = cacheLock;
         Time = time;
         Root = Path.GetFullPath(options.Path);
-        Directory.CreateDirectory(Root);
+        try { Directory.CreateDirectory(Root); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The proxy still serves: every fill fails (logged and counted) until the directory is usable.
+            LogRootUnusable(Root, e.Message);
+        }
     }
 
     public string Root { get; }
@@ -62,10 +67,14 @@ public sealed partial class DiskCache
     {
         SafeFileHandle file;
         try { file = File.OpenHandle(PathFor(entry.Hash), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            Index.Remove(entry); // deleted behind our back (or by a purge racing this lookup)
+            return null;
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Index.Remove(entry);
-            return null;
+            return null; // EMFILE, EACCES...: a miss now, the entry may well be readable later
         }
         var parsed = EntryFile.Read(file);
         if (parsed is null || parsed.Value.Response.Key != entry.Key)
@@ -169,6 +178,9 @@ public sealed partial class DiskCache
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "cache entry {Hash} is corrupt or truncated: removed")]
     private partial void LogCorrupt(string hash);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Error, Message = "cache directory {Root} cannot be created: {Error}; responses are served but not stored")]
+    private partial void LogRootUnusable(string root, string error);
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "cache loaded: {Loaded} entries, {Removed} leftover or corrupt files removed ({Root})")]
     private partial void LogLoaded(int loaded, int removed, string root);

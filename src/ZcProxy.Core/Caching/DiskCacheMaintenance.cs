@@ -13,7 +13,7 @@ public sealed partial class DiskCacheMaintenance(DiskCache cache, ILogger<DiskCa
         {
             await Task.Run(() => cache.LoadFromDisk(stoppingToken), stoppingToken);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.SecurityException)
         {
             cache.Loaded = true;
             LogLoadFailed(cache.Root, e.Message);

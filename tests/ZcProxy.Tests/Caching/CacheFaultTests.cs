@@ -56,6 +56,23 @@ public class CacheFaultTests(ITestOutputHelper output)
         Assert.Equal("MISS", (await rig.GetAsync("/r")).Status);
     }
 
+    [Fact]
+    public async Task CacheDirCannotBeCreated_ProxyStillServes_FillsCounted()
+    {
+        using var dir = new ConfigDirectory();
+        var impossible = Path.Combine(dir.Root, "routes.d", "not-a-dir"); // a file where a directory would have to be
+        File.WriteAllText(impossible, "");
+        var body = CacheRig.RandomBody(10_000, 16);
+        await using var rig = await CacheRig.StartAsync(Chunked("/r", body), "\"MinFreeDisk\": 0", cachePath: Path.Combine(impossible, "cache"), dir: dir);
+        for (int i = 0; i < 2; i++)
+        {
+            var response = await rig.SendAsync("/r");
+            Assert.Equal("MISS", CacheRig.CacheStatusOf(response));
+            Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await response.Content.ReadAsByteArrayAsync()));
+        }
+        Assert.Equal(2, await rig.MetricAsync("zcproxy_cache_errors_total{kind=\"fill\"}"));
+    }
+
     [Theory]
     [InlineData("truncate")]
     [InlineData("garble-header")]
