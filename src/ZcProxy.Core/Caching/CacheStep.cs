@@ -15,7 +15,7 @@ namespace ZcProxy.Core.Caching;
 /// front of the forwarders. Hits never reach them; misses and validations pass through them with the response
 /// body intercepted (teed into a fill, or swallowed when the cache answers instead).
 /// </summary>
-public sealed partial class CacheStep(DiskCache cache, ILogger<CacheStep> log)
+public sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarder, IServiceProvider services, ILogger<CacheStep> log)
 {
     private const string RefreshLockSuffix = "\n#refresh";
 
@@ -116,17 +116,13 @@ public sealed partial class CacheStep(DiskCache cache, ILogger<CacheStep> log)
             await GatewayTimeoutAsync(context);
             return;
         }
-        // RFC 5861: serve stale while one refresh runs after this response is complete.
+        // RFC 5861: serve stale while one refresh per key runs in the background.
         if (!fresh && !requestCc.NoCache && Freshness.MayServeStale(responseCc)
             && responseCc.StaleWhileRevalidate is { } window && staleness <= window)
         {
+            if (cache.Lock.TryAcquire(key + RefreshLockSuffix) is null && !StartBackgroundRefresh(context, key, entry.Entry))
+                cache.Lock.Release(key + RefreshLockSuffix, false);
             await CachedResponseWriter.WriteAsync(context, entry, cache, CacheStatus.Updating, age);
-            await context.Response.CompleteAsync();
-            if (cache.Lock.TryAcquire(key + RefreshLockSuffix) is null)
-            {
-                try { await RefreshAfterResponseAsync(context, next, key, entry); }
-                finally { cache.Lock.Release(key + RefreshLockSuffix, true); }
-            }
             return;
         }
         await RevalidateAsync(context, next, key, entry, requestCc, responseCc, staleness, background: false);
@@ -210,27 +206,68 @@ public sealed partial class CacheStep(DiskCache cache, ILogger<CacheStep> log)
         if (upstreamStatus is > 0 and < 500 && HttpMethods.IsGet(request.Method)) cache.Delete(entry.Entry);
     }
 
-    /// <summary>stale-while-revalidate's refresh: the client already has its response; this one goes to a discarding sink.</summary>
-    private async Task RefreshAfterResponseAsync(HttpContext context, Func<Task> next, string key, OpenEntry entry)
+    /// <summary>
+    /// stale-while-revalidate's refresh, detached from the client's request (which is answered at once and whose
+    /// connection moves on): a copy of the request goes through YARP's forwarder to one of the route's destinations,
+    /// with the route's transforms; its response updates or replaces the entry and goes nowhere else.
+    /// </summary>
+    private bool StartBackgroundRefresh(HttpContext context, string key, IndexEntry indexEntry)
     {
-        var responseFeature = context.Features.Get<IHttpResponseFeature>()!;
-        var bodyFeature = context.Features.Get<IHttpResponseBodyFeature>()!;
-        context.Features.Set<IHttpResponseFeature>(new HttpResponseFeature());
-        context.Features.Set<IHttpResponseBodyFeature>(new DiscardBodyFeature());
-        try
+        var proxy = context.Features.Get<IReverseProxyFeature>();
+        if (proxy is null) return false;
+        var destinations = proxy.AvailableDestinations.Count > 0 ? proxy.AvailableDestinations : proxy.AllDestinations;
+        if (destinations.Count == 0) return false;
+        var destination = destinations[Random.Shared.Next(destinations.Count)];
+        var background = CopyRequest(context, proxy);
+        var cluster = proxy.Cluster;
+        var transformer = proxy.Route.Transformer;
+        _ = Task.Run(async () =>
         {
-            var responseCc = CacheControl.Parse(entry.Response.Header("Cache-Control"));
-            await RevalidateAsync(context, next, key, entry, CacheControl.Empty, responseCc, TimeSpan.MaxValue, background: true);
-        }
-        catch (Exception e) when (e is IOException or OperationCanceledException or InvalidOperationException)
-        {
-            LogRefreshFailed(key, e.Message);
-        }
-        finally
-        {
-            context.Features.Set(responseFeature);
-            context.Features.Set(bodyFeature);
-        }
+            try
+            {
+                using var entry = cache.Open(indexEntry);
+                if (entry is null) return;
+                var responseCc = CacheControl.Parse(entry.Response.Header("Cache-Control"));
+                await RevalidateAsync(background, async () =>
+                {
+                    await forwarder.SendAsync(background, destination.Model.Config.Address, cluster.HttpClient,
+                        cluster.Config.HttpRequest ?? ForwarderRequestConfig.Empty, transformer);
+                }, key, entry, CacheControl.Empty, responseCc, TimeSpan.MaxValue, background: true);
+            }
+            catch (Exception e)
+            {
+                LogRefreshFailed(key, e.Message);
+            }
+            finally
+            {
+                cache.Lock.Release(key + RefreshLockSuffix, true);
+            }
+        });
+        return true;
+    }
+
+    private HttpContext CopyRequest(HttpContext context, IReverseProxyFeature proxy)
+    {
+        var copy = new DefaultHttpContext { RequestServices = services };
+        copy.Features.Set<IHttpResponseBodyFeature>(new DiscardBodyFeature());
+        copy.Features.Set(proxy);
+        var from = context.Request;
+        var to = copy.Request;
+        to.Method = HttpMethods.Get;
+        to.Protocol = from.Protocol;
+        to.Scheme = from.Scheme;
+        to.Host = from.Host;
+        to.PathBase = from.PathBase;
+        to.Path = from.Path;
+        to.QueryString = from.QueryString;
+        foreach (var (name, value) in from.Headers)
+            if (name is not ("Content-Length" or "Transfer-Encoding" or "Expect") && !name.StartsWith("If-", StringComparison.OrdinalIgnoreCase) && name != "Range")
+                to.Headers[name] = value;
+        copy.Connection.RemoteIpAddress = context.Connection.RemoteIpAddress;
+        copy.Connection.RemotePort = context.Connection.RemotePort;
+        copy.Connection.LocalIpAddress = context.Connection.LocalIpAddress;
+        copy.Connection.LocalPort = context.Connection.LocalPort;
+        return copy;
     }
 
     /// <summary>

@@ -192,6 +192,34 @@ public class CacheValidationTests
     }
 
     [Fact]
+    public async Task StaleWhileRevalidate_RefreshDoesNotHoldUpTheClientsConnection()
+    {
+        int n = 0;
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var rig = await CacheRig.StartAsync(app => app.MapGet("/r", async (HttpContext c) =>
+        {
+            if (Interlocked.Increment(ref n) == 1)
+            {
+                c.Response.Headers.CacheControl = "max-age=1, stale-while-revalidate=600";
+                c.Response.Headers.Age = "5";
+                await c.Response.WriteAsync("v1");
+                return;
+            }
+            await gate.Task; // the refresh is slow
+            c.Response.Headers.CacheControl = "max-age=600";
+            await c.Response.WriteAsync("v2");
+        }));
+        await rig.GetAsync("/r");
+        Assert.Equal(("UPDATING", "v1"), await rig.GetAsync("/r"));
+        await Poll.UntilAsync(() => rig.Origin.Requests == 2, "the refresh at the origin");
+        // Same client, same keep-alive connection: answered stale while the refresh is still waiting; no second refresh.
+        Assert.Equal(("UPDATING", "v1"), await rig.GetAsync("/r"));
+        Assert.Equal(2, rig.Origin.Requests);
+        gate.SetResult();
+        await Poll.UntilAsync(async () => (await rig.GetAsync("/r")) == ("HIT", "v2"), "the refreshed entry");
+    }
+
+    [Fact]
     public async Task Head_AnsweredFromStoredGet()
     {
         await using var rig = await CacheRig.StartAsync(app => app.MapGet("/r", (HttpContext c) =>
