@@ -164,7 +164,7 @@ public sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarder,
             ((responseCc.StaleIfError is { } a && staleness <= a) || (requestCc.StaleIfError is { } b && staleness <= b));
 
         var requestTime = cache.Time.GetUtcNow();
-        HeaderDictionary? notModified = null;
+        HeaderDictionary? notModified = null, headResponse = null;
         int upstreamStatus = 0;
         ResponseInterceptor interceptor;
         try
@@ -174,11 +174,11 @@ public sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarder,
                 upstreamStatus = ctx.Response.StatusCode;
                 if (upstreamStatus == StatusCodes.Status304NotModified && conditional)
                 {
-                    notModified = new HeaderDictionary();
-                    foreach (var (name, value) in ctx.Response.Headers) notModified[name] = value;
+                    notModified = Snapshot(ctx.Response.Headers);
                     return (InterceptMode.Swallow, null);
                 }
                 if (upstreamStatus >= 500 && staleIfError) return (InterceptMode.Swallow, null);
+                if (upstreamStatus == StatusCodes.Status200OK && HttpMethods.IsHead(request.Method)) headResponse = Snapshot(ctx.Response.Headers);
                 return Decide(ctx, key, CacheStatus.Expired, HttpMethods.IsGet(request.Method), requestTime, background);
             });
         }
@@ -204,6 +204,29 @@ public sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarder,
         }
         // A full response superseded the stored one (it replaced it, or was not storable): the old variant goes.
         if (upstreamStatus is > 0 and < 500 && HttpMethods.IsGet(request.Method)) cache.Delete(entry.Entry);
+        // §4.3.5: a 200 to HEAD freshens the stored GET when it describes the same representation, else invalidates it.
+        if (headResponse is not null)
+        {
+            if (SameRepresentation(stored, headResponse)) UpdateFromNotModified(entry, headResponse, requestTime, cache.Time.GetUtcNow());
+            else cache.Delete(entry.Entry);
+        }
+    }
+
+    private static HeaderDictionary Snapshot(IHeaderDictionary headers)
+    {
+        var copy = new HeaderDictionary();
+        foreach (var (name, value) in headers) copy[name] = value;
+        return copy;
+    }
+
+    private static bool SameRepresentation(StoredResponse stored, IHeaderDictionary head)
+    {
+        if (head.ContentLength is { } length && length != stored.BodyLength) return false;
+        var etag = stored.Header("ETag");
+        if (etag is not null || head.ETag.Count > 0) return etag == head.ETag.ToString();
+        var lastModified = stored.Header("Last-Modified");
+        if (lastModified is not null || head.LastModified.Count > 0) return lastModified == head.LastModified.ToString();
+        return true;
     }
 
     /// <summary>

@@ -236,6 +236,29 @@ public class CacheValidationTests
     }
 
     [Fact]
+    public async Task HeadOnStaleEntry_200Freshens_OrInvalidatesWhenTheRepresentationChanged()
+    {
+        int n = 0;
+        string etag = "\"a\"";
+        await using var rig = await CacheRig.StartAsync(app => app.MapMethods("/r", ["GET", "HEAD"], (HttpContext c) =>
+        {
+            c.Response.Headers.ETag = etag;
+            c.Response.Headers.CacheControl = Interlocked.Increment(ref n) == 1 ? "max-age=0" : "max-age=600";
+            c.Response.ContentLength = 4;
+            return HttpMethods.IsHead(c.Request.Method) ? Task.CompletedTask : c.Response.WriteAsync("body");
+        }));
+        await rig.GetAsync("/r");
+        var head = await rig.SendAsync("/r", method: HttpMethod.Head);
+        Assert.Equal("EXPIRED", CacheRig.CacheStatusOf(head));
+        Assert.Equal(("HIT", "body"), await rig.GetAsync("/r")); // freshened by the HEAD's max-age=600
+
+        etag = "\"b\"";
+        // no-cache makes the HEAD go to the origin although the entry is fresh.
+        await CacheRig.Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, rig.Proxy.Url + "/r") { Headers = { { "Cache-Control", "no-cache" } } });
+        Assert.Equal("MISS", (await rig.GetAsync("/r")).Status); // a different ETag: the stored GET was invalidated
+    }
+
+    [Fact]
     public async Task Range_FromCompleteEntry_206_416_AndIfRange()
     {
         var body = CacheRig.RandomBody(10_000, 7);
