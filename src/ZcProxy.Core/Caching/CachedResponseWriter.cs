@@ -92,7 +92,8 @@ public static class CachedResponseWriter
             long remaining = length;
             while (remaining > 0)
             {
-                int n = await RandomAccess.ReadAsync(entry.File, buffer.AsMemory(0, (int)Math.Min(buffer.Length, remaining)), offset, ct);
+                // Below DirectIoThreshold the body is normally in the page cache: a plain pread beats a thread-pool hop.
+                int n = RandomAccess.Read(entry.File, buffer.AsSpan(0, (int)Math.Min(buffer.Length, remaining)), offset);
                 if (n == 0)
                 {
                     context.Abort(); // the file shrank under us: never pass a short body off as complete

@@ -65,12 +65,18 @@ public static class EntryFile
 
     public static long AlignUp(long n) => (n + Alignment - 1) / Alignment * Alignment;
 
+    /// <summary>SHA-256 over the two length fields and the payload (one-shot: this runs on every hit).</summary>
     private static byte[] Checksum(byte[] block)
     {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        sha.AppendData(block, 8, 12);
-        sha.AppendData(block, PrefixSize, block.Length - PrefixSize);
-        return sha.GetHashAndReset();
+        int length = 12 + block.Length - PrefixSize;
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            block.AsSpan(8, 12).CopyTo(buffer);
+            block.AsSpan(PrefixSize).CopyTo(buffer.AsSpan(12));
+            return SHA256.HashData(buffer.AsSpan(0, length));
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
     }
 
     private static byte[] Payload(StoredResponse r)
