@@ -13,6 +13,37 @@ public sealed class CacheControl
 
     public static readonly CacheControl Empty = new();
 
+    /// <summary>The targeted field this cache obeys before Cache-Control (RFC 9213: a CDN-like shared cache).</summary>
+    public const string TargetedField = "CDN-Cache-Control";
+
+    /// <summary>True when the directives came from <see cref="TargetedField"/>: then Cache-Control and Expires are ignored.</summary>
+    public bool Targeted { get; private init; }
+
+    /// <summary>
+    /// A response's directives for this cache (RFC 9213 §2.1): a valid, non-empty CDN-Cache-Control wins and
+    /// Cache-Control and Expires are ignored; otherwise Cache-Control.
+    /// </summary>
+    public static CacheControl ForResponse(string? targeted, StringValues cacheControl)
+    {
+        if (!string.IsNullOrWhiteSpace(targeted))
+        {
+            var cc = Parse(targeted);
+            if (cc._directives.Count > 0)
+            {
+                var result = new CacheControl { Targeted = true };
+                foreach (var (k, v) in cc._directives) result._directives[k] = v;
+                return result;
+            }
+        }
+        return Parse(cacheControl);
+    }
+
+    public static CacheControl ForResponse(Microsoft.AspNetCore.Http.IHeaderDictionary headers)
+        => ForResponse(headers[TargetedField].ToString(), headers.CacheControl);
+
+    public static CacheControl ForResponse(StoredResponse stored)
+        => ForResponse(stored.Header(TargetedField), stored.Header("Cache-Control"));
+
     public static CacheControl Parse(StringValues headerValues)
     {
         var cc = new CacheControl();

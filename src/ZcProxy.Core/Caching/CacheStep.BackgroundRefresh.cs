@@ -34,7 +34,7 @@ public sealed partial class CacheStep
             {
                 using var entry = cache.Open(indexEntry);
                 if (entry is null) return;
-                var responseCc = CacheControl.Parse(entry.Response.Header("Cache-Control"));
+                var responseCc = CacheControl.ForResponse(entry.Response);
                 await RevalidateAsync(background, async () =>
                 {
                     await forwarder.SendAsync(background, destination.Model.Config.Address, cluster.HttpClient,

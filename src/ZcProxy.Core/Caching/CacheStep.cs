@@ -99,7 +99,7 @@ public sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarder,
     private async Task AnswerFromEntryAsync(HttpContext context, Func<Task> next, string key, OpenEntry entry, CacheControl requestCc)
     {
         var stored = entry.Response;
-        var responseCc = CacheControl.Parse(stored.Header("Cache-Control"));
+        var responseCc = CacheControl.ForResponse(stored);
         var now = cache.Time.GetUtcNow();
         var age = Freshness.CurrentAge(stored, now);
         var lifetime = Freshness.Lifetime(stored);

@@ -14,10 +14,10 @@ public static class Freshness
     /// <summary>§4.2.1: s-maxage, then max-age, then Expires − Date, then a heuristic where allowed; else zero.</summary>
     public static TimeSpan Lifetime(StoredResponse r)
     {
-        var cc = CacheControl.Parse(r.Header("Cache-Control"));
+        var cc = CacheControl.ForResponse(r);
         if (cc.Has("s-maxage")) return cc.SMaxAge ?? TimeSpan.Zero;
         if (cc.Has("max-age")) return cc.MaxAge ?? TimeSpan.Zero;
-        var expiresText = r.Header("Expires");
+        var expiresText = cc.Targeted ? null : r.Header("Expires");
         if (expiresText is not null)
         {
             // An invalid Expires (e.g. "0") means "already expired" (§5.3).

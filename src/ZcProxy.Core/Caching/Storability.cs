@@ -11,7 +11,7 @@ public static class Storability
         if (!HttpMethods.IsGet(request.Method)) return "only GET responses are stored";
         if (status is < 200 or 206 or 304 || (statuses.Count > 0 && !statuses.Contains(status))) return $"status {status} is not stored";
         var requestCc = CacheControl.Parse(request.Headers.CacheControl);
-        var responseCc = CacheControl.Parse(responseHeaders.CacheControl);
+        var responseCc = CacheControl.ForResponse(responseHeaders);
         // §5.2.2.3: must-understand overrides no-store for status codes whose caching rules the cache implements.
         bool understood = responseCc.Has("must-understand") && (Freshness.HeuristicallyCacheable.Contains(status) || status is 302 or 307);
         if (requestCc.NoStore || (responseCc.NoStore && !understood)) return "no-store";
@@ -24,7 +24,7 @@ public static class Storability
         if (responseHeaders.ContainsKey("Content-Range")) return "partial content";
         // §3: explicit freshness, public, or a heuristically cacheable status code (no-cache responses are stored, validated on use).
         bool explicitOrAllowed = responseCc.Public || responseCc.Has("max-age") || responseCc.Has("s-maxage")
-            || responseHeaders.ContainsKey("Expires") || Freshness.HeuristicallyCacheable.Contains(status);
+            || (responseHeaders.ContainsKey("Expires") && !responseCc.Targeted) || Freshness.HeuristicallyCacheable.Contains(status);
         return explicitOrAllowed ? null : "no explicit freshness and status is not heuristically cacheable";
     }
 }

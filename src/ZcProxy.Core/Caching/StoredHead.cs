@@ -29,7 +29,7 @@ public static class StoredHead
     {
         var response = context.Response;
         var headers = new List<(string, string)>();
-        var withheld = new HashSet<string>(CacheControl.Parse(response.Headers.CacheControl).WithheldFields(), StringComparer.OrdinalIgnoreCase);
+        var withheld = new HashSet<string>(CacheControl.ForResponse(response.Headers).WithheldFields(), StringComparer.OrdinalIgnoreCase);
         foreach (var (name, values) in response.Headers)
         {
             if (!IsStorable(name, response.Headers) || withheld.Contains(name)) continue;

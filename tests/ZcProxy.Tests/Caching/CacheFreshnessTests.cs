@@ -127,4 +127,19 @@ public class CacheFreshnessTests
         Assert.Equal(200, (int)hit.StatusCode);
         Assert.Equal(1, rig.Origin.Requests);
     }
+
+    [Theory]
+    [InlineData("max-age=60", "no-store", "HIT")]        // the targeted field wins over Cache-Control
+    [InlineData("no-store", "max-age=60", "MISS")]
+    [InlineData("max-age=0", "max-age=60", "EXPIRED")]
+    public async Task CdnCacheControl_TakesPrecedence(string cdnCacheControl, string cacheControl, string expected)
+    {
+        await using var rig = await OriginWith(c =>
+        {
+            c.Response.Headers["CDN-Cache-Control"] = cdnCacheControl;
+            c.Response.Headers.CacheControl = cacheControl;
+        });
+        await rig.GetAsync("/r");
+        Assert.Equal(expected, (await rig.GetAsync("/r")).Status);
+    }
 }
