@@ -130,7 +130,7 @@ public class CacheBodyTests
         {
             c.Response.Headers.CacheControl = "max-age=600";
             return "x";
-        }), "\"Inactive\": \"300ms\"");
+        }), "\"Inactive\": \"2s\""); // long enough that the check right after the fill cannot race the eviction
         await rig.GetAsync("/i");
         Assert.Single(rig.EntryFiles());
         await Poll.UntilAsync(() => !rig.EntryFiles().Any(), "the inactive entry to be evicted");
