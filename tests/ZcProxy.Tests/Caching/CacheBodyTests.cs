@@ -10,9 +10,13 @@ namespace ZcProxy.Tests.Caching;
 /// <summary>How hit bodies move (sendfile / copy below DirectIoThreshold, O_DIRECT above), the lock, purge, eviction.</summary>
 public class CacheBodyTests
 {
-    /// <summary>True once a zero-copy transport (a real IZeroCopyResponseFeature) is part of the product.</summary>
-    private static bool TransportPresent => typeof(IZeroCopyResponseFeature).Assembly.GetTypes()
-        .Any(t => typeof(IZeroCopyResponseFeature).IsAssignableFrom(t) && t is { IsInterface: false, IsAbstract: false } && t != typeof(NoSpliceFeature));
+    /// <summary>
+    /// True when the proxy runs the zero-copy transport (which sets IZeroCopyResponseFeature on plaintext HTTP/1.x
+    /// requests): its service is registered in the proxy's container. Before the transport is wired, hits are copied.
+    /// </summary>
+    private static bool TransportWired(CacheRig rig)
+        => typeof(IZeroCopyResponseFeature).Assembly.GetType("ZcProxy.Core.Transport.ZeroCopyTransport") is { } type
+           && rig.Proxy.Services.GetService(type) is not null;
 
     private static Action<WebApplication> Serve(string path, byte[] body) => app => app.MapGet(path, (HttpContext c) =>
     {
@@ -33,8 +37,9 @@ public class CacheBodyTests
         var hit = await rig.SendAsync("/s");
         Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
         Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
-        var mechanism = TransportPresent ? "sendfile" : "copy";
-        double before = TransportPresent ? sendfile : copy;
+        bool wired = TransportWired(rig);
+        var mechanism = wired ? "sendfile" : "copy";
+        double before = wired ? sendfile : copy;
         Assert.Equal(before + body.Length, await rig.MetricAsync($"zcproxy_body_bytes_total{{mechanism=\"{mechanism}\",direction=\"response\"}}"));
         Assert.Equal(direct, await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}"));
     }
