@@ -3,6 +3,7 @@ using Yarp.ReverseProxy.Configuration;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Upstream.Pools;
 
 namespace ZcProxy.Hosting;
 
@@ -17,6 +18,7 @@ internal static class ProxyServices
         services.AddAuthorization();
         services.AddCors();
         services.AddReverseProxy();
+        services.AddZcLoadBalancing();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ProxyMetrics>();
         services.TryAddSingleton<ConfigLifecycle>();

@@ -1,0 +1,42 @@
+using System.Net;
+using System.Security.Cryptography;
+using ZcProxy.Core.Diagnostics;
+
+namespace ZcProxy.Tests.Transport;
+
+public sealed class SendFileTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(64 * 1024 - 1)]
+    [InlineData(64 * 1024)]
+    [InlineData(16 * 1024 * 1024)]
+    public async Task SendFile_BodyIsByteExact_AndCountedAsSendfile(long size)
+    {
+        await using var host = await ZeroCopyTestHost.StartAsync();
+        using var client = new HttpClient { BaseAddress = host.BaseAddress };
+        var (status, length, sha) = await GetHashedAsync(client, $"/file?size={size}");
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(size, length);
+        Assert.Equal(BodyPattern.Sha256(size), sha);
+        await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Sendfile, size);
+        await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Copy, 0);
+    }
+
+    internal static async Task<(HttpStatusCode Status, long Length, string Sha)> GetHashedAsync(HttpClient client, string path)
+    {
+        using var response = await client.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
+        await using var body = await response.Content.ReadAsStreamAsync();
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        long length = 0;
+        int n;
+        while ((n = await body.ReadAsync(buffer)) > 0)
+        {
+            hash.AppendData(buffer, 0, n);
+            length += n;
+        }
+        return (response.StatusCode, length, Convert.ToHexString(hash.GetHashAndReset()));
+    }
+}
