@@ -113,5 +113,13 @@ public class WeightedBalancingTests(Xunit.Abstractions.ITestOutputHelper output)
         int before = a.Requests;
         for (int i = 0; i < 400; i++) await Client.GetStringAsync(proxy.Url + "/x");
         Assert.InRange(a.Requests - before, 280, 320);
+
+        // A destination removed by a reload disappears from the pool metrics.
+        var metrics = await Client.GetStringAsync(proxy.AdminUrl + "/metrics");
+        Assert.Contains("zcproxy_upstream_effective_weight{cluster=\"c\",destination=\"b\"}", metrics);
+        Write(dir, false, Cluster("c", "RoundRobin", "", Destination("a", a.Url, "\"Weight\": 3")));
+        await Poll.UntilAsync(async () => !(await Client.GetStringAsync(proxy.AdminUrl + "/metrics")).Contains("destination=\"b\""),
+            "destination b to leave the metrics");
+        Assert.Contains("zcproxy_upstream_effective_weight{cluster=\"c\",destination=\"a\"} 3", await Client.GetStringAsync(proxy.AdminUrl + "/metrics"));
     }
 }

@@ -42,6 +42,15 @@ public sealed class PoolRegistry
 
     public IEnumerable<DestinationRuntime> All => _destinations.Values;
 
+    /// <summary>Drops the state of destinations not in <paramref name="live"/> (ids compared case-insensitively, as YARP does).</summary>
+    public void RetainOnly(IEnumerable<(string Cluster, string Destination)> live)
+    {
+        var keep = live.Select(k => (k.Cluster.ToUpperInvariant(), k.Destination.ToUpperInvariant())).ToHashSet();
+        foreach (var key in _destinations.Keys)
+            if (!keep.Contains((key.Cluster.ToUpperInvariant(), key.Destination.ToUpperInvariant())))
+                _destinations.TryRemove(key, out _);
+    }
+
     /// <summary>Healthy as far as YARP's active and passive checks and our breaker are concerned.</summary>
     public static bool IsHealthy(DestinationState destination, DestinationRuntime runtime)
         => destination.Health.Active != DestinationHealth.Unhealthy && destination.Health.Passive != DestinationHealth.Unhealthy && !runtime.IsBroken;

@@ -34,6 +34,7 @@ public static class PoolServiceCollectionExtensions
         DecorateHealthUpdater(services);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<PoolRegistry>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, PoolRegistryPruner>());
         services.TryAddSingleton<CircuitBreakerStep>();
         services.TryAddSingleton<BackupDestinationsStep>();
         services.TryAddSingleton<RetryStep>();
