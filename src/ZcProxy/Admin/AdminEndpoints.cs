@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Yarp.ReverseProxy;
+using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Upstream.Pools;
@@ -19,6 +20,7 @@ internal static class AdminEndpoints
                 Results.Text(metrics.RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8"));
             e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config, PoolRegistry pools) =>
                 Results.Text(JsonSerializer.Serialize(Status(state, config, pools), StatusJson), "application/json"));
+            e.MapCachePurge("/cache");
         });
     }
 

@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging.Console;
 using ZcProxy.Admin;
+using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
@@ -74,6 +75,8 @@ internal static class ProxyHost
 
         builder.Services.AddZcProxyServices(options);
         if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport();
+        if (options.Cache is { } cacheOptions)
+            builder.Services.AddDiskCache(cacheOptions with { Path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(mainFile))!, cacheOptions.Path) });
         builder.Services.UseFileConfig(mainFile, config);
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
@@ -96,6 +99,7 @@ internal static class ProxyHost
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {
+            proxy.UseDiskCache();
             proxy.Use(RequestBodyLimitStep.InvokeAsync);
             proxy.UseSessionAffinity();
             proxy.UseCircuitBreakers();
