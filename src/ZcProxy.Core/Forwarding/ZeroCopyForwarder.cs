@@ -48,7 +48,7 @@ public sealed partial class ZeroCopyForwarder(
         AdjustConcurrency(destination, +1);
         try
         {
-            await ForwardAsync(context, proxy.Route.Transformer, address, uri!, zeroCopy, UpstreamTimeouts.For(zeroCopy, requestConfig));
+            await ForwardAsync(context, proxy.Route.Transformer, address, uri!, zeroCopy, UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata));
         }
         finally
         {

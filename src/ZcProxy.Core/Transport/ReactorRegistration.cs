@@ -14,14 +14,14 @@ public sealed class ReactorRegistration : IDisposable
     private bool _added;
     private bool _disposed;
 
-    internal ReactorRegistration(ReadinessReactor reactor, int fd, ulong token)
+    internal ReactorRegistration(ReadinessReactor reactor, System.Runtime.InteropServices.SafeHandle handle, ulong token)
     {
         _reactor = reactor;
-        Fd = fd;
+        Handle = handle;
         Token = token;
     }
 
-    public int Fd { get; }
+    internal System.Runtime.InteropServices.SafeHandle Handle { get; }
     internal ulong Token { get; }
 
     /// <summary>Waits until the fd reports one of <paramref name="events"/> (or EPOLLERR/EPOLLHUP, always reported).

@@ -29,28 +29,32 @@ public sealed class ReadinessReactor : IDisposable
     /// <summary>Registrations currently alive (for tests and leak checks).</summary>
     public int RegistrationCount => _registrations.Count;
 
-    /// <summary>Creates a registration for <paramref name="fd"/>; the fd is added to epoll on its first wait.
-    /// The caller keeps the fd open until the registration is disposed (which removes it from epoll first).</summary>
-    public ReactorRegistration Register(int fd)
+    /// <summary>Creates a registration for <paramref name="handle"/>'s fd; the fd is added to epoll on its first wait.
+    /// Every epoll_ctl on it runs while the handle is held open, so a closed and reused fd number is never touched.</summary>
+    public ReactorRegistration Register(System.Runtime.InteropServices.SafeHandle handle)
     {
         EnsureStarted();
-        var registration = new ReactorRegistration(this, fd, (ulong)Interlocked.Increment(ref _nextToken));
+        var registration = new ReactorRegistration(this, handle, (ulong)Interlocked.Increment(ref _nextToken));
         _registrations[registration.Token] = registration;
         return registration;
     }
 
+    /// <summary>Arms a one-shot wait; returns errno (EBADF when the handle is already closed).</summary>
     internal int Arm(ReactorRegistration registration, uint events, bool added)
     {
         if (_stopping) throw new ObjectDisposedException(nameof(ReadinessReactor));
-        return Syscalls.EpollControl(_epoll!, added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, registration.Fd,
-            events | EPOLLONESHOT | EPOLLERR | EPOLLHUP, registration.Token);
+        if (!FdLease.TryAcquire(registration.Handle, out var lease)) return (int)Errno.EBADF;
+        using (lease)
+            return Syscalls.EpollControl(_epoll!, added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, lease.Fd,
+                events | EPOLLONESHOT | EPOLLERR | EPOLLHUP, registration.Token);
     }
 
     internal void Remove(ReactorRegistration registration, bool added)
     {
         _registrations.TryRemove(registration.Token, out _);
-        // ENOENT/EBADF here mean the fd already left the set; nothing else to undo.
-        if (added && _epoll is { } epoll && !epoll.IsClosed) Syscalls.EpollControl(epoll, EPOLL_CTL_DEL, registration.Fd, 0, 0);
+        // A closed fd has already left the epoll set (the kernel removes it with its last reference).
+        if (!added || _epoll is not { IsClosed: false } epoll || !FdLease.TryAcquire(registration.Handle, out var lease)) return;
+        using (lease) Syscalls.EpollControl(epoll, EPOLL_CTL_DEL, lease.Fd, 0, 0);
     }
 
     private void EnsureStarted()

@@ -5,9 +5,7 @@ using Microsoft.AspNetCore.Connections;
 namespace ZcProxy.Core.Transport;
 
 /// <summary>
-/// Per-connection state of the zero-copy transport: the client socket's fd (kept open by a SafeHandle
-/// reference until the connection ends, so the fd number cannot be reused under us), its reactor
-/// registration, the splice pipe, and the one abort path that wakes every wait of this connection.
+/// Per-connection state of the zero-copy transport: the client socket, its reactor registration, the splice pipe, and the one abort path that wakes every wait of this connection.
 /// Also set as a connection feature, so the request middleware finds it from HttpContext.Features.
 /// </summary>
 internal sealed class ZeroCopyConnection : IAsyncDisposable
@@ -20,7 +18,6 @@ internal sealed class ZeroCopyConnection : IAsyncDisposable
     private readonly object _lock = new();
     private readonly List<ReactorRegistration> _sourceRegistrations = [];
     private SplicePipe? _pipe;
-    private bool _handleRefAdded;
     private int _abortedFlag;
 
     public ZeroCopyConnection(ConnectionContext context, Socket socket, ZeroCopyTransport transport)
@@ -29,9 +26,7 @@ internal sealed class ZeroCopyConnection : IAsyncDisposable
         _socket = socket;
         Transport = transport;
         _originalTransport = context.Transport;
-        socket.SafeHandle.DangerousAddRef(ref _handleRefAdded);
-        Fd = (int)socket.SafeHandle.DangerousGetHandle();
-        ClientReadiness = transport.Reactor.Register(Fd);
+        ClientReadiness = transport.Reactor.Register(socket.SafeHandle);
         Output = new ZeroCopyOutputWriter(this);
         DuplexPipe = new Duplex(_originalTransport.Input, Output);
         transport.ConnectionOpened();
@@ -39,7 +34,8 @@ internal sealed class ZeroCopyConnection : IAsyncDisposable
     }
 
     public ZeroCopyTransport Transport { get; }
-    public int Fd { get; }
+    /// <summary>The client socket's handle: lease it (<see cref="FdLease"/>) around each syscall, never across an await.</summary>
+    public System.Runtime.InteropServices.SafeHandle ClientHandle => _socket.SafeHandle;
     public ReactorRegistration ClientReadiness { get; }
     public ZeroCopyOutputWriter Output { get; }
     public IDuplexPipe DuplexPipe { get; }
@@ -58,9 +54,9 @@ internal sealed class ZeroCopyConnection : IAsyncDisposable
     }
 
     /// <summary>Registers a body source's fd for readiness; a connection abort fails its waits too.</summary>
-    public ReactorRegistration RegisterSource(int fd)
+    public ReactorRegistration RegisterSource(System.Runtime.InteropServices.SafeHandle source)
     {
-        var registration = Transport.Reactor.Register(fd);
+        var registration = Transport.Reactor.Register(source);
         lock (_lock) _sourceRegistrations.Add(registration);
         if (IsAborted) registration.Fail(new ConnectionAbortedException("the client connection was aborted"));
         return registration;
@@ -103,13 +99,12 @@ internal sealed class ZeroCopyConnection : IAsyncDisposable
     {
         _closedRegistration.Dispose();
         Output.Complete();
-        ClientReadiness.Dispose(); // out of epoll before the fd can close
+        ClientReadiness.Dispose(); // out of epoll (if the socket is still open)
         if (_pipe is { } pipe)
         {
             _pipe = null;
             Transport.Pipes.Return(pipe);
         }
-        if (_handleRefAdded) _socket.SafeHandle.DangerousRelease();
         _aborted.Dispose();
         Transport.ConnectionClosed();
         // Our writer never used the transport's own output: completing it lets the transport shut the socket down.

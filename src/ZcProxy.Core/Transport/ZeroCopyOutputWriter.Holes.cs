@@ -34,13 +34,17 @@ internal sealed partial class ZeroCopyOutputWriter
         _holeFailure = null;
     }
 
-    /// <summary>The hole's outcome after its flush: null when every byte reached the socket. Closes the hole either way.</summary>
-    public Exception? EndHole()
+    /// <summary>
+    /// The hole's outcome after its flush: null when every byte reached the socket. Closes the hole either way.
+    /// <paramref name="thrown"/> is what the app's GetMemory/Advance/FlushAsync threw, if anything.
+    /// </summary>
+    public Exception? EndHole(Exception? thrown = null)
     {
         var failure = _holeFailure;
         if (_hole is not null && failure is null)
-            failure = new BodyTransferException(BodyTransferFailure.GuardTripped,
+            failure = thrown is not null ? Classify(thrown) : new BodyTransferException(BodyTransferFailure.GuardTripped,
                 "the body hole was not flushed through this writer (Kestrel buffered it or the writer was completed)");
+        failure ??= thrown is null ? null : Classify(thrown);
         _hole = null;
         _holeFailure = null;
         _expectHole = false;
@@ -75,7 +79,6 @@ internal sealed partial class ZeroCopyOutputWriter
     private Exception Classify(Exception e) => e switch
     {
         BodyTransferException => e,
-        OperationCanceledException when _holeToken.IsCancellationRequested => new BodyTransferException(BodyTransferFailure.Canceled, "the body transfer was cancelled", e),
         OperationCanceledException or ObjectDisposedException or IOException when _connection.IsAborted =>
             new BodyTransferException(BodyTransferFailure.ClientFailed, "the client connection was aborted", e),
         OperationCanceledException => new BodyTransferException(BodyTransferFailure.Canceled, "the body transfer was cancelled", e),
@@ -93,7 +96,9 @@ internal sealed partial class ZeroCopyOutputWriter
             while (left > 0)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var r = Syscalls.SendFile(_connection.Fd, fileFd, ref offset, Math.Min(left, 0x7fff_f000));
+                SysResult r;
+                if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) throw ClientError(new ObjectDisposedException("client socket"));
+                using (client) r = Syscalls.SendFile(client.Fd, fileFd, ref offset, Math.Min(left, 0x7fff_f000));
                 if (r.Ok)
                 {
                     if (r.Bytes == 0)
@@ -116,14 +121,12 @@ internal sealed partial class ZeroCopyOutputWriter
     /// </summary>
     private async ValueTask SpliceAsync(Socket source, long length, CancellationToken cancellationToken)
     {
+        // splice honours the socket's own O_NONBLOCK; .NET sockets used asynchronously already have it.
+        if (FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
         var pipe = _connection.RentPipe();
-        bool added = false;
         ReactorRegistration? upstream = null;
-        source.SafeHandle.DangerousAddRef(ref added);
         try
         {
-            int upstreamFd = (int)source.SafeHandle.DangerousGetHandle();
-            Syscalls.SetNonBlocking(upstreamFd);
             long toRead = length, toWrite = length;
             while (toWrite > 0)
             {
@@ -131,7 +134,7 @@ internal sealed partial class ZeroCopyOutputWriter
                 bool progress = false;
                 if (toRead > 0 && pipe.Buffered < pipe.Capacity)
                 {
-                    var r = Syscalls.Splice(upstreamFd, pipe.WriteFd, Math.Min(toRead, pipe.Capacity - pipe.Buffered), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                    var r = SpliceFromSource(source, pipe, Math.Min(toRead, pipe.Capacity - pipe.Buffered));
                     if (r.Ok)
                     {
                         if (r.Bytes == 0)
@@ -145,7 +148,9 @@ internal sealed partial class ZeroCopyOutputWriter
                 }
                 if (pipe.Buffered > 0)
                 {
-                    var w = Syscalls.Splice(pipe.ReadFd, _connection.Fd, pipe.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                    SysResult w;
+                    if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) throw ClientError(new ObjectDisposedException("client socket"));
+                    using (client) w = Syscalls.Splice(pipe.ReadFd, client.Fd, pipe.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
                     if (w.Ok && w.Bytes > 0)
                     {
                         pipe.Buffered -= w.Bytes;
@@ -160,7 +165,7 @@ internal sealed partial class ZeroCopyOutputWriter
                 }
                 if (!progress)
                 {
-                    upstream ??= _connection.RegisterSource(upstreamFd);
+                    upstream ??= _connection.RegisterSource(source.SafeHandle);
                     await WaitReadableWatchingClientAsync(upstream, cancellationToken);
                 }
             }
@@ -172,9 +177,15 @@ internal sealed partial class ZeroCopyOutputWriter
         }
         finally
         {
-            if (upstream is not null) _connection.UnregisterSource(upstream); // out of epoll before the fd can close
-            if (added) source.SafeHandle.DangerousRelease();
+            if (upstream is not null) _connection.UnregisterSource(upstream);
         }
+    }
+
+    private static SysResult SpliceFromSource(Socket source, SplicePipe pipe, long count)
+    {
+        if (!FdLease.TryAcquire(source.SafeHandle, out var upstream))
+            throw new BodyTransferException(BodyTransferFailure.SourceFailed, "the upstream socket was closed");
+        using (upstream) return Syscalls.Splice(upstream.Fd, pipe.WriteFd, count, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     }
 
     /// <summary>Waits for upstream data while watching the client for EPOLLERR/EPOLLHUP (a reset client must not wait on a slow upstream).</summary>

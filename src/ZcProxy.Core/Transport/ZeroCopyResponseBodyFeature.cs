@@ -27,6 +27,9 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
         _inner = inner;
     }
 
+    /// <summary>Kestrel's own feature, which everything that is not a hole goes to.</summary>
+    public IHttpResponseBodyFeature Inner => _inner;
+
     public Stream Stream => _inner.Stream;
     public PipeWriter Writer => _inner.Writer;
     public void DisableBuffering() => _inner.DisableBuffering();
@@ -118,13 +121,13 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _context.RequestAborted);
         var output = _connection.Output;
-        output.ExpectHole();
-        await _inner.StartAsync(linked.Token);
-        output.BeginHole(source, length, linked.Token);
         var body = _inner.Writer;
-        Exception? failure;
+        Exception? thrown = null;
         try
         {
+            output.ExpectHole();
+            await _inner.StartAsync(linked.Token);
+            output.BeginHole(source, length, linked.Token);
             for (long left = length; left > 0;)
             {
                 var memory = body.GetMemory();
@@ -134,8 +137,9 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
             }
             await body.FlushAsync(linked.Token);
         }
-        finally { failure = output.EndHole(); }
-        if (failure is not null) throw failure;
+        catch (Exception e) { thrown = e; }
+        // The writer knows what happened to the bytes; Kestrel's flush may only report a cancellation.
+        if (output.EndHole(thrown) is { } failure) throw failure;
     }
 
     private async Task CopyFileAsync(SafeFileHandle file, long offset, long length, CancellationToken cancellationToken)

@@ -29,9 +29,10 @@ public static class ZeroCopyTransportExtensions
     /// </summary>
     public static ListenOptions UseZeroCopyTransport(this ListenOptions listenOptions)
     {
-        var transport = listenOptions.ApplicationServices.GetRequiredService<ZeroCopyTransport>();
+        ZeroCopyTransport? transport = null; // resolved at the first connection, once the container is complete
         listenOptions.Use(next => async context =>
         {
+            transport ??= listenOptions.ApplicationServices.GetRequiredService<ZeroCopyTransport>();
             var socket = context.Features.Get<IConnectionSocketFeature>()?.Socket;
             if (socket is null || socket.SocketType != SocketType.Stream)
             {
@@ -60,19 +61,12 @@ public static class ZeroCopyTransportExtensions
             || !(HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
             || context.Features.Get<IHttpResponseBodyFeature>() is not { } inner)
             return next(context);
-        return InvokeAsync(context, next, connection, inner);
-    });
-
-    private static async Task InvokeAsync(HttpContext context, RequestDelegate next, ZeroCopyConnection connection, IHttpResponseBodyFeature inner)
-    {
+        // No restore afterwards: Kestrel resets its per-request features before the next request on the connection
+        // (and should it ever not, the previous request's wrapper is unwrapped rather than wrapped again).
+        if (inner is ZeroCopyResponseBodyFeature previous) inner = previous.Inner;
         var feature = new ZeroCopyResponseBodyFeature(context, connection, inner);
         context.Features.Set<IHttpResponseBodyFeature>(feature);
         context.Features.Set<IZeroCopyResponseFeature>(feature);
-        try { await next(context); }
-        finally
-        {
-            context.Features.Set(inner);
-            context.Features.Set<IZeroCopyResponseFeature>(null);
-        }
-    }
+        return next(context);
+    });
 }

@@ -15,7 +15,8 @@ namespace ZcProxy.Tests.Transport;
 /// A small Kestrel app on 127.0.0.1:0 with the zero-copy transport and responses:
 ///   /file?size=N          Response.SendFileAsync of an N-byte pattern file (Content-Length N)
 ///   /file-short?size=N&amp;promise=M  IZeroCopyResponseFeature.SendFileAsync promising M bytes of an N-byte file
-///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen]  splice of N promised bytes from a socket source sending M
+///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen][&amp;cancelAfterMs=T]  splice of N promised bytes from a
+///                         socket source sending M, with a token cancelled after T ms
 ///   /status/{code}        a file body on a 204/304 (headers only)
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
 /// The handlers record their outcome (exception or null) so tests can check the server side completed.
@@ -42,13 +43,17 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
     public Func<HttpContext, Task>? BeforeBody { get; set; }
 
-    public static async Task<ZeroCopyTestHost> StartAsync()
+    public static async Task<ZeroCopyTestHost> StartAsync(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols? protocols = null)
     {
         var directory = Directory.CreateTempSubdirectory("zc-transport-").FullName;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddZeroCopyTransport();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, lo => lo.UseZeroCopyTransport()));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, lo =>
+        {
+            lo.UseZeroCopyTransport();
+            if (protocols is { } p) lo.Protocols = p;
+        }));
         var app = builder.Build();
         var host = new ZeroCopyTestHost(app, directory, new SocketSource());
         app.UseZeroCopyResponses();
@@ -57,6 +62,8 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
         app.MapGet("/splice", host.SpliceAsync);
         app.MapMethods("/status/{code:int}", ["GET", "HEAD"], host.StatusAsync);
         app.MapGet("/guard", host.GuardAsync);
+        app.MapGet("/file-nolength", host.FileWithoutLengthAsync);
+        app.MapGet("/file-started", host.FileAfterStartAsync);
         await app.StartAsync();
         host.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         return host;
@@ -76,6 +83,21 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
         await context.Response.SendFileAsync(path, 0, size, context.RequestAborted);
     });
 
+    /// <summary>No Content-Length: not eligible for sendfile, Kestrel's own SendFileAsync (chunked) serves it.</summary>
+    private Task FileWithoutLengthAsync(HttpContext context, long size) => Record(context, async () =>
+        await context.Response.SendFileAsync(PatternFile(size), 0, size, context.RequestAborted));
+
+    /// <summary>The response already started: IZeroCopyResponseFeature copies (counted as copy) instead of a hole.</summary>
+    private Task FileAfterStartAsync(HttpContext context, long size) => Record(context, async () =>
+    {
+        context.Response.ContentLength = size;
+        await context.Response.StartAsync();
+        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
+        if (zeroCopy.CanSendFile) throw new InvalidOperationException("CanSendFile after the response started");
+        using var file = File.OpenHandle(PatternFile(size));
+        await zeroCopy.SendFileAsync(file, 0, size, context.RequestAborted);
+    });
+
     private Task FileShortAsync(HttpContext context, long size, long promise) => Record(context, async () =>
     {
         using var file = File.OpenHandle(PatternFile(size));
@@ -83,13 +105,14 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
         await zeroCopy.SendFileAsync(file, 0, promise, context.RequestAborted);
     });
 
-    private Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end) => Record(context, async () =>
+    private Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end, int? cancelAfterMs) => Record(context, async () =>
     {
+        using var timeout = new CancellationTokenSource(cancelAfterMs ?? Timeout.Infinite); // a forwarder's body-idle timeout
         using var upstream = await Source.ConnectAsync(send ?? size, end ?? SocketSource.End.Close);
         var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
         if (!zeroCopy.CanSplice) throw new InvalidOperationException("CanSplice is false on a plaintext HTTP/1.1 connection");
         if (BeforeBody is { } before) await before(context);
-        await zeroCopy.SpliceFromSocketAsync(upstream, size, context.RequestAborted);
+        await zeroCopy.SpliceFromSocketAsync(upstream, size, timeout.Token);
     });
 
     private Task StatusAsync(HttpContext context, int code) => Record(context, async () =>
