@@ -110,6 +110,7 @@ internal static class ProxyHost
             proxy.UseRetries();
             proxy.UseConnectionLimits();
             proxy.UseCircuitBreakerFeedback();
+            proxy.UseZeroCopyForwarding(); // declines (to YARP's forwarder) per request when ZeroCopy.Enabled is false
         });
         return app;
     }

@@ -4,6 +4,7 @@ using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Upstream.Pools;
+using ZcProxy.Core.Forwarding;
 
 namespace ZcProxy.Hosting;
 
@@ -25,6 +26,7 @@ internal static class ProxyServices
         services.TryAddSingleton(new RuntimeOptions(initialOptions));
         services.TryAddSingleton<ConfigValidator>();
         services.AddDiskCacheChecks();
+        services.AddZeroCopyForwarder();
         return services;
     }
 

@@ -1,0 +1,18 @@
+using Yarp.ReverseProxy.Forwarder;
+using ZcProxy.Core.Configuration;
+
+namespace ZcProxy.Core.Upstream;
+
+/// <summary>
+/// Timeouts of one upstream exchange. Defaults come from the ZeroCopy section; a cluster's YARP
+/// HttpRequest.ActivityTimeout overrides the response-head and body-idle timeouts, because that is what
+/// YARP's forwarder applies to the same cluster (time without progress), so both paths time out alike.
+/// </summary>
+public readonly record struct UpstreamTimeouts(TimeSpan Connect, TimeSpan ResponseHead, TimeSpan BodyIdle)
+{
+    public static UpstreamTimeouts For(ZeroCopyOptions options, ForwarderRequestConfig? clusterRequest)
+    {
+        var activity = clusterRequest?.ActivityTimeout;
+        return new UpstreamTimeouts(options.ConnectTimeout, activity ?? options.ResponseHeadTimeout, activity ?? options.BodyIdleTimeout);
+    }
+}
