@@ -22,3 +22,20 @@ internal unsafe struct MsgHdr
     public nuint ControlLength;
     public int Flags;
 }
+
+/// <summary>
+/// One buffer of a gathered write, by address: for memory that is pinned for its whole life (arrays on the
+/// pinned object heap), so a send needs no per-call pinning. Same layout as struct iovec.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public readonly struct IoSegment
+{
+    public IoSegment(nint address, int length)
+    {
+        Address = address;
+        Length = (nuint)length;
+    }
+
+    public nint Address { get; }
+    public nuint Length { get; }
+}

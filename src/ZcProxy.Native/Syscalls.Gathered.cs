@@ -29,6 +29,19 @@ public static unsafe partial class Syscalls
         finally { Unpin(pins); }
     }
 
+    /// <summary>sendmsg(2) of buffers that are pinned for their whole life (no per-call pinning); MSG_NOSIGNAL always added.</summary>
+    public static SysResult SendMessage(int socketFd, ReadOnlySpan<IoSegment> segments, int flags)
+    {
+        int count = Math.Min(segments.Length, MaxBuffersPerCall);
+        fixed (IoSegment* iov = segments)
+        {
+            var msg = new MsgHdr { Iov = (IoVec*)iov, IovLength = (nuint)count };
+            nint n;
+            do { n = Libc.sendmsg(socketFd, &msg, flags | LinuxConstants.MSG_NOSIGNAL); } while (n < 0 && LastErrno() == EINTR);
+            return Result(n);
+        }
+    }
+
     /// <summary>writev(2) of the buffers (any fd: pipes, files, sockets).</summary>
     public static SysResult WriteGathered(int fd, ReadOnlySpan<ReadOnlyMemory<byte>> buffers)
     {

@@ -14,10 +14,8 @@ namespace ZcProxy.Core.Transport;
 /// </summary>
 internal sealed partial class ZeroCopyOutputWriter : PipeWriter
 {
-    private const int SegmentSize = 16 * 1024;
     private readonly ZeroCopyConnection _connection;
     private readonly List<Segment> _segments = [];
-    private readonly ReadOnlyMemory<byte>[] _gather = new ReadOnlyMemory<byte>[Syscalls.MaxBuffersPerCall];
     private long _unflushed;
     private Exception? _fault;
     private volatile bool _completed;
@@ -40,7 +38,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         int needed = Math.Max(sizeHint, 1);
         if (_segments.Count > 0 && _segments[^1] is { } tail && tail.Array.Length - tail.End >= needed)
             return tail.Array.AsMemory(tail.End);
-        var segment = new Segment(ArrayPool<byte>.Shared.Rent(Math.Max(needed, SegmentSize)));
+        var segment = new Segment(_connection.Transport.RentBlock(needed));
         _segments.Add(segment);
         return segment.Array;
     }
@@ -143,17 +141,17 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
 
     private SysResult SendOnce(bool more)
     {
+        Span<IoSegment> gather = stackalloc IoSegment[Math.Min(_segments.Count, Syscalls.MaxBuffersPerCall)];
         int count = 0;
         foreach (var segment in _segments)
         {
             if (segment.End == segment.Start) continue;
-            _gather[count++] = segment.Array.AsMemory(segment.Start, segment.End - segment.Start);
-            if (count == _gather.Length) break;
+            gather[count++] = new IoSegment(segment.Address + segment.Start, segment.End - segment.Start);
+            if (count == gather.Length) break;
         }
         SysResult result;
         if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) result = new SysResult(0, (int)Errno.EBADF);
-        else using (client) result = Syscalls.SendMessage(client.Fd, _gather.AsSpan(0, count), MSG_DONTWAIT | (more ? MSG_MORE : 0));
-        Array.Clear(_gather, 0, count);
+        else using (client) result = Syscalls.SendMessage(client.Fd, gather[..count], MSG_DONTWAIT | (more ? MSG_MORE : 0));
         if (result.Ok) Consume(result.Bytes);
         return result;
     }
@@ -178,7 +176,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         }
         for (int i = 0; i < drop && _segments.Count > 1; i++)
         {
-            ArrayPool<byte>.Shared.Return(_segments[0].Array);
+            _connection.Transport.ReturnBlock(_segments[0].Array);
             _segments.RemoveAt(0);
         }
         if (_segments.Count == 1 && _segments[0].Start == _segments[0].End) _segments[0].Start = _segments[0].End = 0;
@@ -215,14 +213,16 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
 
     private void ReleaseSegments()
     {
-        foreach (var segment in _segments) ArrayPool<byte>.Shared.Return(segment.Array);
+        foreach (var segment in _segments) _connection.Transport.ReturnBlock(segment.Array);
         _segments.Clear();
         _unflushed = 0;
     }
 
+    /// <summary>A pinned block and the part of it that holds unsent bytes.</summary>
     private sealed class Segment(byte[] array)
     {
         public byte[] Array { get; } = array;
+        public nint Address { get; } = System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(array, 0);
         public int Start;
         public int End;
     }

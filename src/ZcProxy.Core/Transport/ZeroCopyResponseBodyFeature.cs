@@ -27,6 +27,9 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
         _inner = inner;
     }
 
+    /// <summary>Kestrel's own feature, which everything that is not a hole goes to.</summary>
+    public IHttpResponseBodyFeature Inner => _inner;
+
     public Stream Stream => _inner.Stream;
     public PipeWriter Writer => _inner.Writer;
     public void DisableBuffering() => _inner.DisableBuffering();

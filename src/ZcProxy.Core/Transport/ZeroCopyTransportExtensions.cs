@@ -61,19 +61,12 @@ public static class ZeroCopyTransportExtensions
             || !(HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
             || context.Features.Get<IHttpResponseBodyFeature>() is not { } inner)
             return next(context);
-        return InvokeAsync(context, next, connection, inner);
-    });
-
-    private static async Task InvokeAsync(HttpContext context, RequestDelegate next, ZeroCopyConnection connection, IHttpResponseBodyFeature inner)
-    {
+        // No restore afterwards: Kestrel resets its per-request features before the next request on the connection
+        // (and should it ever not, the previous request's wrapper is unwrapped rather than wrapped again).
+        if (inner is ZeroCopyResponseBodyFeature previous) inner = previous.Inner;
         var feature = new ZeroCopyResponseBodyFeature(context, connection, inner);
         context.Features.Set<IHttpResponseBodyFeature>(feature);
         context.Features.Set<IZeroCopyResponseFeature>(feature);
-        try { await next(context); }
-        finally
-        {
-            context.Features.Set(inner);
-            context.Features.Set<IZeroCopyResponseFeature>(null);
-        }
-    }
+        return next(context);
+    });
 }

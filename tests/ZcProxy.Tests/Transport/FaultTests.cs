@@ -6,6 +6,7 @@ namespace ZcProxy.Tests.Transport;
 
 /// <summary>A body source or a client failing mid-body: the client never gets a truncated body passed off as complete,
 /// and the handler always completes, promptly.</summary>
+[Collection(FdCountCollection.Name)] // byte-heavy: run apart from the timing-sensitive parallel tests
 public sealed class FaultTests
 {
     private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(10);
@@ -53,6 +54,21 @@ public sealed class FaultTests
         await Poll.UntilAsync(() => host.Metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response) >= 256 * 1024, "the body started");
         client.Reset();
         var failure = Assert.IsType<BodyTransferException>(await OutcomeAsync(host, "/splice"));
+        Assert.Equal(BodyTransferFailure.ClientFailed, failure.Failure);
+        await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the connection ends", Prompt);
+    }
+
+    [Fact]
+    public async Task SendFile_ClientResetsMidBody_HandlerCompletesPromptly()
+    {
+        await using var host = await ZeroCopyTestHost.StartAsync();
+        host.PatternFile(64 << 20);
+        using var client = await RawHttpClient.ConnectAsync(host.BaseAddress);
+        await client.SendAsync(RawHttpClient.Get($"/file?size={64 << 20}"));
+        await client.ReadHeadAsync();
+        await client.ReadSomeAsync(256 * 1024);
+        client.Reset();
+        var failure = Assert.IsType<BodyTransferException>(await OutcomeAsync(host, "/file"));
         Assert.Equal(BodyTransferFailure.ClientFailed, failure.Failure);
         await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the connection ends", Prompt);
     }

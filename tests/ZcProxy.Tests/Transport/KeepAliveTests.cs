@@ -2,6 +2,7 @@ using ZcProxy.Core.Diagnostics;
 
 namespace ZcProxy.Tests.Transport;
 
+[Collection(FdCountCollection.Name)] // byte-heavy: run apart from the timing-sensitive parallel tests
 public sealed class KeepAliveTests
 {
     [Fact]
@@ -27,6 +28,25 @@ public sealed class KeepAliveTests
         }
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Splice, 100000L + 3 * 65536 + 3);
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Sendfile, 70000L);
+    }
+
+    [Fact]
+    public async Task H2cPriorKnowledge_IsServedThroughTheWriter_WithoutHoles()
+    {
+        // Kestrel speaks h2c (prior knowledge) only on HTTP/2-only plaintext endpoints.
+        await using var host = await ZeroCopyTestHost.StartAsync(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+        using var client = new HttpClient
+        {
+            BaseAddress = host.BaseAddress,
+            DefaultRequestVersion = System.Net.HttpVersion.Version20,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        for (int i = 0; i < 2; i++)
+        {
+            var (status, length, sha) = await SendFileTests.GetHashedAsync(client, "/file?size=300000");
+            Assert.Equal((System.Net.HttpStatusCode.OK, 300000L, BodyPattern.Sha256(300000)), (status, length, sha));
+        }
+        Assert.Equal(0, host.Metrics.GetBodyBytes(BodyMechanism.Sendfile, BodyDirection.Response)); // HTTP/2: Kestrel's own SendFileAsync
     }
 
     [Theory]

@@ -4,6 +4,7 @@ using ZcProxy.Core.Diagnostics;
 
 namespace ZcProxy.Tests.Transport;
 
+[Collection(FdCountCollection.Name)] // byte-heavy: run apart from the timing-sensitive parallel tests
 public sealed class SendFileTests
 {
     [Theory]
@@ -22,6 +23,19 @@ public sealed class SendFileTests
         Assert.Equal(BodyPattern.Sha256(size), sha);
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Sendfile, size);
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Copy, 0);
+    }
+
+    [Theory]
+    [InlineData("/file-nolength", BodyMechanism.Copy, 0)]     // Kestrel's own (uncounted) SendFileAsync
+    [InlineData("/file-started", BodyMechanism.Copy, 200000)]  // the feature's copy fallback
+    public async Task SendFile_Ineligible_FallsBack_ByteExact(string path, BodyMechanism mechanism, long counted)
+    {
+        await using var host = await ZeroCopyTestHost.StartAsync();
+        using var client = new HttpClient { BaseAddress = host.BaseAddress };
+        var (status, length, sha) = await GetHashedAsync(client, $"{path}?size=200000");
+        Assert.Equal((HttpStatusCode.OK, 200000L, BodyPattern.Sha256(200000)), (status, length, sha));
+        await CounterAssert.BodyBytesAsync(host.Metrics, mechanism, counted);
+        Assert.Equal(0, host.Metrics.GetBodyBytes(BodyMechanism.Sendfile, BodyDirection.Response));
     }
 
     internal static async Task<(HttpStatusCode Status, long Length, string Sha)> GetHashedAsync(HttpClient client, string path)

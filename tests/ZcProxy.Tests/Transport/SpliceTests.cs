@@ -3,6 +3,7 @@ using ZcProxy.Core.Diagnostics;
 
 namespace ZcProxy.Tests.Transport;
 
+[Collection(FdCountCollection.Name)] // byte-heavy: run apart from the timing-sensitive parallel tests
 public sealed class SpliceTests
 {
     [Theory]

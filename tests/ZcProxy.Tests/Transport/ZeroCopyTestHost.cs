@@ -43,13 +43,17 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
     public Func<HttpContext, Task>? BeforeBody { get; set; }
 
-    public static async Task<ZeroCopyTestHost> StartAsync()
+    public static async Task<ZeroCopyTestHost> StartAsync(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols? protocols = null)
     {
         var directory = Directory.CreateTempSubdirectory("zc-transport-").FullName;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddZeroCopyTransport();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, lo => lo.UseZeroCopyTransport()));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, lo =>
+        {
+            lo.UseZeroCopyTransport();
+            if (protocols is { } p) lo.Protocols = p;
+        }));
         var app = builder.Build();
         var host = new ZeroCopyTestHost(app, directory, new SocketSource());
         app.UseZeroCopyResponses();
@@ -58,6 +62,8 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
         app.MapGet("/splice", host.SpliceAsync);
         app.MapMethods("/status/{code:int}", ["GET", "HEAD"], host.StatusAsync);
         app.MapGet("/guard", host.GuardAsync);
+        app.MapGet("/file-nolength", host.FileWithoutLengthAsync);
+        app.MapGet("/file-started", host.FileAfterStartAsync);
         await app.StartAsync();
         host.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         return host;
@@ -75,6 +81,21 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
         var path = PatternFile(size);
         context.Response.ContentLength = size;
         await context.Response.SendFileAsync(path, 0, size, context.RequestAborted);
+    });
+
+    /// <summary>No Content-Length: not eligible for sendfile, Kestrel's own SendFileAsync (chunked) serves it.</summary>
+    private Task FileWithoutLengthAsync(HttpContext context, long size) => Record(context, async () =>
+        await context.Response.SendFileAsync(PatternFile(size), 0, size, context.RequestAborted));
+
+    /// <summary>The response already started: IZeroCopyResponseFeature copies (counted as copy) instead of a hole.</summary>
+    private Task FileAfterStartAsync(HttpContext context, long size) => Record(context, async () =>
+    {
+        context.Response.ContentLength = size;
+        await context.Response.StartAsync();
+        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
+        if (zeroCopy.CanSendFile) throw new InvalidOperationException("CanSendFile after the response started");
+        using var file = File.OpenHandle(PatternFile(size));
+        await zeroCopy.SendFileAsync(file, 0, size, context.RequestAborted);
     });
 
     private Task FileShortAsync(HttpContext context, long size, long promise) => Record(context, async () =>
