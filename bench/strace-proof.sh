@@ -104,8 +104,8 @@ prove() { # mechanism url file: the counter of that mechanism must grow by the f
   strace -f -C -yy -e trace="$syscalls" -e signal=none -o "$out" -p "$proxy_pid" 2> "$err" &
   strace_pid=$!
   pids+=("$strace_pid")
-  for ((i = 0; i < 200; i++)); do grep -q attached "$err" && break; sleep 0.1; done
-  grep -q attached "$err" || { echo "strace did not attach:" >&2; cat "$err" >&2; return 1; }
+  for ((i = 0; i < 200; i++)); do grep -qs attached "$err" && break; sleep 0.1; done
+  grep -qs attached "$err" || { echo "strace did not attach:" >&2; cat "$err" >&2; return 1; }
   curl -fsS -o "$work/body" -D "$work/head" -w 'curl: %{http_code}, %{size_download} bytes in %{time_total} s\n' "$proxy$url"
   # The counter is added just after the last syscall returns: wait for it (bounded) so strace has seen that call.
   for ((i = 0; i < 100; i++)); do (($(counter "$name" | cut -d. -f1) >= start + size)) && break; sleep 0.05; done
