@@ -37,8 +37,9 @@ public sealed class ForwardingMetrics
         UpstreamErrorKind.BodyTimeout => "body_timeout",
         UpstreamErrorKind.MalformedBody => "malformed_body",
         UpstreamErrorKind.ClientAborted => "client_aborted",
+        UpstreamErrorKind.Transport => "transport",
         _ => kind.ToString().ToLowerInvariant(),
     };
 }
 
-public enum UpstreamErrorKind { Connect, Send, HeadTimeout, MalformedHead, ClosedBeforeHead, BodyReset, BodyTimeout, MalformedBody, ClientAborted }
+public enum UpstreamErrorKind { Connect, Send, HeadTimeout, MalformedHead, ClosedBeforeHead, BodyReset, BodyTimeout, MalformedBody, ClientAborted, Transport }

@@ -7,7 +7,7 @@ using ZcProxy.Core.Upstream;
 namespace ZcProxy.Core.Forwarding;
 
 /// <summary>Outcome of moving a response body, and whose fault a failure was.</summary>
-internal enum RelayOutcome { Complete, UpstreamFailed, UpstreamTimedOut, UpstreamMalformed, ClientFailed }
+internal enum RelayOutcome { Complete, UpstreamFailed, UpstreamTimedOut, UpstreamMalformed, ClientFailed, TransportFailed }
 
 /// <summary>
 /// Moves an upstream response body to the client, choosing the mechanism once:
@@ -67,9 +67,19 @@ internal sealed class ResponseBodyRelay(ProxyMetrics metrics)
             await zeroCopy.SpliceFromSocketAsync(connection.Socket, length, context.RequestAborted);
             return (RelayOutcome.Complete, true, null);
         }
+        catch (BodyTransferException e)
+        {
+            var outcome = e.Failure switch
+            {
+                BodyTransferFailure.SourceEnded or BodyTransferFailure.SourceFailed => RelayOutcome.UpstreamFailed,
+                BodyTransferFailure.GuardTripped => RelayOutcome.TransportFailed,
+                BodyTransferFailure.ClientFailed => RelayOutcome.ClientFailed,
+                _ => context.RequestAborted.IsCancellationRequested ? RelayOutcome.ClientFailed : RelayOutcome.UpstreamFailed,
+            };
+            return (outcome, false, e);
+        }
         catch (Exception e)
         {
-            // The transport cannot tell us which side failed; a client that went away has cancelled RequestAborted.
             return (context.RequestAborted.IsCancellationRequested ? RelayOutcome.ClientFailed : RelayOutcome.UpstreamFailed, false, e);
         }
     }

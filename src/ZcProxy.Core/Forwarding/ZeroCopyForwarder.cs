@@ -48,7 +48,7 @@ public sealed partial class ZeroCopyForwarder(
         AdjustConcurrency(destination, +1);
         try
         {
-            await ForwardAsync(context, proxy.Route.Transformer, address, uri!, zeroCopy, UpstreamTimeouts.For(zeroCopy, requestConfig));
+            await ForwardAsync(context, proxy.Route.Transformer, address, uri!, zeroCopy, UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata));
         }
         finally
         {
@@ -178,6 +178,7 @@ public sealed partial class ZeroCopyForwarder(
             RelayOutcome.ClientFailed => (ForwarderError.ResponseBodyClient, UpstreamErrorKind.ClientAborted),
             RelayOutcome.UpstreamTimedOut => (ForwarderError.ResponseBodyDestination, UpstreamErrorKind.BodyTimeout),
             RelayOutcome.UpstreamMalformed => (ForwarderError.ResponseBodyDestination, UpstreamErrorKind.MalformedBody),
+            RelayOutcome.TransportFailed => (ForwarderError.ResponseBodyClient, UpstreamErrorKind.Transport),
             _ => (ForwarderError.ResponseBodyDestination, UpstreamErrorKind.BodyReset),
         };
         LogBodyFailure(logger, bodyForwarderError, key, bodyError?.Message ?? "");

@@ -10,9 +10,12 @@ namespace ZcProxy.Core.Upstream;
 /// </summary>
 public readonly record struct UpstreamTimeouts(TimeSpan Connect, TimeSpan ResponseHead, TimeSpan BodyIdle)
 {
-    public static UpstreamTimeouts For(ZeroCopyOptions options, ForwarderRequestConfig? clusterRequest)
+    public static UpstreamTimeouts For(ZeroCopyOptions options, ForwarderRequestConfig? clusterRequest, IReadOnlyDictionary<string, string>? clusterMetadata = null)
     {
         var activity = clusterRequest?.ActivityTimeout;
-        return new UpstreamTimeouts(options.ConnectTimeout, activity ?? options.ResponseHeadTimeout, activity ?? options.BodyIdleTimeout);
+        // The cluster's "ConnectTimeout" metadata (see docs/pools.md) is what YARP's HttpClient uses for that cluster too.
+        var connect = clusterMetadata is not null && clusterMetadata.TryGetValue(Pools.PoolMetadataKeys.ConnectTimeout, out var text)
+            && Duration.TryParse(text, out var perCluster) && perCluster > TimeSpan.Zero ? perCluster : options.ConnectTimeout;
+        return new UpstreamTimeouts(connect, activity ?? options.ResponseHeadTimeout, activity ?? options.BodyIdleTimeout);
     }
 }

@@ -3,8 +3,8 @@ using Yarp.ReverseProxy.Configuration;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
-using ZcProxy.Core.Upstream.Pools;
 using ZcProxy.Core.Forwarding;
+using ZcProxy.Core.Upstream.Pools;
 
 namespace ZcProxy.Hosting;
 

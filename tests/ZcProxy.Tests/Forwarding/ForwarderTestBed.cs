@@ -53,6 +53,41 @@ public sealed class ForwarderTestBed : IAsyncDisposable
         return (socket, new RawReader(socket));
     }
 
+    /// <summary>
+    /// The proxy must end the client connection before the promised body is complete. Bounded: a proxy that
+    /// neither finishes nor aborts fails the test instead of hanging the suite.
+    /// </summary>
+    public static async Task AssertAbortedAsync(RawReader reader)
+    {
+        var read = reader.ReadResponseAsync();
+        var finished = await Task.WhenAny(read, Task.Delay(TimeSpan.FromSeconds(30)));
+        Assert.True(finished == read, "the proxy neither completed nor aborted the response within 30 s");
+        await Assert.ThrowsAnyAsync<Exception>(() => read);
+    }
+
+    /// <summary>
+    /// Body bytes at or above the splice threshold move by splice when ProxyHost wires the zero-copy transport
+    /// (IZeroCopyResponseFeature present), else by copy; either way each byte is counted exactly once.
+    /// </summary>
+    public bool TransportWired => Proxy.Services.GetService(typeof(ZcProxy.Core.Transport.ZeroCopyTransport)) is not null;
+
+    public async Task AssertBodyMechanismsAsync(long atOrAboveThreshold, long belowThreshold)
+    {
+        // The proxy counts a body after its last write returns, which can be just after the client has read it.
+        long total = atOrAboveThreshold + belowThreshold;
+        await Poll.UntilAsync(() => Spliced + Copied >= total, $"{total} body bytes to be counted");
+        if (TransportWired)
+        {
+            Assert.Equal(atOrAboveThreshold, Spliced);
+            Assert.Equal(belowThreshold, Copied);
+        }
+        else
+        {
+            Assert.Equal(0, Spliced);
+            Assert.Equal(atOrAboveThreshold + belowThreshold, Copied);
+        }
+    }
+
     public static Task SendAsync(Socket socket, string text) => socket.SendAsync(Encoding.Latin1.GetBytes(text).AsMemory()).AsTask();
 
     public async ValueTask DisposeAsync()
