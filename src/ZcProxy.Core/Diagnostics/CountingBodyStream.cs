@@ -8,10 +8,11 @@ namespace ZcProxy.Core.Diagnostics;
 public sealed class CountingBodyStream(Stream inner, ProxyMetrics metrics, BodyDirection direction) : Stream
 {
     public override bool CanRead => inner.CanRead;
-    public override bool CanSeek => false;
+    // Seekable when the inner stream is: retries rewind a buffered request body through this wrapper.
+    public override bool CanSeek => inner.CanSeek;
     public override bool CanWrite => inner.CanWrite;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override long Length => inner.Length;
+    public override long Position { get => inner.Position; set => inner.Position = value; }
 
     public override int Read(byte[] buffer, int offset, int count) => Counted(inner.Read(buffer, offset, count));
     public override int Read(Span<byte> buffer) => Counted(inner.Read(buffer));
@@ -32,7 +33,7 @@ public sealed class CountingBodyStream(Stream inner, ProxyMetrics metrics, BodyD
 
     public override void Flush() => inner.Flush();
     public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
     public override void SetLength(long value) => throw new NotSupportedException();
 
     private int Counted(int bytes)
