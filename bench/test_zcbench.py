@@ -256,6 +256,8 @@ class ToolOutputTests(unittest.TestCase):
     def test_iperf3_json(self):
         text = json.dumps({"end": {"sum_received": {"bits_per_second": 8e10}}})
         self.assertAlmostEqual(ceilings.parse_iperf3_json(text), 10.0)
+        with self.assertRaises(RuntimeError):
+            ceilings.parse_iperf3_json(json.dumps({"start": {}, "end": {}, "error": "the server is busy"}))
 
     def test_strace_top_calls(self):
         self.assertEqual(syscalls.top_calls(STRACE_C), ["splice 10300", "sendmsg 10000", "recvfrom 100"])
