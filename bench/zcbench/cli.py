@@ -347,8 +347,7 @@ def write_report(args, header, cases, bench, iperf, strace_lines, out_dir):
         ratios.append((spec, sp, stats.goal_met(spec.goal, sp.median if sp else None)))
     if iperf:
         sp = stats.Spread.of(iperf)
-        header = header + [f"- iperf3 loopback ceiling (one stream): {sp.median:.2f} GB/s "
-                           f"({sp.low:.2f}–{sp.high:.2f})"]
+        header = header + [f"- iperf3 loopback ceiling (one stream): {report.fmt_spread(sp, 'gbps')} GB/s"]
     extra = []
     if strace_lines:
         extra.append(("Syscalls that can carry body bytes (strace -f -c, most frequent first: name calls)", strace_lines))
