@@ -6,6 +6,7 @@ using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Demo;
+using ZcProxy.Hosting.Systemd;
 
 namespace ZcProxy.Hosting;
 
@@ -22,6 +23,7 @@ internal static class ProxyHost
         });
         builder.Configuration.Sources.Clear(); // configuration comes from our files only, never appsettings/env
         ConfigureLogging(builder.Logging);
+        var activation = builder.AddSystemdIntegration();
 
         var listeners = new ListenerRegistry();
         builder.Services.AddSingleton(listeners);
@@ -35,7 +37,7 @@ internal static class ProxyHost
             kestrel.Limits.RequestHeadersTimeout = limits.RequestHeadersTimeout;
             kestrel.Limits.MaxConcurrentConnections = limits.MaxConnections == 0 ? null : limits.MaxConnections;
             foreach (var listen in options.Listen)
-                Listen(kestrel, listen.Url, lo =>
+                Listen(kestrel, activation, listen.Url, lo =>
                 {
                     listeners.Proxy.Add(lo);
                     if (listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase))
@@ -46,7 +48,7 @@ internal static class ProxyHost
                     }
                 });
             if (options.Admin is { } admin)
-                Listen(kestrel, admin.Url, lo =>
+                Listen(kestrel, activation, admin.Url, lo =>
                 {
                     listeners.Admin = lo;
                     lo.Protocols = HttpProtocols.Http1;
@@ -56,6 +58,7 @@ internal static class ProxyHost
                         return next(connection);
                     });
                 });
+            activation.ListenUnclaimed(kestrel, lo => listeners.Proxy.Add(lo));
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout);
 
@@ -89,10 +92,11 @@ internal static class ProxyHost
         return app;
     }
 
-    private static void Listen(KestrelServerOptions kestrel, string url, Action<ListenOptions> configure)
+    private static void Listen(KestrelServerOptions kestrel, SocketActivation activation, string url, Action<ListenOptions> configure)
     {
         if (!ListenUrl.TryParse(url, out var parsed, out var error)) throw new InvalidOperationException($"{url}: {error}");
-        if (parsed!.IsLocalhost && parsed.Port != 0) kestrel.ListenLocalhost(parsed.Port, configure);
+        if (activation.TryClaim(parsed!, url, out var inherited)) kestrel.ListenHandle((ulong)inherited.Fd, configure);
+        else if (parsed!.IsLocalhost && parsed.Port != 0) kestrel.ListenLocalhost(parsed.Port, configure);
         else kestrel.Listen(new IPEndPoint(parsed.Address ?? IPAddress.Loopback, parsed.Port), configure);
     }
 

@@ -23,14 +23,24 @@ public sealed partial class ProxyProcess : IDisposable
     public bool HasExited => _process.HasExited;
     public int ExitCode => _process.ExitCode;
 
-    public static ProxyProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null)
+    /// <param name="launcher">A command that execs the rest of its arguments ("dotnet zcproxy.dll ..."), e.g. to pass
+    /// inherited file descriptors; the process then keeps the launcher's pid.</param>
+    public static ProxyProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null, IReadOnlyList<string>? launcher = null)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(launcher?[0] ?? "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (launcher is not null)
+        {
+            foreach (var a in launcher.Skip(1)) info.ArgumentList.Add(a);
+            info.ArgumentList.Add("dotnet");
+        }
         info.ArgumentList.Add(ExecutablePath);
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment.Remove("NOTIFY_SOCKET");
         info.Environment.Remove("JOURNAL_STREAM");
         info.Environment.Remove("LISTEN_FDS");
+        info.Environment.Remove("LISTEN_PID");
+        info.Environment.Remove("WATCHDOG_USEC");
+        info.Environment.Remove("WATCHDOG_PID");
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) info.Environment[k] = v;
         var process = new Process { StartInfo = info };
         var result = new ProxyProcess(process);
