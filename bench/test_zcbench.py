@@ -134,6 +134,7 @@ class StatsTests(unittest.TestCase):
         self.assertIn("ZcProxy (on) / nginx-tuned req/s, 1k-c16", labels)
         self.assertNotIn("ZeroCopy on/off req/s, 1k-c16", labels)          # no zc-off/1k-c16
         self.assertFalse(any("HAProxy" in l or "cache" in l for l in labels))  # no partners
+        self.assertEqual([s.numerator for s in stats.ratio_specs(ids)][0], "zc-on/1k-c16")  # small first
 
 
 class PlanTests(unittest.TestCase):
