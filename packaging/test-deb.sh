@@ -55,6 +55,25 @@ if out=$("${env_for_run[@]}" "$x/usr/bin/zcproxy" check --config "$work/broken.j
 echo "$out" | grep -q "broken.json: \$.ReverseProxy.Routes.r.ClusterId: cluster 'nope' is not defined" || fail "check output: $out"
 echo "test-deb: extracted zcproxy check rejects a broken config: exit 1, $out"
 
-# 3. The units as installed.
+# 3. The extracted binary serves (again without .NET on PATH) and a SIGTERM ends it with exit 0.
+cat > "$work/serve.json" <<JSON
+{ "Listen": [ { "Url": "http://127.0.0.1:0" } ], "Admin": { "Url": "http://127.0.0.1:0" },
+  "ReverseProxy": { "Routes": {}, "Clusters": {} } }
+JSON
+"${env_for_run[@]}" "$x/usr/bin/zcproxy" --config "$work/serve.json" >"$work/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 1 300); do grep -q "admin listening on" "$work/serve.log" && break; sleep 0.1; done
+admin=$(sed -n 's/.*admin listening on \(http:\/\/[^ ]*\).*/\1/p' "$work/serve.log" | head -1)
+[ -n "$admin" ] || { kill "$serve_pid" 2>/dev/null; cat "$work/serve.log" >&2; fail "the extracted zcproxy did not start"; }
+# bash's /dev/tcp instead of curl: one tool fewer to install on CI.
+port=${admin##*:}
+health=$( { exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3 && head -1 <&3 | cut -d' ' -f2; } 2>/dev/null ) || true
+kill -TERM "$serve_pid"
+rc=0; wait "$serve_pid" || rc=$?
+[ "$health" = 200 ] || fail "GET $admin/healthz answered '$health'"
+[ "$rc" = 0 ] || fail "SIGTERM exit code $rc"
+echo "test-deb: extracted zcproxy served $admin/healthz (200) and exited 0 on SIGTERM"
+
+# 4. The units as installed.
 bash "$repo/packaging/verify-units.sh" "$x"
 echo "test-deb: OK"

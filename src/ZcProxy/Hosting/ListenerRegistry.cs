@@ -9,6 +9,9 @@ internal sealed class ListenerRegistry
     public List<ListenOptions> Proxy { get; } = [];
     public ListenOptions? Admin { get; set; }
 
+    /// <summary>Listeners served from a socket systemd passed (LISTEN_FDS), with its fd; the rest were bound by Kestrel.</summary>
+    public Dictionary<ListenOptions, int> SocketActivated { get; } = [];
+
     public IReadOnlyList<IPEndPoint> ProxyEndPoints => Proxy.Select(l => l.IPEndPoint!).ToList();
     public IPEndPoint? AdminEndPoint => Admin?.IPEndPoint;
 }

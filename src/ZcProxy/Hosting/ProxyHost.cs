@@ -37,7 +37,7 @@ internal static class ProxyHost
             kestrel.Limits.RequestHeadersTimeout = limits.RequestHeadersTimeout;
             kestrel.Limits.MaxConcurrentConnections = limits.MaxConnections == 0 ? null : limits.MaxConnections;
             foreach (var listen in options.Listen)
-                Listen(kestrel, activation, listen.Url, lo =>
+                Listen(kestrel, activation, listeners, listen.Url, lo =>
                 {
                     listeners.Proxy.Add(lo);
                     if (listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase))
@@ -48,7 +48,7 @@ internal static class ProxyHost
                     }
                 });
             if (options.Admin is { } admin)
-                Listen(kestrel, activation, admin.Url, lo =>
+                Listen(kestrel, activation, listeners, admin.Url, lo =>
                 {
                     listeners.Admin = lo;
                     lo.Protocols = HttpProtocols.Http1;
@@ -58,7 +58,7 @@ internal static class ProxyHost
                         return next(connection);
                     });
                 });
-            activation.ListenUnclaimed(kestrel, lo => listeners.Proxy.Add(lo));
+            activation.ListenUnclaimed(kestrel, (lo, fd) => { listeners.SocketActivated[lo] = fd; listeners.Proxy.Add(lo); });
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout);
 
@@ -92,10 +92,11 @@ internal static class ProxyHost
         return app;
     }
 
-    private static void Listen(KestrelServerOptions kestrel, SocketActivation activation, string url, Action<ListenOptions> configure)
+    private static void Listen(KestrelServerOptions kestrel, SocketActivation activation, ListenerRegistry listeners, string url, Action<ListenOptions> configure)
     {
         if (!ListenUrl.TryParse(url, out var parsed, out var error)) throw new InvalidOperationException($"{url}: {error}");
-        if (activation.TryClaim(parsed!, url, out var inherited)) kestrel.ListenHandle((ulong)inherited.Fd, configure);
+        if (activation.TryClaim(parsed!, url, out var inherited))
+            kestrel.ListenHandle((ulong)inherited.Fd, lo => { listeners.SocketActivated[lo] = inherited.Fd; configure(lo); });
         else if (parsed!.IsLocalhost && parsed.Port != 0) kestrel.ListenLocalhost(parsed.Port, configure);
         else kestrel.Listen(new IPEndPoint(parsed.Address ?? IPAddress.Loopback, parsed.Port), configure);
     }

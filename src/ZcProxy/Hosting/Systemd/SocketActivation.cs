@@ -63,14 +63,14 @@ internal sealed class SocketActivation
     /// Serves the IP sockets no entry claimed as proxy listeners (systemd accepts connections on them in our name);
     /// call after every entry had its chance. Other fds (unix sockets, FIFOs) are left alone and reported.
     /// </summary>
-    public void ListenUnclaimed(KestrelServerOptions kestrel, Action<ListenOptions> configure)
+    public void ListenUnclaimed(KestrelServerOptions kestrel, Action<ListenOptions, int> configure)
     {
         lock (_unclaimed)
         {
             foreach (var socket in _unclaimed)
             {
                 var served = socket.LocalEndPoint is IPEndPoint;
-                if (served) kestrel.ListenHandle((ulong)socket.Fd, configure);
+                if (served) kestrel.ListenHandle((ulong)socket.Fd, lo => configure(lo, socket.Fd));
                 Assignments.Add((socket, served ? UnmatchedButServed : Ignored));
             }
             _unclaimed.Clear();

@@ -46,7 +46,7 @@ public class SocketActivationTests
             """);
         var launcher = dir.WriteAtomically("launch.py", Launcher);
 
-        using var proxy = ProxyProcess.Start(["--config", dir.MainFile], launcher: ["/usr/bin/python3", launcher, dir.MainFile]);
+        using var proxy = ProxyProcess.Start(["--config", dir.MainFile], launcher: ["python3", launcher, dir.MainFile]);
 
         var port = (await proxy.WaitForLineAsync(@"launcher: fd 3 listens on 127\.0\.0\.1:(\d+)")).Groups[1].Value;
         var (url, _) = await proxy.WaitForListenersAsync();
