@@ -47,6 +47,18 @@ public static unsafe partial class Libc
     internal static partial nint send(int fd, byte* buf, nuint len, int flags);
 
     [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint sendmsg(int fd, MsgHdr* msg, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint writev(int fd, IoVec* iov, int iovcnt);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint read(int fd, byte* buf, nuint count);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial nint write(int fd, byte* buf, nuint count);
+
+    [LibraryImport(Lib, SetLastError = true)]
     internal static partial int epoll_create1(int flags);
 
     [LibraryImport(Lib, SetLastError = true)]

@@ -7,7 +7,7 @@ namespace ZcProxy.Native;
 /// <see cref="SysResult"/>, setup calls throw <see cref="ErrnoException"/>.
 /// Fds are raw ints here; callers hold a SafeHandle reference (DangerousAddRef) while using them.
 /// </summary>
-public static unsafe class Syscalls
+public static unsafe partial class Syscalls
 {
     private const int EINTR = (int)Errno.EINTR;
 
@@ -104,6 +104,13 @@ public static unsafe class Syscalls
     {
         int r = Libc.fcntl(pipe.Fd, LinuxConstants.F_SETPIPE_SZ, bytes);
         if (r < 0) throw ErrnoException.FromLastError("fcntl(F_SETPIPE_SZ)");
+        return r;
+    }
+
+    public static int GetPipeSize(FileDescriptor pipe)
+    {
+        int r = Libc.fcntl(pipe.Fd, LinuxConstants.F_GETPIPE_SZ, 0);
+        if (r < 0) throw ErrnoException.FromLastError("fcntl(F_GETPIPE_SZ)");
         return r;
     }
 

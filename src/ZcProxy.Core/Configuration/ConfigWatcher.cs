@@ -19,7 +19,11 @@ public sealed partial class ConfigWatcher(FileConfigProvider provider, ILogger<C
     private string _fingerprint = "";
     private PosixSignalRegistration? _sighupRegistration;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>
+    /// Takes the fingerprint and starts watching before the host reports started: since .NET 10 ExecuteAsync runs
+    /// on the thread pool, and an edit made between "started" and a late ExecuteAsync would otherwise be missed.
+    /// </summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
     {
         _fingerprint = ConfigFingerprint.Compute(provider.MainFile);
         _sighupRegistration = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
@@ -29,7 +33,11 @@ public sealed partial class ConfigWatcher(FileConfigProvider provider, ILogger<C
             _wake.Release();
         });
         WatchDirectories();
+        return base.StartAsync(cancellationToken);
+    }
 
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
         while (!stoppingToken.IsCancellationRequested)
         {
             try

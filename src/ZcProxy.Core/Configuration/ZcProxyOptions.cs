@@ -60,6 +60,12 @@ public sealed record CacheOptions
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxEntrySize { get; init; } = 1L << 30;
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MinFreeDisk { get; init; } = 100L << 20;
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Cache key template; placeholders {scheme}, {host}, {uri} (path + query), {path}, {query}, {method}.</summary>
+    public string Key { get; init; } = "{scheme}://{host}{uri}";
+    /// <summary>Request methods looked up in the cache (responses are stored from GET only; HEAD is answered from a stored GET).</summary>
+    public IReadOnlyList<string> Methods { get; init; } = ["GET", "HEAD"];
+    /// <summary>Response status codes that may be stored; empty (the default) leaves it to RFC 9111 (any final status but 206 and 304).</summary>
+    public IReadOnlyList<int> Statuses { get; init; } = [];
 }
 
 public sealed record AccessLogOptions

@@ -1,7 +1,9 @@
 using System.Text.Json;
 using Yarp.ReverseProxy;
+using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Upstream.Pools;
 
 namespace ZcProxy.Admin;
 
@@ -16,14 +18,15 @@ internal static class AdminEndpoints
             e.MapGet("/healthz", () => Results.Text("ok\n"));
             e.MapGet("/metrics", (ProxyMetrics metrics) =>
                 Results.Text(metrics.RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8"));
-            e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config) =>
-                Results.Text(JsonSerializer.Serialize(Status(state, config), StatusJson), "application/json"));
+            e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config, PoolRegistry pools) =>
+                Results.Text(JsonSerializer.Serialize(Status(state, config, pools), StatusJson), "application/json"));
+            e.MapCachePurge("/cache");
         });
     }
 
-    private static readonly JsonSerializerOptions StatusJson = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions StatusJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
-    private static object Status(IProxyStateLookup state, FileConfigProvider config) => new
+    private static object Status(IProxyStateLookup state, FileConfigProvider config, PoolRegistry pools) => new
     {
         config = new { file = config.MainFile, routes = config.Current.Routes.Count, clusters = config.Current.Clusters.Count },
         clusters = state.GetClusters().OrderBy(c => c.ClusterId, StringComparer.Ordinal).Select(c => new
@@ -36,6 +39,7 @@ internal static class AdminEndpoints
                 address = d.Model.Config.Address,
                 health = new { active = d.Health.Active.ToString(), passive = d.Health.Passive.ToString() },
                 activeRequests = d.ConcurrentRequestCount,
+                pool = PoolStatus.Describe(pools, c.ClusterId, d),
             }),
         }),
     };

@@ -2,9 +2,12 @@ using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging.Console;
 using ZcProxy.Admin;
+using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
+using ZcProxy.Core.Transport;
+using ZcProxy.Core.Upstream.Pools;
 using ZcProxy.Demo;
 using ZcProxy.Hosting.Systemd;
 
@@ -40,7 +43,10 @@ internal static class ProxyHost
                 Listen(kestrel, activation, listeners, listen.Url, lo =>
                 {
                     listeners.Proxy.Add(lo);
-                    if (listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase))
+                    bool https = listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
+                    // First connection middleware: its writer goes straight to the socket (never on TLS or admin).
+                    if (!https && options.ZeroCopy.Enabled) lo.UseZeroCopyTransport();
+                    if (https)
                     {
                         // TLS clients (HTTP/1.1 and HTTP/2 by ALPN) are served through YARP's forwarder.
                         lo.Protocols = HttpProtocols.Http1AndHttp2;
@@ -58,11 +64,19 @@ internal static class ProxyHost
                         return next(connection);
                     });
                 });
-            activation.ListenUnclaimed(kestrel, (lo, fd) => { listeners.SocketActivated[lo] = fd; listeners.Proxy.Add(lo); });
+            activation.ListenUnclaimed(kestrel, (lo, fd) =>
+            {
+                if (options.ZeroCopy.Enabled) lo.UseZeroCopyTransport(); // plaintext proxy listener, like the http: ones
+                listeners.SocketActivated[lo] = fd;
+                listeners.Proxy.Add(lo);
+            });
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout);
 
         builder.Services.AddZcProxyServices(options);
+        if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport();
+        if (options.Cache is { } cacheOptions)
+            builder.Services.AddDiskCache(cacheOptions with { Path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(mainFile))!, cacheOptions.Path) });
         builder.Services.UseFileConfig(mainFile, config);
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
@@ -79,15 +93,23 @@ internal static class ProxyHost
             if (listeners.AdminEndPoint is { } adminEndPoint) startupLog.LogInformation("admin listening on http://{EndPoint}", adminEndPoint);
         });
         app.MapWhen(context => context.Features.Get<AdminConnectionFeature>() is not null, AdminEndpoints.Map);
+        // Real sendfile for SendFileAsync and IZeroCopyResponseFeature, on zero-copy (plaintext HTTP/1.x) connections only.
+        if (options.ZeroCopy.Enabled) app.UseZeroCopyResponses();
         app.UseMiddleware<AccessLogMiddleware>();
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {
+            proxy.UseDiskCache();
             proxy.Use(RequestBodyLimitStep.InvokeAsync);
             proxy.UseSessionAffinity();
+            proxy.UseCircuitBreakers();
+            proxy.UseBackupDestinations();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
             proxy.Use(UpstreamTimingStep.InvokeAsync);
+            proxy.UseRetries();
+            proxy.UseConnectionLimits();
+            proxy.UseCircuitBreakerFeedback();
         });
         return app;
     }
@@ -115,6 +137,9 @@ internal static class ProxyHost
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
         logging.AddFilter("Yarp", LogLevel.Warning);
+        // These two warn on every request while a cluster has no destination; the pool steps log that once a second instead.
+        logging.AddFilter("Yarp.ReverseProxy.LoadBalancing.LoadBalancingMiddleware", LogLevel.Error);
+        logging.AddFilter("Yarp.ReverseProxy.Forwarder.ForwarderMiddleware", LogLevel.Error);
         logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
     }
 }

@@ -1,0 +1,31 @@
+using System.Text.RegularExpressions;
+using ZcProxy.Core.Configuration;
+
+namespace ZcProxy.Core.Caching;
+
+/// <summary>Validation of the Cache section beyond what the JSON types enforce.</summary>
+public sealed partial class CacheConfigCheck : IConfigCheck
+{
+    public IEnumerable<ConfigError> Check(LoadedConfig config)
+    {
+        if (config.Options.Cache is not { } cache) yield break;
+        var file = config.Files[0];
+        if (cache.MaxEntrySize <= 0) yield return new(file, "$.Cache.MaxEntrySize", "must be greater than zero");
+        if (cache.LockTimeout < TimeSpan.Zero) yield return new(file, "$.Cache.LockTimeout", "must not be negative");
+        if (cache.Inactive <= TimeSpan.Zero) yield return new(file, "$.Cache.Inactive", "must be greater than zero");
+        for (int i = 0; i < cache.Methods.Count; i++)
+            if (cache.Methods[i]?.ToUpperInvariant() is not ("GET" or "HEAD"))
+                yield return new(file, $"$.Cache.Methods[{i}]", $"'{cache.Methods[i]}' cannot be cached: only GET and HEAD");
+        for (int i = 0; i < cache.Statuses.Count; i++)
+            if (cache.Statuses[i] is < 200 or > 599 or 206 or 304)
+                yield return new(file, $"$.Cache.Statuses[{i}]", $"{cache.Statuses[i]} cannot be stored (final statuses 200-599 except 206 and 304)");
+        if (string.IsNullOrWhiteSpace(cache.Key)) yield return new(file, "$.Cache.Key", "must not be empty");
+        else
+            foreach (Match m in Placeholder().Matches(cache.Key))
+                if (!CacheKey.Placeholders.Contains(m.Groups[1].Value))
+                    yield return new(file, "$.Cache.Key", $"unknown placeholder '{{{m.Groups[1].Value}}}' (known: {string.Join(", ", CacheKey.Placeholders.Select(p => "{" + p + "}"))})");
+    }
+
+    [GeneratedRegex(@"\{([^}]*)\}")]
+    private static partial Regex Placeholder();
+}

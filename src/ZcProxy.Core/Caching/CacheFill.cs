@@ -1,0 +1,148 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
+using ZcProxy.Native;
+
+namespace ZcProxy.Core.Caching;
+
+/// <summary>
+/// One entry being written while the client receives the same bytes: a temp file in the entry's own
+/// directory, renamed into place (no fsync: a crash leaves a temp file the loader deletes) only when the body
+/// is complete and its length verified. Any write error abandons the entry, never the client's response.
+/// </summary>
+public sealed partial class CacheFill : IDisposable
+{
+    private const long AdviseEvery = 8L << 20;
+
+    private readonly DiskCache _cache;
+    private readonly string _hash;
+    private readonly string _tempPath;
+    private readonly long? _declaredLength;
+    private readonly long _maxEntrySize;
+    private readonly bool _large;
+    private StoredResponse _head;
+    private SafeFileHandle? _file;
+    private long _bodyOffset;
+    private long _written;
+    private long _advised;
+    private bool _done;
+
+    private CacheFill(DiskCache cache, StoredResponse head, string hash, long? declaredLength)
+    {
+        _cache = cache;
+        _head = head;
+        _hash = hash;
+        _declaredLength = declaredLength;
+        _maxEntrySize = cache.Options.MaxEntrySize;
+        _large = declaredLength is null || declaredLength >= cache.Options.DirectIoThreshold;
+        _tempPath = $"{cache.PathFor(hash)}.{cache.TempTag}-{Guid.NewGuid():N}.tmp";
+    }
+
+    public bool Failed => _done && _file is null && !Committed;
+    public bool Committed { get; private set; }
+    public long Written => _written;
+
+    /// <summary>Creates the temp file and writes the head; null (logged, counted) when the cache cannot take it.</summary>
+    public static CacheFill? Start(DiskCache cache, StoredResponse head, long? declaredLength)
+    {
+        var hash = DiskCache.VariantHash(head.Key, head.Vary);
+        var fill = new CacheFill(cache, head, hash, declaredLength);
+        try
+        {
+            var block = EntryFile.Serialize(head, out fill._bodyOffset);
+            if (block.Length == 0 || block.Length > EntryFile.MaxHeaderBlock) return null;
+            Directory.CreateDirectory(Path.GetDirectoryName(fill._tempPath)!);
+            fill._file = File.OpenHandle(fill._tempPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read | FileShare.Delete);
+            RandomAccess.Write(fill._file, block, 0);
+            return fill;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            fill.Abort("cannot create the entry", e);
+            return null;
+        }
+    }
+
+    /// <summary>Appends body bytes (already sent to the client).</summary>
+    public void Write(ReadOnlySpan<byte> data)
+    {
+        if (_file is null || data.IsEmpty) return;
+        if (_written + data.Length > _maxEntrySize)
+        {
+            Abort($"body exceeds MaxEntrySize ({_maxEntrySize} bytes)", null, counted: false);
+            return;
+        }
+        try
+        {
+            RandomAccess.Write(_file, data, _bodyOffset + _written);
+            _written += data.Length;
+            // Big bodies are written so they do not push hot entries out of the page cache: DONTNEED starts
+            // write-back of what was written and drops what is already clean (nginx does the same with directio).
+            if (_large && _written - _advised >= AdviseEvery)
+            {
+                Syscalls.Fadvise(_file, 0, _bodyOffset + _written, LinuxConstants.POSIX_FADV_DONTNEED);
+                _advised = _written;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Abort("write failed", e);
+        }
+    }
+
+    /// <summary>Verifies the length, finalizes the head and renames the entry into place. False when it was abandoned.</summary>
+    public bool Commit()
+    {
+        if (_file is null) return false;
+        if (_declaredLength is { } declared && declared != _written)
+        {
+            Abort($"body ended after {_written} of {declared} bytes", null, counted: false);
+            return false;
+        }
+        try
+        {
+            _head = _head with { BodyLength = _written };
+            var block = EntryFile.Serialize(_head, out _, _bodyOffset);
+            RandomAccess.Write(_file, block, 0);
+            if (_large) Syscalls.Fadvise(_file, 0, 0, LinuxConstants.POSIX_FADV_DONTNEED);
+            _file.Dispose();
+            _file = null;
+            var finalPath = _cache.PathFor(_hash);
+            File.Move(_tempPath, finalPath, overwrite: true);
+            Committed = true;
+            _done = true;
+            _cache.Committed(new IndexEntry
+            {
+                Hash = _hash, Key = _head.Key, Vary = _head.Vary, Size = _bodyOffset + _written, ResponseTime = _head.ResponseTime,
+            });
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Abort("commit failed", e);
+            return false;
+        }
+    }
+
+    /// <summary>Abandons the entry: the partial file is removed and, for real errors, logged and counted.</summary>
+    public void Abort(string reason, Exception? error = null, bool counted = true)
+    {
+        if (_done) return;
+        _done = true;
+        _file?.Dispose();
+        _file = null;
+        DiskCache.TryDeleteFile(_tempPath);
+        if (counted)
+        {
+            _cache.Metrics.FillErrors.Increment();
+            LogFillFailed(_cache.Log, _head.Key, reason, error?.Message ?? "");
+        }
+    }
+
+    public void Dispose()
+    {
+        if (!_done) Abort("response did not complete", null, counted: false);
+    }
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Error, Message = "cache fill of {Key} abandoned: {Reason} {Error}; the client still gets the full response")]
+    private static partial void LogFillFailed(ILogger logger, string key, string reason, string error);
+}

@@ -1,0 +1,127 @@
+namespace ZcProxy.Core.Caching;
+
+/// <summary>One entry file as the in-memory index knows it (enough to select a variant and to evict).</summary>
+public sealed class IndexEntry
+{
+    public required string Hash { get; init; }
+    public required string Key { get; init; }
+    public required IReadOnlyList<(string Name, string Value)> Vary { get; init; }
+    public required long Size { get; init; }
+    public required DateTimeOffset ResponseTime { get; init; }
+    internal long LastAccessTicks;
+    internal LinkedListNode<IndexEntry>? Node;
+}
+
+/// <summary>
+/// The in-memory index: entries by file hash and by key (several Vary variants per key), an LRU list and the
+/// total size. One lock; every operation is short and never touches the disk.
+/// </summary>
+public sealed class CacheIndex
+{
+    private readonly object _lock = new();
+    private readonly Dictionary<string, IndexEntry> _byHash = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<IndexEntry>> _byKey = new(StringComparer.Ordinal);
+    private readonly LinkedList<IndexEntry> _lru = new(); // most recently used first
+    private long _size;
+
+    public long Size => Interlocked.Read(ref _size);
+    public int Count { get { lock (_lock) return _byHash.Count; } }
+
+    /// <summary>Adds or replaces (same hash) an entry; returns the replaced one, whose file is already gone.</summary>
+    public void Add(IndexEntry entry, long nowTicks, bool onlyIfAbsent = false)
+    {
+        lock (_lock)
+        {
+            if (_byHash.TryGetValue(entry.Hash, out var old))
+            {
+                if (onlyIfAbsent) return;
+                RemoveLocked(old);
+            }
+            entry.LastAccessTicks = nowTicks;
+            entry.Node = _lru.AddFirst(entry);
+            _byHash[entry.Hash] = entry;
+            if (!_byKey.TryGetValue(entry.Key, out var list)) _byKey[entry.Key] = list = [];
+            list.Add(entry);
+            _size += entry.Size;
+        }
+    }
+
+    /// <summary>§4.1: the variants stored for a key that match the request (most recent first).</summary>
+    public List<IndexEntry> Candidates(string key, Func<IReadOnlyList<(string Name, string Value)>, bool> matches)
+    {
+        lock (_lock)
+        {
+            if (!_byKey.TryGetValue(key, out var list)) return [];
+            return list.Where(e => matches(e.Vary)).OrderByDescending(e => e.ResponseTime).ToList();
+        }
+    }
+
+    public void Touch(IndexEntry entry, long nowTicks)
+    {
+        lock (_lock)
+        {
+            if (entry.Node?.List is null) return;
+            entry.LastAccessTicks = nowTicks;
+            _lru.Remove(entry.Node);
+            _lru.AddFirst(entry.Node);
+        }
+    }
+
+    public bool Remove(IndexEntry entry)
+    {
+        lock (_lock)
+        {
+            if (!_byHash.TryGetValue(entry.Hash, out var current) || !ReferenceEquals(current, entry)) return false;
+            RemoveLocked(entry);
+            return true;
+        }
+    }
+
+    public List<IndexEntry> RemoveWhere(Func<IndexEntry, bool> predicate)
+    {
+        lock (_lock)
+        {
+            var victims = _byHash.Values.Where(predicate).ToList();
+            foreach (var v in victims) RemoveLocked(v);
+            return victims;
+        }
+    }
+
+    public List<IndexEntry> RemoveKey(string key)
+    {
+        lock (_lock)
+        {
+            if (!_byKey.TryGetValue(key, out var list)) return [];
+            var victims = list.ToList();
+            foreach (var v in victims) RemoveLocked(v);
+            return victims;
+        }
+    }
+
+    /// <summary>Least recently used entries removed until the total is at most <paramref name="maxSize"/>, plus any unused since <paramref name="inactiveBeforeTicks"/>.</summary>
+    public List<IndexEntry> TakeEvictions(long maxSize, long inactiveBeforeTicks)
+    {
+        var victims = new List<IndexEntry>();
+        lock (_lock)
+        {
+            while (_lru.Last is { } last && (_size > maxSize || last.Value.LastAccessTicks < inactiveBeforeTicks))
+            {
+                victims.Add(last.Value);
+                RemoveLocked(last.Value);
+            }
+        }
+        return victims;
+    }
+
+    private void RemoveLocked(IndexEntry entry)
+    {
+        _byHash.Remove(entry.Hash);
+        if (_byKey.TryGetValue(entry.Key, out var list))
+        {
+            list.Remove(entry);
+            if (list.Count == 0) _byKey.Remove(entry.Key);
+        }
+        if (entry.Node?.List is not null) _lru.Remove(entry.Node);
+        _size -= entry.Size;
+    }
+}

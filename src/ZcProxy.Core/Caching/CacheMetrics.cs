@@ -1,0 +1,39 @@
+using ZcProxy.Core.Diagnostics;
+
+namespace ZcProxy.Core.Caching;
+
+/// <summary>The cache's metrics: requests by X-Cache-Status, size and entry gauges, errors by kind.</summary>
+public sealed class CacheMetrics
+{
+    private readonly Dictionary<string, Counter> _byStatus;
+
+    public CacheMetrics(ProxyMetrics metrics, CacheIndex index, CacheLock cacheLock)
+    {
+        metrics.Gauge("zcproxy_cache_lock_waiting", "Requests waiting for another request's fill of the same key.", () => cacheLock.Waiting);
+        Body = metrics;
+        _byStatus = CacheStatus.All.ToDictionary(s => s, s =>
+            metrics.Counter("zcproxy_cache_requests_total", "Requests on cache-enabled routes, by cache status.", ("status", s)));
+        FillErrors = metrics.Counter("zcproxy_cache_errors_total", "Cache errors by kind.", ("kind", "fill"));
+        CorruptEntries = metrics.Counter("zcproxy_cache_errors_total", "Cache errors by kind.", ("kind", "corrupt"));
+        metrics.Gauge("zcproxy_cache_size_bytes", "Bytes of cache entry files on disk.", () => index.Size);
+        metrics.Gauge("zcproxy_cache_entries", "Cache entries on disk.", () => index.Count);
+    }
+
+    public ProxyMetrics Body { get; }
+    public Counter FillErrors { get; }
+    public Counter CorruptEntries { get; }
+
+    public void CountRequest(string status)
+    {
+        if (_byStatus.TryGetValue(status, out var c)) c.Increment();
+    }
+}
+
+/// <summary>X-Cache-Status values (nginx's $upstream_cache_status).</summary>
+public static class CacheStatus
+{
+    public const string Hit = "HIT", Miss = "MISS", Expired = "EXPIRED", Stale = "STALE", Updating = "UPDATING",
+        Revalidated = "REVALIDATED", Bypass = "BYPASS";
+    public static readonly string[] All = [Hit, Miss, Expired, Stale, Updating, Revalidated, Bypass];
+    public const string HeaderName = "X-Cache-Status";
+}

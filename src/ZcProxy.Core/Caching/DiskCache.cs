@@ -1,0 +1,198 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
+using ZcProxy.Core.Configuration;
+
+namespace ZcProxy.Core.Caching;
+
+/// <summary>
+/// The cache directory: entry files named by SHA-256 (never by URL text, so no key can name a path outside
+/// <see cref="Root"/>), two levels of sub-directories, the in-memory index, the fill lock, eviction.
+/// </summary>
+public sealed partial class DiskCache
+{
+    private readonly RuntimeOptions _runtime;
+    private readonly CacheOptions _initial;
+    private readonly ILogger _log;
+
+    public DiskCache(CacheOptions options, RuntimeOptions runtime, CacheMetrics metrics, CacheIndex index, CacheLock cacheLock, TimeProvider time, ILogger<DiskCache> log)
+    {
+        _initial = options;
+        _runtime = runtime;
+        _log = log;
+        Metrics = metrics;
+        Index = index;
+        Lock = cacheLock;
+        Time = time;
+        Root = Path.GetFullPath(options.Path);
+        try { Directory.CreateDirectory(Root); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The proxy still serves: every fill fails (logged and counted) until the directory is usable.
+            LogRootUnusable(Root, e.Message);
+        }
+    }
+
+    public string Root { get; }
+    public CacheIndex Index { get; }
+    public CacheLock Lock { get; }
+    public CacheMetrics Metrics { get; }
+    public TimeProvider Time { get; }
+    public ILogger Log => _log;
+
+    /// <summary>Tags temp files of this process, so the start-up loader deletes only leftovers of earlier runs.</summary>
+    public string TempTag { get; } = $"{Environment.ProcessId}-{Guid.NewGuid():N}"[..24];
+
+    /// <summary>Settings in force (reloads may change everything but Path).</summary>
+    public CacheOptions Options => _runtime.Current.Cache is { } current ? current with { Path = _initial.Path } : _initial;
+
+    /// <summary>True once the start-up scan has indexed the directory.</summary>
+    public bool Loaded { get; internal set; }
+
+    public static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+
+    /// <summary>The file name of one variant: key plus the Vary-selected request header values.</summary>
+    public static string VariantHash(string key, IReadOnlyList<(string Name, string Value)> vary)
+    {
+        var sb = new StringBuilder(key);
+        foreach (var (n, v) in vary) sb.Append('\n').Append(n).Append(':').Append(v);
+        return Hash(sb.ToString());
+    }
+
+    public string PathFor(string hash) => Path.Combine(Root, hash[..2], hash[2..4], hash);
+
+    /// <summary>Opens an indexed entry and verifies it; a garbled or truncated file is deleted and reads as a miss.</summary>
+    public OpenEntry? Open(IndexEntry entry)
+    {
+        SafeFileHandle file;
+        try { file = File.OpenHandle(PathFor(entry.Hash), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            Index.Remove(entry); // deleted behind our back (or by a purge racing this lookup)
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null; // EMFILE, EACCES...: a miss now, the entry may well be readable later
+        }
+        var parsed = EntryFile.Read(file);
+        if (parsed is null || parsed.Value.Response.Key != entry.Key)
+        {
+            file.Dispose();
+            Metrics.CorruptEntries.Increment();
+            LogCorrupt(entry.Hash);
+            Delete(entry);
+            return null;
+        }
+        Index.Touch(entry, Time.GetUtcNow().UtcTicks);
+        return new OpenEntry(entry, file, parsed.Value.Response, parsed.Value.BodyOffset, PathFor(entry.Hash));
+    }
+
+    public void Delete(IndexEntry entry)
+    {
+        if (Index.Remove(entry)) TryDeleteFile(PathFor(entry.Hash));
+    }
+
+    /// <summary>Removes every variant of a key (invalidation, purge); returns how many files went.</summary>
+    public int Invalidate(string key)
+    {
+        var victims = Index.RemoveKey(key);
+        foreach (var v in victims) TryDeleteFile(PathFor(v.Hash));
+        return victims.Count;
+    }
+
+    public int PurgePrefix(string prefix)
+    {
+        var victims = Index.RemoveWhere(e => e.Key.StartsWith(prefix, StringComparison.Ordinal));
+        foreach (var v in victims) TryDeleteFile(PathFor(v.Hash));
+        return victims.Count;
+    }
+
+    /// <summary>Puts a completed fill's entry into the index, then evicts down to MaxSize.</summary>
+    internal void Committed(IndexEntry entry)
+    {
+        Index.Add(entry, Time.GetUtcNow().UtcTicks);
+        Evict();
+    }
+
+    /// <summary>Evicts least-recently-used entries above MaxSize and entries unused for Inactive.</summary>
+    public int Evict()
+    {
+        var options = Options;
+        var now = Time.GetUtcNow().UtcTicks;
+        var victims = Index.TakeEvictions(options.MaxSize, now - options.Inactive.Ticks);
+        foreach (var v in victims) TryDeleteFile(PathFor(v.Hash));
+        return victims.Count;
+    }
+
+    /// <summary>False when the file system holding the cache has less than MinFreeDisk available.</summary>
+    public bool HasFreeSpace(long needed)
+    {
+        try { return new DriveInfo(Root).AvailableFreeSpace - needed >= Options.MinFreeDisk; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return true; }
+    }
+
+    /// <summary>Start-up scan: temp files of earlier runs and unparsable entries are deleted, the rest indexed.</summary>
+    public void LoadFromDisk(CancellationToken cancellationToken)
+    {
+        int loaded = 0, removed = 0;
+        foreach (var path in Directory.EnumerateFiles(Root, "*", new EnumerationOptions { RecurseSubdirectories = true, MaxRecursionDepth = 2, IgnoreInaccessible = true }))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var name = Path.GetFileName(path);
+            if (name.EndsWith(".tmp", StringComparison.Ordinal))
+            {
+                if (!name.Contains(TempTag, StringComparison.Ordinal)) { TryDeleteFile(path); removed++; }
+                continue;
+            }
+            if (name.Length != 64 || path != PathFor(name)) continue; // not ours: leave it alone
+            (StoredResponse Response, long BodyOffset)? parsed;
+            try
+            {
+                using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                parsed = EntryFile.Read(file);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            if (parsed is null || VariantHash(parsed.Value.Response.Key, parsed.Value.Response.Vary) != name)
+            {
+                TryDeleteFile(path);
+                Metrics.CorruptEntries.Increment();
+                removed++;
+                continue;
+            }
+            var r = parsed.Value.Response;
+            Index.Add(new IndexEntry { Hash = name, Key = r.Key, Vary = r.Vary, Size = parsed.Value.BodyOffset + r.BodyLength, ResponseTime = r.ResponseTime },
+                Time.GetUtcNow().UtcTicks, onlyIfAbsent: true);
+            loaded++;
+        }
+        Loaded = true;
+        LogLoaded(loaded, removed, Root);
+        Evict();
+    }
+
+    internal static void TryDeleteFile(string path)
+    {
+        try { File.Delete(path); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "cache entry {Hash} is corrupt or truncated: removed")]
+    private partial void LogCorrupt(string hash);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Error, Message = "cache directory {Root} cannot be created: {Error}; responses are served but not stored")]
+    private partial void LogRootUnusable(string root, string error);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "cache loaded: {Loaded} entries, {Removed} leftover or corrupt files removed ({Root})")]
+    private partial void LogLoaded(int loaded, int removed, string root);
+}
+
+/// <summary>An entry opened for serving: the verified head and the body's place in the file.</summary>
+public sealed class OpenEntry(IndexEntry entry, SafeFileHandle file, StoredResponse response, long bodyOffset, string path) : IDisposable
+{
+    public IndexEntry Entry { get; } = entry;
+    public SafeFileHandle File { get; } = file;
+    public StoredResponse Response { get; } = response;
+    public long BodyOffset { get; } = bodyOffset;
+    public string Path { get; } = path;
+    public void Dispose() => File.Dispose();
+}

@@ -1,0 +1,67 @@
+using System.Globalization;
+
+namespace ZcProxy.Core.Caching;
+
+/// <summary>RFC 9111 §4.2 for a shared cache: freshness lifetime, current age, and when a stale response may be served.</summary>
+public static class Freshness
+{
+    /// <summary>Status codes that are heuristically cacheable (RFC 9110 §15.1).</summary>
+    public static readonly HashSet<int> HeuristicallyCacheable = [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
+
+    /// <summary>Upper bound for heuristic freshness (RFC 9111 §4.2.2 leaves the choice to the cache; nginx-like one day).</summary>
+    public static readonly TimeSpan MaxHeuristic = TimeSpan.FromDays(1);
+
+    /// <summary>§4.2.1: s-maxage, then max-age, then Expires − Date, then a heuristic where allowed; else zero.</summary>
+    public static TimeSpan Lifetime(StoredResponse r)
+    {
+        var cc = CacheControl.ForResponse(r);
+        if (cc.Has("s-maxage")) return cc.SMaxAge ?? TimeSpan.Zero;
+        if (cc.Has("max-age")) return cc.MaxAge ?? TimeSpan.Zero;
+        var expiresText = cc.Targeted ? null : r.Header("Expires");
+        if (expiresText is not null)
+        {
+            // An invalid Expires (e.g. "0") means "already expired" (§5.3).
+            var expires = HttpDate.Parse(expiresText);
+            if (expires is null) return TimeSpan.Zero;
+            var date = HttpDate.Parse(r.Header("Date")) ?? r.ResponseTime;
+            var lifetime = expires.Value - date;
+            return lifetime > TimeSpan.Zero ? lifetime : TimeSpan.Zero;
+        }
+        // §4.2.2: heuristics only without explicit expiration, for heuristically cacheable codes or "public".
+        if (!HeuristicallyCacheable.Contains(r.Status) && !cc.Public) return TimeSpan.Zero;
+        var lastModified = HttpDate.Parse(r.Header("Last-Modified"));
+        if (lastModified is null) return TimeSpan.Zero;
+        var dateValue = HttpDate.Parse(r.Header("Date")) ?? r.ResponseTime;
+        var sinceModified = dateValue - lastModified.Value;
+        if (sinceModified <= TimeSpan.Zero) return TimeSpan.Zero;
+        var heuristic = sinceModified / 10;
+        return heuristic < MaxHeuristic ? heuristic : MaxHeuristic;
+    }
+
+    /// <summary>§4.2.3: corrected initial age plus resident time.</summary>
+    public static TimeSpan CurrentAge(StoredResponse r, DateTimeOffset now)
+    {
+        var dateValue = HttpDate.Parse(r.Header("Date")) ?? r.ResponseTime;
+        var apparentAge = Max(TimeSpan.Zero, r.ResponseTime - dateValue);
+        var ageValue = TimeSpan.Zero;
+        if (r.Header("Age") is { } ageText && long.TryParse(ageText.Split(',')[0].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var ageSeconds))
+            ageValue = TimeSpan.FromSeconds(Math.Min(ageSeconds, int.MaxValue));
+        var responseDelay = Max(TimeSpan.Zero, r.ResponseTime - r.RequestTime);
+        var correctedAgeValue = ageValue + responseDelay;
+        var correctedInitialAge = Max(apparentAge, correctedAgeValue);
+        var residentTime = Max(TimeSpan.Zero, now - r.ResponseTime);
+        return correctedInitialAge + residentTime;
+    }
+
+    /// <summary>The Age header value for a response served from the cache (whole seconds).</summary>
+    public static string AgeHeader(TimeSpan age) => ((long)Math.Max(0, Math.Floor(age.TotalSeconds))).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// §4.2.4 and §5.2.2.2/§5.2.2.8/§5.2.2.10: must-revalidate, proxy-revalidate and s-maxage forbid a shared cache to
+    /// serve the response stale; so does no-cache (which forbids serving without validation at all).
+    /// </summary>
+    public static bool MayServeStale(CacheControl responseCc) =>
+        !responseCc.MustRevalidate && !responseCc.ProxyRevalidate && !responseCc.Has("s-maxage") && !responseCc.NoCache;
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+}

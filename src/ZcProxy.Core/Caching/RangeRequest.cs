@@ -1,0 +1,53 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http;
+
+namespace ZcProxy.Core.Caching;
+
+/// <summary>
+/// A single byte range (RFC 9110 §14) answered from a complete stored body. Several ranges are answered with
+/// the whole body (200), which the RFC allows; If-Range that does not match (strong comparison) does the same.
+/// </summary>
+public static class RangeRequest
+{
+    public enum Outcome { Full, Partial, Unsatisfiable }
+
+    public static (Outcome Outcome, long Start, long Length) Evaluate(HttpRequest request, StoredResponse stored)
+    {
+        long total = stored.BodyLength;
+        var header = request.Headers.Range.ToString();
+        if (stored.Status != 200 || !HttpMethods.IsGet(request.Method) || string.IsNullOrEmpty(header)) return (Outcome.Full, 0, total);
+        if (request.Headers.IfRange.ToString() is { Length: > 0 } ifRange && !IfRangeMatches(ifRange.Trim(), stored)) return (Outcome.Full, 0, total);
+        if (!header.StartsWith("bytes=", StringComparison.OrdinalIgnoreCase)) return (Outcome.Full, 0, total);
+        var spec = header[6..].Trim();
+        if (spec.Contains(',')) return (Outcome.Full, 0, total);
+        int dash = spec.IndexOf('-');
+        if (dash < 0) return (Outcome.Full, 0, total);
+        var first = spec[..dash].Trim();
+        var last = spec[(dash + 1)..].Trim();
+        if (first.Length == 0)
+        {
+            if (!long.TryParse(last, NumberStyles.None, CultureInfo.InvariantCulture, out var suffix)) return (Outcome.Full, 0, total);
+            if (suffix == 0 || total == 0) return (Outcome.Unsatisfiable, 0, 0);
+            long n = Math.Min(suffix, total);
+            return (Outcome.Partial, total - n, n);
+        }
+        if (!long.TryParse(first, NumberStyles.None, CultureInfo.InvariantCulture, out var start)) return (Outcome.Full, 0, total);
+        long end = total - 1;
+        if (last.Length > 0)
+        {
+            if (!long.TryParse(last, NumberStyles.None, CultureInfo.InvariantCulture, out end) || end < start) return (Outcome.Full, 0, total);
+            end = Math.Min(end, total - 1);
+        }
+        if (start >= total) return (Outcome.Unsatisfiable, 0, 0);
+        return (Outcome.Partial, start, end - start + 1);
+    }
+
+    private static bool IfRangeMatches(string ifRange, StoredResponse stored)
+    {
+        if (ifRange.StartsWith('"') || ifRange.StartsWith("W/", StringComparison.Ordinal))
+            return ClientConditionals.EntityTagMatches([ifRange], stored.Header("ETag"), weak: false);
+        var date = HttpDate.Parse(ifRange);
+        var lastModified = HttpDate.Parse(stored.Header("Last-Modified"));
+        return date is not null && lastModified is not null && date == lastModified;
+    }
+}

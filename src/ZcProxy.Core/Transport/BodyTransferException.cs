@@ -1,0 +1,25 @@
+namespace ZcProxy.Core.Transport;
+
+/// <summary>Why a zero-copy body did not arrive complete at the client. In every case the client connection was aborted.</summary>
+public enum BodyTransferFailure
+{
+    /// <summary>The source (file or upstream socket) ended before the promised length.</summary>
+    SourceEnded,
+    /// <summary>The source failed (upstream reset, I/O error).</summary>
+    SourceFailed,
+    /// <summary>The client connection failed (reset, closed, aborted).</summary>
+    ClientFailed,
+    /// <summary>Kestrel did not pass the body's placeholder bytes straight through to our writer.</summary>
+    GuardTripped,
+    /// <summary>The caller's token (or the request's abort) ended the transfer.</summary>
+    Canceled,
+}
+
+/// <summary>A body moved by sendfile/splice failed part-way; the client connection has been aborted.</summary>
+public sealed class BodyTransferException : IOException
+{
+    public BodyTransferException(BodyTransferFailure failure, string message, Exception? inner = null) : base(message, inner)
+        => Failure = failure;
+
+    public BodyTransferFailure Failure { get; }
+}

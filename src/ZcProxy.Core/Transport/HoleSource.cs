@@ -1,0 +1,13 @@
+using System.Net.Sockets;
+using Microsoft.Win32.SafeHandles;
+
+namespace ZcProxy.Core.Transport;
+
+/// <summary>Where the bytes of a body "hole" come from: the writer moves them in the kernel, never through user space.</summary>
+internal abstract record HoleSource;
+
+/// <summary>A file range, sent with sendfile(2).</summary>
+internal sealed record FileHoleSource(SafeFileHandle File, long Offset) : HoleSource;
+
+/// <summary>An upstream socket whose next bytes are the body, spliced socket → pipe → client.</summary>
+internal sealed record SocketHoleSource(Socket Socket) : HoleSource;

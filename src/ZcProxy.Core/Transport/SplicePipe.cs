@@ -1,0 +1,46 @@
+using ZcProxy.Native;
+
+namespace ZcProxy.Core.Transport;
+
+/// <summary>
+/// A kernel pipe between an upstream socket and a client socket (splice needs a pipe on one side).
+/// <see cref="Buffered"/> tracks the bytes inside it: a pipe that may hold bytes must never be reused.
+/// </summary>
+public sealed class SplicePipe : IDisposable
+{
+    private readonly FileDescriptor _read;
+    private readonly FileDescriptor _write;
+
+    private SplicePipe(FileDescriptor read, FileDescriptor write, int capacity)
+    {
+        _read = read;
+        _write = write;
+        Capacity = capacity;
+    }
+
+    public int ReadFd => _read.Fd;
+    public int WriteFd => _write.Fd;
+    /// <summary>Bytes the pipe holds (as the kernel granted it with F_SETPIPE_SZ).</summary>
+    public int Capacity { get; }
+    /// <summary>Bytes spliced in and not yet spliced out.</summary>
+    public long Buffered { get; set; }
+
+    public static SplicePipe Create(int requestedCapacity)
+    {
+        var (read, write) = Syscalls.CreatePipe();
+        int capacity;
+        try { capacity = Syscalls.SetPipeSize(write, requestedCapacity); }
+        catch (ErrnoException e) when (e.Code is Errno.EPERM or Errno.EBUSY)
+        {
+            // Above /proc/sys/fs/pipe-max-size or the user's pipe quota: keep the default size.
+            capacity = Syscalls.GetPipeSize(write);
+        }
+        return new SplicePipe(read, write, capacity);
+    }
+
+    public void Dispose()
+    {
+        _read.Dispose();
+        _write.Dispose();
+    }
+}

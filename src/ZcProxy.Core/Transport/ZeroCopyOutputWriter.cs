@@ -1,0 +1,229 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using ZcProxy.Native;
+using static ZcProxy.Native.LinuxConstants;
+
+namespace ZcProxy.Core.Transport;
+
+/// <summary>
+/// The connection's output, written straight to the socket: Kestrel's bytes are buffered until FlushAsync,
+/// which sends them with gathered non-blocking sendmsg calls, waiting out EAGAIN on the reactor. After a
+/// flush every byte is in the kernel, so nothing can overtake a body "hole" that follows: N bytes that the
+/// app advances over scratch memory and that this writer moves from a file (sendfile) or a socket (splice)
+/// when the next flush comes. Not thread-safe, like any PipeWriter; Kestrel writes from one flow at a time.
+/// </summary>
+internal sealed partial class ZeroCopyOutputWriter : PipeWriter
+{
+    private readonly ZeroCopyConnection _connection;
+    private readonly List<Segment> _segments = [];
+    private long _unflushed;
+    private Exception? _fault;
+    private volatile bool _completed;
+    private int _flushing;
+    private volatile bool _flushCancelRequested;
+    private CancellationTokenSource? _flushCancel;
+
+    public ZeroCopyOutputWriter(ZeroCopyConnection connection) => _connection = connection;
+
+    /// <summary>False once a send failed or the writer was completed: no hole can be taken any more.</summary>
+    public bool IsHealthy => _fault is null && !_completed && !_connection.IsAborted;
+
+    public override bool CanGetUnflushedBytes => true;
+    public override long UnflushedBytes => _unflushed + (_hole is null ? 0 : _holeSeen);
+
+    public override Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        if (_hole is not null) return _connection.Transport.Scratch;
+        ArgumentOutOfRangeException.ThrowIfNegative(sizeHint);
+        int needed = Math.Max(sizeHint, 1);
+        if (_segments.Count > 0 && _segments[^1] is { } tail && tail.Array.Length - tail.End >= needed)
+            return tail.Array.AsMemory(tail.End);
+        var segment = new Segment(_connection.Transport.RentBlock(needed));
+        _segments.Add(segment);
+        return segment.Array;
+    }
+
+    public override Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
+
+    public override void Advance(int bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        if (_hole is not null)
+        {
+            _holeSeen += bytes;
+            return;
+        }
+        if (bytes == 0) return;
+        var tail = _segments.Count > 0 ? _segments[^1] : throw new InvalidOperationException("Advance without GetMemory");
+        if (tail.End + bytes > tail.Array.Length) throw new InvalidOperationException("Advance beyond the memory handed out");
+        tail.End += bytes;
+        _unflushed += bytes;
+    }
+
+    public override async ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+    {
+        if (_fault is not null || _completed) return new FlushResult(isCanceled: false, isCompleted: true);
+        if (_flushCancelRequested)
+        {
+            _flushCancelRequested = false;
+            return new FlushResult(isCanceled: true, isCompleted: false);
+        }
+        Interlocked.Exchange(ref _flushing, 1);
+        try
+        {
+            await SendBufferedAsync(more: _hole is not null || _expectHole, cancellationToken);
+            if (_hole is not null) await MoveHoleAsync(cancellationToken);
+            return new FlushResult(isCanceled: false, isCompleted: _completed);
+        }
+        catch (OperationCanceledException) when (_flushCancelRequested && _hole is null)
+        {
+            _flushCancelRequested = false;
+            return new FlushResult(isCanceled: true, isCompleted: false);
+        }
+        catch (Exception e)
+        {
+            // A dead client: tell Kestrel "the reader is gone" (like the socket transport does) and abort.
+            // Kestrel swallows exceptions thrown by a transport flush, so a hole's failure is kept for EndHole.
+            if (_hole is not null)
+            {
+                _holeFailure = Classify(e);
+                _hole = null;
+                _expectHole = false;
+                e = _holeFailure;
+            }
+            Fault(e);
+            return new FlushResult(isCanceled: false, isCompleted: true);
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _flushing, 0);
+            if (_completed) ReleaseSegments();
+        }
+    }
+
+    public override void CancelPendingFlush()
+    {
+        _flushCancelRequested = true;
+        try { Volatile.Read(ref _flushCancel)?.Cancel(); } catch (ObjectDisposedException) { }
+    }
+
+    /// <summary>Completion sends what it can without waiting (Kestrel flushes before completing), then frees the buffers.</summary>
+    public override void Complete(Exception? exception = null)
+    {
+        if (_completed) return;
+        _completed = true;
+        if (Volatile.Read(ref _flushing) != 0)
+        {
+            CancelPendingFlush(); // the flush in flight frees the buffers when it ends
+            return;
+        }
+        if (_fault is null && _hole is null && !_connection.IsAborted) TrySendWithoutWaiting();
+        ReleaseSegments();
+    }
+
+    /// <summary>Sends every buffered byte, waiting for the socket when it is full.</summary>
+    private async ValueTask SendBufferedAsync(bool more, CancellationToken cancellationToken)
+    {
+        while (_unflushed > 0)
+        {
+            var result = SendOnce(more);
+            if (result.Ok) continue;
+            if (!result.WouldBlock) throw ClientError(result.ToException("sendmsg"));
+            await WaitWritableAsync(cancellationToken);
+        }
+    }
+
+    private void TrySendWithoutWaiting()
+    {
+        while (_unflushed > 0)
+            if (!SendOnce(more: false).Ok) return;
+    }
+
+    private SysResult SendOnce(bool more)
+    {
+        Span<IoSegment> gather = stackalloc IoSegment[Math.Min(_segments.Count, Syscalls.MaxBuffersPerCall)];
+        int count = 0;
+        foreach (var segment in _segments)
+        {
+            if (segment.End == segment.Start) continue;
+            gather[count++] = new IoSegment(segment.Address + segment.Start, segment.End - segment.Start);
+            if (count == gather.Length) break;
+        }
+        SysResult result;
+        if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) result = new SysResult(0, (int)Errno.EBADF);
+        else using (client) result = Syscalls.SendMessage(client.Fd, gather[..count], MSG_DONTWAIT | (more ? MSG_MORE : 0));
+        if (result.Ok) Consume(result.Bytes);
+        return result;
+    }
+
+    /// <summary>Drops sent bytes from the front; the last segment stays (emptied) to take the next writes.</summary>
+    private void Consume(long sent)
+    {
+        _unflushed -= sent;
+        int drop = 0;
+        while (sent > 0)
+        {
+            var segment = _segments[drop];
+            long inSegment = segment.End - segment.Start;
+            if (sent < inSegment)
+            {
+                segment.Start += (int)sent;
+                break;
+            }
+            sent -= inSegment;
+            segment.Start = segment.End;
+            drop++;
+        }
+        for (int i = 0; i < drop && _segments.Count > 1; i++)
+        {
+            _connection.Transport.ReturnBlock(_segments[0].Array);
+            _segments.RemoveAt(0);
+        }
+        if (_segments.Count == 1 && _segments[0].Start == _segments[0].End) _segments[0].Start = _segments[0].End = 0;
+    }
+
+    /// <summary>Waits until the client socket can take more bytes; fails when the connection is gone.</summary>
+    private async ValueTask WaitWritableAsync(CancellationToken cancellationToken)
+    {
+        var cancel = new CancellationTokenSource();
+        Volatile.Write(ref _flushCancel, cancel);
+        try
+        {
+            if (_flushCancelRequested) cancel.Cancel();
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, cancel.Token, _connection.Aborted);
+            uint events = await _connection.ClientReadiness.WaitAsync(EPOLLOUT, linked.Token);
+            if ((events & (EPOLLERR | EPOLLHUP)) != 0 && (events & EPOLLOUT) == 0)
+                throw ClientError(new IOException("the client socket reported an error or hang-up"));
+        }
+        finally
+        {
+            Volatile.Write(ref _flushCancel, null);
+            cancel.Dispose();
+        }
+    }
+
+    private void Fault(Exception e)
+    {
+        _fault ??= e;
+        _connection.Abort(e);
+    }
+
+    private static BodyTransferException ClientError(Exception inner)
+        => new(BodyTransferFailure.ClientFailed, $"client connection failed: {inner.Message}", inner);
+
+    private void ReleaseSegments()
+    {
+        foreach (var segment in _segments) _connection.Transport.ReturnBlock(segment.Array);
+        _segments.Clear();
+        _unflushed = 0;
+    }
+
+    /// <summary>A pinned block and the part of it that holds unsent bytes.</summary>
+    private sealed class Segment(byte[] array)
+    {
+        public byte[] Array { get; } = array;
+        public nint Address { get; } = System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(array, 0);
+        public int Start;
+        public int End;
+    }
+}

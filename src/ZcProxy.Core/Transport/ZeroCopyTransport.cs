@@ -1,0 +1,58 @@
+using ZcProxy.Core.Diagnostics;
+
+namespace ZcProxy.Core.Transport;
+
+/// <summary>
+/// What all zero-copy connections share: the readiness reactor, the splice pipe pool, the metrics, and the
+/// scratch buffer handed to Kestrel for hole bytes (never read by anyone, so sharing it is safe).
+/// </summary>
+public sealed class ZeroCopyTransport
+{
+    public const int ScratchSize = 1 << 20;
+
+    public ZeroCopyTransport(ReadinessReactor reactor, SplicePipePool pipes, ProxyMetrics metrics)
+    {
+        Reactor = reactor;
+        Pipes = pipes;
+        Metrics = metrics;
+    }
+
+    public ReadinessReactor Reactor { get; }
+    public SplicePipePool Pipes { get; }
+    public ProxyMetrics Metrics { get; }
+    internal byte[] Scratch { get; } = GC.AllocateUninitializedArray<byte>(ScratchSize, pinned: true);
+
+    /// <summary>Size of the output blocks that buffer Kestrel's bytes until a flush sends them.</summary>
+    public const int BlockSize = 16 * 1024;
+    private const int MaxIdleBlocks = 1024;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<byte[]> _blocks = new();
+    private int _idleBlocks;
+
+    /// <summary>A block on the pinned object heap: its address never changes, so sends need no pinning.</summary>
+    internal byte[] RentBlock(int minimum)
+    {
+        if (minimum > BlockSize) return GC.AllocateUninitializedArray<byte>(minimum, pinned: true);
+        if (_blocks.TryDequeue(out var block))
+        {
+            Interlocked.Decrement(ref _idleBlocks);
+            return block;
+        }
+        return GC.AllocateUninitializedArray<byte>(BlockSize, pinned: true);
+    }
+
+    internal void ReturnBlock(byte[] block)
+    {
+        if (block.Length != BlockSize || Interlocked.Increment(ref _idleBlocks) > MaxIdleBlocks)
+        {
+            if (block.Length == BlockSize) Interlocked.Decrement(ref _idleBlocks);
+            return;
+        }
+        _blocks.Enqueue(block);
+    }
+
+    /// <summary>Connections served right now (for leak checks).</summary>
+    public int OpenConnections => Volatile.Read(ref _openConnections);
+    private int _openConnections;
+    internal void ConnectionOpened() => Interlocked.Increment(ref _openConnections);
+    internal void ConnectionClosed() => Interlocked.Decrement(ref _openConnections);
+}

@@ -1,0 +1,72 @@
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using ZcProxy.Core.Diagnostics;
+
+namespace ZcProxy.Core.Transport;
+
+/// <summary>Wiring of the zero-copy transport: services, the connection middleware, and the request middleware.</summary>
+public static class ZeroCopyTransportExtensions
+{
+    /// <summary>The reactor (one epoll thread, started at first use), the splice pipe pool and the shared transport state.</summary>
+    public static IServiceCollection AddZeroCopyTransport(this IServiceCollection services)
+    {
+        services.TryAddSingleton<ProxyMetrics>();
+        services.TryAddSingleton<ReadinessReactor>();
+        services.TryAddSingleton(_ => new SplicePipePool());
+        services.TryAddSingleton<ZeroCopyTransport>();
+        return services;
+    }
+
+    /// <summary>
+    /// Plaintext HTTP/1.x listeners only, and before any other connection middleware: the output written here
+    /// goes straight to the socket, so a TLS layer added after this one would be bypassed by holes.
+    /// </summary>
+    public static ListenOptions UseZeroCopyTransport(this ListenOptions listenOptions)
+    {
+        ZeroCopyTransport? transport = null; // resolved at the first connection, once the container is complete
+        listenOptions.Use(next => async context =>
+        {
+            transport ??= listenOptions.ApplicationServices.GetRequiredService<ZeroCopyTransport>();
+            var socket = context.Features.Get<IConnectionSocketFeature>()?.Socket;
+            if (socket is null || socket.SocketType != SocketType.Stream)
+            {
+                await next(context);
+                return;
+            }
+            var connection = new ZeroCopyConnection(context, socket, transport);
+            await using (connection)
+            {
+                context.Transport = connection.DuplexPipe;
+                context.Features.Set(connection);
+                await next(context);
+            }
+        });
+        return listenOptions;
+    }
+
+    /// <summary>
+    /// On zero-copy connections, replaces the response body feature (real sendfile for SendFileAsync) and adds
+    /// <see cref="IZeroCopyResponseFeature"/>. Other connections (TLS, admin, HTTP/2) are left untouched.
+    /// </summary>
+    public static IApplicationBuilder UseZeroCopyResponses(this IApplicationBuilder app) => app.Use(static (context, next) =>
+    {
+        var connection = context.Features.Get<ZeroCopyConnection>();
+        if (connection is null || context.Request.IsHttps
+            || !(HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
+            || context.Features.Get<IHttpResponseBodyFeature>() is not { } inner)
+            return next(context);
+        // No restore afterwards: Kestrel resets its per-request features before the next request on the connection
+        // (and should it ever not, the previous request's wrapper is unwrapped rather than wrapped again).
+        if (inner is ZeroCopyResponseBodyFeature previous) inner = previous.Inner;
+        var feature = new ZeroCopyResponseBodyFeature(context, connection, inner);
+        context.Features.Set<IHttpResponseBodyFeature>(feature);
+        context.Features.Set<IZeroCopyResponseFeature>(feature);
+        return next(context);
+    });
+}

@@ -1,0 +1,181 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using ZcProxy.Core.Caching;
+using ZcProxy.Core.Transport;
+using ZcProxy.Tests.Infrastructure;
+
+namespace ZcProxy.Tests.Caching;
+
+/// <summary>How hit bodies move (sendfile / copy below DirectIoThreshold, O_DIRECT above), the lock, purge, eviction.</summary>
+public class CacheBodyTests
+{
+    /// <summary>
+    /// True when the proxy runs the zero-copy transport (which sets IZeroCopyResponseFeature on plaintext HTTP/1.x
+    /// requests): its service is registered in the proxy's container. Before the transport is wired, hits are copied.
+    /// </summary>
+    private static bool TransportWired(CacheRig rig)
+        => typeof(IZeroCopyResponseFeature).Assembly.GetType("ZcProxy.Core.Transport.ZeroCopyTransport") is { } type
+           && rig.Proxy.Services.GetService(type) is not null;
+
+    private static Action<WebApplication> Serve(string path, byte[] body) => app => app.MapGet(path, (HttpContext c) =>
+    {
+        c.Response.Headers.CacheControl = "max-age=600";
+        return Results.Bytes(body, "application/octet-stream");
+    });
+
+    [Fact]
+    public async Task SmallHit_BelowThreshold_Sendfile_OrCopyWithoutTransport()
+    {
+        var body = CacheRig.RandomBody(200_000, 2);
+        await using var rig = await CacheRig.StartAsync(Serve("/s", body));
+        await rig.SendAsync("/s");
+        double sendfile = await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"sendfile\",direction=\"response\"}");
+        double copy = await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"copy\",direction=\"response\"}");
+        double direct = await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}");
+
+        var hit = await rig.SendAsync("/s");
+        Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
+        Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+        bool wired = TransportWired(rig);
+        var mechanism = wired ? "sendfile" : "copy";
+        double before = wired ? sendfile : copy;
+        Assert.Equal(before + body.Length, await rig.MetricAsync($"zcproxy_body_bytes_total{{mechanism=\"{mechanism}\",direction=\"response\"}}"));
+        Assert.Equal(direct, await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}"));
+    }
+
+    [Fact]
+    public async Task LargeHit_AtOrAboveThreshold_DirectIo_ByteExact_AndRangeAtUnalignedOffset()
+    {
+        var body = CacheRig.RandomBody(3 << 20, 3);
+        await using var rig = await CacheRig.StartAsync(Serve("/l", body));
+        var miss = await rig.SendAsync("/l");
+        Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await miss.Content.ReadAsByteArrayAsync()));
+        double direct = await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}");
+
+        var hit = await rig.SendAsync("/l");
+        Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
+        Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+        Assert.Equal(direct + body.Length, await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}"));
+
+        var part = await rig.SendAsync("/l", r => r.Headers.Range = new(1001, 2_100_000));
+        Assert.Equal(206, (int)part.StatusCode);
+        Assert.Equal(body[1001..2_100_001], await part.Content.ReadAsByteArrayAsync());
+        Assert.Equal(1, rig.Origin.Requests);
+    }
+
+    [Fact]
+    public async Task ConcurrentMisses_OneOriginRequest_OthersServedFromTheNewEntry()
+    {
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var body = CacheRig.RandomBody(50_000, 4);
+        await using var rig = await CacheRig.StartAsync(app => app.MapGet("/slow", async (HttpContext c) =>
+        {
+            await gate.Task;
+            c.Response.Headers.CacheControl = "max-age=600";
+            await c.Response.Body.WriteAsync(body);
+        }));
+        var cache = rig.Proxy.Get<DiskCache>();
+        var requests = Enumerable.Range(0, 8).Select(_ => rig.SendAsync("/slow")).ToArray();
+        await Poll.UntilAsync(() => rig.Origin.Requests == 1 && cache.Lock.Waiting == 7, "one origin request and seven waiters");
+        gate.SetResult();
+        var responses = await Task.WhenAll(requests);
+
+        Assert.Equal(1, rig.Origin.Requests);
+        Assert.Equal(["HIT", "HIT", "HIT", "HIT", "HIT", "HIT", "HIT", "MISS"], responses.Select(CacheRig.CacheStatusOf).Order());
+        foreach (var r in responses) Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await r.Content.ReadAsByteArrayAsync()));
+    }
+
+    [Fact]
+    public async Task AdminPurge_OneUrl_AndPrefix()
+    {
+        await using var rig = await CacheRig.StartAsync(app => app.MapGet("/p/{n}", (HttpContext c, string n) =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            return n;
+        }));
+        foreach (var p in new[] { "/p/1", "/p/2", "/p/3" }) await rig.GetAsync(p);
+        var host = new Uri(rig.Proxy.Url).Authority;
+
+        var one = await CacheRig.Client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, $"{rig.Proxy.AdminUrl}/cache?url=http://{host}/p/1"));
+        Assert.Equal("{\"purged\":1}", await one.Content.ReadAsStringAsync());
+        Assert.Equal("MISS", (await rig.GetAsync("/p/1")).Status);
+        Assert.Equal("HIT", (await rig.GetAsync("/p/2")).Status);
+
+        var prefix = await CacheRig.Client.SendAsync(new HttpRequestMessage(HttpMethod.Delete, $"{rig.Proxy.AdminUrl}/cache?prefix=http://{host}/p/"));
+        Assert.Equal("{\"purged\":3}", await prefix.Content.ReadAsStringAsync());
+        Assert.Equal("MISS", (await rig.GetAsync("/p/2")).Status);
+        Assert.Equal(0, (await rig.MetricAsync("zcproxy_cache_entries")) - 1); // only /p/2 again
+    }
+
+    [Fact]
+    public async Task Eviction_LeastRecentlyUsedAboveMaxSize_AndInactive()
+    {
+        var body = CacheRig.RandomBody(100_000, 5);
+        await using var rig = await CacheRig.StartAsync(app => app.MapGet("/e/{n}", (HttpContext c) =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            return Results.Bytes(body);
+        }), "\"MaxSize\": \"300KiB\"");
+        await rig.GetAsync("/e/a");
+        await rig.GetAsync("/e/b");
+        Assert.Equal("HIT", (await rig.GetAsync("/e/a")).Status); // a is now more recent than b
+        await rig.GetAsync("/e/c");                                  // over 300 KiB: b goes
+        Assert.Equal(2, await rig.MetricAsync("zcproxy_cache_entries"));
+        Assert.Equal("HIT", (await rig.GetAsync("/e/a")).Status);
+        Assert.Equal("HIT", (await rig.GetAsync("/e/c")).Status);
+        Assert.Equal(2, rig.EntryFiles().Count());
+        Assert.Equal("MISS", (await rig.GetAsync("/e/b")).Status);
+    }
+
+    [Fact]
+    public async Task Eviction_InactiveEntriesGo()
+    {
+        await using var rig = await CacheRig.StartAsync(app => app.MapGet("/i", (HttpContext c) =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            return "x";
+        }), "\"Inactive\": \"2s\""); // long enough that the check right after the fill cannot race the eviction
+        await rig.GetAsync("/i");
+        Assert.Single(rig.EntryFiles());
+        await Poll.UntilAsync(() => !rig.EntryFiles().Any(), "the inactive entry to be evicted");
+        Assert.Equal("MISS", (await rig.GetAsync("/i")).Status);
+    }
+
+    [Fact]
+    public async Task LockTimeout_WaiterGoesUpstreamItself()
+    {
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        int calls = 0;
+        await using var rig = await CacheRig.StartAsync(app => app.MapGet("/stuck", async (HttpContext c) =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            if (Interlocked.Increment(ref calls) == 1) await gate.Task;
+            await c.Response.WriteAsync("answer");
+        }), "\"LockTimeout\": \"200ms\"");
+        var first = rig.SendAsync("/stuck");
+        await Poll.UntilAsync(() => rig.Origin.Requests == 1, "the first request at the origin");
+        var second = await rig.GetAsync("/stuck");
+        Assert.Equal(("MISS", "answer"), second);
+        Assert.Equal(2, rig.Origin.Requests);
+        gate.SetResult();
+        Assert.Equal("MISS", CacheRig.CacheStatusOf(await first));
+        Assert.Equal("HIT", (await rig.GetAsync("/stuck")).Status);
+    }
+
+    [Fact]
+    public async Task PurgeByUrl_MatchesAPercentEncodedPath()
+    {
+        await using var rig = await CacheRig.StartAsync(app => app.MapFallback((HttpContext c) =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            return "x";
+        }));
+        await rig.GetAsync("/a%20b/c%C3%A9?q=1%202");
+        Assert.Equal("HIT", (await rig.GetAsync("/a%20b/c%C3%A9?q=1%202")).Status);
+        var host = new Uri(rig.Proxy.Url).Authority;
+        var purge = await CacheRig.Client.SendAsync(new HttpRequestMessage(HttpMethod.Delete,
+            $"{rig.Proxy.AdminUrl}/cache?url={Uri.EscapeDataString($"http://{host}/a%20b/c%C3%A9?q=1%202")}"));
+        Assert.Equal("{\"purged\":1}", await purge.Content.ReadAsStringAsync());
+    }
+}

@@ -1,0 +1,43 @@
+using ZcProxy.Core.Configuration;
+using ZcProxy.Hosting;
+using ZcProxy.Tests.Infrastructure;
+
+namespace ZcProxy.Tests.Caching;
+
+public class CacheConfigTests
+{
+    [Fact]
+    public async Task Check_ReportsBadCacheSettings_WithJsonPaths()
+    {
+        using var dir = new ConfigDirectory();
+        dir.WriteMain("""
+            { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**all}" }, "Metadata": { "Cache": "on" } } },
+              "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }
+            """, """
+            "Cache": { "Path": "cache", "Methods": [ "GET", "POST" ], "Statuses": [ 200, 206 ], "Key": "{scheme}{hots}{uri}", "MaxEntrySize": 0 }
+            """);
+        var errors = new List<ConfigError>();
+        var config = ConfigFileLoader.Load(dir.MainFile, errors);
+        Assert.Empty(errors);
+        var paths = (await ProxyServices.ValidateAsync(config!)).Select(e => e.JsonPath).Order().ToArray();
+        Assert.Equal(["$.Cache.Key", "$.Cache.MaxEntrySize", "$.Cache.Methods[1]", "$.Cache.Statuses[1]"], paths);
+    }
+
+    [Fact]
+    public async Task Check_AcceptsTheDocumentedCacheSection()
+    {
+        using var dir = new ConfigDirectory();
+        dir.WriteMain("""
+            { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**all}" }, "Metadata": { "Cache": "on" } } },
+              "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }
+            """, """
+            "Cache": { "Path": "/var/cache/zcproxy", "MaxSize": "10GiB", "DirectIoThreshold": "4MiB", "Inactive": "10m",
+                       "MaxEntrySize": "1GiB", "MinFreeDisk": "100MiB", "LockTimeout": "5s", "Key": "{scheme}://{host}{uri}",
+                       "Methods": [ "GET", "HEAD" ], "Statuses": [ 200, 301, 404 ] }
+            """);
+        var errors = new List<ConfigError>();
+        var config = ConfigFileLoader.Load(dir.MainFile, errors);
+        Assert.Empty(errors);
+        Assert.Empty(await ProxyServices.ValidateAsync(config!));
+    }
+}

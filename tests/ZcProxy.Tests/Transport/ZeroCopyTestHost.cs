@@ -1,0 +1,161 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport;
+
+namespace ZcProxy.Tests.Transport;
+
+/// <summary>
+/// A small Kestrel app on 127.0.0.1:0 with the zero-copy transport and responses:
+///   /file?size=N          Response.SendFileAsync of an N-byte pattern file (Content-Length N)
+///   /file-short?size=N&amp;promise=M  IZeroCopyResponseFeature.SendFileAsync promising M bytes of an N-byte file
+///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen][&amp;cancelAfterMs=T]  splice of N promised bytes from a
+///                         socket source sending M, with a token cancelled after T ms
+///   /status/{code}        a file body on a 204/304 (headers only)
+///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
+/// The handlers record their outcome (exception or null) so tests can check the server side completed.
+/// </summary>
+public sealed class ZeroCopyTestHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly string _directory;
+
+    private ZeroCopyTestHost(WebApplication app, string directory, SocketSource source)
+    {
+        _app = app;
+        _directory = directory;
+        Source = source;
+    }
+
+    public SocketSource Source { get; }
+    public Uri BaseAddress { get; private set; } = null!;
+    public ProxyMetrics Metrics => _app.Services.GetRequiredService<ProxyMetrics>();
+    public ZeroCopyTransport Transport => _app.Services.GetRequiredService<ZeroCopyTransport>();
+    public ReadinessReactor Reactor => _app.Services.GetRequiredService<ReadinessReactor>();
+    /// <summary>Each handler's end: null when it completed normally, else its exception.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<(string Path, Exception? Error)> Outcomes { get; } = new();
+    /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
+    public Func<HttpContext, Task>? BeforeBody { get; set; }
+
+    public static async Task<ZeroCopyTestHost> StartAsync(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols? protocols = null)
+    {
+        var directory = Directory.CreateTempSubdirectory("zc-transport-").FullName;
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddZeroCopyTransport();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, lo =>
+        {
+            lo.UseZeroCopyTransport();
+            if (protocols is { } p) lo.Protocols = p;
+        }));
+        var app = builder.Build();
+        var host = new ZeroCopyTestHost(app, directory, new SocketSource());
+        app.UseZeroCopyResponses();
+        app.MapGet("/file", host.FileAsync);
+        app.MapGet("/file-short", host.FileShortAsync);
+        app.MapGet("/splice", host.SpliceAsync);
+        app.MapMethods("/status/{code:int}", ["GET", "HEAD"], host.StatusAsync);
+        app.MapGet("/guard", host.GuardAsync);
+        app.MapGet("/file-nolength", host.FileWithoutLengthAsync);
+        app.MapGet("/file-started", host.FileAfterStartAsync);
+        await app.StartAsync();
+        host.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        return host;
+    }
+
+    public string PatternFile(long size)
+    {
+        var path = Path.Combine(_directory, $"body-{size}.bin");
+        lock (_directory) if (!File.Exists(path)) BodyPattern.WriteFile(_directory, size);
+        return path;
+    }
+
+    private Task FileAsync(HttpContext context, long size) => Record(context, async () =>
+    {
+        var path = PatternFile(size);
+        context.Response.ContentLength = size;
+        await context.Response.SendFileAsync(path, 0, size, context.RequestAborted);
+    });
+
+    /// <summary>No Content-Length: not eligible for sendfile, Kestrel's own SendFileAsync (chunked) serves it.</summary>
+    private Task FileWithoutLengthAsync(HttpContext context, long size) => Record(context, async () =>
+        await context.Response.SendFileAsync(PatternFile(size), 0, size, context.RequestAborted));
+
+    /// <summary>The response already started: IZeroCopyResponseFeature copies (counted as copy) instead of a hole.</summary>
+    private Task FileAfterStartAsync(HttpContext context, long size) => Record(context, async () =>
+    {
+        context.Response.ContentLength = size;
+        await context.Response.StartAsync();
+        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
+        if (zeroCopy.CanSendFile) throw new InvalidOperationException("CanSendFile after the response started");
+        using var file = File.OpenHandle(PatternFile(size));
+        await zeroCopy.SendFileAsync(file, 0, size, context.RequestAborted);
+    });
+
+    private Task FileShortAsync(HttpContext context, long size, long promise) => Record(context, async () =>
+    {
+        using var file = File.OpenHandle(PatternFile(size));
+        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
+        await zeroCopy.SendFileAsync(file, 0, promise, context.RequestAborted);
+    });
+
+    private Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end, int? cancelAfterMs) => Record(context, async () =>
+    {
+        using var timeout = new CancellationTokenSource(cancelAfterMs ?? Timeout.Infinite); // a forwarder's body-idle timeout
+        using var upstream = await Source.ConnectAsync(send ?? size, end ?? SocketSource.End.Close);
+        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
+        if (!zeroCopy.CanSplice) throw new InvalidOperationException("CanSplice is false on a plaintext HTTP/1.1 connection");
+        if (BeforeBody is { } before) await before(context);
+        await zeroCopy.SpliceFromSocketAsync(upstream, size, timeout.Token);
+    });
+
+    private Task StatusAsync(HttpContext context, int code) => Record(context, async () =>
+    {
+        var path = PatternFile(1000);
+        context.Response.StatusCode = code;
+        if (code != 204) context.Response.ContentLength = 1000;
+        await context.Response.SendFileAsync(path, 0, code == 204 ? null : 1000, context.RequestAborted);
+    });
+
+    private Task GuardAsync(HttpContext context, long size) => Record(context, async () =>
+    {
+        var connection = context.Features.Get<ZeroCopyConnection>()!;
+        var file = File.OpenHandle(PatternFile(size));
+        context.Response.ContentLength = size;
+        await context.Response.StartAsync();
+        connection.Output.BeginHole(new FileHoleSource(file, 0), size, context.RequestAborted);
+        context.Response.BodyWriter.GetMemory();
+        context.Response.BodyWriter.Advance((int)size - 1);
+        await context.Response.BodyWriter.FlushAsync();
+        var failure = connection.Output.EndHole();
+        file.Dispose();
+        if (failure is not null) throw failure;
+    });
+
+    private async Task Record(HttpContext context, Func<Task> handler)
+    {
+        try
+        {
+            await handler();
+            Outcomes.Enqueue((context.Request.Path, null));
+        }
+        catch (Exception e)
+        {
+            Outcomes.Enqueue((context.Request.Path, e));
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        await Source.DisposeAsync();
+        try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
+    }
+}
