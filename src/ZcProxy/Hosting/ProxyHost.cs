@@ -110,6 +110,7 @@ internal static class ProxyHost
             proxy.UseRetries();
             proxy.UseConnectionLimits();
             proxy.UseCircuitBreakerFeedback();
+            proxy.UseZeroCopyForwarding(); // last: declines to YARP's forwarder per request (TLS/h2 clients, upgrades, https upstreams, ZeroCopy.Enabled false)
         });
         return app;
     }

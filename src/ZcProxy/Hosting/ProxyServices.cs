@@ -3,6 +3,7 @@ using Yarp.ReverseProxy.Configuration;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Upstream.Pools;
 
 namespace ZcProxy.Hosting;
@@ -25,6 +26,7 @@ internal static class ProxyServices
         services.TryAddSingleton(new RuntimeOptions(initialOptions));
         services.TryAddSingleton<ConfigValidator>();
         services.AddDiskCacheChecks();
+        services.AddZeroCopyForwarder();
         return services;
     }
 

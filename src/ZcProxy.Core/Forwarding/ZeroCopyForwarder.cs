@@ -1,0 +1,298 @@
+using System.Net;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Upstream;
+
+namespace ZcProxy.Core.Forwarding;
+
+/// <summary>
+/// The last proxy-pipeline step before YARP's forwarder. For plaintext HTTP/1.x clients and http:// destinations
+/// it forwards over its own HTTP/1.1 upstream pool, so that large Content-Length bodies can be spliced from the
+/// upstream socket to the client socket; everything else falls through to YARP (see <see cref="ZeroCopyEligibility"/>).
+/// Request heads go through the route's YARP transforms, and failures are reported through IForwarderErrorFeature
+/// with the status codes YARP uses, so transforms, passive health checks and logging see both paths alike.
+/// </summary>
+public sealed partial class ZeroCopyForwarder(
+    RequestDelegate next, UpstreamConnectionPool pool, RuntimeOptions options, ForwardingMetrics metrics, ILogger<ZeroCopyForwarder> logger)
+{
+    private readonly ResponseBodyRelay _relay = new(metrics.Body);
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var zeroCopy = options.Current.ZeroCopy;
+        var proxy = context.GetReverseProxyFeature();
+        var destinations = proxy.AvailableDestinations;
+        var requestConfig = proxy.Cluster.Config.HttpRequest;
+        // No destination: YARP's forwarder answers 503 and reports NoAvailableDestinations.
+        if (!zeroCopy.Enabled || destinations.Count == 0 || !ZeroCopyEligibility.ClientQualifies(context))
+        {
+            await DeclineAsync(context);
+            return;
+        }
+        // Like YARP's forwarder: load balancing normally leaves one; otherwise pick at random.
+        var destination = destinations.Count == 1 ? destinations[0] : destinations[Random.Shared.Next(destinations.Count)];
+        var address = destination.Model.Config.Address;
+        if (!ZeroCopyEligibility.DestinationQualifies(address, requestConfig, out var uri))
+        {
+            await DeclineAsync(context);
+            return;
+        }
+
+        proxy.ProxiedDestination = destination;
+        metrics.ZeroCopy.Increment();
+        AdjustConcurrency(destination, +1);
+        try
+        {
+            await ForwardAsync(context, proxy.Route.Transformer, address, uri!, zeroCopy, UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata));
+        }
+        finally
+        {
+            AdjustConcurrency(destination, -1);
+        }
+    }
+
+    private Task DeclineAsync(HttpContext context)
+    {
+        metrics.Yarp.Increment();
+        return next(context);
+    }
+
+    /// <summary>
+    /// Load-balancing policies (LeastRequests, PowerOfTwoChoices) read ConcurrentRequestCount; YARP's atomic counter
+    /// behind it is internal, so the public property is updated under a lock on the destination.
+    /// </summary>
+    private static void AdjustConcurrency(DestinationState destination, int delta)
+    {
+        lock (destination) destination.ConcurrentRequestCount += delta;
+    }
+
+    private async Task ForwardAsync(HttpContext context, HttpTransformer transformer, string destinationPrefix, Uri destination,
+        ZeroCopyOptions zeroCopy, UpstreamTimeouts timeouts)
+    {
+        var aborted = context.RequestAborted;
+        var request = context.Request;
+        var framing = RequestFraming(context);
+        bool isHead = HttpMethods.IsHead(request.Method);
+
+        // :: Request head, built by the route's transforms exactly as for YARP's forwarder.
+        byte[] requestHead;
+        try
+        {
+            using var message = new HttpRequestMessage(new HttpMethod(request.Method), (Uri?)null) { Version = HttpVersion.Version11 };
+            if (framing != RequestBodyFraming.None) message.Content = new HeaderOnlyContent();
+            await transformer.TransformRequestAsync(context, message, destinationPrefix, aborted);
+            if (context.Response.StatusCode != StatusCodes.Status200OK || context.Response.HasStarted) return; // a transform answered
+            message.RequestUri ??= RequestUtilities.MakeDestinationAddress(destinationPrefix, request.Path, request.QueryString);
+            TraceContext.Propagate(message);
+            if (framing == RequestBodyFraming.ContentLength && message.Content?.Headers.NonValidated.Contains("Content-Length") != true)
+                framing = RequestBodyFraming.Chunked;
+            requestHead = RequestHeadWriter.Write(message, framing);
+        }
+        catch (Exception e) when (!aborted.IsCancellationRequested)
+        {
+            Fail(context, ForwarderError.RequestCreation, StatusCodes.Status502BadGateway, e, null);
+            return;
+        }
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+
+        var key = $"{destination.IdnHost}:{destination.Port}";
+        bool canRetry = framing == RequestBodyFraming.None && IsIdempotent(request.Method);
+        UpstreamConnection? connection = null;
+        ResponseHead head;
+        for (int attempt = 0; ; attempt++)
+        {
+            // :: Connection: a pooled keep-alive one, or (always on the retry) a fresh one.
+            connection = attempt == 0 ? pool.TryRentIdle(key) : null;
+            if (connection is null)
+            {
+                try { connection = await pool.ConnectAsync(key, destination.DnsSafeHost, destination.Port, timeouts.Connect, aborted); }
+                catch (Exception e)
+                {
+                    if (aborted.IsCancellationRequested) { Fail(context, ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, e, null); return; }
+                    Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e, UpstreamErrorKind.Connect);
+                    return;
+                }
+            }
+            connection.RequestCount++;
+
+            // :: Send the head and body, then read the response head (interim 1xx heads skipped).
+            var failure = await ExchangeAsync(context, connection, requestHead, framing, isHead, timeouts);
+            if (failure is null)
+            {
+                head = connection.LastHead!;
+                break;
+            }
+            connection.Dispose();
+            var (error, status, kind, exception, beforeAnyByte) = failure.Value;
+            if (beforeAnyByte && connection.IsReused && canRetry && attempt == 0 && !aborted.IsCancellationRequested)
+            {
+                // A kept-alive connection the upstream closed just as we reused it: safe to resend an idempotent, bodiless request once.
+                metrics.Retries.Increment();
+                LogRetry(logger, key, exception.Message);
+                continue;
+            }
+            Fail(context, error, status, exception, kind);
+            return;
+        }
+
+        // :: Status and headers, through the route's response transforms.
+        if (head.StatusCode == StatusCodes.Status101SwitchingProtocols)
+        {
+            connection.Dispose();
+            Fail(context, ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, new InvalidDataException("101 Switching Protocols to a request that asked for no upgrade"), UpstreamErrorKind.MalformedHead);
+            return;
+        }
+        bool copyBody;
+        try
+        {
+            copyBody = await CopyStatusAndHeadersAsync(context, head, transformer);
+        }
+        catch (Exception e)
+        {
+            connection.Dispose();
+            context.Response.Clear();
+            Fail(context, ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, e, null);
+            return;
+        }
+        if (!copyBody)
+        {
+            if (head.Framing == BodyFraming.None && head.KeepAlive) pool.Return(connection); else connection.Dispose();
+            return;
+        }
+
+        // :: Body.
+        var (outcome, exactlyConsumed, bodyError) = await _relay.RelayAsync(context, connection, head, zeroCopy.SpliceThreshold, timeouts.BodyIdle);
+        if (outcome == RelayOutcome.Complete)
+        {
+            if (exactlyConsumed && head.KeepAlive) pool.Return(connection); else connection.Dispose();
+            return;
+        }
+        connection.Dispose();
+        var (bodyForwarderError, bodyKind) = outcome switch
+        {
+            RelayOutcome.ClientFailed => (ForwarderError.ResponseBodyClient, UpstreamErrorKind.ClientAborted),
+            RelayOutcome.UpstreamTimedOut => (ForwarderError.ResponseBodyDestination, UpstreamErrorKind.BodyTimeout),
+            RelayOutcome.UpstreamMalformed => (ForwarderError.ResponseBodyDestination, UpstreamErrorKind.MalformedBody),
+            RelayOutcome.TransportFailed => (ForwarderError.ResponseBodyClient, UpstreamErrorKind.Transport),
+            _ => (ForwarderError.ResponseBodyDestination, UpstreamErrorKind.BodyReset),
+        };
+        LogBodyFailure(logger, bodyForwarderError, key, bodyError?.Message ?? "");
+        metrics.Error(bodyKind).Increment();
+        context.Features.Set<IForwarderErrorFeature>(new ZeroCopyForwarderErrorFeature(bodyForwarderError, bodyError));
+        if (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status502BadGateway;
+        }
+        else
+        {
+            // Never let a truncated body pass for a complete one.
+            context.Abort();
+        }
+    }
+
+    private readonly record struct ExchangeFailure(ForwarderError Error, int Status, UpstreamErrorKind? Kind, Exception Exception, bool BeforeAnyResponseByte);
+
+    private async Task<ExchangeFailure?> ExchangeAsync(HttpContext context, UpstreamConnection connection, byte[] requestHead,
+        RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts)
+    {
+        var aborted = context.RequestAborted;
+        try
+        {
+            await connection.SendAsync(requestHead, aborted);
+            if (framing != RequestBodyFraming.None)
+                await RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, aborted);
+        }
+        catch (ClientBodyException e)
+        {
+            return new(ForwarderError.RequestBodyClient, StatusCodes.Status400BadRequest, null, e, false);
+        }
+        catch (Exception e) when (!aborted.IsCancellationRequested)
+        {
+            return new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.Send, e, true);
+        }
+        catch (Exception e)
+        {
+            return new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false);
+        }
+
+        using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        headTimeout.CancelAfter(timeouts.ResponseHead);
+        try
+        {
+            connection.LastHead = await connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token);
+            return null;
+        }
+        catch (UpstreamHeadException e) when (e.Failure == UpstreamHeadFailure.Malformed)
+        {
+            return new(ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, UpstreamErrorKind.MalformedHead, e, false);
+        }
+        catch (UpstreamHeadException e)
+        {
+            return new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.ClosedBeforeHead, e, e.BytesReceived == 0);
+        }
+        catch (OperationCanceledException e) when (!aborted.IsCancellationRequested)
+        {
+            return new(ForwarderError.RequestTimedOut, StatusCodes.Status504GatewayTimeout, UpstreamErrorKind.HeadTimeout,
+                new TimeoutException($"no response head within {timeouts.ResponseHead.TotalMilliseconds:0} ms", e), false);
+        }
+        catch (Exception e)
+        {
+            return new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false);
+        }
+    }
+
+    private static async Task<bool> CopyStatusAndHeadersAsync(HttpContext context, ResponseHead head, HttpTransformer transformer)
+    {
+        context.Response.StatusCode = head.StatusCode;
+        if (head.ReasonPhrase != Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(head.StatusCode))
+        {
+            var responseFeature = context.Features.Get<IHttpResponseFeature>();
+            if (responseFeature is not null) responseFeature.ReasonPhrase = head.ReasonPhrase;
+        }
+        using var message = new HttpResponseMessage((HttpStatusCode)head.StatusCode)
+        {
+            Version = head.MinorVersion == 0 ? HttpVersion.Version10 : HttpVersion.Version11,
+            ReasonPhrase = head.ReasonPhrase,
+            Content = new HeaderOnlyContent(),
+        };
+        foreach (var (name, value) in head.Headers)
+            if (!message.Headers.TryAddWithoutValidation(name, value)) message.Content.Headers.TryAddWithoutValidation(name, value);
+        return await transformer.TransformResponseAsync(context, message, context.RequestAborted);
+    }
+
+    private void Fail(HttpContext context, ForwarderError error, int status, Exception exception, UpstreamErrorKind? kind)
+    {
+        if (kind is { } k) metrics.Error(k).Increment();
+        LogFailure(logger, error, exception.Message);
+        context.Features.Set<IForwarderErrorFeature>(new ZeroCopyForwarderErrorFeature(error, exception));
+        if (!context.Response.HasStarted) context.Response.StatusCode = status;
+    }
+
+    private static RequestBodyFraming RequestFraming(HttpContext context)
+    {
+        bool hasBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody
+            ?? (context.Request.ContentLength > 0 || context.Request.Headers.ContainsKey("Transfer-Encoding"));
+        if (!hasBody) return RequestBodyFraming.None;
+        return context.Request.ContentLength is not null && !context.Request.Headers.ContainsKey("Transfer-Encoding")
+            ? RequestBodyFraming.ContentLength : RequestBodyFraming.Chunked;
+    }
+
+    private static bool IsIdempotent(string method) =>
+        HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)
+        || HttpMethods.IsPut(method) || HttpMethods.IsDelete(method);
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "zero-copy forwarder: {Error}: {Reason}")]
+    private static partial void LogFailure(ILogger logger, ForwarderError error, string reason);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "zero-copy forwarder: {Error} while relaying the body from {Destination} (client aborted if the response had started): {Reason}")]
+    private static partial void LogBodyFailure(ILogger logger, ForwarderError error, string destination, string reason);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Debug, Message = "zero-copy forwarder: pooled connection to {Destination} failed before any response byte ({Reason}); retrying on a fresh connection")]
+    private static partial void LogRetry(ILogger logger, string destination, string reason);
+}

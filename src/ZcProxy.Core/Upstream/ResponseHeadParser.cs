@@ -1,0 +1,192 @@
+using System.Text;
+
+namespace ZcProxy.Core.Upstream;
+
+/// <summary>
+/// Strict RFC 9112 response-head parser. It is fed everything received so far and answers Incomplete,
+/// Complete (with the head's exact length, so the caller consumes no body byte) or Invalid as soon as a
+/// complete line is wrong: garbage is rejected without waiting for a terminator that may never come.
+/// Rejected: bare LF or CR, obs-fold, whitespace before the colon, control characters, differing or
+/// malformed Content-Length, Content-Length with Transfer-Encoding, any transfer coding other than a
+/// single "chunked", Transfer-Encoding in HTTP/1.0, heads over the size or header-count limit.
+/// </summary>
+public static class ResponseHeadParser
+{
+    private static readonly Encoding Latin1 = Encoding.Latin1;
+
+    public static ResponseHeadParseResult Parse(ReadOnlySpan<byte> received, bool requestWasHead, ResponseHeadLimits? limits = null)
+    {
+        limits ??= ResponseHeadLimits.Default;
+        int statusCode = 0, minor = 0;
+        string reason = "";
+        var headers = new List<KeyValuePair<string, string>>();
+        int position = 0;
+        bool first = true;
+
+        while (true)
+        {
+            int lf = received[position..].IndexOf((byte)'\n');
+            if (lf < 0)
+            {
+                if (received.Length > limits.MaxHeadBytes) return ResponseHeadParseResult.Invalid("response head exceeds the size limit");
+                if (first && !CouldBeStatusLinePrefix(received)) return ResponseHeadParseResult.Invalid("not an HTTP/1.x status line");
+                return ResponseHeadParseResult.Incomplete;
+            }
+            int lineEnd = position + lf; // index of LF
+            if (lineEnd + 1 > limits.MaxHeadBytes) return ResponseHeadParseResult.Invalid("response head exceeds the size limit");
+            if (lf == 0 || received[lineEnd - 1] != (byte)'\r') return ResponseHeadParseResult.Invalid("bare LF line ending");
+            var line = received[position..(lineEnd - 1)];
+            position = lineEnd + 1;
+
+            if (first)
+            {
+                var error = ParseStatusLine(line, out minor, out statusCode, out reason);
+                if (error is not null) return ResponseHeadParseResult.Invalid(error);
+                first = false;
+                continue;
+            }
+            if (line.IsEmpty) break;
+            if (line[0] is (byte)' ' or (byte)'\t') return ResponseHeadParseResult.Invalid("obsolete line folding");
+            if (headers.Count == limits.MaxHeaderCount) return ResponseHeadParseResult.Invalid("too many header fields");
+            var fieldError = ParseField(line, out var name, out var value);
+            if (fieldError is not null) return ResponseHeadParseResult.Invalid(fieldError);
+            headers.Add(new(name, value));
+        }
+
+        return Frame(statusCode, reason, minor, headers, position, requestWasHead);
+    }
+
+    private static ResponseHeadParseResult Frame(int status, string reason, int minor, List<KeyValuePair<string, string>> headers, int headLength, bool requestWasHead)
+    {
+        long contentLength = -1;
+        bool hasTransferEncoding = false, chunked = false, close = false, keepAliveToken = false;
+        foreach (var (name, value) in headers)
+        {
+            if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                // A repeated Content-Length (or a list) is tolerated only when every value is the same (RFC 9110 §8.6).
+                foreach (var part in value.Split(','))
+                {
+                    if (!TryParseLength(part.Trim(' ', '\t'), out var length)) return ResponseHeadParseResult.Invalid("invalid Content-Length");
+                    if (contentLength >= 0 && contentLength != length) return ResponseHeadParseResult.Invalid("conflicting Content-Length values");
+                    contentLength = length;
+                }
+            }
+            else if (name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase))
+            {
+                foreach (var part in value.Split(','))
+                {
+                    var coding = part.Trim(' ', '\t');
+                    if (coding.Length == 0) continue;
+                    // Only a lone "chunked" is accepted: the proxy removes Transfer-Encoding (hop-by-hop), so any
+                    // other coding would reach the client undeclared.
+                    if (!coding.Equals("chunked", StringComparison.OrdinalIgnoreCase) || chunked)
+                        return ResponseHeadParseResult.Invalid($"unsupported transfer coding '{coding}'");
+                    chunked = true;
+                }
+                hasTransferEncoding = true;
+            }
+            else if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase))
+            {
+                foreach (var part in value.Split(','))
+                {
+                    var token = part.Trim(' ', '\t');
+                    if (token.Equals("close", StringComparison.OrdinalIgnoreCase)) close = true;
+                    else if (token.Equals("keep-alive", StringComparison.OrdinalIgnoreCase)) keepAliveToken = true;
+                }
+            }
+        }
+
+        if (hasTransferEncoding && !chunked) return ResponseHeadParseResult.Invalid("empty Transfer-Encoding");
+        if (hasTransferEncoding && minor == 0) return ResponseHeadParseResult.Invalid("Transfer-Encoding in an HTTP/1.0 response");
+        if (hasTransferEncoding && contentLength >= 0) return ResponseHeadParseResult.Invalid("both Content-Length and Transfer-Encoding");
+
+        BodyFraming framing;
+        if (requestWasHead || status is < 200 or 204 or 304) framing = BodyFraming.None;
+        else if (chunked) framing = BodyFraming.Chunked;
+        else if (contentLength >= 0) framing = BodyFraming.ContentLength;
+        else framing = BodyFraming.CloseDelimited;
+
+        bool keepAlive = !close && (minor == 1 || keepAliveToken) && framing != BodyFraming.CloseDelimited;
+        return ResponseHeadParseResult.Complete(new ResponseHead
+        {
+            StatusCode = status,
+            ReasonPhrase = reason,
+            MinorVersion = minor,
+            Headers = headers,
+            Framing = framing,
+            ContentLength = framing == BodyFraming.ContentLength ? contentLength : -1,
+            KeepAlive = keepAlive,
+            HeadLength = headLength,
+        });
+    }
+
+    private static ReadOnlySpan<byte> HttpSlash => "HTTP/1."u8;
+
+    private static bool CouldBeStatusLinePrefix(ReadOnlySpan<byte> received)
+    {
+        int n = Math.Min(received.Length, HttpSlash.Length);
+        return received[..n].SequenceEqual(HttpSlash[..n]);
+    }
+
+    /// <summary>status-line = HTTP-version SP 3DIGIT SP [ reason-phrase ]</summary>
+    private static string? ParseStatusLine(ReadOnlySpan<byte> line, out int minor, out int status, out string reason)
+    {
+        minor = status = 0;
+        reason = "";
+        // "HTTP/1.x SP ddd" is 12 bytes; the SP after the code is required, the reason may be empty.
+        if (line.Length < 13 || !line.StartsWith(HttpSlash)) return "not an HTTP/1.x status line";
+        if (line[7] is not ((byte)'0' or (byte)'1')) return "unsupported HTTP version";
+        minor = line[7] - '0';
+        if (line[8] != (byte)' ' || line[12] != (byte)' ') return "malformed status line";
+        for (int i = 9; i < 12; i++)
+        {
+            if (line[i] is < (byte)'0' or > (byte)'9') return "malformed status code";
+            status = status * 10 + (line[i] - '0');
+        }
+        if (status is < 100 or > 599) return "status code out of range";
+        var reasonBytes = line[13..];
+        foreach (var b in reasonBytes)
+            if (!IsFieldValueByte(b)) return "invalid character in reason phrase";
+        reason = Latin1.GetString(reasonBytes);
+        return null;
+    }
+
+    /// <summary>field-line = field-name ":" OWS field-value OWS</summary>
+    private static string? ParseField(ReadOnlySpan<byte> line, out string name, out string value)
+    {
+        name = value = "";
+        int colon = line.IndexOf((byte)':');
+        if (colon <= 0) return "header line without a field name";
+        var nameBytes = line[..colon];
+        foreach (var b in nameBytes)
+            if (!IsTokenByte(b)) return "invalid character in header field name"; // also rejects "Name : value"
+        var valueBytes = line[(colon + 1)..];
+        foreach (var b in valueBytes)
+            if (!IsFieldValueByte(b)) return "invalid character in header field value";
+        name = Latin1.GetString(nameBytes);
+        value = Latin1.GetString(valueBytes.Trim(" \t"u8));
+        return null;
+    }
+
+    private static bool TryParseLength(string text, out long length)
+    {
+        length = 0;
+        if (text.Length is 0 or > 18) return false; // 18 digits cannot overflow a long
+        foreach (var c in text)
+        {
+            if (c is < '0' or > '9') return false;
+            length = length * 10 + (c - '0');
+        }
+        return true;
+    }
+
+    // tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+    private static bool IsTokenByte(byte b) =>
+        b is >= (byte)'a' and <= (byte)'z' or >= (byte)'A' and <= (byte)'Z' or >= (byte)'0' and <= (byte)'9'
+        || b is (byte)'!' or (byte)'#' or (byte)'$' or (byte)'%' or (byte)'&' or (byte)'\'' or (byte)'*' or (byte)'+'
+            or (byte)'-' or (byte)'.' or (byte)'^' or (byte)'_' or (byte)'`' or (byte)'|' or (byte)'~';
+
+    // VCHAR, SP, HTAB, obs-text; never CR, LF, NUL or other controls.
+    private static bool IsFieldValueByte(byte b) => b is (byte)'\t' or >= 0x20 and not 0x7F;
+}

@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+
+namespace ZcProxy.Core.Upstream;
+
+/// <summary>
+/// One HTTP/1.1 connection to a destination. The response head is read without consuming a single body byte:
+/// recv(MSG_PEEK) shows what arrived, bytes that are certainly head are consumed, and once the empty line
+/// is seen exactly the rest of the head is consumed. The body stays in the kernel, so it can be spliced
+/// straight from this socket, or read through <see cref="Stream"/> when copied.
+/// </summary>
+public sealed class UpstreamConnection : IDisposable
+{
+    private readonly byte[] _peek = new byte[4096];
+    private int _disposed;
+
+    public UpstreamConnection(Socket socket, string destinationKey)
+    {
+        Socket = socket;
+        DestinationKey = destinationKey;
+        Stream = new NetworkStream(socket, ownsSocket: false);
+        LastUsed = Stopwatch.GetTimestamp();
+    }
+
+    public Socket Socket { get; }
+    public NetworkStream Stream { get; }
+    public string DestinationKey { get; }
+    /// <summary>Requests sent on this connection so far; a reused connection has sent at least one before.</summary>
+    public int RequestCount { get; set; }
+    public long LastUsed { get; set; }
+    public bool IsReused => RequestCount > 1;
+    /// <summary>The final response head most recently read on this connection.</summary>
+    public ResponseHead? LastHead { get; set; }
+
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        while (!data.IsEmpty)
+        {
+            int n = await Socket.SendAsync(data, SocketFlags.None, cancellationToken);
+            data = data[n..];
+        }
+    }
+
+    /// <summary>
+    /// Reads heads until a final (non-1xx) one: 100 Continue and other interim responses are consumed and
+    /// skipped (the request body is sent without waiting for 100). 101 is returned to the caller, who did not ask for an upgrade.
+    /// </summary>
+    public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken)
+    {
+        long received = 0;
+        while (true)
+        {
+            var head = await ReadOneHeadAsync(requestWasHead, limits, received, cancellationToken);
+            received += head.HeadLength;
+            if (!head.IsInterim || head.StatusCode == 101) return head;
+        }
+    }
+
+    private async Task<ResponseHead> ReadOneHeadAsync(bool requestWasHead, ResponseHeadLimits limits, long receivedBefore, CancellationToken cancellationToken)
+    {
+        var head = new byte[Math.Min(limits.MaxHeadBytes + 1, 8192)];
+        int length = 0;
+        while (true)
+        {
+            int peeked;
+            try { peeked = await Socket.ReceiveAsync(_peek, SocketFlags.Peek, cancellationToken); }
+            catch (SocketException e) { throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + length, $"upstream connection failed while reading the response head: {e.SocketErrorCode}", e); }
+            if (peeked == 0) throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + length, "upstream closed the connection before a complete response head");
+
+            // Look for the end of the head in what was peeked, continuing from the head bytes already consumed.
+            int take = peeked;
+            int end = FindHeadEnd(head.AsSpan(0, length), _peek.AsSpan(0, peeked));
+            if (end >= 0) take = end;
+            take = Math.Min(take, limits.MaxHeadBytes + 1 - length); // never consume more than the limit allows
+            if (length + take > head.Length) Array.Resize(ref head, Math.Min(Math.Max(head.Length * 2, length + take), limits.MaxHeadBytes + 1));
+            await ConsumeExactlyAsync(head.AsMemory(length, take), cancellationToken);
+            length += take;
+
+            var result = ResponseHeadParser.Parse(head.AsSpan(0, length), requestWasHead, limits);
+            switch (result.Status)
+            {
+                case ResponseHeadParseStatus.Complete: return result.Head!;
+                case ResponseHeadParseStatus.Invalid: throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + length, "malformed upstream response head: " + result.Error);
+                default:
+                    if (end >= 0) throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + length, "malformed upstream response head");
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Number of peeked bytes up to and including CRLFCRLF, or -1; the terminator may straddle the consumed part.</summary>
+    internal static int FindHeadEnd(ReadOnlySpan<byte> consumed, ReadOnlySpan<byte> peeked)
+    {
+        ReadOnlySpan<byte> terminator = "\r\n\r\n"u8;
+        int tail = Math.Min(3, consumed.Length);
+        Span<byte> joined = stackalloc byte[tail + Math.Min(peeked.Length, 3)];
+        consumed[^tail..].CopyTo(joined);
+        peeked[..(joined.Length - tail)].CopyTo(joined[tail..]);
+        int straddle = joined.IndexOf(terminator);
+        if (straddle >= 0) return straddle + terminator.Length - tail;
+        int inside = peeked.IndexOf(terminator);
+        return inside >= 0 ? inside + terminator.Length : -1;
+    }
+
+    private async ValueTask ConsumeExactlyAsync(Memory<byte> target, CancellationToken cancellationToken)
+    {
+        while (!target.IsEmpty)
+        {
+            int n = await Socket.ReceiveAsync(target, SocketFlags.None, cancellationToken);
+            if (n == 0) throw new UpstreamHeadException(UpstreamHeadFailure.Closed, 0, "upstream closed the connection while the head was read");
+            target = target[n..];
+        }
+    }
+
+    /// <summary>
+    /// An idle keep-alive connection must have nothing to read: readable means the upstream closed it (EOF or
+    /// RST) or sent something unsolicited. Either way it cannot carry another request.
+    /// </summary>
+    public bool LooksStale()
+    {
+        try { return Socket.Poll(0, SelectMode.SelectRead) || Socket.Poll(0, SelectMode.SelectError); }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException) { return true; }
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Stream.Dispose();
+        Socket.Dispose();
+    }
+}

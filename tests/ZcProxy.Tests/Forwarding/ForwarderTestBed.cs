@@ -1,0 +1,98 @@
+using System.Net.Sockets;
+using System.Text;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Forwarding;
+using ZcProxy.Tests.Infrastructure;
+
+namespace ZcProxy.Tests.Forwarding;
+
+/// <summary>The real proxy (InProcessProxy) routing everything to one upstream, plus readers of its counters.</summary>
+public sealed class ForwarderTestBed : IAsyncDisposable
+{
+    private readonly ConfigDirectory _dir;
+
+    private ForwarderTestBed(ConfigDirectory dir, InProcessProxy proxy)
+    {
+        _dir = dir;
+        Proxy = proxy;
+    }
+
+    public InProcessProxy Proxy { get; }
+    public string Url => Proxy.Url;
+    public ProxyMetrics Metrics => Proxy.Get<ProxyMetrics>();
+    public ForwardingMetrics Forwarding => Proxy.Get<ForwardingMetrics>();
+
+    /// <param name="clusterExtra">Extra JSON members of the cluster, e.g. "HttpRequest": {...}.</param>
+    /// <param name="routeExtra">Extra JSON members of the route, e.g. "Transforms": [...].</param>
+    public static async Task<ForwarderTestBed> StartAsync(string upstreamUrl, string zeroCopy = "", string clusterExtra = "", string routeExtra = "", string path = "/{**rest}")
+    {
+        var dir = new ConfigDirectory();
+        var cluster = clusterExtra.Length > 0 ? clusterExtra + "," : "";
+        var route = routeExtra.Length > 0 ? routeExtra + "," : "";
+        dir.WriteMain($$"""
+            { "Routes": { "r": { {{route}} "ClusterId": "c", "Match": { "Path": "{{path}}" } } },
+              "Clusters": { "c": { {{cluster}} "Destinations": { "d": { "Address": "{{upstreamUrl}}" } } } } }
+            """, $$"""
+            "AccessLog": { "Path": "off" },
+            "ZeroCopy": { "Enabled": true {{(zeroCopy.Length > 0 ? "," + zeroCopy : "")}} }
+            """);
+        try { return new ForwarderTestBed(dir, await InProcessProxy.StartAsync(dir.MainFile)); }
+        catch { dir.Dispose(); throw; }
+    }
+
+    public long Copied => Metrics.GetBodyBytes(BodyMechanism.Copy, BodyDirection.Response);
+    public long Spliced => Metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response);
+    public long Errors(UpstreamErrorKind kind) => Forwarding.Error(kind).Value;
+
+    /// <summary>A raw client connection to the proxy, for pipelining and exact wire checks.</summary>
+    public async Task<(Socket Socket, RawReader Reader)> ConnectRawAsync()
+    {
+        var uri = new Uri(Url);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(uri.Host, uri.Port);
+        return (socket, new RawReader(socket));
+    }
+
+    /// <summary>
+    /// The proxy must end the client connection before the promised body is complete. Bounded: a proxy that
+    /// neither finishes nor aborts fails the test instead of hanging the suite.
+    /// </summary>
+    public static async Task AssertAbortedAsync(RawReader reader)
+    {
+        var read = reader.ReadResponseAsync();
+        var finished = await Task.WhenAny(read, Task.Delay(TimeSpan.FromSeconds(30)));
+        Assert.True(finished == read, "the proxy neither completed nor aborted the response within 30 s");
+        await Assert.ThrowsAnyAsync<Exception>(() => read);
+    }
+
+    /// <summary>
+    /// Body bytes at or above the splice threshold move by splice when ProxyHost wires the zero-copy transport
+    /// (IZeroCopyResponseFeature present), else by copy; either way each byte is counted exactly once.
+    /// </summary>
+    public bool TransportWired => Proxy.Services.GetService(typeof(ZcProxy.Core.Transport.ZeroCopyTransport)) is not null;
+
+    public async Task AssertBodyMechanismsAsync(long atOrAboveThreshold, long belowThreshold)
+    {
+        // The proxy counts a body after its last write returns, which can be just after the client has read it.
+        long total = atOrAboveThreshold + belowThreshold;
+        await Poll.UntilAsync(() => Spliced + Copied >= total, $"{total} body bytes to be counted");
+        if (TransportWired)
+        {
+            Assert.Equal(atOrAboveThreshold, Spliced);
+            Assert.Equal(belowThreshold, Copied);
+        }
+        else
+        {
+            Assert.Equal(0, Spliced);
+            Assert.Equal(atOrAboveThreshold + belowThreshold, Copied);
+        }
+    }
+
+    public static Task SendAsync(Socket socket, string text) => socket.SendAsync(Encoding.Latin1.GetBytes(text).AsMemory()).AsTask();
+
+    public async ValueTask DisposeAsync()
+    {
+        await Proxy.DisposeAsync();
+        _dir.Dispose();
+    }
+}
