@@ -59,6 +59,12 @@ public sealed partial class ZeroCopyForwarder(
     private Task DeclineAsync(HttpContext context)
     {
         metrics.Yarp.Increment();
+        // YARP's forwarder copies bodies through user space; count them so the metrics cover both paths.
+        // Retries run this step again with the same context: wrap once.
+        if (context.Response.Body is not CountingBodyStream)
+            context.Response.Body = new CountingBodyStream(context.Response.Body, metrics.Body, BodyDirection.Response);
+        if (context.Request.Body is not CountingBodyStream)
+            context.Request.Body = new CountingBodyStream(context.Request.Body, metrics.Body, BodyDirection.Request);
         return next(context);
     }
 

@@ -1,0 +1,117 @@
+using Xunit.Abstractions;
+using BodyPattern = ZcProxy.Tests.Forwarding.BodyPattern;
+using RawHttpClient = ZcProxy.Tests.Transport.RawHttpClient;
+
+namespace ZcProxy.Tests.Proof;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class StraceProofCollection
+{
+    public const string Name = "strace proof (alone: tracing slows every thread of the proxy)";
+}
+
+/// <summary>
+/// The zero-copy claim checked from outside, on the real zcproxy process: strace attached to it counts which
+/// system calls carried the body bytes. The metrics say what the proxy believes; strace says what the kernel did.
+/// </summary>
+[Collection(StraceProofCollection.Name)]
+public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : IClassFixture<ProofRig>
+{
+    private const string Syscalls = "sendfile,splice,read,write,readv,writev,sendmsg,recvmsg,recvfrom,sendto,pread64,openat";
+
+    /// <summary>Calls that move bytes through user space; each successful return value is a byte count.</summary>
+    private static readonly HashSet<string> CopyingCalls = ["read", "write", "readv", "writev", "sendmsg", "recvmsg", "recvfrom", "sendto", "pread64"];
+
+    private bool ToClient(string fdArgument) => StraceLog.IsSocketWithLocalPort(fdArgument, rig.ProxyUrl.Port);
+
+    /// <summary>Bytes through user space, leaving out the admin connection that polls /metrics inside the window.</summary>
+    private long UserSpaceBytes(StraceLog log)
+        => log.BytesOf(c => CopyingCalls.Contains(c.Name) && !StraceLog.IsSocketWithLocalPort(c.Argument(0), new Uri(rig.AdminUrl).Port));
+
+    private void Report(string what, StraceLog log)
+    {
+        output.WriteLine($"strace -f -C -yy -e trace={Syscalls} -p {rig.Proxy.Pid} ({what}):");
+        output.WriteLine(log.Summary);
+    }
+
+    [StraceFact]
+    public async Task UncachedRoute_256MiB_IsSplicedToTheClient_UserSpaceBytesTiny_ThenKeepAliveReuse()
+    {
+        long spliceBefore = await rig.BodyBytesAsync("splice");
+        using var client = await RawHttpClient.ConnectAsync(rig.ProxyUrl);
+        using var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls);
+
+        await client.SendAsync(RawHttpClient.Get("/plain/huge"));
+        var response = await client.ReadResponseAsync();
+        long spliceAfter = await rig.BodyBytesReachingAsync("splice", spliceBefore + ProofRig.HugeBody);
+        var log = await strace.StopAsync();
+        Report("256 MiB through /plain/huge", log);
+
+        Assert.Equal(200, response.Status);
+        Assert.Equal(ProofRig.HugeBody, response.BodyLength);
+        Assert.Equal(BodyPattern.Sha256(ProofRig.HugeBody), response.Sha);
+        Assert.Equal(spliceBefore + ProofRig.HugeBody, spliceAfter);
+        Assert.True(log.CallsOf("splice") > 0, "the -c table shows splice calls");
+        // splice(pipe, NULL, client socket, ...) return values: the body bytes the kernel moved to the client.
+        long splicedToClient = log.BytesOf(c => c.Name == "splice" && ToClient(c.Argument(2)));
+        Assert.Equal(ProofRig.HugeBody, splicedToClient);
+        long userSpace = UserSpaceBytes(log);
+        output.WriteLine($"spliced to the client: {splicedToClient} bytes; read/write/sendmsg/recvfrom/...: {userSpace} bytes");
+        Assert.True(userSpace < ProofRig.HugeBody / 1024, $"{userSpace} bytes went through user space, expected well under 256 KiB");
+        Assert.Equal(0, log.BytesOf(c => c.Name == "sendfile"));
+
+        await client.SendAsync(RawHttpClient.Get("/plain/small"));
+        var second = await client.ReadResponseAsync();
+        Assert.Equal(200, second.Status);
+        Assert.Equal(BodyPattern.Sha256(ProofRig.SmallBody), second.Sha);
+    }
+
+    [StraceFact]
+    public async Task CacheHit_BelowDirectIoThreshold_IsSentWithSendfile()
+    {
+        using var client = await RawHttpClient.ConnectAsync(rig.ProxyUrl);
+        await client.SendAsync(RawHttpClient.Get("/cached/small"));
+        Assert.Equal(BodyPattern.Sha256(ProofRig.CachedSmall), (await client.ReadResponseAsync()).Sha); // MISS fills the cache
+        long sendfileBefore = await rig.BodyBytesAsync("sendfile");
+        using var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls);
+
+        await client.SendAsync(RawHttpClient.Get("/cached/small"));
+        var hit = await client.ReadResponseAsync();
+        long sendfileAfter = await rig.BodyBytesReachingAsync("sendfile", sendfileBefore + ProofRig.CachedSmall);
+        var log = await strace.StopAsync();
+        Report("cache hit, 200000 bytes", log);
+
+        Assert.Equal(200, hit.Status);
+        Assert.Equal(BodyPattern.Sha256(ProofRig.CachedSmall), hit.Sha);
+        Assert.Equal(sendfileBefore + ProofRig.CachedSmall, sendfileAfter);
+        Assert.True(log.CallsOf("sendfile") > 0, "the -c table shows sendfile calls");
+        // sendfile(client socket, entry file, ...) return values: the body bytes the kernel moved from the page cache.
+        Assert.Equal(ProofRig.CachedSmall, log.BytesOf(c => c.Name == "sendfile" && ToClient(c.Argument(0))));
+        Assert.True(UserSpaceBytes(log) < ProofRig.CachedSmall / 10, "the body did not also pass through user space");
+    }
+
+    [StraceFact]
+    public async Task CacheHit_AboveDirectIoThreshold_IsReadWithODirect()
+    {
+        using var client = await RawHttpClient.ConnectAsync(rig.ProxyUrl);
+        await client.SendAsync(RawHttpClient.Get("/cached/large"));
+        Assert.Equal(BodyPattern.Sha256(ProofRig.CachedLarge), (await client.ReadResponseAsync()).Sha); // MISS fills the cache
+        long directBefore = await rig.BodyBytesAsync("directio");
+        using var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls);
+
+        await client.SendAsync(RawHttpClient.Get("/cached/large"));
+        var hit = await client.ReadResponseAsync();
+        long directAfter = await rig.BodyBytesReachingAsync("directio", directBefore + ProofRig.CachedLarge);
+        var log = await strace.StopAsync();
+        Report("cache hit, 3 MiB", log);
+
+        Assert.Equal(200, hit.Status);
+        Assert.Equal(BodyPattern.Sha256(ProofRig.CachedLarge), hit.Sha);
+        Assert.Equal(directBefore + ProofRig.CachedLarge, directAfter);
+        var opens = log.Calls.Where(c => c.Name == "openat" && c.Result >= 0 && c.Arguments.Contains(rig.CachePath) && c.Arguments.Contains("O_DIRECT")).ToList();
+        Assert.NotEmpty(opens);
+        // The entry file (fd decorated with its cache path) is read with pread64 at least the body length.
+        Assert.True(log.BytesOf(c => c.Name == "pread64" && c.Argument(0).Contains(rig.CachePath)) >= ProofRig.CachedLarge);
+        Assert.Equal(0, log.BytesOf(c => c.Name == "sendfile"));
+    }
+}
