@@ -7,7 +7,7 @@ namespace ZcProxy.Tests.Forwarding;
 
 /// <summary>An upstream that stalls mid-body must not hold a spliced request until the client leaves. Counts fds, so runs alone.</summary>
 [Collection(nameof(FdCountingCollection))]
-public class SpliceIdleTimeoutTests
+public class SpliceIdleTimeoutTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static int OpenFds() => Directory.GetFiles("/proc/self/fd").Length;
 
@@ -47,8 +47,10 @@ public class SpliceIdleTimeoutTests
             await ForwarderTestBed.AssertAbortedAsync(reader);
         }
         clock.Stop();
-        // 300 ms idle timeout; 30 s is AssertAbortedAsync's own bound. Generous for a loaded 2-core CI box.
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"aborted after {clock.Elapsed.TotalMilliseconds:0} ms");
+        output.WriteLine($"client aborted {clock.Elapsed.TotalMilliseconds:0} ms after the request");
+        // 300 ms idle timeout (measured ~0.4 s); without it the client was cut only after ~6.8 s (by something else,
+        // not identified), so the bound sits below that while staying generous for a loaded 2-core CI box.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(4), $"aborted after {clock.Elapsed.TotalMilliseconds:0} ms");
 
         await Poll.UntilAsync(() => bed.Errors(UpstreamErrorKind.BodyTimeout) == 1, "the body timeout to be counted");
         if (bed.TransportWired) Assert.True(bed.Spliced > 0, "the body went through the splice path");
