@@ -34,6 +34,9 @@ public sealed class UpstreamConnection : IDisposable
     /// <summary>The final response head most recently read on this connection.</summary>
     public ResponseHead? LastHead { get; set; }
 
+    /// <summary>The upstream answered before the request body was completely sent: this connection is mid-request and cannot be reused.</summary>
+    public bool RequestIncomplete { get; set; }
+
     public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         while (!data.IsEmpty)
