@@ -1,5 +1,5 @@
 using Xunit.Abstractions;
-using BodyPattern = ZcProxy.Tests.Forwarding.BodyPattern;
+using BodyPattern = ZcProxy.Tests.Infrastructure.BodyPattern;
 using RawHttpClient = ZcProxy.Tests.Transport.RawHttpClient;
 
 namespace ZcProxy.Tests.Proof;

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
-namespace ZcProxy.Tests.Forwarding;
+namespace ZcProxy.Tests.Infrastructure;
 
 /// <summary>
 /// Deterministic bodies of any length: a pseudo-random block whose length (1 MiB + 7) is coprime to every buffer
@@ -10,15 +10,30 @@ namespace ZcProxy.Tests.Forwarding;
 /// </summary>
 public static class BodyPattern
 {
+    private const int Period = (1 << 20) + 7;
     private static readonly byte[] Block = MakeBlock();
 
     private static byte[] MakeBlock()
     {
-        var block = new byte[(1 << 20) + 7];
+        var block = new byte[Period];
         new Random(20261130).NextBytes(block);
         return block;
     }
 
+    /// <summary>Fills <paramref name="destination"/> with the bytes at <paramref name="position"/> of an endless body.</summary>
+    public static void Fill(Span<byte> destination, long position)
+    {
+        int offset = (int)(position % Period);
+        while (!destination.IsEmpty)
+        {
+            int n = Math.Min(destination.Length, Period - offset);
+            Block.AsSpan(offset, n).CopyTo(destination);
+            destination = destination[n..];
+            offset = 0;
+        }
+    }
+
+    /// <summary>The first <paramref name="length"/> bytes of the body, as pieces that share one block (no copies).</summary>
     public static IEnumerable<ReadOnlyMemory<byte>> Pieces(long length)
     {
         for (long offset = 0; offset < length;)
@@ -48,6 +63,14 @@ public static class BodyPattern
             total += n;
         }
         return (Convert.ToHexString(hash.GetHashAndReset()), total);
+    }
+
+    public static string WriteFile(string directory, long length)
+    {
+        var path = Path.Combine(directory, $"body-{length}.bin");
+        using var file = File.Create(path);
+        foreach (var piece in Pieces(length)) file.Write(piece.Span);
+        return path;
     }
 
     /// <summary>Origin endpoints: /bytes/{n} (Content-Length), /chunked/{n} (no length: chunked), /status/{code}, /echo (sha256 of the request body).</summary>
