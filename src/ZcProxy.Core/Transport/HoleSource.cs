@@ -11,3 +11,6 @@ internal sealed record FileHoleSource(SafeFileHandle File, long Offset) : HoleSo
 
 /// <summary>An upstream socket whose next bytes are the body, spliced socket → pipe → client.</summary>
 internal sealed record SocketHoleSource(Socket Socket) : HoleSource;
+
+/// <summary>A file range opened with O_DIRECT: read into aligned buffers (no page cache) and sent from them with send(2).</summary>
+internal sealed record DirectFileHoleSource(SafeFileHandle File, long Offset) : HoleSource;
