@@ -134,6 +134,7 @@ class StatsTests(unittest.TestCase):
         self.assertIn("ZcProxy (on) / nginx-tuned req/s, 1k-c16", labels)
         self.assertNotIn("ZeroCopy on/off req/s, 1k-c16", labels)          # no zc-off/1k-c16
         self.assertFalse(any("HAProxy" in l or "cache" in l for l in labels))  # no partners
+        self.assertEqual([s.numerator for s in stats.ratio_specs(ids)][0], "zc-on/1k-c16")  # small first
 
 
 class PlanTests(unittest.TestCase):
@@ -256,6 +257,8 @@ class ToolOutputTests(unittest.TestCase):
     def test_iperf3_json(self):
         text = json.dumps({"end": {"sum_received": {"bits_per_second": 8e10}}})
         self.assertAlmostEqual(ceilings.parse_iperf3_json(text), 10.0)
+        with self.assertRaises(RuntimeError):
+            ceilings.parse_iperf3_json(json.dumps({"start": {}, "end": {}, "error": "the server is busy"}))
 
     def test_strace_top_calls(self):
         self.assertEqual(syscalls.top_calls(STRACE_C), ["splice 10300", "sendmsg 10000", "recvfrom 100"])

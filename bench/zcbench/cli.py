@@ -170,7 +170,9 @@ class Bench:
             return
         procstat.reset_peak_rss(svc.pid)
         mech0 = metrics.scrape(svc.admin_port) if svc.admin_port else None
+        origin = self.services["origin"]
         cpu0, host0 = procstat.tree_cpu_seconds(svc.pid), procstat.host_cpu()
+        origin0, client0 = procstat.tree_cpu_seconds(origin.pid), procstat.children_cpu_seconds()
         try:
             r = wrk.run(self.wrk_cmd(c, self.args.duration), wall_timeout_s=self.args.duration + 60)
         except Exception as e:
@@ -179,6 +181,9 @@ class Bench:
             self.failed_runs.append(run)
             return
         cpu1, host1 = procstat.tree_cpu_seconds(svc.pid), procstat.host_cpu()
+        # Where the rest of the machine went: the origin's CPU and wrk's (reaped children of this process).
+        run["origin_cpu_s"] = procstat.tree_cpu_seconds(origin.pid) - origin0
+        run["client_cpu_s"] = procstat.children_cpu_seconds() - client0
         busy = (host1[0] - host0[0]) / max(1, host1[1] - host0[1]) * 100
         note = wrk.describe_errors(r)
         if r["status"] or r["connect"] or r["timeout"] or not r["requests"]:
@@ -347,8 +352,7 @@ def write_report(args, header, cases, bench, iperf, strace_lines, out_dir):
         ratios.append((spec, sp, stats.goal_met(spec.goal, sp.median if sp else None)))
     if iperf:
         sp = stats.Spread.of(iperf)
-        header = header + [f"- iperf3 loopback ceiling (one stream): {sp.median:.2f} GB/s "
-                           f"({sp.low:.2f}–{sp.high:.2f})"]
+        header = header + [f"- iperf3 loopback ceiling (one stream): {report.fmt_spread(sp, 'gbps')} GB/s"]
     extra = []
     if strace_lines:
         extra.append(("Syscalls that can carry body bytes (strace -f -c, most frequent first: name calls)", strace_lines))

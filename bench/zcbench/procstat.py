@@ -5,6 +5,7 @@ a process sums its threads) plus cutime+cstime of the root (children it already 
 Sampled before and after a timed run, the difference is the CPU the proxy spent on that run.
 """
 import os
+import resource
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -90,6 +91,12 @@ def reset_peak_rss(root, proc="/proc"):
                 f.write("5")
         except OSError:
             pass
+
+
+def children_cpu_seconds():
+    """user+system CPU of this process's reaped children (wrk runs to completion, then is reaped)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def parse_proc_stat_cpu(text):

@@ -2,7 +2,7 @@
 from .stats import METRICS
 
 RUN_COLUMNS = ["case", "target", "workload", "rep", "requests", "bytes", "duration_s", "cpu_s",
-               "peak_rss_kib", "host_busy_pct", "errors", "mechanisms", "note"]
+               "peak_rss_kib", "host_busy_pct", "origin_cpu_s", "client_cpu_s", "errors", "mechanisms", "note"]
 
 
 def fmt(value, metric):

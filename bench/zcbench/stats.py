@@ -5,6 +5,7 @@ from . import metrics
 from dataclasses import dataclass, field
 
 METRICS = ("rps", "gbps", "cpu_per_gb", "us_per_req")
+SIZE_ORDER = ("1k", "64k", "1m", "16m", "256m")
 
 
 def derive(run):
@@ -93,7 +94,13 @@ def goal_met(goal, value):
 def ratio_specs(case_ids):
     """The comparisons the issues ask for, limited to cases that exist in this run."""
     specs = []
-    for cid in sorted(case_ids):
+
+    def order(cid):  # by body size, then connections, then target: small bodies first
+        target, wl = cid.split("/")
+        size, conns = wl.split("-c")
+        return (SIZE_ORDER.index(size) if size in SIZE_ORDER else 99, int(conns), target)
+
+    for cid in sorted(case_ids, key=order):
         target, wl = cid.split("/")
         size = wl.split("-c")[0]
         if target == "zc-on":

@@ -4,7 +4,7 @@ import http.client
 import time
 
 
-def fetch(port, path, timeout_s=120):
+def fetch(port, path, timeout_s=30):
     """(status, headers dict lower-cased, sha256 hex, length) of one GET."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:

@@ -14,6 +14,9 @@ public static unsafe partial class Libc
     internal static partial int close(int fd);
 
     [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int poll(Syscalls.PollFd* fds, nuint count, int timeoutMs);
+
+    [LibraryImport(Lib, SetLastError = true)]
     internal static partial nint sendfile(int outFd, int inFd, long* offset, nuint count);
 
     [LibraryImport(Lib, SetLastError = true)]

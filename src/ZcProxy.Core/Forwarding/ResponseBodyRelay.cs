@@ -29,7 +29,7 @@ internal sealed class ResponseBodyRelay(ProxyMetrics metrics)
             case BodyFraming.ContentLength:
                 var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>();
                 if (head.ContentLength > 0 && head.ContentLength >= spliceThreshold && zeroCopy is { CanSplice: true })
-                    return await SpliceAsync(context, zeroCopy, connection, head.ContentLength);
+                    return await SpliceAsync(context, zeroCopy, connection, head.ContentLength, bodyIdle);
                 return await CopyAsync(context, connection, head.ContentLength, bodyIdle);
 
             case BodyFraming.Chunked:
@@ -59,12 +59,12 @@ internal sealed class ResponseBodyRelay(ProxyMetrics metrics)
         }
     }
 
-    private static async Task<(RelayOutcome, bool, Exception?)> SpliceAsync(HttpContext context, IZeroCopyResponseFeature zeroCopy, UpstreamConnection connection, long length)
+    private static async Task<(RelayOutcome, bool, Exception?)> SpliceAsync(HttpContext context, IZeroCopyResponseFeature zeroCopy, UpstreamConnection connection, long length, TimeSpan bodyIdle)
     {
         try
         {
-            // The transport counts these bytes as mechanism="splice".
-            await zeroCopy.SpliceFromSocketAsync(connection.Socket, length, context.RequestAborted);
+            // The transport counts these bytes as mechanism="splice"; it bounds each wait by the body-idle timeout, as the copy path does.
+            await zeroCopy.SpliceFromSocketAsync(connection.Socket, length, bodyIdle, context.RequestAborted);
             return (RelayOutcome.Complete, true, null);
         }
         catch (BodyTransferException e)
@@ -72,6 +72,7 @@ internal sealed class ResponseBodyRelay(ProxyMetrics metrics)
             var outcome = e.Failure switch
             {
                 BodyTransferFailure.SourceEnded or BodyTransferFailure.SourceFailed => RelayOutcome.UpstreamFailed,
+                BodyTransferFailure.IdleTimeout => RelayOutcome.UpstreamTimedOut,
                 BodyTransferFailure.GuardTripped => RelayOutcome.TransportFailed,
                 BodyTransferFailure.ClientFailed => RelayOutcome.ClientFailed,
                 _ => context.RequestAborted.IsCancellationRequested ? RelayOutcome.ClientFailed : RelayOutcome.UpstreamFailed,

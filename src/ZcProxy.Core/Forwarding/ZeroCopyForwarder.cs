@@ -59,6 +59,12 @@ public sealed partial class ZeroCopyForwarder(
     private Task DeclineAsync(HttpContext context)
     {
         metrics.Yarp.Increment();
+        // YARP's forwarder copies bodies through user space; count them so the metrics cover both paths.
+        // Retries run this step again with the same context: wrap once.
+        if (context.Response.Body is not CountingBodyStream)
+            context.Response.Body = new CountingBodyStream(context.Response.Body, metrics.Body, BodyDirection.Response);
+        if (context.Request.Body is not CountingBodyStream)
+            context.Request.Body = new CountingBodyStream(context.Request.Body, metrics.Body, BodyDirection.Request);
         return next(context);
     }
 
@@ -140,6 +146,10 @@ public sealed partial class ZeroCopyForwarder(
             return;
         }
 
+        // :: An early response (before the request body was all sent): the upstream connection is mid-request and the
+        // client's unread body is still on its connection, so neither carries another request (nginx does the same).
+        bool requestIncomplete = connection.RequestIncomplete;
+
         // :: Status and headers, through the route's response transforms.
         if (head.StatusCode == StatusCodes.Status101SwitchingProtocols)
         {
@@ -151,6 +161,7 @@ public sealed partial class ZeroCopyForwarder(
         try
         {
             copyBody = await CopyStatusAndHeadersAsync(context, head, transformer);
+            if (requestIncomplete) context.Response.Headers.Connection = "close";
         }
         catch (Exception e)
         {
@@ -161,7 +172,7 @@ public sealed partial class ZeroCopyForwarder(
         }
         if (!copyBody)
         {
-            if (head.Framing == BodyFraming.None && head.KeepAlive) pool.Return(connection); else connection.Dispose();
+            if (head.Framing == BodyFraming.None && head.KeepAlive && !requestIncomplete) pool.Return(connection); else connection.Dispose();
             return;
         }
 
@@ -169,7 +180,7 @@ public sealed partial class ZeroCopyForwarder(
         var (outcome, exactlyConsumed, bodyError) = await _relay.RelayAsync(context, connection, head, zeroCopy.SpliceThreshold, timeouts.BodyIdle);
         if (outcome == RelayOutcome.Complete)
         {
-            if (exactlyConsumed && head.KeepAlive) pool.Return(connection); else connection.Dispose();
+            if (exactlyConsumed && head.KeepAlive && !requestIncomplete) pool.Return(connection); else connection.Dispose();
             return;
         }
         connection.Dispose();
@@ -198,19 +209,19 @@ public sealed partial class ZeroCopyForwarder(
 
     private readonly record struct ExchangeFailure(ForwarderError Error, int Status, UpstreamErrorKind? Kind, Exception Exception, bool BeforeAnyResponseByte);
 
+    /// <summary>
+    /// Sends the request head and body while already reading the response head: an upstream may answer before
+    /// it has read the whole body (413, 401...) and close. Then sending stops, that response is forwarded, and
+    /// <see cref="UpstreamConnection.RequestIncomplete"/> tells the caller that neither connection can be reused.
+    /// </summary>
     private async Task<ExchangeFailure?> ExchangeAsync(HttpContext context, UpstreamConnection connection, byte[] requestHead,
         RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts)
     {
         var aborted = context.RequestAborted;
+        connection.RequestIncomplete = false;
         try
         {
             await connection.SendAsync(requestHead, aborted);
-            if (framing != RequestBodyFraming.None)
-                await RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, aborted);
-        }
-        catch (ClientBodyException e)
-        {
-            return new(ForwarderError.RequestBodyClient, StatusCodes.Status400BadRequest, null, e, false);
         }
         catch (Exception e) when (!aborted.IsCancellationRequested)
         {
@@ -222,10 +233,50 @@ public sealed partial class ZeroCopyForwarder(
         }
 
         using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
+        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token);
+        if (framing != RequestBodyFraming.None)
+        {
+            var bodyTask = RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, stopBody.Token);
+            if (await Task.WhenAny(bodyTask, headTask) == headTask && headTask.IsCompletedSuccessfully)
+            {
+                // An early response: stop sending (the upstream is not reading any more) and forward it.
+                stopBody.Cancel();
+                try { await bodyTask; connection.RequestIncomplete = false; }
+                catch { connection.RequestIncomplete = true; }
+                if (connection.RequestIncomplete) LogEarlyResponse(logger, connection.DestinationKey, headTask.Result.StatusCode);
+                connection.LastHead = headTask.Result;
+                return null;
+            }
+            ExchangeFailure? sendFailure = null;
+            try { await bodyTask; }
+            catch (ClientBodyException e) { sendFailure = new(ForwarderError.RequestBodyClient, StatusCodes.Status400BadRequest, null, e, false); }
+            catch (Exception e) when (!aborted.IsCancellationRequested)
+            {
+                // The upstream may have answered and closed while we were sending: prefer its response if one arrives.
+                connection.RequestIncomplete = true;
+                sendFailure = new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.Send, e, true);
+            }
+            catch (Exception e) { sendFailure = new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false); }
+            if (sendFailure is { Kind: not UpstreamErrorKind.Send })
+            {
+                headTimeout.Cancel();
+                try { await headTask; } catch { }
+                return sendFailure;
+            }
+            if (sendFailure is not null)
+            {
+                headTimeout.CancelAfter(timeouts.ResponseHead);
+                try { connection.LastHead = await headTask; return null; }
+                catch { return sendFailure; }
+            }
+        }
+
         headTimeout.CancelAfter(timeouts.ResponseHead);
         try
         {
-            connection.LastHead = await connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token);
+            connection.LastHead = await headTask;
             return null;
         }
         catch (UpstreamHeadException e) when (e.Failure == UpstreamHeadFailure.Malformed)
@@ -292,6 +343,9 @@ public sealed partial class ZeroCopyForwarder(
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "zero-copy forwarder: {Error} while relaying the body from {Destination} (client aborted if the response had started): {Reason}")]
     private static partial void LogBodyFailure(ILogger logger, ForwarderError error, string destination, string reason);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "zero-copy forwarder: {Destination} answered {Status} before the request body was sent; forwarding it and closing both connections")]
+    private static partial void LogEarlyResponse(ILogger logger, string destination, int status);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Debug, Message = "zero-copy forwarder: pooled connection to {Destination} failed before any response byte ({Reason}); retrying on a fresh connection")]
     private static partial void LogRetry(ILogger logger, string destination, string reason);

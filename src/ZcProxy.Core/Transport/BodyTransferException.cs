@@ -13,6 +13,8 @@ public enum BodyTransferFailure
     GuardTripped,
     /// <summary>The caller's token (or the request's abort) ended the transfer.</summary>
     Canceled,
+    /// <summary>The upstream sent no byte for the idle timeout (a stalled source). A client that takes nothing for as long is <see cref="ClientFailed"/>.</summary>
+    IdleTimeout,
 }
 
 /// <summary>A body moved by sendfile/splice failed part-way; the client connection has been aborted.</summary>

@@ -26,6 +26,16 @@ public interface IZeroCopyResponseFeature
     Task SpliceFromSocketAsync(Socket source, long length, CancellationToken cancellationToken);
 
     /// <summary>
+    /// As <see cref="SpliceFromSocketAsync(Socket, long, CancellationToken)"/>, but every wait for upstream data or
+    /// client room is bounded by <paramref name="idleTimeout"/>: on expiry the client connection is aborted and a
+    /// <see cref="BodyTransferException"/> propagates (<see cref="BodyTransferFailure.IdleTimeout"/> for a stalled
+    /// upstream, <see cref="BodyTransferFailure.ClientFailed"/> for a client that takes nothing).
+    /// Infinite (or zero/negative) means unbounded. Implementations that cannot bound the waits ignore it.
+    /// </summary>
+    Task SpliceFromSocketAsync(Socket source, long length, TimeSpan idleTimeout, CancellationToken cancellationToken)
+        => SpliceFromSocketAsync(source, length, cancellationToken);
+
+    /// <summary>
     /// Starts the response (Content-Length = <paramref name="length"/>) and sends exactly <paramref name="length"/>
     /// bytes of <paramref name="file"/> from <paramref name="offset"/> with sendfile(2). Counts mechanism="sendfile".
     /// If the file is shorter than promised, the client connection is aborted and the exception propagates.

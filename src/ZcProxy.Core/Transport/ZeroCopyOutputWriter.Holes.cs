@@ -65,7 +65,7 @@ internal sealed partial class ZeroCopyOutputWriter
             {
                 case FileHoleSource file: await SendFileAsync(file.File, file.Offset, _holeLength, linked.Token); break;
                 case DirectFileHoleSource direct: await SendDirectAsync(direct.File, direct.Offset, _holeLength, linked.Token); break;
-                default: await SpliceAsync(((SocketHoleSource)source).Socket, _holeLength, linked.Token); break;
+                default: await SpliceAsync((SocketHoleSource)source, _holeLength, linked.Token); break;
             }
         }
         catch (Exception e)
@@ -153,8 +153,9 @@ internal sealed partial class ZeroCopyOutputWriter
     /// "no data yet" (the pipe has room) and EAGAIN from the client side means "socket full". When neither can
     /// move, we wait for the side that blocks; a wait for upstream data also watches the client for errors.
     /// </summary>
-    private async ValueTask SpliceAsync(Socket source, long length, CancellationToken cancellationToken)
+    private async ValueTask SpliceAsync(SocketHoleSource hole, long length, CancellationToken cancellationToken)
     {
+        var source = hole.Socket;
         // splice honours the socket's own O_NONBLOCK; .NET sockets used asynchronously already have it.
         if (FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
         var pipe = _connection.RentPipe();
@@ -194,13 +195,14 @@ internal sealed partial class ZeroCopyOutputWriter
                     }
                     if (w.Ok) throw ClientError(new IOException("splice to the client moved 0 bytes"));
                     if (!w.WouldBlock) throw ClientError(w.ToException("splice"));
-                    if (!progress) await WaitWritableAsync(cancellationToken);
+                    // A client that takes nothing is the client's failure (not the upstream's): counted as such by the forwarder.
+                    if (!progress) await WithIdleTimeoutAsync(t => WaitWritableAsync(t), hole.IdleTimeout, BodyTransferFailure.ClientFailed, "the client took no byte", cancellationToken);
                     continue;
                 }
                 if (!progress)
                 {
-                    upstream ??= _connection.RegisterSource(source.SafeHandle);
-                    await WaitReadableWatchingClientAsync(upstream, cancellationToken);
+                    var registration = upstream ??= _connection.RegisterSource(source.SafeHandle);
+                    await WithIdleTimeoutAsync(t => WaitReadableWatchingClientAsync(registration, t), hole.IdleTimeout, BodyTransferFailure.IdleTimeout, "the upstream sent nothing", cancellationToken);
                 }
             }
         }
@@ -212,6 +214,23 @@ internal sealed partial class ZeroCopyOutputWriter
         finally
         {
             if (upstream is not null) _connection.UnregisterSource(upstream);
+        }
+    }
+
+    /// <summary>Runs one readiness wait; if <paramref name="idleTimeout"/> passes first, the body has stalled.</summary>
+    private static async ValueTask WithIdleTimeoutAsync(Func<CancellationToken, ValueTask> wait, TimeSpan idleTimeout, BodyTransferFailure failure, string stalled, CancellationToken cancellationToken)
+    {
+        if (idleTimeout == Timeout.InfiniteTimeSpan)
+        {
+            await wait(cancellationToken);
+            return;
+        }
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        idle.CancelAfter(idleTimeout);
+        try { await wait(idle.Token); }
+        catch (OperationCanceledException e) when (idle.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new BodyTransferException(failure, $"{stalled} for {idleTimeout.TotalMilliseconds:0} ms", e);
         }
     }
 

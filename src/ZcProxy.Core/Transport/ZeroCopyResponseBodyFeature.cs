@@ -96,13 +96,17 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
         }
     }
 
-    public async Task SpliceFromSocketAsync(Socket source, long length, CancellationToken cancellationToken)
+    public Task SpliceFromSocketAsync(Socket source, long length, CancellationToken cancellationToken)
+        => SpliceFromSocketAsync(source, length, Timeout.InfiniteTimeSpan, cancellationToken);
+
+    public async Task SpliceFromSocketAsync(Socket source, long length, TimeSpan idleTimeout, CancellationToken cancellationToken)
     {
+        if (idleTimeout <= TimeSpan.Zero) idleTimeout = Timeout.InfiniteTimeSpan;
         switch (PlanBody(length))
         {
             case BodyPlan.HeadersOnly: await _inner.StartAsync(cancellationToken); break;
-            case BodyPlan.Hole: await SendHoleAsync(new SocketHoleSource(source), length, cancellationToken); break;
-            default: await CopySocketAsync(source, length, cancellationToken); break;
+            case BodyPlan.Hole: await SendHoleAsync(new SocketHoleSource(source, idleTimeout), length, cancellationToken); break;
+            default: await CopySocketAsync(source, length, idleTimeout, cancellationToken); break;
         }
     }
 
@@ -182,14 +186,18 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
         catch (BodyTransferException e) { throw Fail(e.Failure, e.Message, e); }
     }
 
-    private async Task CopySocketAsync(Socket source, long length, CancellationToken cancellationToken)
+    private async Task CopySocketAsync(Socket source, long length, TimeSpan idleTimeout, CancellationToken cancellationToken)
     {
         var buffer = new byte[(int)Math.Min(CopyBufferSize, length)];
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         for (long left = length; left > 0;)
         {
             int n;
-            try { n = await source.ReceiveAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), SocketFlags.None, cancellationToken); }
+            idle.CancelAfter(idleTimeout);
+            try { n = await source.ReceiveAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), SocketFlags.None, idle.Token); }
             catch (SocketException e) { throw Fail(BodyTransferFailure.SourceFailed, $"upstream failed: {e.Message}", e); }
+            catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+            { throw Fail(BodyTransferFailure.IdleTimeout, $"the upstream sent nothing for {idleTimeout.TotalMilliseconds:0} ms", e); }
             if (n == 0) Fail(BodyTransferFailure.SourceEnded, $"the upstream closed {left} bytes before the promised length");
             await _inner.Writer.WriteAsync(buffer.AsMemory(0, n), cancellationToken);
             _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, n);

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Net.Sockets;
+using ZcProxy.Native;
 
 namespace ZcProxy.Core.Upstream;
 
@@ -32,6 +34,9 @@ public sealed class UpstreamConnection : IDisposable
     /// <summary>The final response head most recently read on this connection.</summary>
     public ResponseHead? LastHead { get; set; }
 
+    /// <summary>The upstream answered before the request body was completely sent: this connection is mid-request and cannot be reused.</summary>
+    public bool RequestIncomplete { get; set; }
+
     public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         while (!data.IsEmpty)
@@ -58,34 +63,46 @@ public sealed class UpstreamConnection : IDisposable
 
     private async Task<ResponseHead> ReadOneHeadAsync(bool requestWasHead, ResponseHeadLimits limits, long receivedBefore, CancellationToken cancellationToken)
     {
-        var head = new byte[Math.Min(limits.MaxHeadBytes + 1, 8192)];
+        // Pooled: a fresh 8 KiB array per response was the largest allocation of a small proxied request (zeroed by the GC).
+        // The parser copies what it keeps into strings, so nothing refers to the buffer after this method.
+        var head = ArrayPool<byte>.Shared.Rent(Math.Min(limits.MaxHeadBytes + 1, 8192));
         int length = 0;
-        while (true)
+        try
         {
-            int peeked;
-            try { peeked = await Socket.ReceiveAsync(_peek, SocketFlags.Peek, cancellationToken); }
-            catch (SocketException e) { throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + length, $"upstream connection failed while reading the response head: {e.SocketErrorCode}", e); }
-            if (peeked == 0) throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + length, "upstream closed the connection before a complete response head");
-
-            // Look for the end of the head in what was peeked, continuing from the head bytes already consumed.
-            int take = peeked;
-            int end = FindHeadEnd(head.AsSpan(0, length), _peek.AsSpan(0, peeked));
-            if (end >= 0) take = end;
-            take = Math.Min(take, limits.MaxHeadBytes + 1 - length); // never consume more than the limit allows
-            if (length + take > head.Length) Array.Resize(ref head, Math.Min(Math.Max(head.Length * 2, length + take), limits.MaxHeadBytes + 1));
-            await ConsumeExactlyAsync(head.AsMemory(length, take), cancellationToken);
-            length += take;
-
-            var result = ResponseHeadParser.Parse(head.AsSpan(0, length), requestWasHead, limits);
-            switch (result.Status)
+            while (true)
             {
-                case ResponseHeadParseStatus.Complete: return result.Head!;
-                case ResponseHeadParseStatus.Invalid: throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + length, "malformed upstream response head: " + result.Error);
-                default:
-                    if (end >= 0) throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + length, "malformed upstream response head");
-                    break;
+                int peeked;
+                try { peeked = await Socket.ReceiveAsync(_peek, SocketFlags.Peek, cancellationToken); }
+                catch (SocketException e) { throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + length, $"upstream connection failed while reading the response head: {e.SocketErrorCode}", e); }
+                if (peeked == 0) throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + length, "upstream closed the connection before a complete response head");
+
+                // Look for the end of the head in what was peeked, continuing from the head bytes already consumed.
+                int take = peeked;
+                int end = FindHeadEnd(head.AsSpan(0, length), _peek.AsSpan(0, peeked));
+                if (end >= 0) take = end;
+                take = Math.Min(take, limits.MaxHeadBytes + 1 - length); // never consume more than the limit allows
+                if (length + take > head.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(head.Length * 2, length + take), limits.MaxHeadBytes + 1));
+                    head.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(head);
+                    head = larger;
+                }
+                await ConsumeExactlyAsync(head.AsMemory(length, take), cancellationToken);
+                length += take;
+
+                var result = ResponseHeadParser.Parse(head.AsSpan(0, length), requestWasHead, limits);
+                switch (result.Status)
+                {
+                    case ResponseHeadParseStatus.Complete: return result.Head!;
+                    case ResponseHeadParseStatus.Invalid: throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + length, "malformed upstream response head: " + result.Error);
+                    default:
+                        if (end >= 0) throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + length, "malformed upstream response head");
+                        break;
+                }
             }
         }
+        finally { ArrayPool<byte>.Shared.Return(head); }
     }
 
     /// <summary>Number of peeked bytes up to and including CRLFCRLF, or -1; the terminator may straddle the consumed part.</summary>
@@ -118,8 +135,9 @@ public sealed class UpstreamConnection : IDisposable
     /// </summary>
     public bool LooksStale()
     {
-        try { return Socket.Poll(0, SelectMode.SelectRead) || Socket.Poll(0, SelectMode.SelectError); }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException) { return true; }
+        // One poll(2) for what Socket.Poll(SelectRead) || Socket.Poll(SelectError) asked in two: this runs per request.
+        try { return Syscalls.PollNow(Socket.SafeHandle, Syscalls.POLLIN | Syscalls.POLLPRI) != 0; }
+        catch (Exception e) when (e is ErrnoException or ObjectDisposedException) { return true; }
     }
 
     public void Dispose()

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using System.Net;
 using System.Text;
+using ZcProxy.Core.Diagnostics;
 using ZcProxy.Tests.Infrastructure;
 
 namespace ZcProxy.Tests.Forwarding;
@@ -238,5 +239,29 @@ public class ZeroCopyForwarderTests
         Assert.Contains("zcproxy_forwarded_requests_total{path=\"zerocopy\"} 1", text);
         Assert.Contains("zcproxy_forwarded_requests_total{path=\"yarp\"} 0", text);
         Assert.Contains("zcproxy_upstream_errors_total{kind=\"body_reset\"} 0", text);
+    }
+
+    [Fact]
+    public async Task YarpPath_CountsItsCopiedBodyBytes_BothDirections()
+    {
+        var payload = new byte[100_000];
+        Random.Shared.NextBytes(payload);
+        await using var origin = await TestOrigin.StartAsync("O", app => app.MapPost("/echo", async (HttpRequest r) =>
+        {
+            var ms = new MemoryStream();
+            await r.Body.CopyToAsync(ms);
+            return Results.Bytes(ms.ToArray(), "application/octet-stream");
+        }));
+        await using var bed = await ForwarderTestBed.StartAsync(origin.Url, zeroCopy: "\"SpliceThreshold\": \"1KiB\"");
+        // ZeroCopy is read per request: switch it off the way a reload would, so YARP's forwarder carries this one.
+        var options = bed.Proxy.Get<ZcProxy.Core.Configuration.RuntimeOptions>();
+        options.Update(options.Current with { ZeroCopy = options.Current.ZeroCopy with { Enabled = false } });
+
+        using var response = await Client.PostAsync($"{bed.Url}/echo", new ByteArrayContent(payload));
+        Assert.Equal(payload, await response.Content.ReadAsByteArrayAsync());
+        await Poll.UntilAsync(() => bed.Copied == payload.Length, "the response body to be counted as copy");
+        Assert.Equal(payload.Length, bed.Metrics.GetBodyBytes(BodyMechanism.Copy, BodyDirection.Request));
+        Assert.Equal(0, bed.Spliced);
+        Assert.Equal(1, bed.Forwarding.Yarp.Value);
     }
 }

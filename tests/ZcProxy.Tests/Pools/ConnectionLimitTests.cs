@@ -58,6 +58,7 @@ public class ConnectionLimitTests
         }
         Assert.Equal(2, holding.MaxInFlight);
         Assert.Equal(0, runtime.Slots.InUse);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -83,6 +84,7 @@ public class ConnectionLimitTests
         holding.Release.SetResult();
         Assert.Equal(HttpStatusCode.OK, (await first).StatusCode);
         Assert.Equal(1, holding.MaxInFlight);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -105,6 +107,7 @@ public class ConnectionLimitTests
         holdingB.Release.SetResult();
         Assert.All(await Task.WhenAll(held), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         Assert.Equal(1, holdingA.MaxInFlight);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -135,5 +138,6 @@ public class ConnectionLimitTests
         Assert.Equal(HttpStatusCode.OK, (await first).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await third).StatusCode);
         Assert.Equal(1, holding.MaxInFlight);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 }

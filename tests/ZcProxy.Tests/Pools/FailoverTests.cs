@@ -55,6 +55,7 @@ public class FailoverTests
         {
             if (restarted is not null) await restarted.DisposeAsync();
         }
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -91,6 +92,7 @@ public class FailoverTests
         var bodies = new List<string>();
         for (int i = 0; i < 6; i++) bodies.Add(await Body(proxy.Url + "/f"));
         Assert.Contains("A", bodies);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -110,6 +112,9 @@ public class FailoverTests
             Assert.Equal(HttpStatusCode.BadGateway, failed.StatusCode);
         }
         Assert.True(pools.Get("c", "a").IsBroken && pools.Get("c", "b").IsBroken);
+        // The failing tries went through the configured forwarder. The all-down answer below involves none: with no
+        // destination left, the zero-copy forwarder leaves the 503 to YARP's (counted path="yarp").
+        PathAssert.ForwardedOn(proxy, zeroCopy);
 
         var clock = Stopwatch.StartNew();
         using var response = await Client.GetAsync(proxy.Url + "/x");

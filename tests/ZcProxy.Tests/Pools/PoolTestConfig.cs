@@ -3,8 +3,8 @@ using ZcProxy.Tests.Infrastructure;
 namespace ZcProxy.Tests.Pools;
 
 /// <summary>
-/// Config builders for the pool tests. Every functional test runs with ZeroCopy.Enabled true and false so that it
-/// covers both forwarding paths once the zero-copy forwarder is in the pipeline.
+/// Config builders for the pool tests. Every functional test runs with ZeroCopy.Enabled true (ZcProxy's zero-copy
+/// forwarder) and false (YARP's forwarder), and proves which one ran with <see cref="PathAssert"/>.
 /// </summary>
 internal static class PoolTestConfig
 {

@@ -8,8 +8,8 @@ namespace ZcProxy.Tests.Pools;
 
 /// <summary>
 /// proxy_next_upstream: a refusing or a resetting ("killed") destination beside a live one, round-robin, Retries 1.
-/// Today both ZeroCopy values take YARP's forwarder; the steps only look at IForwarderErrorFeature, the status and
-/// Response.HasStarted, so the same tests cover the zero-copy forwarder once it is in the pipeline.
+/// Each runs on the zero-copy forwarder and on YARP's (PathAssert proves which); the steps only look at
+/// IForwarderErrorFeature, the status and Response.HasStarted, which both forwarders report alike.
 /// </summary>
 public class RetryTests
 {
@@ -60,6 +60,7 @@ public class RetryTests
         // Round-robin alternates: the POSTs that went to the dead destination fail instead of being repeated.
         Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.BadGateway));
         Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.OK));
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -82,6 +83,7 @@ public class RetryTests
             Assert.Equal("B " + body, await response.Content.ReadAsStringAsync());
         }
         Assert.True(dead.Accepted >= 3, $"the dead destination saw {dead.Accepted} tries");
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -107,6 +109,49 @@ public class RetryTests
             Assert.Equal("B GET /s", await response.Content.ReadAsStringAsync());
         }
         Assert.Equal(5, busy.Requests);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task RetryOnStatus_HoldsBackASpliceSizedFailedResponse_AndSplicesTheNextOne(bool zeroCopy)
+    {
+        // Both bodies are above ZeroCopy.SpliceThreshold (64 KiB): on the zero-copy path the held-back 503 must not
+        // be spliced past the retry gate, and the 200 that follows is spliced.
+        const int size = 128 * 1024;
+        static void Big(WebApplication app, int status, char fill) => app.MapGet("/big", async (HttpContext c) =>
+        {
+            c.Response.StatusCode = status;
+            c.Response.ContentLength = size;
+            await c.Response.Body.WriteAsync(System.Text.Encoding.ASCII.GetBytes(new string(fill, size)));
+        });
+        await using var busy = await TestOrigin.StartAsync("A", app => Big(app, 503, 'a'));
+        await using var live = await TestOrigin.StartAsync("B", app => Big(app, 200, 'b'));
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "RoundRobin", "\"Retries\": 1, \"RetryOn\": \"503\"",
+            Destination("a", busy.Url), Destination("b", live.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        const int requests = 4;
+        for (int i = 0; i < requests; i++)
+        {
+            using var response = await Client.GetAsync(proxy.Url + "/big");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.Equal(size, body.Length);
+            Assert.True(body.All(ch => ch == 'b'), "only the live destination's body reached the client");
+        }
+        Assert.Equal(requests / 2, busy.Requests);
+        Assert.Equal(requests, live.Requests);
+        Assert.Equal(requests / 2, proxy.Get<ZcProxy.Core.Upstream.Pools.PoolRegistry>().RetriesTotal.Value);
+        var metrics = proxy.Get<ZcProxy.Core.Diagnostics.ProxyMetrics>();
+        long Spliced() => metrics.GetBodyBytes(ZcProxy.Core.Diagnostics.BodyMechanism.Splice, ZcProxy.Core.Diagnostics.BodyDirection.Response);
+        if (zeroCopy)
+            await Poll.UntilAsync(() => Spliced() == (long)requests * size, "the served bodies to be counted as spliced (and only those)");
+        else
+            Assert.Equal(0, Spliced());
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -127,6 +172,7 @@ public class RetryTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Equal("A is busy", await response.Content.ReadAsStringAsync());
         Assert.Equal(1, busy.Requests);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -163,6 +209,7 @@ public class RetryTests
         {
             release.SetResult();
         }
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -187,6 +234,7 @@ public class RetryTests
         }
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"took {clock.Elapsed}");
         Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(500), "two of the four requests waited for the connect timeout");
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -222,5 +270,6 @@ public class RetryTests
         Assert.Equal(1, breaking.Requests);
         Assert.Equal(1, live.Requests);
         Assert.Equal(0, proxy.Get<ZcProxy.Core.Upstream.Pools.PoolRegistry>().RetriesTotal.Value);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 }

@@ -4,7 +4,7 @@ using static ZcProxy.Tests.Pools.PoolTestConfig;
 
 namespace ZcProxy.Tests.Pools;
 
-/// <summary>Weights 5:3:2 through the real proxy to real origins. Today both ZeroCopy values take YARP's forwarder.</summary>
+/// <summary>Weights through the real proxy to real origins, on the zero-copy forwarder and on YARP's (PathAssert proves which).</summary>
 public class WeightedBalancingTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Theory]
@@ -32,6 +32,32 @@ public class WeightedBalancingTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.InRange(a.Requests / (double)total, 0.5 - tolerance, 0.5 + tolerance);
         Assert.InRange(b.Requests / (double)total, 0.3 - tolerance, 0.3 + tolerance);
         Assert.InRange(c.Requests / (double)total, 0.2 - tolerance, 0.2 + tolerance);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
+    }
+
+    /// <summary>Issue 2's done-when: RoundRobin with weights 3:1 within ±5% over 400 requests.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task RoundRobin_Weights3To1_Within5Percent_Over400Requests(bool zeroCopy)
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        await using var b = await TestOrigin.StartAsync("B");
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "RoundRobin", "", Destination("a", a.Url, "\"Weight\": 3"), Destination("b", b.Url, "\"Weight\": 1")));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        const int total = 400;
+        int servedByA = 0;
+        for (int i = 0; i < total; i++)
+            if ((await Client.GetStringAsync(proxy.Url + "/w")).StartsWith('A')) servedByA++;
+
+        output.WriteLine($"RoundRobin 3:1: A {a.Requests} B {b.Requests} of {total}");
+        Assert.Equal(total, a.Requests + b.Requests);
+        Assert.Equal(a.Requests, servedByA);
+        Assert.InRange(a.Requests / (double)total, 0.75 - 0.05, 0.75 + 0.05);
+        Assert.InRange(b.Requests / (double)total, 0.25 - 0.05, 0.25 + 0.05);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -60,6 +86,7 @@ public class WeightedBalancingTests(Xunit.Abstractions.ITestOutputHelper output)
             foreach (var (user, origin) in first)
                 Assert.Equal(origin, await Ask(user));
         Assert.Equal(3, first.Values.Distinct().Count());
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Theory]
@@ -94,6 +121,7 @@ public class WeightedBalancingTests(Xunit.Abstractions.ITestOutputHelper output)
         {
             release.TrySetResult();
         }
+        PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 
     [Fact]

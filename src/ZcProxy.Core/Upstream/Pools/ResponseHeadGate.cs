@@ -7,8 +7,8 @@ namespace ZcProxy.Core.Upstream.Pools;
 /// <summary>
 /// Holds back a response whose status will be retried (RetryOn statuses): when the forwarder starts the response
 /// or writes its first body byte, the gate looks at the status; if another try will follow, everything is
-/// discarded and nothing reaches the client, otherwise the gate steps aside for good. A forwarder that bypasses
-/// the body feature simply starts the response, and then no retry happens (Response.HasStarted).
+/// discarded and nothing reaches the client, otherwise the gate steps aside for good. The zero-copy forwarder's
+/// splice bypasses the body feature, so it is gated too (<see cref="GatedZeroCopyResponse"/>).
 /// </summary>
 internal sealed class ResponseHeadGate : IHttpResponseBodyFeature
 {
@@ -33,6 +33,9 @@ internal sealed class ResponseHeadGate : IHttpResponseBodyFeature
 
     /// <summary>Before the next try: decide afresh on its response.</summary>
     public void Reset() => _decision = Decision.Undecided;
+
+    /// <summary>Decides on the current status if not yet decided for this try; true while the response is held back.</summary>
+    public bool IsDiscarding() => Discarding();
 
     private bool Discarding()
     {

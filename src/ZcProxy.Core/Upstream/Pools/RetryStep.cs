@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Core.Upstream.Pools;
 
@@ -40,11 +41,13 @@ internal sealed class RetryStep(PoolRegistry pools, IEnumerable<ILoadBalancingPo
 
         ResponseHeadGate? gate = null;
         var originalBody = context.Features.Get<IHttpResponseBodyFeature>();
+        var originalZeroCopy = context.Features.Get<IZeroCopyResponseFeature>();
         if (settings.RetryOnStatuses.Count > 0 && originalBody is not null && bodyReplayable)
         {
             gate = new ResponseHeadGate(originalBody, context,
                 status => settings.RetryOnStatuses.Contains(status) && CanTryAgain() && pool.Untried(d => Usable(pool, d)).Count > 0);
             context.Features.Set<IHttpResponseBodyFeature>(gate);
+            if (originalZeroCopy is not null) context.Features.Set<IZeroCopyResponseFeature>(new GatedZeroCopyResponse(originalZeroCopy, gate));
         }
         try
         {
@@ -80,7 +83,11 @@ internal sealed class RetryStep(PoolRegistry pools, IEnumerable<ILoadBalancingPo
         }
         finally
         {
-            if (gate is not null) context.Features.Set(originalBody);
+            if (gate is not null)
+            {
+                context.Features.Set(originalBody);
+                context.Features.Set(originalZeroCopy);
+            }
         }
 
         if (pool.Rejection != TryRejection.None && !context.Response.HasStarted)
