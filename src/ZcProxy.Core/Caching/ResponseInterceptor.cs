@@ -1,3 +1,4 @@
+using ZcProxy.Core.Streams;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -22,7 +23,7 @@ public enum InterceptMode
 /// on the first write (or when the forwarder returns without a body) it asks <c>decide</c> what to do, then
 /// passes bytes to the client, tees them into a fill (client first, file second), or swallows them.
 /// </summary>
-public sealed class ResponseInterceptor : Stream, IHttpResponseBodyFeature
+public sealed class ResponseInterceptor : WriteOnlyStream, IHttpResponseBodyFeature
 {
     private readonly HttpContext _context;
     private readonly IHttpResponseBodyFeature _inner;
@@ -93,18 +94,10 @@ public sealed class ResponseInterceptor : Stream, IHttpResponseBodyFeature
     }
 
     public override void Flush() => FlushAsync(default).GetAwaiter().GetResult();
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 }
 
 /// <summary>A response body that goes nowhere: the sink of a refresh that runs after the client got its (stale) answer.</summary>
-public sealed class DiscardBodyFeature : Stream, IHttpResponseBodyFeature
+public sealed class DiscardBodyFeature : WriteOnlyStream, IHttpResponseBodyFeature
 {
     private PipeWriter? _writer;
     Stream IHttpResponseBodyFeature.Stream => this;
@@ -116,12 +109,4 @@ public sealed class DiscardBodyFeature : Stream, IHttpResponseBodyFeature
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
     public override void Write(byte[] buffer, int offset, int count) { }
     public override void Flush() { }
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 }

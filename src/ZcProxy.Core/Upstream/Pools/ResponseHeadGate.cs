@@ -1,3 +1,4 @@
+using ZcProxy.Core.Streams;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -53,16 +54,8 @@ internal sealed class ResponseHeadGate : IHttpResponseBodyFeature
     public Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default)
         => Discarding() ? Task.CompletedTask : _inner.SendFileAsync(path, offset, count, cancellationToken);
 
-    private sealed class GateStream(ResponseHeadGate gate) : Stream
+    private sealed class GateStream(ResponseHeadGate gate) : WriteOnlyStream
     {
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
 
         public override void Flush() { if (!gate.Discarding()) gate._inner.Stream.Flush(); }
         public override Task FlushAsync(CancellationToken cancellationToken) => gate.Discarding() ? Task.CompletedTask : gate._inner.Stream.FlushAsync(cancellationToken);
