@@ -67,6 +67,12 @@ public static class CachedResponseWriter
         {
             using (direct)
             {
+                if (context.Features.Get<IZeroCopyResponseFeature>() is { CanSendFile: true } transport)
+                {
+                    // Sent from the aligned buffers straight to the socket; counts mechanism="directio" itself.
+                    await transport.SendDirectIoAsync(direct, fileOffset, length, ct);
+                    return;
+                }
                 await context.Response.StartAsync(ct);
                 try { await DirectIoSender.SendAsync(direct, fileOffset, length, context.Response.BodyWriter, ct); }
                 catch (IOException) { context.Abort(); throw; }

@@ -15,5 +15,6 @@ public sealed class NoSpliceFeature(IZeroCopyResponseFeature inner) : IZeroCopyR
     public bool CanSendFile => false;
     public Task SpliceFromSocketAsync(Socket source, long length, CancellationToken cancellationToken) => throw new InvalidOperationException("splicing is hidden during a cache fill");
     public Task SendFileAsync(SafeFileHandle file, long offset, long length, CancellationToken cancellationToken) => throw new InvalidOperationException("sendfile is hidden during a cache fill");
+    public Task SendDirectIoAsync(SafeFileHandle directFile, long offset, long length, CancellationToken cancellationToken) => throw new InvalidOperationException("direct I/O sends are hidden during a cache fill");
     public IZeroCopyResponseFeature Inner => inner;
 }

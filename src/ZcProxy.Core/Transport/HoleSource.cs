@@ -12,3 +12,6 @@ internal sealed record FileHoleSource(SafeFileHandle File, long Offset) : HoleSo
 /// <summary>An upstream socket whose next bytes are the body, spliced socket → pipe → client;
 /// each wait for either side is bounded by <paramref name="IdleTimeout"/> (Infinite: unbounded).</summary>
 internal sealed record SocketHoleSource(Socket Socket, TimeSpan IdleTimeout) : HoleSource;
+
+/// <summary>A file range opened with O_DIRECT: read into aligned buffers (no page cache) and sent from them with send(2).</summary>
+internal sealed record DirectFileHoleSource(SafeFileHandle File, long Offset) : HoleSource;

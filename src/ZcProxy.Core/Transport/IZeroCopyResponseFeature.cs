@@ -41,4 +41,15 @@ public interface IZeroCopyResponseFeature
     /// If the file is shorter than promised, the client connection is aborted and the exception propagates.
     /// </summary>
     Task SendFileAsync(SafeFileHandle file, long offset, long length, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Starts the response (Content-Length = <paramref name="length"/>) and sends exactly <paramref name="length"/>
+    /// bytes of <paramref name="directFile"/> (opened with O_DIRECT) from <paramref name="offset"/>: aligned preads
+    /// into the transport's aligned buffers, reads running ahead, each buffer sent straight to the client socket
+    /// (no copy into Kestrel's pipe). Any offset and length: reads start at the aligned-down offset and whole blocks
+    /// are read, only the range is sent. Counts mechanism="directio". Where no hole can be taken (see
+    /// <see cref="CanSendFile"/>), the bytes are copied through Kestrel's writer (still read with O_DIRECT).
+    /// If the file is shorter than promised, the client connection is aborted and the exception propagates.
+    /// </summary>
+    Task SendDirectIoAsync(SafeFileHandle directFile, long offset, long length, CancellationToken cancellationToken);
 }

@@ -61,8 +61,12 @@ internal sealed partial class ZeroCopyOutputWriter
                 throw new BodyTransferException(BodyTransferFailure.GuardTripped,
                     $"Kestrel passed {_holeSeen} of the hole's {_holeLength} bytes through to the transport: it no longer writes them straight through");
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(_holeToken, flushToken, _connection.Aborted);
-            if (source is FileHoleSource file) await SendFileAsync(file.File, file.Offset, _holeLength, linked.Token);
-            else await SpliceAsync((SocketHoleSource)source, _holeLength, linked.Token);
+            switch (source)
+            {
+                case FileHoleSource file: await SendFileAsync(file.File, file.Offset, _holeLength, linked.Token); break;
+                case DirectFileHoleSource direct: await SendDirectAsync(direct.File, direct.Offset, _holeLength, linked.Token); break;
+                default: await SpliceAsync((SocketHoleSource)source, _holeLength, linked.Token); break;
+            }
         }
         catch (Exception e)
         {
@@ -112,6 +116,36 @@ internal sealed partial class ZeroCopyOutputWriter
             }
         }
         finally { if (added) file.DangerousRelease(); }
+    }
+
+    /// <summary>
+    /// O_DIRECT file → aligned buffer → client: the only user-space step is the pread into the buffer (no page cache,
+    /// no copy into Kestrel's pipe); send(2) goes straight from it. The next reads run on the thread pool meanwhile.
+    /// </summary>
+    private async ValueTask SendDirectAsync(SafeFileHandle directFile, long offset, long length, CancellationToken cancellationToken)
+    {
+        await using var reader = new DirectReadAhead(directFile, offset, length);
+        long left = length;
+        while (await reader.NextAsync() is { } chunk)
+        {
+            for (int sent = 0; sent < chunk.Count;)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                bool more = left > chunk.Count - sent; // more chunks follow: let TCP fill whole segments
+                SysResult r;
+                if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) throw ClientError(new ObjectDisposedException("client socket"));
+                using (client) r = Syscalls.Send(client.Fd, chunk.Span[sent..], MSG_DONTWAIT | (more ? MSG_MORE : 0));
+                if (r.Ok && r.Bytes > 0)
+                {
+                    sent += (int)r.Bytes;
+                    left -= r.Bytes;
+                    _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, r.Bytes);
+                }
+                else if (r.Ok) throw ClientError(new IOException("send to the client moved 0 bytes"));
+                else if (r.WouldBlock) await WaitWritableAsync(cancellationToken);
+                else throw ClientError(r.ToException("send"));
+            }
+        }
     }
 
     /// <summary>

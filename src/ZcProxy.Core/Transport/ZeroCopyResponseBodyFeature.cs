@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Http;
@@ -85,6 +86,16 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
         }
     }
 
+    public async Task SendDirectIoAsync(SafeFileHandle directFile, long offset, long length, CancellationToken cancellationToken)
+    {
+        switch (PlanBody(length))
+        {
+            case BodyPlan.HeadersOnly: await _inner.StartAsync(cancellationToken); break;
+            case BodyPlan.Hole: await SendHoleAsync(new DirectFileHoleSource(directFile, offset), length, cancellationToken); break;
+            default: await CopyDirectAsync(directFile, offset, length, cancellationToken); break;
+        }
+    }
+
     public Task SpliceFromSocketAsync(Socket source, long length, CancellationToken cancellationToken)
         => SpliceFromSocketAsync(source, length, Timeout.InfiniteTimeSpan, cancellationToken);
 
@@ -158,6 +169,21 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
             offset += n;
             left -= n;
         }
+    }
+
+    private async Task CopyDirectAsync(SafeFileHandle directFile, long offset, long length, CancellationToken cancellationToken)
+    {
+        await using var reader = new DirectReadAhead(directFile, offset, length);
+        try
+        {
+            while (await reader.NextAsync() is { } chunk)
+            {
+                _inner.Writer.Write(chunk.Span);
+                await _inner.Writer.FlushAsync(cancellationToken);
+                _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, chunk.Count);
+            }
+        }
+        catch (BodyTransferException e) { throw Fail(e.Failure, e.Message, e); }
     }
 
     private async Task CopySocketAsync(Socket source, long length, TimeSpan idleTimeout, CancellationToken cancellationToken)

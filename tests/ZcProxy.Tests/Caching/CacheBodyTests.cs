@@ -44,14 +44,17 @@ public class CacheBodyTests
         Assert.Equal(direct, await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}"));
     }
 
-    [Fact]
-    public async Task LargeHit_AtOrAboveThreshold_DirectIo_ByteExact_AndRangeAtUnalignedOffset()
+    [Theory]
+    [InlineData(3 << 20)]
+    [InlineData((3 << 20) + 123)] // an unaligned tail: O_DIRECT reads a whole block, only 123 bytes of it are sent
+    public async Task LargeHit_AtOrAboveThreshold_DirectIo_ByteExact_AndRangeAtUnalignedOffset(int size)
     {
-        var body = CacheRig.RandomBody(3 << 20, 3);
+        var body = CacheRig.RandomBody(size, 3);
         await using var rig = await CacheRig.StartAsync(Serve("/l", body));
         var miss = await rig.SendAsync("/l");
         Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await miss.Content.ReadAsByteArrayAsync()));
         double direct = await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}");
+        double copy = await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"copy\",direction=\"response\"}");
 
         var hit = await rig.SendAsync("/l");
         Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
@@ -61,6 +64,13 @@ public class CacheBodyTests
         var part = await rig.SendAsync("/l", r => r.Headers.Range = new(1001, 2_100_000));
         Assert.Equal(206, (int)part.StatusCode);
         Assert.Equal(body[1001..2_100_001], await part.Content.ReadAsByteArrayAsync());
+        var tail = await rig.SendAsync("/l", r => r.Headers.Range = new(4097, null)); // unaligned start, through the unaligned end
+        Assert.Equal(206, (int)tail.StatusCode);
+        Assert.Equal(body[4097..], await tail.Content.ReadAsByteArrayAsync());
+        Assert.Equal(direct + body.Length + (2_100_001 - 1001) + (body.Length - 4097),
+            await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}"));
+        // O_DIRECT hits never go through the copy path (with the transport: sent from the aligned buffers).
+        Assert.Equal(copy, await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"copy\",direction=\"response\"}"));
         Assert.Equal(1, rig.Origin.Requests);
     }
 

@@ -113,5 +113,12 @@ public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : I
         // The entry file (fd decorated with its cache path) is read with pread64 at least the body length.
         Assert.True(log.BytesOf(c => c.Name == "pread64" && c.Argument(0).Contains(rig.CachePath)) >= ProofRig.CachedLarge);
         Assert.Equal(0, log.BytesOf(c => c.Name == "sendfile"));
+        // Sent with send(2) (sendto) straight from the aligned buffers to the client; the gathered sendmsg of Kestrel's
+        // pipe carries only the head: the body is not copied into the pipe on the way.
+        long sentFromBuffers = log.BytesOf(c => c.Name == "sendto" && ToClient(c.Argument(0)));
+        long sentFromPipe = log.BytesOf(c => c.Name == "sendmsg" && ToClient(c.Argument(0)));
+        output.WriteLine($"sendto from the aligned buffers: {sentFromBuffers} bytes; sendmsg (Kestrel's pipe): {sentFromPipe} bytes");
+        Assert.Equal(ProofRig.CachedLarge, sentFromBuffers);
+        Assert.True(sentFromPipe < 4096, $"{sentFromPipe} bytes through Kestrel's pipe: more than a response head");
     }
 }

@@ -29,7 +29,8 @@ public sealed class FdCountTests
         await using var host = await ZeroCopyTestHost.StartAsync();
         using (var client = await RawHttpClient.ConnectAsync(host.BaseAddress))
         {
-            await client.SendAsync(RawHttpClient.Get("/splice?size=200000") + RawHttpClient.Get("/file?size=200000"));
+            await client.SendAsync(RawHttpClient.Get("/splice?size=200000") + RawHttpClient.Get("/file?size=200000") + RawHttpClient.Get("/direct?size=2100000"));
+            await client.ReadResponseAsync();
             await client.ReadResponseAsync();
             await client.ReadResponseAsync();
         }
@@ -46,6 +47,11 @@ public sealed class FdCountTests
                 await shortFile.SendAsync(RawHttpClient.Get("/file-short?size=1000&promise=300000"));
                 await Assert.ThrowsAnyAsync<IOException>(() => shortFile.ReadResponseAsync());
             }
+            using (var shortDirect = await RawHttpClient.ConnectAsync(host.BaseAddress))
+            {
+                await shortDirect.SendAsync(RawHttpClient.Get("/direct?size=5000&promise=3000000"));
+                await Assert.ThrowsAnyAsync<IOException>(() => shortDirect.ReadResponseAsync());
+            }
             using (var reset = await RawHttpClient.ConnectAsync(host.BaseAddress))
             {
                 long splicedBefore = host.Metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response);
@@ -56,7 +62,7 @@ public sealed class FdCountTests
                 reset.Reset();
             }
         }
-        await Poll.UntilAsync(() => host.Outcomes.Count == 2 + 9, "every handler ended", TimeSpan.FromSeconds(15));
+        await Poll.UntilAsync(() => host.Outcomes.Count == 3 + 12, "every handler ended", TimeSpan.FromSeconds(15));
         await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "every connection ended", TimeSpan.FromSeconds(15));
         Assert.Equal(0, host.Reactor.RegistrationCount);
     }

@@ -18,6 +18,9 @@ namespace ZcProxy.Tests.Transport;
 ///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen][&amp;cancelAfterMs=T]  splice of N promised bytes from a
 ///                         socket source sending M, with a token cancelled after T ms
 ///   /status/{code}        a file body on a 204/304 (headers only)
+///   /direct?size=N[&amp;offset=O][&amp;count=C][&amp;promise=P][&amp;started=true]  IZeroCopyResponseFeature.SendDirectIoAsync of
+///                         C bytes (default N-O) from O of the N-byte file opened with O_DIRECT, promising P bytes
+///                         (default C); started: after Response.StartAsync (no hole possible: the copy fallback)
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
 /// The handlers record their outcome (exception or null) so tests can check the server side completed.
 /// </summary>
@@ -62,6 +65,7 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
         app.MapGet("/splice", host.SpliceAsync);
         app.MapMethods("/status/{code:int}", ["GET", "HEAD"], host.StatusAsync);
         app.MapGet("/guard", host.GuardAsync);
+        app.MapGet("/direct", host.DirectAsync);
         app.MapGet("/file-nolength", host.FileWithoutLengthAsync);
         app.MapGet("/file-started", host.FileAfterStartAsync);
         await app.StartAsync();
@@ -103,6 +107,20 @@ public sealed class ZeroCopyTestHost : IAsyncDisposable
         using var file = File.OpenHandle(PatternFile(size));
         var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
         await zeroCopy.SendFileAsync(file, 0, promise, context.RequestAborted);
+    });
+
+    private Task DirectAsync(HttpContext context, long size, long? offset, long? count, long? promise, bool? started) => Record(context, async () =>
+    {
+        using var file = ZcProxy.Native.Syscalls.Open(PatternFile(size), ZcProxy.Native.LinuxConstants.O_RDONLY | ZcProxy.Native.LinuxConstants.O_DIRECT);
+        long from = offset ?? 0, length = promise ?? count ?? size - from;
+        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
+        if (started == true)
+        {
+            context.Response.ContentLength = length;
+            await context.Response.StartAsync();
+        }
+        if (zeroCopy.CanSendFile == (started == true)) throw new InvalidOperationException($"CanSendFile is {zeroCopy.CanSendFile}");
+        await zeroCopy.SendDirectIoAsync(file, from, length, context.RequestAborted);
     });
 
     private Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end, int? cancelAfterMs) => Record(context, async () =>

@@ -23,4 +23,7 @@ internal sealed class GatedZeroCopyResponse(IZeroCopyResponseFeature inner, Resp
 
     public Task SendFileAsync(SafeFileHandle file, long offset, long length, CancellationToken cancellationToken)
         => gate.IsDiscarding() ? throw new InvalidOperationException("a held-back response cannot be sent with sendfile") : inner.SendFileAsync(file, offset, length, cancellationToken);
+
+    public Task SendDirectIoAsync(SafeFileHandle directFile, long offset, long length, CancellationToken cancellationToken)
+        => gate.IsDiscarding() ? throw new InvalidOperationException("a held-back response cannot be sent from an O_DIRECT file") : inner.SendDirectIoAsync(directFile, offset, length, cancellationToken);
 }
