@@ -14,6 +14,7 @@ public sealed class NoSpliceFeature(IZeroCopyResponseFeature inner) : IZeroCopyR
     public bool CanSplice => false;
     public bool CanSendFile => false;
     public Task SpliceFromSocketAsync(Socket source, long length, CancellationToken cancellationToken) => throw new InvalidOperationException("splicing is hidden during a cache fill");
+    public Task SpliceFromSocketAsync(Socket source, long length, TimeSpan idleTimeout, CancellationToken cancellationToken) => throw new InvalidOperationException("splicing is hidden during a cache fill");
     public Task SendFileAsync(SafeFileHandle file, long offset, long length, CancellationToken cancellationToken) => throw new InvalidOperationException("sendfile is hidden during a cache fill");
     public Task SendDirectIoAsync(SafeFileHandle directFile, long offset, long length, CancellationToken cancellationToken) => throw new InvalidOperationException("direct I/O sends are hidden during a cache fill");
     public IZeroCopyResponseFeature Inner => inner;

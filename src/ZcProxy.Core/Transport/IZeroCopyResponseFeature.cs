@@ -30,10 +30,9 @@ public interface IZeroCopyResponseFeature
     /// client room is bounded by <paramref name="idleTimeout"/>: on expiry the client connection is aborted and a
     /// <see cref="BodyTransferException"/> propagates (<see cref="BodyTransferFailure.IdleTimeout"/> for a stalled
     /// upstream, <see cref="BodyTransferFailure.ClientFailed"/> for a client that takes nothing).
-    /// Infinite (or zero/negative) means unbounded. Implementations that cannot bound the waits ignore it.
+    /// Infinite (or zero/negative) means unbounded. No default body: a wrapper that forgot it would drop the timeout.
     /// </summary>
-    Task SpliceFromSocketAsync(Socket source, long length, TimeSpan idleTimeout, CancellationToken cancellationToken)
-        => SpliceFromSocketAsync(source, length, cancellationToken);
+    Task SpliceFromSocketAsync(Socket source, long length, TimeSpan idleTimeout, CancellationToken cancellationToken);
 
     /// <summary>
     /// Starts the response (Content-Length = <paramref name="length"/>) and sends exactly <paramref name="length"/>

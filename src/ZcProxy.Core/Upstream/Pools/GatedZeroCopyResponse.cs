@@ -21,6 +21,9 @@ internal sealed class GatedZeroCopyResponse(IZeroCopyResponseFeature inner, Resp
     public Task SpliceFromSocketAsync(Socket source, long length, CancellationToken cancellationToken)
         => gate.IsDiscarding() ? throw new InvalidOperationException("a held-back response cannot be spliced") : inner.SpliceFromSocketAsync(source, length, cancellationToken);
 
+    public Task SpliceFromSocketAsync(Socket source, long length, TimeSpan idleTimeout, CancellationToken cancellationToken)
+        => gate.IsDiscarding() ? throw new InvalidOperationException("a held-back response cannot be spliced") : inner.SpliceFromSocketAsync(source, length, idleTimeout, cancellationToken);
+
     public Task SendFileAsync(SafeFileHandle file, long offset, long length, CancellationToken cancellationToken)
         => gate.IsDiscarding() ? throw new InvalidOperationException("a held-back response cannot be sent with sendfile") : inner.SendFileAsync(file, offset, length, cancellationToken);
 
