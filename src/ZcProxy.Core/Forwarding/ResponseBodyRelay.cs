@@ -20,6 +20,14 @@ internal sealed class ResponseBodyRelay(ProxyMetrics metrics)
     public async Task<(RelayOutcome Outcome, bool ExactlyConsumed, Exception? Error)> RelayAsync(
         HttpContext context, UpstreamConnection connection, ResponseHead head, long spliceThreshold, TimeSpan bodyIdle)
     {
+        // Body bytes consumed with the head (see UpstreamConnection.PrefetchedBody) are sent first; the pooled buffer goes back afterwards.
+        try { return await RelayCoreAsync(context, connection, head, spliceThreshold, bodyIdle); }
+        finally { connection.ReleasePrefetchedBody(); }
+    }
+
+    private async Task<(RelayOutcome Outcome, bool ExactlyConsumed, Exception? Error)> RelayCoreAsync(
+        HttpContext context, UpstreamConnection connection, ResponseHead head, long spliceThreshold, TimeSpan bodyIdle)
+    {
         var aborted = context.RequestAborted;
         switch (head.Framing)
         {
@@ -28,14 +36,15 @@ internal sealed class ResponseBodyRelay(ProxyMetrics metrics)
 
             case BodyFraming.ContentLength:
                 var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>();
-                if (head.ContentLength > 0 && head.ContentLength >= spliceThreshold && zeroCopy is { CanSplice: true })
+                // A prefetched prefix means the head reader was told this body is copied: splicing now would skip those bytes.
+                if (head.ContentLength > 0 && head.ContentLength >= spliceThreshold && zeroCopy is { CanSplice: true } && connection.PrefetchedBody.IsEmpty)
                     return await SpliceAsync(context, zeroCopy, connection, head.ContentLength, bodyIdle);
                 return await CopyAsync(context, connection, head.ContentLength, bodyIdle);
 
             case BodyFraming.Chunked:
             {
                 using var source = new IdleTimeoutReader(connection.Stream, bodyIdle, aborted);
-                var reader = new ChunkedBodyReader(source);
+                var reader = new ChunkedBodyReader(source, connection.PrefetchedBody.Span);
                 var body = context.Response.Body;
                 bool clientFailed = false;
                 try
@@ -95,6 +104,15 @@ internal sealed class ResponseBodyRelay(ProxyMetrics metrics)
         bool clientFailed = false;
         try
         {
+            // The head reader never prefetches past Content-Length, so the whole prefix belongs to this body.
+            var prefix = connection.PrefetchedBody;
+            if (!prefix.IsEmpty)
+            {
+                try { await context.Response.Body.WriteAsync(prefix, aborted); }
+                catch { clientFailed = true; throw; }
+                metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, prefix.Length);
+                if (length >= 0) remaining -= prefix.Length;
+            }
             while (length < 0 || remaining > 0)
             {
                 int want = length < 0 ? buffer.Length : (int)Math.Min(buffer.Length, remaining);

@@ -127,7 +127,7 @@ public sealed partial class ZeroCopyForwarder(
             connection.RequestCount++;
 
             // :: Send the head and body, then read the response head (interim 1xx heads skipped).
-            var failure = await ExchangeAsync(context, connection, requestHead, framing, isHead, timeouts);
+            var failure = await ExchangeAsync(context, connection, requestHead, framing, isHead, timeouts, zeroCopy.SpliceThreshold);
             if (failure is null)
             {
                 head = connection.LastHead!;
@@ -215,7 +215,7 @@ public sealed partial class ZeroCopyForwarder(
     /// <see cref="UpstreamConnection.RequestIncomplete"/> tells the caller that neither connection can be reused.
     /// </summary>
     private async Task<ExchangeFailure?> ExchangeAsync(HttpContext context, UpstreamConnection connection, byte[] requestHead,
-        RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts)
+        RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts, long zeroCopySpliceThreshold)
     {
         var aborted = context.RequestAborted;
         connection.RequestIncomplete = false;
@@ -235,7 +235,10 @@ public sealed partial class ZeroCopyForwarder(
         using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
-        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token);
+        // Bodies that are always copied (below the splice threshold, chunked, close-delimited) may be consumed with the
+        // head: one recv for a small response. Splice-sized ones stay in the kernel. CanSplice is not asked here: the
+        // retry gate decides on the status when asked, and the status is not known yet.
+        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token, zeroCopySpliceThreshold);
         if (framing != RequestBodyFraming.None)
         {
             var bodyTask = RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, stopBody.Token);

@@ -11,6 +11,14 @@ public sealed class ChunkedBodyReader(Stream source, int maxLineLength = 4096, i
     private readonly byte[] _buffer = new byte[16 * 1024];
     private int _start, _end;
 
+    /// <summary>Starts with <paramref name="prefix"/> (body bytes already read with the head) before reading <paramref name="source"/>.</summary>
+    public ChunkedBodyReader(Stream source, ReadOnlySpan<byte> prefix) : this(source)
+    {
+        if (prefix.Length > _buffer.Length) throw new ArgumentException("prefix larger than the chunk buffer", nameof(prefix));
+        prefix.CopyTo(_buffer);
+        _end = prefix.Length;
+    }
+
     /// <summary>Bytes read from the source beyond the end of the body. An upstream that sends them is not reusable.</summary>
     public int LeftoverBytes => _end - _start;
 

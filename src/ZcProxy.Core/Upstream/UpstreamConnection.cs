@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 using ZcProxy.Native;
 
@@ -9,12 +10,16 @@ namespace ZcProxy.Core.Upstream;
 /// One HTTP/1.1 connection to a destination. The response head is read without consuming a single body byte:
 /// recv(MSG_PEEK) shows what arrived, bytes that are certainly head are consumed, and once the empty line
 /// is seen exactly the rest of the head is consumed. The body stays in the kernel, so it can be spliced
-/// straight from this socket, or read through <see cref="Stream"/> when copied.
+/// straight from this socket, or read through <see cref="Stream"/> when copied. When the caller says the body
+/// will be copied anyway, the body bytes already peeked are consumed in the same recv as the head and kept
+/// as <see cref="PrefetchedBody"/> (one recv per small response instead of two).
 /// </summary>
 public sealed class UpstreamConnection : IDisposable
 {
     private readonly byte[] _peek = new byte[4096];
     private int _disposed;
+    private byte[]? _prefetched;
+    private int _prefetchedOffset, _prefetchedCount;
 
     public UpstreamConnection(Socket socket, string destinationKey)
     {
@@ -50,22 +55,53 @@ public sealed class UpstreamConnection : IDisposable
     /// Reads heads until a final (non-1xx) one: 100 Continue and other interim responses are consumed and
     /// skipped (the request body is sent without waiting for 100). 101 is returned to the caller, who did not ask for an upgrade.
     /// </summary>
-    public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken)
+    /// <param name="spliceThreshold">
+    /// Null: consume the head only (the body stays in the kernel). Otherwise a final response whose body will be
+    /// copied (Content-Length below this, chunked, close-delimited) may have body bytes consumed with its head,
+    /// never more than its Content-Length; they are in <see cref="PrefetchedBody"/> until <see cref="ReleasePrefetchedBody"/>.
+    /// </param>
+    public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken, long? spliceThreshold = null)
     {
+        ReleasePrefetchedBody();
         long received = 0;
         while (true)
         {
-            var head = await ReadOneHeadAsync(requestWasHead, limits, received, cancellationToken);
+            var head = await ReadOneHeadAsync(requestWasHead, limits, received, spliceThreshold, cancellationToken);
             received += head.HeadLength;
             if (!head.IsInterim || head.StatusCode == 101) return head;
         }
     }
 
-    private async Task<ResponseHead> ReadOneHeadAsync(bool requestWasHead, ResponseHeadLimits limits, long receivedBefore, CancellationToken cancellationToken)
+    /// <summary>Body bytes consumed together with the last head (empty unless the caller allowed it); they come before anything still in the socket.</summary>
+    public ReadOnlyMemory<byte> PrefetchedBody => _prefetched is null ? ReadOnlyMemory<byte>.Empty : _prefetched.AsMemory(_prefetchedOffset, _prefetchedCount);
+
+    /// <summary>Returns the prefetched body's pooled buffer; call once the bytes have been used.</summary>
+    public void ReleasePrefetchedBody()
+    {
+        var buffer = _prefetched;
+        _prefetched = null;
+        _prefetchedCount = 0;
+        if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
+    }
+
+    /// <summary>How many peeked bytes after a complete head may be consumed with it: 0 when the body must stay in the kernel.</summary>
+    private static int PrefetchableBodyBytes(ResponseHead head, long? spliceThreshold, int available)
+    {
+        if (spliceThreshold is not long threshold || head.IsInterim || available <= 0) return 0;
+        return head.Framing switch
+        {
+            BodyFraming.ContentLength when head.ContentLength > 0 && head.ContentLength < threshold => (int)Math.Min(available, head.ContentLength),
+            // Decoded or read to EOF by the copy path, which already reads ahead; over-read is counted as leftover there.
+            BodyFraming.Chunked or BodyFraming.CloseDelimited => available,
+            _ => 0,
+        };
+    }
+
+    private async Task<ResponseHead> ReadOneHeadAsync(bool requestWasHead, ResponseHeadLimits limits, long receivedBefore, long? spliceThreshold, CancellationToken cancellationToken)
     {
         // Pooled: a fresh 8 KiB array per response was the largest allocation of a small proxied request (zeroed by the GC).
         // The parser copies what it keeps into strings, so nothing refers to the buffer after this method.
-        var head = ArrayPool<byte>.Shared.Rent(Math.Min(limits.MaxHeadBytes + 1, 8192));
+        byte[]? head = ArrayPool<byte>.Shared.Rent(Math.Min(limits.MaxHeadBytes + 1, 8192));
         int length = 0;
         try
         {
@@ -81,20 +117,28 @@ public sealed class UpstreamConnection : IDisposable
                 int end = FindHeadEnd(head.AsSpan(0, length), _peek.AsSpan(0, peeked));
                 if (end >= 0) take = end;
                 take = Math.Min(take, limits.MaxHeadBytes + 1 - length); // never consume more than the limit allows
-                if (length + take > head.Length)
-                {
-                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(Math.Max(head.Length * 2, length + take), limits.MaxHeadBytes + 1));
-                    head.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(head);
-                    head = larger;
-                }
-                await ConsumeExactlyAsync(head.AsMemory(length, take), cancellationToken);
+                Grow(ref head, length, length + take, limits);
+
+                // Parse what was peeked before consuming it, so a body that will be copied can be consumed in the same recv.
+                _peek.AsSpan(0, take).CopyTo(head.AsSpan(length));
+                var result = ResponseHeadParser.Parse(head.AsSpan(0, length + take), requestWasHead, limits);
+                int extra = result.Status == ResponseHeadParseStatus.Complete ? PrefetchableBodyBytes(result.Head!, spliceThreshold, peeked - take) : 0;
+                Grow(ref head, length, length + take + extra, limits);
+                await ConsumeExactlyAsync(head.AsMemory(length, take + extra), cancellationToken);
                 length += take;
 
-                var result = ResponseHeadParser.Parse(head.AsSpan(0, length), requestWasHead, limits);
                 switch (result.Status)
                 {
-                    case ResponseHeadParseStatus.Complete: return result.Head!;
+                    case ResponseHeadParseStatus.Complete:
+                        if (extra > 0)
+                        {
+                            // The head buffer now holds the body prefix: hand it to the connection instead of returning it.
+                            _prefetched = head;
+                            _prefetchedOffset = length;
+                            _prefetchedCount = extra;
+                            head = null;
+                        }
+                        return result.Head!;
                     case ResponseHeadParseStatus.Invalid: throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + length, "malformed upstream response head: " + result.Error);
                     default:
                         if (end >= 0) throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + length, "malformed upstream response head");
@@ -102,7 +146,16 @@ public sealed class UpstreamConnection : IDisposable
                 }
             }
         }
-        finally { ArrayPool<byte>.Shared.Return(head); }
+        finally { if (head is not null) ArrayPool<byte>.Shared.Return(head); }
+    }
+
+    private static void Grow([NotNull] ref byte[]? head, int length, int need, ResponseHeadLimits limits)
+    {
+        if (need <= head!.Length) return;
+        var larger = ArrayPool<byte>.Shared.Rent(Math.Max(need, Math.Min(Math.Max(head.Length * 2, need), limits.MaxHeadBytes + 1)));
+        head.AsSpan(0, length).CopyTo(larger);
+        ArrayPool<byte>.Shared.Return(head);
+        head = larger;
     }
 
     /// <summary>Number of peeked bytes up to and including CRLFCRLF, or -1; the terminator may straddle the consumed part.</summary>
@@ -143,6 +196,7 @@ public sealed class UpstreamConnection : IDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        ReleasePrefetchedBody();
         Stream.Dispose();
         Socket.Dispose();
     }

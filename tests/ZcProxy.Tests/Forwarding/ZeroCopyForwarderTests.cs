@@ -108,6 +108,34 @@ public class ZeroCopyForwarderTests
     }
 
     [Fact]
+    public async Task SmallCopiedResponses_PrefetchedWithTheirHeads_AreByteExact_OnOneKeptAliveUpstreamConnection()
+    {
+        // Head and body in one write, so the body is in the peek: it is consumed with the head and must not bleed into the next response.
+        string body1 = new('a', 1024), body2 = "chunked-body";
+        await using var origin = RawSocketOrigin.Start(async (request, socket) =>
+        {
+            string response = (request.RequestOnConnection % 3) switch
+            {
+                1 => $"HTTP/1.1 200 OK\r\nContent-Length: {body1.Length}\r\n\r\n{body1}",
+                2 => $"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{body2.Length:x}\r\n{body2}\r\n0\r\n\r\n",
+                _ => "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+            };
+            await RawSocketOrigin.SendAsync(socket, response);
+            return true;
+        });
+        await using var bed = await ForwarderTestBed.StartAsync(origin.Url);
+        for (int round = 0; round < 2; round++)
+        {
+            Assert.Equal(body1, await Client.GetStringAsync($"{bed.Url}/a{round}"));
+            Assert.Equal(body2, await Client.GetStringAsync($"{bed.Url}/b{round}"));
+            Assert.Equal("z", await Client.GetStringAsync($"{bed.Url}/c{round}"));
+        }
+        Assert.Equal(1, origin.Connections);
+        Assert.Equal(5, bed.Metrics.Counter("zcproxy_upstream_connections_reused_total", "").Value);
+        await bed.AssertBodyMechanismsAsync(0, 2 * (body1.Length + body2.Length + 1));
+    }
+
+    [Fact]
     public async Task HeadNoContentAndNotModified_HaveNoBody_AndTheConnectionStaysUsable()
     {
         await using var origin = await TestOrigin.StartAsync("O", BodyPattern.MapEndpoints);

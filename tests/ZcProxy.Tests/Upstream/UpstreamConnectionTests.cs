@@ -39,6 +39,46 @@ public class UpstreamConnectionTests
     }
 
     [Fact]
+    public async Task ReadHead_ForACopiedBody_PrefetchesAtMostContentLength_AndTheNextResponseIsIntact()
+    {
+        var (connection, origin) = await PairAsync();
+        using (connection) using (origin)
+        {
+            // Two keep-alive responses in one segment: the first's prefetch must stop at its Content-Length, and a
+            // body at or above the splice threshold must stay in the kernel.
+            await SendAsync(origin, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"
+                + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                + "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nkernel");
+            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available > 0, "the responses to arrive");
+            var first = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, spliceThreshold: 6);
+            Assert.Equal(5, first.ContentLength);
+            Assert.Equal("first", Encoding.ASCII.GetString(connection.PrefetchedBody.Span));
+            connection.ReleasePrefetchedBody();
+
+            var second = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, spliceThreshold: 6);
+            Assert.Equal(BodyFraming.Chunked, second.Framing);
+            var chunked = connection.PrefetchedBody.ToArray(); // chunked bodies are copied: what was peeked is taken, the decoder counts any excess
+            Assert.StartsWith("3\r\nabc\r\n0\r\n\r\n", Encoding.ASCII.GetString(chunked));
+            connection.ReleasePrefetchedBody();
+        }
+    }
+
+    [Fact]
+    public async Task ReadHead_ForASplicedBody_PrefetchesNothing()
+    {
+        var (connection, origin) = await PairAsync();
+        using (connection) using (origin)
+        {
+            await SendAsync(origin, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nkernel");
+            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available > 0, "the response to arrive");
+            var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, spliceThreshold: 6);
+            Assert.Equal(6, head.ContentLength);
+            Assert.True(connection.PrefetchedBody.IsEmpty);
+            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available == 6, "the body to stay in the kernel");
+        }
+    }
+
+    [Fact]
     public async Task ReadHead_ArrivingInPieces_AndAfterInterimResponses()
     {
         var (connection, origin) = await PairAsync();
