@@ -78,8 +78,8 @@ public sealed class UpstreamConnection : IDisposable
     /// <summary>Returns the prefetched body's pooled buffer; call once the bytes have been used.</summary>
     public void ReleasePrefetchedBody()
     {
-        var buffer = _prefetched;
-        _prefetched = null;
+        // Exchange: Dispose may race with the relay's release, and a pooled array must go back exactly once.
+        var buffer = Interlocked.Exchange(ref _prefetched, null);
         _prefetchedCount = 0;
         if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
     }
@@ -100,7 +100,7 @@ public sealed class UpstreamConnection : IDisposable
     private async Task<ResponseHead> ReadOneHeadAsync(bool requestWasHead, ResponseHeadLimits limits, long receivedBefore, long? spliceThreshold, CancellationToken cancellationToken)
     {
         // Pooled: a fresh 8 KiB array per response was the largest allocation of a small proxied request (zeroed by the GC).
-        // The parser copies what it keeps into strings, so nothing refers to the buffer after this method.
+        // The parser copies what it keeps into strings; the buffer outlives this method only as the prefetched body.
         byte[]? head = ArrayPool<byte>.Shared.Rent(Math.Min(limits.MaxHeadBytes + 1, 8192));
         int length = 0;
         try
