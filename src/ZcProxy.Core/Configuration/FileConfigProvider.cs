@@ -58,7 +58,7 @@ public sealed partial class FileConfigProvider : IProxyConfigProvider
                 var previous = _snapshot;
                 _loaded = next;
                 _snapshot = new ProxyConfigSnapshot(next.Routes, next.Clusters);
-                _runtime.Update(next.Options);
+                _runtime.Update(KeepRestartOnlyValues(_runtime.Current, next.Options));
                 previous.SignalReplaced();
                 LogReloaded(next.Routes.Count, next.Clusters.Count, reason);
                 outcome = new ConfigReloadOutcome(true, next.Routes.Count, next.Clusters.Count, []);
@@ -72,12 +72,19 @@ public sealed partial class FileConfigProvider : IProxyConfigProvider
         }
     }
 
+    /// <summary>Settings bound into the running listeners keep their start-up value until a restart (the warning says so).</summary>
+    private static ZcProxyOptions KeepRestartOnlyValues(ZcProxyOptions running, ZcProxyOptions next) =>
+        next.ZeroCopy.Enabled == running.ZeroCopy.Enabled ? next : next with { ZeroCopy = next.ZeroCopy with { Enabled = running.ZeroCopy.Enabled } };
+
     private void WarnAboutRestartOnlySettings(ZcProxyOptions before, ZcProxyOptions after)
     {
         if (!before.Listen.Select(l => l.Url).SequenceEqual(after.Listen.Select(l => l.Url)))
             LogNeedsRestart("Listen", string.Join(", ", after.Listen.Select(l => l.Url)));
         if (before.Admin?.Url != after.Admin?.Url)
             LogNeedsRestart("Admin", after.Admin?.Url ?? "(none)");
+        // The zero-copy transport is wired into the listeners at start: Enabled stays as it was (KeepRestartOnlyValues).
+        if (before.ZeroCopy.Enabled != after.ZeroCopy.Enabled)
+            LogNeedsRestart("ZeroCopy.Enabled", after.ZeroCopy.Enabled ? "true" : "false");
         if (before.Cache?.Path != after.Cache?.Path)
             LogNeedsRestart("Cache.Path", after.Cache?.Path ?? "(none)");
         if (before.Demo != after.Demo && !(before.Demo?.Origins.SequenceEqual(after.Demo?.Origins ?? []) ?? after.Demo is null))

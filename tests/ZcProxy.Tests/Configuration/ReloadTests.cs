@@ -98,4 +98,25 @@ public class ReloadTests
         await Poll.UntilAsync(async () => (await Client.GetAsync(proxy.Url + "/r19")).StatusCode == HttpStatusCode.OK, "the last route to answer");
         Assert.InRange(Volatile.Read(ref reloads), 1, 5 + stalls);
     }
+
+    [Fact]
+    public async Task ZeroCopyEnabled_ChangedByReload_KeepsItsStartupValueUntilRestart()
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        using var dir = new ConfigDirectory();
+        string proxyJson = $$"""{ "Routes": { "r": { "ClusterId": "a", "Match": { "Path": "/{**rest}" } } }, "Clusters": { {{ConfigDirectory.Cluster("a", ("a1", a.Url))}} } }""";
+        dir.WriteMain(proxyJson);
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        var lifecycle = proxy.Get<ConfigLifecycle>();
+        int reloads = 0;
+        lifecycle.Reloaded += _ => Interlocked.Increment(ref reloads);
+
+        dir.WriteMain(proxyJson, """ "ZeroCopy": { "Enabled": false, "SpliceThreshold": "1KiB" } """);
+        await Poll.UntilAsync(() => Volatile.Read(ref reloads) > 0, "the edit to be reloaded");
+
+        var running = proxy.Get<RuntimeOptions>().Current.ZeroCopy;
+        Assert.True(running.Enabled);                  // bound into the listeners at start: kept until a restart
+        Assert.Equal(1024, running.SpliceThreshold);   // the rest of the section applies at once
+        Assert.Equal("A GET /x", await Client.GetStringAsync(proxy.Url + "/x"));
+    }
 }
