@@ -8,17 +8,9 @@ namespace ZcProxy.Tests.Upstream;
 
 public class UpstreamConnectionPoolTests
 {
-    private sealed class ManualTime : TimeProvider
+    private static (UpstreamConnectionPool Pool, ManualTimeProvider Time) NewPool(int maxIdle = 2, int idleSeconds = 60)
     {
-        public long Ticks;
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-        public override long GetTimestamp() => Ticks;
-        public void Advance(TimeSpan by) => Ticks += by.Ticks;
-    }
-
-    private static (UpstreamConnectionPool Pool, ManualTime Time) NewPool(int maxIdle = 2, int idleSeconds = 60)
-    {
-        var time = new ManualTime();
+        var time = new ManualTimeProvider();
         var options = new RuntimeOptions(new ZcProxyOptions { ZeroCopy = new ZeroCopyOptions { MaxIdleConnectionsPerDestination = maxIdle, IdleConnectionTimeout = TimeSpan.FromSeconds(idleSeconds) } });
         return (new UpstreamConnectionPool(options, new ProxyMetrics(), time), time);
     }

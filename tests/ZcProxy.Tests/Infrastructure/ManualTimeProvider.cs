@@ -1,7 +1,7 @@
-namespace ZcProxy.Tests.Pools;
+namespace ZcProxy.Tests.Infrastructure;
 
 /// <summary>A clock that moves only when the test says so.</summary>
-internal sealed class ManualTimeProvider : TimeProvider
+public sealed class ManualTimeProvider : TimeProvider
 {
     private DateTimeOffset _now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
