@@ -19,7 +19,7 @@ trap 'rm -rf "$work"' EXIT
 # Publish from a copy: a RID-specific restore rewrites obj/project.assets.json, which would disturb builds and
 # test runs going on in the checkout.
 mkdir -p "$work/src"
-tar -C "$repo" --exclude=bin --exclude=obj -c src Directory.Build.props Yarp.props | tar -x -C "$work/src"
+tar -C "$repo" --exclude=bin --exclude=obj -c src Directory.Build.props | tar -x -C "$work/src"
 project=$work/src/src/ZcProxy/ZcProxy.csproj
 publish=$work/publish
 common=(-c Release -r linux-x64 -o "$publish" -p:DebugType=none -p:GenerateDocumentationFile=false -nologo -v:quiet)

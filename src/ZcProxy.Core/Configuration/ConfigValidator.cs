@@ -31,9 +31,6 @@ public sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerable<
         foreach (var cluster in config.Clusters)
         {
             var at = config.ClusterSources[cluster.ClusterId];
-            if (string.Equals(cluster.SessionAffinity?.Policy, "HashCookie", StringComparison.OrdinalIgnoreCase))
-                errors.Add(new(at.File, at.JsonPath + ".SessionAffinity.Policy",
-                    "'HashCookie' is not supported: it needs System.IO.Hashing, which this build does not ship; use 'Cookie' or 'ArrCookie'"));
             foreach (var (name, destination) in cluster.Destinations ?? new Dictionary<string, DestinationConfig>())
             {
                 if (!Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
@@ -41,8 +38,7 @@ public sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerable<
                         $"'{destination.Address}' is not an absolute http:// or https:// URL"));
             }
             foreach (var e in await yarpValidator.ValidateClusterAsync(cluster))
-                if (!errors.Any(x => x.JsonPath.StartsWith(at.JsonPath + ".SessionAffinity", StringComparison.Ordinal) && e.Message.Contains("HashCookie", StringComparison.Ordinal)))
-                    errors.Add(new(at.File, at.JsonPath, e.Message));
+                errors.Add(new(at.File, at.JsonPath, e.Message));
         }
 
         foreach (var check in checks)
