@@ -6,7 +6,7 @@ namespace ZcProxy.Native;
 /// Native memory aligned for O_DIRECT (buffer address, and callers keep offsets and lengths, multiples of
 /// <see cref="Alignment"/>). Freed by the SafeHandle, so a buffer still used by a pread in flight is not freed under it.
 /// </summary>
-public sealed unsafe class AlignedBuffer : SafeHandle
+internal sealed unsafe class AlignedBuffer : SafeHandle
 {
     public const int Alignment = 4096;
 

@@ -1,7 +1,7 @@
 namespace ZcProxy.Native;
 
 /// <summary>Linux errno values the proxy reacts to (same numbers on x86_64 and arm64).</summary>
-public enum Errno
+internal enum Errno
 {
     EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
     EFAULT = 14, EBUSY = 16, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENOSPC = 28,

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace ZcProxy.Native;
 
 /// <summary>A failed libc call: the call's name, the errno and strerror's text.</summary>
-public sealed class ErrnoException : IOException
+internal sealed class ErrnoException : IOException
 {
     public ErrnoException(string call, int errno)
         : base($"{call} failed: {Name(errno)} ({Marshal.GetPInvokeErrorMessage(errno)})", errno)

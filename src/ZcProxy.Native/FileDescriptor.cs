@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 namespace ZcProxy.Native;
 
 /// <summary>An owned fd that libc's close() releases (pipes, epoll and eventfd instances).</summary>
-public sealed class FileDescriptor : SafeHandleZeroOrMinusOneIsInvalid
+internal sealed class FileDescriptor : SafeHandleZeroOrMinusOneIsInvalid
 {
     public FileDescriptor(int fd) : base(ownsHandle: true) => SetHandle(fd);
 

@@ -28,7 +28,7 @@ internal unsafe struct MsgHdr
 /// pinned object heap), so a send needs no per-call pinning. Same layout as struct iovec.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
-public readonly struct IoSegment
+internal readonly struct IoSegment
 {
     public IoSegment(nint address, int length)
     {

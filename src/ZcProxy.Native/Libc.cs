@@ -6,7 +6,7 @@ namespace ZcProxy.Native;
 /// Raw libc entry points. Callers outside this assembly use the checked wrappers (<see cref="Syscalls"/>),
 /// which retry EINTR and turn errno into <see cref="ErrnoException"/>.
 /// </summary>
-public static unsafe partial class Libc
+internal static unsafe partial class Libc
 {
     private const string Lib = "libc";
 

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace ZcProxy.Native;
 
 /// <summary>Flag values from the Linux UAPI headers. Where x86_64 and arm64 differ, both are given.</summary>
-public static class LinuxConstants
+internal static class LinuxConstants
 {
     private static readonly bool IsArm64 = RuntimeInformation.ProcessArchitecture == Architecture.Arm64;
 

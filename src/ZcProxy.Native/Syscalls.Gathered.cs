@@ -7,7 +7,7 @@ namespace ZcProxy.Native;
 /// and at most <see cref="MaxBuffersPerCall"/> of them are passed at once (a partial write is normal:
 /// the caller advances by the returned count and calls again).
 /// </summary>
-public static unsafe partial class Syscalls
+internal static unsafe partial class Syscalls
 {
     /// <summary>Far below IOV_MAX (1024): enough to gather a response head and its body segments.</summary>
     public const int MaxBuffersPerCall = 64;

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace ZcProxy.Native;
 
-public static unsafe partial class Syscalls
+internal static unsafe partial class Syscalls
 {
     public const short POLLIN = 0x1, POLLPRI = 0x2, POLLERR = 0x8, POLLHUP = 0x10;
 

@@ -7,7 +7,7 @@ namespace ZcProxy.Native;
 /// <see cref="SysResult"/>, setup calls throw <see cref="ErrnoException"/>.
 /// Fds are raw ints here; callers hold a SafeHandle reference (DangerousAddRef) while using them.
 /// </summary>
-public static unsafe partial class Syscalls
+internal static unsafe partial class Syscalls
 {
     private const int EINTR = (int)Errno.EINTR;
 

@@ -4,7 +4,7 @@ using ZcProxy.Core.Configuration;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>Validation of the Cache section beyond what the JSON types enforce.</summary>
-public sealed partial class CacheConfigCheck : IConfigCheck
+internal sealed partial class CacheConfigCheck : IConfigCheck
 {
     public IEnumerable<ConfigError> Check(LoadedConfig config)
     {

@@ -7,7 +7,7 @@ namespace ZcProxy.Core.Caching;
 /// Cache-Control directives (RFC 9111 §5.2) of a request or response: names lower-cased, values unquoted.
 /// A directive given twice keeps its first value; an invalid delta-seconds value reads as "present but unusable".
 /// </summary>
-public sealed class CacheControl
+internal sealed class CacheControl
 {
     private readonly Dictionary<string, string?> _directives = new(StringComparer.OrdinalIgnoreCase);
 

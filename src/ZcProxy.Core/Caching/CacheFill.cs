@@ -9,7 +9,7 @@ namespace ZcProxy.Core.Caching;
 /// directory, renamed into place (no fsync: a crash leaves a temp file the loader deletes) only when the body
 /// is complete and its length verified. Any write error abandons the entry, never the client's response.
 /// </summary>
-public sealed partial class CacheFill : IDisposable
+internal sealed partial class CacheFill : IDisposable
 {
     private const long AdviseEvery = 8L << 20;
 

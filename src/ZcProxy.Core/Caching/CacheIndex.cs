@@ -1,7 +1,7 @@
 namespace ZcProxy.Core.Caching;
 
 /// <summary>One entry file as the in-memory index knows it (enough to select a variant and to evict).</summary>
-public sealed class IndexEntry
+internal sealed class IndexEntry
 {
     public required string Hash { get; init; }
     public required string Key { get; init; }
@@ -16,7 +16,7 @@ public sealed class IndexEntry
 /// The in-memory index: entries by file hash and by key (several Vary variants per key), an LRU list and the
 /// total size. One lock; every operation is short and never touches the disk.
 /// </summary>
-public sealed class CacheIndex
+internal sealed class CacheIndex
 {
     private readonly object _lock = new();
     private readonly Dictionary<string, IndexEntry> _byHash = new(StringComparer.Ordinal);

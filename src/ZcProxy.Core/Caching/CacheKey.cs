@@ -7,7 +7,7 @@ namespace ZcProxy.Core.Caching;
 /// The cache key from the configured template (nginx's proxy_cache_key). The key is only ever hashed into a file
 /// name, so its text (../, NUL, anything) cannot reach the file system.
 /// </summary>
-public static class CacheKey
+internal static class CacheKey
 {
     public static readonly string[] Placeholders = ["scheme", "host", "uri", "path", "query", "method"];
 

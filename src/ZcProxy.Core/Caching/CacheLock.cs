@@ -6,7 +6,7 @@ namespace ZcProxy.Core.Caching;
 /// nginx's proxy_cache_lock: the first miss for a key fetches it; concurrent misses wait (bounded) for that
 /// fill and are then answered from the new entry. The outcome tells waiters whether an entry was stored.
 /// </summary>
-public sealed class CacheLock
+internal sealed class CacheLock
 {
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _fills = new(StringComparer.Ordinal);
     private int _waiting;

@@ -3,7 +3,7 @@ using ZcProxy.Core.Diagnostics;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>The cache's metrics: requests by X-Cache-Status, size and entry gauges, errors by kind.</summary>
-public sealed class CacheMetrics
+internal sealed class CacheMetrics
 {
     private readonly Dictionary<string, Counter> _byStatus;
 
@@ -30,7 +30,7 @@ public sealed class CacheMetrics
 }
 
 /// <summary>X-Cache-Status values (nginx's $upstream_cache_status).</summary>
-public static class CacheStatus
+internal static class CacheStatus
 {
     public const string Hit = "HIT", Miss = "MISS", Expired = "EXPIRED", Stale = "STALE", Updating = "UPDATING",
         Revalidated = "REVALIDATED", Bypass = "BYPASS";

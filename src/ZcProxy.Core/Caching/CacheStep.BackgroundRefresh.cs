@@ -11,7 +11,7 @@ using ZcProxy.Core.Transport;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>stale-while-revalidate (RFC 5861): the refresh that runs after the client got the stale answer.</summary>
-public sealed partial class CacheStep
+internal sealed partial class CacheStep
 {
     /// <summary>
     /// stale-while-revalidate's refresh, detached from the client's request (which is answered at once and whose
@@ -53,7 +53,7 @@ public sealed partial class CacheStep
         return true;
     }
 
-    private HttpContext CopyRequest(HttpContext context, IReverseProxyFeature proxy)
+    private DefaultHttpContext CopyRequest(HttpContext context, IReverseProxyFeature proxy)
     {
         var copy = new DefaultHttpContext { RequestServices = services };
         copy.Features.Set<IHttpResponseBodyFeature>(new DiscardBodyFeature());

@@ -11,7 +11,7 @@ using ZcProxy.Core.Transport;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>Validation (RFC 9111 §4.3): conditional requests, 304 and HEAD updates of the stored head.</summary>
-public sealed partial class CacheStep
+internal sealed partial class CacheStep
 {
     /// <summary>§4.3: a conditional request with the stored validators; 304 updates the entry, errors may fall back to it.</summary>
     private async Task RevalidateAsync(HttpContext context, Func<Task> next, string key, OpenEntry entry, CacheControl requestCc,

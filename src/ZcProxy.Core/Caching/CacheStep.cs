@@ -15,7 +15,7 @@ namespace ZcProxy.Core.Caching;
 /// front of the forwarders. Hits never reach them; misses and validations pass through them with the response
 /// body intercepted (teed into a fill, or swallowed when the cache answers instead).
 /// </summary>
-public sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarder, IServiceProvider services, ILogger<CacheStep> log)
+internal sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarder, IServiceProvider services, ILogger<CacheStep> log)
 {
     private const string RefreshLockSuffix = "\n#refresh";
 
@@ -196,7 +196,7 @@ public sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarder,
         long? declared = response.ContentLength;
         if (declared > options.MaxEntrySize)
         {
-            LogNotStored(key, $"Content-Length {declared} exceeds MaxEntrySize");
+            LogTooLargeToStore(key, declared.Value);
             return (InterceptMode.Pass, null);
         }
         if (!cache.HasFreeSpace(declared ?? 0))
@@ -265,6 +265,9 @@ public sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarder,
 
     [LoggerMessage(EventId = 4010, Level = LogLevel.Debug, Message = "not stored: {Key}: {Reason}")]
     private partial void LogNotStored(string key, string reason);
+
+    [LoggerMessage(EventId = 4014, Level = LogLevel.Debug, Message = "not stored: {Key}: Content-Length {Length} exceeds MaxEntrySize")]
+    private partial void LogTooLargeToStore(string key, long length);
 
     [LoggerMessage(EventId = 4011, Level = LogLevel.Warning, Message = "background refresh of {Key} failed: {Error}")]
     private partial void LogRefreshFailed(string key, string error);

@@ -12,7 +12,7 @@ namespace ZcProxy.Core.Caching;
 /// HEAD, a single Range (206/416). The body moves by one decision: below DirectIoThreshold sendfile(2) through
 /// the zero-copy transport (or a copy without it), at or above it O_DIRECT reads.
 /// </summary>
-public static class CachedResponseWriter
+internal static class CachedResponseWriter
 {
     public static async Task WriteAsync(HttpContext context, OpenEntry entry, DiskCache cache, string status, TimeSpan age)
     {

@@ -6,7 +6,7 @@ namespace ZcProxy.Core.Caching;
 /// Client preconditions answered from a stored response (RFC 9110 §13.2.2 order; RFC 9111 §4.3.2):
 /// If-Match / If-Unmodified-Since → 412, If-None-Match / If-Modified-Since → 304 for GET and HEAD.
 /// </summary>
-public static class ClientConditionals
+internal static class ClientConditionals
 {
     /// <summary>304, 412, or null to send the stored response.</summary>
     public static int? Evaluate(HttpRequest request, StoredResponse stored)

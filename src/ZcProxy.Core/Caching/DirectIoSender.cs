@@ -13,7 +13,7 @@ namespace ZcProxy.Core.Caching;
 /// bytes of the oldest completed one are sent (<see cref="DirectReadAhead"/>: while one chunk goes out, the next
 /// two reads are already running).
 /// </summary>
-public static class DirectIoSender
+internal static class DirectIoSender
 {
     public const int ChunkSize = DirectReadAhead.ChunkSize;
     public const int ReadsInFlight = DirectReadAhead.ReadsInFlight;

@@ -10,7 +10,7 @@ namespace ZcProxy.Core.Caching;
 /// The cache directory: entry files named by SHA-256 (never by URL text, so no key can name a path outside
 /// <see cref="Root"/>), two levels of sub-directories, the in-memory index, the fill lock, eviction.
 /// </summary>
-public sealed partial class DiskCache
+internal sealed partial class DiskCache
 {
     private readonly RuntimeOptions _runtime;
     private readonly CacheOptions _initial;
@@ -187,7 +187,7 @@ public sealed partial class DiskCache
 }
 
 /// <summary>An entry opened for serving: the verified head and the body's place in the file.</summary>
-public sealed class OpenEntry(IndexEntry entry, SafeFileHandle file, StoredResponse response, long bodyOffset, string path) : IDisposable
+internal sealed class OpenEntry(IndexEntry entry, SafeFileHandle file, StoredResponse response, long bodyOffset, string path) : IDisposable
 {
     public IndexEntry Entry { get; } = entry;
     public SafeFileHandle File { get; } = file;

@@ -9,7 +9,7 @@ using ZcProxy.Core.Configuration;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>The cache's one registration place: services, the proxy-pipeline step, the admin purge endpoint.</summary>
-public static class DiskCacheExtensions
+internal static class DiskCacheExtensions
 {
     /// <summary>Registers the cache for a configured Cache section (Path already resolved against the main file).</summary>
     public static IServiceCollection AddDiskCache(this IServiceCollection services, CacheOptions options)

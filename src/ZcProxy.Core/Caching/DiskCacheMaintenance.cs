@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>nginx's cache loader and manager: indexes the directory in the background at start, then evicts periodically.</summary>
-public sealed partial class DiskCacheMaintenance(DiskCache cache, ILogger<DiskCacheMaintenance> log) : BackgroundService
+internal sealed partial class DiskCacheMaintenance(DiskCache cache, ILogger<DiskCacheMaintenance> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

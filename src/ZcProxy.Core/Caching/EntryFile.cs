@@ -12,7 +12,7 @@ namespace ZcProxy.Core.Caching;
 /// </code>
 /// A torn or garbled header fails the checksum; a truncated file fails the length check: both read as "no entry".
 /// </summary>
-public static class EntryFile
+internal static class EntryFile
 {
     public const int Alignment = 4096;
     public const int PrefixSize = 8 + 4 + 8 + 32;

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>RFC 9111 §4.2 for a shared cache: freshness lifetime, current age, and when a stale response may be served.</summary>
-public static class Freshness
+internal static class Freshness
 {
     /// <summary>Status codes that are heuristically cacheable (RFC 9110 §15.1).</summary>
     public static readonly HashSet<int> HeuristicallyCacheable = [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];

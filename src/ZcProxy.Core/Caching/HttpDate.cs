@@ -3,7 +3,7 @@ using System.Globalization;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850 and asctime forms recipients must accept.</summary>
-public static class HttpDate
+internal static class HttpDate
 {
     private static readonly string[] Formats =
     [

@@ -9,7 +9,7 @@ namespace ZcProxy.Core.Caching;
 /// body past the cache, since the cache has to see the bytes. (tee(2) of the splice pipe into the file would
 /// keep the fill zero-copy; that is a later optimisation.)
 /// </summary>
-public sealed class NoSpliceFeature(IZeroCopyResponseFeature inner) : IZeroCopyResponseFeature
+internal sealed class NoSpliceFeature(IZeroCopyResponseFeature inner) : IZeroCopyResponseFeature
 {
     public bool CanSplice => false;
     public bool CanSendFile => false;

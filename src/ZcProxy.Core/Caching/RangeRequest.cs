@@ -7,7 +7,7 @@ namespace ZcProxy.Core.Caching;
 /// A single byte range (RFC 9110 §14) answered from a complete stored body. Several ranges are answered with
 /// the whole body (200), which the RFC allows; If-Range that does not match (strong comparison) does the same.
 /// </summary>
-public static class RangeRequest
+internal static class RangeRequest
 {
     public enum Outcome { Full, Partial, Unsatisfiable }
 

@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http.Features;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>What happens to an upstream response once its status and headers are known.</summary>
-public enum InterceptMode
+internal enum InterceptMode
 {
     /// <summary>Not decided yet (nothing written).</summary>
     Undecided,
@@ -23,7 +23,7 @@ public enum InterceptMode
 /// on the first write (or when the forwarder returns without a body) it asks <c>decide</c> what to do, then
 /// passes bytes to the client, tees them into a fill (client first, file second), or swallows them.
 /// </summary>
-public sealed class ResponseInterceptor : WriteOnlyStream, IHttpResponseBodyFeature
+internal sealed class ResponseInterceptor : WriteOnlyStream, IHttpResponseBodyFeature
 {
     private readonly HttpContext _context;
     private readonly IHttpResponseBodyFeature _inner;
@@ -97,7 +97,7 @@ public sealed class ResponseInterceptor : WriteOnlyStream, IHttpResponseBodyFeat
 }
 
 /// <summary>A response body that goes nowhere: the sink of a refresh that runs after the client got its (stale) answer.</summary>
-public sealed class DiscardBodyFeature : WriteOnlyStream, IHttpResponseBodyFeature
+internal sealed class DiscardBodyFeature : WriteOnlyStream, IHttpResponseBodyFeature
 {
     private PipeWriter? _writer;
     Stream IHttpResponseBodyFeature.Stream => this;

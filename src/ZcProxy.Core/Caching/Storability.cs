@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Http;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>RFC 9111 §3 (with §3.5 for Authorization): may a shared cache store this response to this request?</summary>
-public static class Storability
+internal static class Storability
 {
     /// <summary>Null when storable, else a short reason (logged at debug level, useful in tests).</summary>
     public static string? WhyNot(HttpRequest request, int status, IHeaderDictionary responseHeaders, IReadOnlyCollection<int> statuses)

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Primitives;
 namespace ZcProxy.Core.Caching;
 
 /// <summary>Which response fields are stored (RFC 9111 §3.1) and how Vary selects a variant (§4.1).</summary>
-public static class StoredHead
+internal static class StoredHead
 {
     private static readonly HashSet<string> NeverStored = new(StringComparer.OrdinalIgnoreCase)
     {

@@ -4,7 +4,7 @@ namespace ZcProxy.Core.Caching;
 /// What a cache entry holds besides its body: the key it answers, the request header values it was
 /// selected by (Vary), the response head, and the times RFC 9111 §4.2.3 computes its age from.
 /// </summary>
-public sealed record StoredResponse
+internal sealed record StoredResponse
 {
     public required string Key { get; init; }
     /// <summary>Lower-cased field names from the response's Vary, with the request's values when it was stored.</summary>

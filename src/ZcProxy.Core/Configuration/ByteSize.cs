@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>Sizes in config: an integer of bytes, or a string with a unit (KiB, MiB, GiB, k, m, g, B).</summary>
-public static class ByteSize
+internal static class ByteSize
 {
     public static bool TryParse(string? text, out long bytes)
     {

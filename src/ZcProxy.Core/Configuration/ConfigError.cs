@@ -1,7 +1,7 @@
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>One configuration problem, printed as "file: $.json.path: reason" (like nginx -t).</summary>
-public sealed record ConfigError(string File, string JsonPath, string Message)
+internal sealed record ConfigError(string File, string JsonPath, string Message)
 {
     public override string ToString() => $"{File}: {JsonPath}: {Message}";
 }

@@ -8,7 +8,7 @@ namespace ZcProxy.Core.Configuration;
 /// Reads the main config file and its includes into a <see cref="LoadedConfig"/>, collecting every
 /// syntax and shape problem with its file and JSON path. Semantic checks are <see cref="ConfigValidator"/>'s.
 /// </summary>
-public static class ConfigFileLoader
+internal static class ConfigFileLoader
 {
     private const string IncludeKey = "Include";
     private const string ReverseProxyKey = "ReverseProxy";

@@ -8,7 +8,7 @@ namespace ZcProxy.Core.Configuration;
 /// A cheap summary of every config file (path and content hash), so a watcher can tell a real
 /// change from noise, and catch what file-system events miss (symlink swaps, editors' rename dance).
 /// </summary>
-public static class ConfigFingerprint
+internal static class ConfigFingerprint
 {
     public static string Compute(string mainFile)
     {
@@ -35,7 +35,7 @@ public static class ConfigFingerprint
         return dirs.ToList();
     }
 
-    private static IEnumerable<string> ReadIncludePatterns(string mainFile)
+    private static List<string> ReadIncludePatterns(string mainFile)
     {
         try
         {

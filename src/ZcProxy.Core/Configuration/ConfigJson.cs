@@ -8,7 +8,7 @@ namespace ZcProxy.Core.Configuration;
 /// case-insensitive (as YARP's IConfiguration binding is), unknown keys rejected so typos are reported,
 /// durations in "10s" form or TimeSpan strings, scalars accepted as metadata values ("Weight": 3).
 /// </summary>
-public static class ConfigJson
+internal static class ConfigJson
 {
     public static readonly JsonDocumentOptions DocumentOptions = new()
     {
@@ -37,7 +37,7 @@ public static class ConfigJson
 }
 
 /// <summary>TimeSpan from "500ms", "10s", "10m", "1h", "00:00:10" or a number of seconds.</summary>
-public sealed class DurationJsonConverter : JsonConverter<TimeSpan>
+internal sealed class DurationJsonConverter : JsonConverter<TimeSpan>
 {
     public override TimeSpan Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
@@ -53,7 +53,7 @@ public sealed class DurationJsonConverter : JsonConverter<TimeSpan>
 }
 
 /// <summary>A size in bytes from an integer or "64KiB", "10GiB", "4m"...</summary>
-public sealed class ByteSizeJsonConverter : JsonConverter<long>
+internal sealed class ByteSizeJsonConverter : JsonConverter<long>
 {
     public override long Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
@@ -66,7 +66,7 @@ public sealed class ByteSizeJsonConverter : JsonConverter<long>
 }
 
 /// <summary>Metadata maps are string → string in YARP; operators write numbers and booleans too.</summary>
-public sealed class ScalarStringDictionaryConverter : JsonConverter<IReadOnlyDictionary<string, string>>
+internal sealed class ScalarStringDictionaryConverter : JsonConverter<IReadOnlyDictionary<string, string>>
 {
     public override IReadOnlyDictionary<string, string> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {

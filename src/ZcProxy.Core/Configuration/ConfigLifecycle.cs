@@ -4,7 +4,7 @@ namespace ZcProxy.Core.Configuration;
 /// Reload notifications for whoever must tell the outside world (systemd's RELOADING=1/READY=1, STATUS=, logs).
 /// Raised by the file config provider around every reload attempt (SIGHUP or a file change).
 /// </summary>
-public sealed class ConfigLifecycle
+internal sealed class ConfigLifecycle
 {
     /// <summary>A reload attempt starts (before the files are read).</summary>
     public event Action? Reloading;
@@ -24,4 +24,4 @@ public sealed class ConfigLifecycle
 }
 
 /// <summary>Errors hold one line per problem ("file: $.json.path: reason"); empty when the config was applied.</summary>
-public sealed record ConfigReloadOutcome(bool Applied, int Routes, int Clusters, IReadOnlyList<string> Errors);
+internal sealed record ConfigReloadOutcome(bool Applied, int Routes, int Clusters, IReadOnlyList<string> Errors);

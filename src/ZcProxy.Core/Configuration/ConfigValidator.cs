@@ -6,7 +6,7 @@ namespace ZcProxy.Core.Configuration;
 /// Semantic validation of a loaded configuration: YARP's own validator for every route and cluster,
 /// ZcProxy's cross-file rules, and every registered <see cref="IConfigCheck"/>.
 /// </summary>
-public sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerable<IConfigCheck> checks)
+internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerable<IConfigCheck> checks)
 {
     public async Task<List<ConfigError>> ValidateAsync(LoadedConfig config)
     {

@@ -8,7 +8,7 @@ namespace ZcProxy.Core.Configuration;
 /// Triggers reloads: SIGHUP always; file-system events after a quiet period (editors write in bursts);
 /// and a periodic fingerprint check as a backstop for changes the events miss.
 /// </summary>
-public sealed partial class ConfigWatcher(FileConfigProvider provider, ILogger<ConfigWatcher> logger) : BackgroundService
+internal sealed partial class ConfigWatcher(FileConfigProvider provider, ILogger<ConfigWatcher> logger) : BackgroundService
 {
     public static readonly TimeSpan QuietPeriod = TimeSpan.FromMilliseconds(300);
     public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(2);

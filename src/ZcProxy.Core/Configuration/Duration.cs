@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>Durations in config: "500ms", "10s", "10m", "1h", "2d", or a TimeSpan string ("00:00:10").</summary>
-public static class Duration
+internal static class Duration
 {
     public static bool TryParse(string? text, out TimeSpan value)
     {

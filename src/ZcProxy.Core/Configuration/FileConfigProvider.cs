@@ -7,7 +7,7 @@ namespace ZcProxy.Core.Configuration;
 /// YARP's config source: the main file and its includes. A reload reads and validates everything first;
 /// only a fully valid configuration replaces the running one, so a broken edit never takes the proxy down.
 /// </summary>
-public sealed partial class FileConfigProvider : IProxyConfigProvider
+internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDisposable
 {
     private readonly ConfigValidator _validator;
     private readonly ConfigLifecycle _lifecycle;
@@ -71,6 +71,8 @@ public sealed partial class FileConfigProvider : IProxyConfigProvider
             _reloadGate.Release();
         }
     }
+
+    public void Dispose() => _reloadGate.Dispose();
 
     /// <summary>Settings bound into the running listeners keep their start-up value until a restart (the warning says so).</summary>
     private static ZcProxyOptions KeepRestartOnlyValues(ZcProxyOptions running, ZcProxyOptions next) =>

@@ -3,7 +3,7 @@ using Microsoft.Extensions.FileSystemGlobbing;
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>Expands the main file's Include globs (relative to the main file's folder) into a sorted file list.</summary>
-public static class IncludeResolver
+internal static class IncludeResolver
 {
     public static IReadOnlyList<string> Resolve(string mainFile, string pattern, out string? error)
     {

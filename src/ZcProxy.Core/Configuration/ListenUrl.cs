@@ -3,7 +3,7 @@ using System.Net;
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>A parsed listener URL: http(s)://address:port, where address is an IP, "localhost" or "*".</summary>
-public sealed record ListenUrl(string Scheme, IPAddress? Address, bool IsLocalhost, int Port)
+internal sealed record ListenUrl(string Scheme, IPAddress? Address, bool IsLocalhost, int Port)
 {
     public bool IsHttps => Scheme == "https";
 

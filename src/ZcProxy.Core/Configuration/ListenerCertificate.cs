@@ -3,7 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>Loads an https listener's PEM certificate and key; relative paths are relative to the main config file.</summary>
-public static class ListenerCertificate
+internal static class ListenerCertificate
 {
     public static X509Certificate2 Load(ListenerOptions listen, string baseDirectory)
     {

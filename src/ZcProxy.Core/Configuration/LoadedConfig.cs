@@ -3,7 +3,7 @@ using Yarp.ReverseProxy.Configuration;
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>A whole configuration (main file + includes) as read from disk, before validation.</summary>
-public sealed record LoadedConfig(
+internal sealed record LoadedConfig(
     ZcProxyOptions Options,
     IReadOnlyList<RouteConfig> Routes,
     IReadOnlyList<ClusterConfig> Clusters,
@@ -12,4 +12,4 @@ public sealed record LoadedConfig(
     IReadOnlyDictionary<string, ConfigSource> ClusterSources);
 
 /// <summary>Where a route or cluster was defined, so validation errors can name the file and JSON path.</summary>
-public sealed record ConfigSource(string File, string JsonPath);
+internal sealed record ConfigSource(string File, string JsonPath);

@@ -4,7 +4,7 @@ namespace ZcProxy.Core.Configuration;
 /// The ZcProxy sections currently in force. Read <see cref="Current"/> per request (it is swapped
 /// atomically on reload) so ZeroCopy and Cache settings apply without a restart.
 /// </summary>
-public sealed class RuntimeOptions(ZcProxyOptions initial)
+internal sealed class RuntimeOptions(ZcProxyOptions initial)
 {
     private volatile ZcProxyOptions _current = initial;
 

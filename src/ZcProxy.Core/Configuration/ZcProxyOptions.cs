@@ -1,7 +1,7 @@
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>ZcProxy's own config sections (everything in the main file but ReverseProxy and Include).</summary>
-public sealed record ZcProxyOptions
+internal sealed record ZcProxyOptions
 {
     public IReadOnlyList<ListenerOptions> Listen { get; init; } = [new ListenerOptions { Url = "http://127.0.0.1:8080" }];
     public AdminOptions? Admin { get; init; }
@@ -14,7 +14,7 @@ public sealed record ZcProxyOptions
 }
 
 /// <summary>Client-side limits (nginx: client_max_body_size, keepalive_timeout, client_header_timeout...).</summary>
-public sealed record ClientLimits
+internal sealed record ClientLimits
 {
     /// <summary>Largest request body accepted (413 above it); 0 means unlimited. Routes may override with MaxRequestBodySize.</summary>
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxRequestBodySize { get; init; } = 100L << 20;
@@ -25,7 +25,7 @@ public sealed record ClientLimits
     public long MaxConnections { get; init; }
 }
 
-public sealed record ListenerOptions
+internal sealed record ListenerOptions
 {
     public required string Url { get; init; }
     /// <summary>PEM certificate (chain) for https listeners.</summary>
@@ -34,12 +34,12 @@ public sealed record ListenerOptions
     public string? CertificateKey { get; init; }
 }
 
-public sealed record AdminOptions
+internal sealed record AdminOptions
 {
     public required string Url { get; init; }
 }
 
-public sealed record ZeroCopyOptions
+internal sealed record ZeroCopyOptions
 {
     public bool Enabled { get; init; } = true;
     /// <summary>Response bodies at least this long (Content-Length) are spliced; smaller ones are copied.</summary>
@@ -51,7 +51,7 @@ public sealed record ZeroCopyOptions
     public TimeSpan IdleConnectionTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }
 
-public sealed record CacheOptions
+internal sealed record CacheOptions
 {
     public required string Path { get; init; }
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxSize { get; init; } = 10L << 30;
@@ -68,14 +68,14 @@ public sealed record CacheOptions
     public IReadOnlyList<int> Statuses { get; init; } = [];
 }
 
-public sealed record AccessLogOptions
+internal sealed record AccessLogOptions
 {
     /// <summary>"stdout" (default), "off", or a file path.</summary>
     public string Path { get; init; } = "stdout";
 }
 
 /// <summary>Built-in demo origins so the shipped config works on a fresh machine. Production configs omit it.</summary>
-public sealed record DemoOptions
+internal sealed record DemoOptions
 {
     public IReadOnlyList<string> Origins { get; init; } = ["http://127.0.0.1:8081", "http://127.0.0.1:8082"];
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long LargeFileSize { get; init; } = 16L << 20;

@@ -10,7 +10,7 @@ namespace ZcProxy.Core.Diagnostics;
 /// One line per request in nginx's "combined" format, followed by upstream address, request time,
 /// upstream time and cache status; also counts zcproxy_requests_total by status code.
 /// </summary>
-public sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter writer, ProxyMetrics metrics)
+internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter writer, ProxyMetrics metrics)
 {
     public const string UpstreamTimeItem = "zcproxy.upstream_seconds";
     public const string CacheStatusItem = "zcproxy.cache_status";

@@ -8,7 +8,7 @@ namespace ZcProxy.Core.Diagnostics;
 /// Writes access-log lines off the request path: requests enqueue, one background loop writes in batches
 /// to stdout or a file. A full queue drops lines (counted) rather than slowing requests down.
 /// </summary>
-public sealed class AccessLogWriter : BackgroundService
+internal sealed class AccessLogWriter : BackgroundService
 {
     private readonly Channel<string> _lines = Channel.CreateBounded<string>(new BoundedChannelOptions(65536)
     {

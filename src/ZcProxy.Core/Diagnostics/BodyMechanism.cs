@@ -1,6 +1,6 @@
 namespace ZcProxy.Core.Diagnostics;
 
 /// <summary>How body bytes actually moved; label values of zcproxy_body_bytes_total.</summary>
-public enum BodyMechanism { Sendfile, Splice, DirectIo, Copy }
+internal enum BodyMechanism { Sendfile, Splice, DirectIo, Copy }
 
-public enum BodyDirection { Response, Request }
+internal enum BodyDirection { Response, Request }

@@ -5,7 +5,7 @@ namespace ZcProxy.Core.Diagnostics;
 /// Used where bytes move through user space without our own accounting (YARP's forwarder), so that
 /// zcproxy_body_bytes_total tells the whole story on both forwarding paths.
 /// </summary>
-public sealed class CountingBodyStream(Stream inner, ProxyMetrics metrics, BodyDirection direction) : Stream
+internal sealed class CountingBodyStream(Stream inner, ProxyMetrics metrics, BodyDirection direction) : Stream
 {
     public override bool CanRead => inner.CanRead;
     // Seekable when the inner stream is: retries rewind a buffered request body through this wrapper.

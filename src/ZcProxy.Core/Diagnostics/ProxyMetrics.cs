@@ -8,7 +8,7 @@ namespace ZcProxy.Core.Diagnostics;
 /// Process-wide counters and gauges, rendered in Prometheus text format by the admin listener.
 /// Body bytes have a fixed, lock-free table because they are counted on the hot path.
 /// </summary>
-public sealed class ProxyMetrics
+internal sealed class ProxyMetrics
 {
     private static readonly string[] MechanismLabels = ["sendfile", "splice", "directio", "copy"];
     private static readonly string[] DirectionLabels = ["response", "request"];
@@ -83,7 +83,7 @@ public sealed class ProxyMetrics
     private static string Escape(string v) => v.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n");
 }
 
-public sealed class Counter
+internal sealed class Counter
 {
     private long _value;
     public long Value => Interlocked.Read(ref _value);

@@ -10,7 +10,7 @@ namespace ZcProxy.Core.Diagnostics;
 /// The last proxy-pipeline step before the forwarders: times the upstream exchange for the access log, and
 /// turns a forwarding failure that produced no response yet into a short, readable error body.
 /// </summary>
-public static class UpstreamTimingStep
+internal static class UpstreamTimingStep
 {
     public static async Task InvokeAsync(HttpContext context, Func<Task> next)
     {

@@ -3,7 +3,7 @@ using ZcProxy.Core.Diagnostics;
 namespace ZcProxy.Core.Forwarding;
 
 /// <summary>Counters of the forwarding stage: which forwarder ran, and upstream failures by kind.</summary>
-public sealed class ForwardingMetrics
+internal sealed class ForwardingMetrics
 {
     private const string ErrorsName = "zcproxy_upstream_errors_total";
     private const string ErrorsHelp = "Upstream exchanges of the zero-copy forwarder that failed, by kind.";
@@ -42,4 +42,4 @@ public sealed class ForwardingMetrics
     };
 }
 
-public enum UpstreamErrorKind { Connect, Send, HeadTimeout, MalformedHead, ClosedBeforeHead, BodyReset, BodyTimeout, MalformedBody, ClientAborted, Transport }
+internal enum UpstreamErrorKind { Connect, Send, HeadTimeout, MalformedHead, ClosedBeforeHead, BodyReset, BodyTimeout, MalformedBody, ClientAborted, Transport }

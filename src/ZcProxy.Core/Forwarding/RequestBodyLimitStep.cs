@@ -9,7 +9,7 @@ namespace ZcProxy.Core.Forwarding;
 /// MaxRequestBodySize) gets 413 before anything is sent upstream, as nginx's client_max_body_size does.
 /// Chunked bodies are still cut off by Kestrel when they cross the limit.
 /// </summary>
-public static class RequestBodyLimitStep
+internal static class RequestBodyLimitStep
 {
     private static readonly byte[] Body = Encoding.ASCII.GetBytes("413 Payload Too Large: the request body exceeds the configured limit\n");
 

@@ -17,7 +17,7 @@ namespace ZcProxy.Core.Forwarding;
 /// Request heads go through the route's YARP transforms, and failures are reported through IForwarderErrorFeature
 /// with the status codes YARP uses, so transforms, passive health checks and logging see both paths alike.
 /// </summary>
-public sealed partial class ZeroCopyForwarder(
+internal sealed partial class ZeroCopyForwarder(
     RequestDelegate next, UpstreamConnectionPool pool, RuntimeOptions options, ForwardingMetrics metrics, ILogger<ZeroCopyForwarder> logger)
 {
     private readonly ResponseBodyRelay _relay = new(metrics.Body);

@@ -6,7 +6,7 @@ using ZcProxy.Core.Upstream;
 
 namespace ZcProxy.Core.Forwarding;
 
-public static class ZeroCopyForwardingExtensions
+internal static class ZeroCopyForwardingExtensions
 {
     /// <summary>Registers the zero-copy forwarder's services (upstream pool, metrics).</summary>
     public static IServiceCollection AddZeroCopyForwarder(this IServiceCollection services)

@@ -4,7 +4,7 @@ namespace ZcProxy.Core.Streams;
 /// Base of the response-body sinks (cache tee, retry gate, discard): they only take writes, so reading,
 /// seeking and length are refused in one place.
 /// </summary>
-public abstract class WriteOnlyStream : Stream
+internal abstract class WriteOnlyStream : Stream
 {
     public override bool CanRead => false;
     public override bool CanSeek => false;

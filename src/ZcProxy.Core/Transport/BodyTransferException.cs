@@ -1,7 +1,7 @@
 namespace ZcProxy.Core.Transport;
 
 /// <summary>Why a zero-copy body did not arrive complete at the client. In every case the client connection was aborted.</summary>
-public enum BodyTransferFailure
+internal enum BodyTransferFailure
 {
     /// <summary>The source (file or upstream socket) ended before the promised length.</summary>
     SourceEnded,
@@ -18,7 +18,7 @@ public enum BodyTransferFailure
 }
 
 /// <summary>A body moved by sendfile/splice failed part-way; the client connection has been aborted.</summary>
-public sealed class BodyTransferException : IOException
+internal sealed class BodyTransferException : IOException
 {
     public BodyTransferException(BodyTransferFailure failure, string message, Exception? inner = null) : base(message, inner)
         => Failure = failure;

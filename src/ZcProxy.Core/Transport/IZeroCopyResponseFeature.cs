@@ -9,7 +9,7 @@ namespace ZcProxy.Core.Transport;
 /// upstream socket → pipe → client socket with splice(2); the cache uses it to send a stored
 /// body file → client socket with sendfile(2). Neither passes the bytes through user space.
 /// </summary>
-public interface IZeroCopyResponseFeature
+internal interface IZeroCopyResponseFeature
 {
     /// <summary>False when this response cannot take a hole (HTTP/2, TLS, chunked, writer faulted, response started...).</summary>
     bool CanSplice { get; }

@@ -5,7 +5,7 @@ namespace ZcProxy.Core.Transport;
 /// splice's upstream side). A wait ends with the ready events, by cancellation, or by <see cref="Fail"/>
 /// (the connection died): nobody waits forever on a dead fd.
 /// </summary>
-public sealed class ReactorRegistration : IDisposable
+internal sealed class ReactorRegistration : IDisposable
 {
     private readonly ReadinessReactor _reactor;
     private readonly object _lock = new();

@@ -12,7 +12,7 @@ namespace ZcProxy.Core.Transport;
 /// An eventfd wakes the thread to stop. Sockets stay registered with .NET's own epoll too; the kernel
 /// allows an fd in several epoll sets.
 /// </summary>
-public sealed class ReadinessReactor : IDisposable
+internal sealed partial class ReadinessReactor : IDisposable
 {
     private const ulong WakeToken = 0;
     private readonly ConcurrentDictionary<ulong, ReactorRegistration> _registrations = new();
@@ -42,7 +42,7 @@ public sealed class ReadinessReactor : IDisposable
     /// <summary>Arms a one-shot wait; returns errno (EBADF when the handle is already closed).</summary>
     internal int Arm(ReactorRegistration registration, uint events, bool added)
     {
-        if (_stopping) throw new ObjectDisposedException(nameof(ReadinessReactor));
+        ObjectDisposedException.ThrowIf(_stopping, this);
         if (!FdLease.TryAcquire(registration.Handle, out var lease)) return (int)Errno.EBADF;
         using (lease)
             return Syscalls.EpollControl(_epoll!, added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, lease.Fd,
@@ -62,7 +62,7 @@ public sealed class ReadinessReactor : IDisposable
         if (_thread is not null) return;
         lock (_startLock)
         {
-            if (_stopping) throw new ObjectDisposedException(nameof(ReadinessReactor));
+            ObjectDisposedException.ThrowIf(_stopping, this);
             if (_thread is not null) return;
             _epoll = Syscalls.EpollCreate();
             _wake = Syscalls.EventFd();
@@ -91,12 +91,15 @@ public sealed class ReadinessReactor : IDisposable
         }
         catch (Exception ex)
         {
-            _log?.LogCritical(ex, "readiness reactor stopped");
+            if (_log is not null) LogStopped(_log, ex);
             _stopping = true;
         }
         var stopped = new ObjectDisposedException(nameof(ReadinessReactor));
         foreach (var registration in _registrations.Values) registration.Fail(stopped);
     }
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Critical, Message = "readiness reactor stopped")]
+    private static partial void LogStopped(ILogger logger, Exception exception);
 
     public void Dispose()
     {

@@ -6,7 +6,7 @@ namespace ZcProxy.Core.Transport;
 /// A kernel pipe between an upstream socket and a client socket (splice needs a pipe on one side).
 /// <see cref="Buffered"/> tracks the bytes inside it: a pipe that may hold bytes must never be reused.
 /// </summary>
-public sealed class SplicePipe : IDisposable
+internal sealed class SplicePipe : IDisposable
 {
     private readonly FileDescriptor _read;
     private readonly FileDescriptor _write;

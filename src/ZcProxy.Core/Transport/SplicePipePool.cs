@@ -6,7 +6,7 @@ namespace ZcProxy.Core.Transport;
 /// Idle, empty splice pipes. A connection rents one at its first splice and keeps it; at connection end an
 /// empty, healthy pipe comes back here, any other is closed. Bounded, so idle pipes do not pile up.
 /// </summary>
-public sealed class SplicePipePool : IDisposable
+internal sealed class SplicePipePool : IDisposable
 {
     public const int DefaultPipeCapacity = 1 << 20;
     private readonly ConcurrentQueue<SplicePipe> _idle = new();

@@ -6,7 +6,7 @@ namespace ZcProxy.Core.Transport;
 /// What all zero-copy connections share: the readiness reactor, the splice pipe pool, the metrics, and the
 /// scratch buffer handed to Kestrel for hole bytes (never read by anyone, so sharing it is safe).
 /// </summary>
-public sealed class ZeroCopyTransport
+internal sealed class ZeroCopyTransport
 {
     public const int ScratchSize = 1 << 20;
 

@@ -11,7 +11,7 @@ using ZcProxy.Core.Diagnostics;
 namespace ZcProxy.Core.Transport;
 
 /// <summary>Wiring of the zero-copy transport: services, the connection middleware, and the request middleware.</summary>
-public static class ZeroCopyTransportExtensions
+internal static class ZeroCopyTransportExtensions
 {
     /// <summary>The reactor (one epoll thread, started at first use), the splice pipe pool and the shared transport state.</summary>
     public static IServiceCollection AddZeroCopyTransport(this IServiceCollection services)

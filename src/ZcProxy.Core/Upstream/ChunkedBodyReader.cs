@@ -6,7 +6,7 @@ namespace ZcProxy.Core.Upstream;
 /// every chunk ends with CRLF, size lines and trailers are bounded. Trailers are read and dropped.
 /// Malformed framing throws <see cref="InvalidDataException"/>; an early end throws <see cref="EndOfStreamException"/>.
 /// </summary>
-public sealed class ChunkedBodyReader(Stream source, int maxLineLength = 4096, int maxTrailerLines = 64)
+internal sealed class ChunkedBodyReader(Stream source, int maxLineLength = 4096, int maxTrailerLines = 64)
 {
     private readonly byte[] _buffer = new byte[16 * 1024];
     private int _start, _end;

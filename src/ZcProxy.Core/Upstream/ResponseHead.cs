@@ -1,7 +1,7 @@
 namespace ZcProxy.Core.Upstream;
 
 /// <summary>How the body after a response head is delimited (RFC 9112 §6.3).</summary>
-public enum BodyFraming
+internal enum BodyFraming
 {
     /// <summary>No body: HEAD request, 1xx, 204, 304.</summary>
     None,
@@ -14,7 +14,7 @@ public enum BodyFraming
 }
 
 /// <summary>A parsed upstream response head. Header names and values are kept as received (Latin-1).</summary>
-public sealed class ResponseHead
+internal sealed class ResponseHead
 {
     public required int StatusCode { get; init; }
     public required string ReasonPhrase { get; init; }

@@ -1,7 +1,7 @@
 namespace ZcProxy.Core.Upstream;
 
 /// <summary>Bounds on what an upstream may send as a response head (nginx: proxy_buffer_size).</summary>
-public sealed record ResponseHeadLimits
+internal sealed record ResponseHeadLimits
 {
     public static readonly ResponseHeadLimits Default = new();
 

@@ -1,9 +1,9 @@
 namespace ZcProxy.Core.Upstream;
 
-public enum ResponseHeadParseStatus { Incomplete, Complete, Invalid }
+internal enum ResponseHeadParseStatus { Incomplete, Complete, Invalid }
 
 /// <summary>Outcome of parsing the bytes of a head received so far. Malformed input is a result, not an exception.</summary>
-public readonly record struct ResponseHeadParseResult(ResponseHeadParseStatus Status, ResponseHead? Head, string? Error)
+internal readonly record struct ResponseHeadParseResult(ResponseHeadParseStatus Status, ResponseHead? Head, string? Error)
 {
     public static readonly ResponseHeadParseResult Incomplete = new(ResponseHeadParseStatus.Incomplete, null, null);
     public static ResponseHeadParseResult Complete(ResponseHead head) => new(ResponseHeadParseStatus.Complete, head, null);

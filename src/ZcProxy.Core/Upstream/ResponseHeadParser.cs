@@ -10,7 +10,7 @@ namespace ZcProxy.Core.Upstream;
 /// malformed Content-Length, Content-Length with Transfer-Encoding, any transfer coding other than a
 /// single "chunked", Transfer-Encoding in HTTP/1.0, heads over the size or header-count limit.
 /// </summary>
-public static class ResponseHeadParser
+internal static class ResponseHeadParser
 {
     private static readonly Encoding Latin1 = Encoding.Latin1;
 

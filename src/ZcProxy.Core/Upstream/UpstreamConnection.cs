@@ -14,7 +14,7 @@ namespace ZcProxy.Core.Upstream;
 /// will be copied anyway, the body bytes already peeked are consumed in the same recv as the head and kept
 /// as <see cref="PrefetchedBody"/> (one recv per small response instead of two).
 /// </summary>
-public sealed class UpstreamConnection : IDisposable
+internal sealed class UpstreamConnection : IDisposable
 {
     private readonly byte[] _peek = new byte[4096];
     private int _disposed;

@@ -13,7 +13,7 @@ namespace ZcProxy.Core.Upstream;
 /// rent, idle-expired and stale (readable) connections are discarded. Limits come from ZeroCopy options and
 /// are read per call, so a reload applies to the next request.
 /// </summary>
-public sealed class UpstreamConnectionPool : IDisposable
+internal sealed class UpstreamConnectionPool : IDisposable
 {
     private readonly ConcurrentDictionary<string, ConcurrentStack<UpstreamConnection>> _idle = new(StringComparer.OrdinalIgnoreCase);
     private readonly RuntimeOptions _options;

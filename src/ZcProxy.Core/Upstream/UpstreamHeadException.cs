@@ -1,7 +1,7 @@
 namespace ZcProxy.Core.Upstream;
 
 /// <summary>Why reading a response head failed.</summary>
-public enum UpstreamHeadFailure
+internal enum UpstreamHeadFailure
 {
     /// <summary>The upstream closed or reset the connection; <see cref="UpstreamHeadException.BytesReceived"/> tells whether before any byte.</summary>
     Closed,
@@ -9,7 +9,7 @@ public enum UpstreamHeadFailure
     Malformed,
 }
 
-public sealed class UpstreamHeadException(UpstreamHeadFailure failure, long bytesReceived, string message, Exception? inner = null)
+internal sealed class UpstreamHeadException(UpstreamHeadFailure failure, long bytesReceived, string message, Exception? inner = null)
     : IOException(message, inner)
 {
     public UpstreamHeadFailure Failure { get; } = failure;

@@ -3,7 +3,7 @@ using Yarp.ReverseProxy;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
-using ZcProxy.Core.Upstream.Pools;
+using ZcProxy.Core.Balancing;
 
 namespace ZcProxy.Admin;
 
@@ -18,7 +18,7 @@ internal static class AdminEndpoints
             e.MapGet("/healthz", () => Results.Text("ok\n"));
             e.MapGet("/metrics", (ProxyMetrics metrics) =>
                 Results.Text(metrics.RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8"));
-            e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config, PoolRegistry pools) =>
+            e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools) =>
                 Results.Text(JsonSerializer.Serialize(Status(state, config, pools), StatusJson), "application/json"));
             e.MapCachePurge("/cache");
         });
@@ -26,7 +26,7 @@ internal static class AdminEndpoints
 
     private static readonly JsonSerializerOptions StatusJson = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
-    private static object Status(IProxyStateLookup state, FileConfigProvider config, PoolRegistry pools) => new
+    private static object Status(IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools) => new
     {
         config = new { file = config.MainFile, routes = config.Current.Routes.Count, clusters = config.Current.Clusters.Count },
         clusters = state.GetClusters().OrderBy(c => c.ClusterId, StringComparer.Ordinal).Select(c => new
@@ -39,7 +39,7 @@ internal static class AdminEndpoints
                 address = d.Model.Config.Address,
                 health = new { active = d.Health.Active.ToString(), passive = d.Health.Passive.ToString() },
                 activeRequests = d.ConcurrentRequestCount,
-                pool = PoolStatus.Describe(pools, c.ClusterId, d),
+                pool = DestinationStatus.Describe(pools, c.ClusterId, d),
             }),
         }),
     };

@@ -7,7 +7,7 @@ using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Transport;
-using ZcProxy.Core.Upstream.Pools;
+using ZcProxy.Core.Balancing;
 using ZcProxy.Demo;
 using ZcProxy.Hosting.Systemd;
 
@@ -89,8 +89,8 @@ internal static class ProxyHost
         var startupLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ZcProxy.Hosting");
         app.Lifetime.ApplicationStarted.Register(() =>
         {
-            foreach (var endPoint in listeners.ProxyEndPoints) startupLog.LogInformation("proxy listening on http://{EndPoint}", endPoint);
-            if (listeners.AdminEndPoint is { } adminEndPoint) startupLog.LogInformation("admin listening on http://{EndPoint}", adminEndPoint);
+            foreach (var endPoint in listeners.ProxyEndPoints) HostingLog.ProxyListening(startupLog, endPoint);
+            if (listeners.AdminEndPoint is { } adminEndPoint) HostingLog.AdminListening(startupLog, adminEndPoint);
         });
         app.MapWhen(context => context.Features.Get<AdminConnectionFeature>() is not null, AdminEndpoints.Map);
         // Real sendfile for SendFileAsync and IZeroCopyResponseFeature, on zero-copy (plaintext HTTP/1.x) connections only.

@@ -4,7 +4,7 @@ using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
-using ZcProxy.Core.Upstream.Pools;
+using ZcProxy.Core.Balancing;
 
 namespace ZcProxy.Hosting;
 

@@ -7,7 +7,7 @@ using ZcProxy.Tests.Infrastructure;
 namespace ZcProxy.Tests.Forwarding;
 
 /// <summary>The real proxy (InProcessProxy) routing everything to one upstream, plus readers of its counters.</summary>
-public sealed class ForwarderTestBed : IAsyncDisposable
+internal sealed class ForwarderTestBed : IAsyncDisposable
 {
     private readonly ConfigDirectory _dir;
 

@@ -7,7 +7,7 @@ namespace ZcProxy.Tests.Transport;
 /// Counters are added right after each syscall returns, so a client may read the last body byte an instant
 /// before the count lands: wait (bounded) for the expected value, then assert it exactly.
 /// </summary>
-public static class CounterAssert
+internal static class CounterAssert
 {
     public static async Task BodyBytesAsync(ProxyMetrics metrics, BodyMechanism mechanism, long expected)
     {

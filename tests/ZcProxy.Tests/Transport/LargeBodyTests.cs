@@ -10,10 +10,11 @@ public sealed class LargeBodyTests
     private const long Size = 256L << 20;
 
     [Theory]
-    [InlineData("/file", BodyMechanism.Sendfile)]
-    [InlineData("/splice", BodyMechanism.Splice)]
-    public async Task Body256MiB_IsByteExact_AndCounted(string path, BodyMechanism mechanism)
+    [InlineData("/file", "Sendfile")]
+    [InlineData("/splice", "Splice")]
+    public async Task Body256MiB_IsByteExact_AndCounted(string path, string mechanismName)
     {
+        var mechanism = Enum.Parse<BodyMechanism>(mechanismName);
         await using var host = await ZeroCopyTestHost.StartAsync();
         using var client = new HttpClient { BaseAddress = host.BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
         var (status, length, sha) = await SendFileTests.GetHashedAsync(client, $"{path}?size={Size}");

@@ -24,7 +24,7 @@ namespace ZcProxy.Tests.Transport;
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
 /// The handlers record their outcome (exception or null) so tests can check the server side completed.
 /// </summary>
-public sealed class ZeroCopyTestHost : IAsyncDisposable
+internal sealed class ZeroCopyTestHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly string _directory;

@@ -19,7 +19,7 @@ public class UpstreamConnectionTests
         return (new UpstreamConnection(client, "test"), origin);
     }
 
-    private static Task SendAsync(Socket s, string text) => s.SendAsync(Encoding.Latin1.GetBytes(text).AsMemory()).AsTask();
+    private static Task<int> SendAsync(Socket s, string text) => s.SendAsync(Encoding.Latin1.GetBytes(text).AsMemory()).AsTask();
 
     [Fact]
     public async Task ReadHead_LeavesEveryBodyByteInTheKernel()

@@ -27,7 +27,7 @@ internal sealed partial class SystemdService(
         // Kestrel binds (and claims the inherited fds) after hosted services have started, so report once started.
         _startedRegistration = lifetime.ApplicationStarted.Register(() =>
         {
-            foreach (var (socket, use) in activation.Assignments) LogActivated(socket.Fd, socket.LocalEndPoint?.ToString() ?? "?", use);
+            foreach (var (socket, use) in activation.Assignments) LogActivated(socket.Fd, socket.LocalEndPoint, use);
         });
 
         _socket = SdNotifySocket.FromEnvironment(_logger);
@@ -52,5 +52,5 @@ internal sealed partial class SystemdService(
     }
 
     [LoggerMessage(EventId = 44, Level = LogLevel.Information, Message = "socket activation: fd {Fd} ({EndPoint}) serves {Use}")]
-    private partial void LogActivated(int fd, string endPoint, string use);
+    private partial void LogActivated(int fd, System.Net.EndPoint? endPoint, string use);
 }

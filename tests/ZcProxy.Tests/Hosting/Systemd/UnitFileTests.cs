@@ -68,16 +68,17 @@ public class UnitFileTests
     }
 
     [Fact]
-    public void SystemdAnalyzeVerify_PassesForServiceAndSocket()
+    public async Task SystemdAnalyzeVerify_PassesForServiceAndSocket()
     {
         var info = new ProcessStartInfo("bash", [Path.Combine(Repo, "packaging", "verify-units.sh")])
             { RedirectStandardOutput = true, RedirectStandardError = true };
         using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(60_000), "verify-units.sh did not finish in 60 s");
-        Assert.True(process.ExitCode == 0, $"{stdout.Result}\n{stderr.Result}");
-        Assert.Contains("systemd-analyze verify: zcproxy.service and zcproxy.socket OK", stdout.Result);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
+        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.True(process.ExitCode == 0, $"{await stdout}\n{await stderr}");
+        Assert.Contains("systemd-analyze verify: zcproxy.service and zcproxy.socket OK", await stdout);
     }
 
     private static string FindRepo()

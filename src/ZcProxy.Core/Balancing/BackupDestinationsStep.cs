@@ -1,0 +1,65 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Model;
+
+namespace ZcProxy.Core.Balancing;
+
+/// <summary>
+/// Pipeline step before load balancing (nginx <c>backup</c>): backup destinations are candidates only while no
+/// primary is available. Records the candidates for the later steps (retries, connection limits) and logs, at
+/// most once a second per cluster, when a cluster has no destination left.
+/// </summary>
+internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<BackupDestinationsStep> logger)
+{
+    private readonly ConcurrentDictionary<string, bool> _onBackups = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _lastNoDestinationLog = new(StringComparer.Ordinal);
+
+    public Task InvokeAsync(HttpContext context, Func<Task> next)
+    {
+        var proxy = context.GetReverseProxyFeature();
+        var config = proxy.Cluster.Config;
+        var available = proxy.AvailableDestinations;
+        List<DestinationState>? primaries = null, backups = null;
+        foreach (var d in available)
+        {
+            bool backup = d.Model is { } m && DestinationBalancingSettings.For(m.Config).Backup;
+            (backup ? backups ??= [] : primaries ??= []).Add(d);
+        }
+        IReadOnlyList<DestinationState> primaryList = backups is null ? available : (IReadOnlyList<DestinationState>?)primaries ?? [];
+        List<DestinationState> backupList = backups ?? [];
+        var pool = new BalancingRequestFeature(config.ClusterId, proxy.Route.Cluster!, ClusterBalancingSettings.For(config), primaryList, backupList);
+        context.Features.Set(pool);
+
+        bool useBackups = primaryList.Count == 0 && backupList.Count > 0;
+        if (_onBackups.TryGetValue(config.ClusterId, out var was) ? was != useBackups : useBackups)
+        {
+            _onBackups[config.ClusterId] = useBackups;
+            if (useBackups) BalancingLog.UsingBackups(logger, config.ClusterId);
+            else if (primaryList.Count > 0) BalancingLog.BackupsReleased(logger, config.ClusterId);
+        }
+        if (useBackups) proxy.AvailableDestinations = backupList;
+        else if (!ReferenceEquals(primaryList, available)) proxy.AvailableDestinations = primaryList;
+        else if (available.Count == 0) LogNoDestination(proxy.Cluster.Config.ClusterId, proxy.AllDestinations);
+        return next();
+    }
+
+    private void LogNoDestination(string clusterId, IReadOnlyList<DestinationState> all)
+    {
+        long now = pools.Time.GetTimestamp();
+        long last = _lastNoDestinationLog.GetValueOrDefault(clusterId);
+        if (last != 0 && pools.Time.GetElapsedTime(last, now) < TimeSpan.FromSeconds(1)) return;
+        _lastNoDestinationLog[clusterId] = now;
+        var reasons = string.Join(", ", all.Select(d => $"{d.DestinationId}: {Reason(clusterId, d)}"));
+        BalancingLog.NoDestination(logger, clusterId, all.Count, all.Count == 0 ? "none" : reasons);
+    }
+
+    private string Reason(string clusterId, DestinationState d)
+    {
+        if (pools.Get(clusterId, d).IsBroken) return "circuit breaker open";
+        if (d.Health.Active == DestinationHealth.Unhealthy) return "active health check failed";
+        if (d.Health.Passive == DestinationHealth.Unhealthy) return "passive health check failed";
+        return "unavailable";
+    }
+}

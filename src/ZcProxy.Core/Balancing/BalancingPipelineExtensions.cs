@@ -1,0 +1,35 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ZcProxy.Core.Balancing;
+
+/// <summary>
+/// The pool steps of the proxy pipeline. Order (see ProxyHost): UseSessionAffinity, UseCircuitBreakers,
+/// UseBackupDestinations, UseLoadBalancing, UsePassiveHealthChecks, (upstream timing), UseRetries,
+/// UseConnectionLimits, UseCircuitBreakerFeedback, then the forwarder. Everything after UseRetries runs once per try.
+/// </summary>
+internal static class BalancingPipelineExtensions
+{
+    public static IReverseProxyApplicationBuilder UseCircuitBreakers(this IReverseProxyApplicationBuilder proxy)
+        => proxy.UseStep<CircuitBreakerStep>(static (s, c, n) => s.InvokeAsync(c, n));
+
+    public static IReverseProxyApplicationBuilder UseBackupDestinations(this IReverseProxyApplicationBuilder proxy)
+        => proxy.UseStep<BackupDestinationsStep>(static (s, c, n) => s.InvokeAsync(c, n));
+
+    public static IReverseProxyApplicationBuilder UseRetries(this IReverseProxyApplicationBuilder proxy)
+        => proxy.UseStep<RetryStep>(static (s, c, n) => s.InvokeAsync(c, n));
+
+    public static IReverseProxyApplicationBuilder UseConnectionLimits(this IReverseProxyApplicationBuilder proxy)
+        => proxy.UseStep<ConnectionLimitStep>(static (s, c, n) => s.InvokeAsync(c, n));
+
+    public static IReverseProxyApplicationBuilder UseCircuitBreakerFeedback(this IReverseProxyApplicationBuilder proxy)
+        => proxy.UseStep<CircuitBreakerFeedbackStep>(static (s, c, n) => s.InvokeAsync(c, n));
+
+    private static IReverseProxyApplicationBuilder UseStep<TStep>(this IReverseProxyApplicationBuilder proxy,
+        Func<TStep, Microsoft.AspNetCore.Http.HttpContext, Func<Task>, Task> invoke) where TStep : notnull
+    {
+        var step = proxy.ApplicationServices.GetRequiredService<TStep>();
+        proxy.Use((context, next) => invoke(step, context, next));
+        return proxy;
+    }
+}

@@ -1,0 +1,41 @@
+using Yarp.ReverseProxy.Model;
+
+namespace ZcProxy.Core.Balancing;
+
+/// <summary>Why a try never reached the destination: it is then safe to try another one, whatever the method.</summary>
+internal enum TryRejection { None, QueueFull, QueueTimeout, BreakerOpen }
+
+/// <summary>
+/// Per-request pool state shared by the pool steps: the candidates before load balancing (so that a retry can pick
+/// the next one), the destinations already tried, and how the current try went.
+/// </summary>
+internal sealed class BalancingRequestFeature(string clusterId, ClusterState cluster, ClusterBalancingSettings settings,
+    IReadOnlyList<DestinationState> primaries, IReadOnlyList<DestinationState> backups)
+{
+    public string ClusterId { get; } = clusterId;
+    public ClusterState Cluster { get; } = cluster;
+    public ClusterBalancingSettings Settings { get; } = settings;
+    public IReadOnlyList<DestinationState> Primaries { get; } = primaries;
+    public IReadOnlyList<DestinationState> Backups { get; } = backups;
+    public List<DestinationState> Tried { get; } = [];
+
+    /// <summary>The destination of the current try, set when it got a connection slot.</summary>
+    public DestinationState? Current { get; set; }
+    public TryRejection Rejection { get; set; }
+    public int Tries { get; set; }
+
+    /// <summary>The candidates the current try is balanced over: primaries while there are any, else backups.</summary>
+    public IReadOnlyList<DestinationState> Tier => Primaries.Count > 0 ? Primaries : Backups;
+
+    /// <summary>
+    /// Candidates neither tried nor being tried: untried primaries first, then (nginx-like) backups once every
+    /// primary failed.
+    /// </summary>
+    public List<DestinationState> Untried(Func<DestinationState, bool> usable)
+    {
+        bool Fresh(DestinationState d) => !ReferenceEquals(d, Current) && !Tried.Contains(d) && usable(d);
+        var next = Primaries.Where(Fresh).ToList();
+        if (next.Count == 0) next = Backups.Where(Fresh).ToList();
+        return next;
+    }
+}

@@ -1,0 +1,125 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using Yarp.ReverseProxy.Configuration;
+using ZcProxy.Core.Configuration;
+
+namespace ZcProxy.Core.Balancing;
+
+/// <summary>A cluster's pool settings (queueing, retries, breakers, hash key), read from its Metadata.</summary>
+internal sealed record ClusterBalancingSettings
+{
+    public static readonly ClusterBalancingSettings Default = new();
+
+    /// <summary>Null: the forwarder's default.</summary>
+    public TimeSpan? ConnectTimeout { get; init; }
+    public HashKeySpec HashKey { get; init; } = HashKeySpec.Default;
+    public int MaxQueue { get; init; }
+    public TimeSpan QueueTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public int Retries { get; init; }
+    public bool RetryOnError { get; init; } = true;
+    public bool RetryOnTimeout { get; init; } = true;
+    public IReadOnlySet<int> RetryOnStatuses { get; init; } = new HashSet<int>();
+    public TimeSpan RetryTimeout { get; init; }
+    public bool RetryNonIdempotent { get; init; }
+    public long RetryBodyLimit { get; init; } = 64 * 1024;
+    public int MaxFails { get; init; }
+    public double FailRatio { get; init; } = 0.5;
+    public TimeSpan FailTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public IReadOnlySet<int> FailOnStatuses { get; init; } = new HashSet<int>();
+
+    /// <summary>Polly's breaker samples over at least 0.5 s and needs at least two results.</summary>
+    public static readonly TimeSpan MinFailTimeout = TimeSpan.FromMilliseconds(500);
+
+    private static readonly ConditionalWeakTable<ClusterConfig, ClusterBalancingSettings> Cache = new();
+
+    public static ClusterBalancingSettings For(ClusterConfig config)
+        => Cache.GetValue(config, static c => Parse(c.Metadata, static (_, _) => { }));
+
+    public static ClusterBalancingSettings Parse(IReadOnlyDictionary<string, string>? metadata, Action<string, string> error)
+    {
+        if (metadata is null || metadata.Count == 0) return Default;
+        var s = Default;
+        if (metadata.TryGetValue(BalancingMetadataKeys.HashKey, out var hk))
+        {
+            if (HashKeySpec.TryParse(hk, out var spec)) s = s with { HashKey = spec };
+            else error(BalancingMetadataKeys.HashKey, $"unknown hash key '{hk}': use {HashKeySpec.Syntax}");
+        }
+        if (metadata.TryGetValue(BalancingMetadataKeys.ConnectTimeout, out var ct))
+        {
+            if (Duration.TryParse(ct, out var connect) && connect > TimeSpan.Zero) s = s with { ConnectTimeout = connect };
+            else error(BalancingMetadataKeys.ConnectTimeout, $"'{ct}' is not a duration above zero such as \"2s\"");
+        }
+        s = s with
+        {
+            MaxQueue = Int(metadata, BalancingMetadataKeys.MaxQueue, s.MaxQueue, error),
+            QueueTimeout = Time(metadata, BalancingMetadataKeys.QueueTimeout, s.QueueTimeout, error),
+            Retries = Int(metadata, BalancingMetadataKeys.Retries, s.Retries, error),
+            RetryTimeout = Time(metadata, BalancingMetadataKeys.RetryTimeout, s.RetryTimeout, error),
+            MaxFails = Int(metadata, BalancingMetadataKeys.MaxFails, s.MaxFails, error),
+            FailTimeout = Time(metadata, BalancingMetadataKeys.FailTimeout, s.FailTimeout, error),
+        };
+        if (s.FailTimeout < MinFailTimeout)
+        {
+            error(BalancingMetadataKeys.FailTimeout, "must be at least 500ms");
+            s = s with { FailTimeout = MinFailTimeout };
+        }
+        if (metadata.TryGetValue(BalancingMetadataKeys.FailRatio, out var fr))
+        {
+            if (double.TryParse(fr, NumberStyles.Float, CultureInfo.InvariantCulture, out var ratio) && ratio > 0 && ratio <= 1) s = s with { FailRatio = ratio };
+            else error(BalancingMetadataKeys.FailRatio, $"'{fr}' is not a ratio above 0 and at most 1, e.g. 0.5");
+        }
+        if (metadata.TryGetValue(BalancingMetadataKeys.RetryNonIdempotent, out var ni))
+        {
+            if (bool.TryParse(ni, out var b)) s = s with { RetryNonIdempotent = b };
+            else error(BalancingMetadataKeys.RetryNonIdempotent, $"'{ni}' is not true or false");
+        }
+        if (metadata.TryGetValue(BalancingMetadataKeys.RetryBodyLimit, out var bl))
+        {
+            if (ByteSize.TryParse(bl, out var bytes) && bytes >= 0) s = s with { RetryBodyLimit = bytes };
+            else error(BalancingMetadataKeys.RetryBodyLimit, $"'{bl}' is not a size such as \"64KiB\"");
+        }
+        if (metadata.TryGetValue(BalancingMetadataKeys.RetryOn, out var ro))
+        {
+            var statuses = new HashSet<int>();
+            bool onError = false, onTimeout = false;
+            foreach (var token in ro.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (token.Equals("error", StringComparison.OrdinalIgnoreCase)) onError = true;
+                else if (token.Equals("timeout", StringComparison.OrdinalIgnoreCase)) onTimeout = true;
+                else if (IsStatus(token, out var status)) statuses.Add(status);
+                else error(BalancingMetadataKeys.RetryOn, $"unknown condition '{token}': use error, timeout and status codes 500-599 or 429, e.g. \"error,timeout,502,503\"");
+            }
+            s = s with { RetryOnError = onError, RetryOnTimeout = onTimeout, RetryOnStatuses = statuses };
+        }
+        if (metadata.TryGetValue(BalancingMetadataKeys.FailOn, out var fo))
+        {
+            var statuses = new HashSet<int>();
+            foreach (var token in fo.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (IsStatus(token, out var status)) statuses.Add(status);
+                else error(BalancingMetadataKeys.FailOn, $"'{token}' is not a status code 500-599 or 429 (errors and timeouts always count)");
+            }
+            s = s with { FailOnStatuses = statuses };
+        }
+        return s;
+    }
+
+    private static bool IsStatus(string token, out int status)
+        => int.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out status) && (status is >= 500 and <= 599 || status == 429);
+
+    private static int Int(IReadOnlyDictionary<string, string> metadata, string key, int fallback, Action<string, string> error)
+    {
+        if (!metadata.TryGetValue(key, out var text)) return fallback;
+        if (int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0) return n;
+        error(key, $"'{text}' is not a whole number >= 0");
+        return fallback;
+    }
+
+    private static TimeSpan Time(IReadOnlyDictionary<string, string> metadata, string key, TimeSpan fallback, Action<string, string> error)
+    {
+        if (!metadata.TryGetValue(key, out var text)) return fallback;
+        if (Duration.TryParse(text, out var t)) return t;
+        error(key, $"'{text}' is not a duration such as \"500ms\" or \"10s\"");
+        return fallback;
+    }
+}

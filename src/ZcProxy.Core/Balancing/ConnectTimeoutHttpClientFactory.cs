@@ -1,0 +1,27 @@
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+using ZcProxy.Core.Configuration;
+
+namespace ZcProxy.Core.Balancing;
+
+/// <summary>
+/// YARP's client factory plus the cluster's <c>ConnectTimeout</c> (nginx proxy_connect_timeout, HAProxy timeout
+/// connect): a destination that does not accept the connection in time fails fast with a "timeout" that the retry
+/// and breaker steps treat like any other connect failure. The response-head/idle timeout is YARP's
+/// <c>HttpRequest.ActivityTimeout</c>.
+/// </summary>
+internal sealed class ConnectTimeoutHttpClientFactory(ILogger<ForwarderHttpClientFactory> logger) : ForwarderHttpClientFactory(logger)
+{
+    protected override bool CanReuseOldClient(ForwarderHttpClientContext context)
+        => base.CanReuseOldClient(context) && ConnectTimeout(context.OldMetadata) == ConnectTimeout(context.NewMetadata);
+
+    protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
+    {
+        base.ConfigureHandler(context, handler);
+        if (ConnectTimeout(context.NewMetadata) is { } timeout) handler.ConnectTimeout = timeout;
+    }
+
+    private static TimeSpan? ConnectTimeout(IReadOnlyDictionary<string, string>? metadata)
+        => metadata is not null && metadata.TryGetValue(BalancingMetadataKeys.ConnectTimeout, out var text)
+            && Duration.TryParse(text, out var t) && t > TimeSpan.Zero ? t : null;
+}

@@ -1,0 +1,171 @@
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.LoadBalancing;
+using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Transport;
+
+namespace ZcProxy.Core.Balancing;
+
+/// <summary>
+/// nginx's <c>proxy_next_upstream</c> as a pipeline step around each try: when a try fails before any response
+/// byte reached the client (a forwarding error or timeout reported through <see cref="IForwarderErrorFeature"/>, a
+/// RetryOn status held back by <see cref="ResponseHeadGate"/>, or a full queue / open breaker), the request goes to
+/// the next untried destination, picked by the cluster's policy. Bounded by Retries and RetryTimeout; only
+/// idempotent methods unless RetryNonIdempotent; a request body only when it was buffered within RetryBodyLimit.
+/// Tries that never reached a destination (queue, breaker) are safe to repeat for any method.
+/// It also answers a request whose last try was refused locally with 503 and Retry-After.
+/// </summary>
+internal sealed class RetryStep(DestinationRegistry pools, IEnumerable<ILoadBalancingPolicy> policies, ILogger<RetryStep> logger)
+{
+    private readonly Dictionary<string, ILoadBalancingPolicy> _policies = policies
+        .GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
+
+    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    {
+        var pool = context.Features.Get<BalancingRequestFeature>();
+        if (pool is null) { await next(); return; }
+        var settings = pool.Settings;
+        long start = pools.Time.GetTimestamp();
+        bool methodAllowed = settings.RetryNonIdempotent || HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method)
+            || HttpMethods.IsOptions(context.Request.Method) || HttpMethods.IsPut(context.Request.Method)
+            || HttpMethods.IsDelete(context.Request.Method) || HttpMethods.IsTrace(context.Request.Method);
+        // Only a request that may be repeated pays for buffering its body; tries refused locally never read it.
+        bool bodyReplayable = settings.Retries > 0 && methodAllowed && PrepareBody(context, settings);
+
+        bool CanTryAgain() => pool.Tries < 1 + settings.Retries
+            && (settings.RetryTimeout <= TimeSpan.Zero || pools.Time.GetElapsedTime(start) < settings.RetryTimeout)
+            && !context.RequestAborted.IsCancellationRequested;
+
+        ResponseHeadGate? gate = null;
+        var originalBody = context.Features.Get<IHttpResponseBodyFeature>();
+        var originalZeroCopy = context.Features.Get<IZeroCopyResponseFeature>();
+        if (settings.RetryOnStatuses.Count > 0 && originalBody is not null && bodyReplayable)
+        {
+            gate = new ResponseHeadGate(originalBody, context,
+                status => settings.RetryOnStatuses.Contains(status) && CanTryAgain() && pool.Untried(d => Usable(pool, d)).Count > 0);
+            context.Features.Set<IHttpResponseBodyFeature>(gate);
+            if (originalZeroCopy is not null) context.Features.Set<IZeroCopyResponseFeature>(new GatedZeroCopyResponse(originalZeroCopy, gate));
+        }
+        try
+        {
+            while (true)
+            {
+                pool.Tries++;
+                pool.Rejection = TryRejection.None;
+                await next();
+                if (pool.Current is { } tried && !pool.Tried.Contains(tried)) pool.Tried.Add(tried);
+
+                var reason = RetryReason(context, pool, gate, bodyReplayable);
+                // A response the gate held back was dropped on the promise of another try: keep it even if a limit
+                // has been reached since.
+                bool heldBack = gate?.Discarded == true;
+                if (reason is null || context.Response.HasStarted || (!heldBack && !CanTryAgain())) break;
+                var nextDestination = PickNext(context, pool);
+                if (nextDestination is null)
+                {
+                    if (heldBack) await WriteHeldBackFallbackAsync(context, pool, originalBody!);
+                    break;
+                }
+
+                BalancingLog.Retrying(logger, context.Request.Method, context.Request.Path.Value ?? "/", pool.Tries, pool.ClusterId,
+                    pool.Current?.DestinationId ?? "-", reason, nextDestination.DestinationId);
+                pools.RetriesTotal.Increment();
+                context.Features.Set<IForwarderErrorFeature>(null);
+                context.Response.Clear();
+                gate?.Reset();
+                if (context.Request.Body.CanSeek) context.Request.Body.Position = 0;
+                context.GetReverseProxyFeature().AvailableDestinations = nextDestination;
+                pool.Current = null;
+            }
+        }
+        finally
+        {
+            if (gate is not null)
+            {
+                context.Features.Set(originalBody);
+                context.Features.Set(originalZeroCopy);
+            }
+        }
+
+        if (pool.Rejection != TryRejection.None && !context.Response.HasStarted)
+            await WriteRejectionAsync(context, pool);
+    }
+
+    /// <summary>Why the last try may be repeated elsewhere, or null.</summary>
+    private static string? RetryReason(HttpContext context, BalancingRequestFeature pool, ResponseHeadGate? gate, bool requestReplayable)
+    {
+        if (pool.Rejection != TryRejection.None) return pool.Rejection.ToString();
+        if (!requestReplayable) return null;
+        if (context.Features.Get<IForwarderErrorFeature>() is { } error)
+        {
+            var settings = pool.Settings;
+            return error.Error switch
+            {
+                ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseHeaders when settings.RetryOnError => "error",
+                ForwarderError.RequestTimedOut when settings.RetryOnTimeout => "timeout",
+                _ => null,
+            };
+        }
+        int status = context.Response.StatusCode;
+        if (pool.Settings.RetryOnStatuses.Contains(status) && (gate?.Discarded == true || gate is not null && !context.Response.HasStarted))
+            return status.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return null;
+    }
+
+    private DestinationState? PickNext(HttpContext context, BalancingRequestFeature pool)
+    {
+        var candidates = pool.Untried(d => Usable(pool, d));
+        if (candidates.Count <= 1) return candidates.Count == 0 ? null : candidates[0];
+        var name = pool.Cluster.Model.Config.LoadBalancingPolicy ?? "PowerOfTwoChoices";
+        return _policies.TryGetValue(name, out var policy) ? policy.PickDestination(context, pool.Cluster, candidates) ?? candidates[0] : candidates[0];
+    }
+
+    private bool Usable(BalancingRequestFeature pool, DestinationState d) => !pools.Get(pool.ClusterId, d).IsBroken;
+
+    /// <summary>Buffers a small request body so that a retry can replay it; false when a body cannot be replayed.</summary>
+    private static bool PrepareBody(HttpContext context, ClusterBalancingSettings settings)
+    {
+        if (context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false }) return true;
+        var length = context.Request.ContentLength;
+        if (length == 0) return true;
+        if (length is null || length > settings.RetryBodyLimit) return false;
+        context.Request.EnableBuffering(bufferThreshold: (int)Math.Min(settings.RetryBodyLimit, 1 << 20), bufferLimit: settings.RetryBodyLimit);
+        return true;
+    }
+
+    /// <summary>The rare case where a held-back response cannot be followed by another try after all (the last candidate's breaker opened meanwhile).</summary>
+    private static async Task WriteHeldBackFallbackAsync(HttpContext context, BalancingRequestFeature pool, IHttpResponseBodyFeature original)
+    {
+        int status = context.Response.StatusCode;
+        context.Features.Set(original);
+        context.Response.Clear();
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        var body = Encoding.UTF8.GetBytes($"{status} {Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status)}: " +
+            $"upstream {pool.Current?.Model.Config.Address ?? "-"} answered {status} and no other destination was left to try\n");
+        context.Response.ContentLength = body.Length;
+        await context.Response.Body.WriteAsync(body);
+    }
+
+    private async Task WriteRejectionAsync(HttpContext context, BalancingRequestFeature pool)
+    {
+        var why = pool.Rejection switch
+        {
+            TryRejection.QueueFull => "every candidate destination is at MaxConnections and its queue is full",
+            TryRejection.QueueTimeout => $"no connection slot became free within QueueTimeout ({pool.Settings.QueueTimeout.TotalMilliseconds:0}ms)",
+            TryRejection.BreakerOpen => "the destination's circuit breaker is open",
+            _ => "unavailable",
+        };
+        pools.RejectedTotal.Increment();
+        BalancingLog.Rejected(logger, pool.ClusterId, context.Request.Method, context.Request.Path, why);
+        context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        context.Response.Headers.RetryAfter = "1";
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        var body = Encoding.UTF8.GetBytes($"503 Service Unavailable: cluster {pool.ClusterId}: {why}\n");
+        context.Response.ContentLength = body.Length;
+        await context.Response.Body.WriteAsync(body);
+    }
+}

@@ -1,0 +1,42 @@
+using ZcProxy.Tests.Infrastructure;
+
+namespace ZcProxy.Tests.Balancing;
+
+/// <summary>
+/// Config builders for the pool tests. Every functional test runs with ZeroCopy.Enabled true (ZcProxy's zero-copy
+/// forwarder) and false (YARP's forwarder), and proves which one ran with <see cref="PathAssert"/>.
+/// </summary>
+internal static class BalancingTestConfig
+{
+    public static readonly HttpClient Client = new(new SocketsHttpHandler
+    {
+        PooledConnectionLifetime = TimeSpan.FromSeconds(5),
+        MaxConnectionsPerServer = 64,
+    }) { Timeout = TimeSpan.FromSeconds(30) };
+
+    public static string Destination(string name, string url, string metadata = "")
+        => $"\"{name}\": {{ \"Address\": \"{url}\"{(metadata.Length > 0 ? $", \"Metadata\": {{ {metadata} }}" : "")} }}";
+
+    public static string Cluster(string id, string policy, string metadata, params string[] destinations)
+        => $"\"{id}\": {{ \"LoadBalancingPolicy\": \"{policy}\", {(metadata.Length > 0 ? $"\"Metadata\": {{ {metadata} }}," : "")} \"Destinations\": {{ {string.Join(", ", destinations)} }} }}";
+
+    /// <summary>A main file routing /{**rest} to cluster "c" (and /q2/... to "c2" when given).</summary>
+    public static string Write(ConfigDirectory dir, bool zeroCopy, string clusters, bool secondRoute = false)
+    {
+        var routes = secondRoute
+            ? """ "r2": { "ClusterId": "c2", "Match": { "Path": "/q2/{**rest}" } }, "r": { "ClusterId": "c", "Match": { "Path": "/{**rest}" } } """
+            : """ "r": { "ClusterId": "c", "Match": { "Path": "/{**rest}" } } """;
+        return dir.WriteMain($$"""{ "Routes": { {{routes}} }, "Clusters": { {{clusters}} } }""",
+            $$""" "ZeroCopy": { "Enabled": {{(zeroCopy ? "true" : "false")}} }, "AccessLog": { "Path": "off" } """);
+    }
+
+    /// <summary>A port nothing listens on (connect gets ECONNREFUSED).</summary>
+    public static int RefusingPort()
+    {
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+}
