@@ -55,6 +55,7 @@ internal static class ProxyHost
                         lo.Protocols = HttpProtocols.Http1AndHttp2;
                         lo.UseHttps(ListenerCertificate.Load(listen, Path.GetDirectoryName(Path.GetFullPath(mainFile))!));
                     }
+                    lo.UseRequestHeadTap(); // after TLS: it reads the plaintext head
                 });
             if (options.Admin is { } admin)
                 Listen(kestrel, activation, listeners, admin.Url, lo =>
@@ -70,6 +71,7 @@ internal static class ProxyHost
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
                 if (options.ZeroCopy.Enabled) lo.UseZeroCopyTransport(); // plaintext proxy listener, like the http: ones
+                lo.UseRequestHeadTap();
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);
             });
@@ -99,6 +101,7 @@ internal static class ProxyHost
         // Real sendfile for SendFileAsync and IZeroCopyResponseFeature, on zero-copy (plaintext HTTP/1.x) connections only.
         if (options.ZeroCopy.Enabled) app.UseZeroCopyResponses();
         app.UseMiddleware<AccessLogMiddleware>();
+        app.UseMiddleware<RequestHeadMiddleware>();
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {

@@ -27,6 +27,7 @@ internal static class ProxyServices
         services.TryAddSingleton<ConfigValidator>();
         services.AddDiskCacheChecks();
         services.AddZeroCopyForwarder();
+        services.AddForwardingTransforms();
         return services;
     }
 
