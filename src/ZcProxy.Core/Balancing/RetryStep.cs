@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
-using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Core.Balancing;
 
@@ -41,13 +40,11 @@ internal sealed class RetryStep(DestinationRegistry pools, IEnumerable<ILoadBala
 
         ResponseHeadGate? gate = null;
         var originalBody = context.Features.Get<IHttpResponseBodyFeature>();
-        var originalZeroCopy = context.Features.Get<IZeroCopyResponseFeature>();
         if (settings.RetryOnStatuses.Count > 0 && originalBody is not null && bodyReplayable)
         {
             gate = new ResponseHeadGate(originalBody, context,
                 status => settings.RetryOnStatuses.Contains(status) && CanTryAgain() && pool.Untried(d => Usable(pool, d)).Count > 0);
             context.Features.Set<IHttpResponseBodyFeature>(gate);
-            if (originalZeroCopy is not null) context.Features.Set<IZeroCopyResponseFeature>(new GatedZeroCopyResponse(originalZeroCopy, gate));
         }
         try
         {
@@ -83,11 +80,7 @@ internal sealed class RetryStep(DestinationRegistry pools, IEnumerable<ILoadBala
         }
         finally
         {
-            if (gate is not null)
-            {
-                context.Features.Set(originalBody);
-                context.Features.Set(originalZeroCopy);
-            }
+            if (gate is not null) context.Features.Set(originalBody);
         }
 
         if (pool.Rejection != TryRejection.None && !context.Response.HasStarted)
