@@ -33,6 +33,9 @@ internal static class ProxyHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            // Header values pass through as bytes (obs-text included); see HeaderEncoding.
+            kestrel.RequestHeaderEncodingSelector = HeaderEncoding.ForRequestHeader;
+            kestrel.ResponseHeaderEncodingSelector = HeaderEncoding.ForResponseHeader;
             var limits = options.Limits;
             kestrel.Limits.MaxRequestBodySize = limits.MaxRequestBodySize == 0 ? null : limits.MaxRequestBodySize;
             kestrel.Limits.MaxRequestHeadersTotalSize = (int)Math.Min(int.MaxValue, limits.MaxRequestHeadersSize);
