@@ -72,4 +72,19 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, SetLastError = true)]
     internal static partial int eventfd(uint initval, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int accept4(int fd, byte* addr, int* addrLen, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int shutdown(int fd, int how);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int setsockopt(int fd, int level, int name, void* value, int length);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int getsockname(int fd, byte* addr, int* addrLen);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int ioctl(int fd, nuint request, int* arg);
 }

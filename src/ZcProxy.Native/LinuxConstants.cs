@@ -42,6 +42,7 @@ internal static class LinuxConstants
     public const uint EPOLLHUP = 0x10;
     public const uint EPOLLRDHUP = 0x2000;
     public const uint EPOLLONESHOT = 1u << 30;
+    public const uint EPOLLET = 1u << 31;
 
     public const int EFD_CLOEXEC = 0x80000;
     public const int EFD_NONBLOCK = 0x800;

@@ -101,6 +101,7 @@ internal sealed partial class ZeroCopyOutputWriter
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 SysResult r;
+                int sequence = _connection.ClientSocket.WriteSequence;
                 if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) throw ClientError(new ObjectDisposedException("client socket"));
                 using (client) r = Syscalls.SendFile(client.Fd, fileFd, ref offset, Math.Min(left, 0x7fff_f000));
                 if (r.Ok)
@@ -108,9 +109,9 @@ internal sealed partial class ZeroCopyOutputWriter
                     if (r.Bytes == 0)
                         throw new BodyTransferException(BodyTransferFailure.SourceEnded, $"the file ended {left} bytes before the promised length");
                     left -= r.Bytes;
-                    _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.Sendfile, BodyDirection.Response, r.Bytes);
+                    _connection.Shared.Metrics.AddBodyBytes(BodyMechanism.Sendfile, BodyDirection.Response, r.Bytes);
                 }
-                else if (r.WouldBlock) await WaitWritableAsync(cancellationToken);
+                else if (r.WouldBlock) await WaitWritableAsync(sequence, cancellationToken);
                 else if (r.Errno is (int)Errno.EPIPE or (int)Errno.ECONNRESET or (int)Errno.ENOTCONN) throw ClientError(r.ToException("sendfile"));
                 else throw new BodyTransferException(BodyTransferFailure.SourceFailed, $"sendfile failed: {r.ToException("sendfile").Message}");
             }
@@ -133,16 +134,17 @@ internal sealed partial class ZeroCopyOutputWriter
                 cancellationToken.ThrowIfCancellationRequested();
                 bool more = left > chunk.Count - sent; // more chunks follow: let TCP fill whole segments
                 SysResult r;
+                int sequence = _connection.ClientSocket.WriteSequence;
                 if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) throw ClientError(new ObjectDisposedException("client socket"));
                 using (client) r = Syscalls.Send(client.Fd, chunk.Span[sent..], MSG_DONTWAIT | (more ? MSG_MORE : 0));
                 if (r.Ok && r.Bytes > 0)
                 {
                     sent += (int)r.Bytes;
                     left -= r.Bytes;
-                    _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, r.Bytes);
+                    _connection.Shared.Metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, r.Bytes);
                 }
                 else if (r.Ok) throw ClientError(new IOException("send to the client moved 0 bytes"));
-                else if (r.WouldBlock) await WaitWritableAsync(cancellationToken);
+                else if (r.WouldBlock) await WaitWritableAsync(sequence, cancellationToken);
                 else throw ClientError(r.ToException("send"));
             }
         }
@@ -159,7 +161,7 @@ internal sealed partial class ZeroCopyOutputWriter
         // splice honours the socket's own O_NONBLOCK; .NET sockets used asynchronously already have it.
         if (FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
         var pipe = _connection.RentPipe();
-        ReactorRegistration? upstream = null;
+        Loops.LoopSocket? upstream = null;
         try
         {
             long toRead = length, toWrite = length;
@@ -167,6 +169,10 @@ internal sealed partial class ZeroCopyOutputWriter
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 bool progress = false;
+                // Readiness snapshots before the syscalls: an edge that comes after them wakes the wait below. The upstream
+                // fd joins the loop only at its first wait (a fresh registration starts at 0, and EPOLL_CTL_ADD reports
+                // data that is already there), so a body that never waits costs no epoll_ctl.
+                int readSequence = upstream?.ReadSequence ?? 0, writeSequence = _connection.ClientSocket.WriteSequence;
                 if (toRead > 0 && pipe.Buffered < pipe.Capacity)
                 {
                     var r = SpliceFromSource(source, pipe, Math.Min(toRead, pipe.Capacity - pipe.Buffered));
@@ -190,19 +196,20 @@ internal sealed partial class ZeroCopyOutputWriter
                     {
                         pipe.Buffered -= w.Bytes;
                         toWrite -= w.Bytes;
-                        _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, w.Bytes);
+                        _connection.Shared.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, w.Bytes);
                         continue;
                     }
                     if (w.Ok) throw ClientError(new IOException("splice to the client moved 0 bytes"));
                     if (!w.WouldBlock) throw ClientError(w.ToException("splice"));
                     // A client that takes nothing is the client's failure (not the upstream's): counted as such by the forwarder.
-                    if (!progress) await WithIdleTimeoutAsync(t => WaitWritableAsync(t), hole.IdleTimeout, BodyTransferFailure.ClientFailed, "the client took no byte", cancellationToken);
+                    if (!progress) await WithIdleTimeoutAsync(t => WaitWritableAsync(writeSequence, t), hole.IdleTimeout, BodyTransferFailure.ClientFailed, "the client took no byte", cancellationToken);
                     continue;
                 }
                 if (!progress)
                 {
+                    // A client that hangs up or resets meanwhile closes the connection, which fails this wait too.
                     var registration = upstream ??= _connection.RegisterSource(source.SafeHandle);
-                    await WithIdleTimeoutAsync(t => WaitReadableWatchingClientAsync(registration, t), hole.IdleTimeout, BodyTransferFailure.IdleTimeout, "the upstream sent nothing", cancellationToken);
+                    await WithIdleTimeoutAsync(t => registration.WaitReadableAsync(readSequence, t), hole.IdleTimeout, BodyTransferFailure.IdleTimeout, "the upstream sent nothing", cancellationToken);
                 }
             }
         }
@@ -239,19 +246,5 @@ internal sealed partial class ZeroCopyOutputWriter
         if (!FdLease.TryAcquire(source.SafeHandle, out var upstream))
             throw new BodyTransferException(BodyTransferFailure.SourceFailed, "the upstream socket was closed");
         using (upstream) return Syscalls.Splice(upstream.Fd, pipe.WriteFd, count, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    }
-
-    /// <summary>Waits for upstream data while watching the client for EPOLLERR/EPOLLHUP (a reset client must not wait on a slow upstream).</summary>
-    private async ValueTask WaitReadableWatchingClientAsync(ReactorRegistration upstream, CancellationToken cancellationToken)
-    {
-        using var race = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var readable = upstream.WaitAsync(EPOLLIN | EPOLLRDHUP, race.Token);
-        var clientTrouble = _connection.ClientReadiness.WaitAsync(0, race.Token);
-        var first = await Task.WhenAny(readable, clientTrouble).ConfigureAwait(false);
-        race.Cancel();
-        // Both waits must be over before either fd is waited on again (one wait per fd at a time).
-        try { await readable.ConfigureAwait(false); } catch when (first != readable) { }
-        try { await clientTrouble.ConfigureAwait(false); } catch when (first != clientTrouble) { }
-        if (first == clientTrouble) throw ClientError(new IOException("the client socket reported an error or hang-up"));
     }
 }

@@ -165,7 +165,7 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
             int n = await RandomAccess.ReadAsync(file, buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), offset, cancellationToken);
             if (n == 0) Fail(BodyTransferFailure.SourceEnded, $"the file ended {left} bytes before the promised length");
             await _inner.Writer.WriteAsync(buffer.AsMemory(0, n), cancellationToken);
-            _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, n);
+            _connection.Shared.Metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, n);
             offset += n;
             left -= n;
         }
@@ -180,7 +180,7 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
             {
                 _inner.Writer.Write(chunk.Span);
                 await _inner.Writer.FlushAsync(cancellationToken);
-                _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, chunk.Count);
+                _connection.Shared.Metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, chunk.Count);
             }
         }
         catch (BodyTransferException e) { throw Fail(e.Failure, e.Message, e); }
@@ -200,7 +200,7 @@ internal sealed class ZeroCopyResponseBodyFeature : IHttpResponseBodyFeature, IZ
             { throw Fail(BodyTransferFailure.IdleTimeout, $"the upstream sent nothing for {idleTimeout.TotalMilliseconds:0} ms", e); }
             if (n == 0) Fail(BodyTransferFailure.SourceEnded, $"the upstream closed {left} bytes before the promised length");
             await _inner.Writer.WriteAsync(buffer.AsMemory(0, n), cancellationToken);
-            _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, n);
+            _connection.Shared.Metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, n);
             left -= n;
         }
     }

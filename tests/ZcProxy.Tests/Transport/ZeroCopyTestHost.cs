@@ -22,6 +22,8 @@ namespace ZcProxy.Tests.Transport;
 ///                         C bytes (default N-O) from O of the N-byte file opened with O_DIRECT, promising P bytes
 ///                         (default C); started: after Response.StartAsync (no hole possible: the copy fallback)
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
+///   POST /unread?expect=N reads no body; X-Kernel-Queued: bytes still in the socket's receive queue
+///   /until-aborted        ends when RequestAborted fires (the client hung up while nothing was read)
 /// The handlers record their outcome (exception or null) so tests can check the server side completed.
 /// </summary>
 internal sealed class ZeroCopyTestHost : IAsyncDisposable
@@ -40,7 +42,7 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     public Uri BaseAddress { get; private set; } = null!;
     public ProxyMetrics Metrics => _app.Services.GetRequiredService<ProxyMetrics>();
     public ZeroCopyTransport Transport => _app.Services.GetRequiredService<ZeroCopyTransport>();
-    public ReadinessReactor Reactor => _app.Services.GetRequiredService<ReadinessReactor>();
+    public ZcProxy.Core.Transport.Loops.EventLoops Loops => _app.Services.GetRequiredService<ZcProxy.Core.Transport.Loops.EventLoops>();
     /// <summary>Each handler's end: null when it completed normally, else its exception.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<(string Path, Exception? Error)> Outcomes { get; } = new();
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
@@ -52,9 +54,8 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddZeroCopyTransport();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, lo =>
+        builder.WebHost.ConfigureKestrel(k => k.ListenZeroCopy(IPAddress.Loopback, 0, lo =>
         {
-            lo.UseZeroCopyTransport();
             if (protocols is { } p) lo.Protocols = p;
         }));
         var app = builder.Build();
@@ -68,6 +69,8 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         app.MapGet("/direct", host.DirectAsync);
         app.MapGet("/file-nolength", host.FileWithoutLengthAsync);
         app.MapGet("/file-started", host.FileAfterStartAsync);
+        app.MapPost("/unread", host.UnreadAsync);
+        app.MapGet("/until-aborted", host.UntilAbortedAsync);
         await app.StartAsync();
         host.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         return host;
@@ -131,6 +134,29 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         if (!zeroCopy.CanSplice) throw new InvalidOperationException("CanSplice is false on a plaintext HTTP/1.1 connection");
         if (BeforeBody is { } before) await before(context);
         await zeroCopy.SpliceFromSocketAsync(upstream, size, timeout.Token);
+    });
+
+    /// <summary>Reads nothing of the request body; answers how many bytes the kernel still holds for this connection.</summary>
+    private Task UnreadAsync(HttpContext context, long expect) => Record(context, async () =>
+    {
+        var connection = context.Features.Get<ZeroCopyConnection>()!;
+        int Queued()
+        {
+            using var lease = FdLease.TryAcquire(connection.ClientHandle, out var l) ? l : default;
+            return ZcProxy.Native.Syscalls.BytesAvailable(lease.Fd);
+        }
+        // Bounded: the body may still be on its way through loopback.
+        for (int i = 0; i < 200 && Queued() < expect - ZeroCopyTransport.BlockSize; i++) await Task.Delay(10);
+        context.Response.Headers["X-Kernel-Queued"] = Queued().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        context.Response.Headers.Connection = "close";
+    });
+
+    /// <summary>Waits for RequestAborted (the client went away) without reading anything.</summary>
+    private Task UntilAbortedAsync(HttpContext context) => Record(context, async () =>
+    {
+        var aborted = new TaskCompletionSource();
+        using (context.RequestAborted.Register(() => aborted.TrySetResult()))
+            await aborted.Task.WaitAsync(TimeSpan.FromSeconds(30));
     });
 
     private Task StatusAsync(HttpContext context, int code) => Record(context, async () =>
