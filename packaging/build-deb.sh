@@ -8,10 +8,12 @@
 #   /usr/share/doc/zcproxy/      README.md, examples/zcproxy.socket
 # If the runtime pack cannot be restored, it falls back to a framework-dependent publish that Depends on
 # aspnetcore-runtime-10.0 (Microsoft's package), and says so.
-# Environment: VERSION (default 0.1.0), OUT (default packaging/out).
+# Environment: VERSION (default: <Version> in Directory.Build.props, the one place the version is set; a VERSION given
+# here is built into the binary too, so `zcproxy --version` always matches the package), OUT (default packaging/out).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-version=${VERSION:-0.1.0}
+version=${VERSION:-$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$repo/Directory.Build.props" | head -1)}
+[ -n "$version" ] || { echo "build-deb: no <Version> in $repo/Directory.Build.props" >&2; exit 1; }
 out=${OUT:-$repo/packaging/out}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -22,7 +24,7 @@ mkdir -p "$work/src"
 tar -C "$repo" --exclude=bin --exclude=obj -c src Directory.Build.props | tar -x -C "$work/src"
 project=$work/src/src/ZcProxy/ZcProxy.csproj
 publish=$work/publish
-common=(-c Release -r linux-x64 -o "$publish" -p:DebugType=none -p:GenerateDocumentationFile=false -nologo -v:quiet)
+common=(-c Release -r linux-x64 -o "$publish" "-p:Version=$version" -p:DebugType=none -p:GenerateDocumentationFile=false -nologo -v:quiet)
 mode=self-contained
 depends="libc6, libgcc-s1, libstdc++6, libssl3 | libssl1.1, ca-certificates"
 if ! dotnet publish "$project" "${common[@]}" --self-contained true >"$work/publish.log" 2>&1; then

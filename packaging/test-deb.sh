@@ -49,6 +49,11 @@ if [ $selfcontained = no ]; then env_for_run+=("PATH=$PATH"); fi
 out=$("${env_for_run[@]}" "$x/usr/bin/zcproxy" check --config "$x/etc/zcproxy/zcproxy.json" 2>&1) || fail "zcproxy check on the packaged config: $out"
 echo "$out" | grep -q '^configuration OK' || fail "unexpected check output: $out"
 echo "test-deb: extracted zcproxy check: $out"
+# One version: the binary says the version the package is named after.
+package_version=$(dpkg-deb -f "$deb" Version)
+out=$("${env_for_run[@]}" "$x/usr/bin/zcproxy" --version 2>&1) || fail "zcproxy --version: $out"
+[ "$out" = "zcproxy $package_version" ] || fail "zcproxy --version says '$out', the package is $package_version"
+echo "test-deb: extracted zcproxy --version: $out"
 # ...and it rejects a broken one, naming file and JSON path (what ExecStartPre puts in the journal).
 printf '{ "ReverseProxy": { "Routes": { "r": { "ClusterId": "nope", "Match": { "Path": "/" } } } } }' > "$work/broken.json"
 if out=$("${env_for_run[@]}" "$x/usr/bin/zcproxy" check --config "$work/broken.json" 2>&1); then fail "check accepted a broken config"; fi

@@ -14,7 +14,7 @@ switch (commandLine.Command)
         Console.WriteLine(CommandLine.Usage);
         return 0;
     case "version":
-        Console.WriteLine($"zcproxy {typeof(CommandLine).Assembly.GetName().Version}");
+        Console.WriteLine($"zcproxy {CommandLine.Version}");
         return 0;
     case "check":
         return await CheckCommand.RunAsync(commandLine.ConfigFile);

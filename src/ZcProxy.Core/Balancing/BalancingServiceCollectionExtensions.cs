@@ -4,6 +4,7 @@ using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.LoadBalancing;
 using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Balancing.Policies;
 
 namespace ZcProxy.Core.Balancing;
@@ -33,6 +34,7 @@ internal static class BalancingServiceCollectionExtensions
         services.Replace(ServiceDescriptor.Singleton<IForwarderHttpClientFactory, ConnectTimeoutHttpClientFactory>());
         DecorateHealthUpdater(services);
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<RetryMetrics>();
         services.TryAddSingleton<DestinationRegistry>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, DestinationRegistryPruner>());
         services.TryAddSingleton<CircuitBreakerStep>();

@@ -20,13 +20,11 @@ internal sealed class DestinationRegistry
     {
         Time = time;
         _logger = logger;
-        RetriesTotal = metrics.Counter("zcproxy_upstream_retries_total", "Requests sent to another destination after a failed try.");
         RejectedTotal = metrics.Counter("zcproxy_upstream_rejected_total", "Requests answered 503 because every candidate destination was full or broken.");
         DestinationMetrics.Register(metrics, this);
     }
 
     public TimeProvider Time { get; }
-    public Counter RetriesTotal { get; }
     public Counter RejectedTotal { get; }
 
     public DestinationRuntime Get(string clusterId, string destinationId)

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Core.Balancing;
@@ -18,7 +19,7 @@ namespace ZcProxy.Core.Balancing;
 /// Tries that never reached a destination (queue, breaker) are safe to repeat for any method.
 /// It also answers a request whose last try was refused locally with 503 and Retry-After.
 /// </summary>
-internal sealed class RetryStep(DestinationRegistry pools, IEnumerable<ILoadBalancingPolicy> policies, ILogger<RetryStep> logger)
+internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries, IEnumerable<ILoadBalancingPolicy> policies, ILogger<RetryStep> logger)
 {
     private readonly Dictionary<string, ILoadBalancingPolicy> _policies = policies
         .GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
@@ -58,7 +59,7 @@ internal sealed class RetryStep(DestinationRegistry pools, IEnumerable<ILoadBala
                 await next();
                 if (pool.Current is { } tried && !pool.Tried.Contains(tried)) pool.Tried.Add(tried);
 
-                var reason = RetryReason(context, pool, gate, bodyReplayable);
+                var reason = WhyRetry(context, pool, gate, bodyReplayable);
                 // A response the gate held back was dropped on the promise of another try: keep it even if a limit
                 // has been reached since.
                 bool heldBack = gate?.Discarded == true;
@@ -70,9 +71,10 @@ internal sealed class RetryStep(DestinationRegistry pools, IEnumerable<ILoadBala
                     break;
                 }
 
+                string why = Describe(reason.Value, context);
                 BalancingLog.Retrying(logger, context.Request.Method, context.Request.Path.Value ?? "/", pool.Tries, pool.ClusterId,
-                    pool.Current?.DestinationId ?? "-", reason, nextDestination.DestinationId);
-                pools.RetriesTotal.Increment();
+                    pool.Current?.DestinationId ?? "-", why, nextDestination.DestinationId);
+                retries[reason.Value].Increment();
                 context.Features.Set<IForwarderErrorFeature>(null);
                 context.Response.Clear();
                 gate?.Reset();
@@ -95,25 +97,30 @@ internal sealed class RetryStep(DestinationRegistry pools, IEnumerable<ILoadBala
     }
 
     /// <summary>Why the last try may be repeated elsewhere, or null.</summary>
-    private static string? RetryReason(HttpContext context, BalancingRequestFeature pool, ResponseHeadGate? gate, bool requestReplayable)
+    private static RetryReason? WhyRetry(HttpContext context, BalancingRequestFeature pool, ResponseHeadGate? gate, bool requestReplayable)
     {
-        if (pool.Rejection != TryRejection.None) return pool.Rejection.ToString();
+        if (pool.Rejection != TryRejection.None) return pool.Rejection == TryRejection.BreakerOpen ? RetryReason.Breaker : RetryReason.Queue;
         if (!requestReplayable) return null;
         if (context.Features.Get<IForwarderErrorFeature>() is { } error)
         {
             var settings = pool.Settings;
             return error.Error switch
             {
-                ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseHeaders when settings.RetryOnError => "error",
-                ForwarderError.RequestTimedOut when settings.RetryOnTimeout => "timeout",
+                ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseHeaders when settings.RetryOnError => RetryReason.Error,
+                ForwarderError.RequestTimedOut when settings.RetryOnTimeout => RetryReason.Timeout,
                 _ => null,
             };
         }
         int status = context.Response.StatusCode;
         if (pool.Settings.RetryOnStatuses.Contains(status) && (gate?.Discarded == true || gate is not null && !context.Response.HasStarted))
-            return status.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return RetryReason.Status;
         return null;
     }
+
+    /// <summary>The reason as the retry log line gives it: the status code for a held-back status.</summary>
+    private static string Describe(RetryReason reason, HttpContext context) => reason == RetryReason.Status
+        ? context.Response.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture)
+        : RetryMetrics.Label(reason);
 
     private DestinationState? PickNext(HttpContext context, BalancingRequestFeature pool)
     {

@@ -11,10 +11,11 @@ internal sealed class CacheMetrics
     {
         metrics.Gauge("zcproxy_cache_lock_waiting", "Requests waiting for another request's fill of the same key.", () => cacheLock.Waiting);
         Body = metrics;
-        _byStatus = CacheStatus.All.ToDictionary(s => s, s =>
-            metrics.Counter("zcproxy_cache_requests_total", "Requests on cache-enabled routes, by cache status.", ("status", s)));
-        FillErrors = metrics.Counter("zcproxy_cache_errors_total", "Cache errors by kind.", ("kind", "fill"));
-        CorruptEntries = metrics.Counter("zcproxy_cache_errors_total", "Cache errors by kind.", ("kind", "corrupt"));
+        var requests = metrics.Counters("zcproxy_cache_requests_total", "Requests on cache-enabled routes, by cache status.", "status");
+        _byStatus = CacheStatus.All.ToDictionary(s => s, s => requests.WithLabels(s));
+        var errors = metrics.Counters("zcproxy_cache_errors_total", "Cache errors by kind.", "kind");
+        FillErrors = errors.WithLabels("fill");
+        CorruptEntries = errors.WithLabels("corrupt");
         metrics.Gauge("zcproxy_cache_size_bytes", "Bytes of cache entry files on disk.", () => index.Size);
         metrics.Gauge("zcproxy_cache_entries", "Cache entries on disk.", () => index.Count);
     }

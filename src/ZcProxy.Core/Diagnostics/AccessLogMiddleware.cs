@@ -15,8 +15,7 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
     public const string UpstreamTimeItem = "zcproxy.upstream_seconds";
     public const string CacheStatusItem = "zcproxy.cache_status";
 
-    private readonly Counter[] _byStatusClass = Enumerable.Range(1, 5)
-        .Select(c => metrics.Counter("zcproxy_requests_total", "Requests answered, by status class.", ("code", $"{c}xx"))).ToArray();
+    private readonly Counter[] _byStatusClass = StatusClassCounters(metrics);
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -32,6 +31,12 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
             if (status is >= 100 and < 600) _byStatusClass[status / 100 - 1].Increment();
             if (writer.Enabled) writer.Write(Format(context, startTime, Stopwatch.GetElapsedTime(start)));
         }
+    }
+
+    private static Counter[] StatusClassCounters(ProxyMetrics metrics)
+    {
+        var family = metrics.Counters("zcproxy_requests_total", "Requests answered, by status class.", "code");
+        return Enumerable.Range(1, 5).Select(c => family.WithLabels($"{c}xx")).ToArray();
     }
 
     private static string Format(HttpContext context, DateTimeOffset startTime, TimeSpan elapsed)

@@ -5,26 +5,27 @@ namespace ZcProxy.Core.Forwarding;
 /// <summary>Counters of the forwarding stage: which forwarder ran, and upstream failures by kind.</summary>
 internal sealed class ForwardingMetrics
 {
-    private const string ErrorsName = "zcproxy_upstream_errors_total";
-    private const string ErrorsHelp = "Upstream exchanges of the zero-copy forwarder that failed, by kind.";
-    private readonly ProxyMetrics _metrics;
+    private readonly Counter[] _errors;
 
-    public ForwardingMetrics(ProxyMetrics metrics)
+    public ForwardingMetrics(ProxyMetrics metrics, RetryMetrics retries)
     {
-        _metrics = metrics;
-        const string help = "Proxied requests by the forwarder that handled them (zerocopy: ZcProxy's HTTP/1.1 forwarder; yarp: YARP's).";
-        ZeroCopy = metrics.Counter("zcproxy_forwarded_requests_total", help, ("path", "zerocopy"));
-        Yarp = metrics.Counter("zcproxy_forwarded_requests_total", help, ("path", "yarp"));
-        Retries = metrics.Counter("zcproxy_upstream_retries_total", "Idempotent requests retried on a fresh connection after a pooled one failed before any response byte.");
-        foreach (var kind in Enum.GetValues<UpstreamErrorKind>()) Error(kind);
+        Body = metrics;
+        var forwarded = metrics.Counters("zcproxy_forwarded_requests_total",
+            "Proxied requests by the forwarder that handled them (zerocopy: ZcProxy's HTTP/1.1 forwarder; yarp: YARP's).", "path");
+        ZeroCopy = forwarded.WithLabels("zerocopy");
+        Yarp = forwarded.WithLabels("yarp");
+        Retries = retries[RetryReason.StaleConnection];
+        var errors = metrics.Counters("zcproxy_upstream_errors_total", "Upstream exchanges of the zero-copy forwarder that failed, by kind.", "kind");
+        _errors = Enum.GetValues<UpstreamErrorKind>().Select(kind => errors.WithLabels(Label(kind))).ToArray();
     }
 
     public Counter ZeroCopy { get; }
     public Counter Yarp { get; }
+    /// <summary>Idempotent requests resent on a fresh connection after a pooled one failed before any response byte (reason="stale_connection").</summary>
     public Counter Retries { get; }
-    public ProxyMetrics Body => _metrics;
+    public ProxyMetrics Body { get; }
 
-    public Counter Error(UpstreamErrorKind kind) => _metrics.Counter(ErrorsName, ErrorsHelp, ("kind", Label(kind)));
+    public Counter Error(UpstreamErrorKind kind) => _errors[(int)kind];
 
     private static string Label(UpstreamErrorKind kind) => kind switch
     {

@@ -45,15 +45,9 @@ internal sealed partial class ZeroCopyForwarder(
 
         proxy.ProxiedDestination = destination;
         metrics.ZeroCopy.Increment();
-        AdjustConcurrency(destination, +1);
-        try
-        {
-            await ForwardAsync(context, proxy.Route.Transformer, address, uri!, zeroCopy, UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata));
-        }
-        finally
-        {
-            AdjustConcurrency(destination, -1);
-        }
+        // Requests in flight per destination are counted by the pool steps around every try (DestinationRuntime), for
+        // both forwarders alike; YARP's DestinationState.ConcurrentRequestCount is YARP's own and not written here.
+        await ForwardAsync(context, proxy.Route.Transformer, address, uri!, zeroCopy, UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata));
     }
 
     private Task DeclineAsync(HttpContext context)
@@ -66,15 +60,6 @@ internal sealed partial class ZeroCopyForwarder(
         if (context.Request.Body is not CountingBodyStream)
             context.Request.Body = new CountingBodyStream(context.Request.Body, metrics.Body, BodyDirection.Request);
         return next(context);
-    }
-
-    /// <summary>
-    /// Load-balancing policies (LeastRequests, PowerOfTwoChoices) read ConcurrentRequestCount; YARP's atomic counter
-    /// behind it is internal, so the public property is updated under a lock on the destination.
-    /// </summary>
-    private static void AdjustConcurrency(DestinationState destination, int delta)
-    {
-        lock (destination) destination.ConcurrentRequestCount += delta;
     }
 
     private async Task ForwardAsync(HttpContext context, HttpTransformer transformer, string destinationPrefix, Uri destination,

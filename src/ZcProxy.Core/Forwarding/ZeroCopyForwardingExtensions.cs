@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Upstream;
 
 namespace ZcProxy.Core.Forwarding;
@@ -12,6 +13,7 @@ internal static class ZeroCopyForwardingExtensions
     public static IServiceCollection AddZeroCopyForwarder(this IServiceCollection services)
     {
         services.TryAddSingleton<UpstreamConnectionPool>();
+        services.TryAddSingleton<RetryMetrics>();
         services.TryAddSingleton<ForwardingMetrics>();
         return services;
     }

@@ -38,7 +38,7 @@ internal static class AdminEndpoints
                 id = d.DestinationId,
                 address = d.Model.Config.Address,
                 health = new { active = d.Health.Active.ToString(), passive = d.Health.Passive.ToString() },
-                activeRequests = d.ConcurrentRequestCount,
+                activeRequests = pools.Get(c.ClusterId, d).ActiveRequests, // ZcProxy's count, the same on both forwarding paths
                 pool = DestinationStatus.Describe(pools, c.ClusterId, d),
             }),
         }),

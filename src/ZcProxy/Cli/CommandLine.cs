@@ -1,3 +1,5 @@
+using System.Reflection;
+
 namespace ZcProxy.Cli;
 
 /// <summary>`zcproxy [run|check] [--config FILE]`.</summary>
@@ -5,7 +7,16 @@ internal sealed record CommandLine(string Command, string ConfigFile)
 {
     public const string Usage = "usage: zcproxy [run|check] [--config FILE]\n" +
         "  run    start the proxy (default)\n" +
-        "  check  validate the configuration (main file + includes) and exit: 0 when valid, 1 otherwise";
+        "  check  validate the configuration (main file + includes) and exit: 0 when valid, 1 otherwise\n" +
+        "  --version  print the version";
+
+    /// <summary>
+    /// The product version: &lt;Version&gt; in Directory.Build.props, the one place it is set (the .deb is named after
+    /// it too). The SDK may append "+commit" to the informational version; operators get the version alone.
+    /// </summary>
+    public static string Version { get; } =
+        (typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown")
+            .Split('+')[0];
 
     public static CommandLine? Parse(string[] args, out string? error)
     {

@@ -50,7 +50,7 @@ public class RetryTests
             Assert.Equal("B GET /r", await response.Content.ReadAsStringAsync());
         }
 
-        Assert.Equal(5, proxy.Get<ZcProxy.Core.Balancing.DestinationRegistry>().RetriesTotal.Value); // every other GET met the dead destination first
+        Assert.Equal(5, proxy.Get<ZcProxy.Core.Diagnostics.RetryMetrics>().Total); // every other GET met the dead destination first
         var statuses = new List<HttpStatusCode>();
         for (int i = 0; i < 10; i++)
         {
@@ -144,7 +144,7 @@ public class RetryTests
         }
         Assert.Equal(requests / 2, busy.Requests);
         Assert.Equal(requests, live.Requests);
-        Assert.Equal(requests / 2, proxy.Get<ZcProxy.Core.Balancing.DestinationRegistry>().RetriesTotal.Value);
+        Assert.Equal(requests / 2, proxy.Get<ZcProxy.Core.Diagnostics.RetryMetrics>().Total);
         var metrics = proxy.Get<ZcProxy.Core.Diagnostics.ProxyMetrics>();
         long Spliced() => metrics.GetBodyBytes(ZcProxy.Core.Diagnostics.BodyMechanism.Splice, ZcProxy.Core.Diagnostics.BodyDirection.Response);
         if (zeroCopy)
@@ -269,7 +269,7 @@ public class RetryTests
         Assert.Equal(1, truncated);
         Assert.Equal(1, breaking.Requests);
         Assert.Equal(1, live.Requests);
-        Assert.Equal(0, proxy.Get<ZcProxy.Core.Balancing.DestinationRegistry>().RetriesTotal.Value);
+        Assert.Equal(0, proxy.Get<ZcProxy.Core.Diagnostics.RetryMetrics>().Total);
         PathAssert.ForwardedOn(proxy, zeroCopy);
     }
 }

@@ -120,7 +120,7 @@ public class ZeroCopyForwarderFaultTests
         await Poll.UntilAsync(() => origin.ClosedConnections == 1, "the origin to close its side");
         Assert.Equal("ok", await Client.GetStringAsync($"{bed.Url}/2"));
         Assert.Equal(2, origin.Connections);
-        Assert.Equal(1, bed.Metrics.Counter("zcproxy_upstream_connections_stale_total", "").Value);
+        Assert.Equal(1, bed.Metrics.CounterValue("zcproxy_upstream_connections_stale_total"));
         Assert.Equal(0, bed.Forwarding.Retries.Value);
     }
 
@@ -139,6 +139,7 @@ public class ZeroCopyForwarderFaultTests
         Assert.Equal("", await Client.GetStringAsync($"{bed.Url}/1"));
         Assert.Equal("", await Client.GetStringAsync($"{bed.Url}/2")); // reused, closed, retried on a fresh connection
         Assert.Equal(1, bed.Forwarding.Retries.Value);
+        Assert.Equal(1, bed.Metrics.CounterValue("zcproxy_upstream_retries_total", ("reason", "stale_connection")));
         Assert.Equal(2, origin.Connections);
 
         using var post = await Client.PostAsync($"{bed.Url}/3", new ByteArrayContent([1, 2, 3]));

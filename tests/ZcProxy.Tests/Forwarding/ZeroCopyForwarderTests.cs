@@ -61,7 +61,7 @@ public class ZeroCopyForwarderTests
             Assert.Equal(BodyPattern.Sha256(size), sha);
         });
         Assert.Equal(sizes.Length, bed.Forwarding.ZeroCopy.Value);
-        Assert.True(bed.Metrics.Counter("zcproxy_upstream_connections_opened_total", "").Value <= 12 + 1);
+        Assert.True(bed.Metrics.CounterValue("zcproxy_upstream_connections_opened_total") <= 12 + 1);
     }
 
     [Fact]
@@ -104,7 +104,7 @@ public class ZeroCopyForwarderTests
         await using var bed = await ForwarderTestBed.StartAsync(origin.Url);
         for (int i = 0; i < 5; i++) Assert.Equal("ok", await Client.GetStringAsync($"{bed.Url}/k{i}"));
         Assert.Equal(1, origin.Connections);
-        Assert.Equal(4, bed.Metrics.Counter("zcproxy_upstream_connections_reused_total", "").Value);
+        Assert.Equal(4, bed.Metrics.CounterValue("zcproxy_upstream_connections_reused_total"));
     }
 
     [Fact]
@@ -131,7 +131,7 @@ public class ZeroCopyForwarderTests
             Assert.Equal("z", await Client.GetStringAsync($"{bed.Url}/c{round}"));
         }
         Assert.Equal(1, origin.Connections);
-        Assert.Equal(5, bed.Metrics.Counter("zcproxy_upstream_connections_reused_total", "").Value);
+        Assert.Equal(5, bed.Metrics.CounterValue("zcproxy_upstream_connections_reused_total"));
         await bed.AssertBodyMechanismsAsync(0, 2 * (body1.Length + body2.Length + 1));
     }
 
@@ -180,7 +180,7 @@ public class ZeroCopyForwarderTests
         }
         Assert.Equal(2 * size, bed.Copied); // chunked bodies are copied, never spliced
         Assert.Equal(0, bed.Spliced);
-        Assert.Equal(1, bed.Metrics.Counter("zcproxy_upstream_connections_reused_total", "").Value);
+        Assert.Equal(1, bed.Metrics.CounterValue("zcproxy_upstream_connections_reused_total"));
     }
 
     [Fact]

@@ -51,10 +51,7 @@ public class ProxyProcessTests
     [Fact]
     public async Task Check_ShippedDefaultConfig_IsValid()
     {
-        var repo = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(repo, "ZcProxy.sln"))) repo = Path.GetDirectoryName(repo)!;
-
-        var (code, output) = await ProxyProcess.RunAsync("check", "--config", Path.Combine(repo, "conf", "zcproxy.json"));
+        var (code, output) = await ProxyProcess.RunAsync("check", "--config", Path.Combine(Repository.Root, "conf", "zcproxy.json"));
 
         Assert.True(code == 0, output);
     }

@@ -25,9 +25,12 @@ public sealed partial class ProxyProcess : IDisposable
 
     /// <param name="launcher">A command that execs the rest of its arguments ("dotnet zcproxy.dll ..."), e.g. to pass
     /// inherited file descriptors; the process then keeps the launcher's pid.</param>
-    public static ProxyProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null, IReadOnlyList<string>? launcher = null)
+    /// <param name="workingDirectory">Where the process runs (default: the test's), e.g. to test the default config file.</param>
+    public static ProxyProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null, IReadOnlyList<string>? launcher = null,
+        string? workingDirectory = null)
     {
         var info = new ProcessStartInfo(launcher?[0] ?? "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
         if (launcher is not null)
         {
             foreach (var a in launcher.Skip(1)) info.ArgumentList.Add(a);
