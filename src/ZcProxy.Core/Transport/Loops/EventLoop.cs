@@ -16,7 +16,7 @@ namespace ZcProxy.Core.Transport.Loops;
 internal sealed partial class EventLoop : IDisposable
 {
     private const ulong WakeToken = 0;
-    private const uint RegisteredEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    private static readonly uint RegisteredEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     private readonly ConcurrentDictionary<ulong, LoopSocket> _sockets = new();
     private readonly ConcurrentQueue<(Action<object?> Work, object? State)> _posted = new();
     private readonly FileDescriptor _epoll;

@@ -12,9 +12,9 @@ namespace ZcProxy.Core.Transport.Loops;
 /// </summary>
 internal sealed class LoopSocket
 {
-    private const uint ReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
-    private const uint WriteEvents = EPOLLOUT | EPOLLHUP | EPOLLERR;
-    private const uint TroubleEvents = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+    private static readonly uint ReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+    private static readonly uint WriteEvents = EPOLLOUT | EPOLLHUP | EPOLLERR;
+    private static readonly uint TroubleEvents = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
     private readonly ReadinessWaiter _reader = new();
     private readonly ReadinessWaiter _writer = new();
     private int _readSequence, _writeSequence;
