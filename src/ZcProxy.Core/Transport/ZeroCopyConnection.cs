@@ -11,7 +11,7 @@ namespace ZcProxy.Core.Transport;
 /// A client connection of ZcProxy's own transport (<see cref="ZeroCopyListener"/>): a non-blocking socket fd
 /// registered once with one event loop, the pull-based <see cref="ZeroCopyInput"/>, the socket writer
 /// <see cref="ZeroCopyOutputWriter"/> (with its body holes), and the one abort path that wakes every wait of this
-/// connection. It is Kestrel's ConnectionContext and, as a connection feature, what the request middleware finds
+/// connection. Splice pipes are leased per body from <see cref="SplicePipePool"/>, never kept by an idle connection. It is Kestrel's ConnectionContext and, as a connection feature, what the request middleware finds
 /// in HttpContext.Features.
 /// </summary>
 internal sealed partial class ZeroCopyConnection : ConnectionContext
@@ -19,7 +19,6 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
     private readonly CancellationTokenSource _closed = new();
     private readonly object _lock = new();
     private readonly List<LoopSocket> _sources = [];
-    private SplicePipe? _pipe;
     private int _abortedFlag, _closedFired, _disposed;
     private Exception? _inputFailure;
 
@@ -53,16 +52,6 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
 
     /// <summary>What reads throw once the connection was aborted or reset; null while it is healthy.</summary>
     internal Exception? InputFailure => Volatile.Read(ref _inputFailure);
-
-    /// <summary>The connection's pipe, created at its first splice and kept for the next ones.</summary>
-    public SplicePipe RentPipe() => _pipe ??= Shared.Pipes.Rent();
-
-    /// <summary>After any splice error the pipe may hold bytes of a broken body: close it, never reuse it.</summary>
-    public void DropPipe()
-    {
-        _pipe?.Dispose();
-        _pipe = null;
-    }
 
     /// <summary>Registers a body source's fd on this connection's loop for readiness; a connection abort fails its waits too.</summary>
     public LoopSocket RegisterSource(System.Runtime.InteropServices.SafeHandle source)
@@ -164,11 +153,6 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
         Input.Complete();
         FireConnectionClosed();
         Loop.Unregister(ClientSocket, fdStaysOpen: false);
-        if (_pipe is { } pipe)
-        {
-            _pipe = null;
-            Shared.Pipes.Return(pipe);
-        }
         ClientHandle.Dispose(); // close(2): FIN, or RST after an abort that asked for one
         Shared.ConnectionClosed();
     }

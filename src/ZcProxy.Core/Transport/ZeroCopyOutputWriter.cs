@@ -86,10 +86,9 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
             // Kestrel swallows exceptions thrown by a transport flush, so a hole's failure is kept for EndHole.
             if (_hole is not null)
             {
-                _holeFailure = Classify(e);
+                _holeResult = Classify(e);
                 _hole = null;
                 _expectHole = false;
-                e = _holeFailure;
             }
             Fault(e);
             return new FlushResult(isCanceled: false, isCompleted: true);
@@ -184,10 +183,11 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
     }
 
     /// <summary>
-    /// Waits until the client socket can take more bytes (a write edge after <paramref name="sequence"/>, snapshot
-    /// before the syscall that hit EAGAIN); fails when the connection is gone or the flush is cancelled.
+    /// Waits until the client socket can take more bytes: a write edge after <paramref name="sequence"/>, the
+    /// socket's <see cref="Loops.LoopSocket.WriteSequence"/> taken before the syscall that hit EAGAIN. Throws when the
+    /// connection is gone or the flush was cancelled. May return without room (a wake): the caller retries its syscall.
     /// </summary>
-    private async ValueTask WaitWritableAsync(int sequence, CancellationToken cancellationToken)
+    internal async ValueTask WaitWritableAsync(int sequence, CancellationToken cancellationToken)
     {
         var cancel = new CancellationTokenSource();
         Volatile.Write(ref _flushCancel, cancel);
@@ -210,8 +210,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         _connection.Abort(e);
     }
 
-    private static BodyTransferException ClientError(Exception inner)
-        => new(BodyTransferFailure.ClientFailed, $"client connection failed: {inner.Message}", inner);
+    private static IOException ClientError(Exception inner) => new($"client connection failed: {inner.Message}", inner);
 
     private void ReleaseSegments()
     {
