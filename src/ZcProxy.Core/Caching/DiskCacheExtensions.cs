@@ -18,6 +18,7 @@ internal static class DiskCacheExtensions
         services.TryAddSingleton<CacheLock>();
         services.TryAddSingleton<CacheMetrics>();
         services.TryAddSingleton(sp => ActivatorUtilities.CreateInstance<DiskCache>(sp, options));
+        services.TryAddSingleton<CachedResponseWriter>();
         services.TryAddSingleton<CacheStep>();
         services.AddHostedService<DiskCacheMaintenance>();
         return services;
