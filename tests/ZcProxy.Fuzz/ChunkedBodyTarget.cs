@@ -120,7 +120,8 @@ internal sealed class ChunkedBodyTarget : IFuzzTarget
                 output.Write(data.Span);
                 total += data.Length;
             }
-            if (!reader.ReadAsync(CancellationToken.None).GetAwaiter().GetResult().IsEmpty) throw new FuzzFinding("data after the end");
+            var after = reader.ReadAsync(CancellationToken.None);
+            if (!after.IsCompleted || !after.Result.IsEmpty) throw new FuzzFinding("data after the end");
             return new Outcome(output.ToArray(), total, source.Position - reader.LeftoverBytes, null);
         }
         catch (Exception e) when (e is not FuzzFinding)
