@@ -4,6 +4,7 @@ using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
+using ZcProxy.Core.Output;
 using ZcProxy.Core.Balancing;
 
 namespace ZcProxy.Hosting;
@@ -18,15 +19,18 @@ internal static class ProxyServices
     {
         services.AddAuthorization();
         services.AddCors();
-        services.AddReverseProxy();
+        services.AddReverseProxy().AddTransforms(UpstreamTimingTransform.Apply);
         services.AddZcLoadBalancing();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ProxyMetrics>();
+        services.TryAddSingleton<RequestMetrics>();
+        services.TryAddSingleton<UpstreamTimingStep>();
         services.TryAddSingleton<ConfigLifecycle>();
         services.TryAddSingleton(new RuntimeOptions(initialOptions));
         services.TryAddSingleton<ConfigValidator>();
         services.AddDiskCacheChecks();
         services.AddZeroCopyForwarder();
+        services.AddResponseOutput();
         services.AddForwardingTransforms();
         return services;
     }
