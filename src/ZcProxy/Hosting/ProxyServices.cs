@@ -33,6 +33,7 @@ internal static class ProxyServices
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AdminConfigCheck>());
         services.AddZeroCopyForwarder();
         services.AddResponseOutput();
+        services.AddForwardingTransforms();
         return services;
     }
 
