@@ -111,6 +111,7 @@ internal static class ProxyHost
         {
             proxy.UseDiskCache();
             proxy.Use(RequestBodyLimitStep.InvokeAsync);
+            proxy.UseAdminState();
             proxy.UseSessionAffinity();
             proxy.UseCircuitBreakers();
             proxy.UseBackupDestinations();
