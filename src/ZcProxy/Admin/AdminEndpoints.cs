@@ -7,11 +7,15 @@ using ZcProxy.Core.Balancing;
 
 namespace ZcProxy.Admin;
 
-/// <summary>The admin listener's endpoints: health, Prometheus metrics, status (JSON), cache purge, the runtime API.</summary>
+/// <summary>
+/// The admin listener's endpoints: health, Prometheus metrics, status (JSON) (GET, open); cache purge and the runtime
+/// API (behind <see cref="AdminGuard"/>, as is every endpoint with another method).
+/// </summary>
 internal static class AdminEndpoints
 {
     public static void Map(IApplicationBuilder admin)
     {
+        admin.UseMiddleware<AdminGuard>(); // first: no mutating endpoint runs without it
         admin.UseRouting();
         admin.UseEndpoints(e =>
         {

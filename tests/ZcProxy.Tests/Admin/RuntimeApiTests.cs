@@ -144,6 +144,35 @@ public class RuntimeApiTests
         Assert.Equal(aBefore + 1, a.Requests); // b kept its weight 7: 7:1
     }
 
+    /// <summary>The runtime API sits behind the admin guard: no drain from another site's page, a token when one is set.</summary>
+    [Fact]
+    public async Task RuntimeApi_IsGuarded_CrossSiteRefused_TokenRequired()
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        using var dir = new ConfigDirectory();
+        dir.WriteMain(Config(Destination("a", a.Url)), Options(true));
+        dir.WriteAtomically(dir.MainFile, File.ReadAllText(dir.MainFile)
+            .Replace("\"Admin\": { \"Url\": \"http://127.0.0.1:0\" }", "\"Admin\": { \"Url\": \"http://127.0.0.1:0\", \"Token\": \"t0ken\" }"));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+
+        async Task<HttpStatusCode> DrainAsync(Action<HttpRequestMessage> configure)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, proxy.AdminUrl + "/clusters/c/destinations/a/drain");
+            configure(request);
+            using var response = await Client.SendAsync(request);
+            return response.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, await DrainAsync(_ => { }));
+        Assert.Equal(HttpStatusCode.Forbidden, await DrainAsync(r =>
+        {
+            r.Headers.Add("Authorization", "Bearer t0ken");
+            r.Headers.Add("Origin", "http://evil.example");
+        }));
+        Assert.Contains("\"enabled\"", await Client.GetStringAsync(proxy.AdminUrl + "/status"));
+        Assert.Equal(HttpStatusCode.OK, await DrainAsync(r => r.Headers.Add("Authorization", "Bearer t0ken")));
+        Assert.Contains("\"draining\"", await Client.GetStringAsync(proxy.AdminUrl + "/status"));
+    }
+
     [Fact]
     public async Task UnknownNamesAndBadWeights_AreClearErrors()
     {
