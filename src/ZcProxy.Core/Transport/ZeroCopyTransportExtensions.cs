@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using ZcProxy.Core.Diagnostics;
 
 namespace ZcProxy.Core.Transport;
@@ -13,12 +14,12 @@ namespace ZcProxy.Core.Transport;
 /// <summary>Wiring of the zero-copy transport: services, the connection middleware, and the request middleware.</summary>
 internal static class ZeroCopyTransportExtensions
 {
-    /// <summary>The reactor (one epoll thread, started at first use), the splice pipe pool and the shared transport state.</summary>
+    /// <summary>The reactor (one epoll thread, started at first use), the splice pipe pool (sized against the kernel's pipe limits) and the shared transport state.</summary>
     public static IServiceCollection AddZeroCopyTransport(this IServiceCollection services)
     {
         services.TryAddSingleton<ProxyMetrics>();
         services.TryAddSingleton<ReadinessReactor>();
-        services.TryAddSingleton(_ => new SplicePipePool());
+        services.TryAddSingleton(sp => new SplicePipePool(PipeBudget.FromKernel(), sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>()));
         services.TryAddSingleton<ZeroCopyTransport>();
         return services;
     }
