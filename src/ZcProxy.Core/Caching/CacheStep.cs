@@ -219,15 +219,12 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
         int status = context.Response.StatusCode;
         if (status is < 200 or >= 400) return;
         var request = context.Request;
-        var target = new Uri($"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}{request.QueryString}");
-        int removed = cache.Invalidate(CacheKey.For(template, target));
+        int removed = cache.Invalidate(CacheKey.For(template, request, HttpMethods.Get));
         foreach (var header in new[] { "Location", "Content-Location" })
         {
             var value = context.Response.Headers[header].ToString();
-            // §4.4: only URIs with the same origin as the request, so one site cannot purge another's entries.
-            if (value.Length > 0 && Uri.TryCreate(target, value, out var uri) && uri.Scheme == target.Scheme
-                && string.Equals(uri.Authority, target.Authority, StringComparison.OrdinalIgnoreCase))
-                removed += cache.Invalidate(CacheKey.For(template, uri));
+            // §4.4: only URIs with the same origin as the request (ForReference returns null for others).
+            if (value.Length > 0 && CacheKey.ForReference(template, request, value) is { } key) removed += cache.Invalidate(key);
         }
         if (removed > 0) LogInvalidated(request.Method, removed);
     }
