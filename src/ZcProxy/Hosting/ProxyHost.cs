@@ -83,11 +83,16 @@ internal static class ProxyHost
         if (options.Cache is { } cacheOptions)
             builder.Services.AddDiskCache(cacheOptions with { Path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(mainFile))!, cacheOptions.Path) });
         builder.Services.UseFileConfig(mainFile, config);
+        builder.Services.AddHostedService<RuntimeMeters>();
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<DemoOrigins>();
 
         var app = builder.Build();
+        var metrics = app.Services.GetRequiredService<ProxyMetrics>();
+        ProcessMetrics.Register(metrics);
+        var connections = app.Services.GetRequiredService<ActiveConnections>();
+        metrics.Gauge("zcproxy_client_connections", "Open client connections, proxy and admin listeners (Kestrel's kestrel.active_connections of this host).", () => connections.Count);
         var demo = app.Services.GetRequiredService<DemoOrigins>();
         await demo.StartAsync(CancellationToken.None);
         app.Lifetime.ApplicationStopped.Register(() => demo.StopAsync(CancellationToken.None).GetAwaiter().GetResult());
@@ -111,7 +116,8 @@ internal static class ProxyHost
             proxy.UseBackupDestinations();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
-            proxy.Use(UpstreamTimingStep.InvokeAsync);
+            var upstreamTiming = app.Services.GetRequiredService<UpstreamTimingStep>();
+            proxy.Use(upstreamTiming.InvokeAsync);
             proxy.UseRetries();
             proxy.UseConnectionLimits();
             proxy.UseCircuitBreakerFeedback();
