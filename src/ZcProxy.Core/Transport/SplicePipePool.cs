@@ -32,8 +32,8 @@ internal sealed partial class SplicePipePool : IDisposable
         _maxIdle = Math.Min(MaxIdlePipes, budget.MaxPipes);
         if (metrics is not null)
         {
-            metrics.Gauge("zcproxy_splice_pipes", "Splice pipes by state: leased to a body in flight, or idle.",
-                () => [([("state", "leased")], Leased), ([("state", "idle")], IdleCount)]);
+            metrics.Gauge("zcproxy_splice_pipes", "Splice pipes by state: leased to a body in flight, or idle.", ["state"],
+                () => [(["leased"], Leased), (["idle"], IdleCount)]);
             metrics.Gauge("zcproxy_splice_pipes_max", "Splice pipes allowed at once (sized against the user's pipe quota).", () => budget.MaxPipes);
             _shortages = metrics.Counter("zcproxy_splice_pipe_shortages_total",
                 "Bodies copied instead of spliced because no pipe could be had (all in use, or the kernel's pipe quota used up).");
