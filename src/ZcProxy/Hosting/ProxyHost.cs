@@ -1,4 +1,6 @@
 using System.Net;
+using System.Reflection;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging.Console;
 using ZcProxy.Admin;
@@ -13,21 +15,58 @@ using ZcProxy.Hosting.Systemd;
 
 namespace ZcProxy.Hosting;
 
-/// <summary>Builds the running proxy from a validated configuration: listeners, services, and the request pipeline.</summary>
+/// <summary>Builds and starts the running proxy from a validated configuration: listeners, services, and the request pipeline.</summary>
 internal static class ProxyHost
 {
-    /// <summary>Builds the app; demo origins (if configured) are started before the proxy's first health probes.</summary>
-    public static async Task<WebApplication> BuildAsync(string mainFile, LoadedConfig config)
+    /// <summary>The host's own logger: it logs a failed start with a stack trace, which <see cref="StartAsync"/> reports in one line instead.</summary>
+    private const string HostLogCategory = "Microsoft.Extensions.Hosting.Internal.Host";
+
+    /// <summary>
+    /// Proves what the start needs from the machine, starts the demo origins (if configured, before the proxy's first
+    /// health probes) and then the proxy. Whatever stops it is a <see cref="StartupException"/> with one line saying
+    /// what and where; nothing is left running then.
+    /// </summary>
+    public static async Task<WebApplication> StartAsync(string mainFile, LoadedConfig config)
+    {
+        var app = Build(mainFile, config);
+        var demo = app.Services.GetRequiredService<DemoOrigins>();
+        try
+        {
+            await demo.StartAsync(CancellationToken.None);
+            await app.StartAsync();
+            return app;
+        }
+        catch (Exception e)
+        {
+            var line = app.Services.GetRequiredService<ListenSockets>().Describe(e) ?? OneLine(e);
+            await demo.StopAsync(CancellationToken.None);
+            await app.DisposeAsync();
+            throw new StartupException(line, e);
+        }
+    }
+
+    /// <summary>Builds the app (nothing listens yet); throws <see cref="StartupException"/> if the machine cannot run it.</summary>
+    private static WebApplication Build(string mainFile, LoadedConfig config)
     {
         var options = config.Options;
+        var mainDirectory = Path.GetDirectoryName(Path.GetFullPath(mainFile))!;
+        var cacheOptions = options.Cache is { } cache ? cache with { Path = Path.Combine(mainDirectory, cache.Path) } : null;
+        if (cacheOptions is not null) StartupChecks.CacheDirectory(mainFile, cacheOptions.Path);
+        StartupChecks.AccessLog(mainFile, options.AccessLog);
+        var certificates = StartupChecks.Certificates(mainFile, options);
+
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
-            ContentRootPath = Path.GetDirectoryName(Path.GetFullPath(mainFile)),
+            ContentRootPath = mainDirectory,
         });
         builder.Configuration.Sources.Clear(); // configuration comes from our files only, never appsettings/env
-        ConfigureLogging(builder.Logging);
+        IHostApplicationLifetime? lifetime = null;
+        ConfigureLogging(builder.Logging, () => lifetime?.ApplicationStarted.IsCancellationRequested == true);
         var activation = builder.AddSystemdIntegration();
 
+        var sockets = new ListenSockets(mainFile);
+        builder.Services.AddSingleton(sockets);
+        builder.Services.Configure<SocketTransportOptions>(o => o.CreateBoundListenSocket = sockets.Bind);
         var listeners = new ListenerRegistry();
         builder.Services.AddSingleton(listeners);
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -39,7 +78,11 @@ internal static class ProxyHost
             kestrel.Limits.KeepAliveTimeout = limits.KeepAliveTimeout;
             kestrel.Limits.RequestHeadersTimeout = limits.RequestHeadersTimeout;
             kestrel.Limits.MaxConcurrentConnections = limits.MaxConnections == 0 ? null : limits.MaxConnections;
-            foreach (var listen in options.Listen)
+            for (int i = 0; i < options.Listen.Count; i++)
+            {
+                var listen = options.Listen[i];
+                var certificate = certificates[i];
+                sockets.Register(listen.Url, $"$.Listen[{i}].Url");
                 Listen(kestrel, activation, listeners, listen.Url, lo =>
                 {
                     listeners.Proxy.Add(lo);
@@ -50,10 +93,13 @@ internal static class ProxyHost
                     {
                         // TLS clients (HTTP/1.1 and HTTP/2 by ALPN) are served through YARP's forwarder.
                         lo.Protocols = HttpProtocols.Http1AndHttp2;
-                        lo.UseHttps(ListenerCertificate.Load(listen, Path.GetDirectoryName(Path.GetFullPath(mainFile))!));
+                        lo.UseHttps(certificate!);
                     }
                 });
+            }
             if (options.Admin is { } admin)
+            {
+                sockets.Register(admin.Url, "$.Admin.Url");
                 Listen(kestrel, activation, listeners, admin.Url, lo =>
                 {
                     listeners.Admin = lo;
@@ -64,6 +110,7 @@ internal static class ProxyHost
                         return next(connection);
                     });
                 });
+            }
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
                 if (options.ZeroCopy.Enabled) lo.UseZeroCopyTransport(); // plaintext proxy listener, like the http: ones
@@ -75,16 +122,15 @@ internal static class ProxyHost
 
         builder.Services.AddZcProxyServices(options);
         if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport();
-        if (options.Cache is { } cacheOptions)
-            builder.Services.AddDiskCache(cacheOptions with { Path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(mainFile))!, cacheOptions.Path) });
+        if (cacheOptions is not null) builder.Services.AddDiskCache(cacheOptions);
         builder.Services.UseFileConfig(mainFile, config);
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<DemoOrigins>();
 
         var app = builder.Build();
+        lifetime = app.Lifetime;
         var demo = app.Services.GetRequiredService<DemoOrigins>();
-        await demo.StartAsync(CancellationToken.None);
         app.Lifetime.ApplicationStopped.Register(() => demo.StopAsync(CancellationToken.None).GetAwaiter().GetResult());
         var startupLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ZcProxy.Hosting");
         app.Lifetime.ApplicationStarted.Register(() =>
@@ -124,7 +170,14 @@ internal static class ProxyHost
         else kestrel.Listen(new IPEndPoint(parsed.Address ?? IPAddress.Loopback, parsed.Port), configure);
     }
 
-    private static void ConfigureLogging(ILoggingBuilder logging)
+    /// <summary>The failed start's one line: the innermost message that says something, without stack frames.</summary>
+    private static string OneLine(Exception e)
+    {
+        while (e is AggregateException { InnerExceptions.Count: 1 } or TargetInvocationException && e.InnerException is not null) e = e.InnerException!;
+        return $"{e.Message.ReplaceLineEndings(" ")} ({e.GetType().Name})";
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging, Func<bool> started)
     {
         logging.ClearProviders();
         logging.AddSimpleConsole(o =>
@@ -142,5 +195,7 @@ internal static class ProxyHost
         logging.AddFilter("Yarp.ReverseProxy.LoadBalancing.LoadBalancingMiddleware", LogLevel.Error);
         logging.AddFilter("Yarp.ReverseProxy.Forwarder.ForwarderMiddleware", LogLevel.Error);
         logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
+        // Until the listeners are up, a failure is StartAsync's to report (in one line, not the host's stack trace).
+        logging.AddFilter(HostLogCategory, level => level >= LogLevel.Information && started());
     }
 }
