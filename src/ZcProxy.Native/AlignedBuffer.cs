@@ -24,6 +24,11 @@ internal sealed unsafe class AlignedBuffer : SafeHandle
     /// <summary>The memory; only valid while this buffer is not disposed.</summary>
     public Span<byte> Span => new((void*)handle, Length);
 
+    /// <summary>The same memory as a <see cref="Memory{T}"/>, for APIs that take one (stream writes); same validity.</summary>
+    public Memory<byte> Memory => (_manager ??= new Manager(this)).Memory;
+
+    private Manager? _manager;
+
     /// <summary>pread into the whole buffer at a file offset (both must be aligned for an O_DIRECT fd).</summary>
     public SysResult ReadAt(SafeHandle file, long offset)
     {
@@ -34,6 +39,15 @@ internal sealed unsafe class AlignedBuffer : SafeHandle
             return Syscalls.Pread(file, Span, offset);
         }
         finally { if (added) DangerousRelease(); }
+    }
+
+    /// <summary>Hands out the native memory; it is never moved, so pinning is a no-op.</summary>
+    private sealed class Manager(AlignedBuffer buffer) : System.Buffers.MemoryManager<byte>
+    {
+        public override Span<byte> GetSpan() => buffer.Span;
+        public override System.Buffers.MemoryHandle Pin(int elementIndex = 0) => new((byte*)buffer.handle + elementIndex);
+        public override void Unpin() { }
+        protected override void Dispose(bool disposing) { }
     }
 
     protected override bool ReleaseHandle()

@@ -1,6 +1,10 @@
 namespace ZcProxy.Native;
 
-/// <summary>Linux errno values the proxy reacts to (same numbers on x86_64 and arm64).</summary>
+/// <summary>
+/// Linux errno values the proxy reacts to or names in messages. Own enum rather than Tmds.LibC's properties: callers
+/// match on it (`is Errno.EPIPE or ...`) and messages print its names, which needs constants; the numbers are the
+/// same on x86_64 and arm64 (asm-generic/errno*.h), which NativeLayoutTests checks against both.
+/// </summary>
 internal enum Errno
 {
     EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13,

@@ -1,4 +1,5 @@
 using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 
 namespace ZcProxy.Native;
 
@@ -9,5 +10,5 @@ internal sealed class FileDescriptor : SafeHandleZeroOrMinusOneIsInvalid
 
     public int Fd => (int)handle;
 
-    protected override bool ReleaseHandle() => Libc.close((int)handle) == 0;
+    protected override bool ReleaseHandle() => LibC.close((int)handle) == 0;
 }

@@ -1,55 +1,43 @@
-using System.Runtime.InteropServices;
-
 namespace ZcProxy.Native;
 
-/// <summary>Flag values from the Linux UAPI headers. Where x86_64 and arm64 differ, both are given.</summary>
+/// <summary>
+/// The flag values the proxy uses, read from Tmds.LibC, whose runtime assembly is the one built for the running
+/// architecture (O_DIRECT is 0x4000 on x86_64 and 0x10000 on arm64). Properties, not constants: a compile-time
+/// constant would freeze one architecture's value into the caller. Typed as the callers pass them (epoll events and
+/// splice flags unsigned). NativeLayoutTests checks every one against the C headers of x86_64 and arm64.
+/// </summary>
 internal static class LinuxConstants
 {
-    private static readonly bool IsArm64 = RuntimeInformation.ProcessArchitecture == Architecture.Arm64;
+    public static int O_RDONLY => Tmds.Linux.LibC.O_RDONLY;
+    public static int O_NONBLOCK => Tmds.Linux.LibC.O_NONBLOCK;
+    public static int O_CLOEXEC => Tmds.Linux.LibC.O_CLOEXEC;
+    public static int O_DIRECT => Tmds.Linux.LibC.O_DIRECT;
 
-    public const int O_RDONLY = 0x0;
-    public const int O_WRONLY = 0x1;
-    public const int O_RDWR = 0x2;
-    public const int O_CREAT = 0x40;
-    public const int O_EXCL = 0x80;
-    public const int O_TRUNC = 0x200;
-    public const int O_NONBLOCK = 0x800;
-    public const int O_CLOEXEC = 0x80000;
-    /// <summary>0x4000 on x86_64, 0x10000 on arm64.</summary>
-    public static int O_DIRECT => IsArm64 ? 0x10000 : 0x4000;
+    public static int F_GETFL => Tmds.Linux.LibC.F_GETFL;
+    public static int F_SETFL => Tmds.Linux.LibC.F_SETFL;
+    public static int F_SETPIPE_SZ => Tmds.Linux.LibC.F_SETPIPE_SZ;
+    public static int F_GETPIPE_SZ => Tmds.Linux.LibC.F_GETPIPE_SZ;
 
-    public const int F_GETFL = 3;
-    public const int F_SETFL = 4;
-    public const int F_SETPIPE_SZ = 1031;
-    public const int F_GETPIPE_SZ = 1032;
+    public static uint SPLICE_F_MOVE => (uint)Tmds.Linux.LibC.SPLICE_F_MOVE;
+    public static uint SPLICE_F_NONBLOCK => (uint)Tmds.Linux.LibC.SPLICE_F_NONBLOCK;
 
-    public const uint SPLICE_F_MOVE = 1;
-    public const uint SPLICE_F_NONBLOCK = 2;
-    public const uint SPLICE_F_MORE = 4;
+    public static int MSG_DONTWAIT => Tmds.Linux.LibC.MSG_DONTWAIT;
+    public static int MSG_NOSIGNAL => Tmds.Linux.LibC.MSG_NOSIGNAL;
+    public static int MSG_MORE => Tmds.Linux.LibC.MSG_MORE;
 
-    public const int MSG_PEEK = 0x2;
-    public const int MSG_DONTWAIT = 0x40;
-    public const int MSG_NOSIGNAL = 0x4000;
-    public const int MSG_MORE = 0x8000;
+    public static int EPOLL_CLOEXEC => Tmds.Linux.LibC.EPOLL_CLOEXEC;
+    public static int EPOLL_CTL_ADD => Tmds.Linux.LibC.EPOLL_CTL_ADD;
+    public static int EPOLL_CTL_DEL => Tmds.Linux.LibC.EPOLL_CTL_DEL;
+    public static int EPOLL_CTL_MOD => Tmds.Linux.LibC.EPOLL_CTL_MOD;
+    public static uint EPOLLIN => (uint)Tmds.Linux.LibC.EPOLLIN;
+    public static uint EPOLLOUT => (uint)Tmds.Linux.LibC.EPOLLOUT;
+    public static uint EPOLLERR => (uint)Tmds.Linux.LibC.EPOLLERR;
+    public static uint EPOLLHUP => (uint)Tmds.Linux.LibC.EPOLLHUP;
+    public static uint EPOLLRDHUP => (uint)Tmds.Linux.LibC.EPOLLRDHUP;
+    public static uint EPOLLONESHOT => (uint)Tmds.Linux.LibC.EPOLLONESHOT;
 
-    public const int EPOLL_CLOEXEC = 0x80000;
-    public const int EPOLL_CTL_ADD = 1;
-    public const int EPOLL_CTL_DEL = 2;
-    public const int EPOLL_CTL_MOD = 3;
-    public const uint EPOLLIN = 0x1;
-    public const uint EPOLLOUT = 0x4;
-    public const uint EPOLLERR = 0x8;
-    public const uint EPOLLHUP = 0x10;
-    public const uint EPOLLRDHUP = 0x2000;
-    public const uint EPOLLONESHOT = 1u << 30;
+    public static int EFD_CLOEXEC => Tmds.Linux.LibC.EFD_CLOEXEC;
+    public static int EFD_NONBLOCK => Tmds.Linux.LibC.EFD_NONBLOCK;
 
-    public const int EFD_CLOEXEC = 0x80000;
-    public const int EFD_NONBLOCK = 0x800;
-
-    public const int POSIX_FADV_SEQUENTIAL = 2;
-    public const int POSIX_FADV_DONTNEED = 4;
-
-    /// <summary>struct epoll_event is packed (12 bytes) on x86_64 and naturally aligned (16 bytes) on arm64.</summary>
-    public static int EpollEventSize => IsArm64 ? 16 : 12;
-    public static int EpollEventDataOffset => IsArm64 ? 8 : 4;
+    public static int POSIX_FADV_DONTNEED => Tmds.Linux.LibC.POSIX_FADV_DONTNEED;
 }

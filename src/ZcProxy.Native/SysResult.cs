@@ -8,10 +8,6 @@ internal readonly record struct SysResult(long Bytes, int Errno)
 {
     public bool Ok => Errno == 0;
     public bool WouldBlock => Errno == (int)Native.Errno.EAGAIN;
-    public bool IsEof => Errno == 0 && Bytes == 0;
 
     public ErrnoException ToException(string call) => new(call, Errno);
-
-    /// <summary>Throws for errors other than EAGAIN; returns the result otherwise.</summary>
-    public SysResult ThrowUnlessOkOrWouldBlock(string call) => Ok || WouldBlock ? this : throw ToException(call);
 }

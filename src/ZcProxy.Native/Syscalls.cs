@@ -1,10 +1,13 @@
 using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 
 namespace ZcProxy.Native;
 
 /// <summary>
-/// Checked wrappers over <see cref="Libc"/>: EINTR is retried; data-moving calls return a
-/// <see cref="SysResult"/>, setup calls throw <see cref="ErrnoException"/>.
+/// Checked wrappers over libc (Tmds.LibC's bindings, and <see cref="Libc"/> for what it lacks): EINTR is retried;
+/// data-moving calls return a <see cref="SysResult"/>, setup calls throw <see cref="ErrnoException"/>.
 /// Fds are raw ints here; callers hold a SafeHandle reference (DangerousAddRef) while using them.
 /// </summary>
 internal static unsafe partial class Syscalls
@@ -23,41 +26,32 @@ internal static unsafe partial class Syscalls
     /// <summary>splice between a pipe and a socket/file with no explicit offsets (both fds' own positions are used).</summary>
     public static SysResult Splice(int fdIn, int fdOut, long count, uint flags)
     {
-        nint n;
-        do { n = Libc.splice(fdIn, null, fdOut, null, (nuint)count, flags); } while (n < 0 && LastErrno() == EINTR);
-        return Result(n);
-    }
-
-    /// <summary>splice from a pipe into a file at an explicit offset (advanced on success).</summary>
-    public static SysResult SpliceToFile(int pipeIn, int fileFd, ref long fileOffset, long count, uint flags)
-    {
-        long off = fileOffset;
-        nint n;
-        do { n = Libc.splice(pipeIn, null, fileFd, &off, (nuint)count, flags); } while (n < 0 && LastErrno() == EINTR);
-        fileOffset = off;
-        return Result(n);
-    }
-
-    public static SysResult Tee(int pipeIn, int pipeOut, long count, uint flags)
-    {
-        nint n;
-        do { n = Libc.tee(pipeIn, pipeOut, (nuint)count, flags); } while (n < 0 && LastErrno() == EINTR);
-        return Result(n);
-    }
-
-    public static SysResult Recv(int fd, Span<byte> buffer, int flags)
-    {
-        nint n;
-        fixed (byte* p = buffer)
-            do { n = Libc.recv(fd, p, (nuint)buffer.Length, flags); } while (n < 0 && LastErrno() == EINTR);
+        long n;
+        do { n = LibC.splice(fdIn, null, fdOut, null, (size_t)(ulong)count, flags); } while (n < 0 && LastErrno() == EINTR);
         return Result(n);
     }
 
     public static SysResult Send(int fd, ReadOnlySpan<byte> buffer, int flags)
     {
-        nint n;
+        long n;
         fixed (byte* p = buffer)
-            do { n = Libc.send(fd, p, (nuint)buffer.Length, flags | LinuxConstants.MSG_NOSIGNAL); } while (n < 0 && LastErrno() == EINTR);
+            do { n = LibC.send(fd, p, buffer.Length, flags | LinuxConstants.MSG_NOSIGNAL); } while (n < 0 && LastErrno() == EINTR);
+        return Result(n);
+    }
+
+    public static SysResult Read(int fd, Span<byte> buffer)
+    {
+        long n;
+        fixed (byte* p = buffer)
+            do { n = LibC.read(fd, p, buffer.Length); } while (n < 0 && LastErrno() == EINTR);
+        return Result(n);
+    }
+
+    public static SysResult Write(int fd, ReadOnlySpan<byte> buffer)
+    {
+        long n;
+        fixed (byte* p = buffer)
+            do { n = LibC.write(fd, p, buffer.Length); } while (n < 0 && LastErrno() == EINTR);
         return Result(n);
     }
 
@@ -68,24 +62,9 @@ internal static unsafe partial class Syscalls
         {
             file.DangerousAddRef(ref added);
             int fd = (int)file.DangerousGetHandle();
-            nint n;
+            long n;
             fixed (byte* p = buffer)
-                do { n = Libc.pread(fd, p, (nuint)buffer.Length, offset); } while (n < 0 && LastErrno() == EINTR);
-            return Result(n);
-        }
-        finally { if (added) file.DangerousRelease(); }
-    }
-
-    public static SysResult Pwrite(SafeHandle file, ReadOnlySpan<byte> buffer, long offset)
-    {
-        bool added = false;
-        try
-        {
-            file.DangerousAddRef(ref added);
-            int fd = (int)file.DangerousGetHandle();
-            nint n;
-            fixed (byte* p = buffer)
-                do { n = Libc.pwrite(fd, p, (nuint)buffer.Length, offset); } while (n < 0 && LastErrno() == EINTR);
+                do { n = LibC.pread(fd, p, buffer.Length, offset); } while (n < 0 && LastErrno() == EINTR);
             return Result(n);
         }
         finally { if (added) file.DangerousRelease(); }
@@ -95,39 +74,46 @@ internal static unsafe partial class Syscalls
     public static (FileDescriptor Read, FileDescriptor Write) CreatePipe()
     {
         int* fds = stackalloc int[2];
-        if (Libc.pipe2(fds, LinuxConstants.O_NONBLOCK | LinuxConstants.O_CLOEXEC) != 0) throw ErrnoException.FromLastError("pipe2");
+        if (LibC.pipe2(fds, LinuxConstants.O_NONBLOCK | LinuxConstants.O_CLOEXEC) != 0) throw ErrnoException.FromLastError("pipe2");
         return (new FileDescriptor(fds[0]), new FileDescriptor(fds[1]));
     }
 
     /// <summary>Sets a pipe's capacity; returns the size the kernel granted (it may round up, or refuse above pipe-max-size).</summary>
     public static int SetPipeSize(FileDescriptor pipe, int bytes)
     {
-        int r = Libc.fcntl(pipe.Fd, LinuxConstants.F_SETPIPE_SZ, bytes);
+        int r = LibC.fcntl(pipe.Fd, LinuxConstants.F_SETPIPE_SZ, bytes);
         if (r < 0) throw ErrnoException.FromLastError("fcntl(F_SETPIPE_SZ)");
         return r;
     }
 
     public static int GetPipeSize(FileDescriptor pipe)
     {
-        int r = Libc.fcntl(pipe.Fd, LinuxConstants.F_GETPIPE_SZ, 0);
+        int r = LibC.fcntl(pipe.Fd, LinuxConstants.F_GETPIPE_SZ);
         if (r < 0) throw ErrnoException.FromLastError("fcntl(F_GETPIPE_SZ)");
         return r;
     }
 
-    public static int GetFlags(int fd)
+    /// <summary>Sets O_NONBLOCK on an fd (needed by splice and sendfile, whose EAGAIN the callers wait out).</summary>
+    public static void SetNonBlocking(int fd)
     {
-        int r = Libc.fcntl(fd, LinuxConstants.F_GETFL, 0);
-        if (r < 0) throw ErrnoException.FromLastError("fcntl(F_GETFL)");
-        return r;
+        int flags = LibC.fcntl(fd, LinuxConstants.F_GETFL);
+        if (flags < 0) throw ErrnoException.FromLastError("fcntl(F_GETFL)");
+        if ((flags & LinuxConstants.O_NONBLOCK) != 0) return;
+        if (LibC.fcntl(fd, LinuxConstants.F_SETFL, flags | LinuxConstants.O_NONBLOCK) < 0) throw ErrnoException.FromLastError("fcntl(F_SETFL)");
     }
 
     /// <summary>open(2) with the given flags (O_CLOEXEC always added), e.g. O_RDONLY|O_DIRECT, which .NET's FileOptions cannot express.</summary>
-    public static Microsoft.Win32.SafeHandles.SafeFileHandle Open(string path, int flags, int mode = 0)
+    public static SafeFileHandle Open(string path, int flags)
     {
+        // NUL-terminated UTF-8; a long path is rare enough to allocate for.
+        int max = Encoding.UTF8.GetMaxByteCount(path.Length) + 1;
+        Span<byte> name = max <= 1024 ? stackalloc byte[max] : new byte[max];
+        name[Encoding.UTF8.GetBytes(path, name)] = 0;
         int fd;
-        do { fd = Libc.open(path, flags | LinuxConstants.O_CLOEXEC, mode); } while (fd < 0 && LastErrno() == EINTR);
+        fixed (byte* p = name)
+            do { fd = LibC.open(p, flags | LinuxConstants.O_CLOEXEC); } while (fd < 0 && LastErrno() == EINTR);
         if (fd < 0) throw new ErrnoException($"open({path})", LastErrno());
-        return new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        return new SafeFileHandle(fd, ownsHandle: true);
     }
 
     /// <summary>posix_fadvise returns the error number instead of setting errno.</summary>
@@ -137,7 +123,7 @@ internal static unsafe partial class Syscalls
         try
         {
             file.DangerousAddRef(ref added);
-            int r = Libc.posix_fadvise((int)file.DangerousGetHandle(), offset, length, advice);
+            int r = LibC.posix_fadvise((int)file.DangerousGetHandle(), offset, length, advice);
             if (r != 0) throw new ErrnoException("posix_fadvise", r);
         }
         finally { if (added) file.DangerousRelease(); }
@@ -145,7 +131,7 @@ internal static unsafe partial class Syscalls
 
     public static FileDescriptor EpollCreate()
     {
-        int fd = Libc.epoll_create1(LinuxConstants.EPOLL_CLOEXEC);
+        int fd = LibC.epoll_create1(LinuxConstants.EPOLL_CLOEXEC);
         if (fd < 0) throw ErrnoException.FromLastError("epoll_create1");
         return new FileDescriptor(fd);
     }
@@ -153,18 +139,19 @@ internal static unsafe partial class Syscalls
     /// <summary>epoll_ctl with a 64-bit user token; op is EPOLL_CTL_ADD/MOD/DEL. Returns errno (0 on success).</summary>
     public static int EpollControl(FileDescriptor epoll, int op, int fd, uint events, ulong token)
     {
-        byte* ev = stackalloc byte[16];
-        *(uint*)ev = events;
-        *(ulong*)(ev + LinuxConstants.EpollEventDataOffset) = token;
-        return Libc.epoll_ctl(epoll.Fd, op, fd, ev) == 0 ? 0 : LastErrno();
+        // struct epoll_event is packed (12 bytes) on x86_64 and naturally aligned (16) on arm64: Tmds.LibC's
+        // per-architecture assembly carries the right layout.
+        epoll_event ev = default;
+        ev.events = (int)events;
+        ev.data.u64 = token;
+        return LibC.epoll_ctl(epoll.Fd, op, fd, &ev) == 0 ? 0 : LastErrno();
     }
 
     /// <summary>Waits for events; fills (events, token) pairs and returns their count (0 on timeout or EINTR).</summary>
     public static int EpollWait(FileDescriptor epoll, Span<(uint Events, ulong Token)> ready, int timeoutMs)
     {
-        int size = LinuxConstants.EpollEventSize, dataOffset = LinuxConstants.EpollEventDataOffset;
-        byte* buf = stackalloc byte[size * ready.Length];
-        int n = Libc.epoll_wait(epoll.Fd, buf, ready.Length, timeoutMs);
+        epoll_event* events = stackalloc epoll_event[ready.Length];
+        int n = LibC.epoll_wait(epoll.Fd, events, ready.Length, timeoutMs);
         if (n < 0)
         {
             int errno = LastErrno();
@@ -172,18 +159,34 @@ internal static unsafe partial class Syscalls
             throw new ErrnoException("epoll_wait", errno);
         }
         for (int i = 0; i < n; i++)
-            ready[i] = (*(uint*)(buf + i * size), *(ulong*)(buf + i * size + dataOffset));
+            ready[i] = ((uint)events[i].events, events[i].data.u64);
         return n;
     }
 
     public static FileDescriptor EventFd()
     {
-        int fd = Libc.eventfd(0, LinuxConstants.EFD_CLOEXEC | LinuxConstants.EFD_NONBLOCK);
+        int fd = LibC.eventfd(0, LinuxConstants.EFD_CLOEXEC | LinuxConstants.EFD_NONBLOCK);
         if (fd < 0) throw ErrnoException.FromLastError("eventfd");
         return new FileDescriptor(fd);
     }
 
-    private static SysResult Result(nint n) => n >= 0 ? new SysResult(n, 0) : new SysResult(0, LastErrno());
+    /// <summary>Adds 1 to an eventfd's counter (wakes its epoll waiter). A full counter (EAGAIN) already means "signalled".</summary>
+    public static void EventFdSignal(FileDescriptor eventFd)
+    {
+        ulong one = 1;
+        var r = Write(eventFd.Fd, new ReadOnlySpan<byte>(&one, sizeof(ulong)));
+        if (!r.Ok && !r.WouldBlock) throw r.ToException("write(eventfd)");
+    }
+
+    /// <summary>Resets a non-blocking eventfd's counter to zero.</summary>
+    public static void EventFdDrain(FileDescriptor eventFd)
+    {
+        ulong value;
+        var r = Read(eventFd.Fd, new Span<byte>(&value, sizeof(ulong)));
+        if (!r.Ok && !r.WouldBlock) throw r.ToException("read(eventfd)");
+    }
+
+    private static SysResult Result(long n) => n >= 0 ? new SysResult(n, 0) : new SysResult(0, LastErrno());
 
     private static int LastErrno() => Marshal.GetLastPInvokeError();
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
 using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Forwarding;
 
 namespace ZcProxy.Core.Balancing;
 
@@ -19,6 +20,9 @@ internal sealed class ConnectTimeoutHttpClientFactory(ILogger<ForwarderHttpClien
     {
         base.ConfigureHandler(context, handler);
         if (ConnectTimeout(context.NewMetadata) is { } timeout) handler.ConnectTimeout = timeout;
+        // Header values pass through as bytes (see HeaderEncoding), unless the cluster's HttpRequest asks for an encoding.
+        if (context.NewConfig.RequestHeaderEncoding is null) handler.RequestHeaderEncodingSelector = HeaderEncoding.ForUpstreamHeader;
+        if (context.NewConfig.ResponseHeaderEncoding is null) handler.ResponseHeaderEncodingSelector = HeaderEncoding.ForUpstreamHeader;
     }
 
     private static TimeSpan? ConnectTimeout(IReadOnlyDictionary<string, string>? metadata)

@@ -1,3 +1,4 @@
+using ZcProxy.Core.Output;
 using ZcProxy.Core.Streams;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
@@ -8,12 +9,13 @@ namespace ZcProxy.Core.Balancing;
 /// <summary>
 /// Holds back a response whose status will be retried (RetryOn statuses): when the forwarder starts the response
 /// or writes its first body byte, the gate looks at the status; if another try will follow, everything is
-/// discarded and nothing reaches the client, otherwise the gate steps aside for good. The zero-copy forwarder's
-/// splice bypasses the body feature, so it is gated too (<see cref="GatedZeroCopyResponse"/>).
+/// discarded and nothing reaches the client, otherwise the gate steps aside for good. A held-back response must not be
+/// moved in the kernel past the gate: as an <see cref="IResponseBodyObserver"/> it tells the body sender so, on the
+/// status, which the forwarder has set before the body is sent.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001",
     Justification = "The gate stream only forwards to the response's own body stream, which Kestrel disposes")]
-internal sealed class ResponseHeadGate : IHttpResponseBodyFeature
+internal sealed class ResponseHeadGate : IHttpResponseBodyFeature, IResponseBodyObserver
 {
     private enum Decision { Undecided, PassThrough, Discard }
 
@@ -38,14 +40,15 @@ internal sealed class ResponseHeadGate : IHttpResponseBodyFeature
     public void Reset() => _decision = Decision.Undecided;
 
     /// <summary>Decides on the current status if not yet decided for this try; true while the response is held back.</summary>
-    public bool IsDiscarding() => Discarding();
-
     private bool Discarding()
     {
         if (_decision == Decision.Undecided)
             _decision = _willRetry(_context.Response.StatusCode) ? Decision.Discard : Decision.PassThrough;
         return _decision == Decision.Discard;
     }
+
+    IHttpResponseBodyFeature IResponseBodyObserver.Inner => _inner;
+    bool IResponseBodyObserver.NeedsBytes => Discarding();
 
     public Stream Stream => _decision == Decision.PassThrough ? _inner.Stream : _stream;
     public PipeWriter Writer => Discarding() ? _discardWriter ??= PipeWriter.Create(Stream.Null) : _inner.Writer;

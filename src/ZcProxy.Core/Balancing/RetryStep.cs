@@ -6,7 +6,6 @@ using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Diagnostics;
-using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Core.Balancing;
 
@@ -42,13 +41,11 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
 
         ResponseHeadGate? gate = null;
         var originalBody = context.Features.Get<IHttpResponseBodyFeature>();
-        var originalZeroCopy = context.Features.Get<IZeroCopyResponseFeature>();
         if (settings.RetryOnStatuses.Count > 0 && originalBody is not null && bodyReplayable)
         {
             gate = new ResponseHeadGate(originalBody, context,
                 status => settings.RetryOnStatuses.Contains(status) && CanTryAgain() && pool.Untried(d => Usable(pool, d)).Count > 0);
             context.Features.Set<IHttpResponseBodyFeature>(gate);
-            if (originalZeroCopy is not null) context.Features.Set<IZeroCopyResponseFeature>(new GatedZeroCopyResponse(originalZeroCopy, gate));
         }
         try
         {
@@ -85,11 +82,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
         }
         finally
         {
-            if (gate is not null)
-            {
-                context.Features.Set(originalBody);
-                context.Features.Set(originalZeroCopy);
-            }
+            if (gate is not null) context.Features.Set(originalBody);
         }
 
         if (pool.Rejection != TryRejection.None && !context.Response.HasStarted)

@@ -6,7 +6,6 @@ using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
-using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Core.Caching;
 

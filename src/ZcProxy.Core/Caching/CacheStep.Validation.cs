@@ -6,7 +6,6 @@ using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
-using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Core.Caching;
 
@@ -60,11 +59,11 @@ internal sealed partial class CacheStep
             {
                 var updated = UpdateFromNotModified(entry, notModified, requestTime, cache.Time.GetUtcNow());
                 if (!background)
-                    await CachedResponseWriter.WriteAsync(context, Reopened(entry, updated), cache, CacheStatus.Revalidated,
+                    await writer.WriteAsync(context, Reopened(entry, updated), CacheStatus.Revalidated,
                         Freshness.CurrentAge(updated, cache.Time.GetUtcNow()));
             }
             else if (!background)
-                await CachedResponseWriter.WriteAsync(context, entry, cache, CacheStatus.Stale, Freshness.CurrentAge(stored, cache.Time.GetUtcNow()));
+                await writer.WriteAsync(context, entry, CacheStatus.Stale, Freshness.CurrentAge(stored, cache.Time.GetUtcNow()));
             return;
         }
         // A full response superseded the stored one (it replaced it, or was not storable): the old variant goes.

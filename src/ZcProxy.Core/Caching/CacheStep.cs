@@ -6,7 +6,6 @@ using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
-using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Core.Caching;
 
@@ -15,7 +14,7 @@ namespace ZcProxy.Core.Caching;
 /// front of the forwarders. Hits never reach them; misses and validations pass through them with the response
 /// body intercepted (teed into a fill, or swallowed when the cache answers instead).
 /// </summary>
-internal sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarder, IServiceProvider services, ILogger<CacheStep> log)
+internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter writer, IHttpForwarder forwarder, IServiceProvider services, ILogger<CacheStep> log)
 {
     private const string RefreshLockSuffix = "\n#refresh";
 
@@ -108,7 +107,7 @@ internal sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarde
 
         if (UsableWithoutValidation(requestCc, responseCc, age, lifetime))
         {
-            await CachedResponseWriter.WriteAsync(context, entry, cache, fresh ? CacheStatus.Hit : CacheStatus.Stale, age);
+            await writer.WriteAsync(context, entry, fresh ? CacheStatus.Hit : CacheStatus.Stale, age);
             return;
         }
         if (requestCc.OnlyIfCached)
@@ -122,7 +121,7 @@ internal sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarde
         {
             if (cache.Lock.TryAcquire(key + RefreshLockSuffix) is null && !StartBackgroundRefresh(context, key, entry.Entry))
                 cache.Lock.Release(key + RefreshLockSuffix, false);
-            await CachedResponseWriter.WriteAsync(context, entry, cache, CacheStatus.Updating, age);
+            await writer.WriteAsync(context, entry, CacheStatus.Updating, age);
             return;
         }
         await RevalidateAsync(context, next, key, entry, requestCc, responseCc, staleness, background: false);
@@ -149,17 +148,15 @@ internal sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarde
     }
 
     /// <summary>
-    /// Runs the rest of the pipeline with the response body intercepted. While it runs the forwarder must not
-    /// splice past the cache, so the zero-copy feature is replaced by one that refuses.
+    /// Runs the rest of the pipeline with the response body intercepted. The interceptor tells the body sender whether
+    /// it needs the bytes (a fill or a swallowed response), so a response that is only passed on may still be spliced.
     /// </summary>
     private static async Task<ResponseInterceptor> ForwardInterceptedAsync(HttpContext context, Func<Task> next,
         Func<HttpContext, (InterceptMode, CacheFill?)> decide)
     {
         var bodyFeature = context.Features.Get<IHttpResponseBodyFeature>()!;
-        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>();
         var interceptor = new ResponseInterceptor(context, bodyFeature, decide);
         context.Features.Set<IHttpResponseBodyFeature>(interceptor);
-        if (zeroCopy is not null) context.Features.Set<IZeroCopyResponseFeature>(new NoSpliceFeature(zeroCopy));
         bool completed = false;
         try
         {
@@ -170,7 +167,6 @@ internal sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarde
         finally
         {
             context.Features.Set(bodyFeature);
-            if (zeroCopy is not null) context.Features.Set(zeroCopy);
             if (interceptor.Fill is { } fill)
             {
                 bool whole = completed && context.Features.Get<IForwarderErrorFeature>() is null && !context.RequestAborted.IsCancellationRequested;
@@ -223,15 +219,12 @@ internal sealed partial class CacheStep(DiskCache cache, IHttpForwarder forwarde
         int status = context.Response.StatusCode;
         if (status is < 200 or >= 400) return;
         var request = context.Request;
-        var target = new Uri($"{request.Scheme}://{request.Host}{request.PathBase}{request.Path}{request.QueryString}");
-        int removed = cache.Invalidate(CacheKey.For(template, target));
+        int removed = cache.Invalidate(CacheKey.For(template, request, HttpMethods.Get));
         foreach (var header in new[] { "Location", "Content-Location" })
         {
             var value = context.Response.Headers[header].ToString();
-            // §4.4: only URIs with the same origin as the request, so one site cannot purge another's entries.
-            if (value.Length > 0 && Uri.TryCreate(target, value, out var uri) && uri.Scheme == target.Scheme
-                && string.Equals(uri.Authority, target.Authority, StringComparison.OrdinalIgnoreCase))
-                removed += cache.Invalidate(CacheKey.For(template, uri));
+            // §4.4: only URIs with the same origin as the request (ForReference returns null for others).
+            if (value.Length > 0 && CacheKey.ForReference(template, request, value) is { } key) removed += cache.Invalidate(key);
         }
         if (removed > 0) LogInvalidated(request.Method, removed);
     }

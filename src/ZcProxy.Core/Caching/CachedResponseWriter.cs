@@ -1,20 +1,17 @@
-using System.Buffers;
 using System.Globalization;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using ZcProxy.Core.Diagnostics;
-using ZcProxy.Core.Transport;
+using ZcProxy.Core.Output;
 
 namespace ZcProxy.Core.Caching;
 
 /// <summary>
 /// Answers a request from an opened entry: stored head plus Age and X-Cache-Status, client conditionals (304/412),
-/// HEAD, a single Range (206/416). The body moves by one decision: below DirectIoThreshold sendfile(2) through
-/// the zero-copy transport (or a copy without it), at or above it O_DIRECT reads.
+/// HEAD, a single Range (206/416). The body is a file range below DirectIoThreshold and an O_DIRECT file at or above
+/// it; <see cref="ResponseBodySender"/> decides how it moves (sendfile, sends from the aligned buffers, or a copy).
 /// </summary>
-internal static class CachedResponseWriter
+internal sealed class CachedResponseWriter(DiskCache cache, ResponseBodySender sender, BodyOutcomeReport report)
 {
-    public static async Task WriteAsync(HttpContext context, OpenEntry entry, DiskCache cache, string status, TimeSpan age)
+    public async Task WriteAsync(HttpContext context, OpenEntry entry, string status, TimeSpan age)
     {
         var stored = entry.Response;
         var response = context.Response;
@@ -54,62 +51,16 @@ internal static class CachedResponseWriter
         if (stored.Status is 204 or 304) return;
         response.ContentLength = length;
         if (HttpMethods.IsHead(request.Method) || length == 0) return;
-        await SendBodyAsync(context, entry, cache, start, length);
+        await SendBodyAsync(context, entry, start, length);
     }
 
-    private static async Task SendBodyAsync(HttpContext context, OpenEntry entry, DiskCache cache, long start, long length)
+    private async Task SendBodyAsync(HttpContext context, OpenEntry entry, long start, long length)
     {
-        var metrics = cache.Metrics.Body;
         long fileOffset = entry.BodyOffset + start;
-        var ct = context.RequestAborted;
-        if (entry.Response.BodyLength >= cache.Options.DirectIoThreshold
-            && DirectIoSender.TryOpen(entry.Path, entry.BodyOffset + entry.Response.BodyLength) is { } direct)
-        {
-            using (direct)
-            {
-                if (context.Features.Get<IZeroCopyResponseFeature>() is { CanSendFile: true } transport)
-                {
-                    // Sent from the aligned buffers straight to the socket; counts mechanism="directio" itself.
-                    await transport.SendDirectIoAsync(direct, fileOffset, length, ct);
-                    return;
-                }
-                await context.Response.StartAsync(ct);
-                try { await DirectIoSender.SendAsync(direct, fileOffset, length, context.Response.BodyWriter, ct); }
-                catch (IOException) { context.Abort(); throw; }
-                metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, length);
-            }
-            return;
-        }
-        if (context.Features.Get<IZeroCopyResponseFeature>() is { CanSendFile: true } zeroCopy)
-        {
-            await zeroCopy.SendFileAsync(entry.File, fileOffset, length, ct); // counts mechanism="sendfile" itself
-            return;
-        }
-        await CopyAsync(context, entry, fileOffset, length, ct);
-        metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, length);
-    }
-
-    private static async Task CopyAsync(HttpContext context, OpenEntry entry, long offset, long length, CancellationToken ct)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(128 * 1024);
-        try
-        {
-            var body = context.Features.Get<IHttpResponseBodyFeature>()!.Stream;
-            long remaining = length;
-            while (remaining > 0)
-            {
-                // Below DirectIoThreshold the body is normally in the page cache: a plain pread beats a thread-pool hop.
-                int n = RandomAccess.Read(entry.File, buffer.AsSpan(0, (int)Math.Min(buffer.Length, remaining)), offset);
-                if (n == 0)
-                {
-                    context.Abort(); // the file shrank under us: never pass a short body off as complete
-                    throw new IOException("cache file ended early");
-                }
-                await body.WriteAsync(buffer.AsMemory(0, n), ct);
-                offset += n;
-                remaining -= n;
-            }
-        }
-        finally { ArrayPool<byte>.Shared.Return(buffer); }
+        BodySource? direct = entry.Response.BodyLength >= cache.Options.DirectIoThreshold
+            ? DirectFileSource.TryOpen(entry.Path, entry.BodyOffset + entry.Response.BodyLength, fileOffset, length) : null;
+        await using var source = direct ?? new FileRangeSource(entry.File, fileOffset, length);
+        var result = await sender.SendAsync(context, source);
+        if (!result.IsComplete) report.StoredBodyFailed(context, result, entry.Response.Key);
     }
 }

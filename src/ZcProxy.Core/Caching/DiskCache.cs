@@ -52,12 +52,24 @@ internal sealed partial class DiskCache
 
     public static string Hash(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
 
+    /// <summary>
+    /// Names the meaning of keys in entry file names. Entries of earlier versions keyed the decoded path
+    /// (<c>/k%3Fx=1</c> and <c>/k?x=1</c> alike); under another scheme their names no longer match and the start-up
+    /// scan removes them, so none is served under today's keys. Change it whenever <see cref="CacheKey"/> changes meaning.
+    /// </summary>
+    private const string KeyScheme = "key-v2:request-target\n";
+
     /// <summary>The file name of one variant: key plus the Vary-selected request header values.</summary>
-    public static string VariantHash(string key, IReadOnlyList<(string Name, string Value)> vary)
+    public static string VariantHash(string key, IReadOnlyList<(string Name, string Value)> vary) => Hash(KeyScheme + VariantText(key, vary));
+
+    /// <summary>The file name entries had before keys named their scheme (ZcProxy up to 0.1.0).</summary>
+    private static string LegacyVariantHash(string key, IReadOnlyList<(string Name, string Value)> vary) => Hash(VariantText(key, vary));
+
+    private static string VariantText(string key, IReadOnlyList<(string Name, string Value)> vary)
     {
         var sb = new StringBuilder(key);
         foreach (var (n, v) in vary) sb.Append('\n').Append(n).Append(':').Append(v);
-        return Hash(sb.ToString());
+        return sb.ToString();
     }
 
     public string PathFor(string hash) => Path.Combine(Root, hash[..2], hash[2..4], hash);
@@ -154,6 +166,12 @@ internal sealed partial class DiskCache
                 parsed = EntryFile.Read(file);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            if (parsed is { } old && LegacyVariantHash(old.Response.Key, old.Response.Vary) == name)
+            {
+                TryDeleteFile(path); // intact, but keyed the way earlier versions did: not corrupt, just unusable
+                removed++;
+                continue;
+            }
             if (parsed is null || VariantHash(parsed.Value.Response.Key, parsed.Value.Response.Vary) != name)
             {
                 TryDeleteFile(path);
@@ -182,7 +200,7 @@ internal sealed partial class DiskCache
     [LoggerMessage(EventId = 4004, Level = LogLevel.Error, Message = "cache directory {Root} cannot be created: {Error}; responses are served but not stored")]
     private partial void LogRootUnusable(string root, string error);
 
-    [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "cache loaded: {Loaded} entries, {Removed} leftover or corrupt files removed ({Root})")]
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "cache loaded: {Loaded} entries, {Removed} leftover, corrupt or outdated files removed ({Root})")]
     private partial void LogLoaded(int loaded, int removed, string root);
 }
 

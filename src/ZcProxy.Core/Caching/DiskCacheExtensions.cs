@@ -18,6 +18,7 @@ internal static class DiskCacheExtensions
         services.TryAddSingleton<CacheLock>();
         services.TryAddSingleton<CacheMetrics>();
         services.TryAddSingleton(sp => ActivatorUtilities.CreateInstance<DiskCache>(sp, options));
+        services.TryAddSingleton<CachedResponseWriter>();
         services.TryAddSingleton<CacheStep>();
         services.AddHostedService<DiskCacheMaintenance>();
         return services;
@@ -39,7 +40,7 @@ internal static class DiskCacheExtensions
 
     /// <summary>
     /// Purge through the admin listener: <c>DELETE {pattern}?url=http://host/path</c> removes every variant of one URL's
-    /// key; <c>DELETE {pattern}?prefix=http://host/images/</c> every key starting with the prefix. PURGE and POST work too.
+    /// key (the URL as clients send it, percent-encodings kept: see <see cref="CacheKey.ForUrl"/>); <c>DELETE {pattern}?prefix=http://host/images/</c> every key starting with the prefix. PURGE and POST work too.
     /// </summary>
     public static IEndpointConventionBuilder MapCachePurge(this IEndpointRouteBuilder endpoints, string pattern)
         => endpoints.MapMethods(pattern, ["DELETE", "PURGE", "POST"], (HttpRequest request) =>
@@ -51,8 +52,8 @@ internal static class DiskCacheExtensions
             int purged;
             if (url.Length > 0)
             {
-                if (!Uri.TryCreate(url, UriKind.Absolute, out var uri)) return Results.Text("url must be absolute (http://host/path)\n", statusCode: 400);
-                purged = cache.Invalidate(CacheKey.For(cache.Options.Key, uri));
+                if (CacheKey.ForUrl(cache.Options.Key, url) is not { } key) return Results.Text("url must be absolute (http://host/path)\n", statusCode: 400);
+                purged = cache.Invalidate(key);
             }
             else if (prefix.Length > 0) purged = cache.PurgePrefix(prefix);
             else return Results.Text("give ?url=ABSOLUTE_URL or ?prefix=KEY_PREFIX\n", statusCode: 400);

@@ -1,3 +1,4 @@
+using ZcProxy.Core.Output;
 using ZcProxy.Core.Streams;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
@@ -20,10 +21,10 @@ internal enum InterceptMode
 
 /// <summary>
 /// Replaces the response body feature while the forwarder runs, so the cache sees the upstream response:
-/// on the first write (or when the forwarder returns without a body) it asks <c>decide</c> what to do, then
-/// passes bytes to the client, tees them into a fill (client first, file second), or swallows them.
+/// on the first write (or when the forwarder returns without a body, or the body sender asks) it asks <c>decide</c>
+/// what to do, then passes bytes to the client, tees them into a fill (client first, file second), or swallows them.
 /// </summary>
-internal sealed class ResponseInterceptor : WriteOnlyStream, IHttpResponseBodyFeature
+internal sealed class ResponseInterceptor : WriteOnlyStream, IHttpResponseBodyFeature, IResponseBodyObserver
 {
     private readonly HttpContext _context;
     private readonly IHttpResponseBodyFeature _inner;
@@ -39,6 +40,17 @@ internal sealed class ResponseInterceptor : WriteOnlyStream, IHttpResponseBodyFe
 
     public InterceptMode Mode { get; private set; }
     public CacheFill? Fill { get; private set; }
+
+    // IResponseBodyObserver: a fill tees the bytes and a swallowed response drops them; a passed-on one does not need them.
+    IHttpResponseBodyFeature IResponseBodyObserver.Inner => _inner;
+    bool IResponseBodyObserver.NeedsBytes
+    {
+        get
+        {
+            EnsureDecided();
+            return Mode != InterceptMode.Pass;
+        }
+    }
 
     public void EnsureDecided()
     {

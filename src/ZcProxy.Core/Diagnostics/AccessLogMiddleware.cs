@@ -55,8 +55,8 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
           .Append(startTime.ToString("dd/MMM/yyyy:HH:mm:ss zzz", CultureInfo.InvariantCulture).Remove(24, 1)).Append("] \"")
           .Append(request.Method).Append(' ').Append(Sanitize(request.Path + request.QueryString)).Append(' ').Append(request.Protocol).Append("\" ")
           .Append(response.StatusCode).Append(' ').Append(bytes).Append(" \"")
-          .Append(Sanitize(request.Headers.Referer.ToString(), "-")).Append("\" \"")
-          .Append(Sanitize(request.Headers.UserAgent.ToString(), "-")).Append("\" upstream=")
+          .Append(SanitizeHeader(request.Headers.Referer.ToString())).Append("\" \"")
+          .Append(SanitizeHeader(request.Headers.UserAgent.ToString())).Append("\" upstream=")
           .Append(upstream ?? "-").Append(" rt=")
           .Append(elapsed.TotalSeconds.ToString("0.000", CultureInfo.InvariantCulture)).Append(" urt=").Append(upstreamTime)
           .Append(" cache=").Append(cacheStatus);
@@ -64,13 +64,28 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
     }
 
     /// <summary>Request text is attacker-controlled: no quotes, control characters or newlines may reach the log.</summary>
-    private static string Sanitize(string value, string empty = "")
+    private static string Sanitize(string value)
     {
-        if (value.Length == 0) return empty;
         var sb = new StringBuilder(value.Length);
         foreach (var ch in value)
         {
             if (ch == '"' || ch == '\\' || char.IsControl(ch)) sb.Append("\\x").Append(((int)ch).ToString("x2", CultureInfo.InvariantCulture));
+            else sb.Append(ch);
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// A header value holds one char per byte (HeaderEncoding): like nginx, every byte outside printable ASCII is
+    /// logged as \xHH, so a UTF-8 User-Agent reads "caf\xC3\xA9" rather than as mojibake.
+    /// </summary>
+    private static string SanitizeHeader(string value)
+    {
+        if (value.Length == 0) return "-";
+        var sb = new StringBuilder(value.Length);
+        foreach (var ch in value)
+        {
+            if (ch is '"' or '\\' or < ' ' or >= (char)0x7F) sb.Append("\\x").Append(((int)ch).ToString("X2", CultureInfo.InvariantCulture));
             else sb.Append(ch);
         }
         return sb.ToString();

@@ -6,6 +6,7 @@ using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Output;
 using ZcProxy.Core.Upstream;
 
 namespace ZcProxy.Core.Forwarding;
@@ -18,9 +19,10 @@ namespace ZcProxy.Core.Forwarding;
 /// with the status codes YARP uses, so transforms, passive health checks and logging see both paths alike.
 /// </summary>
 internal sealed partial class ZeroCopyForwarder(
-    RequestDelegate next, UpstreamConnectionPool pool, RuntimeOptions options, ForwardingMetrics metrics, ILogger<ZeroCopyForwarder> logger)
+    RequestDelegate next, UpstreamConnectionPool pool, RuntimeOptions options, ForwardingMetrics metrics,
+    ResponseBodySender sender, BodyOutcomeReport report, ILogger<ZeroCopyForwarder> logger)
 {
-    private readonly ResponseBodyRelay _relay = new(metrics.Body);
+    private readonly Func<long, bool> _alwaysCopied = sender.AlwaysCopies; // one delegate, not one per request
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -112,7 +114,7 @@ internal sealed partial class ZeroCopyForwarder(
             connection.RequestCount++;
 
             // :: Send the head and body, then read the response head (interim 1xx heads skipped).
-            var failure = await ExchangeAsync(context, connection, requestHead, framing, isHead, timeouts, zeroCopy.SpliceThreshold);
+            var failure = await ExchangeAsync(context, connection, requestHead, framing, isHead, timeouts);
             if (failure is null)
             {
                 head = connection.LastHead!;
@@ -162,34 +164,15 @@ internal sealed partial class ZeroCopyForwarder(
         }
 
         // :: Body.
-        var (outcome, exactlyConsumed, bodyError) = await _relay.RelayAsync(context, connection, head, zeroCopy.SpliceThreshold, timeouts.BodyIdle);
-        if (outcome == RelayOutcome.Complete)
+        BodyResult result;
+        bool reusable;
+        await using (var body = UpstreamBody.Open(connection, head, timeouts.BodyIdle, context.RequestAborted))
         {
-            if (exactlyConsumed && head.KeepAlive && !requestIncomplete) pool.Return(connection); else connection.Dispose();
-            return;
+            result = await sender.SendAsync(context, body);
+            reusable = result.IsComplete && body.EndedCleanly && head.KeepAlive && !requestIncomplete;
         }
-        connection.Dispose();
-        var (bodyForwarderError, bodyKind) = outcome switch
-        {
-            RelayOutcome.ClientFailed => (ForwarderError.ResponseBodyClient, UpstreamErrorKind.ClientAborted),
-            RelayOutcome.UpstreamTimedOut => (ForwarderError.ResponseBodyDestination, UpstreamErrorKind.BodyTimeout),
-            RelayOutcome.UpstreamMalformed => (ForwarderError.ResponseBodyDestination, UpstreamErrorKind.MalformedBody),
-            RelayOutcome.TransportFailed => (ForwarderError.ResponseBodyClient, UpstreamErrorKind.Transport),
-            _ => (ForwarderError.ResponseBodyDestination, UpstreamErrorKind.BodyReset),
-        };
-        LogBodyFailure(logger, bodyForwarderError, key, bodyError?.Message ?? "");
-        metrics.Error(bodyKind).Increment();
-        context.Features.Set<IForwarderErrorFeature>(new ZeroCopyForwarderErrorFeature(bodyForwarderError, bodyError));
-        if (!context.Response.HasStarted)
-        {
-            context.Response.Clear();
-            context.Response.StatusCode = StatusCodes.Status502BadGateway;
-        }
-        else
-        {
-            // Never let a truncated body pass for a complete one.
-            context.Abort();
-        }
+        if (reusable) pool.Return(connection); else connection.Dispose();
+        if (!result.IsComplete) report.UpstreamBodyFailed(context, result, key);
     }
 
     private readonly record struct ExchangeFailure(ForwarderError Error, int Status, UpstreamErrorKind? Kind, Exception Exception, bool BeforeAnyResponseByte);
@@ -200,7 +183,7 @@ internal sealed partial class ZeroCopyForwarder(
     /// <see cref="UpstreamConnection.RequestIncomplete"/> tells the caller that neither connection can be reused.
     /// </summary>
     private async Task<ExchangeFailure?> ExchangeAsync(HttpContext context, UpstreamConnection connection, byte[] requestHead,
-        RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts, long zeroCopySpliceThreshold)
+        RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts)
     {
         var aborted = context.RequestAborted;
         connection.RequestIncomplete = false;
@@ -220,10 +203,9 @@ internal sealed partial class ZeroCopyForwarder(
         using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
-        // Bodies that are always copied (below the splice threshold, chunked, close-delimited) may be consumed with the
-        // head: one recv for a small response. Splice-sized ones stay in the kernel. CanSplice is not asked here: the
-        // retry gate decides on the status when asked, and the status is not known yet.
-        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token, zeroCopySpliceThreshold);
+        // Bodies the sender copies whatever else holds (too short to splice, chunked, close-delimited) may be consumed with
+        // the head: one recv for a small response. Splice-sized ones stay in the kernel for the sender to decide on.
+        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token, _alwaysCopied);
         if (framing != RequestBodyFraming.None)
         {
             var bodyTask = RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, stopBody.Token);
@@ -328,9 +310,6 @@ internal sealed partial class ZeroCopyForwarder(
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "zero-copy forwarder: {Error}: {Reason}")]
     private static partial void LogFailure(ILogger logger, ForwarderError error, string reason);
-
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "zero-copy forwarder: {Error} while relaying the body from {Destination} (client aborted if the response had started): {Reason}")]
-    private static partial void LogBodyFailure(ILogger logger, ForwarderError error, string destination, string reason);
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "zero-copy forwarder: {Destination} answered {Status} before the request body was sent; forwarding it and closing both connections")]
     private static partial void LogEarlyResponse(ILogger logger, string destination, int status);

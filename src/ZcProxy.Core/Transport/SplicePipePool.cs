@@ -3,8 +3,8 @@ using System.Collections.Concurrent;
 namespace ZcProxy.Core.Transport;
 
 /// <summary>
-/// Idle, empty splice pipes. A connection rents one at its first splice and keeps it; at connection end an
-/// empty, healthy pipe comes back here, any other is closed. Bounded, so idle pipes do not pile up.
+/// Splice pipes, leased for one body and returned when it is done: an empty pipe after a complete transfer goes back
+/// to the idle set, any other is closed. Bounded, so idle pipes do not pile up.
 /// </summary>
 internal sealed class SplicePipePool : IDisposable
 {
@@ -23,7 +23,8 @@ internal sealed class SplicePipePool : IDisposable
     public int PipeCapacity { get; }
     public int IdleCount => Volatile.Read(ref _idleCount);
 
-    public SplicePipe Rent()
+    /// <summary>A pipe for one transfer; null when none can be had (the body is then copied).</summary>
+    public SplicePipe? TryLease()
     {
         if (_idle.TryDequeue(out var pipe))
         {
@@ -33,10 +34,10 @@ internal sealed class SplicePipePool : IDisposable
         return SplicePipe.Create(PipeCapacity);
     }
 
-    /// <summary>Takes back a pipe; closes it unless it is certainly empty and there is room.</summary>
-    public void Return(SplicePipe pipe)
+    /// <summary>Takes back a leased pipe; closes it after a failed transfer, or unless it is certainly empty and there is room.</summary>
+    public void Return(SplicePipe pipe, bool transferComplete)
     {
-        if (_disposed || pipe.Buffered != 0)
+        if (_disposed || !transferComplete || pipe.Buffered != 0)
         {
             pipe.Dispose();
             return;

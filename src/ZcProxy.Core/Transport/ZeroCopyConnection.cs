@@ -5,7 +5,8 @@ using Microsoft.AspNetCore.Connections;
 namespace ZcProxy.Core.Transport;
 
 /// <summary>
-/// Per-connection state of the zero-copy transport: the client socket, its reactor registration, the splice pipe, and the one abort path that wakes every wait of this connection.
+/// Per-connection state of the zero-copy transport: the client socket, its reactor registration, and the one abort path that wakes every wait of this connection.
+/// Splice pipes are leased per body from <see cref="SplicePipePool"/>, never kept by an idle connection.
 /// Also set as a connection feature, so the request middleware finds it from HttpContext.Features.
 /// </summary>
 internal sealed class ZeroCopyConnection : IAsyncDisposable
@@ -17,7 +18,6 @@ internal sealed class ZeroCopyConnection : IAsyncDisposable
     private readonly CancellationTokenRegistration _closedRegistration;
     private readonly object _lock = new();
     private readonly List<ReactorRegistration> _sourceRegistrations = [];
-    private SplicePipe? _pipe;
     private int _abortedFlag;
 
     public ZeroCopyConnection(ConnectionContext context, Socket socket, ZeroCopyTransport transport)
@@ -42,16 +42,6 @@ internal sealed class ZeroCopyConnection : IAsyncDisposable
     /// <summary>Cancelled when the connection is aborted or closed: every wait of this connection observes it.</summary>
     public CancellationToken Aborted => _aborted.Token;
     public bool IsAborted => Volatile.Read(ref _abortedFlag) != 0;
-
-    /// <summary>The connection's pipe, created at its first splice and kept for the next ones.</summary>
-    public SplicePipe RentPipe() => _pipe ??= Transport.Pipes.Rent();
-
-    /// <summary>After any splice error the pipe may hold bytes of a broken body: close it, never reuse it.</summary>
-    public void DropPipe()
-    {
-        _pipe?.Dispose();
-        _pipe = null;
-    }
 
     /// <summary>Registers a body source's fd for readiness; a connection abort fails its waits too.</summary>
     public ReactorRegistration RegisterSource(System.Runtime.InteropServices.SafeHandle source)
@@ -100,11 +90,6 @@ internal sealed class ZeroCopyConnection : IAsyncDisposable
         _closedRegistration.Dispose();
         Output.Complete();
         ClientReadiness.Dispose(); // out of epoll (if the socket is still open)
-        if (_pipe is { } pipe)
-        {
-            _pipe = null;
-            Transport.Pipes.Return(pipe);
-        }
         _aborted.Dispose();
         Transport.ConnectionClosed();
         // Our writer never used the transport's own output: completing it lets the transport shut the socket down.

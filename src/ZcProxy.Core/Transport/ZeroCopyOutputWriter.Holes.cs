@@ -1,257 +1,84 @@
-using System.Net.Sockets;
-using Microsoft.Win32.SafeHandles;
-using ZcProxy.Core.Diagnostics;
-using ZcProxy.Native;
-using static ZcProxy.Native.LinuxConstants;
+using ZcProxy.Core.Output;
 
 namespace ZcProxy.Core.Transport;
 
-/// <summary>Body holes: bytes the kernel moves from a file or a socket to the client at flush time.</summary>
+/// <summary>Body holes: bytes the kernel moves into the client socket at flush time (the move itself is the body source's).</summary>
 internal sealed partial class ZeroCopyOutputWriter
 {
-    private HoleSource? _hole;
+    private Func<CancellationToken, ValueTask<BodyResult>>? _hole;
     private long _holeLength;
     private long _holeSeen;
     private CancellationToken _holeToken;
-    private Exception? _holeFailure;
+    private BodyResult? _holeResult;
     private bool _expectHole;
 
     /// <summary>A hole follows the next flushes: send the response head with MSG_MORE so it leaves with the body.</summary>
     public void ExpectHole() => _expectHole = true;
 
     /// <summary>
-    /// From now on GetMemory hands out scratch memory and Advance counts hole bytes; the next flush moves
-    /// <paramref name="length"/> bytes from <paramref name="source"/>. Call after the response head was written.
+    /// From now on GetMemory hands out scratch memory and Advance counts hole bytes; the next flush sends what is
+    /// buffered, then runs <paramref name="move"/>, which moves <paramref name="length"/> bytes into the socket.
+    /// Call after the response head was written.
     /// </summary>
-    public void BeginHole(HoleSource source, long length, CancellationToken cancellationToken)
+    public void BeginHole(Func<CancellationToken, ValueTask<BodyResult>> move, long length, CancellationToken cancellationToken)
     {
         if (_hole is not null) throw new InvalidOperationException("a body hole is already open");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
-        _hole = source;
+        _hole = move;
         _holeLength = length;
         _holeSeen = 0;
         _holeToken = cancellationToken;
-        _holeFailure = null;
+        _holeResult = null;
     }
 
     /// <summary>
-    /// The hole's outcome after its flush: null when every byte reached the socket. Closes the hole either way.
-    /// <paramref name="thrown"/> is what the app's GetMemory/Advance/FlushAsync threw, if anything.
+    /// The hole's outcome after its flush, and closes it. <paramref name="thrown"/> is what the app's
+    /// GetMemory/Advance/FlushAsync threw, if anything. A failure has faulted the writer and aborted the connection.
     /// </summary>
-    public Exception? EndHole(Exception? thrown = null)
+    public BodyResult EndHole(Exception? thrown = null)
     {
-        var failure = _holeFailure;
-        if (_hole is not null && failure is null)
-            failure = thrown is not null ? Classify(thrown) : new BodyTransferException(BodyTransferFailure.GuardTripped,
+        BodyResult result;
+        if (_holeResult is { IsComplete: false } failed) result = failed;
+        else if (thrown is not null) result = Classify(thrown);
+        else if (_holeResult is null)
+            result = BodyResult.Failed(BodyOutcome.TransportFailed,
                 "the body hole was not flushed through this writer (Kestrel buffered it or the writer was completed)");
-        failure ??= thrown is null ? null : Classify(thrown);
+        else result = BodyResult.Complete;
         _hole = null;
-        _holeFailure = null;
+        _holeResult = null;
         _expectHole = false;
-        if (failure is not null) Fault(failure);
-        return failure;
+        if (!result.IsComplete) Fault(new IOException(result.Reason));
+        return result;
     }
 
     private async ValueTask MoveHoleAsync(CancellationToken flushToken)
     {
-        var source = _hole!;
+        var move = _hole!;
         try
         {
             if (_holeSeen != _holeLength)
-                throw new BodyTransferException(BodyTransferFailure.GuardTripped,
+                _holeResult = BodyResult.Failed(BodyOutcome.TransportFailed,
                     $"Kestrel passed {_holeSeen} of the hole's {_holeLength} bytes through to the transport: it no longer writes them straight through");
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(_holeToken, flushToken, _connection.Aborted);
-            switch (source)
+            else
             {
-                case FileHoleSource file: await SendFileAsync(file.File, file.Offset, _holeLength, linked.Token); break;
-                case DirectFileHoleSource direct: await SendDirectAsync(direct.File, direct.Offset, _holeLength, linked.Token); break;
-                default: await SpliceAsync((SocketHoleSource)source, _holeLength, linked.Token); break;
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(_holeToken, flushToken, _connection.Aborted);
+                _holeResult = await move(linked.Token);
             }
         }
-        catch (Exception e)
-        {
-            _holeFailure = Classify(e);
-            Fault(_holeFailure);
-        }
+        catch (Exception e) { _holeResult = Classify(e); }
         finally
         {
             _hole = null;
             _expectHole = false;
         }
+        if (_holeResult is { IsComplete: false } failed) Fault(new IOException(failed.Reason));
     }
 
-    private Exception Classify(Exception e) => e switch
+    /// <summary>What an exception around a hole means: the client's failure (it went away, or Kestrel cancelled the flush), else ours.</summary>
+    private BodyResult Classify(Exception e) => e switch
     {
-        BodyTransferException => e,
-        OperationCanceledException or ObjectDisposedException or IOException when _connection.IsAborted =>
-            new BodyTransferException(BodyTransferFailure.ClientFailed, "the client connection was aborted", e),
-        OperationCanceledException => new BodyTransferException(BodyTransferFailure.Canceled, "the body transfer was cancelled", e),
-        _ => new BodyTransferException(BodyTransferFailure.ClientFailed, e.Message, e),
+        _ when _connection.IsAborted => BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted"),
+        OperationCanceledException or IOException or ObjectDisposedException => BodyResult.Failed(BodyOutcome.ClientFailed, $"client connection failed: {e.Message}"),
+        _ => BodyResult.Failed(BodyOutcome.TransportFailed, $"{e.GetType().Name}: {e.Message}"),
     };
-
-    private async ValueTask SendFileAsync(SafeFileHandle file, long offset, long length, CancellationToken cancellationToken)
-    {
-        bool added = false;
-        file.DangerousAddRef(ref added);
-        try
-        {
-            int fileFd = (int)file.DangerousGetHandle();
-            long left = length;
-            while (left > 0)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                SysResult r;
-                if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) throw ClientError(new ObjectDisposedException("client socket"));
-                using (client) r = Syscalls.SendFile(client.Fd, fileFd, ref offset, Math.Min(left, 0x7fff_f000));
-                if (r.Ok)
-                {
-                    if (r.Bytes == 0)
-                        throw new BodyTransferException(BodyTransferFailure.SourceEnded, $"the file ended {left} bytes before the promised length");
-                    left -= r.Bytes;
-                    _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.Sendfile, BodyDirection.Response, r.Bytes);
-                }
-                else if (r.WouldBlock) await WaitWritableAsync(cancellationToken);
-                else if (r.Errno is (int)Errno.EPIPE or (int)Errno.ECONNRESET or (int)Errno.ENOTCONN) throw ClientError(r.ToException("sendfile"));
-                else throw new BodyTransferException(BodyTransferFailure.SourceFailed, $"sendfile failed: {r.ToException("sendfile").Message}");
-            }
-        }
-        finally { if (added) file.DangerousRelease(); }
-    }
-
-    /// <summary>
-    /// O_DIRECT file → aligned buffer → client: the only user-space step is the pread into the buffer (no page cache,
-    /// no copy into Kestrel's pipe); send(2) goes straight from it. The next reads run on the thread pool meanwhile.
-    /// </summary>
-    private async ValueTask SendDirectAsync(SafeFileHandle directFile, long offset, long length, CancellationToken cancellationToken)
-    {
-        await using var reader = new DirectReadAhead(directFile, offset, length);
-        long left = length;
-        while (await reader.NextAsync() is { } chunk)
-        {
-            for (int sent = 0; sent < chunk.Count;)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                bool more = left > chunk.Count - sent; // more chunks follow: let TCP fill whole segments
-                SysResult r;
-                if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) throw ClientError(new ObjectDisposedException("client socket"));
-                using (client) r = Syscalls.Send(client.Fd, chunk.Span[sent..], MSG_DONTWAIT | (more ? MSG_MORE : 0));
-                if (r.Ok && r.Bytes > 0)
-                {
-                    sent += (int)r.Bytes;
-                    left -= r.Bytes;
-                    _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, r.Bytes);
-                }
-                else if (r.Ok) throw ClientError(new IOException("send to the client moved 0 bytes"));
-                else if (r.WouldBlock) await WaitWritableAsync(cancellationToken);
-                else throw ClientError(r.ToException("send"));
-            }
-        }
-    }
-
-    /// <summary>
-    /// upstream → pipe → client. The pipe's fill level is tracked so that EAGAIN from the upstream side means
-    /// "no data yet" (the pipe has room) and EAGAIN from the client side means "socket full". When neither can
-    /// move, we wait for the side that blocks; a wait for upstream data also watches the client for errors.
-    /// </summary>
-    private async ValueTask SpliceAsync(SocketHoleSource hole, long length, CancellationToken cancellationToken)
-    {
-        var source = hole.Socket;
-        // splice honours the socket's own O_NONBLOCK; .NET sockets used asynchronously already have it.
-        if (FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
-        var pipe = _connection.RentPipe();
-        ReactorRegistration? upstream = null;
-        try
-        {
-            long toRead = length, toWrite = length;
-            while (toWrite > 0)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                bool progress = false;
-                if (toRead > 0 && pipe.Buffered < pipe.Capacity)
-                {
-                    var r = SpliceFromSource(source, pipe, Math.Min(toRead, pipe.Capacity - pipe.Buffered));
-                    if (r.Ok)
-                    {
-                        if (r.Bytes == 0)
-                            throw new BodyTransferException(BodyTransferFailure.SourceEnded, $"the upstream closed {toRead} bytes before the promised length");
-                        pipe.Buffered += r.Bytes;
-                        toRead -= r.Bytes;
-                        progress = true;
-                    }
-                    else if (!r.WouldBlock)
-                        throw new BodyTransferException(BodyTransferFailure.SourceFailed, $"upstream failed: {r.ToException("splice").Message}");
-                }
-                if (pipe.Buffered > 0)
-                {
-                    SysResult w;
-                    if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) throw ClientError(new ObjectDisposedException("client socket"));
-                    using (client) w = Syscalls.Splice(pipe.ReadFd, client.Fd, pipe.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-                    if (w.Ok && w.Bytes > 0)
-                    {
-                        pipe.Buffered -= w.Bytes;
-                        toWrite -= w.Bytes;
-                        _connection.Transport.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, w.Bytes);
-                        continue;
-                    }
-                    if (w.Ok) throw ClientError(new IOException("splice to the client moved 0 bytes"));
-                    if (!w.WouldBlock) throw ClientError(w.ToException("splice"));
-                    // A client that takes nothing is the client's failure (not the upstream's): counted as such by the forwarder.
-                    if (!progress) await WithIdleTimeoutAsync(t => WaitWritableAsync(t), hole.IdleTimeout, BodyTransferFailure.ClientFailed, "the client took no byte", cancellationToken);
-                    continue;
-                }
-                if (!progress)
-                {
-                    var registration = upstream ??= _connection.RegisterSource(source.SafeHandle);
-                    await WithIdleTimeoutAsync(t => WaitReadableWatchingClientAsync(registration, t), hole.IdleTimeout, BodyTransferFailure.IdleTimeout, "the upstream sent nothing", cancellationToken);
-                }
-            }
-        }
-        catch
-        {
-            _connection.DropPipe(); // it may hold bytes of this broken body
-            throw;
-        }
-        finally
-        {
-            if (upstream is not null) _connection.UnregisterSource(upstream);
-        }
-    }
-
-    /// <summary>Runs one readiness wait; if <paramref name="idleTimeout"/> passes first, the body has stalled.</summary>
-    private static async ValueTask WithIdleTimeoutAsync(Func<CancellationToken, ValueTask> wait, TimeSpan idleTimeout, BodyTransferFailure failure, string stalled, CancellationToken cancellationToken)
-    {
-        if (idleTimeout == Timeout.InfiniteTimeSpan)
-        {
-            await wait(cancellationToken);
-            return;
-        }
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        idle.CancelAfter(idleTimeout);
-        try { await wait(idle.Token); }
-        catch (OperationCanceledException e) when (idle.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            throw new BodyTransferException(failure, $"{stalled} for {idleTimeout.TotalMilliseconds:0} ms", e);
-        }
-    }
-
-    private static SysResult SpliceFromSource(Socket source, SplicePipe pipe, long count)
-    {
-        if (!FdLease.TryAcquire(source.SafeHandle, out var upstream))
-            throw new BodyTransferException(BodyTransferFailure.SourceFailed, "the upstream socket was closed");
-        using (upstream) return Syscalls.Splice(upstream.Fd, pipe.WriteFd, count, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    }
-
-    /// <summary>Waits for upstream data while watching the client for EPOLLERR/EPOLLHUP (a reset client must not wait on a slow upstream).</summary>
-    private async ValueTask WaitReadableWatchingClientAsync(ReactorRegistration upstream, CancellationToken cancellationToken)
-    {
-        using var race = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var readable = upstream.WaitAsync(EPOLLIN | EPOLLRDHUP, race.Token);
-        var clientTrouble = _connection.ClientReadiness.WaitAsync(0, race.Token);
-        var first = await Task.WhenAny(readable, clientTrouble).ConfigureAwait(false);
-        race.Cancel();
-        // Both waits must be over before either fd is waited on again (one wait per fd at a time).
-        try { await readable.ConfigureAwait(false); } catch when (first != readable) { }
-        try { await clientTrouble.ConfigureAwait(false); } catch when (first != clientTrouble) { }
-        if (first == clientTrouble) throw ClientError(new IOException("the client socket reported an error or hang-up"));
-    }
 }

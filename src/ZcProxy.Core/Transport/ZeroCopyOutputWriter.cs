@@ -86,10 +86,9 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
             // Kestrel swallows exceptions thrown by a transport flush, so a hole's failure is kept for EndHole.
             if (_hole is not null)
             {
-                _holeFailure = Classify(e);
+                _holeResult = Classify(e);
                 _hole = null;
                 _expectHole = false;
-                e = _holeFailure;
             }
             Fault(e);
             return new FlushResult(isCanceled: false, isCompleted: true);
@@ -182,8 +181,8 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         if (_segments.Count == 1 && _segments[0].Start == _segments[0].End) _segments[0].Start = _segments[0].End = 0;
     }
 
-    /// <summary>Waits until the client socket can take more bytes; fails when the connection is gone.</summary>
-    private async ValueTask WaitWritableAsync(CancellationToken cancellationToken)
+    /// <summary>Waits until the client socket can take more bytes; throws when the connection is gone or the flush was cancelled.</summary>
+    internal async ValueTask WaitWritableAsync(CancellationToken cancellationToken)
     {
         var cancel = new CancellationTokenSource();
         Volatile.Write(ref _flushCancel, cancel);
@@ -208,8 +207,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         _connection.Abort(e);
     }
 
-    private static BodyTransferException ClientError(Exception inner)
-        => new(BodyTransferFailure.ClientFailed, $"client connection failed: {inner.Message}", inner);
+    private static IOException ClientError(Exception inner) => new($"client connection failed: {inner.Message}", inner);
 
     private void ReleaseSegments()
     {

@@ -51,22 +51,18 @@ internal static class ZeroCopyTransportExtensions
     }
 
     /// <summary>
-    /// On zero-copy connections, replaces the response body feature (real sendfile for SendFileAsync) and adds
-    /// <see cref="IZeroCopyResponseFeature"/>. Other connections (TLS, admin, HTTP/2) are left untouched.
+    /// On zero-copy connections, sets <see cref="ZeroCopyResponse"/> for the request, capturing Kestrel's own response
+    /// body feature before any later step wraps it. Other connections (TLS, admin, HTTP/2) are left untouched.
     /// </summary>
     public static IApplicationBuilder UseZeroCopyResponses(this IApplicationBuilder app) => app.Use(static (context, next) =>
     {
         var connection = context.Features.Get<ZeroCopyConnection>();
         if (connection is null || context.Request.IsHttps
             || !(HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
-            || context.Features.Get<IHttpResponseBodyFeature>() is not { } inner)
+            || context.Features.Get<IHttpResponseBodyFeature>() is not { } kestrelBody)
             return next(context);
-        // No restore afterwards: Kestrel resets its per-request features before the next request on the connection
-        // (and should it ever not, the previous request's wrapper is unwrapped rather than wrapped again).
-        if (inner is ZeroCopyResponseBodyFeature previous) inner = previous.Inner;
-        var feature = new ZeroCopyResponseBodyFeature(context, connection, inner);
-        context.Features.Set<IHttpResponseBodyFeature>(feature);
-        context.Features.Set<IZeroCopyResponseFeature>(feature);
+        // Kestrel resets its per-request features before the next request on the connection, this one included.
+        context.Features.Set(new ZeroCopyResponse(context, connection, kestrelBody));
         return next(context);
     });
 }

@@ -1,7 +1,7 @@
 namespace ZcProxy.Core.Upstream;
 
 /// <summary>
-/// Decodes a chunked upstream body (RFC 9112 §7.1) and hands the data to a sink; chunked bodies are copied,
+/// Decodes a chunked upstream body (RFC 9112 §7.1), read by pulling decoded data; chunked bodies are copied,
 /// not spliced. Strict: chunk sizes are 1-16 hex digits, extensions may not contain control characters,
 /// every chunk ends with CRLF, size lines and trailers are bounded. Trailers are read and dropped.
 /// Malformed framing throws <see cref="InvalidDataException"/>; an early end throws <see cref="EndOfStreamException"/>.
@@ -10,6 +10,8 @@ internal sealed class ChunkedBodyReader(Stream source, int maxLineLength = 4096,
 {
     private readonly byte[] _buffer = new byte[16 * 1024];
     private int _start, _end;
+    private long _chunkLeft;
+    private bool _inChunks, _done;
 
     /// <summary>Starts with <paramref name="prefix"/> (body bytes already read with the head) before reading <paramref name="source"/>.</summary>
     public ChunkedBodyReader(Stream source, ReadOnlySpan<byte> prefix) : this(source)
@@ -22,31 +24,41 @@ internal sealed class ChunkedBodyReader(Stream source, int maxLineLength = 4096,
     /// <summary>Bytes read from the source beyond the end of the body. An upstream that sends them is not reusable.</summary>
     public int LeftoverBytes => _end - _start;
 
-    /// <summary>Copies the decoded body to <paramref name="sink"/>; returns the number of data bytes.</summary>
-    public async Task<long> CopyToAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, CancellationToken cancellationToken)
+    /// <summary>
+    /// The next decoded data bytes (valid until the next call), or empty once the last chunk and the trailers were
+    /// read. Throws <see cref="InvalidDataException"/> for malformed framing, <see cref="EndOfStreamException"/> for an early end.
+    /// </summary>
+    public async ValueTask<ReadOnlyMemory<byte>> ReadAsync(CancellationToken cancellationToken)
     {
-        long total = 0;
-        while (true)
+        if (_done) return ReadOnlyMemory<byte>.Empty;
+        if (_chunkLeft == 0)
         {
-            var sizeLine = await ReadLineAsync(cancellationToken);
-            long size = ParseChunkSize(sizeLine.Span);
-            if (size == 0) break;
-            while (size > 0)
+            if (_inChunks && !(await ReadLineAsync(cancellationToken)).IsEmpty) throw new InvalidDataException("chunk data not followed by CRLF");
+            _inChunks = true;
+            long size = ParseChunkSize((await ReadLineAsync(cancellationToken)).Span);
+            if (size == 0)
             {
-                if (_end == _start) await FillAsync(cancellationToken);
-                int n = (int)Math.Min(size, _end - _start);
-                await sink(_buffer.AsMemory(_start, n), cancellationToken);
-                _start += n;
-                size -= n;
-                total += n;
+                await SkipTrailersAsync(cancellationToken);
+                _done = true;
+                return ReadOnlyMemory<byte>.Empty;
             }
-            if (!(await ReadLineAsync(cancellationToken)).IsEmpty) throw new InvalidDataException("chunk data not followed by CRLF");
+            _chunkLeft = size;
         }
+        if (_end == _start) await FillAsync(cancellationToken);
+        int n = (int)Math.Min(_chunkLeft, _end - _start);
+        var data = _buffer.AsMemory(_start, n);
+        _start += n;
+        _chunkLeft -= n;
+        return data;
+    }
+
+    private async ValueTask SkipTrailersAsync(CancellationToken cancellationToken)
+    {
         for (int lines = 0; ; lines++)
         {
             if (lines == maxTrailerLines) throw new InvalidDataException("too many trailer lines");
             var trailer = await ReadLineAsync(cancellationToken);
-            if (trailer.IsEmpty) return total;
+            if (trailer.IsEmpty) return;
             if (trailer.Span[0] is (byte)' ' or (byte)'\t' || trailer.Span.IndexOf((byte)':') <= 0)
                 throw new InvalidDataException("malformed trailer line");
         }

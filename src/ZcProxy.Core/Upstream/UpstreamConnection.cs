@@ -55,18 +55,18 @@ internal sealed class UpstreamConnection : IDisposable
     /// Reads heads until a final (non-1xx) one: 100 Continue and other interim responses are consumed and
     /// skipped (the request body is sent without waiting for 100). 101 is returned to the caller, who did not ask for an upgrade.
     /// </summary>
-    /// <param name="spliceThreshold">
+    /// <param name="alwaysCopied">
     /// Null: consume the head only (the body stays in the kernel). Otherwise a final response whose body will be
-    /// copied (Content-Length below this, chunked, close-delimited) may have body bytes consumed with its head,
-    /// never more than its Content-Length; they are in <see cref="PrefetchedBody"/> until <see cref="ReleasePrefetchedBody"/>.
+    /// copied (a Content-Length for which this says so, chunked, close-delimited) may have body bytes consumed with
+    /// its head, never more than its Content-Length; they are in <see cref="PrefetchedBody"/> until <see cref="ReleasePrefetchedBody"/>.
     /// </param>
-    public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken, long? spliceThreshold = null)
+    public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken, Func<long, bool>? alwaysCopied = null)
     {
         ReleasePrefetchedBody();
         long received = 0;
         while (true)
         {
-            var head = await ReadOneHeadAsync(requestWasHead, limits, received, spliceThreshold, cancellationToken);
+            var head = await ReadOneHeadAsync(requestWasHead, limits, received, alwaysCopied, cancellationToken);
             received += head.HeadLength;
             if (!head.IsInterim || head.StatusCode == 101) return head;
         }
@@ -85,19 +85,19 @@ internal sealed class UpstreamConnection : IDisposable
     }
 
     /// <summary>How many peeked bytes after a complete head may be consumed with it: 0 when the body must stay in the kernel.</summary>
-    private static int PrefetchableBodyBytes(ResponseHead head, long? spliceThreshold, int available)
+    private static int PrefetchableBodyBytes(ResponseHead head, Func<long, bool>? alwaysCopied, int available)
     {
-        if (spliceThreshold is not long threshold || head.IsInterim || available <= 0) return 0;
+        if (alwaysCopied is null || head.IsInterim || available <= 0) return 0;
         return head.Framing switch
         {
-            BodyFraming.ContentLength when head.ContentLength > 0 && head.ContentLength < threshold => (int)Math.Min(available, head.ContentLength),
+            BodyFraming.ContentLength when head.ContentLength > 0 && alwaysCopied(head.ContentLength) => (int)Math.Min(available, head.ContentLength),
             // Decoded or read to EOF by the copy path, which already reads ahead; over-read is counted as leftover there.
             BodyFraming.Chunked or BodyFraming.CloseDelimited => available,
             _ => 0,
         };
     }
 
-    private async Task<ResponseHead> ReadOneHeadAsync(bool requestWasHead, ResponseHeadLimits limits, long receivedBefore, long? spliceThreshold, CancellationToken cancellationToken)
+    private async Task<ResponseHead> ReadOneHeadAsync(bool requestWasHead, ResponseHeadLimits limits, long receivedBefore, Func<long, bool>? alwaysCopied, CancellationToken cancellationToken)
     {
         // Pooled: a fresh 8 KiB array per response was the largest allocation of a small proxied request (zeroed by the GC).
         // The parser copies what it keeps into strings; the buffer outlives this method only as the prefetched body.
@@ -122,7 +122,7 @@ internal sealed class UpstreamConnection : IDisposable
                 // Parse what was peeked before consuming it, so a body that will be copied can be consumed in the same recv.
                 _peek.AsSpan(0, take).CopyTo(head.AsSpan(length));
                 var result = ResponseHeadParser.Parse(head.AsSpan(0, length + take), requestWasHead, limits);
-                int extra = result.Status == ResponseHeadParseStatus.Complete ? PrefetchableBodyBytes(result.Head!, spliceThreshold, peeked - take) : 0;
+                int extra = result.Status == ResponseHeadParseStatus.Complete ? PrefetchableBodyBytes(result.Head!, alwaysCopied, peeked - take) : 0;
                 Grow(ref head, length, length + take + extra, limits);
                 await ConsumeExactlyAsync(head.AsMemory(length, take + extra), cancellationToken);
                 length += take;

@@ -72,6 +72,9 @@ internal static class ProxyHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            // Header values pass through as bytes (obs-text included); see HeaderEncoding.
+            kestrel.RequestHeaderEncodingSelector = HeaderEncoding.ForRequestHeader;
+            kestrel.ResponseHeaderEncodingSelector = HeaderEncoding.ForResponseHeader;
             var limits = options.Limits;
             kestrel.Limits.MaxRequestBodySize = limits.MaxRequestBodySize == 0 ? null : limits.MaxRequestBodySize;
             kestrel.Limits.MaxRequestHeadersTotalSize = (int)Math.Min(int.MaxValue, limits.MaxRequestHeadersSize);
@@ -139,7 +142,7 @@ internal static class ProxyHost
             if (listeners.AdminEndPoint is { } adminEndPoint) HostingLog.AdminListening(startupLog, adminEndPoint);
         });
         app.MapWhen(context => context.Features.Get<AdminConnectionFeature>() is not null, AdminEndpoints.Map);
-        // Real sendfile for SendFileAsync and IZeroCopyResponseFeature, on zero-copy (plaintext HTTP/1.x) connections only.
+        // Kernel moves (sendfile, splice, direct I/O) for the body sender, on zero-copy (plaintext HTTP/1.x) connections only.
         if (options.ZeroCopy.Enabled) app.UseZeroCopyResponses();
         app.UseMiddleware<AccessLogMiddleware>();
         app.UseRouting();

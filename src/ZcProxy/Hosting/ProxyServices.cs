@@ -4,6 +4,7 @@ using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
+using ZcProxy.Core.Output;
 using ZcProxy.Core.Balancing;
 
 namespace ZcProxy.Hosting;
@@ -27,6 +28,7 @@ internal static class ProxyServices
         services.TryAddSingleton<ConfigValidator>();
         services.AddDiskCacheChecks();
         services.AddZeroCopyForwarder();
+        services.AddResponseOutput();
         return services;
     }
 

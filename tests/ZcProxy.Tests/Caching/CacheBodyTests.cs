@@ -11,12 +11,10 @@ namespace ZcProxy.Tests.Caching;
 public class CacheBodyTests
 {
     /// <summary>
-    /// True when the proxy runs the zero-copy transport (which sets IZeroCopyResponseFeature on plaintext HTTP/1.x
-    /// requests): its service is registered in the proxy's container. Before the transport is wired, hits are copied.
+    /// True when the proxy runs the zero-copy transport (which offers kernel moves on plaintext HTTP/1.x
+    /// requests): its service is registered in the proxy's container. Without the transport, hits are copied.
     /// </summary>
-    private static bool TransportWired(CacheRig rig)
-        => typeof(IZeroCopyResponseFeature).Assembly.GetType("ZcProxy.Core.Transport.ZeroCopyTransport") is { } type
-           && rig.Proxy.Services.GetService(type) is not null;
+    private static bool TransportWired(CacheRig rig) => rig.Proxy.Services.GetService(typeof(ZeroCopyTransport)) is not null;
 
     private static Action<WebApplication> Serve(string path, byte[] body) => app => app.MapGet(path, (HttpContext c) =>
     {
@@ -42,6 +40,48 @@ public class CacheBodyTests
         double before = wired ? sendfile : copy;
         Assert.Equal(before + body.Length, await rig.MetricAsync($"zcproxy_body_bytes_total{{mechanism=\"{mechanism}\",direction=\"response\"}}"));
         Assert.Equal(direct, await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}"));
+    }
+
+    /// <summary>
+    /// A MISS the cache does not store is only passed on, so it is spliced like an uncached response; a MISS that fills
+    /// an entry is copied, because the fill has to see the bytes (and the entry then serves a HIT).
+    /// </summary>
+    [Fact]
+    public async Task Miss_NotStored_IsSpliced_StoredIsCopiedThroughTheFill()
+    {
+        var passed = CacheRig.RandomBody(512 * 1024, 5);
+        var stored = CacheRig.RandomBody(512 * 1024, 6);
+        await using var rig = await CacheRig.StartAsync(app =>
+        {
+            app.MapGet("/passed", (HttpContext c) =>
+            {
+                c.Response.Headers.CacheControl = "no-store";
+                return Results.Bytes(passed, "application/octet-stream");
+            });
+            Serve("/stored", stored)(app);
+        });
+        const string Splice = "zcproxy_body_bytes_total{mechanism=\"splice\",direction=\"response\"}";
+        const string Copy = "zcproxy_body_bytes_total{mechanism=\"copy\",direction=\"response\"}";
+        Assert.True(TransportWired(rig));
+        double spliced = await rig.MetricAsync(Splice), copied = await rig.MetricAsync(Copy);
+        // Counters land right after each syscall, possibly just after the client read the last byte: wait, then compare exactly.
+        async Task CountedAsync(double splice, double copy)
+        {
+            try { await Poll.UntilAsync(async () => await rig.MetricAsync(Splice) >= splice && await rig.MetricAsync(Copy) >= copy, "the body bytes to be counted"); }
+            catch (TimeoutException) { }
+            Assert.Equal((splice, copy), (await rig.MetricAsync(Splice), await rig.MetricAsync(Copy)));
+        }
+
+        var miss = await rig.SendAsync("/passed");
+        Assert.Equal(("MISS", CacheRig.Sha256(passed)), (CacheRig.CacheStatusOf(miss), CacheRig.Sha256(await miss.Content.ReadAsByteArrayAsync())));
+        await CountedAsync(spliced + passed.Length, copied);
+
+        var fill = await rig.SendAsync("/stored");
+        Assert.Equal(("MISS", CacheRig.Sha256(stored)), (CacheRig.CacheStatusOf(fill), CacheRig.Sha256(await fill.Content.ReadAsByteArrayAsync())));
+        await CountedAsync(spliced + passed.Length, copied + stored.Length);
+        var hit = await rig.SendAsync("/stored");
+        Assert.Equal(("HIT", CacheRig.Sha256(stored)), (CacheRig.CacheStatusOf(hit), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync())));
+        Assert.Equal(2, rig.Origin.Requests); // /passed and /stored once each: the HIT came from the filled entry
     }
 
     [Theory]

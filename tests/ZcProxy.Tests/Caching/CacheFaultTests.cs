@@ -110,7 +110,7 @@ public class CacheFaultTests(ITestOutputHelper output)
         void Host(HttpRequestMessage r) => r.Headers.Host = "cache.test";
         await rig.SendAsync("/good", Host);
         await rig.SendAsync("/cut", Host);
-        var cut = Path.Combine(rig.CachePath, DiskCache.Hash("http://cache.test/cut")[..2], DiskCache.Hash("http://cache.test/cut")[2..4], DiskCache.Hash("http://cache.test/cut"));
+        var cut = rig.Proxy.Get<DiskCache>().PathFor(DiskCache.VariantHash("http://cache.test/cut", []));
         var good = rig.EntryFiles().Single(f => f != cut);
         var leftover = good + ".999-deadbeef.tmp";
         await rig.RestartProxyAsync(() =>

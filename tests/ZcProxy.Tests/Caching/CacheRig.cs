@@ -30,7 +30,10 @@ public sealed class CacheRig : IAsyncDisposable
     public InProcessProxy Proxy { get; private set; }
     public string CachePath => Path.Combine(Dir.Root, "cache");
 
-    public static async Task<CacheRig> StartAsync(Action<WebApplication> endpoints, string cacheSettings = "", string? cachePath = null, ConfigDirectory? dir = null)
+    /// <param name="zeroCopy">ZeroCopy.Enabled: true forwards misses with ZcProxy's forwarder, false with YARP's.</param>
+    /// <param name="routeMetadata">Extra Metadata of the cached route, as JSON members (<c>"CacheIgnoreHeaders": "Set-Cookie"</c>).</param>
+    public static async Task<CacheRig> StartAsync(Action<WebApplication> endpoints, string cacheSettings = "", string? cachePath = null, ConfigDirectory? dir = null,
+        bool zeroCopy = true, string routeMetadata = "")
     {
         var origin = await TestOrigin.StartAsync("origin", endpoints);
         dir ??= new ConfigDirectory();
@@ -38,14 +41,15 @@ public sealed class CacheRig : IAsyncDisposable
         dir.WriteMain($$"""
             {
               "Routes": {
-                "cached": { "ClusterId": "o", "Match": { "Path": "/{**rest}" }, "Metadata": { "Cache": "on" } },
+                "cached": { "ClusterId": "o", "Match": { "Path": "/{**rest}" }, "Metadata": { "Cache": "on" {{(routeMetadata.Length > 0 ? "," + routeMetadata : "")}} } },
                 "plain": { "ClusterId": "o", "Match": { "Path": "/nocache/{**rest}" } }
               },
               "Clusters": { {{ConfigDirectory.Cluster("o", ("o1", origin.Url))}} }
             }
             """, $$"""
             "Cache": { "Path": "{{path}}", "DirectIoThreshold": "1MiB", "MaxSize": "1GiB" {{(cacheSettings.Length > 0 ? "," + cacheSettings : "")}} },
-            "AccessLog": { "Path": "off" }
+            "AccessLog": { "Path": "off" },
+            "ZeroCopy": { "Enabled": {{(zeroCopy ? "true" : "false")}} }
             """);
         var proxy = await InProcessProxy.StartAsync(dir.MainFile);
         return new CacheRig(origin, dir, proxy);

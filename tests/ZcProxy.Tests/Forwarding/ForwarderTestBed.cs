@@ -67,7 +67,7 @@ internal sealed class ForwarderTestBed : IAsyncDisposable
 
     /// <summary>
     /// Body bytes at or above the splice threshold move by splice when ProxyHost wires the zero-copy transport
-    /// (IZeroCopyResponseFeature present), else by copy; either way each byte is counted exactly once.
+    /// (ZeroCopyTransport registered), else by copy; either way each byte is counted exactly once.
     /// </summary>
     public bool TransportWired => Proxy.Services.GetService(typeof(ZcProxy.Core.Transport.ZeroCopyTransport)) is not null;
 

@@ -1,12 +1,12 @@
 using System.Security.Cryptography;
 using ZcProxy.Core.Diagnostics;
-using ZcProxy.Core.Transport;
+using ZcProxy.Core.Output;
 using ZcProxy.Tests.Infrastructure;
 
 namespace ZcProxy.Tests.Transport;
 
 /// <summary>
-/// IZeroCopyResponseFeature.SendDirectIoAsync: an O_DIRECT file read into aligned buffers and sent from them straight
+/// DirectFileSource through the body sender: an O_DIRECT file read into aligned buffers and sent from them straight
 /// to the client socket (a hole of the zero-copy writer), at unaligned offsets and lengths too.
 /// </summary>
 [Collection(FdCountCollection.Name)] // byte-heavy: run apart from the timing-sensitive parallel tests
@@ -41,7 +41,7 @@ public sealed class DirectIoTests
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.DirectIo, total);
         Assert.Equal(0, host.Metrics.GetBodyBytes(BodyMechanism.Copy, BodyDirection.Response));
         Assert.Equal(1, host.Transport.OpenConnections);
-        Assert.All(host.Outcomes, o => Assert.Null(o.Error));
+        Assert.All(host.Outcomes, o => Assert.Equal(BodyResult.Complete, o.Result));
     }
 
     [Fact]
@@ -53,7 +53,7 @@ public sealed class DirectIoTests
         var response = await client.ReadResponseAsync();
         Assert.Equal((200, 2_100_000L, ShaOf(4097, 2_100_000)), (response.Status, response.BodyLength, response.Sha));
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.DirectIo, 2_100_000);
-        Assert.All(host.Outcomes, o => Assert.Null(o.Error));
+        Assert.All(host.Outcomes, o => Assert.Equal(BodyResult.Complete, o.Result));
     }
 
     [Fact]
@@ -64,8 +64,7 @@ public sealed class DirectIoTests
         await client.SendAsync(RawHttpClient.Get($"/direct?size={Big + 123}&promise={Big + 300_000}"));
         await Assert.ThrowsAnyAsync<IOException>(() => client.ReadResponseAsync());
         await Poll.UntilAsync(() => host.Outcomes.Any(o => o.Path == "/direct"), "the /direct handler completes", TimeSpan.FromSeconds(10));
-        var failure = Assert.IsType<BodyTransferException>(host.Outcomes.First(o => o.Path == "/direct").Error);
-        Assert.Equal(BodyTransferFailure.SourceEnded, failure.Failure);
+        Assert.Equal(BodyOutcome.SourceEnded, host.Outcomes.First(o => o.Path == "/direct").Result.Outcome);
         Assert.True(host.Metrics.GetBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response) <= Big + 123);
         await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the aborted connection ends", TimeSpan.FromSeconds(10));
     }

@@ -6,23 +6,28 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Output;
 using ZcProxy.Core.Transport;
+using ZcProxy.Core.Upstream;
 
 namespace ZcProxy.Tests.Transport;
 
 /// <summary>
-/// A small Kestrel app on 127.0.0.1:0 with the zero-copy transport and responses:
-///   /file?size=N          Response.SendFileAsync of an N-byte pattern file (Content-Length N)
-///   /file-short?size=N&amp;promise=M  IZeroCopyResponseFeature.SendFileAsync promising M bytes of an N-byte file
-///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen][&amp;cancelAfterMs=T]  splice of N promised bytes from a
-///                         socket source sending M, with a token cancelled after T ms
+/// A small Kestrel app on 127.0.0.1:0 with the zero-copy transport, sending bodies through ResponseBodySender
+/// (SpliceThreshold 0, so every socket body may be spliced):
+///   /file?size=N          a FileRangeSource of an N-byte pattern file (Content-Length N)
+///   /file-short?size=N&amp;promise=M  a FileRangeSource promising M bytes of an N-byte file
+///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen][&amp;idleMs=T]  a SocketBody of N promised bytes from a
+///                         socket source sending M, each wait bounded by T ms
 ///   /status/{code}        a file body on a 204/304 (headers only)
-///   /direct?size=N[&amp;offset=O][&amp;count=C][&amp;promise=P][&amp;started=true]  IZeroCopyResponseFeature.SendDirectIoAsync of
-///                         C bytes (default N-O) from O of the N-byte file opened with O_DIRECT, promising P bytes
-///                         (default C); started: after Response.StartAsync (no hole possible: the copy fallback)
+///   /direct?size=N[&amp;offset=O][&amp;count=C][&amp;promise=P][&amp;started=true]  a DirectFileSource of C bytes (default N-O)
+///                         from O of the N-byte file, promising P bytes (default C); started: after Response.StartAsync
+///                         (no hole possible: the copy loop)
+///   /file-nolength, /file-started  a file body without Content-Length, or after the head was sent: copied
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
-/// The handlers record their outcome (exception or null) so tests can check the server side completed.
+/// The handlers record the sender's result so tests can check how the transfer ended.
 /// </summary>
 internal sealed class ZeroCopyTestHost : IAsyncDisposable
 {
@@ -41,8 +46,9 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     public ProxyMetrics Metrics => _app.Services.GetRequiredService<ProxyMetrics>();
     public ZeroCopyTransport Transport => _app.Services.GetRequiredService<ZeroCopyTransport>();
     public ReadinessReactor Reactor => _app.Services.GetRequiredService<ReadinessReactor>();
-    /// <summary>Each handler's end: null when it completed normally, else its exception.</summary>
-    public System.Collections.Concurrent.ConcurrentQueue<(string Path, Exception? Error)> Outcomes { get; } = new();
+    private ResponseBodySender Sender => _app.Services.GetRequiredService<ResponseBodySender>();
+    /// <summary>Each handler's end: how its body transfer ended.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<(string Path, BodyResult Result)> Outcomes { get; } = new();
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
     public Func<HttpContext, Task>? BeforeBody { get; set; }
 
@@ -51,7 +57,9 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         var directory = Directory.CreateTempSubdirectory("zc-transport-").FullName;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(new RuntimeOptions(new ZcProxyOptions { ZeroCopy = new ZeroCopyOptions { SpliceThreshold = 0 } }));
         builder.Services.AddZeroCopyTransport();
+        builder.Services.AddResponseOutput();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, lo =>
         {
             lo.UseZeroCopyTransport();
@@ -80,95 +88,74 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         return path;
     }
 
-    private Task FileAsync(HttpContext context, long size) => Record(context, async () =>
-    {
-        var path = PatternFile(size);
-        context.Response.ContentLength = size;
-        await context.Response.SendFileAsync(path, 0, size, context.RequestAborted);
-    });
+    private Task FileAsync(HttpContext context, long size) => SendFileRangeAsync(context, size, size, contentLength: true);
 
-    /// <summary>No Content-Length: not eligible for sendfile, Kestrel's own SendFileAsync (chunked) serves it.</summary>
-    private Task FileWithoutLengthAsync(HttpContext context, long size) => Record(context, async () =>
-        await context.Response.SendFileAsync(PatternFile(size), 0, size, context.RequestAborted));
+    private Task FileShortAsync(HttpContext context, long size, long promise) => SendFileRangeAsync(context, size, promise, contentLength: true);
 
-    /// <summary>The response already started: IZeroCopyResponseFeature copies (counted as copy) instead of a hole.</summary>
-    private Task FileAfterStartAsync(HttpContext context, long size) => Record(context, async () =>
+    /// <summary>No Content-Length: Kestrel frames the body chunked, so no hole: the copy loop sends it.</summary>
+    private Task FileWithoutLengthAsync(HttpContext context, long size) => SendFileRangeAsync(context, size, size, contentLength: false);
+
+    /// <summary>The head was already sent: no hole any more, the copy loop sends the body.</summary>
+    private async Task FileAfterStartAsync(HttpContext context, long size)
     {
         context.Response.ContentLength = size;
         await context.Response.StartAsync();
-        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
-        if (zeroCopy.CanSendFile) throw new InvalidOperationException("CanSendFile after the response started");
-        using var file = File.OpenHandle(PatternFile(size));
-        await zeroCopy.SendFileAsync(file, 0, size, context.RequestAborted);
-    });
+        await SendFileRangeAsync(context, size, size, contentLength: true);
+    }
 
-    private Task FileShortAsync(HttpContext context, long size, long promise) => Record(context, async () =>
+    private async Task SendFileRangeAsync(HttpContext context, long size, long promise, bool contentLength)
     {
         using var file = File.OpenHandle(PatternFile(size));
-        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
-        await zeroCopy.SendFileAsync(file, 0, promise, context.RequestAborted);
-    });
+        if (contentLength && !context.Response.HasStarted) context.Response.ContentLength = promise;
+        await using var source = new FileRangeSource(file, 0, promise);
+        Record(context, await Sender.SendAsync(context, source));
+    }
 
-    private Task DirectAsync(HttpContext context, long size, long? offset, long? count, long? promise, bool? started) => Record(context, async () =>
+    private async Task DirectAsync(HttpContext context, long size, long? offset, long? count, long? promise, bool? started)
     {
-        using var file = ZcProxy.Native.Syscalls.Open(PatternFile(size), ZcProxy.Native.LinuxConstants.O_RDONLY | ZcProxy.Native.LinuxConstants.O_DIRECT);
+        var file = ZcProxy.Native.Syscalls.Open(PatternFile(size), ZcProxy.Native.LinuxConstants.O_RDONLY | ZcProxy.Native.LinuxConstants.O_DIRECT);
         long from = offset ?? 0, length = promise ?? count ?? size - from;
-        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
-        if (started == true)
-        {
-            context.Response.ContentLength = length;
-            await context.Response.StartAsync();
-        }
-        if (zeroCopy.CanSendFile == (started == true)) throw new InvalidOperationException($"CanSendFile is {zeroCopy.CanSendFile}");
-        await zeroCopy.SendDirectIoAsync(file, from, length, context.RequestAborted);
-    });
+        context.Response.ContentLength = length;
+        if (started == true) await context.Response.StartAsync();
+        await using var source = new DirectFileSource(file, from, length);
+        Record(context, await Sender.SendAsync(context, source));
+    }
 
-    private Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end, int? cancelAfterMs) => Record(context, async () =>
+    private async Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end, int? idleMs)
     {
-        using var timeout = new CancellationTokenSource(cancelAfterMs ?? Timeout.Infinite); // a forwarder's body-idle timeout
-        using var upstream = await Source.ConnectAsync(send ?? size, end ?? SocketSource.End.Close);
-        var zeroCopy = context.Features.Get<IZeroCopyResponseFeature>()!;
-        if (!zeroCopy.CanSplice) throw new InvalidOperationException("CanSplice is false on a plaintext HTTP/1.1 connection");
+        using var upstream = new UpstreamConnection(await Source.ConnectAsync(send ?? size, end ?? SocketSource.End.Close), "test-source");
         if (BeforeBody is { } before) await before(context);
-        await zeroCopy.SpliceFromSocketAsync(upstream, size, timeout.Token);
-    });
+        context.Response.ContentLength = size;
+        var idle = idleMs is { } ms ? TimeSpan.FromMilliseconds(ms) : Timeout.InfiniteTimeSpan;
+        await using var source = new SocketBody(upstream, size, idle, context.RequestAborted);
+        Record(context, await Sender.SendAsync(context, source));
+    }
 
-    private Task StatusAsync(HttpContext context, int code) => Record(context, async () =>
+    private async Task StatusAsync(HttpContext context, int code)
     {
-        var path = PatternFile(1000);
+        using var file = File.OpenHandle(PatternFile(1000));
         context.Response.StatusCode = code;
         if (code != 204) context.Response.ContentLength = 1000;
-        await context.Response.SendFileAsync(path, 0, code == 204 ? null : 1000, context.RequestAborted);
-    });
+        await using var source = new FileRangeSource(file, 0, 1000);
+        Record(context, await Sender.SendAsync(context, source));
+    }
 
-    private Task GuardAsync(HttpContext context, long size) => Record(context, async () =>
+    /// <summary>Opens a hole by hand and advances one byte less than it promised: Kestrel's count and ours disagree.</summary>
+    private async Task GuardAsync(HttpContext context, long size)
     {
         var connection = context.Features.Get<ZeroCopyConnection>()!;
-        var file = File.OpenHandle(PatternFile(size));
+        using var file = File.OpenHandle(PatternFile(size));
+        await using var source = new FileRangeSource(file, 0, size);
         context.Response.ContentLength = size;
         await context.Response.StartAsync();
-        connection.Output.BeginHole(new FileHoleSource(file, 0), size, context.RequestAborted);
+        connection.Output.BeginHole(token => source.MoveAsync(connection, null, token), size, context.RequestAborted);
         context.Response.BodyWriter.GetMemory();
         context.Response.BodyWriter.Advance((int)size - 1);
         await context.Response.BodyWriter.FlushAsync();
-        var failure = connection.Output.EndHole();
-        file.Dispose();
-        if (failure is not null) throw failure;
-    });
-
-    private async Task Record(HttpContext context, Func<Task> handler)
-    {
-        try
-        {
-            await handler();
-            Outcomes.Enqueue((context.Request.Path, null));
-        }
-        catch (Exception e)
-        {
-            Outcomes.Enqueue((context.Request.Path, e));
-            throw;
-        }
+        Record(context, connection.Output.EndHole());
     }
+
+    private void Record(HttpContext context, BodyResult result) => Outcomes.Enqueue((context.Request.Path, result));
 
     public async ValueTask DisposeAsync()
     {

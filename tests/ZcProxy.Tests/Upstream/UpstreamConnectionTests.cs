@@ -50,12 +50,12 @@ public class UpstreamConnectionTests
                 + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
                 + "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nkernel");
             await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available > 0, "the responses to arrive");
-            var first = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, spliceThreshold: 6);
+            var first = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, alwaysCopied: length => length < 6);
             Assert.Equal(5, first.ContentLength);
             Assert.Equal("first", Encoding.ASCII.GetString(connection.PrefetchedBody.Span));
             connection.ReleasePrefetchedBody();
 
-            var second = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, spliceThreshold: 6);
+            var second = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, alwaysCopied: length => length < 6);
             Assert.Equal(BodyFraming.Chunked, second.Framing);
             var chunked = connection.PrefetchedBody.ToArray(); // chunked bodies are copied: what was peeked is taken, the decoder counts any excess
             Assert.StartsWith("3\r\nabc\r\n0\r\n\r\n", Encoding.ASCII.GetString(chunked));
@@ -71,7 +71,7 @@ public class UpstreamConnectionTests
         {
             await SendAsync(origin, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nkernel");
             await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available > 0, "the response to arrive");
-            var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, spliceThreshold: 6);
+            var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, alwaysCopied: length => length < 6);
             Assert.Equal(6, head.ContentLength);
             Assert.True(connection.PrefetchedBody.IsEmpty);
             await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available == 6, "the body to stay in the kernel");

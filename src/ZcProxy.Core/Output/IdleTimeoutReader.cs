@@ -1,4 +1,4 @@
-namespace ZcProxy.Core.Forwarding;
+namespace ZcProxy.Core.Output;
 
 /// <summary>
 /// Reads from an upstream stream with a body-idle timeout: each read must make progress within the timeout

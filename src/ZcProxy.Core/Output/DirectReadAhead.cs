@@ -1,7 +1,7 @@
 using Microsoft.Win32.SafeHandles;
 using ZcProxy.Native;
 
-namespace ZcProxy.Core.Transport;
+namespace ZcProxy.Core.Output;
 
 /// <summary>
 /// Reads a byte range of an O_DIRECT file as a sequence of chunks, with reads running ahead on the thread pool:
@@ -33,26 +33,26 @@ internal sealed class DirectReadAhead : IAsyncDisposable
         for (int i = 0; i < ReadsInFlight && _nextRead < _end; i++) StartRead(Rent());
     }
 
-    /// <summary>The next chunk of the range, or null after the last. Throws <see cref="BodyTransferException"/> when the file ends early or a read fails.</summary>
-    public async ValueTask<Chunk?> NextAsync()
+    /// <summary>The next chunk of the range; no chunk after the last; a failure when the file ends early or a read fails.</summary>
+    public async ValueTask<(Chunk? Chunk, BodyResult Result)> NextAsync()
     {
         if (_lent is { } done)
         {
             _lent = null;
             if (_nextRead < _end) StartRead(done);
         }
-        if (_inFlight.Count == 0) return null;
+        if (_inFlight.Count == 0) return (null, BodyResult.Complete);
         var (read, buffer, at) = _inFlight.Peek();
         var result = await read.ConfigureAwait(false);
         _inFlight.Dequeue();
         _lent = buffer;
         if (_nextRead < _end && _inFlight.Count < ReadsInFlight) StartRead(Rent()); // keep the read-ahead depth while this chunk is out
         if (!result.Ok)
-            throw new BodyTransferException(BodyTransferFailure.SourceFailed, $"O_DIRECT read failed: {result.ToException("pread").Message}");
+            return (null, BodyResult.Failed(BodyOutcome.SourceFailed, $"O_DIRECT read failed: {result.ToException("pread").Message}"));
         long from = Math.Max(at, _start), to = Math.Min(at + ChunkSize, _end);
         if (at + result.Bytes < to)
-            throw new BodyTransferException(BodyTransferFailure.SourceEnded, $"the file ended at {at + result.Bytes}, {_end - (at + result.Bytes)} bytes before the promised length");
-        return new Chunk(buffer, (int)(from - at), (int)(to - from));
+            return (null, BodyResult.Failed(BodyOutcome.SourceEnded, $"the file ended at {at + result.Bytes}, {_end - (at + result.Bytes)} bytes before the promised length"));
+        return (new Chunk(buffer, (int)(from - at), (int)(to - from)), BodyResult.Complete);
     }
 
     /// <summary>
@@ -101,5 +101,6 @@ internal sealed class DirectReadAhead : IAsyncDisposable
     public readonly record struct Chunk(AlignedBuffer Buffer, int Start, int Count)
     {
         public ReadOnlySpan<byte> Span => Buffer.Span.Slice(Start, Count);
+        public ReadOnlyMemory<byte> Memory => Buffer.Memory.Slice(Start, Count);
     }
 }

@@ -1,0 +1,19 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Forwarding;
+
+namespace ZcProxy.Core.Output;
+
+internal static class OutputServiceCollectionExtensions
+{
+    /// <summary>The body sender and the report of failed transfers (the zero-copy transport, when registered, adds the kernel moves).</summary>
+    public static IServiceCollection AddResponseOutput(this IServiceCollection services)
+    {
+        services.TryAddSingleton<ProxyMetrics>();
+        services.TryAddSingleton<ForwardingMetrics>();
+        services.TryAddSingleton<ResponseBodySender>();
+        services.TryAddSingleton<BodyOutcomeReport>();
+        return services;
+    }
+}

@@ -1,0 +1,93 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport;
+
+namespace ZcProxy.Core.Output;
+
+/// <summary>
+/// The one place a response body is sent, deciding once per body, as nginx's output chain does per buffer:
+/// a kernel move ("hole": sendfile, splice, direct I/O) when the source offers one, the connection is a zero-copy
+/// one, the response is framed by the source's Content-Length and not yet started, a socket body is at least
+/// ZeroCopy.SpliceThreshold long and a splice pipe can be leased, and no wrapper of the body needs to see the bytes
+/// (<see cref="IResponseBodyObserver"/>). Otherwise the one copy loop here moves it through the response body
+/// feature. Either way exactly the source's bytes reach the client or the result says whose failure stopped them,
+/// and a response whose head went out is then aborted: a truncated body never passes for a complete one.
+/// </summary>
+internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics metrics)
+{
+    public async Task<BodyResult> SendAsync(HttpContext context, BodySource source)
+    {
+        if (CarriesNoBody(context)) return BodyResult.Complete;
+        if (context.Features.Get<ZeroCopyResponse>() is { } zeroCopy && source.Hole is { } hole && MayMoveInKernel(context, zeroCopy, source, hole))
+        {
+            var pipes = zeroCopy.Connection.Transport.Pipes;
+            var pipe = hole == BodyMechanism.Splice ? pipes.TryLease() : null;
+            if (hole != BodyMechanism.Splice || pipe is not null)
+            {
+                var result = BodyResult.Failed(BodyOutcome.TransportFailed, "the hole did not run");
+                try { result = await zeroCopy.SendHoleAsync(token => source.MoveAsync(zeroCopy.Connection, pipe, token), source.Length); }
+                finally { if (pipe is not null) pipes.Return(pipe, result.IsComplete); } // a failed splice may leave bytes in it
+                return result;
+            }
+        }
+        return await CopyAsync(context, source);
+    }
+
+    /// <summary>
+    /// True for a socket body too short to be worth a splice (a pipe and two calls per pipeful): it is copied whatever
+    /// else holds. The upstream head reader asks, to know which bodies it may consume together with the head.
+    /// </summary>
+    public bool AlwaysCopies(long socketBodyLength) => socketBodyLength < options.Current.ZeroCopy.SpliceThreshold;
+
+    /// <summary>HEAD, 204 and 304 responses carry no body: their head is all there is.</summary>
+    private static bool CarriesNoBody(HttpContext context)
+        => HttpMethods.IsHead(context.Request.Method) || context.Response.StatusCode is StatusCodes.Status204NoContent or StatusCodes.Status304NotModified;
+
+    private bool MayMoveInKernel(HttpContext context, ZeroCopyResponse zeroCopy, BodySource source, BodyMechanism hole)
+    {
+        long length = source.Length;
+        if (length <= 0 || !zeroCopy.CanTakeHole(length)) return false;
+        if (hole == BodyMechanism.Splice && AlwaysCopies(length)) return false;
+        return NobodyNeedsTheBytes(context, zeroCopy.KestrelBody);
+    }
+
+    private static bool NobodyNeedsTheBytes(HttpContext context, IHttpResponseBodyFeature kestrelBody)
+    {
+        for (var feature = context.Features.Get<IHttpResponseBodyFeature>(); !ReferenceEquals(feature, kestrelBody);)
+        {
+            if (feature is not IResponseBodyObserver observer || observer.NeedsBytes) return false;
+            feature = observer.Inner;
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// The copy loop: source reads into the response body feature (through any wrappers), counted as the source says.
+    /// The response starts with the first bytes, so a source that fails before any leaves the status to be decided.
+    /// </summary>
+    private async Task<BodyResult> CopyAsync(HttpContext context, BodySource source)
+    {
+        var aborted = context.RequestAborted;
+        var body = context.Response.Body;
+        var mechanism = source.CopiedAs;
+        while (true)
+        {
+            var read = await source.ReadAsync(aborted);
+            if (read.IsEnd) return BodyResult.Complete;
+            if (!read.Result.IsComplete) return Failed(context, aborted.IsCancellationRequested ? BodyResult.Failed(BodyOutcome.ClientFailed, "the request was aborted") : read.Result);
+            try { await body.WriteAsync(read.Data, aborted); }
+            catch (Exception e) { return Failed(context, BodyResult.Failed(BodyOutcome.ClientFailed, $"writing to the client failed: {e.Message}")); }
+            // Kestrel's writes after the connection went away complete without an error: the aborted token tells.
+            if (aborted.IsCancellationRequested) return Failed(context, BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted"));
+            metrics.AddBodyBytes(mechanism, BodyDirection.Response, read.Data.Length);
+        }
+    }
+
+    private static BodyResult Failed(HttpContext context, BodyResult result)
+    {
+        if (context.Response.HasStarted) context.Abort();
+        return result;
+    }
+}

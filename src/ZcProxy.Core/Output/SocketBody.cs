@@ -1,0 +1,139 @@
+using System.Buffers;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport;
+using ZcProxy.Core.Upstream;
+using ZcProxy.Native;
+using static ZcProxy.Native.LinuxConstants;
+
+namespace ZcProxy.Core.Output;
+
+/// <summary>
+/// An upstream body of known length (Content-Length), or one that ends when the upstream closes (length -1). A
+/// known length with nothing prefetched can be spliced: upstream socket → leased pipe → client socket, the bytes
+/// never in user space. Otherwise it is copied, never past its length.
+/// </summary>
+internal sealed class SocketBody : UpstreamBody
+{
+    private const int CopyBufferSize = 64 * 1024;
+    private readonly long _length;
+    private ReadOnlyMemory<byte> _prefix;
+    private long _left;
+    private byte[]? _buffer;
+
+    public SocketBody(UpstreamConnection connection, long length, TimeSpan idleTimeout, CancellationToken aborted) : base(connection, idleTimeout, aborted)
+    {
+        _length = length;
+        _left = length;
+        // The head reader never prefetches past Content-Length, so the whole prefix belongs to this body.
+        _prefix = connection.PrefetchedBody;
+    }
+
+    public override long Length => _length;
+
+    /// <summary>Prefetched bytes mean the head reader was told this body is copied: a splice would skip them.</summary>
+    public override BodyMechanism? Hole => _length > 0 && _prefix.IsEmpty ? BodyMechanism.Splice : null;
+
+    /// <summary>Only a Content-Length body read to its end leaves the connection at a message boundary.</summary>
+    public override bool EndedCleanly => _length >= 0 && _left == 0;
+
+    public override async ValueTask<SourceRead> ReadAsync(CancellationToken cancellationToken)
+    {
+        if (!_prefix.IsEmpty)
+        {
+            var prefix = _prefix;
+            _prefix = default;
+            if (_length >= 0) _left -= prefix.Length;
+            return SourceRead.Of(prefix);
+        }
+        if (_left == 0) return SourceRead.End;
+        _buffer ??= ArrayPool<byte>.Shared.Rent(CopyBufferSize);
+        int want = _length < 0 ? _buffer.Length : (int)Math.Min(_buffer.Length, _left);
+        int n;
+        try { n = await Reader.ReadAsync(_buffer.AsMemory(0, want), cancellationToken); }
+        catch (Exception e) { return Failed(e, cancellationToken); }
+        if (n == 0)
+            return _length < 0 ? SourceRead.End : SourceRead.Failed(BodyOutcome.SourceEnded, $"the upstream closed with {_left} of {_length} body bytes unsent");
+        if (_length >= 0) _left -= n;
+        return SourceRead.Of(_buffer.AsMemory(0, n));
+    }
+
+    /// <summary>
+    /// upstream → pipe → client. The pipe's fill level is tracked so that EAGAIN from the upstream side means
+    /// "no data yet" (the pipe has room) and EAGAIN from the client side means "socket full". When neither can
+    /// move, we wait for the side that blocks; a wait for upstream data also watches the client for errors.
+    /// Each wait is bounded by the body-idle timeout: a stalled upstream timed out, a client that takes nothing failed.
+    /// </summary>
+    public override async ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(pipe);
+        var source = Connection.Socket;
+        // splice honours the socket's own O_NONBLOCK; .NET sockets used asynchronously already have it.
+        if (FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
+        ReactorRegistration? upstream = null;
+        try
+        {
+            long toRead = _left, toWrite = _left;
+            while (toWrite > 0)
+            {
+                if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
+                bool progress = false;
+                if (toRead > 0 && pipe.Buffered < pipe.Capacity)
+                {
+                    SysResult r;
+                    if (!FdLease.TryAcquire(source.SafeHandle, out var from)) return BodyResult.Failed(BodyOutcome.SourceFailed, "the upstream socket was closed");
+                    using (from) r = Syscalls.Splice(from.Fd, pipe.WriteFd, Math.Min(toRead, pipe.Capacity - pipe.Buffered), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                    if (r.Ok)
+                    {
+                        if (r.Bytes == 0) return BodyResult.Failed(BodyOutcome.SourceEnded, $"the upstream closed {toRead} bytes before the promised length");
+                        pipe.Buffered += r.Bytes;
+                        toRead -= r.Bytes;
+                        progress = true;
+                    }
+                    else if (!r.WouldBlock) return BodyResult.Failed(BodyOutcome.SourceFailed, $"upstream failed: {r.ToException("splice").Message}");
+                }
+                if (pipe.Buffered > 0)
+                {
+                    SysResult w;
+                    if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
+                    using (client) w = Syscalls.Splice(pipe.ReadFd, client.Fd, pipe.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                    if (w.Ok && w.Bytes > 0)
+                    {
+                        pipe.Buffered -= w.Bytes;
+                        toWrite -= w.Bytes;
+                        _left -= w.Bytes;
+                        to.Transport.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, w.Bytes);
+                        continue;
+                    }
+                    if (!w.WouldBlock) return BodyResult.Failed(BodyOutcome.ClientFailed, w.Ok ? "splice to the client moved 0 bytes" : $"client connection failed: {w.ToException("splice").Message}");
+                    if (!progress)
+                    {
+                        var writable = await KernelWaits.ClientWritableAsync(to, IdleTimeout, cancellationToken);
+                        if (!writable.IsComplete) return writable;
+                    }
+                    continue;
+                }
+                if (!progress)
+                {
+                    upstream ??= to.RegisterSource(source.SafeHandle);
+                    var readable = await KernelWaits.SourceReadableAsync(to, upstream, IdleTimeout, cancellationToken);
+                    if (!readable.IsComplete) return readable;
+                }
+            }
+            return BodyResult.Complete;
+        }
+        finally
+        {
+            if (upstream is not null) to.UnregisterSource(upstream);
+        }
+    }
+
+    public override ValueTask DisposeAsync()
+    {
+        if (_buffer is { } buffer)
+        {
+            _buffer = null;
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return base.DisposeAsync();
+    }
+}
