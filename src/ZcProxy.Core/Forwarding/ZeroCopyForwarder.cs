@@ -107,11 +107,12 @@ internal sealed partial class ZeroCopyForwarder(
                 catch (Exception e)
                 {
                     if (aborted.IsCancellationRequested) { Fail(context, ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, e, null); return; }
-                    Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e, UpstreamErrorKind.Connect);
+                    Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e, UpstreamErrorKind.Connect, requestSent: false);
                     return;
                 }
             }
             connection.RequestCount++;
+            long sentBefore = connection.BytesSent;
 
             // :: Send the head and body, then read the response head (interim 1xx heads skipped).
             var failure = await ExchangeAsync(context, connection, requestHead, framing, isHead, timeouts);
@@ -129,7 +130,8 @@ internal sealed partial class ZeroCopyForwarder(
                 LogRetry(logger, key, exception.Message);
                 continue;
             }
-            Fail(context, error, status, exception, kind);
+            // The head goes first: when none of it was accepted, nothing of the request (body included) left the proxy.
+            Fail(context, error, status, exception, kind, requestSent: connection.BytesSent != sentBefore);
             return;
         }
 
@@ -287,11 +289,11 @@ internal sealed partial class ZeroCopyForwarder(
         return await transformer.TransformResponseAsync(context, message, context.RequestAborted);
     }
 
-    private void Fail(HttpContext context, ForwarderError error, int status, Exception exception, UpstreamErrorKind? kind)
+    private void Fail(HttpContext context, ForwarderError error, int status, Exception exception, UpstreamErrorKind? kind, bool requestSent = true)
     {
         if (kind is { } k) metrics.Error(k).Increment();
         LogFailure(logger, error, exception.Message);
-        context.Features.Set<IForwarderErrorFeature>(new ZeroCopyForwarderErrorFeature(error, exception));
+        context.Features.Set<IForwarderErrorFeature>(new ZeroCopyForwarderErrorFeature(error, exception) { RequestSent = requestSent });
         if (!context.Response.HasStarted) context.Response.StatusCode = status;
     }
 
