@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Hosting;
 
@@ -26,7 +25,7 @@ internal sealed partial class DemoOrigins(RuntimeOptions options, ListenSockets 
             builder.Logging.ClearProviders();
             builder.WebHost.UseUrls(demo.Origins[i]);
             sockets.Register(demo.Origins[i], $"$.Demo.Origins[{i}]");
-            builder.Services.Configure<SocketTransportOptions>(o => o.CreateBoundListenSocket = sockets.Bind);
+            sockets.ObserveBinds(builder.Services);
             var app = builder.Build();
             var largeFile = _largeFile;
             app.MapGet("/healthz", () => "ok\n");

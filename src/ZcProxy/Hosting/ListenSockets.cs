@@ -1,16 +1,17 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using ZcProxy.Core.Configuration;
 
 namespace ZcProxy.Hosting;
 
 /// <summary>
-/// Kestrel's listen-socket factory (SocketTransportOptions.CreateBoundListenSocket) with a memory: which configuration
-/// entry asked for each endpoint, and which bind failed. A start that fails on a busy or forbidden port is then
-/// reported like nginx does, in one line: "FILE: $.Listen[0].Url: bind() to 127.0.0.1:80 failed (13: Permission denied)".
-/// The sockets themselves are Kestrel's default ones.
+/// Remembers which configuration entry asked for each listen endpoint, and which bind failed, so that a start that
+/// fails on a busy or forbidden port is reported like nginx does, in one line:
+/// "FILE: $.Listen[0].Url: bind() to 127.0.0.1:80 failed (13: Permission denied)". It sees the binds by wrapping the
+/// connection-listener factories Kestrel binds through (its socket transport, ZcProxy's own); the sockets stay theirs.
 /// </summary>
 internal sealed class ListenSockets(string mainFile)
 {
@@ -27,19 +28,15 @@ internal sealed class ListenSockets(string mainFile)
         foreach (var address in addresses) _jsonPaths.TryAdd(new IPEndPoint(address, parsed.Port), jsonPath);
     }
 
-    /// <summary>The factory for <see cref="SocketTransportOptions.CreateBoundListenSocket"/>: Kestrel's default, failures noted.</summary>
-    public Socket Bind(EndPoint endPoint)
+    /// <summary>Wraps every connection-listener factory registered so far, in place (Kestrel's order of asking them stays).</summary>
+    public void ObserveBinds(IServiceCollection services)
     {
-        try
+        for (int i = 0; i < services.Count; i++)
         {
-            return SocketTransportOptions.CreateDefaultBoundListenSocket(endPoint);
-        }
-        catch (SocketException e)
-        {
-            // Noted, not translated: Kestrel decides what a failure means (one address family of "localhost" may fail).
-            var where = endPoint is IPEndPoint ip && _jsonPaths.TryGetValue(ip, out var jsonPath) ? $"{mainFile}: {jsonPath}: " : "";
-            _failures[e] = $"{where}bind() to {endPoint} failed ({e.NativeErrorCode}: {e.Message})";
-            throw;
+            var descriptor = services[i];
+            if (descriptor.ServiceType != typeof(IConnectionListenerFactory) || descriptor.IsKeyedService) continue;
+            services[i] = ServiceDescriptor.Describe(typeof(IConnectionListenerFactory),
+                sp => new ObservedListenerFactory(Create(sp, descriptor), this), descriptor.Lifetime);
         }
     }
 
@@ -51,4 +48,40 @@ internal sealed class ListenSockets(string mainFile)
         { InnerException: { } inner } => Describe(inner),
         _ => null,
     };
+
+    private void Failed(EndPoint endPoint, Exception failure)
+    {
+        for (Exception? e = failure; e is not null; e = e.InnerException)
+        {
+            if (e is not SocketException socket) continue;
+            var where = endPoint is IPEndPoint ip && _jsonPaths.TryGetValue(new IPEndPoint(ip.Address, ip.Port), out var jsonPath) ? $"{mainFile}: {jsonPath}: " : "";
+            _failures[socket] = $"{where}bind() to {endPoint} failed ({socket.NativeErrorCode}: {socket.Message})";
+            return;
+        }
+    }
+
+    private static IConnectionListenerFactory Create(IServiceProvider services, ServiceDescriptor descriptor) =>
+        (IConnectionListenerFactory)(descriptor.ImplementationInstance
+            ?? descriptor.ImplementationFactory?.Invoke(services)
+            ?? ActivatorUtilities.CreateInstance(services, descriptor.ImplementationType!));
+
+    /// <summary>A factory as it was, but a failed bind is noted first. Kestrel still decides what a failure means.</summary>
+    private sealed class ObservedListenerFactory(IConnectionListenerFactory inner, ListenSockets sockets)
+        : IConnectionListenerFactory, IConnectionListenerFactorySelector
+    {
+        public bool CanBind(EndPoint endpoint) => inner is not IConnectionListenerFactorySelector selector || selector.CanBind(endpoint);
+
+        public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return await inner.BindAsync(endpoint, cancellationToken);
+            }
+            catch (Exception e)
+            {
+                sockets.Failed(endpoint, e);
+                throw;
+            }
+        }
+    }
 }

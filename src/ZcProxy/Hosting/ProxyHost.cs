@@ -1,6 +1,5 @@
 using System.Net;
 using System.Reflection;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging.Console;
 using ZcProxy.Admin;
@@ -66,8 +65,9 @@ internal static class ProxyHost
 
         var sockets = new ListenSockets(mainFile);
         builder.Services.AddSingleton(sockets);
-        builder.Services.Configure<SocketTransportOptions>(o => o.CreateBoundListenSocket = sockets.Bind);
         var listeners = new ListenerRegistry();
+        // Plaintext proxy listeners are served by ZcProxy's own transport when ZeroCopy is on; the rest by Kestrel's sockets.
+        var zeroCopyListeners = new ZeroCopyListenerClaims();
         builder.Services.AddSingleton(listeners);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -86,12 +86,10 @@ internal static class ProxyHost
                 var listen = options.Listen[i];
                 var certificate = certificates[i];
                 sockets.Register(listen.Url, $"$.Listen[{i}].Url");
-                Listen(kestrel, activation, listeners, listen.Url, lo =>
+                bool https = listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
+                Listen(kestrel, activation, listeners, listen.Url, !https && options.ZeroCopy.Enabled ? zeroCopyListeners : null, lo =>
                 {
                     listeners.Proxy.Add(lo);
-                    bool https = listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
-                    // First connection middleware: its writer goes straight to the socket (never on TLS or admin).
-                    if (!https && options.ZeroCopy.Enabled) lo.UseZeroCopyTransport();
                     if (https)
                     {
                         // TLS clients (HTTP/1.1 and HTTP/2 by ALPN) are served through YARP's forwarder.
@@ -103,7 +101,7 @@ internal static class ProxyHost
             if (options.Admin is { } admin)
             {
                 sockets.Register(admin.Url, "$.Admin.Url");
-                Listen(kestrel, activation, listeners, admin.Url, lo =>
+                Listen(kestrel, activation, listeners, admin.Url, null, lo =>
                 {
                     listeners.Admin = lo;
                     lo.Protocols = HttpProtocols.Http1;
@@ -116,7 +114,7 @@ internal static class ProxyHost
             }
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
-                if (options.ZeroCopy.Enabled) lo.UseZeroCopyTransport(); // plaintext proxy listener, like the http: ones
+                if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);
             });
@@ -124,12 +122,13 @@ internal static class ProxyHost
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout);
 
         builder.Services.AddZcProxyServices(options);
-        if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport();
+        if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport(zeroCopyListeners); // after Kestrel's own transport
         if (cacheOptions is not null) builder.Services.AddDiskCache(cacheOptions);
         builder.Services.UseFileConfig(mainFile, config);
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<DemoOrigins>();
+        sockets.ObserveBinds(builder.Services); // last: every listener factory is registered by now
 
         var app = builder.Build();
         lifetime = app.Lifetime;
@@ -164,13 +163,26 @@ internal static class ProxyHost
         return app;
     }
 
-    private static void Listen(KestrelServerOptions kestrel, SocketActivation activation, ListenerRegistry listeners, string url, Action<ListenOptions> configure)
+    /// <summary>One listener; <paramref name="zeroCopy"/> non-null: served by ZcProxy's transport (plaintext proxy listeners).</summary>
+    private static void Listen(KestrelServerOptions kestrel, SocketActivation activation, ListenerRegistry listeners, string url,
+        ZeroCopyListenerClaims? zeroCopy, Action<ListenOptions> configure)
     {
         if (!ListenUrl.TryParse(url, out var parsed, out var error)) throw new InvalidOperationException($"{url}: {error}");
         if (activation.TryClaim(parsed!, url, out var inherited))
+        {
+            zeroCopy?.ClaimHandle((ulong)inherited.Fd);
             kestrel.ListenHandle((ulong)inherited.Fd, lo => { listeners.SocketActivated[lo] = inherited.Fd; configure(lo); });
-        else if (parsed!.IsLocalhost && parsed.Port != 0) kestrel.ListenLocalhost(parsed.Port, configure);
-        else kestrel.Listen(new IPEndPoint(parsed.Address ?? IPAddress.Loopback, parsed.Port), configure);
+        }
+        else if (parsed!.IsLocalhost && parsed.Port != 0)
+        {
+            zeroCopy?.ClaimLocalhost(parsed.Port);
+            kestrel.ListenLocalhost(parsed.Port, configure);
+        }
+        else
+        {
+            var address = parsed.Address ?? IPAddress.Loopback;
+            kestrel.Listen(zeroCopy is null ? new IPEndPoint(address, parsed.Port) : new ZeroCopyEndPoint(address, parsed.Port), configure);
+        }
     }
 
     /// <summary>The failed start's one line: the innermost message that says something, without stack frames.</summary>
