@@ -16,8 +16,11 @@ internal static class AdminEndpoints
         admin.UseEndpoints(e =>
         {
             e.MapGet("/healthz", () => Results.Text("ok\n"));
-            e.MapGet("/metrics", (ProxyMetrics metrics) =>
-                Results.Text(metrics.RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8"));
+            e.MapGet("/metrics", async (HttpContext context, ProxyMetrics metrics) =>
+            {
+                context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+                await metrics.WritePrometheusAsync(context.Response.Body, context.RequestAborted);
+            });
             e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools) =>
                 Results.Text(JsonSerializer.Serialize(Status(state, config, pools), StatusJson), "application/json"));
             e.MapCachePurge("/cache");

@@ -125,6 +125,7 @@ internal static class ProxyHost
         if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport(zeroCopyListeners); // after Kestrel's own transport
         if (cacheOptions is not null) builder.Services.AddDiskCache(cacheOptions);
         builder.Services.UseFileConfig(mainFile, config);
+        builder.Services.AddHostedService<RuntimeMeters>();
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<DemoOrigins>();
@@ -132,6 +133,10 @@ internal static class ProxyHost
 
         var app = builder.Build();
         lifetime = app.Lifetime;
+        var metrics = app.Services.GetRequiredService<ProxyMetrics>();
+        ProcessMetrics.Register(metrics);
+        var connections = app.Services.GetRequiredService<ActiveConnections>();
+        metrics.Gauge("zcproxy_client_connections", "Open client connections, proxy and admin listeners (Kestrel's kestrel.active_connections of this host).", () => connections.Count);
         var demo = app.Services.GetRequiredService<DemoOrigins>();
         app.Lifetime.ApplicationStopped.Register(() => demo.StopAsync(CancellationToken.None).GetAwaiter().GetResult());
         var startupLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ZcProxy.Hosting");
@@ -154,7 +159,8 @@ internal static class ProxyHost
             proxy.UseBackupDestinations();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
-            proxy.Use(UpstreamTimingStep.InvokeAsync);
+            var upstreamTiming = app.Services.GetRequiredService<UpstreamTimingStep>();
+            proxy.Use(upstreamTiming.InvokeAsync);
             proxy.UseRetries();
             proxy.UseConnectionLimits();
             proxy.UseCircuitBreakerFeedback();

@@ -19,10 +19,12 @@ internal static class ProxyServices
     {
         services.AddAuthorization();
         services.AddCors();
-        services.AddReverseProxy();
+        services.AddReverseProxy().AddTransforms(UpstreamTimingTransform.Apply);
         services.AddZcLoadBalancing();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ProxyMetrics>();
+        services.TryAddSingleton<RequestMetrics>();
+        services.TryAddSingleton<UpstreamTimingStep>();
         services.TryAddSingleton<ConfigLifecycle>();
         services.TryAddSingleton(new RuntimeOptions(initialOptions));
         services.TryAddSingleton<ConfigValidator>();
