@@ -96,6 +96,7 @@ internal static class ProxyHost
                         lo.Protocols = HttpProtocols.Http1AndHttp2;
                         lo.UseHttps(certificate!);
                     }
+                    lo.UseRequestHeadTap(); // after TLS: it reads the plaintext head
                 });
             }
             if (options.Admin is { } admin)
@@ -115,6 +116,7 @@ internal static class ProxyHost
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
                 if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
+                lo.UseRequestHeadTap();
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);
             });
@@ -149,6 +151,7 @@ internal static class ProxyHost
         // Kernel moves (sendfile, splice, direct I/O) for the body sender, on zero-copy (plaintext HTTP/1.x) connections only.
         if (options.ZeroCopy.Enabled) app.UseZeroCopyResponses();
         app.UseMiddleware<AccessLogMiddleware>();
+        app.UseMiddleware<RequestHeadMiddleware>();
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {

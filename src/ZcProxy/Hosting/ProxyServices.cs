@@ -31,6 +31,7 @@ internal static class ProxyServices
         services.AddDiskCacheChecks();
         services.AddZeroCopyForwarder();
         services.AddResponseOutput();
+        services.AddForwardingTransforms();
         return services;
     }
 
