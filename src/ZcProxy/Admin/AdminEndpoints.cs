@@ -7,11 +7,15 @@ using ZcProxy.Core.Balancing;
 
 namespace ZcProxy.Admin;
 
-/// <summary>The admin listener's endpoints: health, Prometheus metrics, pool status.</summary>
+/// <summary>
+/// The admin listener's endpoints: health, Prometheus metrics, pool status (GET, open), cache purge (behind
+/// <see cref="AdminGuard"/>, as is every endpoint with another method).
+/// </summary>
 internal static class AdminEndpoints
 {
     public static void Map(IApplicationBuilder admin)
     {
+        admin.UseMiddleware<AdminGuard>(); // first: no mutating endpoint runs without it
         admin.UseRouting();
         admin.UseEndpoints(e =>
         {
