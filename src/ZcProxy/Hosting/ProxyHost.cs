@@ -49,6 +49,7 @@ internal static class ProxyHost
                     bool https = listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
                     // First connection middleware: its writer goes straight to the socket (never on TLS or admin).
                     if (!https && options.ZeroCopy.Enabled) lo.UseZeroCopyTransport();
+                    lo.UseNewConnectionGrace(TimeProvider.System);
                     if (https)
                     {
                         // TLS clients (HTTP/1.1 and HTTP/2 by ALPN) are served through YARP's forwarder.
@@ -70,6 +71,7 @@ internal static class ProxyHost
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
                 if (options.ZeroCopy.Enabled) lo.UseZeroCopyTransport(); // plaintext proxy listener, like the http: ones
+                lo.UseNewConnectionGrace(TimeProvider.System);
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);
             });
