@@ -35,6 +35,7 @@ internal static class LinuxConstants
     public static uint EPOLLHUP => (uint)Tmds.Linux.LibC.EPOLLHUP;
     public static uint EPOLLRDHUP => (uint)Tmds.Linux.LibC.EPOLLRDHUP;
     public static uint EPOLLONESHOT => (uint)Tmds.Linux.LibC.EPOLLONESHOT;
+    public static uint EPOLLET => (uint)Tmds.Linux.LibC.EPOLLET;
 
     public static int EFD_CLOEXEC => Tmds.Linux.LibC.EFD_CLOEXEC;
     public static int EFD_NONBLOCK => Tmds.Linux.LibC.EFD_NONBLOCK;

@@ -25,7 +25,7 @@ internal static class BalancingMetadataKeys
     public const string MaxQueue = "MaxQueue";
     /// <summary>How long a queued request waits for a slot before 503 (HAProxy <c>timeout queue</c>). Default 5s.</summary>
     public const string QueueTimeout = "QueueTimeout";
-    /// <summary>Further tries on another destination after the first (nginx <c>proxy_next_upstream_tries</c> minus one). Default 0.</summary>
+    /// <summary>Further tries on another destination after the first (nginx <c>proxy_next_upstream_tries</c> minus one). Default: every other destination once (tries 0); 0 turns retries off.</summary>
     public const string Retries = "Retries";
     /// <summary>What is retried: <c>error</c>, <c>timeout</c> and status codes, comma-separated (nginx <c>proxy_next_upstream</c>). Default "error,timeout".</summary>
     public const string RetryOn = "RetryOn";
@@ -35,9 +35,9 @@ internal static class BalancingMetadataKeys
     public const string RetryNonIdempotent = "RetryNonIdempotent";
     /// <summary>Request bodies up to this size are buffered so that they can be replayed. Default 64KiB.</summary>
     public const string RetryBodyLimit = "RetryBodyLimit";
-    /// <summary>Failures within FailTimeout that open a destination's breaker; 0 = off (nginx <c>max_fails</c>).</summary>
+    /// <summary>Failures within FailTimeout that open a destination's breaker (nginx <c>max_fails</c>). Default 1 (not for a lone destination unless written); 0 = off.</summary>
     public const string MaxFails = "MaxFails";
-    /// <summary>The share of the destination's tries within FailTimeout that must have failed too (Polly's FailureRatio). Default 0.5.</summary>
+    /// <summary>The share of the destination's tries within FailTimeout that must have failed too. Default: not checked (nginx).</summary>
     public const string FailRatio = "FailRatio";
     /// <summary>The window in which MaxFails are counted and how long an open breaker keeps the destination out (nginx <c>fail_timeout</c>). Default 10s.</summary>
     public const string FailTimeout = "FailTimeout";

@@ -16,7 +16,7 @@ internal sealed class CircuitBreakerFeedbackStep(DestinationRegistry pools)
         var pool = context.Features.Get<BalancingRequestFeature>();
         if (pool?.Current is not { } destination || pool.Rejection != TryRejection.None) { await next(); return; }
         var runtime = pools.Get(pool.ClusterId, destination);
-        var breaker = runtime.BreakerFor(pool.Settings);
+        var breaker = runtime.BreakerFor(pool.Settings, pool.Cluster.Destinations.Count);
         if (breaker is null)
         {
             await next();

@@ -19,7 +19,7 @@ internal sealed class CircuitBreakerStep(DestinationRegistry pools)
         foreach (var d in proxy.AllDestinations)
         {
             var runtime = pools.Get(clusterId, d);
-            runtime.BreakerFor(settings);
+            runtime.BreakerFor(settings, proxy.AllDestinations.Count);
             bool broken = runtime.IsBroken;
             anyBroken |= broken;
             runtime.ObserveHealth(DestinationRegistry.IsHealthy(d, runtime), d.Model is { } m ? DestinationBalancingSettings.For(m.Config) : DestinationBalancingSettings.Default);

@@ -5,32 +5,52 @@ using ZcProxy.Core.Configuration;
 
 namespace ZcProxy.Core.Balancing;
 
-/// <summary>A cluster's pool settings (queueing, retries, breakers, hash key), read from its Metadata.</summary>
+/// <summary>
+/// A cluster's pool settings (queueing, retries, breakers, hash key), read from its Metadata. The defaults are nginx's:
+/// <c>proxy_next_upstream error timeout</c> with <c>proxy_next_upstream_tries 0</c> (every destination may be tried
+/// once) and <c>max_fails=1 fail_timeout=10s</c>.
+/// </summary>
 internal sealed record ClusterBalancingSettings
 {
     public static readonly ClusterBalancingSettings Default = new();
+
+    /// <summary>Retries when none are configured: as many as there are other destinations (nginx <c>proxy_next_upstream_tries 0</c>).</summary>
+    public const int UnlimitedRetries = int.MaxValue;
+    /// <summary>nginx's <c>max_fails</c> default.</summary>
+    public const int DefaultMaxFails = 1;
 
     /// <summary>Null: the forwarder's default.</summary>
     public TimeSpan? ConnectTimeout { get; init; }
     public HashKeySpec HashKey { get; init; } = HashKeySpec.Default;
     public int MaxQueue { get; init; }
     public TimeSpan QueueTimeout { get; init; } = TimeSpan.FromSeconds(5);
-    public int Retries { get; init; }
+    /// <summary>Further tries after the first; each destination is tried at most once whatever this allows.</summary>
+    public int Retries { get; init; } = UnlimitedRetries;
     public bool RetryOnError { get; init; } = true;
     public bool RetryOnTimeout { get; init; } = true;
     public IReadOnlySet<int> RetryOnStatuses { get; init; } = new HashSet<int>();
     public TimeSpan RetryTimeout { get; init; }
     public bool RetryNonIdempotent { get; init; }
     public long RetryBodyLimit { get; init; } = 64 * 1024;
-    public int MaxFails { get; init; }
-    public double FailRatio { get; init; } = 0.5;
+    public int MaxFails { get; init; } = DefaultMaxFails;
+    /// <summary>True when MaxFails was written in the configuration (then it applies even to a lone destination).</summary>
+    public bool MaxFailsConfigured { get; init; }
+    /// <summary>Null: any MaxFails failures within FailTimeout open the breaker, whatever the successes (nginx).</summary>
+    public double? FailRatio { get; init; }
     public TimeSpan FailTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public IReadOnlySet<int> FailOnStatuses { get; init; } = new HashSet<int>();
 
-    /// <summary>Polly's breaker samples over at least 0.5 s and needs at least two results.</summary>
+    /// <summary>A shorter break would let a dead destination take a trial request every few moments.</summary>
     public static readonly TimeSpan MinFailTimeout = TimeSpan.FromMilliseconds(500);
 
     private static readonly ConditionalWeakTable<ClusterConfig, ClusterBalancingSettings> Cache = new();
+
+    /// <summary>
+    /// The MaxFails in force for a cluster of <paramref name="destinations"/> destinations; 0 means no breaker. Like
+    /// nginx, which never marks the only server of an upstream unavailable, the default does not apply to a lone
+    /// destination (there is nowhere else to send its requests); a configured MaxFails always applies.
+    /// </summary>
+    public int BreakerMaxFails(int destinations) => MaxFailsConfigured || destinations > 1 ? MaxFails : 0;
 
     public static ClusterBalancingSettings For(ClusterConfig config)
         => Cache.GetValue(config, static c => Parse(c.Metadata, static (_, _) => { }));
@@ -56,6 +76,7 @@ internal sealed record ClusterBalancingSettings
             Retries = Int(metadata, BalancingMetadataKeys.Retries, s.Retries, error),
             RetryTimeout = Time(metadata, BalancingMetadataKeys.RetryTimeout, s.RetryTimeout, error),
             MaxFails = Int(metadata, BalancingMetadataKeys.MaxFails, s.MaxFails, error),
+            MaxFailsConfigured = metadata.ContainsKey(BalancingMetadataKeys.MaxFails),
             FailTimeout = Time(metadata, BalancingMetadataKeys.FailTimeout, s.FailTimeout, error),
         };
         if (s.FailTimeout < MinFailTimeout)

@@ -1,4 +1,3 @@
-using Polly.CircuitBreaker;
 using ZcProxy.Core.Diagnostics;
 
 namespace ZcProxy.Core.Balancing;
@@ -12,12 +11,10 @@ internal static class DestinationMetrics
         Gauge(metrics, pools, "zcproxy_upstream_queue_length", "Requests waiting for one of the destination's MaxConnections slots.", r => r.Slots.QueueLength);
         Gauge(metrics, pools, "zcproxy_upstream_effective_weight", "The destination's weight after slow start.", r => r.EffectiveWeight(r.Settings));
         Gauge(metrics, pools, "zcproxy_upstream_failures", "Failed tries (errors, timeouts, FailOn statuses) since start.", r => r.Failures);
-        Gauge(metrics, pools, "zcproxy_upstream_breaker_open", "1 while the destination's circuit breaker is open.", r => r.Breaker?.State is CircuitState.Open or CircuitState.Isolated ? 1 : 0);
-        Gauge(metrics, pools, "zcproxy_upstream_healthy", "1 when the destination is healthy (active/passive checks and breaker).", r => r.Healthy ? 1 : 0);
+        Gauge(metrics, pools, "zcproxy_upstream_breaker_open", "1 while the destination's circuit breaker is open.", r => r.IsBroken ? 1 : 0);
+        Gauge(metrics, pools, "zcproxy_upstream_healthy", "1 when the destination is healthy (active/passive checks and breaker).", r => r.Healthy && !r.IsBroken ? 1 : 0);
     }
 
     private static void Gauge(ProxyMetrics metrics, DestinationRegistry pools, string name, string help, Func<DestinationRuntime, double> read)
-        => metrics.Gauge(name, help, () => pools.All
-            .OrderBy(r => r.ClusterId, StringComparer.Ordinal).ThenBy(r => r.DestinationId, StringComparer.Ordinal)
-            .Select(r => (new[] { ("cluster", r.ClusterId), ("destination", r.DestinationId) }, read(r))));
+        => metrics.Gauge(name, help, ["cluster", "destination"], () => pools.All.Select(r => (new[] { r.ClusterId, r.DestinationId }, read(r))));
 }

@@ -69,13 +69,17 @@ internal sealed class DestinationRuntime
 
     public bool InSlowStart(DestinationBalancingSettings settings) => EffectiveWeight(settings) < settings.Weight;
 
-    /// <summary>The breaker for the cluster's current settings (rebuilt when a reload changes them); null when off.</summary>
-    public DestinationBreaker? BreakerFor(ClusterBalancingSettings cluster)
+    /// <summary>
+    /// The breaker for the cluster's current settings and size (rebuilt when a reload changes them); null when off.
+    /// </summary>
+    /// <param name="destinations">How many destinations the cluster has (see <see cref="ClusterBalancingSettings.BreakerMaxFails"/>).</param>
+    public DestinationBreaker? BreakerFor(ClusterBalancingSettings cluster, int destinations)
     {
-        if (cluster.MaxFails <= 0) { Volatile.Write(ref _breaker, null); return null; }
+        int maxFails = cluster.BreakerMaxFails(destinations);
+        if (maxFails <= 0) { Volatile.Write(ref _breaker, null); return null; }
         var current = Volatile.Read(ref _breaker);
-        if (current is not null && current.MaxFails == cluster.MaxFails && current.FailRatio == cluster.FailRatio && current.FailTimeout == cluster.FailTimeout) return current;
-        var created = new DestinationBreaker(cluster.MaxFails, cluster.FailRatio, cluster.FailTimeout, _time);
+        if (current is not null && current.MaxFails == maxFails && current.FailRatio == cluster.FailRatio && current.FailTimeout == cluster.FailTimeout) return current;
+        var created = new DestinationBreaker(maxFails, cluster.FailRatio, cluster.FailTimeout, _time);
         if (Interlocked.CompareExchange(ref _breaker, created, current) == current && _breakerChanged is { } changed)
         {
             created.Opened += () => changed(this, true);

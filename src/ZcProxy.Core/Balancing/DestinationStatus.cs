@@ -1,4 +1,3 @@
-using Polly.CircuitBreaker;
 using Yarp.ReverseProxy.Model;
 
 namespace ZcProxy.Core.Balancing;
@@ -22,10 +21,10 @@ internal sealed record DestinationStatus(bool Healthy, bool Backup, int Weight, 
             QueueLength: runtime.Slots.QueueLength,
             Requests: runtime.Requests,
             Failures: runtime.Failures,
-            Breaker: breaker is null ? "off" : breaker.IsBlocking ? "open" : breaker.State switch
+            Breaker: breaker is null ? "off" : breaker.State switch
             {
-                CircuitState.HalfOpen => "half-open",
-                CircuitState.Open or CircuitState.Isolated => "half-open", // break elapsed: the next try is the trial
+                BreakerState.Open => "open",
+                BreakerState.HalfOpen => "half-open", // break passed: the next try is the trial
                 _ => "closed",
             });
     }

@@ -13,9 +13,11 @@ namespace ZcProxy.Core.Balancing;
 /// nginx's <c>proxy_next_upstream</c> as a pipeline step around each try: when a try fails before any response
 /// byte reached the client (a forwarding error or timeout reported through <see cref="IForwarderErrorFeature"/>, a
 /// RetryOn status held back by <see cref="ResponseHeadGate"/>, or a full queue / open breaker), the request goes to
-/// the next untried destination, picked by the cluster's policy. Bounded by Retries and RetryTimeout; only
-/// idempotent methods unless RetryNonIdempotent; a request body only when it was buffered within RetryBodyLimit.
-/// Tries that never reached a destination (queue, breaker) are safe to repeat for any method.
+/// the next untried destination, picked by the cluster's policy. Bounded by Retries (default: every destination once)
+/// and RetryTimeout. Tries that never reached a destination (connect refused or timed out, nothing of the request
+/// accepted, queue, breaker) are repeated for any method: the request body was not read. Tries that failed after the
+/// request was sent are repeated only for idempotent methods unless RetryNonIdempotent, and with a request body only
+/// when it was buffered within RetryBodyLimit.
 /// It also answers a request whose last try was refused locally with 503 and Retry-After.
 /// </summary>
 internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries, IEnumerable<ILoadBalancingPolicy> policies, ILogger<RetryStep> logger)
@@ -35,7 +37,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
         // Only a request that may be repeated pays for buffering its body; tries refused locally never read it.
         bool bodyReplayable = settings.Retries > 0 && methodAllowed && PrepareBody(context, settings);
 
-        bool CanTryAgain() => pool.Tries < 1 + settings.Retries
+        bool CanTryAgain() => pool.Tries <= settings.Retries // Tries counts the first one; Retries may be int.MaxValue
             && (settings.RetryTimeout <= TimeSpan.Zero || pools.Time.GetElapsedTime(start) < settings.RetryTimeout)
             && !context.RequestAborted.IsCancellationRequested;
 
@@ -90,20 +92,24 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
     }
 
     /// <summary>Why the last try may be repeated elsewhere, or null.</summary>
+    /// <param name="requestReplayable">The method may be repeated once the destination saw the request, and its body can be.</param>
     private static RetryReason? WhyRetry(HttpContext context, BalancingRequestFeature pool, ResponseHeadGate? gate, bool requestReplayable)
     {
         if (pool.Rejection != TryRejection.None) return pool.Rejection == TryRejection.BreakerOpen ? RetryReason.Breaker : RetryReason.Queue;
-        if (!requestReplayable) return null;
+        var settings = pool.Settings;
         if (context.Features.Get<IForwarderErrorFeature>() is { } error)
         {
-            var settings = pool.Settings;
-            return error.Error switch
+            return TryFailures.Classify(error) switch
             {
-                ForwarderError.Request or ForwarderError.RequestBodyDestination or ForwarderError.ResponseHeaders when settings.RetryOnError => RetryReason.Error,
-                ForwarderError.RequestTimedOut when settings.RetryOnTimeout => RetryReason.Timeout,
+                // The destination never saw the request and its body was not read: any method may go elsewhere.
+                TryFailure.NotConnected when settings.RetryOnError => RetryReason.ConnectError,
+                TryFailure.ConnectTimedOut when settings.RetryOnTimeout => RetryReason.ConnectTimeout,
+                TryFailure.AfterSending when settings.RetryOnError && requestReplayable => RetryReason.Error,
+                TryFailure.HeadTimedOut when settings.RetryOnTimeout && requestReplayable => RetryReason.Timeout,
                 _ => null,
             };
         }
+        if (!requestReplayable) return null;
         int status = context.Response.StatusCode;
         if (pool.Settings.RetryOnStatuses.Contains(status) && (gate?.Discarded == true || gate is not null && !context.Response.HasStarted))
             return RetryReason.Status;

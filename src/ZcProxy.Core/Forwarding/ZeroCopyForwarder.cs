@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -103,20 +104,24 @@ internal sealed partial class ZeroCopyForwarder(
             connection = attempt == 0 ? pool.TryRentIdle(key) : null;
             if (connection is null)
             {
+                long connectStart = Stopwatch.GetTimestamp();
                 try { connection = await pool.ConnectAsync(key, destination.DnsSafeHost, destination.Port, timeouts.Connect, aborted); }
                 catch (Exception e)
                 {
                     if (aborted.IsCancellationRequested) { Fail(context, ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, e, null); return; }
-                    Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e, UpstreamErrorKind.Connect);
+                    Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e, UpstreamErrorKind.Connect, requestSent: false);
                     return;
                 }
+                context.Features.Get<UpstreamTiming>()?.Connected(Stopwatch.GetElapsedTime(connectStart));
             }
             connection.RequestCount++;
+            long sentBefore = connection.BytesSent;
 
             // :: Send the head and body, then read the response head (interim 1xx heads skipped).
             var failure = await ExchangeAsync(context, connection, requestHead, framing, isHead, timeouts);
             if (failure is null)
             {
+                context.Features.Get<UpstreamTiming>()?.HeadReceived();
                 head = connection.LastHead!;
                 break;
             }
@@ -129,7 +134,8 @@ internal sealed partial class ZeroCopyForwarder(
                 LogRetry(logger, key, exception.Message);
                 continue;
             }
-            Fail(context, error, status, exception, kind);
+            // The head goes first: when none of it was accepted, nothing of the request (body included) left the proxy.
+            Fail(context, error, status, exception, kind, requestSent: connection.BytesSent != sentBefore);
             return;
         }
 
@@ -287,11 +293,11 @@ internal sealed partial class ZeroCopyForwarder(
         return await transformer.TransformResponseAsync(context, message, context.RequestAborted);
     }
 
-    private void Fail(HttpContext context, ForwarderError error, int status, Exception exception, UpstreamErrorKind? kind)
+    private void Fail(HttpContext context, ForwarderError error, int status, Exception exception, UpstreamErrorKind? kind, bool requestSent = true)
     {
         if (kind is { } k) metrics.Error(k).Increment();
         LogFailure(logger, error, exception.Message);
-        context.Features.Set<IForwarderErrorFeature>(new ZeroCopyForwarderErrorFeature(error, exception));
+        context.Features.Set<IForwarderErrorFeature>(new ZeroCopyForwarderErrorFeature(error, exception) { RequestSent = requestSent });
         if (!context.Response.HasStarted) context.Response.StatusCode = status;
     }
 

@@ -10,4 +10,7 @@ internal sealed class ZeroCopyForwarderErrorFeature(ForwarderError error, Except
 {
     public ForwarderError Error { get; } = error;
     public Exception? Exception { get; } = exception;
+
+    /// <summary>False when no byte of the request reached the destination (connect failed, nothing accepted): safe to send elsewhere.</summary>
+    public bool RequestSent { get; init; } = true;
 }

@@ -59,17 +59,18 @@ internal sealed class DirectFileSource(SafeFileHandle directFile, long offset, l
                 if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
                 bool more = left > chunk.Count - sent; // more chunks follow: let TCP fill whole segments
                 SysResult r;
+                int sequence = to.ClientSocket.WriteSequence;
                 if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
                 using (client) r = Syscalls.Send(client.Fd, chunk.Span[sent..], MSG_DONTWAIT | (more ? MSG_MORE : 0));
                 if (r.Ok && r.Bytes > 0)
                 {
                     sent += (int)r.Bytes;
                     left -= r.Bytes;
-                    to.Transport.Metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, r.Bytes);
+                    to.Shared.Metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, r.Bytes);
                 }
                 else if (r.WouldBlock)
                 {
-                    var ready = await KernelWaits.ClientWritableAsync(to, Timeout.InfiniteTimeSpan, cancellationToken);
+                    var ready = await KernelWaits.ClientWritableAsync(to, sequence, Timeout.InfiniteTimeSpan, cancellationToken);
                     if (!ready.IsComplete) return ready;
                 }
                 else return BodyResult.Failed(BodyOutcome.ClientFailed, r.Ok ? "send to the client moved 0 bytes" : $"client connection failed: {r.ToException("send").Message}");

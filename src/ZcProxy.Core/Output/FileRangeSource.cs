@@ -48,17 +48,18 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
             {
                 if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
                 SysResult r;
+                int sequence = to.ClientSocket.WriteSequence;
                 if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
                 using (client) r = Syscalls.SendFile(client.Fd, fileFd, ref position, Math.Min(left, MaxSendfileChunk));
                 if (r.Ok)
                 {
                     if (r.Bytes == 0) return BodyResult.Failed(BodyOutcome.SourceEnded, $"the file ended {left} bytes before the promised length");
                     left -= r.Bytes;
-                    to.Transport.Metrics.AddBodyBytes(BodyMechanism.Sendfile, BodyDirection.Response, r.Bytes);
+                    to.Shared.Metrics.AddBodyBytes(BodyMechanism.Sendfile, BodyDirection.Response, r.Bytes);
                 }
                 else if (r.WouldBlock)
                 {
-                    var ready = await KernelWaits.ClientWritableAsync(to, Timeout.InfiniteTimeSpan, cancellationToken);
+                    var ready = await KernelWaits.ClientWritableAsync(to, sequence, Timeout.InfiniteTimeSpan, cancellationToken);
                     if (!ready.IsComplete) return ready;
                 }
                 else if (r.Errno is (int)Errno.EPIPE or (int)Errno.ECONNRESET or (int)Errno.ENOTCONN)

@@ -1,5 +1,5 @@
 using ZcProxy.Core.Transport;
-using static ZcProxy.Native.LinuxConstants;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Output;
 
@@ -10,16 +10,20 @@ namespace ZcProxy.Core.Output;
 /// </summary>
 internal static class KernelWaits
 {
-    /// <summary>Until the client socket takes bytes again; a client that takes nothing for <paramref name="idleTimeout"/> failed.</summary>
-    public static ValueTask<BodyResult> ClientWritableAsync(ZeroCopyConnection client, TimeSpan idleTimeout, CancellationToken cancellationToken)
-        => WaitAsync(t => client.Output.WaitWritableAsync(t), client, idleTimeout, BodyOutcome.ClientFailed, "the client took no byte", cancellationToken);
+    /// <summary>
+    /// Until the client socket takes bytes again (a write edge after <paramref name="sequence"/>, the client socket's
+    /// WriteSequence taken before the syscall that hit EAGAIN); a client that takes nothing for <paramref name="idleTimeout"/> failed.
+    /// </summary>
+    public static ValueTask<BodyResult> ClientWritableAsync(ZeroCopyConnection client, int sequence, TimeSpan idleTimeout, CancellationToken cancellationToken)
+        => WaitAsync(t => client.Output.WaitWritableAsync(sequence, t), client, idleTimeout, BodyOutcome.ClientFailed, "the client took no byte", cancellationToken);
 
     /// <summary>
-    /// Until the source socket has data, while watching the client for EPOLLERR/EPOLLHUP (a reset client must not wait
-    /// on a slow upstream). A source that sends nothing for <paramref name="idleTimeout"/> timed out.
+    /// Until the source socket has data (a read edge after <paramref name="sequence"/>). A client that hangs up or
+    /// resets meanwhile closes its connection, which fails this wait too (a reset client never waits on a slow
+    /// upstream). A source that sends nothing for <paramref name="idleTimeout"/> timed out.
     /// </summary>
-    public static ValueTask<BodyResult> SourceReadableAsync(ZeroCopyConnection client, ReactorRegistration source, TimeSpan idleTimeout, CancellationToken cancellationToken)
-        => WaitAsync(t => ReadableWatchingClientAsync(client, source, t), client, idleTimeout, BodyOutcome.SourceTimedOut, "the upstream sent nothing", cancellationToken);
+    public static ValueTask<BodyResult> SourceReadableAsync(ZeroCopyConnection client, LoopSocket source, int sequence, TimeSpan idleTimeout, CancellationToken cancellationToken)
+        => WaitAsync(t => source.WaitReadableAsync(sequence, t), client, idleTimeout, BodyOutcome.SourceTimedOut, "the upstream sent nothing", cancellationToken);
 
     private static async ValueTask<BodyResult> WaitAsync(Func<CancellationToken, ValueTask> wait, ZeroCopyConnection client, TimeSpan idleTimeout,
         BodyOutcome idleOutcome, string stalled, CancellationToken cancellationToken)
@@ -39,18 +43,5 @@ internal static class KernelWaits
         {
             return BodyResult.Failed(BodyOutcome.ClientFailed, client.IsAborted ? "the client connection was aborted" : $"client connection failed: {e.Message}");
         }
-    }
-
-    private static async ValueTask ReadableWatchingClientAsync(ZeroCopyConnection client, ReactorRegistration source, CancellationToken cancellationToken)
-    {
-        using var race = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var readable = source.WaitAsync(EPOLLIN | EPOLLRDHUP, race.Token);
-        var clientTrouble = client.ClientReadiness.WaitAsync(0, race.Token);
-        var first = await Task.WhenAny(readable, clientTrouble).ConfigureAwait(false);
-        race.Cancel();
-        // Both waits must be over before either fd is waited on again (one wait per fd at a time).
-        try { await readable.ConfigureAwait(false); } catch (Exception) when (first != readable) { }
-        try { await clientTrouble.ConfigureAwait(false); } catch (Exception) when (first != clientTrouble) { }
-        if (first == clientTrouble) throw new IOException("the client socket reported an error or hang-up");
     }
 }

@@ -22,7 +22,7 @@ internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics me
         if (CarriesNoBody(context)) return BodyResult.Complete;
         if (context.Features.Get<ZeroCopyResponse>() is { } zeroCopy && source.Hole is { } hole && MayMoveInKernel(context, zeroCopy, source, hole))
         {
-            var pipes = zeroCopy.Connection.Transport.Pipes;
+            var pipes = zeroCopy.Connection.Shared.Pipes;
             var pipe = hole == BodyMechanism.Splice ? pipes.TryLease() : null;
             if (hole != BodyMechanism.Splice || pipe is not null)
             {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport;
+using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Core.Upstream;
 using ZcProxy.Native;
 using static ZcProxy.Native.LinuxConstants;
@@ -60,7 +61,7 @@ internal sealed class SocketBody : UpstreamBody
     /// <summary>
     /// upstream → pipe → client. The pipe's fill level is tracked so that EAGAIN from the upstream side means
     /// "no data yet" (the pipe has room) and EAGAIN from the client side means "socket full". When neither can
-    /// move, we wait for the side that blocks; a wait for upstream data also watches the client for errors.
+    /// move, we wait for the side that blocks; a client that hangs up meanwhile fails the wait for upstream data.
     /// Each wait is bounded by the body-idle timeout: a stalled upstream timed out, a client that takes nothing failed.
     /// </summary>
     public override async ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
@@ -69,7 +70,7 @@ internal sealed class SocketBody : UpstreamBody
         var source = Connection.Socket;
         // splice honours the socket's own O_NONBLOCK; .NET sockets used asynchronously already have it.
         if (FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
-        ReactorRegistration? upstream = null;
+        LoopSocket? upstream = null;
         try
         {
             long toRead = _left, toWrite = _left;
@@ -77,6 +78,10 @@ internal sealed class SocketBody : UpstreamBody
             {
                 if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
                 bool progress = false;
+                // Readiness snapshots before the syscalls: an edge after them ends the waits below. The upstream fd joins the
+                // client's loop only at its first wait (a fresh registration starts at 0, and EPOLL_CTL_ADD reports data
+                // that is already there), so a body that never waits costs no epoll_ctl.
+                int readSequence = upstream?.ReadSequence ?? 0, writeSequence = to.ClientSocket.WriteSequence;
                 if (toRead > 0 && pipe.Buffered < pipe.Capacity)
                 {
                     SysResult r;
@@ -101,13 +106,13 @@ internal sealed class SocketBody : UpstreamBody
                         pipe.Buffered -= w.Bytes;
                         toWrite -= w.Bytes;
                         _left -= w.Bytes;
-                        to.Transport.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, w.Bytes);
+                        to.Shared.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, w.Bytes);
                         continue;
                     }
                     if (!w.WouldBlock) return BodyResult.Failed(BodyOutcome.ClientFailed, w.Ok ? "splice to the client moved 0 bytes" : $"client connection failed: {w.ToException("splice").Message}");
                     if (!progress)
                     {
-                        var writable = await KernelWaits.ClientWritableAsync(to, IdleTimeout, cancellationToken);
+                        var writable = await KernelWaits.ClientWritableAsync(to, writeSequence, IdleTimeout, cancellationToken);
                         if (!writable.IsComplete) return writable;
                     }
                     continue;
@@ -115,7 +120,7 @@ internal sealed class SocketBody : UpstreamBody
                 if (!progress)
                 {
                     upstream ??= to.RegisterSource(source.SafeHandle);
-                    var readable = await KernelWaits.SourceReadableAsync(to, upstream, IdleTimeout, cancellationToken);
+                    var readable = await KernelWaits.SourceReadableAsync(to, upstream, readSequence, IdleTimeout, cancellationToken);
                     if (!readable.IsComplete) return readable;
                 }
             }

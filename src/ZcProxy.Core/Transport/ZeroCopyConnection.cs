@@ -1,61 +1,72 @@
 using System.IO.Pipelines;
-using System.Net.Sockets;
+using System.Net;
 using Microsoft.AspNetCore.Connections;
+using ZcProxy.Core.Transport.Loops;
+using ZcProxy.Native;
+using static ZcProxy.Native.LinuxConstants;
 
 namespace ZcProxy.Core.Transport;
 
 /// <summary>
-/// Per-connection state of the zero-copy transport: the client socket, its reactor registration, and the one abort path that wakes every wait of this connection.
-/// Splice pipes are leased per body from <see cref="SplicePipePool"/>, never kept by an idle connection.
-/// Also set as a connection feature, so the request middleware finds it from HttpContext.Features.
+/// A client connection of ZcProxy's own transport (<see cref="ZeroCopyListener"/>): a non-blocking socket fd
+/// registered once with one event loop, the pull-based <see cref="ZeroCopyInput"/>, the socket writer
+/// <see cref="ZeroCopyOutputWriter"/> (with its body holes), and the one abort path that wakes every wait of this
+/// connection. Splice pipes are leased per body from <see cref="SplicePipePool"/>, never kept by an idle connection. It is Kestrel's ConnectionContext and, as a connection feature, what the request middleware finds
+/// in HttpContext.Features.
 /// </summary>
-internal sealed class ZeroCopyConnection : IAsyncDisposable
+internal sealed partial class ZeroCopyConnection : ConnectionContext
 {
-    private readonly ConnectionContext _context;
-    private readonly Socket _socket;
-    private readonly IDuplexPipe _originalTransport;
-    private readonly CancellationTokenSource _aborted = new();
-    private readonly CancellationTokenRegistration _closedRegistration;
+    private readonly CancellationTokenSource _closed = new();
     private readonly object _lock = new();
-    private readonly List<ReactorRegistration> _sourceRegistrations = [];
-    private int _abortedFlag;
+    private readonly List<LoopSocket> _sources = [];
+    private int _abortedFlag, _closedFired, _disposed;
+    private Exception? _inputFailure;
 
-    public ZeroCopyConnection(ConnectionContext context, Socket socket, ZeroCopyTransport transport)
+    public ZeroCopyConnection(FileDescriptor socket, EventLoop loop, ZeroCopyTransport transport, EndPoint? local, EndPoint? remote)
     {
-        _context = context;
-        _socket = socket;
-        Transport = transport;
-        _originalTransport = context.Transport;
-        ClientReadiness = transport.Reactor.Register(socket.SafeHandle);
+        ClientHandle = socket;
+        Shared = transport;
+        LocalEndPoint = local;
+        RemoteEndPoint = remote;
+        Input = new ZeroCopyInput(this);
         Output = new ZeroCopyOutputWriter(this);
-        DuplexPipe = new Duplex(_originalTransport.Input, Output);
+        _duplex = new Duplex(Input, Output);
+        ClientSocket = loop.Register(socket);
+        ClientSocket.Trouble = (_, bits) => OnTrouble(bits);
         transport.ConnectionOpened();
-        _closedRegistration = context.ConnectionClosed.UnsafeRegister(static s => ((ZeroCopyConnection)s!).OnClosed(), this);
     }
 
-    public ZeroCopyTransport Transport { get; }
+    /// <summary>What all zero-copy connections share: block pool, scratch, pipes, metrics.</summary>
+    public ZeroCopyTransport Shared { get; }
+    public EventLoop Loop => ClientSocket.Loop;
     /// <summary>The client socket's handle: lease it (<see cref="FdLease"/>) around each syscall, never across an await.</summary>
-    public System.Runtime.InteropServices.SafeHandle ClientHandle => _socket.SafeHandle;
-    public ReactorRegistration ClientReadiness { get; }
+    public FileDescriptor ClientHandle { get; }
+    /// <summary>The client socket's registration on its loop: readiness sequences and waits.</summary>
+    public LoopSocket ClientSocket { get; }
+    public ZeroCopyInput Input { get; }
     public ZeroCopyOutputWriter Output { get; }
-    public IDuplexPipe DuplexPipe { get; }
+    /// <summary>Aborted, or closed by the peer: no more bytes can reach the client.</summary>
+    public bool IsAborted => Volatile.Read(ref _abortedFlag) != 0 || Volatile.Read(ref _closedFired) != 0;
     /// <summary>Cancelled when the connection is aborted or closed: every wait of this connection observes it.</summary>
-    public CancellationToken Aborted => _aborted.Token;
-    public bool IsAborted => Volatile.Read(ref _abortedFlag) != 0;
+    public CancellationToken Aborted => _closed.Token;
 
-    /// <summary>Registers a body source's fd for readiness; a connection abort fails its waits too.</summary>
-    public ReactorRegistration RegisterSource(System.Runtime.InteropServices.SafeHandle source)
+    /// <summary>What reads throw once the connection was aborted or reset; null while it is healthy.</summary>
+    internal Exception? InputFailure => Volatile.Read(ref _inputFailure);
+
+    /// <summary>Registers a body source's fd on this connection's loop for readiness; a connection abort fails its waits too.</summary>
+    public LoopSocket RegisterSource(System.Runtime.InteropServices.SafeHandle source)
     {
-        var registration = Transport.Reactor.Register(source);
-        lock (_lock) _sourceRegistrations.Add(registration);
+        var registration = Loop.Register(source);
+        lock (_lock) _sources.Add(registration);
         if (IsAborted) registration.Fail(new ConnectionAbortedException("the client connection was aborted"));
         return registration;
     }
 
-    public void UnregisterSource(ReactorRegistration registration)
+    /// <summary>Takes the source's fd off the loop; the fd itself stays open (it belongs to an upstream connection).</summary>
+    public void UnregisterSource(LoopSocket registration)
     {
-        lock (_lock) _sourceRegistrations.Remove(registration);
-        registration.Dispose();
+        lock (_lock) _sources.Remove(registration);
+        Loop.Unregister(registration, fdStaysOpen: true);
     }
 
     /// <summary>
@@ -64,36 +75,86 @@ internal sealed class ZeroCopyConnection : IAsyncDisposable
     /// </summary>
     public void Abort(Exception reason)
     {
-        if (Interlocked.Exchange(ref _abortedFlag, 1) != 0) return;
-        try { _socket.LingerState = new LingerOption(true, 0); } catch (Exception e) when (e is ObjectDisposedException or SocketException) { }
-        WakeAll(reason);
-        _context.Abort(new ConnectionAbortedException(reason.Message, reason));
+        if (FdLease.TryAcquire(ClientHandle, out var lease)) using (lease) Syscalls.SetLingerZero(lease.Fd);
+        AbortCore(new ConnectionAbortedException(reason.Message, reason));
     }
 
-    private void OnClosed()
+    /// <summary>Kestrel's abort (timeouts, server shutdown): both directions shut down, every wait wakes.</summary>
+    public override void Abort(ConnectionAbortedException abortReason) => AbortCore(abortReason);
+
+    private void AbortCore(ConnectionAbortedException reason)
     {
-        Interlocked.Exchange(ref _abortedFlag, 1);
+        if (Interlocked.Exchange(ref _abortedFlag, 1) != 0) return;
+        Interlocked.CompareExchange(ref _inputFailure, reason, null);
+        if (FdLease.TryAcquire(ClientHandle, out var lease)) using (lease) Syscalls.Shutdown(lease.Fd, Syscalls.SHUT_RDWR);
+        WakeAll(reason);
+        FireConnectionClosed();
+    }
+
+    /// <summary>recv returned 0: the peer finished sending. The connection counts as closed (as with Kestrel's socket transport).</summary>
+    internal void OnEndOfStream() => FireConnectionClosed();
+
+    /// <summary>recv failed (reset): reads throw from now on and the connection is closed.</summary>
+    internal Exception OnReceiveFailed(ErrnoException error)
+    {
+        Exception failure = error.Code is Errno.ECONNRESET or Errno.EPIPE or Errno.ETIMEDOUT
+            ? new ConnectionResetException(error.Message, error)
+            : new ConnectionAbortedException(error.Message, error);
+        Interlocked.CompareExchange(ref _inputFailure, failure, null);
+        FireConnectionClosed();
+        return _inputFailure!;
+    }
+
+    /// <summary>
+    /// On the loop: the peer hung up or the socket failed, maybe while nobody reads. A half-close (FIN) with request
+    /// bytes still unread is not a close yet: those bytes are served first, and recv 0 reports the end.
+    /// </summary>
+    private void OnTrouble(uint bits)
+    {
+        if ((bits & (EPOLLHUP | EPOLLERR)) == 0)
+        {
+            int unread = FdLease.TryAcquire(ClientHandle, out var lease) ? Syscalls.BytesAvailable(lease.Fd) : 0;
+            lease.Dispose();
+            if (unread > 0) return;
+        }
+        FireConnectionClosed();
+    }
+
+    private void FireConnectionClosed()
+    {
+        if (Interlocked.Exchange(ref _closedFired, 1) != 0) return;
         WakeAll(new ConnectionAbortedException("the client connection was closed"));
+        // Posted, never inline: Kestrel's callbacks abort the request and must not run inside our reader or writer.
+        Loop.Post(static s =>
+        {
+            var connection = (ZeroCopyConnection)s!;
+            try { connection._closed.Cancel(); } catch (ObjectDisposedException) { }
+        }, this);
     }
 
     private void WakeAll(Exception reason)
     {
-        try { _aborted.Cancel(); } catch (ObjectDisposedException) { }
-        ClientReadiness.Fail(reason);
-        ReactorRegistration[] sources;
-        lock (_lock) sources = [.. _sourceRegistrations];
+        LoopSocket[] sources;
+        lock (_lock) sources = [.. _sources];
         foreach (var source in sources) source.Fail(reason);
+        if (Volatile.Read(ref _abortedFlag) != 0) ClientSocket.Fail(reason);
+        else
+        {
+            ClientSocket.WakeReader();
+            ClientSocket.WakeWriter();
+        }
     }
 
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
-        _closedRegistration.Dispose();
+        await base.DisposeAsync(); // nothing of its own (ConnectionContext's default)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         Output.Complete();
-        ClientReadiness.Dispose(); // out of epoll (if the socket is still open)
-        _aborted.Dispose();
-        Transport.ConnectionClosed();
-        // Our writer never used the transport's own output: completing it lets the transport shut the socket down.
-        await _originalTransport.Output.CompleteAsync();
+        Input.Complete();
+        FireConnectionClosed();
+        Loop.Unregister(ClientSocket, fdStaysOpen: false);
+        ClientHandle.Dispose(); // close(2): FIN, or RST after an abort that asked for one
+        Shared.ConnectionClosed();
     }
 
     private sealed class Duplex(PipeReader input, PipeWriter output) : IDuplexPipe

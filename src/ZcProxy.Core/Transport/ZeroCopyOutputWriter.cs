@@ -33,12 +33,12 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
 
     public override Memory<byte> GetMemory(int sizeHint = 0)
     {
-        if (_hole is not null) return _connection.Transport.Scratch;
+        if (_hole is not null) return _connection.Shared.Scratch;
         ArgumentOutOfRangeException.ThrowIfNegative(sizeHint);
         int needed = Math.Max(sizeHint, 1);
         if (_segments.Count > 0 && _segments[^1] is { } tail && tail.Array.Length - tail.End >= needed)
             return tail.Array.AsMemory(tail.End);
-        var segment = new Segment(_connection.Transport.RentBlock(needed));
+        var segment = new Segment(_connection.Shared.RentBlock(needed));
         _segments.Add(segment);
         return segment.Array;
     }
@@ -125,10 +125,11 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
     {
         while (_unflushed > 0)
         {
+            int sequence = _connection.ClientSocket.WriteSequence;
             var result = SendOnce(more);
             if (result.Ok) continue;
             if (!result.WouldBlock) throw ClientError(result.ToException("sendmsg"));
-            await WaitWritableAsync(cancellationToken);
+            await WaitWritableAsync(sequence, cancellationToken);
         }
     }
 
@@ -175,14 +176,18 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         }
         for (int i = 0; i < drop && _segments.Count > 1; i++)
         {
-            _connection.Transport.ReturnBlock(_segments[0].Array);
+            _connection.Shared.ReturnBlock(_segments[0].Array);
             _segments.RemoveAt(0);
         }
         if (_segments.Count == 1 && _segments[0].Start == _segments[0].End) _segments[0].Start = _segments[0].End = 0;
     }
 
-    /// <summary>Waits until the client socket can take more bytes; throws when the connection is gone or the flush was cancelled.</summary>
-    internal async ValueTask WaitWritableAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until the client socket can take more bytes: a write edge after <paramref name="sequence"/>, the
+    /// socket's <see cref="Loops.LoopSocket.WriteSequence"/> taken before the syscall that hit EAGAIN. Throws when the
+    /// connection is gone or the flush was cancelled. May return without room (a wake): the caller retries its syscall.
+    /// </summary>
+    internal async ValueTask WaitWritableAsync(int sequence, CancellationToken cancellationToken)
     {
         var cancel = new CancellationTokenSource();
         Volatile.Write(ref _flushCancel, cancel);
@@ -190,9 +195,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         {
             if (_flushCancelRequested) cancel.Cancel();
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, cancel.Token, _connection.Aborted);
-            uint events = await _connection.ClientReadiness.WaitAsync(EPOLLOUT, linked.Token);
-            if ((events & (EPOLLERR | EPOLLHUP)) != 0 && (events & EPOLLOUT) == 0)
-                throw ClientError(new IOException("the client socket reported an error or hang-up"));
+            await _connection.ClientSocket.WaitWritableAsync(sequence, linked.Token);
         }
         finally
         {
@@ -211,7 +214,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
 
     private void ReleaseSegments()
     {
-        foreach (var segment in _segments) _connection.Transport.ReturnBlock(segment.Array);
+        foreach (var segment in _segments) _connection.Shared.ReturnBlock(segment.Array);
         _segments.Clear();
         _unflushed = 0;
     }

@@ -1,23 +1,24 @@
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Transport;
 
 /// <summary>
-/// What all zero-copy connections share: the readiness reactor, the splice pipe pool, the metrics, and the
+/// What all zero-copy connections share: the event loops, the splice pipe pool, the metrics, and the
 /// scratch buffer handed to Kestrel for hole bytes (never read by anyone, so sharing it is safe).
 /// </summary>
 internal sealed class ZeroCopyTransport
 {
     public const int ScratchSize = 1 << 20;
 
-    public ZeroCopyTransport(ReadinessReactor reactor, SplicePipePool pipes, ProxyMetrics metrics)
+    public ZeroCopyTransport(EventLoops loops, SplicePipePool pipes, ProxyMetrics metrics)
     {
-        Reactor = reactor;
+        Loops = loops;
         Pipes = pipes;
         Metrics = metrics;
     }
 
-    public ReadinessReactor Reactor { get; }
+    public EventLoops Loops { get; }
     public SplicePipePool Pipes { get; }
     public ProxyMetrics Metrics { get; }
     internal byte[] Scratch { get; } = GC.AllocateUninitializedArray<byte>(ScratchSize, pinned: true);

@@ -1,54 +1,39 @@
-using System.Net.Sockets;
+using System.Net;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Transport;
 
-/// <summary>Wiring of the zero-copy transport: services, the connection middleware, and the request middleware.</summary>
+/// <summary>Wiring of the zero-copy transport: services, listeners, and the request middleware.</summary>
 internal static class ZeroCopyTransportExtensions
 {
-    /// <summary>The reactor (one epoll thread, started at first use), the splice pipe pool and the shared transport state.</summary>
-    public static IServiceCollection AddZeroCopyTransport(this IServiceCollection services)
+    /// <summary>
+    /// The event loops (one per core), the splice pipe pool (sized against the kernel's pipe limits), the shared transport state, and ZcProxy's connection
+    /// listener factory. Call after the web host's own services (Kestrel's socket transport): Kestrel asks the last
+    /// registered factory first, and ours takes only the endpoints in <see cref="ZeroCopyListenerClaims"/>.
+    /// </summary>
+    public static IServiceCollection AddZeroCopyTransport(this IServiceCollection services, ZeroCopyListenerClaims? claims = null)
     {
         services.TryAddSingleton<ProxyMetrics>();
-        services.TryAddSingleton<ReadinessReactor>();
-        services.TryAddSingleton(_ => new SplicePipePool());
+        services.TryAddSingleton(sp => new EventLoops(Environment.ProcessorCount, sp.GetService<ILogger<EventLoop>>()));
+        services.TryAddSingleton(sp => new SplicePipePool(PipeBudget.FromKernel(), sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>()));
         services.TryAddSingleton<ZeroCopyTransport>();
+        services.TryAddSingleton(claims ?? new ZeroCopyListenerClaims());
+        services.AddSingleton<IConnectionListenerFactory, ZeroCopyListenerFactory>();
         return services;
     }
 
-    /// <summary>
-    /// Plaintext HTTP/1.x listeners only, and before any other connection middleware: the output written here
-    /// goes straight to the socket, so a TLS layer added after this one would be bypassed by holes.
-    /// </summary>
-    public static ListenOptions UseZeroCopyTransport(this ListenOptions listenOptions)
-    {
-        ZeroCopyTransport? transport = null; // resolved at the first connection, once the container is complete
-        listenOptions.Use(next => async context =>
-        {
-            transport ??= listenOptions.ApplicationServices.GetRequiredService<ZeroCopyTransport>();
-            var socket = context.Features.Get<IConnectionSocketFeature>()?.Socket;
-            if (socket is null || socket.SocketType != SocketType.Stream)
-            {
-                await next(context);
-                return;
-            }
-            var connection = new ZeroCopyConnection(context, socket, transport);
-            await using (connection)
-            {
-                context.Transport = connection.DuplexPipe;
-                context.Features.Set(connection);
-                await next(context);
-            }
-        });
-        return listenOptions;
-    }
+    /// <summary>A plaintext HTTP/1.x listener on <paramref name="address"/>:<paramref name="port"/> served by ZcProxy's transport.</summary>
+    public static void ListenZeroCopy(this KestrelServerOptions kestrel, IPAddress address, int port, Action<ListenOptions> configure)
+        => kestrel.Listen(new ZeroCopyEndPoint(address, port), configure);
 
     /// <summary>
     /// On zero-copy connections, sets <see cref="ZeroCopyResponse"/> for the request, capturing Kestrel's own response

@@ -2,8 +2,9 @@ namespace ZcProxy.Core.Upstream;
 
 /// <summary>
 /// Decodes a chunked upstream body (RFC 9112 §7.1), read by pulling decoded data; chunked bodies are copied,
-/// not spliced. Strict: chunk sizes are 1-16 hex digits, extensions may not contain control characters,
-/// every chunk ends with CRLF, size lines and trailers are bounded. Trailers are read and dropped.
+/// not spliced. Strict: chunk sizes are 1-15 hex digits, extensions may not contain control characters,
+/// every chunk ends with CRLF, size and trailer lines are at most maxLineLength bytes (CRLF not counted) and
+/// trailers at most maxTrailerLines lines (the final empty one included). Trailers are read and dropped.
 /// Malformed framing throws <see cref="InvalidDataException"/>; an early end throws <see cref="EndOfStreamException"/>.
 /// </summary>
 internal sealed class ChunkedBodyReader(Stream source, int maxLineLength = 4096, int maxTrailerLines = 64)
@@ -14,7 +15,8 @@ internal sealed class ChunkedBodyReader(Stream source, int maxLineLength = 4096,
     private bool _inChunks, _done;
 
     /// <summary>Starts with <paramref name="prefix"/> (body bytes already read with the head) before reading <paramref name="source"/>.</summary>
-    public ChunkedBodyReader(Stream source, ReadOnlySpan<byte> prefix) : this(source)
+    public ChunkedBodyReader(Stream source, ReadOnlySpan<byte> prefix, int maxLineLength = 4096, int maxTrailerLines = 64)
+        : this(source, maxLineLength, maxTrailerLines)
     {
         if (prefix.Length > _buffer.Length) throw new ArgumentException("prefix larger than the chunk buffer", nameof(prefix));
         prefix.CopyTo(_buffer);
@@ -105,11 +107,14 @@ internal sealed class ChunkedBodyReader(Stream source, int maxLineLength = 4096,
                 if (lineLength == 0 || _buffer[_start + lineLength - 1] != (byte)'\r') throw new InvalidDataException("bare LF in chunked framing");
                 var line = _buffer.AsMemory(_start, lineLength - 1);
                 if (line.Span.IndexOf((byte)'\r') >= 0) throw new InvalidDataException("bare CR in chunked framing");
+                // The limit holds however the line arrived: in one read as in many (TCP segmentation must not matter).
+                if (line.Length > maxLineLength) throw new InvalidDataException("chunk size or trailer line too long");
                 _start += lineLength + 1;
                 return line;
             }
             scanned = _end - _start;
-            if (scanned > maxLineLength) throw new InvalidDataException("chunk size or trailer line too long");
+            // No LF yet: past maxLineLength + 1 (the +1 for a CR that may end the line) it is too long whatever follows.
+            if (scanned > maxLineLength + 1) throw new InvalidDataException("chunk size or trailer line too long");
             await FillAsync(cancellationToken);
         }
     }

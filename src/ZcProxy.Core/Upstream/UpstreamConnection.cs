@@ -42,11 +42,15 @@ internal sealed class UpstreamConnection : IDisposable
     /// <summary>The upstream answered before the request body was completely sent: this connection is mid-request and cannot be reused.</summary>
     public bool RequestIncomplete { get; set; }
 
+    /// <summary>Bytes the kernel accepted through <see cref="SendAsync"/> on this connection: unchanged by a send that failed at once.</summary>
+    public long BytesSent { get; private set; }
+
     public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         while (!data.IsEmpty)
         {
             int n = await Socket.SendAsync(data, SocketFlags.None, cancellationToken);
+            BytesSent += n;
             data = data[n..];
         }
     }

@@ -29,6 +29,8 @@ internal static class ProxyHost
         var activation = builder.AddSystemdIntegration();
 
         var listeners = new ListenerRegistry();
+        // Plaintext proxy listeners are served by ZcProxy's own transport when ZeroCopy is on; the rest by Kestrel's sockets.
+        var zeroCopyListeners = new ZeroCopyListenerClaims();
         builder.Services.AddSingleton(listeners);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -43,22 +45,23 @@ internal static class ProxyHost
             kestrel.Limits.RequestHeadersTimeout = limits.RequestHeadersTimeout;
             kestrel.Limits.MaxConcurrentConnections = limits.MaxConnections == 0 ? null : limits.MaxConnections;
             foreach (var listen in options.Listen)
-                Listen(kestrel, activation, listeners, listen.Url, lo =>
+            {
+                bool https = listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
+                Listen(kestrel, activation, listeners, listen.Url, !https && options.ZeroCopy.Enabled ? zeroCopyListeners : null, lo =>
                 {
                     listeners.Proxy.Add(lo);
-                    bool https = listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
-                    // First connection middleware: its writer goes straight to the socket (never on TLS or admin).
-                    if (!https && options.ZeroCopy.Enabled) lo.UseZeroCopyTransport();
-                    lo.UseNewConnectionGrace(TimeProvider.System);
                     if (https)
                     {
                         // TLS clients (HTTP/1.1 and HTTP/2 by ALPN) are served through YARP's forwarder.
                         lo.Protocols = HttpProtocols.Http1AndHttp2;
                         lo.UseHttps(ListenerCertificate.Load(listen, Path.GetDirectoryName(Path.GetFullPath(mainFile))!));
                     }
+                    lo.UseNewConnectionGrace(TimeProvider.System);
+                    lo.UseRequestHeadTap(); // after TLS: it reads the plaintext head
                 });
+            }
             if (options.Admin is { } admin)
-                Listen(kestrel, activation, listeners, admin.Url, lo =>
+                Listen(kestrel, activation, listeners, admin.Url, null, lo =>
                 {
                     listeners.Admin = lo;
                     lo.Protocols = HttpProtocols.Http1;
@@ -70,8 +73,9 @@ internal static class ProxyHost
                 });
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
-                if (options.ZeroCopy.Enabled) lo.UseZeroCopyTransport(); // plaintext proxy listener, like the http: ones
+                if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
                 lo.UseNewConnectionGrace(TimeProvider.System);
+                lo.UseRequestHeadTap();
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);
             });
@@ -79,15 +83,20 @@ internal static class ProxyHost
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout);
 
         builder.Services.AddZcProxyServices(options);
-        if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport();
+        if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport(zeroCopyListeners); // after Kestrel's own transport
         if (options.Cache is { } cacheOptions)
             builder.Services.AddDiskCache(cacheOptions with { Path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(mainFile))!, cacheOptions.Path) });
         builder.Services.UseFileConfig(mainFile, config);
+        builder.Services.AddHostedService<RuntimeMeters>();
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<DemoOrigins>();
 
         var app = builder.Build();
+        var metrics = app.Services.GetRequiredService<ProxyMetrics>();
+        ProcessMetrics.Register(metrics);
+        var connections = app.Services.GetRequiredService<ActiveConnections>();
+        metrics.Gauge("zcproxy_client_connections", "Open client connections, proxy and admin listeners (Kestrel's kestrel.active_connections of this host).", () => connections.Count);
         var demo = app.Services.GetRequiredService<DemoOrigins>();
         await demo.StartAsync(CancellationToken.None);
         app.Lifetime.ApplicationStopped.Register(() => demo.StopAsync(CancellationToken.None).GetAwaiter().GetResult());
@@ -101,6 +110,7 @@ internal static class ProxyHost
         // Kernel moves (sendfile, splice, direct I/O) for the body sender, on zero-copy (plaintext HTTP/1.x) connections only.
         if (options.ZeroCopy.Enabled) app.UseZeroCopyResponses();
         app.UseMiddleware<AccessLogMiddleware>();
+        app.UseMiddleware<RequestHeadMiddleware>();
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {
@@ -111,7 +121,8 @@ internal static class ProxyHost
             proxy.UseBackupDestinations();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
-            proxy.Use(UpstreamTimingStep.InvokeAsync);
+            var upstreamTiming = app.Services.GetRequiredService<UpstreamTimingStep>();
+            proxy.Use(upstreamTiming.InvokeAsync);
             proxy.UseRetries();
             proxy.UseConnectionLimits();
             proxy.UseCircuitBreakerFeedback();
@@ -120,13 +131,26 @@ internal static class ProxyHost
         return app;
     }
 
-    private static void Listen(KestrelServerOptions kestrel, SocketActivation activation, ListenerRegistry listeners, string url, Action<ListenOptions> configure)
+    /// <summary>One listener; <paramref name="zeroCopy"/> non-null: served by ZcProxy's transport (plaintext proxy listeners).</summary>
+    private static void Listen(KestrelServerOptions kestrel, SocketActivation activation, ListenerRegistry listeners, string url,
+        ZeroCopyListenerClaims? zeroCopy, Action<ListenOptions> configure)
     {
         if (!ListenUrl.TryParse(url, out var parsed, out var error)) throw new InvalidOperationException($"{url}: {error}");
         if (activation.TryClaim(parsed!, url, out var inherited))
+        {
+            zeroCopy?.ClaimHandle((ulong)inherited.Fd);
             kestrel.ListenHandle((ulong)inherited.Fd, lo => { listeners.SocketActivated[lo] = inherited.Fd; configure(lo); });
-        else if (parsed!.IsLocalhost && parsed.Port != 0) kestrel.ListenLocalhost(parsed.Port, configure);
-        else kestrel.Listen(new IPEndPoint(parsed.Address ?? IPAddress.Loopback, parsed.Port), configure);
+        }
+        else if (parsed!.IsLocalhost && parsed.Port != 0)
+        {
+            zeroCopy?.ClaimLocalhost(parsed.Port);
+            kestrel.ListenLocalhost(parsed.Port, configure);
+        }
+        else
+        {
+            var address = parsed.Address ?? IPAddress.Loopback;
+            kestrel.Listen(zeroCopy is null ? new IPEndPoint(address, parsed.Port) : new ZeroCopyEndPoint(address, parsed.Port), configure);
+        }
     }
 
     private static void ConfigureLogging(ILoggingBuilder logging)

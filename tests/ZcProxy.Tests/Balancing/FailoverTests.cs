@@ -87,7 +87,7 @@ public class FailoverTests
         await Poll.UntilAsync(async () =>
         {
             await Client.GetAsync(proxy.Url + "/f");
-            return runtime.Breaker!.State == Polly.CircuitBreaker.CircuitState.Closed && !runtime.IsBroken;
+            return runtime.Breaker!.State == BreakerState.Closed && !runtime.IsBroken;
         }, "the breaker to close after a successful trial");
         var bodies = new List<string>();
         for (int i = 0; i < 6; i++) bodies.Add(await Body(proxy.Url + "/f"));

@@ -47,7 +47,7 @@ public class SlowStartTests
         var runtime = new DestinationRuntime("c", "d", clock);
         var cluster = new ClusterBalancingSettings { MaxFails = 2, FailRatio = 1.0, FailTimeout = TimeSpan.FromSeconds(1) };
         var settings = new DestinationBalancingSettings { Weight = 10, SlowStart = TimeSpan.FromSeconds(10) };
-        var breaker = runtime.BreakerFor(cluster)!;
+        var breaker = runtime.BreakerFor(cluster, destinations: 2)!;
 
         for (int i = 0; i < 2; i++)
             Assert.True(await breaker.TryExecuteAsync(static _ => ValueTask.FromResult(true), 0));

@@ -116,7 +116,11 @@ public sealed class NativeLayoutTests
         var libc = TmdsLibC(rid);
         var mismatches = new List<string>();
         foreach (var name in ConstantNames.Concat(PollNames))
-            Check(mismatches, name, c[name], Convert.ToInt64(libc.GetProperty(name)!.GetValue(null), CultureInfo.InvariantCulture));
+        {
+            // Flags are 32-bit patterns: Tmds.LibC types EPOLLET (bit 31) as a negative int, C as an unsigned 2^31.
+            long managed = Convert.ToInt64(libc.GetProperty(name)!.GetValue(null), CultureInfo.InvariantCulture);
+            Check(mismatches, name, c[name], managed < 0 && managed >= int.MinValue ? (uint)(int)managed : managed);
+        }
         foreach (var name in Enum.GetNames<Errno>())
         {
             Check(mismatches, name, c[name], (long)Enum.Parse<Errno>(name));

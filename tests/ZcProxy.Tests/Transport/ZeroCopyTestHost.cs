@@ -27,6 +27,8 @@ namespace ZcProxy.Tests.Transport;
 ///                         (no hole possible: the copy loop)
 ///   /file-nolength, /file-started  a file body without Content-Length, or after the head was sent: copied
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
+///   POST /unread?expect=N reads no body; X-Kernel-Queued: bytes still in the socket's receive queue
+///   /until-aborted        ends (recorded Complete) when RequestAborted fires: the client hung up while nothing was read
 /// The handlers record the sender's result so tests can check how the transfer ended.
 /// </summary>
 internal sealed class ZeroCopyTestHost : IAsyncDisposable
@@ -45,7 +47,7 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     public Uri BaseAddress { get; private set; } = null!;
     public ProxyMetrics Metrics => _app.Services.GetRequiredService<ProxyMetrics>();
     public ZeroCopyTransport Transport => _app.Services.GetRequiredService<ZeroCopyTransport>();
-    public ReadinessReactor Reactor => _app.Services.GetRequiredService<ReadinessReactor>();
+    public ZcProxy.Core.Transport.Loops.EventLoops Loops => _app.Services.GetRequiredService<ZcProxy.Core.Transport.Loops.EventLoops>();
     private ResponseBodySender Sender => _app.Services.GetRequiredService<ResponseBodySender>();
     /// <summary>Each handler's end: how its body transfer ended.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<(string Path, BodyResult Result)> Outcomes { get; } = new();
@@ -60,9 +62,8 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         builder.Services.AddSingleton(new RuntimeOptions(new ZcProxyOptions { ZeroCopy = new ZeroCopyOptions { SpliceThreshold = 0 } }));
         builder.Services.AddZeroCopyTransport();
         builder.Services.AddResponseOutput();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, lo =>
+        builder.WebHost.ConfigureKestrel(k => k.ListenZeroCopy(IPAddress.Loopback, 0, lo =>
         {
-            lo.UseZeroCopyTransport();
             if (protocols is { } p) lo.Protocols = p;
         }));
         var app = builder.Build();
@@ -76,6 +77,8 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         app.MapGet("/direct", host.DirectAsync);
         app.MapGet("/file-nolength", host.FileWithoutLengthAsync);
         app.MapGet("/file-started", host.FileAfterStartAsync);
+        app.MapPost("/unread", host.UnreadAsync);
+        app.MapGet("/until-aborted", host.UntilAbortedAsync);
         await app.StartAsync();
         host.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         return host;
@@ -153,6 +156,31 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         context.Response.BodyWriter.Advance((int)size - 1);
         await context.Response.BodyWriter.FlushAsync();
         Record(context, connection.Output.EndHole());
+    }
+
+    /// <summary>Reads nothing of the request body; answers how many bytes the kernel still holds for this connection.</summary>
+    private async Task UnreadAsync(HttpContext context, long expect)
+    {
+        var connection = context.Features.Get<ZeroCopyConnection>()!;
+        int Queued()
+        {
+            using var lease = FdLease.TryAcquire(connection.ClientHandle, out var l) ? l : default;
+            return ZcProxy.Native.Syscalls.BytesAvailable(lease.Fd);
+        }
+        // Bounded: the body may still be on its way through loopback. The head's recv may have taken up to a block of it.
+        for (int i = 0; i < 200 && Queued() < expect - ZeroCopyTransport.BlockSize; i++) await Task.Delay(10);
+        context.Response.Headers["X-Kernel-Queued"] = Queued().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        context.Response.Headers.Connection = "close";
+        Record(context, BodyResult.Complete);
+    }
+
+    /// <summary>Waits for RequestAborted (the client went away) without reading anything.</summary>
+    private async Task UntilAbortedAsync(HttpContext context)
+    {
+        var aborted = new TaskCompletionSource();
+        using (context.RequestAborted.Register(() => aborted.TrySetResult()))
+            await aborted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Record(context, BodyResult.Complete);
     }
 
     private void Record(HttpContext context, BodyResult result) => Outcomes.Enqueue((context.Request.Path, result));

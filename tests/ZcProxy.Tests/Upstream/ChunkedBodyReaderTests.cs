@@ -65,6 +65,33 @@ public class ChunkedBodyReaderTests
     public async Task Decode_EndlessSizeLine_IsBounded()
         => await Assert.ThrowsAsync<InvalidDataException>(() => DecodeAsync("1" + new string(' ', 10000) + "\r\n", readSize: 512));
 
+    /// <summary>
+    /// Found by fuzzing (tests/ZcProxy.Fuzz): a line over the limit was accepted when it arrived in one read and
+    /// refused when it arrived in pieces, and a line of exactly the limit was refused in pieces. The limit now holds
+    /// however the bytes are segmented: the line's content without CRLF, at most maxLineLength bytes.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(4096)]
+    public async Task Decode_LineLimit_DoesNotDependOnHowTheBytesArrive(int readSize)
+    {
+        var atLimit = "5;" + new string('e', 62) + "\r\nhello\r\n0\r\n\r\n";     // 64-byte size line: allowed
+        var overLimit = "5;" + new string('e', 63) + "\r\nhello\r\n0\r\n\r\n";   // 65 bytes: refused
+        Assert.Equal("hello", await Decode(atLimit));
+        await Assert.ThrowsAsync<InvalidDataException>(() => Decode(overLimit));
+        await Assert.ThrowsAsync<InvalidDataException>(() => Decode("0\r\nX-Long: " + new string('t', 60) + "\r\n\r\n"));
+
+        async Task<string> Decode(string wire)
+        {
+            var reader = new ChunkedBodyReader(new TrickleStream(Encoding.Latin1.GetBytes(wire), readSize), maxLineLength: 64);
+            var output = new MemoryStream();
+            for (var data = await reader.ReadAsync(CancellationToken.None); !data.IsEmpty; data = await reader.ReadAsync(CancellationToken.None))
+                output.Write(data.Span);
+            return Encoding.Latin1.GetString(output.ToArray());
+        }
+    }
+
     /// <summary>Hands out at most <c>readSize</c> bytes per read, to exercise every split point.</summary>
     private sealed class TrickleStream(byte[] data, int readSize) : MemoryStream(data)
     {

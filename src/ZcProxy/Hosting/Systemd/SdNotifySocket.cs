@@ -1,80 +1,64 @@
 using System.Net.Sockets;
-using System.Text;
+using Microsoft.Extensions.Hosting.Systemd;
 
 namespace ZcProxy.Hosting.Systemd;
 
 /// <summary>
-/// The sd_notify(3) protocol: newline-separated "KEY=VALUE" assignments in one datagram to the unix socket named by
-/// NOTIFY_SOCKET (a path, or "@name" for the abstract namespace). Microsoft.Extensions.Hosting.Systemd is not
-/// available here, and the protocol is this small. A failed send is logged once and never stops the proxy:
-/// losing systemd's view of the service is better than losing the service.
+/// sd_notify(3) messages ("KEY=VALUE" lines: READY=1, RELOADING=1, MONOTONIC_USEC=, WATCHDOG=1, STATUS=,
+/// EXTEND_TIMEOUT_USEC=...) sent through Microsoft.Extensions.Hosting.Systemd's notifier, whose ServiceState carries
+/// any text. What this adds: a send that fails (systemd gone, a path that is not a socket) is logged once and never
+/// stops the proxy, since losing systemd's view of the service is better than losing the service; and addresses the
+/// notifier cannot speak are refused with a warning instead of failing on every send.
 /// </summary>
-internal sealed partial class SdNotifySocket : IDisposable
+internal sealed partial class SdNotifySocket
 {
     public const string EnvironmentVariable = "NOTIFY_SOCKET";
 
-    private readonly Socket _socket;
-    private readonly UnixDomainSocketEndPoint _target;
+    private readonly ISystemdNotifier _notifier;
     private readonly ILogger _logger;
-    private readonly object _sendLock = new();
-    private bool _warned;
+    private int _warned;
 
-    private SdNotifySocket(string address, UnixDomainSocketEndPoint target, ILogger logger)
+    private SdNotifySocket(ISystemdNotifier notifier, string address, ILogger logger)
     {
+        _notifier = notifier;
         Address = address;
-        _target = target;
         _logger = logger;
-        _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
     }
 
     /// <summary>The NOTIFY_SOCKET value, as systemd gave it.</summary>
     public string Address { get; }
 
-    /// <summary>Null when the process was not started by systemd with notify access (NOTIFY_SOCKET unset or empty).</summary>
-    public static SdNotifySocket? FromEnvironment(ILogger logger)
+    /// <summary>
+    /// Null when the process was not started by systemd with notify access (NOTIFY_SOCKET, the
+    /// <paramref name="address"/> the notifier was built from, unset or empty), or when the address is of a kind the
+    /// notifier cannot reach.
+    /// </summary>
+    public static SdNotifySocket? Create(ISystemdNotifier notifier, string? address, ILogger logger)
     {
-        var address = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        return string.IsNullOrEmpty(address) ? null : Create(address, logger);
-    }
-
-    /// <summary>A notifier for a NOTIFY_SOCKET value; null (and a warning) for an address kind we don't speak.</summary>
-    public static SdNotifySocket? Create(string address, ILogger logger)
-    {
+        if (!notifier.IsEnabled || string.IsNullOrEmpty(address)) return null;
         if (address[0] is not ('/' or '@'))
         {
-            // systemd also knows vsock addresses (vsock:CID:PORT) for VMs; edge nodes don't use them.
+            // systemd also knows vsock addresses (vsock:CID:PORT) for VMs; the notifier speaks unix sockets only.
             LogUnsupportedAddress(logger, address);
             return null;
         }
-        // .NET names an abstract socket with a leading NUL, which is what '@' stands for.
-        var target = new UnixDomainSocketEndPoint(address[0] == '@' ? "\0" + address[1..] : address);
-        return new SdNotifySocket(address, target, logger);
+        return new SdNotifySocket(notifier, address, logger);
     }
 
     /// <summary>Sends one state message; false (and one logged warning per process) when systemd cannot be reached.</summary>
     public bool Send(string state)
     {
-        var datagram = Encoding.UTF8.GetBytes(state);
-        lock (_sendLock)
+        try
         {
-            try
-            {
-                _socket.SendTo(datagram, SocketFlags.None, _target);
-                return true;
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                if (!_warned)
-                {
-                    _warned = true;
-                    LogSendFailed(_logger, Address, e.Message);
-                }
-                return false;
-            }
+            _notifier.Notify(new ServiceState(state));
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            if (Interlocked.Exchange(ref _warned, 1) == 0) LogSendFailed(_logger, Address, e.Message);
+            return false;
         }
     }
-
-    public void Dispose() => _socket.Dispose();
 
     [LoggerMessage(EventId = 40, Level = LogLevel.Warning, Message = "sd_notify: cannot reach NOTIFY_SOCKET={Address} ({Error}); the proxy keeps running, but systemd will not see its state")]
     private static partial void LogSendFailed(ILogger logger, string address, string error);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Options;
 using ZcProxy.Core.Configuration;
 
@@ -13,6 +14,7 @@ internal sealed partial class SystemdService(
     FileConfigProvider config,
     ActiveConnections connections,
     SocketActivation activation,
+    ISystemdNotifier systemdNotifier,
     IOptions<HostOptions> hostOptions,
     ILoggerFactory loggerFactory) : IHostedService, IDisposable
 {
@@ -30,7 +32,7 @@ internal sealed partial class SystemdService(
             foreach (var (socket, use) in activation.Assignments) LogActivated(socket.Fd, socket.LocalEndPoint, use);
         });
 
-        _socket = SdNotifySocket.FromEnvironment(_logger);
+        _socket = SdNotifySocket.Create(systemdNotifier, Environment.GetEnvironmentVariable(SdNotifySocket.EnvironmentVariable), _logger);
         if (_socket is null) return;
         _notifier = new SystemdNotifier(_socket, lifetime, lifecycle, config, connections, hostOptions.Value.ShutdownTimeout);
         await _notifier.StartAsync(cancellationToken);
@@ -48,7 +50,6 @@ internal sealed partial class SystemdService(
         _startedRegistration.Dispose();
         _watchdog?.Dispose();
         _notifier?.Dispose();
-        _socket?.Dispose();
     }
 
     [LoggerMessage(EventId = 44, Level = LogLevel.Information, Message = "socket activation: fd {Fd} ({EndPoint}) serves {Use}")]

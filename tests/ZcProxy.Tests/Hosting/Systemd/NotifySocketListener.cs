@@ -78,3 +78,20 @@ public sealed class NotifySocketListener : IDisposable
         if (!Address.StartsWith('@')) File.Delete(Address);
     }
 }
+
+/// <summary>
+/// An ISystemdNotifier aimed at one listener: Microsoft's SystemdNotifier reads NOTIFY_SOCKET from the process
+/// environment, which tests running in parallel cannot set. (The executable's own notifier is exercised end to end by
+/// SdNotifyTests.)
+/// </summary>
+public sealed class DatagramNotifier(string address) : Microsoft.Extensions.Hosting.Systemd.ISystemdNotifier
+{
+    public bool IsEnabled => true;
+
+    public void Notify(Microsoft.Extensions.Hosting.Systemd.ServiceState state)
+    {
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        var name = address.StartsWith('@') ? "\0" + address[1..] : address;
+        socket.SendTo(Encoding.UTF8.GetBytes(state.ToString()), new UnixDomainSocketEndPoint(name));
+    }
+}

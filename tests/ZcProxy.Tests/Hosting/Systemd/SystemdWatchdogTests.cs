@@ -14,7 +14,7 @@ public class SystemdWatchdogTests
     public async Task Pings_StopWhileHeartbeatsAreHeldBack_AndResumeWhenTheyRun()
     {
         using var notify = new NotifySocketListener();
-        using var socket = SdNotifySocket.Create(notify.Address, NullLogger.Instance)!;
+        var socket = SdNotifySocket.Create(new DatagramNotifier(notify.Address), notify.Address, NullLogger.Instance)!;
         var wedged = true;
         var heldBack = new System.Collections.Concurrent.ConcurrentQueue<Action>();
         var interval = TimeSpan.FromMilliseconds(50);

@@ -1,0 +1,153 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using ZcProxy.Native;
+using static ZcProxy.Native.LinuxConstants;
+
+namespace ZcProxy.Core.Transport.Loops;
+
+/// <summary>
+/// One event loop: a dedicated thread running epoll_wait on its own epoll fd. Fds are registered once,
+/// edge-triggered, and their waits are completed INLINE on this thread: the continuation (Kestrel's parser, the
+/// app, the forwarder) runs here until its next pending wait, like an nginx or HAProxy worker, with no thread-pool
+/// hop. Work from other threads (wake a wait, abort, fire ConnectionClosed) is posted to a queue and the loop is
+/// woken through an eventfd; one eventfd write per batch of posts.
+/// </summary>
+internal sealed partial class EventLoop : IDisposable
+{
+    private const ulong WakeToken = 0;
+    private static readonly uint RegisteredEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    private readonly ConcurrentDictionary<ulong, LoopSocket> _sockets = new();
+    private readonly ConcurrentQueue<(Action<object?> Work, object? State)> _posted = new();
+    private readonly FileDescriptor _epoll;
+    private readonly FileDescriptor _wake;
+    private readonly Thread _thread;
+    private readonly ILogger? _log;
+    private int _wakePending;
+    private long _nextToken;
+    private volatile bool _stopping;
+
+    public EventLoop(int index, ILogger? log = null)
+    {
+        Index = index;
+        _log = log;
+        _epoll = Syscalls.EpollCreate();
+        _wake = Syscalls.EventFd();
+        int err = Syscalls.EpollControl(_epoll, EPOLL_CTL_ADD, _wake.Fd, EPOLLIN, WakeToken);
+        if (err != 0) throw new ErrnoException("epoll_ctl(eventfd)", err);
+        _thread = new Thread(Run) { IsBackground = true, Name = $"zcproxy-loop-{index}" };
+        _thread.Start();
+    }
+
+    public int Index { get; }
+
+    /// <summary>Fds registered right now (for tests and leak checks).</summary>
+    public int RegistrationCount => _sockets.Count;
+
+    public bool IsLoopThread => Thread.CurrentThread == _thread;
+
+    /// <summary>
+    /// Adds <paramref name="handle"/>'s fd to this loop for good (EPOLLIN|EPOLLOUT|EPOLLRDHUP, edge-triggered). The
+    /// kernel reports the fd's current state at once, so nothing that is already readable is missed.
+    /// </summary>
+    public LoopSocket Register(SafeHandle handle)
+    {
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        var socket = new LoopSocket(this, handle, (ulong)Interlocked.Increment(ref _nextToken));
+        _sockets[socket.Token] = socket;
+        int err;
+        if (!FdLease.TryAcquire(handle, out var lease)) err = (int)Errno.EBADF;
+        else using (lease) err = Syscalls.EpollControl(_epoll, EPOLL_CTL_ADD, lease.Fd, RegisteredEvents, socket.Token);
+        if (err != 0)
+        {
+            _sockets.TryRemove(socket.Token, out _);
+            throw new ErrnoException("epoll_ctl(EPOLL_CTL_ADD)", err);
+        }
+        return socket;
+    }
+
+    /// <summary>
+    /// Forgets the fd. <paramref name="fdStaysOpen"/>: the fd lives on (an upstream socket going back to its pool),
+    /// so it is removed from epoll; an fd about to be closed leaves the epoll set by itself.
+    /// </summary>
+    public void Unregister(LoopSocket socket, bool fdStaysOpen)
+    {
+        if (!_sockets.TryRemove(socket.Token, out _)) return;
+        if (fdStaysOpen && !_epoll.IsClosed && FdLease.TryAcquire(socket.Handle, out var lease))
+            using (lease) Syscalls.EpollControl(_epoll, EPOLL_CTL_DEL, lease.Fd, 0, 0);
+        socket.OnLoopStopped(new ObjectDisposedException(nameof(LoopSocket)));
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the loop thread soon (at the end of the current iteration when called from it).</summary>
+    public void Post(Action<object?> work, object? state)
+    {
+        _posted.Enqueue((work, state));
+        if (IsLoopThread) return; // the loop drains the queue before its next epoll_wait
+        if (Interlocked.Exchange(ref _wakePending, 1) == 0 && !_wake.IsClosed)
+        {
+            try { Syscalls.EventFdSignal(_wake); } catch (ObjectDisposedException) { }
+        }
+    }
+
+    private void Run()
+    {
+        Span<(uint Events, ulong Token)> ready = new (uint, ulong)[256];
+        try
+        {
+            while (!_stopping)
+            {
+                int n = Syscalls.EpollWait(_epoll, ready, _posted.IsEmpty ? -1 : 0);
+                for (int i = 0; i < n; i++)
+                {
+                    var (events, token) = ready[i];
+                    if (token == WakeToken)
+                    {
+                        Syscalls.EventFdDrain(_wake);
+                        Volatile.Write(ref _wakePending, 0); // before draining the queue: later posts signal again
+                        continue;
+                    }
+                    if (_sockets.TryGetValue(token, out var socket)) Dispatch(socket, events);
+                }
+                RunPosted();
+            }
+        }
+        catch (Exception e)
+        {
+            if (_log is not null) LogStopped(_log, Index, e);
+        }
+        _stopping = true;
+        var stopped = new ObjectDisposedException(nameof(EventLoop));
+        foreach (var socket in _sockets.Values) socket.OnLoopStopped(stopped);
+    }
+
+    private void Dispatch(LoopSocket socket, uint events)
+    {
+        try { socket.OnEvents(events); }
+        catch (Exception e) when (_log is not null) { LogContinuationFailed(_log, Index, e); }
+    }
+
+    private void RunPosted()
+    {
+        while (_posted.TryDequeue(out var item))
+        {
+            try { item.Work(item.State); }
+            catch (Exception e) when (_log is not null) { LogContinuationFailed(_log, Index, e); }
+        }
+    }
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Critical, Message = "event loop {Loop} stopped")]
+    private static partial void LogStopped(ILogger logger, int loop, Exception exception);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Error, Message = "event loop {Loop}: a callback failed")]
+    private static partial void LogContinuationFailed(ILogger logger, int loop, Exception exception);
+
+    public void Dispose()
+    {
+        if (_stopping) return;
+        _stopping = true;
+        Syscalls.EventFdSignal(_wake);
+        if (!IsLoopThread) _thread.Join();
+        _epoll.Dispose();
+        _wake.Dispose();
+    }
+}

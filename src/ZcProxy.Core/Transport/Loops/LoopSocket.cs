@@ -1,0 +1,118 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using static ZcProxy.Native.LinuxConstants;
+
+namespace ZcProxy.Core.Transport.Loops;
+
+/// <summary>
+/// An fd registered once, edge-triggered, with one <see cref="EventLoop"/>. Readiness is tracked in user space as
+/// one sequence number per direction, bumped by the loop on each event: a caller snapshots it before its syscall
+/// and, on EAGAIN, waits for it to move past the snapshot, so no epoll_ctl per wait and no lost edge.
+/// Hang-up and error bits are sticky. One waiter per direction at a time (the connection's reader, its writer).
+/// </summary>
+internal sealed class LoopSocket
+{
+    private static readonly uint ReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+    private static readonly uint WriteEvents = EPOLLOUT | EPOLLHUP | EPOLLERR;
+    private static readonly uint TroubleEvents = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+    private readonly ReadinessWaiter _reader = new();
+    private readonly ReadinessWaiter _writer = new();
+    private int _readSequence, _writeSequence;
+    private int _trouble;
+    private Exception? _failure;
+
+    internal LoopSocket(EventLoop loop, SafeHandle handle, ulong token)
+    {
+        Loop = loop;
+        Handle = handle;
+        Token = token;
+    }
+
+    public EventLoop Loop { get; }
+    public SafeHandle Handle { get; }
+    internal ulong Token { get; }
+
+    /// <summary>Called on the loop thread the first time RDHUP, HUP or ERR is reported (with the new bits).</summary>
+    public Action<LoopSocket, uint>? Trouble { get; set; }
+
+    /// <summary>Snapshot before a read-side syscall; pass it to <see cref="WaitReadableAsync(int)"/> after EAGAIN.</summary>
+    public int ReadSequence => Volatile.Read(ref _readSequence);
+    public int WriteSequence => Volatile.Read(ref _writeSequence);
+    /// <summary>Sticky EPOLLRDHUP/EPOLLHUP/EPOLLERR bits seen so far.</summary>
+    public uint TroubleSeen => (uint)Volatile.Read(ref _trouble);
+    public Exception? Failure => Volatile.Read(ref _failure);
+
+    /// <summary>Completes when a read event arrives after <paramref name="seen"/>, or when woken (cancel, failure): re-check, then retry.</summary>
+    public ValueTask<bool> WaitReadableAsync(int seen) => _reader.WaitAsync(ref _readSequence, seen);
+    public ValueTask<bool> WaitWritableAsync(int seen) => _writer.WaitAsync(ref _writeSequence, seen);
+
+    /// <summary>As <see cref="WaitReadableAsync(int)"/>, throwing on cancellation or failure.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask WaitReadableAsync(int seen, CancellationToken cancellationToken)
+    {
+        ThrowIfFailedOrCanceled(cancellationToken);
+        using (cancellationToken.CanBeCanceled ? cancellationToken.UnsafeRegister(static s => ((LoopSocket)s!).WakeReader(), this) : default)
+            await _reader.WaitAsync(ref _readSequence, seen);
+        ThrowIfFailedOrCanceled(cancellationToken);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask WaitWritableAsync(int seen, CancellationToken cancellationToken)
+    {
+        ThrowIfFailedOrCanceled(cancellationToken);
+        using (cancellationToken.CanBeCanceled ? cancellationToken.UnsafeRegister(static s => ((LoopSocket)s!).WakeWriter(), this) : default)
+            await _writer.WaitAsync(ref _writeSequence, seen);
+        ThrowIfFailedOrCanceled(cancellationToken);
+    }
+
+    private void ThrowIfFailedOrCanceled(CancellationToken cancellationToken)
+    {
+        if (Failure is { } failure) throw failure is OperationCanceledException oce ? new OperationCanceledException(oce.Message, oce) : new IOException(failure.Message, failure);
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>Wakes a pending read wait from any thread (posted to the loop, which runs the continuation).</summary>
+    public void WakeReader() => Loop.Post(static s => ((LoopSocket)s!)._reader.TryComplete(false), this);
+    public void WakeWriter() => Loop.Post(static s => ((LoopSocket)s!)._writer.TryComplete(false), this);
+
+    /// <summary>Every later wait of this fd fails with <paramref name="reason"/> (its connection is gone); pending ones wake.</summary>
+    public void Fail(Exception reason)
+    {
+        Interlocked.CompareExchange(ref _failure, reason, null);
+        Loop.Post(static s =>
+        {
+            var socket = (LoopSocket)s!;
+            socket._reader.TryComplete(false);
+            socket._writer.TryComplete(false);
+        }, this);
+    }
+
+    /// <summary>On the loop thread: one epoll event for this fd.</summary>
+    internal void OnEvents(uint events)
+    {
+        if ((events & ReadEvents) != 0)
+        {
+            Interlocked.Increment(ref _readSequence);
+            _reader.TryComplete(true);
+        }
+        if ((events & WriteEvents) != 0)
+        {
+            Interlocked.Increment(ref _writeSequence);
+            _writer.TryComplete(true);
+        }
+        uint trouble = events & TroubleEvents;
+        if (trouble != 0)
+        {
+            uint before = (uint)Interlocked.Or(ref _trouble, (int)trouble);
+            if ((before | trouble) != before) Trouble?.Invoke(this, trouble & ~before);
+        }
+    }
+
+    /// <summary>The loop stopped: every wait fails.</summary>
+    internal void OnLoopStopped(Exception reason)
+    {
+        Interlocked.CompareExchange(ref _failure, reason, null);
+        _reader.TryComplete(false);
+        _writer.TryComplete(false);
+    }
+}

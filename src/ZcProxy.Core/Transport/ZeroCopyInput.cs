@@ -1,0 +1,218 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Connections;
+using ZcProxy.Native;
+
+namespace ZcProxy.Core.Transport;
+
+/// <summary>
+/// The connection's input, pull-based: recv(2) runs only when Kestrel asks (ReadAsync) and nothing unexamined is
+/// buffered, so bytes nobody asked for (a request body that will be spliced) stay in the kernel. Bytes land in
+/// pooled pinned blocks, chained as a ReadOnlySequence; AdvanceTo frees consumed blocks, so an idle keep-alive
+/// connection holds no buffer. Readiness is tracked per socket (<see cref="Loops.LoopSocket"/>): after a short read
+/// the socket is known drained and the next read waits for an edge instead of a recv that would surely EAGAIN.
+/// One reader at a time, like any PipeReader; CancelPendingRead and Abort may come from any thread.
+/// </summary>
+internal sealed class ZeroCopyInput : PipeReader
+{
+    /// <summary>A recv into less free space than this takes a fresh block instead.</summary>
+    private const int MinimumReadSpace = 2048;
+    private readonly ZeroCopyConnection _connection;
+    private Segment? _head, _tail;
+    private int _headStart;      // first unconsumed byte of _head
+    private bool _examinedAll;   // the last AdvanceTo examined every buffered byte: the next read needs new bytes
+    private int _seenSequence;   // the socket's read sequence when it was last found drained
+    private int _cancelRequested;
+    private bool _endOfStream;
+    private bool _completed;
+    private bool _drained;       // the last recv came back short: wait for an edge before the next one
+
+    public ZeroCopyInput(ZeroCopyConnection connection) => _connection = connection;
+
+    /// <summary>True once recv returned 0 (the peer finished sending).</summary>
+    public bool EndOfStream => Volatile.Read(ref _endOfStream);
+
+    private long Buffered => _head is null ? 0 : _tail!.RunningIndex + _tail.End - (_head.RunningIndex + _headStart);
+
+    public override bool TryRead(out ReadResult result)
+    {
+        ObjectDisposedException.ThrowIf(_completed, this);
+        if (Interlocked.Exchange(ref _cancelRequested, 0) == 1)
+        {
+            result = new ReadResult(Sequence(), isCanceled: true, isCompleted: _endOfStream);
+            return true;
+        }
+        if (Buffered > 0 || _endOfStream)
+        {
+            result = new ReadResult(Sequence(), isCanceled: false, isCompleted: _endOfStream);
+            return true;
+        }
+        result = default;
+        return false;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_completed, this);
+        var socket = _connection.ClientSocket;
+        using var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.UnsafeRegister(static s => ((ZeroCopyInput)s!)._connection.ClientSocket.WakeReader(), this) : default;
+        while (true)
+        {
+            if (Interlocked.Exchange(ref _cancelRequested, 0) == 1) return new ReadResult(Sequence(), isCanceled: true, isCompleted: _endOfStream);
+            cancellationToken.ThrowIfCancellationRequested();
+            if (_connection.InputFailure is { } failure) throw failure;
+            if ((Buffered > 0 && !_examinedAll) || _endOfStream) return new ReadResult(Sequence(), isCanceled: false, isCompleted: _endOfStream);
+
+            int sequence = socket.ReadSequence;
+            if (!_drained || sequence != _seenSequence)
+            {
+                var r = Receive();
+                if (r.Ok && r.Bytes > 0)
+                {
+                    _examinedAll = false;
+                    continue;
+                }
+                if (r.Ok)
+                {
+                    Volatile.Write(ref _endOfStream, true);
+                    _connection.OnEndOfStream();
+                    continue;
+                }
+                if (!r.WouldBlock) throw _connection.OnReceiveFailed(r.ToException("recv"));
+                _drained = true;
+                _seenSequence = sequence;
+                continue; // the loop re-checks the sequence: an edge may have come meanwhile
+            }
+            await socket.WaitReadableAsync(_seenSequence);
+        }
+    }
+
+    /// <summary>One recv into the tail block's free space (or a fresh block). A short read means the socket is drained.</summary>
+    private SysResult Receive()
+    {
+        var tail = _tail;
+        if (tail is null || tail.Block.Length - tail.End < MinimumReadSpace)
+        {
+            var segment = new Segment(_connection.Shared.RentBlock(ZeroCopyTransport.BlockSize));
+            if (tail is null)
+            {
+                _head = segment;
+                _headStart = 0;
+            }
+            else
+            {
+                segment.RunningIndex = tail.RunningIndex + tail.End;
+                tail.SetNext(segment);
+            }
+            _tail = tail = segment;
+        }
+        int space = tail.Block.Length - tail.End;
+        int sequence = _connection.ClientSocket.ReadSequence;
+        SysResult r;
+        if (!FdLease.TryAcquire(_connection.ClientHandle, out var lease)) return new SysResult(0, (int)Errno.EBADF);
+        using (lease) r = Syscalls.Recv(lease.Fd, tail.Block.AsSpan(tail.End, space), 0);
+        if (r.Ok && r.Bytes > 0)
+        {
+            tail.Advance((int)r.Bytes);
+            if (r.Bytes < space)
+            {
+                _drained = true;
+                _seenSequence = sequence;
+            }
+            else _drained = false;
+        }
+        if (!r.Ok || r.Bytes == 0) ReleaseEmptyTail();
+        return r;
+    }
+
+    private void ReleaseEmptyTail()
+    {
+        if (_head is not null && _head == _tail && _head.End == _headStart)
+        {
+            _connection.Shared.ReturnBlock(_head.Block);
+            _head = _tail = null;
+            _headStart = 0;
+        }
+    }
+
+    private ReadOnlySequence<byte> Sequence()
+        => _head is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(_head, _headStart, _tail!, _tail!.End);
+
+    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        if (_head is null)
+        {
+            _examinedAll = true;
+            return;
+        }
+        var consumedSegment = (Segment?)consumed.GetObject() ?? _head;
+        int consumedIndex = consumed.GetInteger();
+        var examinedSegment = (Segment?)examined.GetObject() ?? consumedSegment;
+        _examinedAll = examinedSegment == _tail && examined.GetInteger() >= _tail!.End;
+        // Free every block before the consumed position.
+        while (_head != consumedSegment)
+        {
+            var done = _head!;
+            _head = (Segment?)done.Next ?? throw new InvalidOperationException("AdvanceTo past the buffered data");
+            _connection.Shared.ReturnBlock(done.Block);
+        }
+        _headStart = consumedIndex;
+        if (_head == _tail && _headStart == _tail!.End)
+        {
+            // Everything consumed: the block goes back to the pool (an idle connection holds none).
+            _connection.Shared.ReturnBlock(_head.Block);
+            _head = _tail = null;
+            _headStart = 0;
+        }
+    }
+
+    public override void CancelPendingRead()
+    {
+        Interlocked.Exchange(ref _cancelRequested, 1);
+        _connection.ClientSocket.WakeReader();
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+        if (_completed) return;
+        _completed = true;
+        while (_head is not null)
+        {
+            _connection.Shared.ReturnBlock(_head.Block);
+            _head = (Segment?)_head.Next;
+        }
+        _tail = null;
+    }
+
+    /// <summary>A pooled block in the chain; Memory always starts at the block's first byte (positions index from there).</summary>
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(byte[] block)
+        {
+            Block = block;
+            Memory = block.AsMemory(0, 0);
+        }
+
+        public byte[] Block { get; }
+        public int End { get; private set; }
+
+        public new long RunningIndex
+        {
+            get => base.RunningIndex;
+            set => base.RunningIndex = value;
+        }
+
+        public void Advance(int bytes)
+        {
+            End += bytes;
+            Memory = Block.AsMemory(0, End);
+        }
+
+        public void SetNext(Segment next) => Next = next;
+    }
+}

@@ -1,0 +1,101 @@
+using System.Net;
+using System.Net.Sockets;
+using ZcProxy.Core.Transport.Loops;
+
+namespace ZcProxy.Tests.Transport;
+
+public sealed class EventLoopTests
+{
+    private static async Task<(Socket Listener, Socket A, Socket B)> ConnectedPairAsync()
+    {
+        var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var a = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await a.ConnectAsync(listener.LocalEndPoint!);
+        var b = await listener.AcceptAsync();
+        return (listener, a, b);
+    }
+
+    [Fact]
+    public async Task ReadWait_CompletesInlineOnTheLoopThread_WhenDataArrivesAfterTheSnapshot()
+    {
+        using var loop = new EventLoop(0);
+        var (listener, a, b) = await ConnectedPairAsync();
+        using (listener) using (a) using (b)
+        {
+            var socket = loop.Register(a.SafeHandle);
+            await Poll.UntilAsync(() => socket.WriteSequence > 0, "the registration reports the socket writable");
+            int seen = socket.ReadSequence; // nothing readable yet: a wait from here needs a new edge
+            var wait = socket.WaitReadableAsync(seen);
+            Assert.False(wait.IsCompleted);
+            var continuedOn = ThreadAfter(wait); // suspended now: its continuation is registered before the data comes
+            await b.SendAsync(new byte[] { 1 }, SocketFlags.None);
+            Assert.Equal("zcproxy-loop-0", await continuedOn.WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.NotEqual(seen, socket.ReadSequence);
+            loop.Unregister(socket, fdStaysOpen: true);
+            Assert.Equal(0, loop.RegistrationCount);
+        }
+    }
+
+    private static async Task<string?> ThreadAfter(ValueTask<bool> wait)
+    {
+        Assert.True(await wait);
+        return Thread.CurrentThread.Name;
+    }
+
+    [Fact]
+    public async Task Wait_ReturnsAtOnce_WhenAnEdgeCameBeforeItWasArmed()
+    {
+        using var loop = new EventLoop(0);
+        var (listener, a, b) = await ConnectedPairAsync();
+        using (listener) using (a) using (b)
+        {
+            var socket = loop.Register(a.SafeHandle);
+            int seen = socket.ReadSequence;
+            await b.SendAsync(new byte[] { 1 }, SocketFlags.None);
+            await Poll.UntilAsync(() => socket.ReadSequence != seen, "the loop saw the edge");
+            var wait = socket.WaitReadableAsync(seen);
+            Assert.True(wait.IsCompletedSuccessfully);
+            Assert.True(await wait);
+            loop.Unregister(socket, fdStaysOpen: true);
+        }
+    }
+
+    [Fact]
+    public async Task Wait_IsWokenByCancellationAndFailure_FromAnyThread()
+    {
+        using var loop = new EventLoop(0);
+        var (listener, a, b) = await ConnectedPairAsync();
+        using (listener) using (a) using (b)
+        {
+            var socket = loop.Register(a.SafeHandle);
+            using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(50)))
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => socket.WaitReadableAsync(socket.ReadSequence, cts.Token).AsTask());
+            var pending = socket.WaitReadableAsync(socket.ReadSequence, CancellationToken.None).AsTask();
+            Assert.False(pending.IsCompleted);
+            socket.Fail(new IOException("connection aborted"));
+            await Assert.ThrowsAsync<IOException>(() => pending.WaitAsync(TimeSpan.FromSeconds(10)));
+            await Assert.ThrowsAsync<IOException>(() => socket.WaitReadableAsync(socket.ReadSequence, CancellationToken.None).AsTask());
+            loop.Unregister(socket, fdStaysOpen: true);
+        }
+    }
+
+    [Fact]
+    public async Task PeerReset_ReportsTrouble_WhileNobodyWaits()
+    {
+        using var loop = new EventLoop(0);
+        var (listener, a, b) = await ConnectedPairAsync();
+        using (listener) using (a)
+        {
+            var socket = loop.Register(a.SafeHandle);
+            uint reported = 0;
+            socket.Trouble = (_, bits) => reported |= bits;
+            b.LingerState = new LingerOption(true, 0);
+            b.Close();
+            await Poll.UntilAsync(() => Volatile.Read(ref reported) != 0, "the loop reports the reset");
+            Assert.NotEqual(0u, socket.TroubleSeen & (ZcProxy.Native.LinuxConstants.EPOLLERR | ZcProxy.Native.LinuxConstants.EPOLLHUP));
+            loop.Unregister(socket, fdStaysOpen: true);
+        }
+    }
+}
