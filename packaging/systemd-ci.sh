@@ -14,6 +14,8 @@
 # The unit runs exactly as packaged: every hardening option of ZcProxy.service is applied in this container (systemd
 # fails a start with status 2xx when it cannot apply one), and the ones observable from outside are checked in the
 # running process (the rest are listed as "applied, not observed" at the end). No option is left out for the container.
+# One cannot be honoured where the sandbox lacks CAP_SYS_RESOURCE (this CI): LimitNOFILE=1048576 is clamped to the
+# inherited hard limit; the run names it and checks the clamped value.
 #
 #   packaging/systemd-ci.sh [DEB]     DEB defaults to a fresh packaging/build-deb.sh build
 # Needs root, debootstrap (.ci/run installs it), unshare/nsenter (util-linux), python3, curl.
@@ -219,7 +221,15 @@ grep -q '^Seccomp:\s*2$' <<<"$proc_status" || fail "SystemCallFilter= not in for
 grep -q '^CapBnd:\s*0000000000000400$' <<<"$proc_status" || fail "CapabilityBoundingSet= is not CAP_NET_BIND_SERVICE alone: $(grep CapBnd <<<"$proc_status")"
 [ "$(guest stat -c %U "/proc/$main")" = zcproxy ] || fail "User=zcproxy not in force"
 grep -q '^Umask:\s*0077$' <<<"$proc_status" || fail "UMask=0077 not in force: $(grep Umask <<<"$proc_status")"
-guest grep -q '^Max open files *1048576 *1048576' "/proc/$main/limits" || fail "LimitNOFILE=1048576 not in force"
+# LimitNOFILE=1048576: systemd can raise a limit only with CAP_SYS_RESOURCE; without it (some sandboxes, this CI's
+# among them) it clamps to the hard limit it inherited. That is the one option this container cannot honour.
+nofile=1048576; container_limits=""
+if (( ! ($(sed -n 's/^CapEff:\s*//p' /proc/self/status | sed 's/^/0x/') >> 24 & 1) )) && [ "$(ulimit -Hn)" -lt $nofile ]; then
+  nofile=$(ulimit -Hn)
+  container_limits="LimitNOFILE=1048576 (clamped to $nofile: no CAP_SYS_RESOURCE here, hard limit $nofile)"
+fi
+guest grep -qE "^Max open files +$nofile +$nofile " "/proc/$main/limits" \
+  || fail "LimitNOFILE: expected $nofile: $(guest grep "open files" "/proc/$main/limits")"
 guest nsenter -t "$main" -m -r -w sh -c "grep -q ' /proc .*hidepid=invisible' /proc/self/mountinfo" || fail "ProtectProc=invisible not in force"
 guest nsenter -t "$main" -m -r -w sh -c "grep -q ' /proc/sys ro,' /proc/self/mountinfo" || fail "ProtectKernelTunables=yes: /proc/sys is not read-only"
 guest nsenter -t "$main" -m -r -w sh -c 'touch /etc/zcproxy/probe' 2>/dev/null && fail "ProtectSystem=strict: /etc/zcproxy is writable in the service's namespace"
@@ -230,7 +240,7 @@ out=$(guest nsenter -t "$main" -m -r -w setpriv --reuid="$uid" --regid="$gid" --
   || fail "CacheDirectory= is not writable for the service user: $out"
 guest nsenter -t "$main" -m -r -w sh -c '[ ! -e /dev/vda ] && [ ! -e /dev/mem ]' || fail "PrivateDevices=yes: host devices visible to the service"
 guest nsenter -t "$main" -m -r -w sh -c "grep -q ' /tmp ' /proc/self/mountinfo" || fail "PrivateTmp=yes: no private /tmp"
-say "hardening in force in PID $main: NoNewPrivs, seccomp filter, CapBnd=cap_net_bind_service, User=zcproxy, UMask 0077, 1048576 fds, read-only /usr, /etc/zcproxy and /proc/sys (even for root), /proc hidepid=invisible, no /home, private /dev and /tmp"
+say "hardening in force in PID $main: NoNewPrivs, seccomp filter, CapBnd=cap_net_bind_service, User=zcproxy, UMask 0077, $nofile fds, read-only /usr, /etc/zcproxy and /proc/sys (even for root), /proc hidepid=invisible, no /home, private /dev and /tmp"
 
 # --- 2. Reload: systemctl reload, then a file edit ----------------------------------------------------------------
 # PID 1 logs each notification it gets at debug level: the journal then shows RELOADING=1 and READY=1 in order.
@@ -358,6 +368,7 @@ guest systemctl daemon-reload
 guest systemctl list-unit-files --no-legend 'zcproxy*' | grep -q . && fail "systemd still knows zcproxy units after the purge"
 say "dpkg --purge: no file named *zcproxy* left, no unit (the zcproxy system user stays, as Debian practice has it)"
 
+[ -z "$container_limits" ] || say "not honoured in this container (named, not removed from the unit): $container_limits"
 say "hardening applied (the start would fail otherwise) but not observed from outside: ProtectKernelModules, ProtectKernelLogs," \
   "ProtectClock, ProtectControlGroups, ProtectHostname, PrivateMounts, RestrictAddressFamilies, RestrictNamespaces, RestrictRealtime," \
   "RestrictSUIDSGID, LockPersonality, SystemCallArchitectures, RemoveIPC, KeyringMode, the SystemCallFilter's contents"
