@@ -10,12 +10,12 @@ namespace ZcProxy.Fuzz;
 ///   HTTP/1.1, never both); a close-delimited body is never keep-alive; names are tokens, values free of CR/LF/NUL;
 /// - the parser is fed "everything received so far", so its answers over growing prefixes must be Incomplete until
 ///   they become Complete or Invalid, and then stay exactly that (same head) for every longer prefix.
-/// Runs with the default limits and, for every other input, small ones (256 bytes, 4 fields) so the limits are hit.
+/// Runs with the default limits and, for half the inputs, small ones (256 bytes, 4 fields) so the limits are hit; a
+/// quarter of the inputs answer a HEAD request.
 /// </summary>
 internal sealed class ResponseHeadTarget : IFuzzTarget
 {
     private static readonly ResponseHeadLimits Small = new() { MaxHeadBytes = 256, MaxHeaderCount = 4 };
-    private int _runs;
 
     public string Name => "response-head";
 
@@ -76,8 +76,10 @@ internal sealed class ResponseHeadTarget : IFuzzTarget
 
     public void Run(ReadOnlySpan<byte> input)
     {
-        var limits = _runs++ % 2 == 0 ? ResponseHeadLimits.Default : Small;
-        bool requestWasHead = (_runs & 2) != 0;
+        // Chosen from the input itself, so a saved input replays exactly and AFL sees a deterministic target.
+        uint variant = StableHash.Of(input);
+        var limits = (variant & 1) == 0 ? ResponseHeadLimits.Default : Small;
+        bool requestWasHead = (variant & 6) == 6;
         var full = ResponseHeadParser.Parse(input, requestWasHead, limits);
         CheckResult(full, input, requestWasHead, limits);
 

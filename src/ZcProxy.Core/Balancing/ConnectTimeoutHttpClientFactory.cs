@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
 using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
 
 namespace ZcProxy.Core.Balancing;
@@ -23,7 +24,12 @@ internal sealed class ConnectTimeoutHttpClientFactory(ILogger<ForwarderHttpClien
         // Header values pass through as bytes (see HeaderEncoding), unless the cluster's HttpRequest asks for an encoding.
         if (context.NewConfig.RequestHeaderEncoding is null) handler.RequestHeaderEncodingSelector = HeaderEncoding.ForUpstreamHeader;
         if (context.NewConfig.ResponseHeaderEncoding is null) handler.ResponseHeaderEncodingSelector = HeaderEncoding.ForUpstreamHeader;
+        // Connect and response-head times for zcproxy_upstream_*_duration_seconds and the access log (both forwarders report them).
+        handler.ConnectCallback = UpstreamTimingHandler.ConnectAsync;
     }
+
+    protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
+        => new UpstreamTimingHandler(base.WrapHandler(context, handler));
 
     private static TimeSpan? ConnectTimeout(IReadOnlyDictionary<string, string>? metadata)
         => metadata is not null && metadata.TryGetValue(BalancingMetadataKeys.ConnectTimeout, out var text)

@@ -16,7 +16,5 @@ internal static class DestinationMetrics
     }
 
     private static void Gauge(ProxyMetrics metrics, DestinationRegistry pools, string name, string help, Func<DestinationRuntime, double> read)
-        => metrics.Gauge(name, help, () => pools.All
-            .OrderBy(r => r.ClusterId, StringComparer.Ordinal).ThenBy(r => r.DestinationId, StringComparer.Ordinal)
-            .Select(r => (new[] { ("cluster", r.ClusterId), ("destination", r.DestinationId) }, read(r))));
+        => metrics.Gauge(name, help, ["cluster", "destination"], () => pools.All.Select(r => (new[] { r.ClusterId, r.DestinationId }, read(r))));
 }

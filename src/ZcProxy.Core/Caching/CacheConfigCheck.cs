@@ -8,6 +8,7 @@ internal sealed partial class CacheConfigCheck : IConfigCheck
 {
     public IEnumerable<ConfigError> Check(LoadedConfig config)
     {
+        foreach (var error in CheckRoutes(config)) yield return error;
         if (config.Options.Cache is not { } cache) yield break;
         var file = config.Files[0];
         if (cache.MaxEntrySize <= 0) yield return new(file, "$.Cache.MaxEntrySize", "must be greater than zero");
@@ -24,6 +25,22 @@ internal sealed partial class CacheConfigCheck : IConfigCheck
             foreach (Match m in Placeholder().Matches(cache.Key))
                 if (!CacheKey.Placeholders.Contains(m.Groups[1].Value))
                     yield return new(file, "$.Cache.Key", $"unknown placeholder '{{{m.Groups[1].Value}}}' (known: {string.Join(", ", CacheKey.Placeholders.Select(p => "{" + p + "}"))})");
+    }
+
+    /// <summary>Routes' CacheIgnoreHeaders: only names the cache knows how to ignore.</summary>
+    private static IEnumerable<ConfigError> CheckRoutes(LoadedConfig config)
+    {
+        foreach (var route in config.Routes)
+        {
+            if (route.Metadata?.TryGetValue(CacheIgnoreHeaders.MetadataKey, out var value) != true) continue;
+            var at = config.RouteSources[route.RouteId];
+            var path = $"{at.JsonPath}.Metadata.{CacheIgnoreHeaders.MetadataKey}";
+            var names = CacheIgnoreHeaders.Names(value);
+            if (names.Length == 0) yield return new(at.File, path, $"must name a header field ({string.Join(", ", CacheIgnoreHeaders.Supported)})");
+            foreach (var name in names)
+                if (!CacheIgnoreHeaders.Supported.Contains(name, StringComparer.OrdinalIgnoreCase))
+                    yield return new(at.File, path, $"'{name}' cannot be ignored (supported: {string.Join(", ", CacheIgnoreHeaders.Supported)})");
+        }
     }
 
     [GeneratedRegex(@"\{([^}]*)\}")]

@@ -57,7 +57,7 @@ internal sealed partial class CacheStep
         {
             if (notModified is not null)
             {
-                var updated = UpdateFromNotModified(entry, notModified, requestTime, cache.Time.GetUtcNow());
+                var updated = UpdateFromNotModified(entry, notModified, requestTime, cache.Time.GetUtcNow(), CacheIgnoreHeaders.StoresCookies(context));
                 if (!background)
                     await writer.WriteAsync(context, Reopened(entry, updated), CacheStatus.Revalidated,
                         Freshness.CurrentAge(updated, cache.Time.GetUtcNow()));
@@ -71,7 +71,7 @@ internal sealed partial class CacheStep
         // §4.3.5: a 200 to HEAD freshens the stored GET when it describes the same representation, else invalidates it.
         if (headResponse is not null)
         {
-            if (SameRepresentation(stored, headResponse)) UpdateFromNotModified(entry, headResponse, requestTime, cache.Time.GetUtcNow());
+            if (SameRepresentation(stored, headResponse)) UpdateFromNotModified(entry, headResponse, requestTime, cache.Time.GetUtcNow(), CacheIgnoreHeaders.StoresCookies(context));
             else cache.Delete(entry.Entry);
         }
     }
@@ -94,13 +94,14 @@ internal sealed partial class CacheStep
     }
 
     /// <summary>§4.3.4: the 304's fields replace the stored ones; persisted by rewriting a copy of the file, renamed over it.</summary>
-    private StoredResponse UpdateFromNotModified(OpenEntry entry, IHeaderDictionary notModified, DateTimeOffset requestTime, DateTimeOffset responseTime)
+    private StoredResponse UpdateFromNotModified(OpenEntry entry, IHeaderDictionary notModified, DateTimeOffset requestTime, DateTimeOffset responseTime,
+        bool storesCookies)
     {
         var replaced = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var fields = new List<(string, string)>();
         foreach (var (name, values) in notModified)
         {
-            if (!StoredHead.IsStorable(name, notModified)) continue;
+            if (!StoredHead.IsStorable(name, notModified, storesCookies)) continue;
             replaced.Add(name);
             foreach (var v in values) if (v is not null) fields.Add((name, v));
         }

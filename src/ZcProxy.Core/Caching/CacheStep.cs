@@ -183,7 +183,8 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
         if (!allowFill) return (InterceptMode.Pass, null);
         var options = cache.Options;
         var response = context.Response;
-        var why = Storability.WhyNot(context.Request, response.StatusCode, response.Headers, options.Statuses);
+        bool storesCookies = CacheIgnoreHeaders.StoresCookies(context);
+        var why = Storability.WhyNot(context.Request, response.StatusCode, response.Headers, options.Statuses, storesCookies);
         if (why is not null)
         {
             LogNotStored(key, why);
@@ -201,7 +202,7 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
             LogNotStored(key, "less than MinFreeDisk available");
             return (InterceptMode.Pass, null);
         }
-        var head = StoredHead.From(context, key, requestTime, cache.Time.GetUtcNow(), declared ?? 0);
+        var head = StoredHead.From(context, key, requestTime, cache.Time.GetUtcNow(), declared ?? 0, storesCookies);
         var fill = CacheFill.Start(cache, head, declared);
         return fill is null ? (InterceptMode.Pass, null) : (InterceptMode.Fill, fill);
     }

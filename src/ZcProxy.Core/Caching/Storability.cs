@@ -6,7 +6,9 @@ namespace ZcProxy.Core.Caching;
 internal static class Storability
 {
     /// <summary>Null when storable, else a short reason (logged at debug level, useful in tests).</summary>
-    public static string? WhyNot(HttpRequest request, int status, IHeaderDictionary responseHeaders, IReadOnlyCollection<int> statuses)
+    /// <param name="storesCookies">The route's CacheIgnoreHeaders names Set-Cookie.</param>
+    public static string? WhyNot(HttpRequest request, int status, IHeaderDictionary responseHeaders, IReadOnlyCollection<int> statuses,
+        bool storesCookies = false)
     {
         if (!HttpMethods.IsGet(request.Method)) return "only GET responses are stored";
         if (status is < 200 or 206 or 304 || (statuses.Count > 0 && !statuses.Contains(status))) return $"status {status} is not stored";
@@ -20,11 +22,21 @@ internal static class Storability
         // §3.5: a response to a request with Authorization only with must-revalidate, public or s-maxage.
         if (request.Headers.ContainsKey("Authorization") && !responseCc.MustRevalidate && !responseCc.Public && !responseCc.Has("s-maxage"))
             return "request carried Authorization";
+        // nginx's default: a response that sets a cookie is for one client, unless the route says otherwise or the
+        // origin itself withholds the cookie from shared caches (private="Set-Cookie" or no-cache="Set-Cookie", §5.2.2).
+        if (!storesCookies && SetsCookieForOneClient(responseHeaders, responseCc))
+            return $"Set-Cookie (a route stores such responses with \"{CacheIgnoreHeaders.MetadataKey}\": \"Set-Cookie\")";
         if (responseHeaders.Vary.Any(v => v is not null && v.Split(',').Any(f => f.Trim() == "*"))) return "Vary: * never matches";
         if (responseHeaders.ContainsKey("Content-Range")) return "partial content";
         // §3: explicit freshness, public, or a heuristically cacheable status code (no-cache responses are stored, validated on use).
         bool explicitOrAllowed = responseCc.Public || responseCc.Has("max-age") || responseCc.Has("s-maxage")
             || (responseHeaders.ContainsKey("Expires") && !responseCc.Targeted) || Freshness.HeuristicallyCacheable.Contains(status);
         return explicitOrAllowed ? null : "no explicit freshness and status is not heuristically cacheable";
+    }
+
+    private static bool SetsCookieForOneClient(IHeaderDictionary responseHeaders, CacheControl responseCc)
+    {
+        var withheld = responseCc.WithheldFields().ToHashSet(StringComparer.OrdinalIgnoreCase);
+        return CacheIgnoreHeaders.CookieFields.Any(f => responseHeaders.ContainsKey(f) && !withheld.Contains(f));
     }
 }

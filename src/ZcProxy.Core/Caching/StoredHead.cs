@@ -13,26 +13,30 @@ internal static class StoredHead
         "Transfer-Encoding", "Upgrade",
         // recomputed or per-client
         "Content-Length", CacheStatus.HeaderName,
-        // a cookie set for one client is never handed to another by a shared cache
-        "Set-Cookie", "Set-Cookie2",
     };
 
-    public static bool IsStorable(string name, IHeaderDictionary headers)
+    /// <param name="storesCookies">
+    /// The route's CacheIgnoreHeaders names Set-Cookie: the cookie is stored and served with the entry (RFC 9111 §3.1).
+    /// Otherwise a cookie set for one client is never handed to another (only responses whose origin withheld it get here).
+    /// </param>
+    public static bool IsStorable(string name, IHeaderDictionary headers, bool storesCookies = false)
     {
         if (NeverStored.Contains(name)) return false;
+        if (!storesCookies && CacheIgnoreHeaders.CookieFields.Contains(name, StringComparer.OrdinalIgnoreCase)) return false;
         foreach (var connection in headers.Connection)
             if (connection is not null && connection.Split(',').Any(t => t.Trim().Equals(name, StringComparison.OrdinalIgnoreCase))) return false;
         return true;
     }
 
-    public static StoredResponse From(HttpContext context, string key, DateTimeOffset requestTime, DateTimeOffset responseTime, long bodyLength)
+    public static StoredResponse From(HttpContext context, string key, DateTimeOffset requestTime, DateTimeOffset responseTime, long bodyLength,
+        bool storesCookies = false)
     {
         var response = context.Response;
         var headers = new List<(string, string)>();
         var withheld = new HashSet<string>(CacheControl.ForResponse(response.Headers).WithheldFields(), StringComparer.OrdinalIgnoreCase);
         foreach (var (name, values) in response.Headers)
         {
-            if (!IsStorable(name, response.Headers) || withheld.Contains(name)) continue;
+            if (!IsStorable(name, response.Headers, storesCookies) || withheld.Contains(name)) continue;
             foreach (var v in values) if (v is not null) headers.Add((name, v));
         }
         var varyNames = response.Headers.Vary

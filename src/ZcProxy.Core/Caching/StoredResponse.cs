@@ -13,7 +13,7 @@ internal sealed record StoredResponse
     public required DateTimeOffset RequestTime { get; init; }
     public required DateTimeOffset ResponseTime { get; init; }
     public required long BodyLength { get; init; }
-    /// <summary>End-to-end header fields as stored (no hop-by-hop fields, no Content-Length, no Set-Cookie).</summary>
+    /// <summary>End-to-end header fields as stored (no hop-by-hop fields, no Content-Length; Set-Cookie only on routes that store it).</summary>
     public required IReadOnlyList<(string Name, string Value)> Headers { get; init; }
 
     public string? Header(string name)

@@ -10,12 +10,9 @@ namespace ZcProxy.Core.Diagnostics;
 /// One line per request in nginx's "combined" format, followed by upstream address, request time,
 /// upstream time and cache status; also counts zcproxy_requests_total by status code.
 /// </summary>
-internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter writer, ProxyMetrics metrics)
+internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter writer, RequestMetrics metrics)
 {
-    public const string UpstreamTimeItem = "zcproxy.upstream_seconds";
     public const string CacheStatusItem = "zcproxy.cache_status";
-
-    private readonly Counter[] _byStatusClass = StatusClassCounters(metrics);
 
     public async Task InvokeAsync(HttpContext context)
     {
@@ -27,16 +24,12 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
         }
         finally
         {
-            int status = context.Response.StatusCode;
-            if (status is >= 100 and < 600) _byStatusClass[status / 100 - 1].Increment();
-            if (writer.Enabled) writer.Write(Format(context, startTime, Stopwatch.GetElapsedTime(start)));
+            var elapsed = Stopwatch.GetElapsedTime(start);
+            metrics.CountStatus(context.Response.StatusCode);
+            var proxy = context.Features.Get<IReverseProxyFeature>();
+            metrics.For(proxy?.Route.Config.RouteId ?? "", proxy?.Cluster?.Config.ClusterId ?? "").Duration.Observe(elapsed.TotalSeconds);
+            if (writer.Enabled) writer.Write(Format(context, startTime, elapsed));
         }
-    }
-
-    private static Counter[] StatusClassCounters(ProxyMetrics metrics)
-    {
-        var family = metrics.Counters("zcproxy_requests_total", "Requests answered, by status class.", "code");
-        return Enumerable.Range(1, 5).Select(c => family.WithLabels($"{c}xx")).ToArray();
     }
 
     private static string Format(HttpContext context, DateTimeOffset startTime, TimeSpan elapsed)
@@ -44,7 +37,7 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
         var request = context.Request;
         var response = context.Response;
         var upstream = context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination?.Model.Config.Address;
-        var upstreamTime = context.Items.TryGetValue(UpstreamTimeItem, out var u) && u is double seconds
+        var upstreamTime = context.Features.Get<UpstreamTiming>()?.ResponseSeconds is { } seconds
             ? seconds.ToString("0.000", CultureInfo.InvariantCulture) : "-";
         var cacheStatus = context.Items.TryGetValue(CacheStatusItem, out var c) && c is string s ? s : "-";
         var bytes = context.RequestAborted.IsCancellationRequested && !response.HasStarted ? "0"

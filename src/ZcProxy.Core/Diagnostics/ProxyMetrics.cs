@@ -1,14 +1,17 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using System.Text;
+using Prom = Prometheus;
 
 namespace ZcProxy.Core.Diagnostics;
 
 /// <summary>
-/// Process-wide counters and gauges, rendered in Prometheus text format by the admin listener.
-/// Each metric family (a name with its help, type and label names) is declared exactly once: a second declaration
-/// of a name throws, because two owners counting different things under one name would be silently merged.
-/// Body bytes have a fixed, lock-free table because they are counted on the hot path.
+/// Process-wide counters, gauges and histograms, exposed in Prometheus text format by prometheus-net (the admin
+/// listener's GET /metrics). Each metric family (a name with its help, type and label names) is declared exactly once:
+/// a second declaration of a name throws, because two owners counting different things under one name would be
+/// silently merged.
+/// Counters are ours (<see cref="Counter"/>: one <see cref="Interlocked"/> add, no lock, no allocation, on the hot
+/// path); their values are copied into prometheus-net's collectors just before each scrape, as are gauges read at
+/// scrape time. Histograms are prometheus-net's own children (lock-free buckets), resolved once per label set.
 /// </summary>
 internal sealed class ProxyMetrics
 {
@@ -17,9 +20,42 @@ internal sealed class ProxyMetrics
     private static readonly string[] DirectionLabels = ["response", "request"];
 
     private readonly long[] _bodyBytes = new long[MechanismLabels.Length * DirectionLabels.Length];
+    private readonly Prom.CollectorRegistry _registry = Prom.Metrics.NewCustomRegistry();
+    private readonly Prom.MetricFactory _factory;
+    private readonly HashSet<string> _declared = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CounterFamily> _counters = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, (string Help, Func<IEnumerable<(string Labels, double Value)>> Read)> _gauges = new(StringComparer.Ordinal);
+    private readonly List<Action> _beforeScrape = [];
     private readonly object _declareLock = new();
+
+    public ProxyMetrics()
+    {
+        _factory = Prom.Metrics.WithCustomRegistry(_registry);
+        // Exemplars (trace ids attached to samples) cost work on every increment; the text format does not carry them.
+        _factory.ExemplarBehavior = Prom.ExemplarBehavior.NoExemplars();
+        _registry.AddBeforeCollectCallback(BeforeScrape);
+
+        // The body-bytes table is plain longs (counted per syscall); the family's series are set from it at scrape time.
+        Prom.Counter bodyBytes;
+        lock (_declareLock)
+        {
+            Declare(BodyBytesName);
+            bodyBytes = _factory.CreateCounter(BodyBytesName, "Body bytes by how they moved.", ["mechanism", "direction"]);
+        }
+        var bodySeries = new Prom.Counter.Child[_bodyBytes.Length];
+        for (int m = 0; m < MechanismLabels.Length; m++)
+            for (int d = 0; d < DirectionLabels.Length; d++)
+                bodySeries[m * DirectionLabels.Length + d] = bodyBytes.WithLabels(MechanismLabels[m], DirectionLabels[d]);
+        OnScrape(() =>
+        {
+            for (int i = 0; i < bodySeries.Length; i++) bodySeries[i].IncTo(Interlocked.Read(ref _bodyBytes[i]));
+        });
+    }
+
+    /// <summary>The prometheus-net registry the families live in (the runtime-meter adapter publishes into it too).</summary>
+    internal Prom.CollectorRegistry Registry => _registry;
+
+    /// <summary>The factory that creates collectors in <see cref="Registry"/>, without exemplars.</summary>
+    internal Prom.MetricFactory Factory => _factory;
 
     public void AddBodyBytes(BodyMechanism mechanism, BodyDirection direction, long bytes)
     {
@@ -33,107 +69,167 @@ internal sealed class ProxyMetrics
     /// <exception cref="InvalidOperationException">The name is already declared.</exception>
     public CounterFamily Counters(string name, string help, params string[] labelNames)
     {
-        var family = new CounterFamily(name, help, labelNames);
         lock (_declareLock)
         {
-            EnsureUndeclared(name);
+            Declare(name);
+            var family = new CounterFamily(name, help, labelNames, _factory.CreateCounter(name, help, labelNames));
             _counters[name] = family;
+            _beforeScrape.Add(family.CopyToCollector);
+            return family;
         }
-        return family;
     }
 
     /// <summary>Declares a counter without labels; keep the returned instance instead of looking it up.</summary>
     /// <exception cref="InvalidOperationException">The name is already declared.</exception>
     public Counter Counter(string name, string help) => Counters(name, help).WithLabels();
 
-    /// <summary>Declares a gauge whose values are read when metrics are scraped.</summary>
+    /// <summary>Declares a counter whose value is read when metrics are scraped (e.g. CPU seconds from /proc).</summary>
     /// <exception cref="InvalidOperationException">The name is already declared.</exception>
-    public void Gauge(string name, string help, Func<IEnumerable<((string Key, string Value)[] Labels, double Value)>> read)
+    public void ObservedCounter(string name, string help, Func<double> read)
+    {
+        Prom.Counter collector;
+        lock (_declareLock)
+        {
+            Declare(name);
+            collector = _factory.CreateCounter(name, help);
+        }
+        OnScrape(() => collector.IncTo(read()));
+    }
+
+    /// <summary>Declares a gauge whose series (label values, in the order of <paramref name="labelNames"/>) are read when metrics are scraped.</summary>
+    /// <exception cref="InvalidOperationException">The name is already declared.</exception>
+    public void Gauge(string name, string help, string[] labelNames, Func<IEnumerable<(string[] LabelValues, double Value)>> read)
+    {
+        Prom.Gauge collector;
+        lock (_declareLock)
+        {
+            Declare(name);
+            collector = _factory.CreateGauge(name, help, labelNames);
+        }
+        OnScrape(() => GaugeSeries.Copy(collector, read()));
+    }
+
+    /// <summary>Declares a gauge without labels, read when metrics are scraped.</summary>
+    /// <exception cref="InvalidOperationException">The name is already declared.</exception>
+    public void Gauge(string name, string help, Func<double> read)
+    {
+        Prom.Gauge collector;
+        lock (_declareLock)
+        {
+            Declare(name);
+            collector = _factory.CreateGauge(name, help);
+        }
+        OnScrape(() => collector.Set(read()));
+    }
+
+    /// <summary>Declares a histogram family (name ending in a base unit, e.g. <c>_seconds</c>); observe through its children.</summary>
+    /// <exception cref="InvalidOperationException">The name is already declared.</exception>
+    public Prom.Histogram Histogram(string name, string help, double[] buckets, params string[] labelNames)
     {
         lock (_declareLock)
         {
-            EnsureUndeclared(name);
-            _gauges[name] = (help, () => read().Select(v => (FormatLabels(v.Labels), v.Value)));
+            Declare(name);
+            return _factory.CreateHistogram(name, help, labelNames, new Prom.HistogramConfiguration { Buckets = buckets });
         }
     }
-
-    /// <inheritdoc cref="Gauge(string, string, Func{IEnumerable{ValueTuple{ValueTuple{string, string}[], double}}})"/>
-    public void Gauge(string name, string help, Func<double> read) => Gauge(name, help, () => [([], read())]);
 
     /// <summary>The current value of a declared counter series (for diagnostics and tests); 0 for a series not counted yet.</summary>
     /// <exception cref="KeyNotFoundException">No counter family of that name is declared.</exception>
     public long CounterValue(string name, params (string Key, string Value)[] labels)
     {
         if (!_counters.TryGetValue(name, out var family)) throw new KeyNotFoundException($"no counter family '{name}' is declared");
-        return family.Find(FormatLabels(labels))?.Value ?? 0;
+        return family.Find(labels)?.Value ?? 0;
     }
+
+    /// <summary>Writes every family in Prometheus text format (version 0.0.4).</summary>
+    public Task WritePrometheusAsync(Stream output, CancellationToken cancellationToken)
+        => _registry.CollectAndExportAsTextAsync(output, cancellationToken);
 
     public string RenderPrometheus()
     {
-        var sb = new StringBuilder();
-        sb.Append(CultureInfo.InvariantCulture, $"# HELP {BodyBytesName} Body bytes by how they moved.\n# TYPE {BodyBytesName} counter\n");
-        for (int m = 0; m < MechanismLabels.Length; m++)
-            for (int d = 0; d < DirectionLabels.Length; d++)
-                sb.Append(CultureInfo.InvariantCulture,
-                    $"{BodyBytesName}{{mechanism=\"{MechanismLabels[m]}\",direction=\"{DirectionLabels[d]}\"}} {Interlocked.Read(ref _bodyBytes[m * DirectionLabels.Length + d])}\n");
-
-        foreach (var (name, family) in _counters.OrderBy(c => c.Key, StringComparer.Ordinal))
-        {
-            AppendHeader(sb, name, family.Help, "counter");
-            foreach (var (labels, counter) in family.Series.OrderBy(s => s.Labels, StringComparer.Ordinal))
-                sb.Append(CultureInfo.InvariantCulture, $"{name}{labels} {counter.Value}\n");
-        }
-        foreach (var (name, gauge) in _gauges.OrderBy(g => g.Key, StringComparer.Ordinal))
-        {
-            AppendHeader(sb, name, gauge.Help, "gauge");
-            foreach (var (labels, value) in gauge.Read())
-                sb.Append(CultureInfo.InvariantCulture, $"{name}{labels} {value}\n");
-        }
-        return sb.ToString();
+        using var buffer = new MemoryStream();
+        WritePrometheusAsync(buffer, CancellationToken.None).GetAwaiter().GetResult();
+        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
     }
 
-    private void EnsureUndeclared(string name)
+    private void OnScrape(Action copy)
     {
-        if (name == BodyBytesName || _counters.ContainsKey(name) || _gauges.ContainsKey(name))
+        lock (_declareLock) _beforeScrape.Add(copy);
+    }
+
+    private void BeforeScrape()
+    {
+        Action[] copies;
+        lock (_declareLock) copies = [.. _beforeScrape];
+        foreach (var copy in copies) copy();
+    }
+
+    private void Declare(string name)
+    {
+        if (!_declared.Add(name))
             throw new InvalidOperationException($"metric family '{name}' is declared twice: each name must have one owner and one meaning (use a label to tell series apart)");
     }
 
-    private static void AppendHeader(StringBuilder sb, string name, string help, string type)
-        => sb.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n");
-
     private static int Index(BodyMechanism m, BodyDirection d) => (int)m * DirectionLabels.Length + (int)d;
-
-    internal static string FormatLabels((string Key, string Value)[] labels)
-    {
-        if (labels.Length == 0) return "";
-        return "{" + string.Join(",", labels.Select(l => $"{l.Key}=\"{Escape(l.Value)}\"")) + "}";
-    }
-
-    private static string Escape(string v) => v.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n");
 }
 
 /// <summary>One declared counter family: its series, one per combination of label values.</summary>
-internal sealed class CounterFamily(string name, string help, string[] labelNames)
+internal sealed class CounterFamily
 {
-    private readonly ConcurrentDictionary<string, Counter> _series = new(StringComparer.Ordinal);
+    private readonly string[] _labelNames;
+    private readonly Prom.Counter _collector;
+    private readonly ConcurrentDictionary<string, (Counter Counter, Prom.Counter.Child Child)> _series = new(StringComparer.Ordinal);
 
-    public string Name { get; } = name;
-    public string Help { get; } = help;
+    internal CounterFamily(string name, string help, string[] labelNames, Prom.Counter collector)
+    {
+        Name = name;
+        Help = help;
+        _labelNames = labelNames;
+        _collector = collector;
+    }
+
+    public string Name { get; }
+    public string Help { get; }
 
     /// <summary>The series for these label values (in the order of the family's label names); created on first use.</summary>
     public Counter WithLabels(params string[] values)
     {
-        if (values.Length != labelNames.Length)
-            throw new ArgumentException($"metric family '{Name}' has labels [{string.Join(", ", labelNames)}]; got {values.Length} value(s)", nameof(values));
-        var labels = ProxyMetrics.FormatLabels(labelNames.Zip(values).ToArray());
-        return _series.GetOrAdd(labels, static _ => new Counter());
+        if (values.Length != _labelNames.Length)
+            throw new ArgumentException($"metric family '{Name}' has labels [{string.Join(", ", _labelNames)}]; got {values.Length} value(s)", nameof(values));
+        return _series.GetOrAdd(Key(values), static (_, state) => (new Counter(), state.Collector.WithLabels(state.Values)), (Collector: _collector, Values: values)).Counter;
     }
 
-    internal Counter? Find(string formattedLabels) => _series.GetValueOrDefault(formattedLabels);
+    internal Counter? Find((string Key, string Value)[] labels)
+    {
+        var values = _labelNames.Select(n => labels.FirstOrDefault(l => l.Key == n).Value ?? "").ToArray();
+        return _series.TryGetValue(Key(values), out var s) ? s.Counter : null;
+    }
 
-    internal IEnumerable<(string Labels, Counter Counter)> Series => _series.Select(s => (s.Key, s.Value));
+    internal void CopyToCollector()
+    {
+        foreach (var (_, (counter, child)) in _series) child.IncTo(counter.Value);
+    }
+
+    private static string Key(string[] values) => string.Join('\u0001', values);
 }
 
+/// <summary>Copies a scrape-time reading into a labelled gauge, dropping series that are gone (a destination removed by a reload).</summary>
+internal static class GaugeSeries
+{
+    public static void Copy(Prom.Gauge collector, IEnumerable<(string[] LabelValues, double Value)> reading)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (values, value) in reading)
+        {
+            collector.WithLabels(values).Set(value);
+            seen.Add(string.Join('\u0001', values));
+        }
+        foreach (var values in collector.GetAllLabelValues().ToList())
+            if (!seen.Contains(string.Join('\u0001', values))) collector.RemoveLabelled(values);
+    }
+}
+
+/// <summary>A counter series: one <see cref="Interlocked"/> operation per change, no lock, no allocation.</summary>
 internal sealed class Counter
 {
     private long _value;

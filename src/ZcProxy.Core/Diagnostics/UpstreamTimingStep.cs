@@ -7,16 +7,20 @@ using Yarp.ReverseProxy.Model;
 namespace ZcProxy.Core.Diagnostics;
 
 /// <summary>
-/// The last proxy-pipeline step before the forwarders: times the upstream exchange for the access log, and
-/// turns a forwarding failure that produced no response yet into a short, readable error body.
+/// The proxy-pipeline step around the upstream tries (retries included): times the upstream exchange for the
+/// metrics and the access log (<see cref="UpstreamTiming"/>), and turns a forwarding failure that produced no
+/// response yet into a short, readable error body.
 /// </summary>
-internal static class UpstreamTimingStep
+internal sealed class UpstreamTimingStep(RequestMetrics metrics)
 {
-    public static async Task InvokeAsync(HttpContext context, Func<Task> next)
+    public async Task InvokeAsync(HttpContext context, Func<Task> next)
     {
-        long start = Stopwatch.GetTimestamp();
+        var proxy = context.GetReverseProxyFeature();
+        var timing = new UpstreamTiming(metrics.For(proxy.Route.Config.RouteId, proxy.Cluster?.Config.ClusterId ?? ""), Stopwatch.GetTimestamp());
+        context.Features.Set(timing);
         await next();
-        context.Items[AccessLogMiddleware.UpstreamTimeItem] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        timing.Address = proxy.ProxiedDestination?.Model.Config.Address;
+        timing.Completed();
 
         var error = context.Features.Get<IForwarderErrorFeature>();
         if (error is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested) return;

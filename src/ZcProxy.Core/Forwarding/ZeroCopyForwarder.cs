@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -107,6 +108,7 @@ internal sealed partial class ZeroCopyForwarder(
             connection = attempt == 0 ? pool.TryRentIdle(key, loop) : null;
             if (connection is null)
             {
+                long connectStart = Stopwatch.GetTimestamp();
                 try { connection = await pool.ConnectAsync(key, destination.DnsSafeHost, destination.Port, timeouts.Connect, aborted, loop); }
                 catch (Exception e)
                 {
@@ -114,6 +116,7 @@ internal sealed partial class ZeroCopyForwarder(
                     Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e, UpstreamErrorKind.Connect, requestSent: false);
                     return;
                 }
+                context.Features.Get<UpstreamTiming>()?.Connected(Stopwatch.GetElapsedTime(connectStart));
             }
             connection.RequestCount++;
             long sentBefore = connection.BytesSent;
@@ -122,6 +125,7 @@ internal sealed partial class ZeroCopyForwarder(
             var failure = await ExchangeAsync(context, connection, requestHead, framing, isHead, timeouts);
             if (failure is null)
             {
+                context.Features.Get<UpstreamTiming>()?.HeadReceived();
                 head = connection.LastHead!;
                 break;
             }

@@ -7,17 +7,24 @@ using ZcProxy.Core.Balancing;
 
 namespace ZcProxy.Admin;
 
-/// <summary>The admin listener's endpoints: health, Prometheus metrics, pool status.</summary>
+/// <summary>
+/// The admin listener's endpoints: health, Prometheus metrics, pool status (GET, open), cache purge (behind
+/// <see cref="AdminGuard"/>, as is every endpoint with another method).
+/// </summary>
 internal static class AdminEndpoints
 {
     public static void Map(IApplicationBuilder admin)
     {
+        admin.UseMiddleware<AdminGuard>(); // first: no mutating endpoint runs without it
         admin.UseRouting();
         admin.UseEndpoints(e =>
         {
             e.MapGet("/healthz", () => Results.Text("ok\n"));
-            e.MapGet("/metrics", (ProxyMetrics metrics) =>
-                Results.Text(metrics.RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8"));
+            e.MapGet("/metrics", async (HttpContext context, ProxyMetrics metrics) =>
+            {
+                context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+                await metrics.WritePrometheusAsync(context.Response.Body, context.RequestAborted);
+            });
             e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools) =>
                 Results.Text(JsonSerializer.Serialize(Status(state, config, pools), StatusJson), "application/json"));
             e.MapCachePurge("/cache");

@@ -56,6 +56,7 @@ internal static class ProxyHost
                         lo.Protocols = HttpProtocols.Http1AndHttp2;
                         lo.UseHttps(ListenerCertificate.Load(listen, Path.GetDirectoryName(Path.GetFullPath(mainFile))!));
                     }
+                    lo.UseRequestHeadTap(); // after TLS: it reads the plaintext head
                 });
             }
             if (options.Admin is { } admin)
@@ -72,6 +73,7 @@ internal static class ProxyHost
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
                 if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
+                lo.UseRequestHeadTap();
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);
             });
@@ -83,11 +85,16 @@ internal static class ProxyHost
         if (options.Cache is { } cacheOptions)
             builder.Services.AddDiskCache(cacheOptions with { Path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(mainFile))!, cacheOptions.Path) });
         builder.Services.UseFileConfig(mainFile, config);
+        builder.Services.AddHostedService<RuntimeMeters>();
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<DemoOrigins>();
 
         var app = builder.Build();
+        var metrics = app.Services.GetRequiredService<ProxyMetrics>();
+        ProcessMetrics.Register(metrics);
+        var connections = app.Services.GetRequiredService<ActiveConnections>();
+        metrics.Gauge("zcproxy_client_connections", "Open client connections, proxy and admin listeners (Kestrel's kestrel.active_connections of this host).", () => connections.Count);
         var demo = app.Services.GetRequiredService<DemoOrigins>();
         await demo.StartAsync(CancellationToken.None);
         app.Lifetime.ApplicationStopped.Register(() => demo.StopAsync(CancellationToken.None).GetAwaiter().GetResult());
@@ -101,6 +108,7 @@ internal static class ProxyHost
         // Kernel moves (sendfile, splice, direct I/O) for the body sender, on zero-copy (plaintext HTTP/1.x) connections only.
         if (options.ZeroCopy.Enabled) app.UseZeroCopyResponses();
         app.UseMiddleware<AccessLogMiddleware>();
+        app.UseMiddleware<RequestHeadMiddleware>();
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {
@@ -111,7 +119,8 @@ internal static class ProxyHost
             proxy.UseBackupDestinations();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecks();
-            proxy.Use(UpstreamTimingStep.InvokeAsync);
+            var upstreamTiming = app.Services.GetRequiredService<UpstreamTimingStep>();
+            proxy.Use(upstreamTiming.InvokeAsync);
             proxy.UseRetries();
             proxy.UseConnectionLimits();
             proxy.UseCircuitBreakerFeedback();

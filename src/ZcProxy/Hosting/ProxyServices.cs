@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Configuration;
+using ZcProxy.Admin;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
@@ -19,16 +20,20 @@ internal static class ProxyServices
     {
         services.AddAuthorization();
         services.AddCors();
-        services.AddReverseProxy();
+        services.AddReverseProxy().AddTransforms(UpstreamTimingTransform.Apply);
         services.AddZcLoadBalancing();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ProxyMetrics>();
+        services.TryAddSingleton<RequestMetrics>();
+        services.TryAddSingleton<UpstreamTimingStep>();
         services.TryAddSingleton<ConfigLifecycle>();
         services.TryAddSingleton(new RuntimeOptions(initialOptions));
         services.TryAddSingleton<ConfigValidator>();
         services.AddDiskCacheChecks();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AdminConfigCheck>());
         services.AddZeroCopyForwarder();
         services.AddResponseOutput();
+        services.AddForwardingTransforms();
         return services;
     }
 

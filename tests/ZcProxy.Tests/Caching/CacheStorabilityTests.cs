@@ -54,21 +54,6 @@ public class CacheStorabilityTests
     }
 
     [Fact]
-    public async Task SetCookie_GoesToTheFirstClientOnly()
-    {
-        await using var rig = await OriginWith("/r", c =>
-        {
-            c.Response.Headers.CacheControl = "max-age=60";
-            c.Response.Headers.SetCookie = "session=secret";
-        });
-        var first = await rig.SendAsync("/r");
-        Assert.True(first.Headers.Contains("Set-Cookie"));
-        var second = await rig.SendAsync("/r");
-        Assert.Equal("HIT", CacheRig.CacheStatusOf(second));
-        Assert.False(second.Headers.Contains("Set-Cookie"));
-    }
-
-    [Fact]
     public async Task StatusWithoutExplicitFreshness_NotHeuristicallyCacheable_NotStored()
     {
         await using var rig = await OriginWith("/r", c => c.Response.Headers.Location = "/elsewhere", status: 302);

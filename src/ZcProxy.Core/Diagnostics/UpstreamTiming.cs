@@ -1,0 +1,43 @@
+using System.Diagnostics;
+
+namespace ZcProxy.Core.Diagnostics;
+
+/// <summary>
+/// The upstream exchange of one request, timed for the metrics and the access log (a request feature set by
+/// <see cref="UpstreamTimingStep"/>). Both forwarders report into it: ZcProxy's own around its pool's connect and
+/// response-head read, YARP's through <see cref="UpstreamTimingHandler"/> on its HttpClient.
+/// </summary>
+internal sealed class UpstreamTiming(RouteSeries series, long start)
+{
+    /// <summary>Carries this object on YARP's outgoing HttpRequestMessage (see <see cref="UpstreamTimingHandler"/>).</summary>
+    public static readonly HttpRequestOptionsKey<UpstreamTiming> OptionKey = new("zcproxy.upstream_timing");
+
+    private long _headAt;
+
+    /// <summary>Seconds the last new upstream connection took to open; null when every try reused one.</summary>
+    public double? ConnectSeconds { get; private set; }
+
+    /// <summary>Seconds from the first try to the response head; null when none arrived.</summary>
+    public double? HeaderSeconds => _headAt == 0 ? null : Stopwatch.GetElapsedTime(start, _headAt).TotalSeconds;
+
+    /// <summary>Seconds from the first try to the end of the upstream exchange; null while it runs.</summary>
+    public double? ResponseSeconds { get; private set; }
+
+    /// <summary>The upstream address of the last try, as the access log's $upstream_addr shows it.</summary>
+    public string? Address { get; set; }
+
+    public void Connected(TimeSpan took)
+    {
+        ConnectSeconds = took.TotalSeconds;
+        series.UpstreamConnect.Observe(took.TotalSeconds);
+    }
+
+    public void HeadReceived() => _headAt = Stopwatch.GetTimestamp();
+
+    public void Completed()
+    {
+        ResponseSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        series.UpstreamResponse.Observe(ResponseSeconds.Value);
+        if (HeaderSeconds is { } header) series.UpstreamHeader.Observe(header);
+    }
+}
