@@ -34,7 +34,7 @@ internal sealed partial class UpstreamConnection
     }
 
     /// <summary>The socket's registration on its event loop; null for a connection on .NET's socket engine.</summary>
-    public LoopSocket? Readiness { get; }
+    public LoopSocket? Readiness { get; private set; }
 
     /// <summary>The loop this connection lives on, or null.</summary>
     public EventLoop? Loop => Readiness?.Loop;
@@ -140,6 +140,21 @@ internal sealed partial class UpstreamConnection
             _drained = true;
             _seenSequence = sequence;
         }
+    }
+
+    /// <summary>
+    /// An idle connection moves to another loop (its own loop's pool had none for a request there): out of the old
+    /// epoll set, into the new one. The socket is known empty (the pool checked it), so the next read waits for an edge.
+    /// </summary>
+    internal void MoveTo(EventLoop loop)
+    {
+        var old = Readiness!;
+        old.Loop.Unregister(old, fdStaysOpen: true);
+        Readiness = loop.Register(Socket.SafeHandle);
+        _drained = true;
+        _seenSequence = 0;
+        _parkedSequence = 0;
+        _peekCount = -1;
     }
 
     /// <summary>Remembers the read sequence when the connection goes idle: any event after it (data, FIN, RST) makes it stale.</summary>

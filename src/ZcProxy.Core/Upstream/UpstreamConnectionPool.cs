@@ -41,8 +41,25 @@ internal sealed class UpstreamConnectionPool : IDisposable
     /// <summary>A pooled connection that still looks usable, or null.</summary>
     public UpstreamConnection? TryRentIdle(string destinationKey, EventLoop? loop = null)
     {
-        if (!_idle.TryGetValue((loop?.Index ?? -1, destinationKey), out var stack)) return null;
         var idleTimeout = _options.Current.ZeroCopy.IdleConnectionTimeout;
+        if (_idle.TryGetValue((loop?.Index ?? -1, destinationKey), out var own) && TryPopUsable(own, idleTimeout) is { } local) return local;
+        if (loop is null) return null;
+        // None idle on this loop: take one from another loop's pool rather than open a new connection (nginx keeps a
+        // pool per worker and opens more; an upstream's connection count should not grow with our core count).
+        foreach (var (key, stack) in _idle)
+        {
+            if (key.Loop == loop.Index || key.Loop < 0 || !string.Equals(key.Destination, destinationKey, StringComparison.OrdinalIgnoreCase)) continue;
+            if (TryPopUsable(stack, idleTimeout) is { } moved)
+            {
+                moved.MoveTo(loop);
+                return moved;
+            }
+        }
+        return null;
+    }
+
+    private UpstreamConnection? TryPopUsable(ConcurrentStack<UpstreamConnection> stack, TimeSpan idleTimeout)
+    {
         while (stack.TryPop(out var connection))
         {
             Interlocked.Decrement(ref _idleCount);
