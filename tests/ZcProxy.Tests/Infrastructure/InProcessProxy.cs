@@ -20,8 +20,7 @@ public sealed class InProcessProxy : IAsyncDisposable
     {
         var (config, errors) = await CheckCommand.LoadAndValidateAsync(mainFile);
         if (config is null) throw new InvalidOperationException("invalid test config:\n" + string.Join("\n", errors));
-        var app = await ProxyHost.BuildAsync(mainFile, config);
-        await app.StartAsync();
+        var app = await ProxyHost.StartAsync(mainFile, config);
         var listeners = app.Services.GetRequiredService<ListenerRegistry>();
         return new InProcessProxy(app)
         {
