@@ -76,7 +76,7 @@ internal static class ConfigFileLoader
         }
         catch (JsonException e)
         {
-            errors.Add(new(file, "$", $"invalid JSON at line {e.LineNumber + 1}, position {e.BytePositionInLine + 1}: {FirstSentence(e.Message)}"));
+            errors.Add(new(file, "$", $"invalid JSON at line {e.LineNumber + 1}, position {e.BytePositionInLine + 1}: {ConfigJson.FirstSentence(e.Message)}"));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -183,7 +183,7 @@ internal static class ConfigFileLoader
         }
         catch (JsonException e)
         {
-            errors.Add(new(file, e.Path ?? "$", Describe(e)));
+            errors.Add(new(file, e.Path ?? "$", ConfigJson.Describe(e)));
             return null;
         }
     }
@@ -197,34 +197,8 @@ internal static class ConfigFileLoader
         }
         catch (JsonException e)
         {
-            errors.Add(new(file, path + (e.Path is { Length: > 1 } p ? p[1..] : ""), Describe(e)));
+            errors.Add(new(file, path + (e.Path is { Length: > 1 } p ? p[1..] : ""), ConfigJson.Describe(e)));
             return null;
         }
-    }
-
-    /// <summary>System.Text.Json's messages name .NET types; operators need the key and what was expected.</summary>
-    private static string Describe(JsonException e)
-    {
-        var message = e.Message;
-        const string unmapped = "The JSON property '";
-        if (message.StartsWith(unmapped, StringComparison.Ordinal))
-        {
-            var end = message.IndexOf('\'', unmapped.Length);
-            return $"unknown key '{message[unmapped.Length..end]}'";
-        }
-        if (message.Contains("missing required properties", StringComparison.Ordinal))
-        {
-            var start = message.IndexOf("properties including: ", StringComparison.Ordinal);
-            return start >= 0 ? $"missing required key(s): {message[(start + 22)..].TrimEnd('.')}" : "missing a required key";
-        }
-        if (message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal))
-            return e.InnerException is { } inner ? $"invalid value: {FirstSentence(inner.Message)}" : "invalid value for this key";
-        return FirstSentence(message);
-    }
-
-    private static string FirstSentence(string message)
-    {
-        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
-        return (cut >= 0 ? message[..cut] : message).Trim();
     }
 }

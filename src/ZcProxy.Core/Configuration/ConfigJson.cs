@@ -18,6 +18,32 @@ internal static class ConfigJson
 
     public static readonly JsonSerializerOptions SerializerOptions = Create();
 
+    /// <summary>System.Text.Json's messages name .NET types; operators need the key and what was expected.</summary>
+    public static string Describe(JsonException e)
+    {
+        var message = e.Message;
+        const string unmapped = "The JSON property '";
+        if (message.StartsWith(unmapped, StringComparison.Ordinal))
+        {
+            var end = message.IndexOf('\'', unmapped.Length);
+            return $"unknown key '{message[unmapped.Length..end]}'";
+        }
+        if (message.Contains("missing required properties", StringComparison.Ordinal))
+        {
+            var start = message.IndexOf("properties including: ", StringComparison.Ordinal);
+            return start >= 0 ? $"missing required key(s): {message[(start + 22)..].TrimEnd('.')}" : "missing a required key";
+        }
+        if (message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal))
+            return e.InnerException is { } inner ? $"invalid value: {FirstSentence(inner.Message)}" : "invalid value for this key";
+        return FirstSentence(message);
+    }
+
+    public static string FirstSentence(string message)
+    {
+        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
+        return (cut >= 0 ? message[..cut] : message).Trim();
+    }
+
     private static JsonSerializerOptions Create()
     {
         var options = new JsonSerializerOptions

@@ -66,6 +66,18 @@ internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerabl
         if (options.Admin is { } admin && !ListenUrl.TryParse(admin.Url, out _, out var adminError))
             errors.Add(new(file, "$.Admin.Url", adminError));
         if (options.ZeroCopy.SpliceThreshold < 0) errors.Add(new(file, "$.ZeroCopy.SpliceThreshold", "must not be negative"));
+        if (options.Discovery?.Etcd is { } etcd)
+        {
+            if (etcd.Endpoints.Count == 0) errors.Add(new(file, "$.Discovery.Etcd.Endpoints", "at least one etcd endpoint is required"));
+            for (int i = 0; i < etcd.Endpoints.Count; i++)
+                if (!Uri.TryCreate(etcd.Endpoints[i], UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                    errors.Add(new(file, $"$.Discovery.Etcd.Endpoints[{i}]", $"'{etcd.Endpoints[i]}' is not an http:// or https:// URL such as \"http://127.0.0.1:2379\""));
+            if (string.IsNullOrEmpty(etcd.Prefix) || !etcd.Prefix.StartsWith('/') || !etcd.Prefix.EndsWith('/'))
+                errors.Add(new(file, "$.Discovery.Etcd.Prefix", $"'{etcd.Prefix}' must start and end with '/', e.g. \"/zcproxy/\""));
+            if (etcd.RequestTimeout <= TimeSpan.Zero) errors.Add(new(file, "$.Discovery.Etcd.RequestTimeout", "must be greater than zero"));
+            if (etcd.ProbeInterval <= TimeSpan.Zero) errors.Add(new(file, "$.Discovery.Etcd.ProbeInterval", "must be greater than zero"));
+            if (etcd.MaxBackoff <= TimeSpan.Zero) errors.Add(new(file, "$.Discovery.Etcd.MaxBackoff", "must be greater than zero"));
+        }
         if (options.Cache is { } cache)
         {
             if (string.IsNullOrWhiteSpace(cache.Path)) errors.Add(new(file, "$.Cache.Path", "must name a directory"));
