@@ -35,7 +35,7 @@ internal static class EtcdLayout
         }
         catch (JsonException e)
         {
-            return (null, new(Origin(key), $"invalid destination JSON: {ConfigJson.Describe(e)}"));
+            return (null, new(Origin(key), $"invalid destination JSON: {ConfigFileLoader.Describe(e)}"));
         }
     }
 }
