@@ -26,7 +26,7 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         _runtime = runtime;
         _logger = logger;
         _loaded = initial;
-        _snapshot = new ProxyConfigSnapshot(initial.Routes, initial.Clusters);
+        _snapshot = new ProxyConfigSnapshot(initial.Routes, StreamClusters.ForYarp(initial));
     }
 
     public string MainFile { get; }
@@ -57,7 +57,7 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
                 WarnAboutRestartOnlySettings(_loaded.Options, next.Options);
                 var previous = _snapshot;
                 _loaded = next;
-                _snapshot = new ProxyConfigSnapshot(next.Routes, next.Clusters);
+                _snapshot = new ProxyConfigSnapshot(next.Routes, StreamClusters.ForYarp(next));
                 _runtime.Update(KeepRestartOnlyValues(_runtime.Current, next.Options));
                 previous.SignalReplaced();
                 LogReloaded(next.Routes.Count, next.Clusters.Count, reason);

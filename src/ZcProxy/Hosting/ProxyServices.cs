@@ -6,6 +6,7 @@ using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Output;
 using ZcProxy.Core.Balancing;
+using ZcProxy.Core.StreamProxy;
 
 namespace ZcProxy.Hosting;
 
@@ -32,6 +33,7 @@ internal static class ProxyServices
         services.AddZeroCopyForwarder();
         services.AddResponseOutput();
         services.AddForwardingTransforms();
+        services.AddStreamProxy();
         return services;
     }
 
