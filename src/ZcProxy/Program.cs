@@ -20,14 +20,24 @@ switch (commandLine.Command)
         return await CheckCommand.RunAsync(commandLine.ConfigFile);
 }
 
+// A start that cannot happen says why in one line per problem and exits 1: no stack trace, no abort.
 var (config, errors) = await CheckCommand.LoadAndValidateAsync(commandLine.ConfigFile);
 if (config is null)
 {
-    foreach (var error in errors) Console.Error.WriteLine(error);
-    Console.Error.WriteLine("zcproxy: not started: the configuration is invalid");
+    foreach (var error in errors) Console.Error.WriteLine($"zcproxy: not started: {error}");
     return 1;
 }
 
-var app = await ProxyHost.BuildAsync(commandLine.ConfigFile, config);
-await app.RunAsync();
+WebApplication app;
+try
+{
+    app = await ProxyHost.StartAsync(commandLine.ConfigFile, config);
+}
+catch (StartupException e)
+{
+    Console.Error.WriteLine($"zcproxy: not started: {e.Message}");
+    return 1;
+}
+await app.WaitForShutdownAsync();
+await app.DisposeAsync();
 return 0;

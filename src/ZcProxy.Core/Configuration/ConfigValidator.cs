@@ -50,25 +50,6 @@ internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerabl
         return errors;
     }
 
-    private static void CheckCertificate(ListenerOptions listen, string file, string path, List<ConfigError> errors)
-    {
-        if (string.IsNullOrWhiteSpace(listen.Certificate))
-        {
-            errors.Add(new(file, path + ".Certificate", "an https listener needs a PEM certificate file (and CertificateKey unless the key is in the same file)"));
-            return;
-        }
-        var baseDir = Path.GetDirectoryName(file)!;
-        try
-        {
-            using var certificate = ListenerCertificate.Load(listen, baseDir);
-            if (!certificate.HasPrivateKey) errors.Add(new(file, path + ".CertificateKey", "the certificate has no private key"));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
-        {
-            errors.Add(new(file, path + ".Certificate", $"cannot load the certificate: {e.Message}"));
-        }
-    }
-
     public static bool IsOn(string? value) => value is not null &&
         (value.Equals("on", StringComparison.OrdinalIgnoreCase) || value.Equals("true", StringComparison.OrdinalIgnoreCase));
 
@@ -82,7 +63,7 @@ internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerabl
             else if (!seen.Add($"{url!.Address}|{url.IsLocalhost}|{url.Port}") && url.Port != 0)
                 errors.Add(new(file, $"$.Listen[{i}].Url", "this address is listed twice"));
             else if (url!.IsHttps)
-                CheckCertificate(options.Listen[i], file, $"$.Listen[{i}]", errors);
+                ListenerCertificate.TryLoad(options.Listen[i], file, $"$.Listen[{i}]", errors)?.Dispose();
             else if (options.Listen[i].Certificate is not null)
                 errors.Add(new(file, $"$.Listen[{i}].Certificate", "a certificate is only used by https:// listeners"));
         }

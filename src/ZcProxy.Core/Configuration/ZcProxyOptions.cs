@@ -39,6 +39,10 @@ internal sealed record ListenerOptions
 internal sealed record AdminOptions
 {
     public required string Url { get; init; }
+    /// <summary>Bearer token every mutating admin request must carry (prefer <see cref="TokenFile"/>: config files get shared).</summary>
+    public string? Token { get; init; }
+    /// <summary>File holding the token (surrounding whitespace ignored), relative to the main file; read on every use.</summary>
+    public string? TokenFile { get; init; }
 }
 
 internal sealed record ZeroCopyOptions

@@ -13,6 +13,7 @@ internal static class ForwardingTransformsExtensions
     public static IServiceCollection AddForwardingTransforms(this IServiceCollection services)
     {
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, ConnectionOptionsTransforms>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, RawPathTransforms>());
         return services;
     }
 }

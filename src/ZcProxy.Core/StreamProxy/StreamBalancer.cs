@@ -59,7 +59,7 @@ internal sealed partial class StreamBalancer(IProxyStateLookup state, Destinatio
             if (upstream is not null) return StreamConnectResult.Connected(upstream, pool.Tries);
             pool.Tried.Add(candidate!);
             pool.Current = null;
-            var next = MayRetry(pool, attempt.Retry, start, cancellationToken) ? Pick(context, pool, pool.Untried(d => !pools.Get(clusterId, d).IsBroken)) : null;
+            var next = MayRetry(pool, attempt.Retry, start, cancellationToken) ? Pick(context, pool, pool.Untried(d => !pools.Get(clusterId, d).IsOutOfRotation)) : null;
             if (next is null) return StreamConnectResult.Failed(attempt.Failure, attempt.Reason, pool.Tries);
             retries[attempt.Retry].Increment();
             LogRetrying(logger, stream, pool.Tries, clusterId, candidate!.DestinationId, attempt.Reason, next.DestinationId);
@@ -67,7 +67,10 @@ internal sealed partial class StreamBalancer(IProxyStateLookup state, Destinatio
         }
     }
 
-    /// <summary>Healthy destinations (YARP's active state, which the TCP prober sets, and the breakers), primaries apart from backups.</summary>
+    /// <summary>
+    /// Healthy destinations in rotation (YARP's active state, which the TCP prober sets; the breakers; the runtime API's
+    /// drain and disable), primaries apart from backups.
+    /// </summary>
     private BalancingRequestFeature Candidates(ClusterState cluster, ClusterBalancingSettings settings)
     {
         var all = cluster.DestinationsState.AllDestinations;
@@ -79,7 +82,8 @@ internal sealed partial class StreamBalancer(IProxyStateLookup state, Destinatio
             var destination = d.Model is { } m ? DestinationBalancingSettings.For(m.Config) : DestinationBalancingSettings.Default;
             bool healthy = DestinationRegistry.IsHealthy(d, runtime);
             runtime.ObserveHealth(healthy, destination);
-            if (healthy) (destination.Backup ? backups : primaries).Add(d);
+            // Drained and disabled destinations (the runtime API) take no new connection: streams have no affinity to honour.
+            if (healthy && !runtime.IsOutOfRotation) (destination.Backup ? backups : primaries).Add(d);
         }
         return new BalancingRequestFeature(cluster.ClusterId, cluster, settings, primaries, backups);
     }

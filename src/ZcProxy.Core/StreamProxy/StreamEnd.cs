@@ -13,7 +13,7 @@ internal enum StreamEnd
     UpstreamError,
     /// <summary>No byte moved either way for the stream's IdleTimeout.</summary>
     IdleTimeout,
-    /// <summary>The proxy stopped it (shutdown after the drain timeout, no splice pipe).</summary>
+    /// <summary>The proxy stopped it (shutdown after the drain timeout).</summary>
     Stopped,
     /// <summary>The cluster had no healthy destination: closed at once.</summary>
     NoDestination,

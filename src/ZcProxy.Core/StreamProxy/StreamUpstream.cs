@@ -18,11 +18,14 @@ internal sealed class StreamUpstream(DestinationState destination, DestinationRu
     public IPEndPoint EndPoint { get; } = endPoint;
     public TimeSpan ConnectTime { get; } = connectTime;
 
-    /// <summary>Gives back the slot and the in-flight count (once); the socket is the session's to close.</summary>
+    /// <summary>
+    /// Gives back the slot and the in-flight count (once); the socket is the session's to close. The connect time stands
+    /// for the try's latency on the status page: a connection's length says nothing about the destination's speed.
+    /// </summary>
     public void Release()
     {
         if (Interlocked.Exchange(ref _released, 1) != 0) return;
-        runtime.EndRequest();
+        runtime.EndRequest(ConnectTime);
         runtime.Slots.Exit();
     }
 }

@@ -22,6 +22,8 @@ internal sealed class SplicePipe : IDisposable
     public int WriteFd => _write.Fd;
     /// <summary>Bytes the pipe holds (as the kernel granted it with F_SETPIPE_SZ).</summary>
     public int Capacity { get; }
+    /// <summary>True once closed (after a failed transfer, or when the pool had no room for it).</summary>
+    public bool IsClosed => _read.IsClosed;
     /// <summary>Bytes spliced in and not yet spliced out.</summary>
     public long Buffered { get; set; }
 
@@ -32,7 +34,8 @@ internal sealed class SplicePipe : IDisposable
         try { capacity = Syscalls.SetPipeSize(write, requestedCapacity); }
         catch (ErrnoException e) when (e.Code is Errno.EPERM or Errno.EBUSY)
         {
-            // Above /proc/sys/fs/pipe-max-size or the user's pipe quota: keep the default size.
+            // Above /proc/sys/fs/pipe-max-size or the user's pipe quota: the pipe keeps the size it was created with
+            // (the pool checks it: over the quota that is 2 pages).
             capacity = Syscalls.GetPipeSize(write);
         }
         return new SplicePipe(read, write, capacity);

@@ -16,7 +16,7 @@ namespace ZcProxy.Core.Transport;
 internal static class ZeroCopyTransportExtensions
 {
     /// <summary>
-    /// The event loops (one per core), the splice pipe pool, the shared transport state, and ZcProxy's connection
+    /// The event loops (one per core), the splice pipe pool (sized against the kernel's pipe limits), the shared transport state, and ZcProxy's connection
     /// listener factory. Call after the web host's own services (Kestrel's socket transport): Kestrel asks the last
     /// registered factory first, and ours takes only the endpoints in <see cref="ZeroCopyListenerClaims"/>.
     /// </summary>
@@ -37,7 +37,7 @@ internal static class ZeroCopyTransportExtensions
     {
         services.TryAddSingleton<ProxyMetrics>();
         services.TryAddSingleton(sp => new EventLoops(Environment.ProcessorCount, sp.GetService<ILogger<EventLoop>>()));
-        services.TryAddSingleton(_ => new SplicePipePool());
+        services.TryAddSingleton(sp => new SplicePipePool(PipeBudget.FromKernel(), sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>()));
         return services;
     }
 

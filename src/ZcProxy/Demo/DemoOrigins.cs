@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using ZcProxy.Core.Configuration;
+using ZcProxy.Hosting;
 
 namespace ZcProxy.Demo;
 
@@ -7,7 +8,7 @@ namespace ZcProxy.Demo;
 /// Small built-in origins (enabled by the `Demo` section) so the shipped config proxies something on a fresh
 /// machine: each answers "/" with its own name, "/large" with a generated file, "/healthz" with ok.
 /// </summary>
-internal sealed partial class DemoOrigins(RuntimeOptions options, ILogger<DemoOrigins> logger)
+internal sealed partial class DemoOrigins(RuntimeOptions options, ListenSockets sockets, ILogger<DemoOrigins> logger)
 {
     private readonly List<WebApplication> _origins = [];
     private string? _largeFile;
@@ -23,6 +24,8 @@ internal sealed partial class DemoOrigins(RuntimeOptions options, ILogger<DemoOr
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             builder.WebHost.UseUrls(demo.Origins[i]);
+            sockets.Register(demo.Origins[i], $"$.Demo.Origins[{i}]");
+            sockets.ObserveBinds(builder.Services);
             var app = builder.Build();
             var largeFile = _largeFile;
             app.MapGet("/healthz", () => "ok\n");

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Reflection;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging.Console;
 using ZcProxy.Admin;
@@ -13,21 +14,57 @@ using ZcProxy.Hosting.Systemd;
 
 namespace ZcProxy.Hosting;
 
-/// <summary>Builds the running proxy from a validated configuration: listeners, services, and the request pipeline.</summary>
+/// <summary>Builds and starts the running proxy from a validated configuration: listeners, services, and the request pipeline.</summary>
 internal static class ProxyHost
 {
-    /// <summary>Builds the app; demo origins (if configured) are started before the proxy's first health probes.</summary>
-    public static async Task<WebApplication> BuildAsync(string mainFile, LoadedConfig config)
+    /// <summary>The host's own logger: it logs a failed start with a stack trace, which <see cref="StartAsync"/> reports in one line instead.</summary>
+    private const string HostLogCategory = "Microsoft.Extensions.Hosting.Internal.Host";
+
+    /// <summary>
+    /// Proves what the start needs from the machine, starts the demo origins (if configured, before the proxy's first
+    /// health probes) and then the proxy. Whatever stops it is a <see cref="StartupException"/> with one line saying
+    /// what and where; nothing is left running then.
+    /// </summary>
+    public static async Task<WebApplication> StartAsync(string mainFile, LoadedConfig config)
+    {
+        var app = Build(mainFile, config);
+        var demo = app.Services.GetRequiredService<DemoOrigins>();
+        try
+        {
+            await demo.StartAsync(CancellationToken.None);
+            await app.StartAsync();
+            return app;
+        }
+        catch (Exception e)
+        {
+            var line = app.Services.GetRequiredService<ListenSockets>().Describe(e) ?? OneLine(e);
+            await demo.StopAsync(CancellationToken.None);
+            await app.DisposeAsync();
+            throw new StartupException(line, e);
+        }
+    }
+
+    /// <summary>Builds the app (nothing listens yet); throws <see cref="StartupException"/> if the machine cannot run it.</summary>
+    private static WebApplication Build(string mainFile, LoadedConfig config)
     {
         var options = config.Options;
+        var mainDirectory = Path.GetDirectoryName(Path.GetFullPath(mainFile))!;
+        var cacheOptions = options.Cache is { } cache ? cache with { Path = Path.Combine(mainDirectory, cache.Path) } : null;
+        if (cacheOptions is not null) StartupChecks.CacheDirectory(mainFile, cacheOptions.Path);
+        StartupChecks.AccessLog(mainFile, options.AccessLog);
+        var certificates = StartupChecks.Certificates(mainFile, options);
+
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
-            ContentRootPath = Path.GetDirectoryName(Path.GetFullPath(mainFile)),
+            ContentRootPath = mainDirectory,
         });
         builder.Configuration.Sources.Clear(); // configuration comes from our files only, never appsettings/env
-        ConfigureLogging(builder.Logging);
+        IHostApplicationLifetime? lifetime = null;
+        ConfigureLogging(builder.Logging, () => lifetime?.ApplicationStarted.IsCancellationRequested == true);
         var activation = builder.AddSystemdIntegration();
 
+        var sockets = new ListenSockets(mainFile);
+        builder.Services.AddSingleton(sockets);
         var listeners = new ListenerRegistry();
         // Plaintext proxy listeners are served by ZcProxy's own transport when ZeroCopy is on; the rest by Kestrel's sockets.
         var zeroCopyListeners = new ZeroCopyListenerClaims();
@@ -44,8 +81,11 @@ internal static class ProxyHost
             kestrel.Limits.KeepAliveTimeout = limits.KeepAliveTimeout;
             kestrel.Limits.RequestHeadersTimeout = limits.RequestHeadersTimeout;
             kestrel.Limits.MaxConcurrentConnections = limits.MaxConnections == 0 ? null : limits.MaxConnections;
-            foreach (var listen in options.Listen)
+            for (int i = 0; i < options.Listen.Count; i++)
             {
+                var listen = options.Listen[i];
+                var certificate = certificates[i];
+                sockets.Register(listen.Url, $"$.Listen[{i}].Url");
                 bool https = listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
                 Listen(kestrel, activation, listeners, listen.Url, !https && options.ZeroCopy.Enabled ? zeroCopyListeners : null, lo =>
                 {
@@ -54,12 +94,15 @@ internal static class ProxyHost
                     {
                         // TLS clients (HTTP/1.1 and HTTP/2 by ALPN) are served through YARP's forwarder.
                         lo.Protocols = HttpProtocols.Http1AndHttp2;
-                        lo.UseHttps(ListenerCertificate.Load(listen, Path.GetDirectoryName(Path.GetFullPath(mainFile))!));
+                        lo.UseHttps(certificate!);
                     }
+                    lo.UseNewConnectionGrace(TimeProvider.System);
                     lo.UseRequestHeadTap(); // after TLS: it reads the plaintext head
                 });
             }
             if (options.Admin is { } admin)
+            {
+                sockets.Register(admin.Url, "$.Admin.Url");
                 Listen(kestrel, activation, listeners, admin.Url, null, lo =>
                 {
                     listeners.Admin = lo;
@@ -70,9 +113,11 @@ internal static class ProxyHost
                         return next(connection);
                     });
                 });
+            }
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
                 if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
+                lo.UseNewConnectionGrace(TimeProvider.System);
                 lo.UseRequestHeadTap();
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);
@@ -82,21 +127,21 @@ internal static class ProxyHost
 
         builder.Services.AddZcProxyServices(options);
         if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport(zeroCopyListeners); // after Kestrel's own transport
-        if (options.Cache is { } cacheOptions)
-            builder.Services.AddDiskCache(cacheOptions with { Path = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(mainFile))!, cacheOptions.Path) });
+        if (cacheOptions is not null) builder.Services.AddDiskCache(cacheOptions);
         builder.Services.UseFileConfig(mainFile, config);
         builder.Services.AddHostedService<RuntimeMeters>();
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<DemoOrigins>();
+        sockets.ObserveBinds(builder.Services); // last: every listener factory is registered by now
 
         var app = builder.Build();
+        lifetime = app.Lifetime;
         var metrics = app.Services.GetRequiredService<ProxyMetrics>();
         ProcessMetrics.Register(metrics);
         var connections = app.Services.GetRequiredService<ActiveConnections>();
         metrics.Gauge("zcproxy_client_connections", "Open client connections, proxy and admin listeners (Kestrel's kestrel.active_connections of this host).", () => connections.Count);
         var demo = app.Services.GetRequiredService<DemoOrigins>();
-        await demo.StartAsync(CancellationToken.None);
         app.Lifetime.ApplicationStopped.Register(() => demo.StopAsync(CancellationToken.None).GetAwaiter().GetResult());
         var startupLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ZcProxy.Hosting");
         app.Lifetime.ApplicationStarted.Register(() =>
@@ -114,6 +159,7 @@ internal static class ProxyHost
         {
             proxy.UseDiskCache();
             proxy.Use(RequestBodyLimitStep.InvokeAsync);
+            proxy.UseAdminState();
             proxy.UseSessionAffinity();
             proxy.UseCircuitBreakers();
             proxy.UseBackupDestinations();
@@ -151,7 +197,14 @@ internal static class ProxyHost
         }
     }
 
-    private static void ConfigureLogging(ILoggingBuilder logging)
+    /// <summary>The failed start's one line: the innermost message that says something, without stack frames.</summary>
+    private static string OneLine(Exception e)
+    {
+        while (e is AggregateException { InnerExceptions.Count: 1 } or TargetInvocationException && e.InnerException is not null) e = e.InnerException!;
+        return $"{e.Message.ReplaceLineEndings(" ")} ({e.GetType().Name})";
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging, Func<bool> started)
     {
         logging.ClearProviders();
         logging.AddSimpleConsole(o =>
@@ -169,5 +222,7 @@ internal static class ProxyHost
         logging.AddFilter("Yarp.ReverseProxy.LoadBalancing.LoadBalancingMiddleware", LogLevel.Error);
         logging.AddFilter("Yarp.ReverseProxy.Forwarder.ForwarderMiddleware", LogLevel.Error);
         logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
+        // Until the listeners are up, a failure is StartAsync's to report (in one line, not the host's stack trace).
+        logging.AddFilter(HostLogCategory, level => level >= LogLevel.Information && started());
     }
 }

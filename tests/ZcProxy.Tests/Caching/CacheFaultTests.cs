@@ -57,13 +57,15 @@ public class CacheFaultTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task CacheDirCannotBeCreated_ProxyStillServes_FillsCounted()
+    public async Task CacheDirGoneAfterStart_ProxyStillServes_FillsCounted()
     {
-        using var dir = new ConfigDirectory();
-        var impossible = Path.Combine(dir.Root, "routes.d", "not-a-dir"); // a file where a directory would have to be
-        File.WriteAllText(impossible, "");
+        // A cache directory that is unusable at start stops the start (Hosting/StartupFailureTests); one that breaks
+        // later costs the fills, never the responses.
         var body = CacheRig.RandomBody(10_000, 16);
-        await using var rig = await CacheRig.StartAsync(Chunked("/r", body), "\"MinFreeDisk\": 0", cachePath: Path.Combine(impossible, "cache"), dir: dir);
+        await using var rig = await CacheRig.StartAsync(Chunked("/r", body), "\"MinFreeDisk\": 0");
+        await Poll.UntilAsync(() => rig.Proxy.Get<DiskCache>().Loaded, "the start-up scan of the cache directory");
+        Directory.Delete(rig.CachePath, recursive: true);
+        File.WriteAllText(rig.CachePath, ""); // a file where the directory was: no entry can be created
         for (int i = 0; i < 2; i++)
         {
             var response = await rig.SendAsync("/r");

@@ -20,8 +20,7 @@ public sealed class InProcessProxy : IAsyncDisposable
     {
         var (config, errors) = await CheckCommand.LoadAndValidateAsync(mainFile);
         if (config is null) throw new InvalidOperationException("invalid test config:\n" + string.Join("\n", errors));
-        var app = await ProxyHost.BuildAsync(mainFile, config);
-        await app.StartAsync();
+        var app = await ProxyHost.StartAsync(mainFile, config);
         var listeners = app.Services.GetRequiredService<ListenerRegistry>();
         return new InProcessProxy(app)
         {
@@ -29,6 +28,9 @@ public sealed class InProcessProxy : IAsyncDisposable
             AdminUrl = listeners.AdminEndPoint is { } a ? $"http://{a}" : "",
         };
     }
+
+    /// <summary>A graceful stop, as SIGTERM does it (DisposeAsync stops too).</summary>
+    public Task StopAsync() => _app.StopAsync();
 
     public T Get<T>() where T : notnull => _app.Services.GetRequiredService<T>();
 

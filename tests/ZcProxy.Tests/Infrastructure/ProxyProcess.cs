@@ -12,13 +12,17 @@ public sealed partial class ProxyProcess : IDisposable
 {
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _lines = new();
+    private readonly ConcurrentQueue<string> _errorLines = new();
 
     private ProxyProcess(Process process) => _process = process;
 
     public static string ExecutablePath => Path.Combine(AppContext.BaseDirectory, "zcproxy.dll");
 
     public int Pid => _process.Id;
+    /// <summary>Every output line, stdout and stderr interleaved as they arrived.</summary>
     public IReadOnlyCollection<string> Lines => _lines;
+    /// <summary>The stderr lines alone.</summary>
+    public IReadOnlyCollection<string> ErrorLines => _errorLines;
     public string Output => string.Join("\n", _lines);
     public bool HasExited => _process.HasExited;
     public int ExitCode => _process.ExitCode;
@@ -48,7 +52,12 @@ public sealed partial class ProxyProcess : IDisposable
         var process = new Process { StartInfo = info };
         var result = new ProxyProcess(process);
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) result._lines.Enqueue(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) result._lines.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            result._lines.Enqueue(e.Data);
+            result._errorLines.Enqueue(e.Data);
+        };
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Balancing;
 using ZcProxy.Core.Diagnostics;
 
 namespace ZcProxy.Tests.StreamProxy;
@@ -267,6 +268,27 @@ public sealed class StreamProxyTests
         using var failedOver = await rig.ConnectAsync("s");
         Assert.Equal("b", await StreamWire.EchoAsync(failedOver, "b"));
         Assert.Equal(1, backup.Accepted);
+    }
+
+    [Fact]
+    public async Task DrainedDestination_TakesNoNewConnection_ItsOpenOneGoesOn()
+    {
+        await using var draining = TcpOrigin.Echo();
+        await using var other = TcpOrigin.Echo();
+        await using var rig = await StreamRig.StartAsync(Stream,
+            StreamRig.ClusterWith("c", """ "LoadBalancingPolicy": "FirstAlphabetical", """, draining.Address, other.Address));
+        using var open = await rig.ConnectAsync("s");
+        Assert.Equal("before", await StreamWire.EchoAsync(open, "before"));
+        Assert.Equal(1, draining.Accepted); // d0 comes first alphabetically
+
+        rig.Proxy.Get<DestinationRegistry>().Get("c", "d0").SetAdminState(DestinationAdminState.Draining);
+        for (int i = 0; i < 3; i++)
+        {
+            using var client = await rig.ConnectAsync("s");
+            Assert.Equal("new", await StreamWire.EchoAsync(client, "new"));
+        }
+        Assert.Equal((1, 3), (draining.Accepted, other.Accepted));
+        Assert.Equal("after", await StreamWire.EchoAsync(open, "after"));
     }
 
     [Fact]

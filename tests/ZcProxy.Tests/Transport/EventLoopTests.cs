@@ -40,6 +40,9 @@ public sealed class EventLoopTests
 
     private static async Task<string?> ThreadAfter(ValueTask<bool> wait)
     {
+        // xUnit runs tests under its own SynchronizationContext, which an await would post the continuation to;
+        // Kestrel's code has none, so remove it here to observe where the loop runs the continuation.
+        SynchronizationContext.SetSynchronizationContext(null);
         Assert.True(await wait);
         return Thread.CurrentThread.Name;
     }

@@ -11,7 +11,7 @@ internal enum RelayEnd
     UpstreamFailed,
     /// <summary>No byte moved either way for the idle timeout.</summary>
     IdleTimeout,
-    /// <summary>The proxy stopped it (shutdown, a splice pipe could not be had).</summary>
+    /// <summary>The proxy stopped it (shutdown).</summary>
     Stopped,
 }
 

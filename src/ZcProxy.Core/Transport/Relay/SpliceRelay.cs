@@ -1,3 +1,4 @@
+using System.Buffers;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Native;
@@ -15,12 +16,14 @@ internal readonly record struct RelayCounters(Counter? Request, Counter? Respons
 /// A direction holds a leased pipe only while bytes are in flight (an idle connection holds none). A FIN from one side
 /// is passed on as shutdown(SHUT_WR) to the other and the opposite direction keeps flowing (half-close); the relay ends
 /// when both directions finished, when a socket fails (the other direction is stopped at once), or when it is stopped
-/// (idle timeout, shutdown). Bytes already in user space (read with a protocol head) are sent first, counted as copied.
+/// (idle timeout, shutdown). Bytes already in user space (read with a protocol head) are sent first, counted as copied;
+/// a direction that finds no pipe in the pool (its budget spent) copies through a pooled buffer until one is free.
 /// Every step runs on the loop's thread: waits complete inline there, and a stop from another thread is posted.
 /// </summary>
 internal sealed class SpliceRelay
 {
     private const int NotEnded = -1;
+    private const int CopyBufferSize = 64 * 1024;
     private readonly LoopSocket _client;
     private readonly LoopSocket _upstream;
     private readonly SplicePipePool _pipes;
@@ -117,9 +120,17 @@ internal sealed class SpliceRelay
                 // Readiness snapshots before the syscalls: an edge after them ends the waits below.
                 int readSequence = from.ReadSequence, writeSequence = to.WriteSequence;
                 bool moved = false;
-                if (!eof && (pipe is null || pipe.Buffered < pipe.Capacity))
+                if (!eof && pipe is null && (pipe = _pipes.TryLease()) is null)
                 {
-                    if (pipe is null && (pipe = Lease()) is null) return;
+                    // No pipe to be had (all in use, or the pipe quota used up): copy this round, as HAProxy does past maxpipes.
+                    var copied = await CopyOnceAsync(from, to, direction, fromFailed, toFailed);
+                    if (copied == CopyStep.Failed) return;
+                    if (copied == CopyStep.End) eof = true;
+                    else if (copied == CopyStep.Empty) await from.WaitReadableAsync(readSequence);
+                    if (!eof) continue;
+                }
+                if (!eof && pipe!.Buffered < pipe.Capacity)
+                {
                     var r = Splice(from, pipe.WriteFd, pipe.Capacity - pipe.Buffered, toPipe: true);
                     if (r.Ok && r.Bytes == 0) eof = true;
                     else if (r.Ok)
@@ -206,14 +217,27 @@ internal sealed class SpliceRelay
                 : Syscalls.Splice(pipeFd, lease.Fd, count, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     }
 
-    private SplicePipe? Lease()
+    private enum CopyStep { Moved, Empty, End, Failed }
+
+    /// <summary>One recv(2) from <paramref name="from"/> into a pooled buffer, sent on with send(2): the fallback without a pipe.</summary>
+    private async ValueTask<CopyStep> CopyOnceAsync(LoopSocket from, LoopSocket to, BodyDirection direction, RelayEnd fromFailed, RelayEnd toFailed)
     {
-        try { return _pipes.TryLease() ?? throw new IOException("the splice pipe pool is closed"); }
-        catch (IOException e)
+        var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
+        try
         {
-            Fail(RelayEnd.Stopped, $"no splice pipe: {e.Message}");
-            return null;
+            SysResult r;
+            if (!FdLease.TryAcquire(from.Handle, out var lease)) r = new SysResult(0, (int)Errno.EBADF);
+            else using (lease) r = Syscalls.Recv(lease.Fd, buffer.AsSpan(0, CopyBufferSize), 0);
+            if (r.Ok && r.Bytes == 0) return CopyStep.End;
+            if (r.WouldBlock) return CopyStep.Empty;
+            if (!r.Ok)
+            {
+                Fail(fromFailed, $"{Side(from)}: {r.ToException("recv").Message}");
+                return CopyStep.Failed;
+            }
+            return await SendAsync(to, buffer.AsMemory(0, (int)r.Bytes), direction, toFailed) ? CopyStep.Moved : CopyStep.Failed;
         }
+        finally { ArrayPool<byte>.Shared.Return(buffer); }
     }
 
     private void Count(BodyDirection direction, BodyMechanism mechanism, long bytes)

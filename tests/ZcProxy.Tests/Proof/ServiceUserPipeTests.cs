@@ -1,0 +1,220 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Xunit.Abstractions;
+using ZcProxy.Tests.Infrastructure;
+using RawHttpClient = ZcProxy.Tests.Transport.RawHttpClient;
+
+namespace ZcProxy.Tests.Proof;
+
+/// <summary>
+/// Splice pipes under the shipped unit's unprivileged user (User=zcproxy in ZcProxy.service): the per-user pipe
+/// quota (fs.pipe-user-pages-soft, 64 MiB by default) binds it, not root. The real zcproxy process runs as nobody;
+/// many keep-alive connections each get a spliced body and then sit idle, and a big download follows.
+/// </summary>
+[Collection(StraceProofCollection.Name)]
+public sealed class ServiceUserPipeTests(ITestOutputHelper output)
+{
+    /// <summary>Were each idle connection to keep a 1 MiB pipe, 120 of them would hold 120 MiB: past the default quota.</summary>
+    private const int IdleConnections = 120;
+    private const long SmallBody = 256 * 1024; // above the default SpliceThreshold: spliced
+    private const long BigBody = 64L << 20;
+
+    [ServiceUserFact]
+    public async Task AsTheServiceUser_IdleKeepAliveConnectionsHoldNoPipe_AndABigBodyStillMovesInLargeSplices()
+    {
+        await using var origin = await TestOrigin.StartAsync("origin", app => app.MapGet("/body", async (HttpContext c, long size) =>
+        {
+            c.Response.ContentLength = size;
+            foreach (var piece in BodyPattern.Pieces(size)) await c.Response.Body.WriteAsync(piece, c.RequestAborted);
+        }));
+        using var dir = new ConfigDirectory();
+        dir.WriteMain($$"""
+            { "Routes": { "r": { "ClusterId": "o", "Match": { "Path": "/{**rest}" } } },
+              "Clusters": { {{ConfigDirectory.Cluster("o", ("o1", origin.Url))}} } }
+            """, """ "ZeroCopy": { "Enabled": true }, "AccessLog": { "Path": "off" } """);
+        using var proxy = ProxyProcess.Start(["--config", dir.MainFile], launcher: ServiceUserFactAttribute.Launcher);
+        var (proxyUrl, _) = await proxy.WaitForListenersAsync();
+        var url = new Uri(proxyUrl);
+        Assert.Contains("Uid:\t65534\t", await File.ReadAllTextAsync($"/proc/{proxy.Pid}/status")); // really nobody
+
+        // Warm-up on a connection that closes: the upstream connection, the reactor, one pipe exist from now on.
+        int listeners = Fds(proxy.Pid).Sockets;
+        using (var warm = await RawHttpClient.ConnectAsync(url))
+        {
+            await warm.SendAsync(RawHttpClient.Get($"/body?size={SmallBody}"));
+            Assert.Equal(BodyPattern.Sha256(SmallBody), (await warm.ReadResponseAsync()).Sha);
+        }
+        await Poll.UntilAsync(() => Fds(proxy.Pid).Sockets == listeners + 1, "only the listeners and the pooled upstream connection left");
+        var before = Fds(proxy.Pid);
+
+        var idle = new List<Socket>();
+        try
+        {
+            var buffer = new byte[64 * 1024];
+            for (int i = 0; i < IdleConnections; i++) idle.Add(await GetAndKeepOpenAsync(url, SmallBody, buffer));
+            var after = Fds(proxy.Pid);
+            double perConnection = (double)(after.Total - before.Total) / IdleConnections;
+            output.WriteLine($"proxy fds before: {before}; after {IdleConnections} idle keep-alive connections: {after}; {perConnection:0.00} per idle connection");
+            Assert.Equal(before.Pipes, after.Pipes); // no pipe stays with an idle connection
+            Assert.Equal(before.Sockets + IdleConnections, after.Sockets);
+            Assert.Equal(1.0, perConnection);
+
+            // A big download while every idle connection stays open: a full-sized pipe, so few, large splices.
+            using var client = await RawHttpClient.ConnectAsync(url);
+            using var strace = await StraceSession.AttachAsync(proxy.Pid, "splice");
+            await client.SendAsync(RawHttpClient.Get($"/body?size={BigBody}"));
+            var response = await client.ReadResponseAsync();
+            var log = await strace.StopAsync();
+            Assert.Equal((200, BigBody, BodyPattern.Sha256(BigBody)), (response.Status, response.BodyLength, response.Sha));
+            var intoClient = log.Calls.Where(c => c.Name == "splice" && c.Result > 0 && StraceLog.IsSocketWithLocalPort(c.Argument(2), url.Port)).ToList();
+            output.WriteLine($"{BigBody >> 20} MiB body: {log.CallsOf("splice")} splice calls in all, {intoClient.Count} moved bytes into the client socket " +
+                $"({intoClient.Sum(c => c.Result) / Math.Max(1, intoClient.Count) / 1024} KiB each on average)");
+            output.WriteLine(log.Summary);
+            Assert.Equal(BigBody, intoClient.Sum(c => c.Result));
+            // The quota-starved pipes of the failure got 8 KiB (16,384 splices into the client for 64 MiB); 64 KiB is the kernel's default pipe.
+            Assert.True(intoClient.Count <= BigBody / (64 * 1024), $"{intoClient.Count} splices into the client: pipes smaller than the kernel's default");
+        }
+        finally
+        {
+            foreach (var socket in idle) socket.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Another process of the same user has used up the pipe quota, so the kernel would give the proxy 2-page pipes
+    /// (thousands of splices for a big body) and refuse F_SETPIPE_SZ: the proxy copies instead, says so once in its
+    /// log and in zcproxy_splice_pipe_shortages_total, and every body stays byte-exact.
+    /// </summary>
+    [ServiceUserFact]
+    public async Task AsTheServiceUser_PipeQuotaUsedUpByAnotherProcess_BodiesAreCopiedNotSplicedThroughTinyPipes()
+    {
+        if (!File.Exists("/usr/bin/python3")) return; // the quota hog below is a python3 one-liner
+        const long Size = 4L << 20;
+        await using var origin = await TestOrigin.StartAsync("origin", app => app.MapGet("/body", async (HttpContext c, long size) =>
+        {
+            c.Response.ContentLength = size;
+            foreach (var piece in BodyPattern.Pieces(size)) await c.Response.Body.WriteAsync(piece, c.RequestAborted);
+        }));
+        // 1 MiB pipes until F_SETPIPE_SZ is refused, then default ones until the kernel hands out 2-page pipes: past the soft quota.
+        using var hog = QuotaHog.Start("""
+            import fcntl, os, sys
+            held = []
+            while True:
+                r, w = os.pipe(); held.append((r, w))
+                try: fcntl.fcntl(w, 1031, 1 << 20)
+                except OSError: break
+            while fcntl.fcntl(held[-1][1], 1032) >= 65536:
+                held.append(os.pipe())
+            print("quota used up with", len(held), "pipes", flush=True)
+            sys.stdin.read()
+            """);
+        output.WriteLine(await hog.ReadyAsync());
+        using var dir = new ConfigDirectory();
+        dir.WriteMain($$"""
+            { "Routes": { "r": { "ClusterId": "o", "Match": { "Path": "/{**rest}" } } },
+              "Clusters": { {{ConfigDirectory.Cluster("o", ("o1", origin.Url))}} } }
+            """, """ "ZeroCopy": { "Enabled": true }, "AccessLog": { "Path": "off" } """);
+        using var proxy = ProxyProcess.Start(["--config", dir.MainFile], launcher: ServiceUserFactAttribute.Launcher);
+        var (proxyUrl, adminUrl) = await proxy.WaitForListenersAsync();
+
+        using var client = await RawHttpClient.ConnectAsync(new Uri(proxyUrl));
+        for (int i = 0; i < 2; i++)
+        {
+            await client.SendAsync(RawHttpClient.Get($"/body?size={Size}"));
+            Assert.Equal((200, Size, BodyPattern.Sha256(Size)), ((await client.ReadResponseAsync()) is var r ? (r.Status, r.BodyLength, r.Sha) : default));
+        }
+        using var admin = new HttpClient();
+        var metrics = await admin.GetStringAsync(adminUrl + "/metrics");
+        output.WriteLine(string.Join("\n", metrics.Split('\n').Where(l => l.Contains("splice") || l.Contains("mechanism=\"copy\",direction=\"response\""))));
+        Assert.Contains("zcproxy_body_bytes_total{mechanism=\"splice\",direction=\"response\"} 0\n", metrics);
+        Assert.Contains($"zcproxy_body_bytes_total{{mechanism=\"copy\",direction=\"response\"}} {2 * Size}\n", metrics);
+        Assert.Contains("zcproxy_splice_pipe_shortages_total 2\n", metrics);
+        Assert.Equal(1, proxy.CountLines("splice pipes: bodies are copied for now: the kernel granted a 8192-byte pipe"));
+    }
+
+    /// <summary>One GET on a new connection, read to the end of its body; the connection stays open (idle, keep-alive).</summary>
+    private static async Task<Socket> GetAndKeepOpenAsync(Uri url, long size, byte[] buffer)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, url.Port));
+        await socket.SendAsync(Encoding.ASCII.GetBytes(RawHttpClient.Get($"/body?size={size}")));
+        var head = new StringBuilder();
+        long received = 0, headLength = -1;
+        while (headLength < 0 || received < headLength + size)
+        {
+            int n = await socket.ReceiveAsync(buffer.AsMemory());
+            if (n == 0) throw new IOException("the proxy closed the connection");
+            received += n;
+            if (headLength < 0)
+            {
+                head.Append(Encoding.ASCII.GetString(buffer, 0, n));
+                int end = head.ToString().IndexOf("\r\n\r\n", StringComparison.Ordinal);
+                if (end >= 0) headLength = end + 4;
+            }
+        }
+        Assert.StartsWith("HTTP/1.1 200", head.ToString());
+        Assert.Equal(headLength + size, received); // nothing past the body: the connection is idle now
+        return socket;
+    }
+
+    /// <summary>A python3 script run as nobody that holds its pipes until disposed (stdin closed, then killed by pid).</summary>
+    private sealed class QuotaHog : IDisposable
+    {
+        private readonly System.Diagnostics.Process _process;
+
+        private QuotaHog(System.Diagnostics.Process process) => _process = process;
+
+        public static QuotaHog Start(string script)
+        {
+            var info = new System.Diagnostics.ProcessStartInfo(ServiceUserFactAttribute.Launcher[0])
+            { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var a in ServiceUserFactAttribute.Launcher.Skip(1).Concat(["/usr/bin/python3", "-c", script])) info.ArgumentList.Add(a);
+            return new QuotaHog(System.Diagnostics.Process.Start(info)!);
+        }
+
+        public async Task<string> ReadyAsync()
+            => await _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30)) ?? throw new InvalidOperationException("the quota hog exited");
+
+        public void Dispose()
+        {
+            try
+            {
+                _process.StandardInput.Close();
+                if (!_process.WaitForExit(5000)) _process.Kill();
+            }
+            catch (InvalidOperationException) { }
+            _process.Dispose();
+        }
+    }
+
+    private readonly record struct FdCounts(int Total, int Sockets, int Pipes)
+    {
+        public override string ToString() => $"{Total} (sockets {Sockets}, pipe ends {Pipes})";
+    }
+
+    private static FdCounts Fds(int pid)
+    {
+        var targets = Directory.GetFiles($"/proc/{pid}/fd").Select(f => { try { return new FileInfo(f).LinkTarget ?? ""; } catch (IOException) { return ""; } }).ToList();
+        return new FdCounts(targets.Count, targets.Count(t => t.StartsWith("socket:", StringComparison.Ordinal)),
+            targets.Count(t => t.StartsWith("pipe:", StringComparison.Ordinal)));
+    }
+}
+
+/// <summary>
+/// A fact that runs the proxy as the unprivileged user nobody (setpriv) and traces it with strace: skipped, with the
+/// reason, unless the tests run as root with setpriv and strace usable.
+/// </summary>
+public sealed class ServiceUserFactAttribute : FactAttribute
+{
+    public static readonly string[] Launcher = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"];
+
+    public ServiceUserFactAttribute()
+    {
+        if (Environment.UserName != "root") Skip = "needs root, to start the proxy as the unprivileged user nobody";
+        else if (!File.Exists("/usr/bin/setpriv") && !File.Exists("/bin/setpriv")) Skip = "setpriv (util-linux) is not installed";
+        else if (StraceAvailability.SkipReason is { } reason) Skip = reason;
+    }
+}
