@@ -11,7 +11,7 @@ internal static class StreamClusters
 {
     /// <summary>The ids of the clusters named by streams (case-insensitive, as YARP's ids).</summary>
     public static HashSet<string> Named(ZcProxyOptions options)
-        => new(options.Streams.Values.Select(s => s.ClusterId).Where(id => !string.IsNullOrEmpty(id)), StringComparer.OrdinalIgnoreCase);
+        => new(options.Streams.Values.Select(s => s?.ClusterId).Where(id => !string.IsNullOrEmpty(id))!, StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The clusters as YARP gets them: stream clusters without YARP's (HTTP) active health check.</summary>
     public static IReadOnlyList<ClusterConfig> ForYarp(LoadedConfig config)

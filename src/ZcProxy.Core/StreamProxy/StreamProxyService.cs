@@ -117,7 +117,11 @@ internal sealed partial class StreamProxyService : IHostedService, IDisposable
                 }
                 catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or Microsoft.AspNetCore.Connections.AddressInUseException)
                 {
-                    throw new InvalidOperationException($"$.Streams.{name}.Listen: cannot listen on {settings.Listen}: {e.Message}", e);
+                    // As nginx says it: "bind() to 127.0.0.1:5433 failed (98: Address already in use)".
+                    var errno = (e as System.Net.Sockets.SocketException ?? e.InnerException as System.Net.Sockets.SocketException)?.NativeErrorCode;
+                    var file = _services.GetService<FileConfigProvider>()?.MainFile ?? "(configuration)";
+                    throw new ConfigEntryException(new ConfigError(file, $"$.Streams.{name}.Listen",
+                        $"bind() to {endPoint} failed ({(errno is { } n ? $"{n}: " : "")}{e.Message})"), e);
                 }
                 lock (_listeners) _listeners[name] = started;
                 LogListening(_log, name, started.LocalEndPoint, settings.ClusterId);

@@ -25,6 +25,11 @@ internal sealed class StreamsConfigCheck : IConfigCheck
         foreach (var (name, stream) in config.Options.Streams)
         {
             var path = $"$.Streams.{name}";
+            if (stream is null)
+            {
+                errors.Add(new(main, path, "must be an object with \"Listen\" and \"ClusterId\""));
+                continue;
+            }
             if (!StreamListenAddress.TryParse(stream.Listen, out var endPoint, out var listenError))
                 errors.Add(new(main, path + ".Listen", listenError));
             else if (endPoint!.Port != 0)
@@ -56,7 +61,7 @@ internal sealed class StreamsConfigCheck : IConfigCheck
     {
         foreach (var (name, destination) in cluster.Destinations ?? new Dictionary<string, DestinationConfig>())
         {
-            if (!TcpDestination.TryParse(destination.Address, out _))
+            if (destination is not null && !TcpDestination.TryParse(destination.Address, out _)) // null: ConfigValidator reports it
                 errors.Add(new(at.File, $"{at.JsonPath}.Destinations.{name}.Address",
                     $"'{destination.Address}' is not a stream destination: a cluster named by 'Streams' needs {TcpDestination.Syntax}"));
         }

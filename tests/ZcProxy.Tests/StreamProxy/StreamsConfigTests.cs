@@ -82,6 +82,14 @@ public sealed class StreamsConfigTests
     }
 
     [Fact]
+    public async Task NullStream_OrNullStreamDestination_IsAnErrorNotACrash()
+    {
+        var errors = await ValidateAsync(""" "pg": { "Destinations": { "a": null } } """, """ "pg": { "Listen": "127.0.0.1:0", "ClusterId": "pg" }, "x": null """);
+        Assert.Contains(errors, e => e.JsonPath == "$.Streams.x" && e.Message.Contains("null is not a value here"));
+        Assert.Contains(errors, e => e.JsonPath == "$.ReverseProxy.Clusters.pg.Destinations.a" && e.Message.Contains("null is not a value here"));
+    }
+
+    [Fact]
     public async Task TwoStreams_OnOneAddress_OrOnTheHttpListener_AreRejected()
     {
         using var dir = new ConfigDirectory();
@@ -119,6 +127,23 @@ public sealed class StreamsConfigTests
         Assert.Contains(errors, e => e.JsonPath == "$.ReverseProxy.Clusters.pg.Metadata.HashKey" && e.Message.Contains("ClientIp"));
         Assert.Contains(errors, e => e.JsonPath == "$.ReverseProxy.Clusters.pg.HealthCheck.Active.Path" && e.Message.Contains("TCP connect"));
         Assert.Contains(errors, e => e.JsonPath == "$.ReverseProxy.Clusters.pg.HealthCheck.Passive" && e.Message.Contains("MaxFails"));
+    }
+
+    [Fact]
+    public async Task StreamListen_OnABusyPort_TheStartFailsInOneLine()
+    {
+        using var holder = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        holder.Start();
+        int busy = ((System.Net.IPEndPoint)holder.LocalEndpoint).Port;
+        using var dir = new ConfigDirectory();
+        dir.WriteMain($$"""{ "Clusters": { {{StreamCluster}} } }""", $$""" "Streams": { "pg": { "Listen": "127.0.0.1:{{busy}}", "ClusterId": "pg" } } """);
+
+        using var proxy = ProxyProcess.Start(["--config", dir.MainFile]);
+        await proxy.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(1, proxy.ExitCode);
+        Assert.Contains($"zcproxy: not started: {dir.MainFile}: $.Streams.pg.Listen: bind() to 127.0.0.1:{busy} failed (98: Address already in use)", proxy.Lines);
+        Assert.DoesNotContain(proxy.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal)); // no stack trace
     }
 
     [Fact]
