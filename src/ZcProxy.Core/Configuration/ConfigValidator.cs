@@ -59,9 +59,9 @@ internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerabl
             else if (!seen.Add($"{url!.Address}|{url.IsLocalhost}|{url.Port}") && url.Port != 0)
                 errors.Add(new(file, $"$.Listen[{i}].Url", "this address is listed twice"));
             else if (url!.IsHttps)
-                ListenerCertificate.TryLoad(options.Listen[i], file, $"$.Listen[{i}]", errors)?.Dispose();
-            else if (options.Listen[i].Certificate is not null)
-                errors.Add(new(file, $"$.Listen[{i}].Certificate", "a certificate is only used by https:// listeners"));
+                Tls.ListenerTlsSettings.TryLoad(options.Listen[i], file, $"$.Listen[{i}]", errors);
+            else
+                Tls.ListenerTlsSettings.CheckUnused(options.Listen[i], file, $"$.Listen[{i}]", errors);
         }
         if (options.Admin is { } admin && !ListenUrl.TryParse(admin.Url, out _, out var adminError))
             errors.Add(new(file, "$.Admin.Url", adminError));
