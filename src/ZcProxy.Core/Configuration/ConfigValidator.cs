@@ -61,7 +61,11 @@ internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerabl
             else if (url!.IsHttps)
                 Tls.ListenerTlsSettings.TryLoad(options.Listen[i], file, $"$.Listen[{i}]", errors);
             else
+            {
                 Tls.ListenerTlsSettings.CheckUnused(options.Listen[i], file, $"$.Listen[{i}]", errors);
+                if (ListenerProtocols.Parse(options.Listen[i].Protocols, https: false, out var protocolError) is null)
+                    errors.Add(new(file, $"$.Listen[{i}].Protocols", protocolError));
+            }
         }
         if (options.Admin is { } admin && !ListenUrl.TryParse(admin.Url, out _, out var adminError))
             errors.Add(new(file, "$.Admin.Url", adminError));

@@ -100,7 +100,13 @@ internal static class ProxyHost
                         lo.Protocols = tlsSettings[index]!.Protocols;
                         lo.UseHttps(tls.HandshakeOptions(index));
                     }
-                    lo.UseRequestHeadTap(); // after TLS: it reads the plaintext head
+                    else
+                    {
+                        // Cleartext: HTTP/1.x, and with Http1AndHttp2 also h2c by prior knowledge (YARP's forwarder serves HTTP/2 clients).
+                        lo.Protocols = ListenerProtocols.Parse(listen.Protocols, https: false, out _)!.Value;
+                        if (lo.Protocols == HttpProtocols.Http1AndHttp2) lo.UsePriorKnowledgeDetection();
+                    }
+                    if (lo.Protocols != HttpProtocols.Http2) lo.UseRequestHeadTap(); // after TLS and h2c detection: it reads plaintext HTTP/1.x heads
                 });
             }
             if (options.Admin is { } admin)
