@@ -57,7 +57,9 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
 
     private string Reason(string clusterId, DestinationState d)
     {
-        if (pools.Get(clusterId, d).IsBroken) return "circuit breaker open";
+        var runtime = pools.Get(clusterId, d);
+        if (runtime.AdminState != DestinationAdminState.Enabled) return DestinationAdminStates.Label(runtime.AdminState) + " by an operator";
+        if (runtime.IsBroken) return "circuit breaker open";
         if (d.Health.Active == DestinationHealth.Unhealthy) return "active health check failed";
         if (d.Health.Passive == DestinationHealth.Unhealthy) return "passive health check failed";
         return "unavailable";

@@ -4,12 +4,16 @@ using Microsoft.Extensions.DependencyInjection;
 namespace ZcProxy.Core.Balancing;
 
 /// <summary>
-/// The pool steps of the proxy pipeline. Order (see ProxyHost): UseSessionAffinity, UseCircuitBreakers,
+/// The pool steps of the proxy pipeline. Order (see ProxyHost): UseAdminState, UseSessionAffinity, UseCircuitBreakers,
 /// UseBackupDestinations, UseLoadBalancing, UsePassiveHealthChecks, (upstream timing), UseRetries,
 /// UseConnectionLimits, UseCircuitBreakerFeedback, then the forwarder. Everything after UseRetries runs once per try.
 /// </summary>
 internal static class BalancingPipelineExtensions
 {
+    /// <summary>Before UseSessionAffinity: the runtime API's drain/disable states.</summary>
+    public static IReverseProxyApplicationBuilder UseAdminState(this IReverseProxyApplicationBuilder proxy)
+        => proxy.UseStep<AdminStateStep>(static (s, c, n) => s.InvokeAsync(c, n));
+
     public static IReverseProxyApplicationBuilder UseCircuitBreakers(this IReverseProxyApplicationBuilder proxy)
         => proxy.UseStep<CircuitBreakerStep>(static (s, c, n) => s.InvokeAsync(c, n));
 

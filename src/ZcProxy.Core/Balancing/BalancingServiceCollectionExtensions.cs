@@ -37,6 +37,7 @@ internal static class BalancingServiceCollectionExtensions
         services.TryAddSingleton<RetryMetrics>();
         services.TryAddSingleton<DestinationRegistry>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, DestinationRegistryPruner>());
+        services.TryAddSingleton<AdminStateStep>();
         services.TryAddSingleton<CircuitBreakerStep>();
         services.TryAddSingleton<BackupDestinationsStep>();
         services.TryAddSingleton<RetryStep>();

@@ -5,8 +5,9 @@ namespace ZcProxy.Core.Balancing;
 
 /// <summary>
 /// Pipeline step before load balancing: records every destination's health (YARP's checks and our breaker; a
-/// destination healthy again starts its slow-start ramp) and removes destinations whose breaker is open from the
-/// candidates.
+/// destination healthy again starts its slow-start ramp) and removes destinations out of rotation from the
+/// candidates: those whose breaker is open, and draining ones (unless session affinity bound the request to one,
+/// see <see cref="AdminStateStep"/>).
 /// </summary>
 internal sealed class CircuitBreakerStep(DestinationRegistry pools)
 {
@@ -15,17 +16,23 @@ internal sealed class CircuitBreakerStep(DestinationRegistry pools)
         var proxy = context.GetReverseProxyFeature();
         var clusterId = proxy.Cluster.Config.ClusterId;
         var settings = ClusterBalancingSettings.For(proxy.Cluster.Config);
-        bool anyBroken = false;
+        bool anyOut = false;
         foreach (var d in proxy.AllDestinations)
         {
             var runtime = pools.Get(clusterId, d);
             runtime.BreakerFor(settings, proxy.AllDestinations.Count);
-            bool broken = runtime.IsBroken;
-            anyBroken |= broken;
+            anyOut |= runtime.IsOutOfRotation;
             runtime.ObserveHealth(DestinationRegistry.IsHealthy(d, runtime), d.Model is { } m ? DestinationBalancingSettings.For(m.Config) : DestinationBalancingSettings.Default);
         }
-        if (anyBroken)
-            proxy.AvailableDestinations = proxy.AvailableDestinations.Where(d => !pools.Get(clusterId, d).IsBroken).ToList();
+        if (anyOut)
+        {
+            bool bound = AdminStateStep.BoundByAffinity(context, proxy.AvailableDestinations);
+            proxy.AvailableDestinations = proxy.AvailableDestinations.Where(d =>
+            {
+                var runtime = pools.Get(clusterId, d);
+                return !runtime.IsBroken && (runtime.AdminState == DestinationAdminState.Enabled || bound && runtime.AdminState == DestinationAdminState.Draining);
+            }).ToList();
+        }
         return next();
     }
 }

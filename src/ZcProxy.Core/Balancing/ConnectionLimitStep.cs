@@ -53,13 +53,14 @@ internal sealed class ConnectionLimitStep(DestinationRegistry pools)
         pool.Current = destination;
         pool.Rejection = TryRejection.None;
         runtime.BeginRequest();
+        long start = pools.Time.GetTimestamp();
         try
         {
             await next();
         }
         finally
         {
-            runtime.EndRequest();
+            runtime.EndRequest(pools.Time.GetElapsedTime(start));
             runtime.Slots.Exit();
         }
     }
@@ -75,7 +76,7 @@ internal sealed class ConnectionLimitStep(DestinationRegistry pools)
         {
             if (ReferenceEquals(d, full) || pool.Tried.Contains(d)) continue;
             var runtime = pools.Get(pool.ClusterId, d);
-            if (runtime.IsBroken || !runtime.Slots.HasFreeSlot(Limit(d))) continue;
+            if (runtime.IsOutOfRotation || !runtime.Slots.HasFreeSlot(Limit(d))) continue;
             double load = runtime.ActiveRequests / pools.EffectiveWeight(pool.ClusterId, d);
             if (load < bestLoad) { best = d; bestLoad = load; }
         }

@@ -17,8 +17,12 @@ internal sealed class DestinationRuntime
     private int _active;
     private long _failures;
     private long _requests;
+    private long _completed;
+    private long _latencyMicroseconds;
 
     private readonly Action<DestinationRuntime, bool>? _breakerChanged;
+    private int _adminState; // DestinationAdminState
+    private int _weightOverride; // 0: the configured weight
 
     public DestinationRuntime(string clusterId, string destinationId, TimeProvider time, Action<DestinationRuntime, bool>? breakerChanged = null)
     {
@@ -42,8 +46,48 @@ internal sealed class DestinationRuntime
     /// <summary>True while its breaker keeps the destination out of the pool.</summary>
     public bool IsBroken => Breaker?.IsBlocking == true;
 
+    /// <summary>Set by the runtime API (drain, disable, enable); kept across reloads while the destination stays.</summary>
+    public DestinationAdminState AdminState => (DestinationAdminState)Volatile.Read(ref _adminState);
+
+    /// <summary>Sets the operator's state; a destination put back in rotation starts its slow-start ramp (as HAProxy's leaving MAINT).</summary>
+    public void SetAdminState(DestinationAdminState state)
+    {
+        lock (_lock)
+        {
+            var was = (DestinationAdminState)_adminState;
+            if (state == DestinationAdminState.Enabled && was != DestinationAdminState.Enabled) _recoveredAt = _time.GetUtcNow();
+            Volatile.Write(ref _adminState, (int)state);
+        }
+    }
+
+    /// <summary>The weight set by the runtime API, replacing the configured one; null when none was set.</summary>
+    public int? WeightOverride
+    {
+        get => Volatile.Read(ref _weightOverride) is var w and > 0 ? w : null;
+        set => Volatile.Write(ref _weightOverride, value ?? 0);
+    }
+
+    /// <summary>The weight in force: the runtime API's, else the configured one.</summary>
+    public int Weight(DestinationBalancingSettings settings) => WeightOverride ?? settings.Weight;
+
+    /// <summary>Takes no new requests: its breaker is open, or an operator drained or disabled it.</summary>
+    public bool IsOutOfRotation => IsBroken || AdminState != DestinationAdminState.Enabled;
+
+    /// <summary>Seconds of every finished try added up (with <see cref="Completed"/>, the status page's latency per second).</summary>
+    public double LatencySeconds => Interlocked.Read(ref _latencyMicroseconds) / 1e6;
+
+    /// <summary>Tries that finished.</summary>
+    public long Completed => Interlocked.Read(ref _completed);
+
     public void BeginRequest() { Interlocked.Increment(ref _active); Interlocked.Increment(ref _requests); }
-    public void EndRequest() => Interlocked.Decrement(ref _active);
+
+    /// <summary>Ends a try that took <paramref name="elapsed"/>.</summary>
+    public void EndRequest(TimeSpan elapsed)
+    {
+        Interlocked.Add(ref _latencyMicroseconds, (long)(elapsed.Ticks / 10));
+        Interlocked.Increment(ref _completed);
+        Interlocked.Decrement(ref _active);
+    }
     public void RecordFailure() => Interlocked.Increment(ref _failures);
 
     /// <summary>Records the destination's health as seen now; a healthy-again destination starts its slow-start ramp.</summary>
@@ -63,11 +107,12 @@ internal sealed class DestinationRuntime
     {
         DateTimeOffset? since;
         lock (_lock) since = _recoveredAt;
-        if (since is null || settings.SlowStart <= TimeSpan.Zero) return settings.Weight;
-        return settings.Weight * SlowStartRamp.Fraction(_time.GetUtcNow() - since.Value, settings.SlowStart);
+        int weight = Weight(settings);
+        if (since is null || settings.SlowStart <= TimeSpan.Zero) return weight;
+        return weight * SlowStartRamp.Fraction(_time.GetUtcNow() - since.Value, settings.SlowStart);
     }
 
-    public bool InSlowStart(DestinationBalancingSettings settings) => EffectiveWeight(settings) < settings.Weight;
+    public bool InSlowStart(DestinationBalancingSettings settings) => EffectiveWeight(settings) < Weight(settings);
 
     /// <summary>
     /// The breaker for the cluster's current settings and size (rebuilt when a reload changes them); null when off.

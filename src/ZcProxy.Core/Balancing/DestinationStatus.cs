@@ -2,9 +2,13 @@ using Yarp.ReverseProxy.Model;
 
 namespace ZcProxy.Core.Balancing;
 
-/// <summary>One destination's pool state as shown by GET {Admin}/status.</summary>
-internal sealed record DestinationStatus(bool Healthy, bool Backup, int Weight, double EffectiveWeight, int ActiveRequests, int MaxConnections,
-    int QueueLength, long Requests, long Failures, string Breaker)
+/// <summary>
+/// One destination's pool state as shown by GET {Admin}/status, the status page and the runtime API's answers.
+/// <c>State</c> is the operator's (enabled, draining, disabled); <c>Weight</c> the one in force (the runtime API's, else
+/// <c>ConfiguredWeight</c>).
+/// </summary>
+internal sealed record DestinationStatus(bool Healthy, string State, bool Backup, int Weight, int ConfiguredWeight, double EffectiveWeight,
+    int ActiveRequests, int MaxConnections, int QueueLength, long Requests, long Failures, string Breaker, long Completed, double LatencySeconds)
 {
     public static DestinationStatus Describe(DestinationRegistry pools, string clusterId, DestinationState destination)
     {
@@ -13,8 +17,10 @@ internal sealed record DestinationStatus(bool Healthy, bool Backup, int Weight, 
         var breaker = runtime.Breaker;
         return new DestinationStatus(
             Healthy: DestinationRegistry.IsHealthy(destination, runtime),
+            State: DestinationAdminStates.Label(runtime.AdminState),
             Backup: settings.Backup,
-            Weight: settings.Weight,
+            Weight: runtime.Weight(settings),
+            ConfiguredWeight: settings.Weight,
             EffectiveWeight: Math.Round(runtime.EffectiveWeight(settings), 3),
             ActiveRequests: runtime.ActiveRequests,
             MaxConnections: settings.MaxConnections,
@@ -26,6 +32,8 @@ internal sealed record DestinationStatus(bool Healthy, bool Backup, int Weight, 
                 BreakerState.Open => "open",
                 BreakerState.HalfOpen => "half-open", // break passed: the next try is the trial
                 _ => "closed",
-            });
+            },
+            Completed: runtime.Completed,
+            LatencySeconds: Math.Round(runtime.LatencySeconds, 6));
     }
 }

@@ -129,7 +129,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
         return _policies.TryGetValue(name, out var policy) ? policy.PickDestination(context, pool.Cluster, candidates) ?? candidates[0] : candidates[0];
     }
 
-    private bool Usable(BalancingRequestFeature pool, DestinationState d) => !pools.Get(pool.ClusterId, d).IsBroken;
+    private bool Usable(BalancingRequestFeature pool, DestinationState d) => !pools.Get(pool.ClusterId, d).IsOutOfRotation;
 
     /// <summary>Buffers a small request body so that a retry can replay it; false when a body cannot be replayed.</summary>
     private static bool PrepareBody(HttpContext context, ClusterBalancingSettings settings)

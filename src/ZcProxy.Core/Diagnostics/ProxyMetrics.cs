@@ -141,6 +141,13 @@ internal sealed class ProxyMetrics
         return family.Find(labels)?.Value ?? 0;
     }
 
+    /// <summary>Every series of a declared counter family by its one label's value; empty when the family is not declared (e.g. no cache).</summary>
+    public Dictionary<string, long> TryCounterValues(string name, string label)
+    {
+        if (!_counters.TryGetValue(name, out var family)) return [];
+        return family.Series(label);
+    }
+
     /// <summary>Writes every family in Prometheus text format (version 0.0.4).</summary>
     public Task WritePrometheusAsync(Stream output, CancellationToken cancellationToken)
         => _registry.CollectAndExportAsTextAsync(output, cancellationToken);
@@ -203,6 +210,13 @@ internal sealed class CounterFamily
     {
         var values = _labelNames.Select(n => labels.FirstOrDefault(l => l.Key == n).Value ?? "").ToArray();
         return _series.TryGetValue(Key(values), out var s) ? s.Counter : null;
+    }
+
+    internal Dictionary<string, long> Series(string label)
+    {
+        int i = Array.IndexOf(_labelNames, label);
+        if (i < 0) return [];
+        return _series.ToDictionary(s => s.Key.Split('\u0001')[i], s => s.Value.Counter.Value, StringComparer.Ordinal);
     }
 
     internal void CopyToCollector()

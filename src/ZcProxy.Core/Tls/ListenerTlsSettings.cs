@@ -44,10 +44,11 @@ internal sealed record ListenerTlsSettings(
         var sslProtocols = ParseMinVersion(listen.MinTlsVersion, out var versionError);
         if (sslProtocols is null) Error(".MinTlsVersion", versionError);
         var suites = new List<TlsCipherSuite>();
-        for (int i = 0; i < listen.CipherSuites.Count; i++)
+        var cipherSuites = listen.CipherSuites ?? [];
+        for (int i = 0; i < cipherSuites.Count; i++)
         {
-            if (Enum.TryParse<TlsCipherSuite>(listen.CipherSuites[i], ignoreCase: false, out var suite) && Enum.IsDefined(suite)) suites.Add(suite);
-            else Error($".CipherSuites[{i}]", $"'{listen.CipherSuites[i]}' is not an IANA cipher suite name such as \"TLS_AES_128_GCM_SHA256\" or \"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"");
+            if (Enum.TryParse<TlsCipherSuite>(cipherSuites[i], ignoreCase: false, out var suite) && Enum.IsDefined(suite)) suites.Add(suite);
+            else Error($".CipherSuites[{i}]", $"'{cipherSuites[i]}' is not an IANA cipher suite name such as \"TLS_AES_128_GCM_SHA256\" or \"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"");
         }
         var clientCertificates = LoadClientCertificates(listen, baseDirectory, Error);
 
@@ -57,22 +58,29 @@ internal sealed record ListenerTlsSettings(
             var pem = PemCertificate.TryLoad(own, listen.CertificateKey, baseDirectory, mainFile, jsonPath, errors);
             if (pem is not null) fallback = new SniCertificate(pem, []);
         }
-        else if (listen.Certificates.Count == 0)
+        else if ((listen.Certificates ?? []).Count == 0)
             Error(".Certificate", "an https listener needs a PEM certificate file (and CertificateKey unless the key is in the same file), or a Certificates list");
         else if (listen.CertificateKey is not null)
             Error(".CertificateKey", "CertificateKey belongs with Certificate");
 
         var byName = new List<SniCertificate>();
         var claimedBy = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < listen.Certificates.Count; i++)
+        var entries = listen.Certificates ?? [];
+        for (int i = 0; i < entries.Count; i++)
         {
-            var entry = listen.Certificates[i];
+            var entry = entries[i];
             var at = $"{jsonPath}.Certificates[{i}]";
-            var hosts = new List<string>();
-            for (int h = 0; h < entry.Hosts.Count; h++)
+            if (entry is null)
             {
-                var host = HostPattern.Normalize(entry.Hosts[h], out var hostError);
-                if (host is null) errors.Add(new(mainFile, $"{at}.Hosts[{h}]", $"'{entry.Hosts[h]}' {hostError}"));
+                errors.Add(new(mainFile, at, "must be an object such as { \"Certificate\": \"a.pem\", \"CertificateKey\": \"a.key\", \"Hosts\": [ \"a.example\" ] }"));
+                continue;
+            }
+            var hosts = new List<string>();
+            var configuredHosts = entry.Hosts ?? [];
+            for (int h = 0; h < configuredHosts.Count; h++)
+            {
+                var host = HostPattern.Normalize(configuredHosts[h], out var hostError);
+                if (host is null) errors.Add(new(mainFile, $"{at}.Hosts[{h}]", $"'{configuredHosts[h]}' {hostError}"));
                 else if (claimedBy.TryGetValue(host, out var first))
                     errors.Add(new(mainFile, $"{at}.Hosts[{h}]", $"'{host}' is already listed by Certificates[{first}]"));
                 else
@@ -89,7 +97,7 @@ internal sealed record ListenerTlsSettings(
             var pem = PemCertificate.TryLoad(entry.Certificate, entry.CertificateKey, baseDirectory, mainFile, at, errors);
             if (pem is null) continue;
             // Without Hosts, the certificate's own names choose it (as HAProxy's crt-list does); a name already taken stays with the first.
-            if (entry.Hosts.Count == 0)
+            if (configuredHosts.Count == 0)
                 foreach (var name in pem.DnsNames())
                     if (HostPattern.Normalize(name, out _) is { } host && !claimedBy.ContainsKey(host)) hosts.Add(host);
             byName.Add(new SniCertificate(pem, hosts));
@@ -106,9 +114,9 @@ internal sealed record ListenerTlsSettings(
         void Unused(string key) => errors.Add(new(mainFile, $"{jsonPath}.{key}", "TLS settings are only used by https:// listeners"));
         if (listen.Certificate is not null) Unused("Certificate");
         if (listen.CertificateKey is not null) Unused("CertificateKey");
-        if (listen.Certificates.Count > 0) Unused("Certificates");
+        if (listen.Certificates is { Count: > 0 }) Unused("Certificates");
         if (listen.MinTlsVersion is not null) Unused("MinTlsVersion");
-        if (listen.CipherSuites.Count > 0) Unused("CipherSuites");
+        if (listen.CipherSuites is { Count: > 0 }) Unused("CipherSuites");
         if (listen.ClientCertificate is not null) Unused("ClientCertificate");
         if (listen.ClientCa is not null) Unused("ClientCa");
         if (listen.OcspStapling) Unused("OcspStapling");

@@ -100,7 +100,8 @@ internal static class ProxyHost
                         lo.Protocols = tlsSettings[index]!.Protocols;
                         lo.UseHttps(tls.HandshakeOptions(index));
                     }
-                    else
+                    lo.UseNewConnectionGrace(TimeProvider.System);
+                    if (!https)
                     {
                         // Cleartext: HTTP/1.x, and with Http1AndHttp2 also h2c by prior knowledge (YARP's forwarder serves HTTP/2 clients).
                         lo.Protocols = ListenerProtocols.Parse(listen.Protocols, https: false, out _)!.Value;
@@ -126,6 +127,7 @@ internal static class ProxyHost
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
                 if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
+                lo.UseNewConnectionGrace(TimeProvider.System);
                 lo.UseRequestHeadTap();
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);
@@ -170,6 +172,7 @@ internal static class ProxyHost
         {
             proxy.UseDiskCache();
             proxy.Use(RequestBodyLimitStep.InvokeAsync);
+            proxy.UseAdminState();
             proxy.UseSessionAffinity();
             proxy.UseCircuitBreakers();
             proxy.UseBackupDestinations();

@@ -113,4 +113,16 @@ public class CleartextHttp2Tests
 
         Assert.Equal(0, n); // closed by the proxy, not by the test's timeout
     }
+
+    [Fact]
+    public async Task Check_RejectsAnUnknownProtocolSet()
+    {
+        using var dir = new ConfigDirectory();
+        dir.WriteAtomically(dir.MainFile, """{ "Listen": [ { "Url": "http://127.0.0.1:0", "Protocols": "h2c" } ], "ReverseProxy": { } }""");
+
+        var (code, output) = await ProxyProcess.RunAsync("check", "--config", dir.MainFile);
+
+        Assert.Equal(1, code);
+        Assert.Contains($"{dir.MainFile}: $.Listen[0].Protocols: 'h2c' is not a protocol set: use \"Http1\", \"Http2\" or \"Http1AndHttp2\"", output);
+    }
 }

@@ -1,0 +1,49 @@
+using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Balancing;
+using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Diagnostics;
+
+namespace ZcProxy.Admin;
+
+/// <summary>
+/// What GET {Admin}/status shows (and the status page polls every second): configuration, clusters with their
+/// destinations' health and pool state, body bytes by mechanism and cache requests by status. The runtime API
+/// answers with one destination's part.
+/// </summary>
+internal static class StatusView
+{
+    private static readonly string[] Mechanisms = ["sendfile", "splice", "directio", "copy"];
+
+    public static object Of(IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools, ProxyMetrics metrics) => new
+    {
+        config = new { file = config.MainFile, routes = config.Current.Routes.Count, clusters = config.Current.Clusters.Count },
+        clusters = state.GetClusters().OrderBy(c => c.ClusterId, StringComparer.Ordinal).Select(c => new
+        {
+            id = c.ClusterId,
+            loadBalancingPolicy = c.Model.Config.LoadBalancingPolicy ?? "PowerOfTwoChoices",
+            destinations = c.Destinations.Values.OrderBy(d => d.DestinationId, StringComparer.Ordinal).Select(d => Destination(c, d, pools)),
+        }),
+        // Counters since start: the page turns them into rates.
+        bodyBytes = Mechanisms.ToDictionary(m => m, m => Enum.GetValues<BodyDirection>().Sum(d => metrics.GetBodyBytes(Mechanism(m), d))),
+        cache = metrics.TryCounterValues("zcproxy_cache_requests_total", "status"),
+    };
+
+    public static object Destination(ClusterState cluster, DestinationState d, DestinationRegistry pools) => new
+    {
+        id = d.DestinationId,
+        cluster = cluster.ClusterId,
+        address = d.Model.Config.Address,
+        health = new { active = d.Health.Active.ToString(), passive = d.Health.Passive.ToString() },
+        activeRequests = pools.Get(cluster.ClusterId, d).ActiveRequests, // ZcProxy's count, the same on both forwarding paths
+        pool = DestinationStatus.Describe(pools, cluster.ClusterId, d),
+    };
+
+    private static BodyMechanism Mechanism(string label) => label switch
+    {
+        "sendfile" => BodyMechanism.Sendfile,
+        "splice" => BodyMechanism.Splice,
+        "directio" => BodyMechanism.DirectIo,
+        _ => BodyMechanism.Copy,
+    };
+}
