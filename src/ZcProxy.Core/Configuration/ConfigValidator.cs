@@ -52,7 +52,7 @@ internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerabl
                     errors.Add(new(at.File, at.JsonPath + ".Metadata.Cache", "caching is on for this route but the main file has no 'Cache' section"));
             }
             CheckTransforms(route, at, errors);
-            foreach (var e in await yarpValidator.ValidateRouteAsync(route))
+            foreach (var e in await yarpValidator.ValidateRouteAsync(RateLimiting.RouteRateLimits.ForYarp(route)))
                 errors.Add(new(at.File, at.JsonPath, e.Message));
         }
 

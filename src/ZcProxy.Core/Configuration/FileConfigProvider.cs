@@ -152,7 +152,8 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         if (before.Demo != after.Demo && !(before.Demo?.Origins.SequenceEqual(after.Demo?.Origins ?? []) ?? after.Demo is null))
             LogNeedsRestart("Demo", "changed");
         // Kestrel's limits, the host's shutdown timeout and the access-log output are all set up once, at start.
-        if (before.Limits != after.Limits)
+        // MaxConnectionsPerClient is read per connection: it applies at once.
+        if (before.Limits with { MaxConnectionsPerClient = 0 } != after.Limits with { MaxConnectionsPerClient = 0 })
             LogNeedsRestart("Limits", DescribeLimits(after.Limits));
         if (before.DrainTimeout != after.DrainTimeout)
             LogNeedsRestart("DrainTimeout", after.DrainTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture));

@@ -12,7 +12,7 @@ internal sealed class ProxyConfigSnapshot : IProxyConfig
 
     public ProxyConfigSnapshot(IReadOnlyList<RouteConfig> routes, IReadOnlyList<ClusterConfig> clusters)
     {
-        Routes = routes;
+        Routes = RateLimiting.RouteRateLimits.ForYarp(routes); // the policy name travels in Metadata (see RouteRateLimits)
         Clusters = clusters;
         ChangeToken = new CancellationChangeToken(_replaced.Token);
     }

@@ -15,6 +15,30 @@ internal sealed record ZcProxyOptions
     public IReadOnlyDictionary<string, StreamOptions> Streams { get; init; } = new Dictionary<string, StreamOptions>();
     /// <summary>Destinations from a registry, merged with the files' (see Discovery/).</summary>
     public DiscoveryOptions? Discovery { get; init; }
+    /// <summary>Named request rate limits that routes name in their RateLimiterPolicy (nginx limit_req_zone / limit_conn_zone).</summary>
+    public IReadOnlyDictionary<string, RateLimitOptions> RateLimits { get; init; } = new Dictionary<string, RateLimitOptions>();
+}
+
+/// <summary>
+/// One rate-limit policy: a limiter of System.Threading.RateLimiting per key (client address, header value or route).
+/// Kinds: TokenBucket (Limit tokens added every Per, room for Limit + Burst), FixedWindow and SlidingWindow (Limit
+/// requests per Per; the sliding window in Segments steps), Concurrency (Limit requests in progress at once).
+/// </summary>
+internal sealed record RateLimitOptions
+{
+    public string Kind { get; init; } = "TokenBucket";
+    /// <summary>"ClientIp" (default), "Header:NAME" (requests without the header are not limited, as nginx skips an empty key) or "Route".</summary>
+    public string Key { get; init; } = "ClientIp";
+    public int Limit { get; init; }
+    public TimeSpan Per { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>TokenBucket: requests allowed beyond the rate at once (nginx limit_req burst ... nodelay).</summary>
+    public int Burst { get; init; }
+    /// <summary>Requests that wait for a permit instead of being refused at once (nginx's burst without nodelay delays them).</summary>
+    public int Queue { get; init; }
+    /// <summary>SlidingWindow: the window moves in this many steps.</summary>
+    public int Segments { get; init; } = 10;
+    /// <summary>The status of a refused request (nginx limit_req_status); 429 by default.</summary>
+    public int Status { get; init; } = 429;
 }
 
 internal sealed record DiscoveryOptions
@@ -48,6 +72,8 @@ internal sealed record ClientLimits
     public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Open client connections per process; 0 means unlimited.</summary>
     public long MaxConnections { get; init; }
+    /// <summary>Open proxy connections per client address (nginx limit_conn on $binary_remote_addr); 0 means unlimited. Reloadable.</summary>
+    public int MaxConnectionsPerClient { get; init; }
 }
 
 internal sealed record ListenerOptions

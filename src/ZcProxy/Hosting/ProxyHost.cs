@@ -8,6 +8,7 @@ using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Forwarding;
+using ZcProxy.Core.RateLimiting;
 using ZcProxy.Core.Tls;
 using ZcProxy.Core.Transport;
 using ZcProxy.Core.Balancing;
@@ -84,6 +85,7 @@ internal static class ProxyHost
             kestrel.Limits.RequestHeadersTimeout = limits.RequestHeadersTimeout;
             kestrel.Limits.MaxConcurrentConnections = limits.MaxConnections == 0 ? null : limits.MaxConnections;
             var tls = kestrel.ApplicationServices.GetRequiredService<TlsCertificateStore>();
+            var perClient = kestrel.ApplicationServices.GetRequiredService<ClientConnectionLimit>();
             for (int i = 0; i < options.Listen.Count; i++)
             {
                 var listen = options.Listen[i];
@@ -93,6 +95,7 @@ internal static class ProxyHost
                 Listen(kestrel, activation, listeners, listen.Url, !https && options.ZeroCopy.Enabled ? zeroCopyListeners : null, lo =>
                 {
                     listeners.Proxy.Add(lo);
+                    lo.UseClientConnectionLimit(perClient); // first: a refused connection costs no handshake
                     if (https)
                     {
                         listeners.Https.Add(lo);
@@ -128,6 +131,7 @@ internal static class ProxyHost
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
                 if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
+                lo.UseClientConnectionLimit(perClient);
                 lo.UseNewConnectionGrace(TimeProvider.System);
                 lo.UseRequestHeadTap();
                 listeners.SocketActivated[lo] = fd;
@@ -174,6 +178,7 @@ internal static class ProxyHost
         app.UseRouting();
         app.MapReverseProxy(proxy =>
         {
+            proxy.Use(app.Services.GetRequiredService<RateLimitStep>().InvokeAsync); // first, as nginx's limit_req: before the cache and the balancer
             proxy.UseDiskCache();
             proxy.Use(RequestBodyLimitStep.InvokeAsync);
             proxy.UseAdminState();

@@ -7,6 +7,7 @@ using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Output;
+using ZcProxy.Core.RateLimiting;
 using ZcProxy.Core.Balancing;
 using ZcProxy.Core.StreamProxy;
 
@@ -38,6 +39,7 @@ internal static class ProxyServices
         services.AddResponseOutput();
         services.AddForwardingTransforms();
         services.AddStreamProxy();
+        services.AddRateLimits();
         return services;
     }
 
