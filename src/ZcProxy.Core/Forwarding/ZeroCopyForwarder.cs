@@ -232,74 +232,82 @@ internal sealed partial class ZeroCopyForwarder(
             return new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false);
         }
 
-        using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
-        // Bodies the sender copies whatever else holds (too short to splice, chunked, close-delimited) may be consumed with
-        // the head: one recv for a small response. Splice-sized ones stay in the kernel for the sender to decide on.
-        // Interim responses (103 Early Hints...) go on to an HTTP/1.1 client as they arrive.
-        var interimRecipient = InterimResponses.Recipient(context);
-        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token, _alwaysCopied,
-            interimRecipient is null ? null : InterimResponses.ForwardAsync, interimRecipient);
-        if (framing != RequestBodyFraming.None)
-        {
-            var bodyTask = RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, stopBody.Token);
-            if (await Task.WhenAny(bodyTask, headTask) == headTask && headTask.IsCompletedSuccessfully)
-            {
-                // An early response: stop sending (the upstream is not reading any more) and forward it.
-                stopBody.Cancel();
-                try { await bodyTask; connection.RequestIncomplete = false; }
-                catch { connection.RequestIncomplete = true; }
-                if (connection.RequestIncomplete) LogEarlyResponse(logger, connection.DestinationKey, headTask.Result.StatusCode);
-                connection.LastHead = headTask.Result;
-                return null;
-            }
-            ExchangeFailure? sendFailure = null;
-            try { await bodyTask; }
-            catch (ClientBodyException e) { sendFailure = new(ForwarderError.RequestBodyClient, StatusCodes.Status400BadRequest, null, e, false); }
-            catch (Exception e) when (!aborted.IsCancellationRequested)
-            {
-                // The upstream may have answered and closed while we were sending: prefer its response if one arrives.
-                connection.RequestIncomplete = true;
-                sendFailure = new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.Send, e, true);
-            }
-            catch (Exception e) { sendFailure = new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false); }
-            if (sendFailure is { Kind: not UpstreamErrorKind.Send })
-            {
-                headTimeout.Cancel();
-                try { await headTask; } catch { }
-                return sendFailure;
-            }
-            if (sendFailure is not null)
-            {
-                headTimeout.CancelAfter(timeouts.ResponseHead);
-                try { connection.LastHead = await headTask; return null; }
-                catch { return sendFailure; }
-            }
-        }
-
-        headTimeout.CancelAfter(timeouts.ResponseHead);
+        // One timeout source per connection, reused (not a linked source and a timer per request); ended in the finally.
+        var headToken = connection.BeginHeadTimeout(aborted);
         try
         {
-            connection.LastHead = await headTask;
-            return null;
+            // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
+            // Bodies the sender copies whatever else holds (too short to splice, chunked, close-delimited) may be consumed with
+            // the head: one recv for a small response. Splice-sized ones stay in the kernel for the sender to decide on.
+            // Interim responses (103 Early Hints...) go on to an HTTP/1.1 client as they arrive.
+            var interimRecipient = InterimResponses.Recipient(context);
+            var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headToken, _alwaysCopied,
+                interimRecipient is null ? null : InterimResponses.ForwardAsync, interimRecipient);
+            if (framing != RequestBodyFraming.None)
+            {
+                using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+                var bodyTask = RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, stopBody.Token);
+                if (await Task.WhenAny(bodyTask, headTask) == headTask && headTask.IsCompletedSuccessfully)
+                {
+                    // An early response: stop sending (the upstream is not reading any more) and forward it.
+                    stopBody.Cancel();
+                    try { await bodyTask; connection.RequestIncomplete = false; }
+                    catch { connection.RequestIncomplete = true; }
+                    if (connection.RequestIncomplete) LogEarlyResponse(logger, connection.DestinationKey, headTask.Result.StatusCode);
+                    connection.LastHead = headTask.Result;
+                    return null;
+                }
+                ExchangeFailure? sendFailure = null;
+                try { await bodyTask; }
+                catch (ClientBodyException e) { sendFailure = new(ForwarderError.RequestBodyClient, StatusCodes.Status400BadRequest, null, e, false); }
+                catch (Exception e) when (!aborted.IsCancellationRequested)
+                {
+                    // The upstream may have answered and closed while we were sending: prefer its response if one arrives.
+                    connection.RequestIncomplete = true;
+                    sendFailure = new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.Send, e, true);
+                }
+                catch (Exception e) { sendFailure = new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false); }
+                if (sendFailure is { Kind: not UpstreamErrorKind.Send })
+                {
+                    connection.CancelHeadRead();
+                    try { await headTask; } catch { }
+                    return sendFailure;
+                }
+                if (sendFailure is not null)
+                {
+                    connection.ArmHeadTimeout(timeouts.ResponseHead);
+                    try { connection.LastHead = await headTask; return null; }
+                    catch { return sendFailure; }
+                }
+            }
+
+            connection.ArmHeadTimeout(timeouts.ResponseHead);
+            try
+            {
+                connection.LastHead = await headTask;
+                return null;
+            }
+            catch (UpstreamHeadException e) when (e.Failure == UpstreamHeadFailure.Malformed)
+            {
+                return new(ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, UpstreamErrorKind.MalformedHead, e, false);
+            }
+            catch (UpstreamHeadException e)
+            {
+                return new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.ClosedBeforeHead, e, e.BytesReceived == 0);
+            }
+            catch (OperationCanceledException e) when (!aborted.IsCancellationRequested)
+            {
+                return new(ForwarderError.RequestTimedOut, StatusCodes.Status504GatewayTimeout, UpstreamErrorKind.HeadTimeout,
+                    new TimeoutException($"no response head within {timeouts.ResponseHead.TotalMilliseconds:0} ms", e), false);
+            }
+            catch (Exception e)
+            {
+                return new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false);
+            }
         }
-        catch (UpstreamHeadException e) when (e.Failure == UpstreamHeadFailure.Malformed)
+        finally
         {
-            return new(ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, UpstreamErrorKind.MalformedHead, e, false);
-        }
-        catch (UpstreamHeadException e)
-        {
-            return new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.ClosedBeforeHead, e, e.BytesReceived == 0);
-        }
-        catch (OperationCanceledException e) when (!aborted.IsCancellationRequested)
-        {
-            return new(ForwarderError.RequestTimedOut, StatusCodes.Status504GatewayTimeout, UpstreamErrorKind.HeadTimeout,
-                new TimeoutException($"no response head within {timeouts.ResponseHead.TotalMilliseconds:0} ms", e), false);
-        }
-        catch (Exception e)
-        {
-            return new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false);
+            connection.EndHeadTimeout();
         }
     }
 
