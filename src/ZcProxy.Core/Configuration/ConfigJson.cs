@@ -90,6 +90,25 @@ internal sealed class ByteSizeJsonConverter : JsonConverter<long>
     public override void Write(Utf8JsonWriter writer, long value, JsonSerializerOptions options) => writer.WriteStringValue(ByteSize.Format(value));
 }
 
+/// <summary>Cache.DirectIo: "residency", "threshold" or "off" (any case); anything else names the three.</summary>
+internal sealed class DirectIoModeJsonConverter : JsonConverter<Output.DirectIoMode>
+{
+    public override Output.DirectIoMode Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.String)
+            switch (reader.GetString()?.ToLowerInvariant())
+            {
+                case "residency": return Output.DirectIoMode.Residency;
+                case "threshold": return Output.DirectIoMode.Threshold;
+                case "off": return Output.DirectIoMode.Off;
+            }
+        throw new JsonException("expected \"residency\", \"threshold\" or \"off\"");
+    }
+
+    public override void Write(Utf8JsonWriter writer, Output.DirectIoMode value, JsonSerializerOptions options)
+        => writer.WriteStringValue(value.ToString().ToLowerInvariant());
+}
+
 /// <summary>Metadata maps are string → string in YARP; operators write numbers and booleans too.</summary>
 internal sealed class ScalarStringDictionaryConverter : JsonConverter<IReadOnlyDictionary<string, string>>
 {

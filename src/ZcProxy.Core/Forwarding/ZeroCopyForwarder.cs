@@ -212,7 +212,10 @@ internal sealed partial class ZeroCopyForwarder(
         using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
         // One greedy recv for a head and a small body; body bytes that come with the head go to the client first.
-        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token);
+        // Interim responses (103 Early Hints...) go on to an HTTP/1.1 client as they arrive.
+        var interimRecipient = InterimResponses.Recipient(context);
+        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token,
+            interimRecipient is null ? null : InterimResponses.ForwardAsync, interimRecipient);
         if (framing != RequestBodyFraming.None)
         {
             var bodyTask = RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, stopBody.Token);

@@ -59,14 +59,17 @@ internal sealed partial class UpstreamConnection : IDisposable
     }
 
     /// <summary>
-    /// Reads heads until a final (non-1xx) one: 100 Continue and other interim responses are consumed and
-    /// skipped (the request body is sent without waiting for 100). 101 is returned to the caller, who did not ask for an upgrade.
+    /// Reads heads until a final (non-1xx) one: 100 Continue and other interim responses are consumed and handed to
+    /// <paramref name="onInterim"/> if given, else skipped (the request body is sent without waiting for 100). 101 is
+    /// returned to the caller, who did not ask for an upgrade.
     /// Greedy: each recv takes whatever the socket holds, up to the head buffer's free space (<see cref="HeadReadSize"/> to
     /// begin with), so a small response costs one recv. Body bytes that arrive with the head are kept as
     /// <see cref="PrefetchedBody"/> (never more than the response frames; anything past it sets <see cref="OverRead"/>);
     /// they go to the client ahead of whatever the body source moves from the socket.
     /// </summary>
-    public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken)
+    /// <param name="onInterim">Called with each interim head (not 101) and <paramref name="interimState"/> before the next head is parsed.</param>
+    public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken,
+        Func<ResponseHead, object?, ValueTask>? onInterim = null, object? interimState = null)
     {
         ReleasePrefetchedBody();
         OverRead = false;
@@ -87,7 +90,11 @@ internal sealed partial class UpstreamConnection : IDisposable
                     var head = result.Head!;
                     start += head.HeadLength;
                     receivedBefore += head.HeadLength;
-                    if (head.IsInterim && head.StatusCode != 101) continue; // the next head may be in the same bytes
+                    if (head.IsInterim && head.StatusCode != 101)
+                    {
+                        if (onInterim is not null) await onInterim(head, interimState);
+                        continue; // the next head may be in the same bytes
+                    }
                     KeepBodyPrefix(head, ref buffer, start, count - start);
                     return head;
                 }
