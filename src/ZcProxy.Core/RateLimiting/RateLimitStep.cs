@@ -14,17 +14,17 @@ namespace ZcProxy.Core.RateLimiting;
 /// </summary>
 internal sealed class RateLimitStep(RateLimitPolicies policies)
 {
-    public Task InvokeAsync(HttpContext context, Func<Task> next)
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        if (policies.IsEmpty) return next();
+        if (policies.IsEmpty) return next(context);
         if (context.Features.Get<IReverseProxyFeature>()?.Route.Config.Metadata is not { } metadata
             || !metadata.TryGetValue(RouteRateLimits.MetadataKey, out var name)
             || policies.Find(name) is not { } policy)
-            return next();
+            return next(context);
         return LimitAsync(context, next, policy);
     }
 
-    private static async Task LimitAsync(HttpContext context, Func<Task> next, RateLimitPolicy policy)
+    private static async Task LimitAsync(HttpContext context, RequestDelegate next, RateLimitPolicy policy)
     {
         RateLimitLease lease;
         try
@@ -38,7 +38,7 @@ internal sealed class RateLimitStep(RateLimitPolicies policies)
         using var permit = lease;
         if (permit.IsAcquired)
         {
-            await next();
+            await next(context);
             return;
         }
         policy.Rejections.Increment();
