@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging.Console;
 using ZcProxy.Admin;
 using ZcProxy.Core.Caching;
+using ZcProxy.Core.Compression;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Discovery;
@@ -179,6 +180,7 @@ internal static class ProxyHost
         app.MapReverseProxy(proxy =>
         {
             proxy.Use(app.Services.GetRequiredService<RateLimitStep>().InvokeAsync); // first, as nginx's limit_req: before the cache and the balancer
+            proxy.Use(app.Services.GetRequiredService<CompressionStep>().InvokeAsync); // before the cache: it stores what clients get, one variant per coding
             proxy.UseDiskCache();
             proxy.Use(RequestBodyLimitStep.InvokeAsync);
             proxy.UseAdminState();

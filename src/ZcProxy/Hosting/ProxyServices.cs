@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Configuration;
 using ZcProxy.Admin;
 using ZcProxy.Core.Caching;
+using ZcProxy.Core.Compression;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Discovery;
@@ -41,6 +42,7 @@ internal static class ProxyServices
         services.AddForwardingTransforms();
         services.AddStreamProxy();
         services.AddRateLimits();
+        services.AddResponseCompressionStep();
         return services;
     }
 
