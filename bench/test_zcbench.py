@@ -249,6 +249,20 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(cached["ReverseProxy"]["Clusters"]["origin"]["Destinations"]["o1"]["Address"],
                          "http://127.0.0.1:3/")
 
+    def test_tls_rows_serve_https_with_the_bench_certificate(self):
+        self.assertEqual(sorted(plan.select(plan.all_cases("quick"), "tls"), key=lambda c: c.id)[0].id, "nginx-tls/16m-c4")
+        self.assertEqual({c.workload.name for c in plan.select(plan.all_cases("full"), "tls")}, {"1k-c16", "16m-c4"})
+        nginx = configs.nginx_proxy(1, 2, "/r", "tls", tls=("/r/cert.pem", "/r/key.pem"))
+        self.assertIn("listen 127.0.0.1:1 reuseport ssl;", nginx)
+        self.assertIn("ssl_certificate /r/cert.pem;", nginx)
+        self.assertIn("proxy_buffers 16 64k;", nginx)  # proxied as nginx-tuned is
+        self.assertNotIn("ssl", configs.nginx_proxy(1, 2, "/r", "tuned"))
+        zc = json.loads(configs.zcproxy(1, 2, 3, False, tls=("/r/cert.pem", "/r/key.pem")))
+        self.assertEqual(zc["Listen"], [{"Url": "https://127.0.0.1:1", "Certificate": "/r/cert.pem", "CertificateKey": "/r/key.pem"}])
+        labels = {s.label: s for s in stats.ratio_specs({"zc-tls/1k-c16", "nginx-tls/1k-c16", "zc-tls/16m-c4", "nginx-tls/16m-c4"})}
+        self.assertEqual(labels["ZcProxy TLS / nginx TLS CPU µs/req, 1k-c16"].metric, "us_per_req")
+        self.assertEqual(labels["ZcProxy TLS / nginx TLS CPU-s/GB, 16m-c4"].metric, "cpu_per_gb")
+
 
 METRICS_TEXT = """# HELP zcproxy_body_bytes_total Body bytes by how they moved.
 # TYPE zcproxy_body_bytes_total counter

@@ -152,14 +152,14 @@ class Bench:
                 if t.cache:
                     why = verify.check_cache_hit(port, path, digests[size], plan.SIZES[size])
                 else:
-                    why = verify.check_body(port, path, digests[size], plan.SIZES[size])
+                    why = verify.check_body(port, path, digests[size], plan.SIZES[size], tls=t.tls)
                 self._verified[key] = why
                 log(f"verify {t.name} {size}: {why or 'ok'}")
             why = self._verified[key]
             self.case_status[c.id] = "ok" if why is None else f"verification failed: {why}"
 
     def wrk_cmd(self, c, duration):
-        url = f"http://127.0.0.1:{self.ports[c.target.name]}/{c.workload.size}.bin"
+        url = f"{'https' if c.target.tls else 'http'}://127.0.0.1:{self.ports[c.target.name]}/{c.workload.size}.bin"
         return wrk.command(url, c.workload.threads, c.workload.connections, duration, self.lua_path)
 
     def timed_run(self, c, rep):

@@ -49,12 +49,22 @@ _PROXY_BASICS = """\
             proxy_set_header Connection "";"""
 
 
-def nginx_proxy(port, origin_port, run_dir, variant, workers="auto"):
+def _nginx_tls(tls):
+    """The server's TLS lines (tls: (cert_path, key_path) or None): TLS 1.2/1.3, session cache as a site would have."""
+    if not tls:
+        return ""
+    cert, key = tls
+    return (f"        ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;\n        ssl_session_cache shared:SSL:10m;\n")
+
+
+def nginx_proxy(port, origin_port, run_dir, variant, workers="auto", tls=None):
     """nginx proxy_pass with upstream keep-alive.
 
     variant: "stock" (default buffering: big bodies spill to a temp file), "tuned"
     (proxy_buffers 16 64k, no temp file), "cache" (proxy_cache + sendfile), "cache-aio"
-    (proxy_cache + aio threads + directio 4m; output_buffers sized for direct reads).
+    (proxy_cache + aio threads + directio 4m; output_buffers sized for direct reads), "tls" (as tuned,
+    behind `listen ssl` with tls = (cert, key)).
     """
     extra_http, extra_loc = "", ""
     if variant == "tuned":
@@ -67,12 +77,14 @@ def nginx_proxy(port, origin_port, run_dir, variant, workers="auto"):
                      "            add_header X-Cache-Status $upstream_cache_status;")
         if variant == "cache-aio":
             extra_loc += "\n            aio threads;\n            directio 4m;\n            output_buffers 2 1m;"
+    elif variant == "tls":
+        extra_loc = "            proxy_buffers 16 64k;\n            proxy_max_temp_file_size 0;"
     elif variant != "stock":
         raise ValueError(f"unknown nginx variant {variant!r}")
     body = "\n".join(x for x in [
         _UPSTREAM.format(origin_port=origin_port),
         extra_http,
-        f"    server {{\n        listen 127.0.0.1:{port} reuseport;\n        location / {{",
+        f"    server {{\n        listen 127.0.0.1:{port} reuseport{' ssl' if tls else ''};\n{_nginx_tls(tls)}        location / {{",
         _PROXY_BASICS,
         extra_loc,
         "        }\n    }",
@@ -164,13 +176,15 @@ def zcproxy_stream(port, admin_port, origin_port):
     return json.dumps(conf, indent=2) + "\n"
 
 
-def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None):
-    """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches."""
+def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, tls=None):
+    """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches; with
+    tls = (cert, key) the listener is https:// (TLS connections take YARP's forwarder)."""
     route = {"ClusterId": "origin", "Match": {"Path": "/{**catch-all}"}}
     if cache_dir:
         route["Metadata"] = {"Cache": "on"}
     conf = {
-        "Listen": [{"Url": f"http://127.0.0.1:{port}"}],
+        "Listen": [{"Url": f"https://127.0.0.1:{port}", "Certificate": tls[0], "CertificateKey": tls[1]} if tls
+                   else {"Url": f"http://127.0.0.1:{port}"}],
         "Admin": {"Url": f"http://127.0.0.1:{admin_port}"},
         "ZeroCopy": {"Enabled": bool(zero_copy)},
         "AccessLog": {"Path": "off"},

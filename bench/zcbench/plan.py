@@ -34,6 +34,7 @@ class Target:
     cache: bool = False
     description: str = ""
     tcp: bool = False  # a layer-4 proxy (TCP stream mode) in front of the same HTTP origin
+    tls: bool = False  # clients speak HTTPS to it (certificate made by the bench, see tls.py)
 
 
 TARGETS = [
@@ -52,6 +53,8 @@ TARGETS = [
     Target("haproxy-tcp", "haproxy", "tcp-splice", tcp=True,
            description="HAProxy mode tcp, option splice-request/-response"),
     Target("nginx-stream", "nginx", "stream", tcp=True, description="nginx stream {} proxy_pass"),
+    Target("zc-tls", "zcproxy", "tls", tls=True, description="ZcProxy, https:// listener (YARP's path)"),
+    Target("nginx-tls", "nginx", "tls", tls=True, description="nginx listen ssl, proxy_pass as nginx-tuned"),
 ]
 TARGETS_BY_NAME = {t.name: t for t in TARGETS}
 
@@ -67,6 +70,12 @@ CACHE_WORKLOADS = {
 TCP_WORKLOADS = {
     "full": ["16m-c4", "256m-c2"],
     "quick": ["16m-c4", "256m-c2"],
+}
+
+# HTTPS: TLS termination cost per request (1 KiB) and per byte (16 MiB), plaintext origin behind.
+TLS_WORKLOADS = {
+    "full": ["1k-c16", "16m-c4"],
+    "quick": ["1k-c16", "16m-c4"],
 }
 
 
@@ -88,14 +97,15 @@ class Case:
 def all_cases(mode):
     cases = []
     for t in TARGETS:
-        names = CACHE_WORKLOADS[mode] if t.cache else TCP_WORKLOADS[mode] if t.tcp else PROXY_WORKLOADS[mode]
+        names = CACHE_WORKLOADS[mode] if t.cache else TCP_WORKLOADS[mode] if t.tcp else \
+            TLS_WORKLOADS[mode] if t.tls else PROXY_WORKLOADS[mode]
         cases += [Case(t, workload(w)) for w in names]
     return cases
 
 
 def select(cases, only):
     """--only: comma-separated tokens. A token with '/' is a glob on the case id
-    ("zc-*/16m-*"); otherwise it filters targets ("zc-on", "nginx-*", "cache", "tcp") or
+    ("zc-*/16m-*"); otherwise it filters targets ("zc-on", "nginx-*", "cache", "tcp", "tls") or
     workloads ("16m", "1k-c64"). Target and workload filters intersect; id globs add."""
     if not only:
         return list(cases)
@@ -104,7 +114,8 @@ def select(cases, only):
     plain = [t for t in tokens if "/" not in t]
 
     def target_match(tok, c):
-        return fnmatch.fnmatch(c.target.name, tok) or (tok == "cache" and c.target.cache) or (tok == "tcp" and c.target.tcp)
+        return fnmatch.fnmatch(c.target.name, tok) or (tok == "cache" and c.target.cache) or (tok == "tcp" and c.target.tcp) \
+            or (tok == "tls" and c.target.tls)
 
     def workload_match(tok, c):
         return fnmatch.fnmatch(c.workload.name, tok) or fnmatch.fnmatch(c.workload.size, tok)

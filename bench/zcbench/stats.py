@@ -122,6 +122,13 @@ def ratio_specs(case_ids):
                                    "gbps", ">= 1.0"))
             specs.append(RatioSpec(f"ZcProxy TCP / nginx stream CPU-s/GB, {wl}", cid, f"nginx-stream/{wl}",
                                    "cpu_per_gb", "<= 1.0"))
+        if target == "zc-tls":  # issue 18: the cost of ZcProxy's TLS (YARP's path) per request and per byte, against nginx
+            if size == "1k":
+                specs.append(RatioSpec(f"ZcProxy TLS / nginx TLS CPU µs/req, {wl}", cid, f"nginx-tls/{wl}", "us_per_req"))
+                specs.append(RatioSpec(f"ZcProxy TLS / nginx TLS req/s, {wl}", cid, f"nginx-tls/{wl}", "rps"))
+            else:
+                specs.append(RatioSpec(f"ZcProxy TLS / nginx TLS CPU-s/GB, {wl}", cid, f"nginx-tls/{wl}", "cpu_per_gb"))
+                specs.append(RatioSpec(f"ZcProxy TLS / nginx TLS GB/s, {wl}", cid, f"nginx-tls/{wl}", "gbps"))
         if target == "zc-cache":
             specs.append(RatioSpec(f"ZcProxy cache / nginx cache CPU-s/GB, {wl}", cid, f"nginx-cache/{wl}",
                                    "cpu_per_gb", "<= 1.0"))

@@ -1,7 +1,7 @@
 """Turns a plan Target into a running Service: writes its config, picks its ports."""
 import os
 
-from . import configs
+from . import configs, tls
 from .services import Service, free_ports
 
 
@@ -21,7 +21,8 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
                 raise RuntimeError(f"{configs.NGINX_STREAM_MODULE} missing (apt-get install libnginx-mod-stream)")
             text = configs.nginx_stream(port, origin_port, run_dir)
         else:
-            text = configs.nginx_proxy(port, origin_port, run_dir, target.variant)
+            text = configs.nginx_proxy(port, origin_port, run_dir, target.variant,
+                                       tls=tls.self_signed(run_dir) if target.tls else None)
         conf = _write(run_dir, "nginx.conf", text)
         return Service(target.name, ["nginx", "-e", f"{run_dir}/error.log", "-p", run_dir, "-c", conf], log,
                        [port]), port
@@ -37,7 +38,8 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
         if cache_dir:
             os.makedirs(cache_dir, exist_ok=True)
         text = configs.zcproxy_stream(port, admin, origin_port) if target.variant == "tcp" \
-            else configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir)
+            else configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir,
+                                 tls=tls.self_signed(run_dir) if target.tls else None)
         conf = _write(run_dir, "zcproxy.json", text)
         env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1")
         svc = Service(target.name, ["dotnet", zcproxy_dll, "--config", conf], log, [port, admin],

@@ -3,10 +3,13 @@ import hashlib
 import http.client
 import time
 
+from . import tls as tls_
 
-def fetch(port, path, timeout_s=30):
-    """(status, headers dict lower-cased, sha256 hex, length) of one GET."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+
+def fetch(port, path, timeout_s=30, tls=False):
+    """(status, headers dict lower-cased, sha256 hex, length) of one GET (over HTTPS with tls)."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout_s, context=tls_.client_context()) if tls \
+        else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
@@ -23,10 +26,10 @@ def fetch(port, path, timeout_s=30):
         conn.close()
 
 
-def check_body(port, path, want_sha, want_len):
+def check_body(port, path, want_sha, want_len, tls=False):
     """None when the response is right, else why not."""
     try:
-        status, headers, sha, n = fetch(port, path)
+        status, headers, sha, n = fetch(port, path, tls=tls)
     except Exception as e:  # a target that cannot answer is a finding, not a crash
         return f"request failed: {type(e).__name__}: {e}"
     if status != 200:
