@@ -16,13 +16,14 @@ namespace ZcProxy.Core.Forwarding;
 /// <summary>
 /// The last proxy-pipeline step before YARP's forwarder. For plaintext HTTP/1.x clients and http:// destinations
 /// it forwards over its own HTTP/1.1 upstream pool, so that large Content-Length bodies can be spliced from the
-/// upstream socket to the client socket; everything else falls through to YARP (see <see cref="ZeroCopyEligibility"/>).
+/// upstream socket to the client socket, and an upgraded connection (101) is spliced both ways (<see cref="UpgradeTunnel"/>);
+/// everything else falls through to YARP (see <see cref="ZeroCopyEligibility"/>).
 /// Request heads go through the route's YARP transforms, and failures are reported through IForwarderErrorFeature
 /// with the status codes YARP uses, so transforms, passive health checks and logging see both paths alike.
 /// </summary>
 internal sealed partial class ZeroCopyForwarder(
     RequestDelegate next, UpstreamConnectionPool pool, RuntimeOptions options, ForwardingMetrics metrics,
-    ResponseBodySender sender, BodyOutcomeReport report, ILogger<ZeroCopyForwarder> logger)
+    ResponseBodySender sender, BodyOutcomeReport report, UpgradeTunnel tunnel, ILogger<ZeroCopyForwarder> logger)
 {
     private readonly Func<long, bool> _alwaysCopied = sender.AlwaysCopies; // one delegate, not one per request
 
@@ -71,7 +72,9 @@ internal sealed partial class ZeroCopyForwarder(
     {
         var aborted = context.RequestAborted;
         var request = context.Request;
-        var framing = RequestFraming(context);
+        // An upgrade (WebSocket...) carries no body; after a 101 its connection becomes a tunnel (UpgradeTunnel).
+        var upgrade = ZeroCopyEligibility.TunnelableUpgrade(context);
+        var framing = upgrade is null ? RequestFraming(context) : RequestBodyFraming.None;
         bool isHead = HttpMethods.IsHead(request.Method);
 
         // :: Request head, built by the route's transforms exactly as for YARP's forwarder.
@@ -86,7 +89,9 @@ internal sealed partial class ZeroCopyForwarder(
             TraceContext.Propagate(message);
             if (framing == RequestBodyFraming.ContentLength && message.Content?.Headers.NonValidated.Contains("Content-Length") != true)
                 framing = RequestBodyFraming.Chunked;
-            requestHead = RequestHeadWriter.Write(message, framing);
+            // The transforms drop Connection and Upgrade (hop-by-hop); an upgrade puts them back, as YARP's forwarder does.
+            if (upgrade is not null) message.Headers.TryAddWithoutValidation("Upgrade", upgrade);
+            requestHead = RequestHeadWriter.Write(message, framing, upgrade is null ? null : "Upgrade");
         }
         catch (Exception e) when (!aborted.IsCancellationRequested)
         {
@@ -148,6 +153,11 @@ internal sealed partial class ZeroCopyForwarder(
         bool requestIncomplete = connection.RequestIncomplete;
 
         // :: Status and headers, through the route's response transforms.
+        if (head.StatusCode == StatusCodes.Status101SwitchingProtocols && upgrade is not null)
+        {
+            await TunnelAsync(context, connection, head, transformer, timeouts);
+            return;
+        }
         if (head.StatusCode == StatusCodes.Status101SwitchingProtocols)
         {
             connection.Dispose();
@@ -183,6 +193,28 @@ internal sealed partial class ZeroCopyForwarder(
         }
         if (reusable) pool.Return(connection); else connection.Dispose();
         if (!result.IsComplete) report.UpstreamBodyFailed(context, result, key);
+    }
+
+    /// <summary>The upstream switched protocols: the 101 (through the response transforms, with its Upgrade field) to the client, then the tunnel.</summary>
+    private async Task TunnelAsync(HttpContext context, UpstreamConnection connection, ResponseHead head, HttpTransformer transformer, UpstreamTimeouts timeouts)
+    {
+        try { await CopyStatusAndHeadersAsync(context, head, transformer); }
+        catch (Exception e)
+        {
+            connection.Dispose();
+            context.Response.Clear();
+            Fail(context, ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, e, null);
+            return;
+        }
+        // Kestrel's UpgradeAsync writes Connection: Upgrade; the protocol switched to comes from the upstream's head.
+        foreach (var (name, value) in head.Headers)
+            if (name.Equals("Upgrade", StringComparison.OrdinalIgnoreCase)) context.Response.Headers.Upgrade = value;
+        var client = context.Features.Get<ZeroCopyConnection>()!;
+        if (!await tunnel.RunAsync(context, client, connection, timeouts.BodyIdle) && !context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            Fail(context, ForwarderError.UpgradeResponseClient, StatusCodes.Status502BadGateway, new IOException("the client connection could not be upgraded"), null);
+        }
     }
 
     private readonly record struct ExchangeFailure(ForwarderError Error, int Status, UpstreamErrorKind? Kind, Exception Exception, bool BeforeAnyResponseByte);

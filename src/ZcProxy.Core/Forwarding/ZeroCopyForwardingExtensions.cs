@@ -15,6 +15,8 @@ internal static class ZeroCopyForwardingExtensions
         services.TryAddSingleton<UpstreamConnectionPool>();
         services.TryAddSingleton<RetryMetrics>();
         services.TryAddSingleton<ForwardingMetrics>();
+        services.TryAddSingleton<Transport.Relay.RelayIdleSweeper>();
+        services.TryAddSingleton<UpgradeTunnel>();
         return services;
     }
 
