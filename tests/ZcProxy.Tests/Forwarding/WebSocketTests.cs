@@ -220,19 +220,20 @@ public sealed class WebSocketTests
         });
         await using var bed = await ForwarderTestBed.StartAsync($"http://127.0.0.1:{origin.Port}/");
         var (socket, _) = await bed.ConnectRawAsync();
+        using var bounded = new CancellationTokenSource(Poll.DefaultTimeout); // a lost byte fails the test instead of hanging it
         using (socket)
         {
             // The client's first bytes of the new protocol ride with its request head: Kestrel's read takes them along.
             await TcpOrigin.SendAllAsync(socket, "GET /raw HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\nfrom-client"u8.ToArray());
             var response = new List<byte>();
             while (!Encoding.ASCII.GetString([.. response]).EndsWith("\r\n\r\nfrom-upstream", StringComparison.Ordinal))
-                response.AddRange(await TcpOrigin.ReceiveExactlyAsync(socket, 1));
+                response.AddRange(await TcpOrigin.ReceiveExactlyAsync(socket, 1, bounded.Token));
             var text = Encoding.ASCII.GetString([.. response]);
             Assert.StartsWith("HTTP/1.1 101 Switching Protocols\r\n", text);
             Assert.Contains("\r\nUpgrade: raw\r\n", text);
-            await StreamWire.SendPatternAsync(socket, 1 << 20);
+            await StreamWire.SendPatternAsync(socket, 1 << 20, bounded.Token);
             socket.Shutdown(SocketShutdown.Send);
-            var (length, _) = await StreamWire.ReceiveAllAsync(socket);
+            var (length, _) = await StreamWire.ReceiveAllAsync(socket, bounded.Token);
             Assert.Equal("after-fin".Length, length);
         }
         Assert.Equal(["upgrade asked", "from-client", $"then {1 << 20}"], origin.Reports.ToArray());
