@@ -44,6 +44,19 @@ internal static class OptionsCheck
             if (cache.MaxSize <= 0) Error("$.Cache.MaxSize", "must be greater than zero");
         }
 
+        if (options.Discovery?.Etcd is { } etcd)
+        {
+            if (etcd.Endpoints.Count == 0) Error("$.Discovery.Etcd.Endpoints", "at least one etcd endpoint is required");
+            for (int i = 0; i < etcd.Endpoints.Count; i++)
+                if (!Uri.TryCreate(etcd.Endpoints[i], UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                    Error($"$.Discovery.Etcd.Endpoints[{i}]", $"'{etcd.Endpoints[i]}' is not an http:// or https:// URL such as \"http://127.0.0.1:2379\"");
+            if (string.IsNullOrEmpty(etcd.Prefix) || !etcd.Prefix.StartsWith('/') || !etcd.Prefix.EndsWith('/'))
+                Error("$.Discovery.Etcd.Prefix", $"'{etcd.Prefix}' must start and end with '/', e.g. \"/zcproxy/\"");
+            Timeout(etcd.RequestTimeout, "$.Discovery.Etcd.RequestTimeout", Error);
+            Timeout(etcd.ProbeInterval, "$.Discovery.Etcd.ProbeInterval", Error);
+            Timeout(etcd.MaxBackoff, "$.Discovery.Etcd.MaxBackoff", Error);
+        }
+
         if (options.Demo is { } demo && demo.LargeFileSize > MaxDemoLargeFileSize)
             Error("$.Demo.LargeFileSize", $"must be at most {ByteSize.Format(MaxDemoLargeFileSize)} (the demo writes it to the temp folder)");
     }
@@ -82,9 +95,13 @@ internal static class OptionsCheck
                 continue;
             }
             Claim(url!, path + ".Url");
-            if (url!.IsHttps) ListenerCertificate.TryLoad(listen, file, path, errors)?.Dispose();
-            else if (listen.Certificate is not null) errors.Add(new(file, path + ".Certificate", "a certificate is only used by https:// listeners"));
-            else if (listen.CertificateKey is not null) errors.Add(new(file, path + ".CertificateKey", "a certificate key is only used by https:// listeners"));
+            if (url!.IsHttps) Tls.ListenerTlsSettings.TryLoad(listen, file, path, errors);
+            else
+            {
+                Tls.ListenerTlsSettings.CheckUnused(listen, file, path, errors);
+                if (ListenerProtocols.Parse(listen.Protocols, https: false, out var protocolError) is null)
+                    errors.Add(new(file, path + ".Protocols", protocolError));
+            }
         }
 
         if (options.Admin is { } admin)

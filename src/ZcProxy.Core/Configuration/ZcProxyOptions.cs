@@ -11,6 +11,31 @@ internal sealed record ZcProxyOptions
     public DemoOptions? Demo { get; init; }
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public ClientLimits Limits { get; init; } = new();
+    /// <summary>TCP stream proxies by name (nginx <c>stream { server { listen ...; proxy_pass ...; } }</c>), hot-reloaded.</summary>
+    public IReadOnlyDictionary<string, StreamOptions> Streams { get; init; } = new Dictionary<string, StreamOptions>();
+    /// <summary>Destinations from a registry, merged with the files' (see Discovery/).</summary>
+    public DiscoveryOptions? Discovery { get; init; }
+}
+
+internal sealed record DiscoveryOptions
+{
+    public EtcdDiscoveryOptions? Etcd { get; init; }
+}
+
+/// <summary>
+/// Keys {Prefix}clusters/{ClusterId}/destinations/{DestinationId} hold destination JSON; watched, merged with the
+/// files' destinations of that cluster.
+/// </summary>
+internal sealed record EtcdDiscoveryOptions
+{
+    public IReadOnlyList<string> Endpoints { get; init; } = ["http://127.0.0.1:2379"];
+    public string Prefix { get; init; } = "/zcproxy/";
+    /// <summary>Each request to etcd (the first read, the liveness probe) fails after this long.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(3);
+    /// <summary>While watching, etcd is probed this often: a partition that sends no FIN shows as stale within about this.</summary>
+    public TimeSpan ProbeInterval { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Reconnects back off exponentially from 100 ms up to this.</summary>
+    public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>Client-side limits (nginx: client_max_body_size, keepalive_timeout, client_header_timeout...).</summary>
@@ -28,10 +53,33 @@ internal sealed record ClientLimits
 internal sealed record ListenerOptions
 {
     public required string Url { get; init; }
-    /// <summary>PEM certificate (chain) for https listeners.</summary>
+    /// <summary>PEM certificate (leaf first, then its chain) for https listeners: the default one when SNI picks none.</summary>
     public string? Certificate { get; init; }
     /// <summary>PEM private key for <see cref="Certificate"/>; omit when the certificate file holds the key.</summary>
     public string? CertificateKey { get; init; }
+    /// <summary>More certificates, chosen by the client's SNI name (nginx: one server block per name, each with ssl_certificate).</summary>
+    public IReadOnlyList<CertificateOptions> Certificates { get; init; } = [];
+    /// <summary>"1.2" (default) or "1.3": the oldest TLS version offered (nginx ssl_protocols).</summary>
+    public string? MinTlsVersion { get; init; }
+    /// <summary>IANA cipher suite names offered, e.g. "TLS_AES_128_GCM_SHA256" (nginx ssl_ciphers); empty: OpenSSL's defaults.</summary>
+    public IReadOnlyList<string> CipherSuites { get; init; } = [];
+    /// <summary>"off" (default), "optional" or "required" (nginx ssl_verify_client).</summary>
+    public string? ClientCertificate { get; init; }
+    /// <summary>PEM file of the CA certificates client certificates must chain to (nginx ssl_client_certificate).</summary>
+    public string? ClientCa { get; init; }
+    /// <summary>Fetch and staple OCSP responses (nginx ssl_stapling); needs the responder to be reachable.</summary>
+    public bool OcspStapling { get; init; }
+    /// <summary>"Http1", "Http2" or "Http1AndHttp2"; https listeners default to Http1AndHttp2 (ALPN), http ones to Http1.</summary>
+    public string? Protocols { get; init; }
+}
+
+/// <summary>One SNI certificate of an https listener.</summary>
+internal sealed record CertificateOptions
+{
+    public required string Certificate { get; init; }
+    public string? CertificateKey { get; init; }
+    /// <summary>Server names it is chosen for ("a.example", "*.a.example"); empty: the DNS names the certificate itself holds.</summary>
+    public IReadOnlyList<string> Hosts { get; init; } = [];
 }
 
 internal sealed record AdminOptions

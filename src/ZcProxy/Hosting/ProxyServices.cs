@@ -4,9 +4,11 @@ using ZcProxy.Admin;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Output;
 using ZcProxy.Core.Balancing;
+using ZcProxy.Core.StreamProxy;
 
 namespace ZcProxy.Hosting;
 
@@ -29,11 +31,13 @@ internal static class ProxyServices
         services.TryAddSingleton<ConfigLifecycle>();
         services.TryAddSingleton(new RuntimeOptions(initialOptions));
         services.TryAddSingleton<ConfigValidator>();
+        services.TryAddSingleton<DiscoveryStatus>();
         services.AddDiskCacheChecks();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AdminConfigCheck>());
         services.AddZeroCopyForwarder();
         services.AddResponseOutput();
         services.AddForwardingTransforms();
+        services.AddStreamProxy();
         return services;
     }
 
