@@ -58,7 +58,7 @@ def _nginx_tls(tls):
             "        ssl_protocols TLSv1.2 TLSv1.3;\n        ssl_session_cache shared:SSL:10m;\n")
 
 
-def nginx_proxy(port, origin_port, run_dir, variant, workers="auto", tls=None):
+def nginx_proxy(port, origin_port, run_dir, variant, workers="auto", max_size="4g", tls=None):
     """nginx proxy_pass with upstream keep-alive.
 
     variant: "stock" (default buffering: big bodies spill to a temp file), "tuned"
@@ -70,7 +70,7 @@ def nginx_proxy(port, origin_port, run_dir, variant, workers="auto", tls=None):
     if variant == "tuned":
         extra_loc = "            proxy_buffers 16 64k;\n            proxy_max_temp_file_size 0;"
     elif variant in ("cache", "cache-aio"):
-        extra_http = (f"    proxy_cache_path {run_dir}/cache levels=1:2 keys_zone=zc:16m max_size=4g "
+        extra_http = (f"    proxy_cache_path {run_dir}/cache levels=1:2 keys_zone=zc:16m max_size={max_size} "
                       "inactive=1h use_temp_path=off;")
         extra_loc = ("            proxy_cache zc;\n"
                      "            proxy_cache_valid 200 1h;\n"
@@ -176,8 +176,9 @@ def zcproxy_stream(port, admin_port, origin_port):
     return json.dumps(conf, indent=2) + "\n"
 
 
-def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, tls=None):
-    """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches; with
+def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=None, max_size="4GiB", tls=None):
+    """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches
+    (direct_io: Cache.DirectIo "residency" | "threshold" | "off", ZcProxy's default when None); with
     tls = (cert, key) the listener is https:// (TLS connections take YARP's forwarder)."""
     route = {"ClusterId": "origin", "Match": {"Path": "/{**catch-all}"}}
     if cache_dir:
@@ -195,6 +196,8 @@ def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, tls=None):
         },
     }
     if cache_dir:
-        conf["Cache"] = {"Path": cache_dir, "MaxSize": "4GiB", "DirectIoThreshold": "4MiB",
+        conf["Cache"] = {"Path": cache_dir, "MaxSize": max_size, "DirectIoThreshold": "4MiB",
                          "Inactive": "1h"}
+        if direct_io:
+            conf["Cache"]["DirectIo"] = direct_io
     return json.dumps(conf, indent=2) + "\n"
