@@ -18,6 +18,7 @@ internal static class OutputServiceCollectionExtensions
         services.TryAddSingleton<BodyOutcomeReport>();
         services.TryAddSingleton<FileRangeSending>();
         services.TryAddSingleton<ErrorPages>();
+        services.TryAddSingleton<StaticFiles>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, ErrorPagesConfigCheck>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, LocalRouteConfigCheck>());
         return services;
