@@ -11,10 +11,10 @@ namespace ZcProxy.Core.Forwarding;
 /// </summary>
 internal sealed class RequestBodyLimitStep(ErrorPages pages)
 {
-    public Task InvokeAsync(HttpContext context, Func<Task> next)
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var limit = context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
-        if (limit is null || context.Request.ContentLength is not { } length || length <= limit) return next();
+        if (limit is null || context.Request.ContentLength is not { } length || length <= limit) return next(context);
         context.Response.Headers.Connection = "close"; // the unread body makes the connection unusable
         return pages.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "the request body exceeds the configured limit");
     }

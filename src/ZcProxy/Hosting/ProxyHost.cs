@@ -173,7 +173,7 @@ internal static class ProxyHost
         app.UseMiddleware<AccessLogMiddleware>();
         app.UseMiddleware<RequestHeadMiddleware>();
         app.UseRouting();
-        app.UseMiddleware<LocalRouteMiddleware>(); // routes without a cluster (Return), and the 404 of no route
+        app.UseMiddleware<LocalRouteMiddleware>(); // routes without a cluster (Static, Return), and the 404 of no route
         app.MapReverseProxy(proxy =>
         {
             proxy.UseDiskCache();
