@@ -147,11 +147,11 @@ internal sealed partial class StaticFiles(FileRangeSending files, ResponseBodySe
     {
         long now = Environment.TickCount64;
         var cached = route.CachedRealRoot;
-        if (cached is not null && now - cached.Value.At < 1000) return cached.Value.Path;
+        if (cached is not null && now - cached.At < 1000) return cached.Path;
         string? real = null;
         if (Syscalls.TryOpen(route.Root.Length == 0 ? "/" : route.Root, LinuxConstants.O_RDONLY, out var handle) == 0)
             using (handle) real = RealPathOf(handle!);
-        route.CachedRealRoot = (now, real);
+        route.CachedRealRoot = new ResolvedRoot(now, real);
         return real;
     }
 

@@ -26,8 +26,8 @@ internal sealed class StaticRoute
 
     public DirectIoPolicy DirectIo { get; }
 
-    /// <summary>The root's real path and when it was resolved (Environment.TickCount64); null until the first request.</summary>
-    internal (long At, string? Path)? CachedRealRoot { get; set; }
+    /// <summary>The root's real path and when it was resolved; null until the first request. One reference: swapped whole.</summary>
+    internal volatile ResolvedRoot? CachedRealRoot;
 
     /// <summary>The root as configured, without a final "/" ("" for "/").</summary>
     public string Root { get; }
@@ -57,3 +57,6 @@ internal sealed class StaticRoute
         return errors.Count > before ? null : new StaticRoute(root.TrimEnd('/'), index, new DirectIoPolicy(mode, threshold));
     }
 }
+
+/// <summary>A static root's real path (null: it does not exist) as resolved at <see cref="At"/> (Environment.TickCount64).</summary>
+internal sealed record ResolvedRoot(long At, string? Path);

@@ -33,7 +33,7 @@ internal sealed partial class ErrorPages(RuntimeOptions options, IServiceProvide
         response.ContentType = page?.ContentType ?? "text/plain; charset=utf-8";
         response.ContentLength = body.Length;
         if (HttpMethods.IsHead(context.Request.Method)) return Task.CompletedTask;
-        return response.Body.WriteAsync(body, context.RequestAborted).AsTask();
+        return response.Body.WriteAsync(body).AsTask(); // a client that left makes this a no-op, not an exception
     }
 
     private ErrorPage? Find(HttpContext context, int status)
