@@ -35,6 +35,7 @@ class Target:
     description: str = ""
     tcp: bool = False  # a layer-4 proxy (TCP stream mode) in front of the same HTTP origin
     tls: bool = False  # clients speak HTTPS to it (certificate made by the bench, see tls.py)
+    static: bool = False  # serves the bench's files from disk itself (no origin in the path)
 
 
 TARGETS = [
@@ -55,6 +56,9 @@ TARGETS = [
     Target("nginx-stream", "nginx", "stream", tcp=True, description="nginx stream {} proxy_pass"),
     Target("zc-tls", "zcproxy", "tls", tls=True, description="ZcProxy, https:// listener (YARP's path)"),
     Target("nginx-tls", "nginx", "tls", tls=True, description="nginx listen ssl, proxy_pass as nginx-tuned"),
+    Target("zc-static", "zcproxy", "static", static=True,
+           description="ZcProxy static files (route Metadata Static; sendfile, O_DIRECT when large and cold)"),
+    Target("nginx-static", "nginx", "static", static=True, description="nginx static files (root), sendfile on"),
 ]
 TARGETS_BY_NAME = {t.name: t for t in TARGETS}
 
@@ -79,6 +83,13 @@ TLS_WORKLOADS = {
 }
 
 
+# Static files served by the proxy itself, from the same files the origin serves.
+STATIC_WORKLOADS = {
+    "full": ["1k-c16", "1m-c8", "256m-c2"],
+    "quick": ["1k-c16", "1m-c8", "256m-c2"],
+}
+
+
 def workload(name):
     size, conns = name.split("-c")
     return Workload(size, int(conns))
@@ -97,8 +108,8 @@ class Case:
 def all_cases(mode):
     cases = []
     for t in TARGETS:
-        names = CACHE_WORKLOADS[mode] if t.cache else TCP_WORKLOADS[mode] if t.tcp else \
-            TLS_WORKLOADS[mode] if t.tls else PROXY_WORKLOADS[mode]
+        names = CACHE_WORKLOADS[mode] if t.cache else TCP_WORKLOADS[mode] if t.tcp \
+            else TLS_WORKLOADS[mode] if t.tls else STATIC_WORKLOADS[mode] if t.static else PROXY_WORKLOADS[mode]
         cases += [Case(t, workload(w)) for w in names]
     return cases
 
@@ -106,7 +117,7 @@ def all_cases(mode):
 def select(cases, only):
     """--only: comma-separated tokens. A token with '/' is a glob on the case id
     ("zc-*/16m-*"); otherwise it filters targets ("zc-on", "nginx-*", "cache", "tcp", "tls") or
-    workloads ("16m", "1k-c64"). Target and workload filters intersect; id globs add."""
+    workloads ("16m", "1k-c64"), "static" the static-file rows. Target and workload filters intersect; id globs add."""
     if not only:
         return list(cases)
     tokens = [t.strip() for t in only.split(",") if t.strip()]
@@ -115,7 +126,7 @@ def select(cases, only):
 
     def target_match(tok, c):
         return fnmatch.fnmatch(c.target.name, tok) or (tok == "cache" and c.target.cache) or (tok == "tcp" and c.target.tcp) \
-            or (tok == "tls" and c.target.tls)
+            or (tok == "tls" and c.target.tls) or (tok == "static" and c.target.static)
 
     def workload_match(tok, c):
         return fnmatch.fnmatch(c.workload.name, tok) or fnmatch.fnmatch(c.workload.size, tok)

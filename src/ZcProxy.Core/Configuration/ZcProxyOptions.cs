@@ -17,6 +17,11 @@ internal sealed record ZcProxyOptions
     public DiscoveryOptions? Discovery { get; init; }
     /// <summary>Named request rate limits that routes name in their RateLimiterPolicy (nginx limit_req_zone / limit_conn_zone).</summary>
     public IReadOnlyDictionary<string, RateLimitOptions> RateLimits { get; init; } = new Dictionary<string, RateLimitOptions>();
+    /// <summary>
+    /// Pages for the errors ZcProxy answers itself, by status (nginx <c>error_page</c>): "502 503 504" → a file relative to the
+    /// main file, or "text:..." (see Output/ErrorPages.cs).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ErrorPages { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>

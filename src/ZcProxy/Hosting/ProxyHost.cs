@@ -10,6 +10,7 @@ using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.RateLimiting;
+using ZcProxy.Core.Local;
 using ZcProxy.Core.Tls;
 using ZcProxy.Core.Transport;
 using ZcProxy.Core.Balancing;
@@ -177,12 +178,13 @@ internal static class ProxyHost
         app.UseMiddleware<AccessLogMiddleware>();
         app.UseMiddleware<RequestHeadMiddleware>();
         app.UseRouting();
+        app.UseMiddleware<LocalRouteMiddleware>(); // routes without a cluster (Static, Return), and the 404 of no route
         app.MapReverseProxy(proxy =>
         {
             proxy.Use(app.Services.GetRequiredService<RateLimitStep>().InvokeAsync); // first, as nginx's limit_req: before the cache and the balancer
-            proxy.Use(app.Services.GetRequiredService<CompressionStep>().InvokeAsync); // before the cache: it stores what clients get, one variant per coding
+            proxy.Use(app.Services.GetRequiredService<CompressionStep>().InvokeAsync); // before the cache: the cache's fill wraps it (one identity entry, encoded per client)
             proxy.UseDiskCache();
-            proxy.Use(RequestBodyLimitStep.InvokeAsync);
+            proxy.Use(app.Services.GetRequiredService<RequestBodyLimitStep>().InvokeAsync);
             proxy.UseAdminState();
             proxy.UseSessionAffinity();
             proxy.UseCircuitBreakers();
