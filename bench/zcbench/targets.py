@@ -28,8 +28,9 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
         cache_dir = os.path.join(run_dir, "cache") if target.cache else None
         if cache_dir:
             os.makedirs(cache_dir, exist_ok=True)
+        access_log = os.path.join(run_dir, "access.log") if target.access_log else None
         conf = _write(run_dir, "zcproxy.json",
-                      configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir))
+                      configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir, access_log))
         env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1")
         svc = Service(target.name, ["dotnet", zcproxy_dll, "--config", conf], log, [port, admin],
                       cwd=run_dir, env=env)

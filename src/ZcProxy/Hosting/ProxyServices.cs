@@ -31,6 +31,7 @@ internal static class ProxyServices
         services.TryAddSingleton<ConfigValidator>();
         services.AddDiskCacheChecks();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AdminConfigCheck>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AccessLogConfigCheck>());
         services.AddZeroCopyForwarder();
         services.AddResponseOutput();
         services.AddForwardingTransforms();
