@@ -21,6 +21,7 @@ internal static class LinuxConstants
     public static uint SPLICE_F_MOVE => (uint)Tmds.Linux.LibC.SPLICE_F_MOVE;
     public static uint SPLICE_F_NONBLOCK => (uint)Tmds.Linux.LibC.SPLICE_F_NONBLOCK;
 
+    public static int MSG_PEEK => Tmds.Linux.LibC.MSG_PEEK;
     public static int MSG_DONTWAIT => Tmds.Linux.LibC.MSG_DONTWAIT;
     public static int MSG_NOSIGNAL => Tmds.Linux.LibC.MSG_NOSIGNAL;
     public static int MSG_MORE => Tmds.Linux.LibC.MSG_MORE;

@@ -14,8 +14,9 @@ internal static class HeaderEncoding
 {
     public static Encoding Bytes => Encoding.Latin1;
 
-    /// <summary>Kestrel's RequestHeaderEncodingSelector.</summary>
-    public static Encoding? ForRequestHeader(string name) => Bytes;
+    /// <summary>Kestrel's RequestHeaderEncodingSelector (Content-Length: digits only, see <see cref="ContentLengthEncoding"/>).</summary>
+    public static Encoding? ForRequestHeader(string name)
+        => name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase) ? ContentLengthEncoding.Instance : Bytes;
 
     /// <summary>Kestrel's ResponseHeaderEncodingSelector.</summary>
     public static Encoding? ForResponseHeader(string name) => Bytes;

@@ -8,6 +8,7 @@ using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Output;
+using ZcProxy.Core.Transport;
 using ZcProxy.Core.Upstream;
 
 namespace ZcProxy.Core.Forwarding;
@@ -95,17 +96,20 @@ internal sealed partial class ZeroCopyForwarder(
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
         var key = $"{destination.IdnHost}:{destination.Port}";
+        // Upstream sockets live on the client connection's event loop (and come from that loop's pool): the request
+        // and its upstream I/O stay on one thread. Clients of Kestrel's socket transport use .NET's socket engine.
+        var loop = context.Features.Get<ZeroCopyConnection>()?.Loop;
         bool canRetry = framing == RequestBodyFraming.None && IsIdempotent(request.Method);
         UpstreamConnection? connection = null;
         ResponseHead head;
         for (int attempt = 0; ; attempt++)
         {
             // :: Connection: a pooled keep-alive one, or (always on the retry) a fresh one.
-            connection = attempt == 0 ? pool.TryRentIdle(key) : null;
+            connection = attempt == 0 ? pool.TryRentIdle(key, loop) : null;
             if (connection is null)
             {
                 long connectStart = Stopwatch.GetTimestamp();
-                try { connection = await pool.ConnectAsync(key, destination.DnsSafeHost, destination.Port, timeouts.Connect, aborted); }
+                try { connection = await pool.ConnectAsync(key, destination.DnsSafeHost, destination.Port, timeouts.Connect, aborted, loop); }
                 catch (Exception e)
                 {
                     if (aborted.IsCancellationRequested) { Fail(context, ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, e, null); return; }

@@ -31,8 +31,8 @@ internal sealed class SocketBody : UpstreamBody
 
     public override long Length => _length;
 
-    /// <summary>Prefetched bytes mean the head reader was told this body is copied: a splice would skip them.</summary>
-    public override BodyMechanism? Hole => _length > 0 && _prefix.IsEmpty ? BodyMechanism.Splice : null;
+    /// <summary>A prefix (bytes the head's recv took along) goes first as data, the rest is spliced.</summary>
+    public override BodyMechanism? Hole => _length > 0 ? BodyMechanism.Splice : null;
 
     /// <summary>Only a Content-Length body read to its end leaves the connection at a message boundary.</summary>
     public override bool EndedCleanly => _length >= 0 && _left == 0;
@@ -68,11 +68,18 @@ internal sealed class SocketBody : UpstreamBody
     {
         ArgumentNullException.ThrowIfNull(pipe);
         var source = Connection.Socket;
-        // splice honours the socket's own O_NONBLOCK; .NET sockets used asynchronously already have it.
-        if (FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
-        LoopSocket? upstream = null;
+        // A loop-native upstream socket is non-blocking and registered with this loop already; a .NET one joins the
+        // client's loop at its first wait (splice honours the socket's own O_NONBLOCK, which .NET's async sockets have).
+        var upstream = Connection.Readiness;
+        bool borrowed = upstream is null;
+        if (borrowed && FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
         try
         {
+            if (!_prefix.IsEmpty)
+            {
+                var sent = await SendPrefixAsync(to, cancellationToken);
+                if (!sent.IsComplete) return sent;
+            }
             long toRead = _left, toWrite = _left;
             while (toWrite > 0)
             {
@@ -128,8 +135,34 @@ internal sealed class SocketBody : UpstreamBody
         }
         finally
         {
-            if (upstream is not null) to.UnregisterSource(upstream);
+            if (borrowed && upstream is not null) to.UnregisterSource(upstream);
         }
+    }
+
+    /// <summary>The body bytes the head's recv took along, sent as data ahead of the splice (counted as copied: they were in user space).</summary>
+    private async ValueTask<BodyResult> SendPrefixAsync(ZeroCopyConnection to, CancellationToken cancellationToken)
+    {
+        while (!_prefix.IsEmpty)
+        {
+            if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
+            int sequence = to.ClientSocket.WriteSequence;
+            SysResult r;
+            if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
+            using (client) r = Syscalls.Send(client.Fd, _prefix.Span, MSG_DONTWAIT | MSG_MORE);
+            if (r.Ok && r.Bytes > 0)
+            {
+                _prefix = _prefix[(int)r.Bytes..];
+                _left -= r.Bytes;
+                to.Shared.Metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, r.Bytes);
+            }
+            else if (r.WouldBlock)
+            {
+                var ready = await KernelWaits.ClientWritableAsync(to, sequence, IdleTimeout, cancellationToken);
+                if (!ready.IsComplete) return ready;
+            }
+            else return BodyResult.Failed(BodyOutcome.ClientFailed, r.Ok ? "send to the client moved 0 bytes" : $"client connection failed: {r.ToException("send").Message}");
+        }
+        return BodyResult.Complete;
     }
 
     public override ValueTask DisposeAsync()

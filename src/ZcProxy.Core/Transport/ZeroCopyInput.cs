@@ -67,7 +67,8 @@ internal sealed class ZeroCopyInput : PipeReader
             if ((Buffered > 0 && !_examinedAll) || _endOfStream) return new ReadResult(Sequence(), isCanceled: false, isCompleted: _endOfStream);
 
             int sequence = socket.ReadSequence;
-            if (!_drained || sequence != _seenSequence)
+            // A FIN or reset is reported once: after it, recv answers at once (0 or an error), so never wait for another edge.
+            if (!_drained || sequence != _seenSequence || socket.TroubleSeen != 0)
             {
                 var r = Receive();
                 if (r.Ok && r.Bytes > 0)

@@ -14,7 +14,7 @@ namespace ZcProxy.Core.Upstream;
 /// will be copied anyway, the body bytes already peeked are consumed in the same recv as the head and kept
 /// as <see cref="PrefetchedBody"/> (one recv per small response instead of two).
 /// </summary>
-internal sealed class UpstreamConnection : IDisposable
+internal sealed partial class UpstreamConnection : IDisposable
 {
     private readonly byte[] _peek = new byte[4096];
     private int _disposed;
@@ -30,7 +30,8 @@ internal sealed class UpstreamConnection : IDisposable
     }
 
     public Socket Socket { get; }
-    public NetworkStream Stream { get; }
+    /// <summary>The body read as a stream (the copy path): .NET's socket engine, or this loop's waits for a loop-native connection.</summary>
+    public Stream Stream { get; }
     public string DestinationKey { get; }
     /// <summary>Requests sent on this connection so far; a reused connection has sent at least one before.</summary>
     public int RequestCount { get; set; }
@@ -47,6 +48,11 @@ internal sealed class UpstreamConnection : IDisposable
 
     public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
+        if (Readiness is not null)
+        {
+            await SendOnLoopAsync(data, cancellationToken);
+            return;
+        }
         while (!data.IsEmpty)
         {
             int n = await Socket.SendAsync(data, SocketFlags.None, cancellationToken);
@@ -112,7 +118,7 @@ internal sealed class UpstreamConnection : IDisposable
             while (true)
             {
                 int peeked;
-                try { peeked = await Socket.ReceiveAsync(_peek, SocketFlags.Peek, cancellationToken); }
+                try { peeked = Readiness is not null ? await PeekOnLoopAsync(_peek, cancellationToken) : await Socket.ReceiveAsync(_peek, SocketFlags.Peek, cancellationToken); }
                 catch (SocketException e) { throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + length, $"upstream connection failed while reading the response head: {e.SocketErrorCode}", e); }
                 if (peeked == 0) throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + length, "upstream closed the connection before a complete response head");
 
@@ -180,7 +186,7 @@ internal sealed class UpstreamConnection : IDisposable
     {
         while (!target.IsEmpty)
         {
-            int n = await Socket.ReceiveAsync(target, SocketFlags.None, cancellationToken);
+            int n = Readiness is not null ? await ReceiveOnLoopAsync(target, cancellationToken) : await Socket.ReceiveAsync(target, SocketFlags.None, cancellationToken);
             if (n == 0) throw new UpstreamHeadException(UpstreamHeadFailure.Closed, 0, "upstream closed the connection while the head was read");
             target = target[n..];
         }
@@ -192,6 +198,7 @@ internal sealed class UpstreamConnection : IDisposable
     /// </summary>
     public bool LooksStale()
     {
+        if (Readiness is not null) return LooksStaleOnLoop();
         // One poll(2) for what Socket.Poll(SelectRead) || Socket.Poll(SelectError) asked in two: this runs per request.
         try { return Syscalls.PollNow(Socket.SafeHandle, Syscalls.POLLIN | Syscalls.POLLPRI) != 0; }
         catch (Exception e) when (e is ErrnoException or ObjectDisposedException) { return true; }
@@ -201,6 +208,7 @@ internal sealed class UpstreamConnection : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         ReleasePrefetchedBody();
+        if (Readiness is { } readiness) readiness.Loop.Unregister(readiness, fdStaysOpen: false);
         Stream.Dispose();
         Socket.Dispose();
     }

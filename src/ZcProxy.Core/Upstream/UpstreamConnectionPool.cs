@@ -4,18 +4,21 @@ using System.Net;
 using System.Net.Sockets;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Upstream;
 
 /// <summary>
-/// Keep-alive connections per destination (host:port), most recently used first (nginx: upstream keepalive).
+/// Keep-alive connections per event loop and destination (host:port), most recently used first (nginx: upstream
+/// keepalive; nginx's pools are per worker, ours per loop).
 /// A connection is returned only when its response was consumed exactly and the upstream allows reuse; on
 /// rent, idle-expired and stale (readable) connections are discarded. Limits come from ZeroCopy options and
 /// are read per call, so a reload applies to the next request.
 /// </summary>
 internal sealed class UpstreamConnectionPool : IDisposable
 {
-    private readonly ConcurrentDictionary<string, ConcurrentStack<UpstreamConnection>> _idle = new(StringComparer.OrdinalIgnoreCase);
+    /// <summary>Idle connections per (event loop, destination): a loop-native connection is only ever used on its own loop (-1: none).</summary>
+    private readonly ConcurrentDictionary<(int Loop, string Destination), ConcurrentStack<UpstreamConnection>> _idle = new(KeyComparer.Instance);
     private readonly RuntimeOptions _options;
     private readonly TimeProvider _time;
     private readonly Counter _opened, _reused, _stale;
@@ -36,10 +39,27 @@ internal sealed class UpstreamConnectionPool : IDisposable
     public int IdleCount => Volatile.Read(ref _idleCount);
 
     /// <summary>A pooled connection that still looks usable, or null.</summary>
-    public UpstreamConnection? TryRentIdle(string destinationKey)
+    public UpstreamConnection? TryRentIdle(string destinationKey, EventLoop? loop = null)
     {
-        if (!_idle.TryGetValue(destinationKey, out var stack)) return null;
         var idleTimeout = _options.Current.ZeroCopy.IdleConnectionTimeout;
+        if (_idle.TryGetValue((loop?.Index ?? -1, destinationKey), out var own) && TryPopUsable(own, idleTimeout) is { } local) return local;
+        if (loop is null) return null;
+        // None idle on this loop: take one from another loop's pool rather than open a new connection (nginx keeps a
+        // pool per worker and opens more; an upstream's connection count should not grow with our core count).
+        foreach (var (key, stack) in _idle)
+        {
+            if (key.Loop == loop.Index || key.Loop < 0 || !string.Equals(key.Destination, destinationKey, StringComparison.OrdinalIgnoreCase)) continue;
+            if (TryPopUsable(stack, idleTimeout) is { } moved)
+            {
+                moved.MoveTo(loop);
+                return moved;
+            }
+        }
+        return null;
+    }
+
+    private UpstreamConnection? TryPopUsable(ConcurrentStack<UpstreamConnection> stack, TimeSpan idleTimeout)
+    {
         while (stack.TryPop(out var connection))
         {
             Interlocked.Decrement(ref _idleCount);
@@ -55,10 +75,27 @@ internal sealed class UpstreamConnectionPool : IDisposable
         return null;
     }
 
-    public async Task<UpstreamConnection> ConnectAsync(string destinationKey, string host, int port, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// A new connection. With <paramref name="loop"/> (the client connection's event loop) it is loop-native: connected
+    /// with a non-blocking connect(2), registered with that loop, read and written by direct syscalls.
+    /// </summary>
+    public async Task<UpstreamConnection> ConnectAsync(string destinationKey, string host, int port, TimeSpan timeout, CancellationToken cancellationToken, EventLoop? loop = null)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(timeout);
+        if (loop is not null)
+        {
+            try
+            {
+                var connection = await ConnectOnLoopAsync(loop, destinationKey, host, port, cts.Token);
+                _opened.Increment();
+                return connection;
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"connecting to {destinationKey} timed out after {timeout.TotalMilliseconds:0} ms");
+            }
+        }
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
@@ -79,16 +116,31 @@ internal sealed class UpstreamConnectionPool : IDisposable
         return new UpstreamConnection(socket, destinationKey);
     }
 
+    /// <summary>Every address of <paramref name="host"/> in turn (like Socket.ConnectAsync(DnsEndPoint)), on <paramref name="loop"/>.</summary>
+    private static async Task<UpstreamConnection> ConnectOnLoopAsync(EventLoop loop, string destinationKey, string host, int port, CancellationToken cancellationToken)
+    {
+        if (IPAddress.TryParse(host, out var literal))
+            return await UpstreamConnection.ConnectOnLoopAsync(loop, new IPEndPoint(literal, port), destinationKey, cancellationToken);
+        var addresses = await Dns.GetHostAddressesAsync(host, cancellationToken);
+        if (addresses.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
+        for (int i = 0; ; i++)
+        {
+            try { return await UpstreamConnection.ConnectOnLoopAsync(loop, new IPEndPoint(addresses[i], port), destinationKey, cancellationToken); }
+            catch (SocketException) when (i < addresses.Length - 1) { }
+        }
+    }
+
     /// <summary>Keeps a connection whose last response was consumed exactly; disposes it when the pool is full.</summary>
     public void Return(UpstreamConnection connection)
     {
         var max = _options.Current.ZeroCopy.MaxIdleConnectionsPerDestination;
-        var stack = _idle.GetOrAdd(connection.DestinationKey, static _ => new ConcurrentStack<UpstreamConnection>());
+        var stack = _idle.GetOrAdd((connection.Loop?.Index ?? -1, connection.DestinationKey), static _ => new ConcurrentStack<UpstreamConnection>());
         if (max <= 0 || stack.Count >= max)
         {
             connection.Dispose();
             return;
         }
+        connection.Park();
         connection.LastUsed = _time.GetTimestamp();
         stack.Push(connection);
         Interlocked.Increment(ref _idleCount);
@@ -121,5 +173,14 @@ internal sealed class UpstreamConnectionPool : IDisposable
         _sweeper.Dispose();
         foreach (var stack in _idle.Values)
             while (stack.TryPop(out var connection)) connection.Dispose();
+    }
+
+    private sealed class KeyComparer : IEqualityComparer<(int Loop, string Destination)>
+    {
+        public static readonly KeyComparer Instance = new();
+        public bool Equals((int Loop, string Destination) x, (int Loop, string Destination) y)
+            => x.Loop == y.Loop && string.Equals(x.Destination, y.Destination, StringComparison.OrdinalIgnoreCase);
+        public int GetHashCode((int Loop, string Destination) key)
+            => HashCode.Combine(key.Loop, StringComparer.OrdinalIgnoreCase.GetHashCode(key.Destination));
     }
 }

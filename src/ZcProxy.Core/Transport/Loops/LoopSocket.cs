@@ -87,25 +87,20 @@ internal sealed class LoopSocket
         }, this);
     }
 
-    /// <summary>On the loop thread: one epoll event for this fd.</summary>
+    /// <summary>
+    /// On the loop thread: one epoll event for this fd. Every bit of state is updated before any waiter is completed:
+    /// a completion runs its continuation inline, which may check the state and wait again right away.
+    /// </summary>
     internal void OnEvents(uint events)
     {
-        if ((events & ReadEvents) != 0)
-        {
-            Interlocked.Increment(ref _readSequence);
-            _reader.TryComplete(true);
-        }
-        if ((events & WriteEvents) != 0)
-        {
-            Interlocked.Increment(ref _writeSequence);
-            _writer.TryComplete(true);
-        }
-        uint trouble = events & TroubleEvents;
-        if (trouble != 0)
-        {
-            uint before = (uint)Interlocked.Or(ref _trouble, (int)trouble);
-            if ((before | trouble) != before) Trouble?.Invoke(this, trouble & ~before);
-        }
+        bool readable = (events & ReadEvents) != 0, writable = (events & WriteEvents) != 0;
+        if (readable) Interlocked.Increment(ref _readSequence);
+        if (writable) Interlocked.Increment(ref _writeSequence);
+        uint trouble = events & TroubleEvents, before = 0;
+        if (trouble != 0) before = (uint)Interlocked.Or(ref _trouble, (int)trouble);
+        if (readable) _reader.TryComplete(true);
+        if (writable) _writer.TryComplete(true);
+        if ((before | trouble) != before) Trouble?.Invoke(this, trouble & ~before);
     }
 
     /// <summary>The loop stopped: every wait fails.</summary>
