@@ -96,6 +96,7 @@ internal static class ProxyHost
                         lo.Protocols = HttpProtocols.Http1AndHttp2;
                         lo.UseHttps(certificate!);
                     }
+                    lo.UseNewConnectionGrace(TimeProvider.System);
                     lo.UseRequestHeadTap(); // after TLS: it reads the plaintext head
                 });
             }
@@ -116,6 +117,7 @@ internal static class ProxyHost
             activation.ListenUnclaimed(kestrel, (lo, fd) =>
             {
                 if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
+                lo.UseNewConnectionGrace(TimeProvider.System);
                 lo.UseRequestHeadTap();
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);

@@ -29,6 +29,9 @@ public sealed class InProcessProxy : IAsyncDisposable
         };
     }
 
+    /// <summary>A graceful stop, as SIGTERM does it (DisposeAsync stops too).</summary>
+    public Task StopAsync() => _app.StopAsync();
+
     public T Get<T>() where T : notnull => _app.Services.GetRequiredService<T>();
 
     public async ValueTask DisposeAsync()

@@ -22,6 +22,9 @@ public sealed class RawHttpClient : IDisposable
         return client;
     }
 
+    /// <summary>The socket itself, to watch for the server's close (Poll) without reading.</summary>
+    public Socket Socket => _socket;
+
     public Task SendAsync(string text) => _socket.SendAsync(Encoding.ASCII.GetBytes(text), SocketFlags.None);
 
     public static string Get(string pathAndQuery, string method = "GET") => $"{method} {pathAndQuery} HTTP/1.1\r\nHost: test\r\n\r\n";

@@ -37,8 +37,11 @@ public class UnitFileTests
         Assert.Equal("on-failure", Assert.Single(service["Restart"]));
         Assert.Equal("zcproxy", Assert.Single(service["User"]));
         Assert.Equal("zcproxy", Assert.Single(service["CacheDirectory"]));
-        Assert.Equal("zcproxy", Assert.Single(service["ConfigurationDirectory"]));
+        // ConfigurationDirectory= would mount /etc/zcproxy writable despite ProtectSystem=strict (seen under systemd 252).
+        Assert.Empty(service["ConfigurationDirectory"]);
         Assert.NotEmpty(service["WatchdogSec"]);
+        // .NET does not die of an external SIGABRT (systemd's default watchdog signal): the restart would wait TimeoutStopSec.
+        Assert.Equal("SIGKILL", Assert.Single(service["WatchdogSignal"]));
         Assert.NotEmpty(service["LimitNOFILE"]);
         Assert.Equal("CAP_NET_BIND_SERVICE", Assert.Single(service["CapabilityBoundingSet"]));
         Assert.Equal("CAP_NET_BIND_SERVICE", Assert.Single(service["AmbientCapabilities"]));
@@ -48,6 +51,14 @@ public class UnitFileTests
         Assert.Contains("@system-service", service["SystemCallFilter"]);
         Assert.Equal("AF_UNIX AF_INET AF_INET6", Assert.Single(service["RestrictAddressFamilies"]));
         Assert.Empty(service["MemoryDenyWriteExecute"]); // the JIT needs writable-then-executable memory
+    }
+
+    [Fact]
+    public void Socket_IsNotPartOfTheService_SoARestartKeepsThePortsOpen()
+    {
+        var unit = Section(Path.Combine(Repo, "packaging", "zcproxy.socket"), "Unit");
+        // PartOf=zcproxy.service would restart the socket with the service: connections reset, then refused.
+        Assert.DoesNotContain(unit, d => d.Key == "PartOf");
     }
 
     [Fact]

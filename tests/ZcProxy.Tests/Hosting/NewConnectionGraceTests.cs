@@ -1,0 +1,89 @@
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections.Features;
+using ZcProxy.Hosting;
+using ZcProxy.Tests.Balancing;
+using ZcProxy.Tests.Transport;
+
+namespace ZcProxy.Tests.Hosting;
+
+/// <summary>A connection accepted just before a graceful stop still gets its first request answered.</summary>
+public class NewConnectionGraceTests
+{
+    private sealed class KestrelLifetime : IConnectionLifetimeNotificationFeature
+    {
+        private readonly CancellationTokenSource _cts = new();
+        public CancellationToken ConnectionClosedRequested { get => _cts.Token; set => throw new NotSupportedException(); }
+        public void RequestClose() => _cts.Cancel();
+    }
+
+    [Fact]
+    public void CloseRequest_ForAConnectionYoungerThanTheGrace_IsHeldBack()
+    {
+        var time = new ManualTimeProvider();
+        var kestrel = new KestrelLifetime();
+        using var grace = new NewConnectionGrace(kestrel, time);
+        time.Advance(TimeSpan.FromMilliseconds(100));
+
+        grace.RequestClose(); // what Kestrel's drain does to every connection
+
+        Assert.False(grace.ConnectionClosedRequested.IsCancellationRequested);
+    }
+
+    [Fact]
+    public void CloseRequest_ForAConnectionOlderThanTheGrace_PassesAtOnce()
+    {
+        var time = new ManualTimeProvider();
+        var kestrel = new KestrelLifetime();
+        using var grace = new NewConnectionGrace(kestrel, time);
+        time.Advance(NewConnectionGrace.Grace);
+
+        grace.RequestClose();
+
+        Assert.True(grace.ConnectionClosedRequested.IsCancellationRequested);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Stop_RightAfterAccept_TheConnectionsFirstRequestIsServed(bool zeroCopy)
+    {
+        await using var origin = await TestOrigin.StartAsync("o");
+        using var dir = new ConfigDirectory();
+        var main = dir.WriteMain($$"""
+            { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**rest}" } } },
+              "Clusters": { {{ConfigDirectory.Cluster("c", ("o", origin.Url))}} } }
+            """, $$"""  "ZeroCopy": { "Enabled": {{(zeroCopy ? "true" : "false")}} }  """);
+        var proxy = await InProcessProxy.StartAsync(main);
+        await using var _ = proxy;
+        var proxyUri = new Uri(proxy.Url);
+        using var client = await RawHttpClient.ConnectAsync(proxyUri);
+        await Poll.UntilAsync(() => proxy.Get<ZcProxy.Hosting.Systemd.ActiveConnections>().Count == 1, "the connection to be accepted");
+
+        var stopping = proxy.StopAsync(); // SIGTERM's path: unbind, then ask every connection to close
+        await Poll.UntilAsync(async () => !await CanConnectAsync(proxyUri.Port), "the listener to be unbound");
+        // Kestrel asks idle connections to close right after the unbind. Without the grace this one is closed now:
+        // its socket turns readable (EOF). Give that half the grace to happen, then send the request.
+        Assert.False(client.Socket.Poll(TimeSpan.FromMilliseconds(NewConnectionGrace.Grace.TotalMilliseconds / 2), SelectMode.SelectRead),
+            "the just-accepted connection was closed by the drain before it could send its request");
+        await client.SendAsync(RawHttpClient.Get("/grace"));
+        var response = await client.ReadResponseAsync();
+
+        Assert.Equal(200, response.Status);
+        await stopping;
+        PathAssert.ForwardedOn(proxy, zeroCopy);
+    }
+
+    private static async Task<bool> CanConnectAsync(int port)
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            await probe.ConnectAsync(System.Net.IPAddress.Loopback, port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+}
