@@ -8,7 +8,9 @@
 # and the zcproxy_body_bytes_total response counters before/after. Cases:
 #   splice    N MiB (default 256) through an uncached route: the forwarder splices upstream -> pipe -> client
 #   sendfile  a 300000-byte cache hit (below DirectIoThreshold 4MiB): sendfile from the entry file
-#   directio  an 8 MiB cache hit (above the threshold): the entry file opened with O_DIRECT and read with pread64
+#   sendfile  an 8 MiB cache hit (above the threshold) right after its fill: in the page cache, so sendfile
+#             (Cache.DirectIo "residency", the default)
+#   directio  the same 8 MiB hit after posix_fadvise(DONTNEED) on its entry file: opened with O_DIRECT, read with pread64
 # Everything started here is stopped by PID on exit.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -117,7 +119,7 @@ prove() { # mechanism url file: the counter of that mechanism must grow by the f
   sed -n '/^% time/,$p' "$out"
   echo "bytes by syscall (sum of return values; client socket = local port $port; the rest includes the /metrics polls):"
   python3 "$here/strace-proof/strace_bytes.py" "$out" "$port"
-  grep -oE 'openat\(.*O_DIRECT[^)]*\)' "$out" | sed 's/^/  /' || true
+  grep -oE 'openat\(.*\bO_DIRECT\b[^)]*\)' "$out" | sed 's/^/  /' || true
   echo "counters before -> after:"
   counters | paste "$work/before" - | awk '{ printf "  %-72s %12s -> %12s (+%d)\n", $1, $2, $4, $4 - $2 }'
 }
@@ -125,5 +127,11 @@ prove() { # mechanism url file: the counter of that mechanism must grow by the f
 prove splice "/plain/big" big
 curl -fsS -o /dev/null "$proxy/cached/small"   # MISS: fills the cache (not traced)
 prove sendfile "/cached/small" small
-curl -fsS -o /dev/null "$proxy/cached/large"   # MISS
+curl -fsS -o /dev/null "$proxy/cached/large"   # MISS: the fill leaves the entry in the page cache
+prove sendfile "/cached/large" large
+entry="$(find "$work/cache" -type f -size +8M | head -1)"
+python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$entry"
+echo
+echo "(posix_fadvise(DONTNEED) on $entry: the entry is cold now)"
 prove directio "/cached/large" large

@@ -12,4 +12,36 @@ internal static unsafe partial class Libc
     /// <summary>Tmds.LibC 0.5.0 has no sendfile(2). off_t is 64-bit on every 64-bit Linux, so one declaration fits x64 and arm64.</summary>
     [LibraryImport("libc", SetLastError = true)]
     internal static partial nint sendfile(int outFd, int inFd, long* offset, nuint count);
+
+    /// <summary>Tmds.LibC 0.5.0 has no tee(2) (glibc 2.5+), which duplicates a pipe's bytes into another pipe without consuming them.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial nint tee(int fdIn, int fdOut, nuint length, uint flags);
+
+    /// <summary>
+    /// cachestat(2) (Linux 6.5) has no glibc wrapper and Tmds.LibC 0.5.0 has no syscall(2): this is syscall(2) with
+    /// cachestat's fixed arguments. glibc's syscall() is assembly that only moves registers (it reads no va_list), so
+    /// a non-variadic declaration is safe on x86_64 and arm64; the number is <see cref="CacheStatSyscall"/>.
+    /// </summary>
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    internal static partial long syscall_cachestat(long number, int fd, CacheStatRange* range, CacheStatCounts* stat, uint flags);
+
+    /// <summary>__NR_cachestat: 451 on x86_64 (syscall_64.tbl) and on arm64 (asm-generic/unistd.h), as every syscall since 424.</summary>
+    internal const long CacheStatSyscall = 451;
+}
+
+/// <summary>struct cachestat_range (include/uapi/linux/mman.h): the byte range asked about; the same on every architecture.</summary>
+internal struct CacheStatRange
+{
+    public ulong Offset;
+    public ulong Length;
+}
+
+/// <summary>struct cachestat (include/uapi/linux/mman.h): page counts of the range; the same on every architecture.</summary>
+internal struct CacheStatCounts
+{
+    public ulong Cached;
+    public ulong Dirty;
+    public ulong Writeback;
+    public ulong Evicted;
+    public ulong RecentlyEvicted;
 }

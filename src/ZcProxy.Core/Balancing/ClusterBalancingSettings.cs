@@ -66,18 +66,18 @@ internal sealed record ClusterBalancingSettings
         }
         if (metadata.TryGetValue(BalancingMetadataKeys.ConnectTimeout, out var ct))
         {
-            if (Duration.TryParse(ct, out var connect) && connect > TimeSpan.Zero) s = s with { ConnectTimeout = connect };
-            else error(BalancingMetadataKeys.ConnectTimeout, $"'{ct}' is not a duration above zero such as \"2s\"");
+            if (Duration.TryParse(ct, out var connect) && connect > TimeSpan.Zero && connect <= Duration.MaxTimeout) s = s with { ConnectTimeout = connect };
+            else error(BalancingMetadataKeys.ConnectTimeout, $"'{ct}' is not a duration above zero and at most {Duration.MaxTimeoutText}, such as \"2s\"");
         }
         s = s with
         {
             MaxQueue = Int(metadata, BalancingMetadataKeys.MaxQueue, s.MaxQueue, error),
-            QueueTimeout = Time(metadata, BalancingMetadataKeys.QueueTimeout, s.QueueTimeout, error),
+            QueueTimeout = Time(metadata, BalancingMetadataKeys.QueueTimeout, s.QueueTimeout, error, Duration.MaxTimeout),
             Retries = Int(metadata, BalancingMetadataKeys.Retries, s.Retries, error),
             RetryTimeout = Time(metadata, BalancingMetadataKeys.RetryTimeout, s.RetryTimeout, error),
             MaxFails = Int(metadata, BalancingMetadataKeys.MaxFails, s.MaxFails, error),
             MaxFailsConfigured = metadata.ContainsKey(BalancingMetadataKeys.MaxFails),
-            FailTimeout = Time(metadata, BalancingMetadataKeys.FailTimeout, s.FailTimeout, error),
+            FailTimeout = Time(metadata, BalancingMetadataKeys.FailTimeout, s.FailTimeout, error, Duration.MaxTimeout),
         };
         if (s.FailTimeout < MinFailTimeout)
         {
@@ -136,11 +136,13 @@ internal sealed record ClusterBalancingSettings
         return fallback;
     }
 
-    private static TimeSpan Time(IReadOnlyDictionary<string, string> metadata, string key, TimeSpan fallback, Action<string, string> error)
+    /// <summary>A duration; <paramref name="max"/> for those that run a timer or are added to the clock (a break's end).</summary>
+    private static TimeSpan Time(IReadOnlyDictionary<string, string> metadata, string key, TimeSpan fallback, Action<string, string> error, TimeSpan? max = null)
     {
         if (!metadata.TryGetValue(key, out var text)) return fallback;
-        if (Duration.TryParse(text, out var t)) return t;
-        error(key, $"'{text}' is not a duration such as \"500ms\" or \"10s\"");
+        if (Duration.TryParse(text, out var t) && (max is null || t <= max)) return t;
+        error(key, max is null ? $"'{text}' is not a duration such as \"500ms\" or \"10s\""
+            : $"'{text}' is not a duration of at most {Duration.MaxTimeoutText}, such as \"500ms\" or \"10s\"");
         return fallback;
     }
 }

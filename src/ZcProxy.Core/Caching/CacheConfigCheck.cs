@@ -13,6 +13,7 @@ internal sealed partial class CacheConfigCheck : IConfigCheck
         var file = config.Files[0];
         if (cache.MaxEntrySize <= 0) yield return new(file, "$.Cache.MaxEntrySize", "must be greater than zero");
         if (cache.LockTimeout < TimeSpan.Zero) yield return new(file, "$.Cache.LockTimeout", "must not be negative");
+        if (cache.LockTimeout > Duration.MaxTimeout) yield return new(file, "$.Cache.LockTimeout", $"must be at most {Duration.MaxTimeoutText} (a waiting request runs a timer)");
         if (cache.Inactive <= TimeSpan.Zero) yield return new(file, "$.Cache.Inactive", "must be greater than zero");
         for (int i = 0; i < cache.Methods.Count; i++)
             if (cache.Methods[i]?.ToUpperInvariant() is not ("GET" or "HEAD"))

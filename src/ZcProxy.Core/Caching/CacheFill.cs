@@ -18,7 +18,7 @@ internal sealed partial class CacheFill : IDisposable
     private readonly string _tempPath;
     private readonly long? _declaredLength;
     private readonly long _maxEntrySize;
-    private readonly bool _large;
+    private readonly bool _keepOutOfPageCache;
     private StoredResponse _head;
     private SafeFileHandle? _file;
     private long _bodyOffset;
@@ -33,7 +33,11 @@ internal sealed partial class CacheFill : IDisposable
         _hash = hash;
         _declaredLength = declaredLength;
         _maxEntrySize = cache.Options.MaxEntrySize;
-        _large = declaredLength is null || declaredLength >= cache.Options.DirectIoThreshold;
+        // Under "threshold" a big entry is always read with O_DIRECT, so its pages are of no use in the page cache. Under
+        // "residency" they stay: a new entry is the likeliest to be asked for again, hits of it go out with sendfile while
+        // the kernel keeps it, and once evicted it is read with O_DIRECT and does not come back.
+        var options = cache.Options;
+        _keepOutOfPageCache = options.DirectIo == Output.DirectIoMode.Threshold && (declaredLength is null || declaredLength >= options.DirectIoThreshold);
         _tempPath = $"{cache.PathFor(hash)}.{cache.TempTag}-{Guid.NewGuid():N}.tmp";
     }
 
@@ -77,7 +81,7 @@ internal sealed partial class CacheFill : IDisposable
             _written += data.Length;
             // Big bodies are written so they do not push hot entries out of the page cache: DONTNEED starts
             // write-back of what was written and drops what is already clean (nginx does the same with directio).
-            if (_large && _written - _advised >= AdviseEvery)
+            if (_keepOutOfPageCache && _written - _advised >= AdviseEvery)
             {
                 Syscalls.Fadvise(_file, 0, _bodyOffset + _written, LinuxConstants.POSIX_FADV_DONTNEED);
                 _advised = _written;
@@ -103,7 +107,7 @@ internal sealed partial class CacheFill : IDisposable
             _head = _head with { BodyLength = _written };
             var block = EntryFile.Serialize(_head, out _, _bodyOffset);
             RandomAccess.Write(_file, block, 0);
-            if (_large) Syscalls.Fadvise(_file, 0, 0, LinuxConstants.POSIX_FADV_DONTNEED);
+            if (_keepOutOfPageCache) Syscalls.Fadvise(_file, 0, 0, LinuxConstants.POSIX_FADV_DONTNEED);
             _file.Dispose();
             _file = null;
             var finalPath = _cache.PathFor(_hash);

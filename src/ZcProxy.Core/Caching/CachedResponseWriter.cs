@@ -6,10 +6,11 @@ namespace ZcProxy.Core.Caching;
 
 /// <summary>
 /// Answers a request from an opened entry: stored head plus Age and X-Cache-Status, client conditionals (304/412),
-/// HEAD, a single Range (206/416). The body is a file range below DirectIoThreshold and an O_DIRECT file at or above
-/// it; <see cref="ResponseBodySender"/> decides how it moves (sendfile, sends from the aligned buffers, or a copy).
+/// HEAD, a single Range (206/416). Whether the body is read from the page cache or with O_DIRECT is
+/// <see cref="FileRangeSending"/>'s decision (Cache.DirectIo); <see cref="ResponseBodySender"/> decides how it moves
+/// (sendfile, sends from the aligned buffers, or a copy).
 /// </summary>
-internal sealed class CachedResponseWriter(DiskCache cache, ResponseBodySender sender, BodyOutcomeReport report)
+internal sealed class CachedResponseWriter(DiskCache cache, FileRangeSending files, ResponseBodySender sender, BodyOutcomeReport report)
 {
     public async Task WriteAsync(HttpContext context, OpenEntry entry, string status, TimeSpan age)
     {
@@ -56,10 +57,10 @@ internal sealed class CachedResponseWriter(DiskCache cache, ResponseBodySender s
 
     private async Task SendBodyAsync(HttpContext context, OpenEntry entry, long start, long length)
     {
-        long fileOffset = entry.BodyOffset + start;
-        BodySource? direct = entry.Response.BodyLength >= cache.Options.DirectIoThreshold
-            ? DirectFileSource.TryOpen(entry.Path, entry.BodyOffset + entry.Response.BodyLength, fileOffset, length) : null;
-        await using var source = direct ?? new FileRangeSource(entry.File, fileOffset, length);
+        var options = cache.Options;
+        long bodyLength = entry.Response.BodyLength;
+        await using var source = files.Open(entry.File, entry.Path, entry.BodyOffset + bodyLength, entry.BodyOffset + start, length, bodyLength,
+            new DirectIoPolicy(options.DirectIo, options.DirectIoThreshold));
         var result = await sender.SendAsync(context, source);
         if (!result.IsComplete) report.StoredBodyFailed(context, result, entry.Response.Key);
     }

@@ -12,8 +12,23 @@ internal static class ConfigFileLoader
 {
     private const string IncludeKey = "Include";
     private const string ReverseProxyKey = "ReverseProxy";
+    private const string NullMessage = "null is not a value here: leave the key out for its default";
 
+    /// <summary>The whole configuration, or null when any problem was found (each one added to <paramref name="errors"/>).</summary>
     public static LoadedConfig? Load(string mainFile, List<ConfigError> errors)
+    {
+        int errorsBefore = errors.Count;
+        var config = Read(mainFile, errors);
+        return errors.Count > errorsBefore ? null : config;
+    }
+
+    /// <summary>
+    /// Reads all it can, so that validation can report every problem at once: a section, route or cluster that cannot
+    /// be read is reported and left out (an unread section keeps its defaults, an unread route or cluster id still
+    /// counts as defined), and everything else is read. Null only when the main file is not a readable JSON object.
+    /// A config read with errors must never be applied.
+    /// </summary>
+    public static LoadedConfig? Read(string mainFile, List<ConfigError> errors)
     {
         mainFile = Path.GetFullPath(mainFile);
         var files = new List<string> { mainFile };
@@ -21,8 +36,12 @@ internal static class ConfigFileLoader
         var clusters = new List<ClusterConfig>();
         var routeSources = new Dictionary<string, ConfigSource>(StringComparer.OrdinalIgnoreCase);
         var clusterSources = new Dictionary<string, ConfigSource>(StringComparer.OrdinalIgnoreCase);
-        int errorsBefore = errors.Count;
 
+        if (!File.Exists(mainFile) && !Directory.Exists(mainFile))
+        {
+            errors.Add(new(mainFile, "$", "the configuration file does not exist"));
+            return null;
+        }
         using var main = ParseFile(mainFile, errors);
         if (main is null) return null;
         var root = main.RootElement;
@@ -32,12 +51,12 @@ internal static class ConfigFileLoader
             return null;
         }
 
-        var optionSections = new JsonObject();
+        var optionSections = new List<JsonProperty>();
         var includes = new List<string>();
         bool sawReverseProxy = false;
         foreach (var property in root.EnumerateObject())
         {
-            if (property.NameEquals(IncludeKey) || string.Equals(property.Name, IncludeKey, StringComparison.OrdinalIgnoreCase))
+            if (string.Equals(property.Name, IncludeKey, StringComparison.OrdinalIgnoreCase))
                 includes.AddRange(ReadIncludePatterns(property.Value, mainFile, errors));
             else if (string.Equals(property.Name, ReverseProxyKey, StringComparison.OrdinalIgnoreCase))
             {
@@ -45,11 +64,12 @@ internal static class ConfigFileLoader
                 ReadReverseProxy(property.Value, mainFile, "$.ReverseProxy", routes, clusters, routeSources, clusterSources, errors);
             }
             else
-                optionSections[property.Name] = JsonNode.Parse(property.Value.GetRawText(), documentOptions: ConfigJson.DocumentOptions);
+                optionSections.Add(property);
         }
         if (!sawReverseProxy) errors.Add(new(mainFile, "$", "the 'ReverseProxy' section is required"));
 
-        var options = ReadOptions(optionSections, mainFile, errors);
+        var unreadSections = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var options = ReadOptions(optionSections, mainFile, errors, unreadSections);
 
         foreach (var pattern in includes)
         {
@@ -63,8 +83,7 @@ internal static class ConfigFileLoader
             }
         }
 
-        if (errors.Count > errorsBefore || options is null) return null;
-        return new LoadedConfig(options, routes, clusters, files, routeSources, clusterSources);
+        return new LoadedConfig(options, routes, clusters, files, routeSources, clusterSources) { UnreadSections = unreadSections };
     }
 
     private static JsonDocument? ParseFile(string file, List<ConfigError> errors)
@@ -147,49 +166,77 @@ internal static class ConfigFileLoader
             {
                 var itemPath = $"{itemsPath}.{item.Name}";
                 var source = new ConfigSource(file, itemPath);
+                // An id whose definition cannot be read is still defined: a route naming that cluster is not a second problem.
                 if (isRoutes)
                 {
                     var route = Deserialize<RouteConfig>(item.Value, file, itemPath, errors);
-                    if (route is null) continue;
                     if (routeSources.TryGetValue(item.Name, out var first))
                         errors.Add(new(file, itemPath, $"duplicate route id '{item.Name}' (first defined in {first.File} at {first.JsonPath})"));
                     else
                     {
                         routeSources[item.Name] = source;
-                        routes.Add(route with { RouteId = item.Name });
+                        if (route is not null) routes.Add(route with { RouteId = item.Name });
                     }
                 }
                 else
                 {
                     var cluster = Deserialize<ClusterConfig>(item.Value, file, itemPath, errors);
-                    if (cluster is null) continue;
                     if (clusterSources.TryGetValue(item.Name, out var first))
                         errors.Add(new(file, itemPath, $"duplicate cluster id '{item.Name}' (first defined in {first.File} at {first.JsonPath})"));
                     else
                     {
                         clusterSources[item.Name] = source;
-                        clusters.Add(cluster with { ClusterId = item.Name });
+                        if (cluster is not null) clusters.Add(cluster with { ClusterId = item.Name });
                     }
                 }
             }
         }
     }
 
-    private static ZcProxyOptions? ReadOptions(JsonObject sections, string file, List<ConfigError> errors)
+    /// <summary>
+    /// Each section on its own, so that one broken section does not hide the problems of the others (the serializer
+    /// stops at its first error); then the sections that read cleanly, together. A broken section keeps its defaults.
+    /// </summary>
+    private static ZcProxyOptions ReadOptions(List<JsonProperty> sections, string file, List<ConfigError> errors, HashSet<string> unread)
     {
-        try
+        var readable = new JsonObject();
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var section in sections)
         {
-            return sections.Deserialize<ZcProxyOptions>(ConfigJson.SerializerOptions) ?? new ZcProxyOptions();
+            if (!seen.Add(section.Name))
+            {
+                errors.Add(new(file, $"$.{section.Name}", "this section appears twice"));
+                unread.Add(section.Name);
+                continue;
+            }
+            if (ConfigJson.FirstNull(section.Value, $"$.{section.Name}") is { } nullAt)
+            {
+                errors.Add(new(file, nullAt, NullMessage));
+                unread.Add(section.Name);
+                continue;
+            }
+            var alone = new JsonObject { [section.Name] = JsonNode.Parse(section.Value.GetRawText(), documentOptions: ConfigJson.DocumentOptions) };
+            try
+            {
+                alone.Deserialize<ZcProxyOptions>(ConfigJson.SerializerOptions);
+                readable[section.Name] = JsonNode.Parse(section.Value.GetRawText(), documentOptions: ConfigJson.DocumentOptions);
+            }
+            catch (JsonException e)
+            {
+                errors.Add(new(file, e.Path ?? $"$.{section.Name}", Describe(e)));
+                unread.Add(section.Name);
+            }
         }
-        catch (JsonException e)
-        {
-            errors.Add(new(file, e.Path ?? "$", Describe(e)));
-            return null;
-        }
+        return readable.Deserialize<ZcProxyOptions>(ConfigJson.SerializerOptions) ?? new ZcProxyOptions();
     }
 
     private static T? Deserialize<T>(JsonElement element, string file, string path, List<ConfigError> errors) where T : class
     {
+        if (ConfigJson.FirstNull(element, path) is { } nullAt)
+        {
+            errors.Add(new(file, nullAt, NullMessage));
+            return null;
+        }
         try
         {
             return element.Deserialize<T>(ConfigJson.SerializerOptions)

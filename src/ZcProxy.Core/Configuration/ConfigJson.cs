@@ -18,6 +18,31 @@ internal static class ConfigJson
 
     public static readonly JsonSerializerOptions SerializerOptions = Create();
 
+    /// <summary>
+    /// The JSON path of the first null in <paramref name="element"/>, or null when there is none. A null is never a
+    /// setting (leaving the key out is), and the readers after us (ours, YARP's validator) do not expect one inside an
+    /// object they were given, so the loader reports it instead.
+    /// </summary>
+    public static string? FirstNull(JsonElement element, string path)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Null:
+                return path;
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                    if (FirstNull(property.Value, $"{path}.{property.Name}") is { } found) return found;
+                return null;
+            case JsonValueKind.Array:
+                int i = 0;
+                foreach (var item in element.EnumerateArray())
+                    if (FirstNull(item, $"{path}[{i++}]") is { } found) return found;
+                return null;
+            default:
+                return null;
+        }
+    }
+
     private static JsonSerializerOptions Create()
     {
         var options = new JsonSerializerOptions
@@ -41,8 +66,8 @@ internal sealed class DurationJsonConverter : JsonConverter<TimeSpan>
 {
     public override TimeSpan Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
-        if (reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var seconds) && seconds >= 0)
-            return TimeSpan.FromSeconds(seconds);
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var seconds) && Duration.TryFromSeconds(seconds, out var fromSeconds))
+            return fromSeconds;
         if (reader.TokenType == JsonTokenType.String && Duration.TryParse(reader.GetString(), out var value))
             return value;
         throw new JsonException("expected a duration such as \"500ms\", \"10s\", \"10m\", \"1h\" or \"00:00:10\"");
@@ -63,6 +88,25 @@ internal sealed class ByteSizeJsonConverter : JsonConverter<long>
     }
 
     public override void Write(Utf8JsonWriter writer, long value, JsonSerializerOptions options) => writer.WriteStringValue(ByteSize.Format(value));
+}
+
+/// <summary>Cache.DirectIo: "residency", "threshold" or "off" (any case); anything else names the three.</summary>
+internal sealed class DirectIoModeJsonConverter : JsonConverter<Output.DirectIoMode>
+{
+    public override Output.DirectIoMode Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.String)
+            switch (reader.GetString()?.ToLowerInvariant())
+            {
+                case "residency": return Output.DirectIoMode.Residency;
+                case "threshold": return Output.DirectIoMode.Threshold;
+                case "off": return Output.DirectIoMode.Off;
+            }
+        throw new JsonException("expected \"residency\", \"threshold\" or \"off\"");
+    }
+
+    public override void Write(Utf8JsonWriter writer, Output.DirectIoMode value, JsonSerializerOptions options)
+        => writer.WriteStringValue(value.ToString().ToLowerInvariant());
 }
 
 /// <summary>Metadata maps are string → string in YARP; operators write numbers and booleans too.</summary>

@@ -3,27 +3,55 @@ using Yarp.ReverseProxy.Configuration;
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>
-/// Semantic validation of a loaded configuration: YARP's own validator for every route and cluster,
-/// ZcProxy's cross-file rules, and every registered <see cref="IConfigCheck"/>.
+/// Semantic validation of a loaded configuration: the main file's own sections (<see cref="OptionsCheck"/>), YARP's
+/// own validator for every route and cluster, ZcProxy's cross-file rules, and every registered <see cref="IConfigCheck"/>.
 /// </summary>
 internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerable<IConfigCheck> checks)
 {
+    /// <summary>
+    /// What `check`, the start and every reload run: read the main file and its includes, validate, and report every
+    /// problem at once. The config comes back only when there is none. Never throws: a defect in reading or validating
+    /// is one more error line, not a stack trace (nor, on reload, a systemd left at RELOADING=1).
+    /// </summary>
+    public async Task<(LoadedConfig? Config, List<ConfigError> Errors)> LoadAndValidateAsync(string mainFile)
+    {
+        var errors = new List<ConfigError>();
+        try
+        {
+            var config = ConfigFileLoader.Read(mainFile, errors);
+            if (config is not null) errors.AddRange(await ValidateAsync(config));
+            return (errors.Count == 0 ? config : null, errors);
+        }
+#pragma warning disable CA1031 // any defect becomes an error line: a broken edit must never take the proxy (or check) down
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            errors.Add(new(Path.GetFullPath(mainFile), "$", $"internal error while reading the configuration ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")})"));
+            return (null, errors);
+        }
+    }
+
     public async Task<List<ConfigError>> ValidateAsync(LoadedConfig config)
     {
         var errors = new List<ConfigError>();
         var main = config.Files[0];
-        CheckListeners(config.Options, main, errors);
+        OptionsCheck.Check(config.Options, main, errors);
 
-        var clusterIds = new HashSet<string>(config.Clusters.Select(c => c.ClusterId), StringComparer.OrdinalIgnoreCase);
         foreach (var route in config.Routes)
         {
             var at = config.RouteSources[route.RouteId];
             if (string.IsNullOrEmpty(route.ClusterId))
                 errors.Add(new(at.File, at.JsonPath + ".ClusterId", "is required"));
-            else if (!clusterIds.Contains(route.ClusterId))
+            else if (!config.ClusterSources.ContainsKey(route.ClusterId)) // a cluster that could not be read is still defined
                 errors.Add(new(at.File, at.JsonPath + ".ClusterId", $"cluster '{route.ClusterId}' is not defined in any configuration file"));
-            if (route.Metadata?.TryGetValue("Cache", out var cache) == true && IsOn(cache) && config.Options.Cache is null)
-                errors.Add(new(at.File, at.JsonPath + ".Metadata.Cache", "caching is on for this route but the main file has no 'Cache' section"));
+            if (route.Metadata?.TryGetValue("Cache", out var cache) == true)
+            {
+                if (!IsOn(cache) && !IsOff(cache))
+                    errors.Add(new(at.File, at.JsonPath + ".Metadata.Cache", $"'{cache}' is neither \"on\" nor \"off\""));
+                else if (IsOn(cache) && config.Options.Cache is null && !config.UnreadSections.Contains("Cache"))
+                    errors.Add(new(at.File, at.JsonPath + ".Metadata.Cache", "caching is on for this route but the main file has no 'Cache' section"));
+            }
+            CheckTransforms(route, at, errors);
             foreach (var e in await yarpValidator.ValidateRouteAsync(route))
                 errors.Add(new(at.File, at.JsonPath, e.Message));
         }
@@ -33,12 +61,15 @@ internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerabl
             var at = config.ClusterSources[cluster.ClusterId];
             foreach (var (name, destination) in cluster.Destinations ?? new Dictionary<string, DestinationConfig>())
             {
-                if (!Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
+                if (destination is null)
+                    errors.Add(new(at.File, $"{at.JsonPath}.Destinations.{name}", "must be an object with an \"Address\""));
+                else if (!Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
                     errors.Add(new(at.File, $"{at.JsonPath}.Destinations.{name}.Address",
                         $"'{destination.Address}' is not an absolute http:// or https:// URL"));
             }
             foreach (var e in await yarpValidator.ValidateClusterAsync(cluster))
                 errors.Add(new(at.File, at.JsonPath, e.Message));
+            CheckClusterTimers(cluster, at, errors);
         }
 
         foreach (var check in checks)
@@ -49,27 +80,35 @@ internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerabl
     public static bool IsOn(string? value) => value is not null &&
         (value.Equals("on", StringComparison.OrdinalIgnoreCase) || value.Equals("true", StringComparison.OrdinalIgnoreCase));
 
-    private static void CheckListeners(ZcProxyOptions options, string file, List<ConfigError> errors)
+    public static bool IsOff(string? value) => value is not null &&
+        (value.Equals("off", StringComparison.OrdinalIgnoreCase) || value.Equals("false", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// A transform value with CR, LF or NUL cannot become a header field (RFC 9110 5.5) or a clean path or query: YARP
+    /// accepts it, and the request then loses the header silently. Rejected here, where the operator sees it.
+    /// </summary>
+    private static void CheckTransforms(RouteConfig route, ConfigSource at, List<ConfigError> errors)
     {
-        if (options.Listen.Count == 0) errors.Add(new(file, "$.Listen", "at least one listener is required"));
-        var seen = new HashSet<string>();
-        for (int i = 0; i < options.Listen.Count; i++)
+        if (route.Transforms is not { } transforms) return;
+        for (int i = 0; i < transforms.Count; i++)
+            foreach (var (key, value) in transforms[i] ?? new Dictionary<string, string>())
+                if (key.AsSpan().IndexOfAny('\r', '\n', '\0') >= 0 || value?.AsSpan().IndexOfAny('\r', '\n', '\0') >= 0)
+                    errors.Add(new(at.File, $"{at.JsonPath}.Transforms[{i}].{key.ReplaceLineEndings(" ")}", "must not contain CR, LF or NUL characters"));
+    }
+
+    /// <summary>
+    /// YARP's own timers (probes, reactivation, the forwarders' activity timeout) take at most <see cref="Duration.MaxTimeout"/>;
+    /// YARP's validator already wants them above zero.
+    /// </summary>
+    private static void CheckClusterTimers(ClusterConfig cluster, ConfigSource at, List<ConfigError> errors)
+    {
+        void Check(TimeSpan? value, string path)
         {
-            if (!ListenUrl.TryParse(options.Listen[i].Url, out var url, out var error)) errors.Add(new(file, $"$.Listen[{i}].Url", error));
-            else if (!seen.Add($"{url!.Address}|{url.IsLocalhost}|{url.Port}") && url.Port != 0)
-                errors.Add(new(file, $"$.Listen[{i}].Url", "this address is listed twice"));
-            else if (url!.IsHttps)
-                ListenerCertificate.TryLoad(options.Listen[i], file, $"$.Listen[{i}]", errors)?.Dispose();
-            else if (options.Listen[i].Certificate is not null)
-                errors.Add(new(file, $"$.Listen[{i}].Certificate", "a certificate is only used by https:// listeners"));
+            if (value > Duration.MaxTimeout) errors.Add(new(at.File, $"{at.JsonPath}.{path}", $"must be at most {Duration.MaxTimeoutText}"));
         }
-        if (options.Admin is { } admin && !ListenUrl.TryParse(admin.Url, out _, out var adminError))
-            errors.Add(new(file, "$.Admin.Url", adminError));
-        if (options.ZeroCopy.SpliceThreshold < 0) errors.Add(new(file, "$.ZeroCopy.SpliceThreshold", "must not be negative"));
-        if (options.Cache is { } cache)
-        {
-            if (string.IsNullOrWhiteSpace(cache.Path)) errors.Add(new(file, "$.Cache.Path", "must name a directory"));
-            if (cache.MaxSize <= 0) errors.Add(new(file, "$.Cache.MaxSize", "must be greater than zero"));
-        }
+        Check(cluster.HttpRequest?.ActivityTimeout, "HttpRequest.ActivityTimeout");
+        Check(cluster.HealthCheck?.Active?.Interval, "HealthCheck.Active.Interval");
+        Check(cluster.HealthCheck?.Active?.Timeout, "HealthCheck.Active.Timeout");
+        Check(cluster.HealthCheck?.Passive?.ReactivationPeriod, "HealthCheck.Passive.ReactivationPeriod");
     }
 }

@@ -42,12 +42,11 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         try
         {
             _lifecycle.OnReloading();
-            var errors = new List<ConfigError>();
-            var next = ConfigFileLoader.Load(MainFile, errors);
-            if (next is not null) errors.AddRange(await _validator.ValidateAsync(next));
+            // Never throws: whatever happens, the attempt ends with OnReloaded (systemd's READY=1 after RELOADING=1).
+            var (next, errors) = await _validator.LoadAndValidateAsync(MainFile);
 
             ConfigReloadOutcome outcome;
-            if (errors.Count > 0 || next is null)
+            if (next is null)
             {
                 foreach (var error in errors) LogRejected(reason, error.ToString());
                 outcome = new ConfigReloadOutcome(false, _loaded.Routes.Count, _loaded.Clusters.Count, errors.Select(e => e.ToString()).ToList());
@@ -91,7 +90,18 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
             LogNeedsRestart("Cache.Path", after.Cache?.Path ?? "(none)");
         if (before.Demo != after.Demo && !(before.Demo?.Origins.SequenceEqual(after.Demo?.Origins ?? []) ?? after.Demo is null))
             LogNeedsRestart("Demo", "changed");
+        // Kestrel's limits, the host's shutdown timeout and the access-log output are all set up once, at start.
+        if (before.Limits != after.Limits)
+            LogNeedsRestart("Limits", DescribeLimits(after.Limits));
+        if (before.DrainTimeout != after.DrainTimeout)
+            LogNeedsRestart("DrainTimeout", after.DrainTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture));
+        if (before.AccessLog != after.AccessLog)
+            LogNeedsRestart("AccessLog.Path", after.AccessLog.Path);
     }
+
+    private static string DescribeLimits(ClientLimits l) =>
+        $"MaxRequestBodySize {ByteSize.Format(l.MaxRequestBodySize)}, MaxRequestHeadersSize {ByteSize.Format(l.MaxRequestHeadersSize)}, " +
+        $"KeepAliveTimeout {l.KeepAliveTimeout:c}, RequestHeadersTimeout {l.RequestHeadersTimeout:c}, MaxConnections {l.MaxConnections}";
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "configuration reloaded: {Routes} routes, {Clusters} clusters ({Reason})")]
     private partial void LogReloaded(int routes, int clusters, string reason);

@@ -60,6 +60,8 @@ internal sealed record CacheOptions
     public required string Path { get; init; }
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxSize { get; init; } = 10L << 30;
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long DirectIoThreshold { get; init; } = 4L << 20;
+    /// <summary>"residency" (default): O_DIRECT only for hits of at least DirectIoThreshold that are not in the page cache; "threshold": for every such hit; "off": never.</summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(DirectIoModeJsonConverter))] public Output.DirectIoMode DirectIo { get; init; } = Output.DirectIoMode.Residency;
     public TimeSpan Inactive { get; init; } = TimeSpan.FromMinutes(10);
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxEntrySize { get; init; } = 1L << 30;
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MinFreeDisk { get; init; } = 100L << 20;

@@ -215,7 +215,10 @@ internal sealed partial class ZeroCopyForwarder(
         // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
         // Bodies the sender copies whatever else holds (too short to splice, chunked, close-delimited) may be consumed with
         // the head: one recv for a small response. Splice-sized ones stay in the kernel for the sender to decide on.
-        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token, _alwaysCopied);
+        // Interim responses (103 Early Hints...) go on to an HTTP/1.1 client as they arrive.
+        var interimRecipient = InterimResponses.Recipient(context);
+        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token, _alwaysCopied,
+            interimRecipient is null ? null : InterimResponses.ForwardAsync, interimRecipient);
         if (framing != RequestBodyFraming.None)
         {
             var bodyTask = RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, stopBody.Token);

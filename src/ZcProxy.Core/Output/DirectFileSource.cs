@@ -7,7 +7,7 @@ using static ZcProxy.Native.LinuxConstants;
 namespace ZcProxy.Core.Output;
 
 /// <summary>
-/// A byte range of a file opened with O_DIRECT (a cached body at or above DirectIoThreshold), so that a big body does
+/// A byte range of a file opened with O_DIRECT (<see cref="FileRangeSending"/> chose it for a big cold range), so that a big body does
 /// not evict hot small entries from the page cache (nginx's directio + aio). Read ahead into aligned buffers
 /// (<see cref="DirectReadAhead"/>); the kernel move sends from those buffers straight to the client socket, the copy
 /// passes them to the response body. Counted as "directio" either way. Owns the O_DIRECT handle.

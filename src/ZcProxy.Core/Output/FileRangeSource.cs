@@ -7,7 +7,7 @@ using ZcProxy.Native;
 namespace ZcProxy.Core.Output;
 
 /// <summary>
-/// A byte range of a file (a cached body below DirectIoThreshold): moved with sendfile(2), or copied with preads.
+/// A byte range of a file sent from the page cache (<see cref="FileRangeSending"/> chose it): moved with sendfile(2), or copied with preads.
 /// The file handle stays the caller's.
 /// </summary>
 internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length) : BodySource
@@ -26,7 +26,7 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
         if (left == 0) return ValueTask.FromResult(SourceRead.End);
         _buffer ??= ArrayPool<byte>.Shared.Rent((int)Math.Min(CopyBufferSize, length));
         int n;
-        // Below DirectIoThreshold the bytes are normally in the page cache: a plain pread beats a thread-pool hop.
+        // Chosen when the bytes are small or resident, so normally in the page cache: a plain pread beats a thread-pool hop.
         try { n = RandomAccess.Read(file, _buffer.AsSpan(0, (int)Math.Min(_buffer.Length, left)), offset + _copied); }
         catch (Exception e) when (e is IOException or ObjectDisposedException) { return ValueTask.FromResult(SourceRead.Failed(BodyOutcome.SourceFailed, $"file read failed: {e.Message}")); }
         if (n == 0) return ValueTask.FromResult(SourceRead.Failed(BodyOutcome.SourceEnded, $"the file ended {left} bytes before the promised length"));

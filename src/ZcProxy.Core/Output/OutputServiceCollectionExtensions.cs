@@ -14,6 +14,7 @@ internal static class OutputServiceCollectionExtensions
         services.TryAddSingleton<ForwardingMetrics>();
         services.TryAddSingleton<ResponseBodySender>();
         services.TryAddSingleton<BodyOutcomeReport>();
+        services.TryAddSingleton<FileRangeSending>();
         return services;
     }
 }

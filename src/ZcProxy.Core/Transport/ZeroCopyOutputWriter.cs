@@ -69,8 +69,11 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
             return new FlushResult(isCanceled: true, isCompleted: false);
         }
         Interlocked.Exchange(ref _flushing, 1);
+        bool gated = false;
         try
         {
+            await _sendGate.WaitAsync(cancellationToken); // never in the middle of an interim head (ZeroCopyOutputWriter.Interim.cs)
+            gated = true;
             await SendBufferedAsync(more: _hole is not null || _expectHole, cancellationToken);
             if (_hole is not null) await MoveHoleAsync(cancellationToken);
             return new FlushResult(isCanceled: false, isCompleted: _completed);
@@ -95,6 +98,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         }
         finally
         {
+            if (gated) _sendGate.Release();
             Interlocked.Exchange(ref _flushing, 0);
             if (_completed) ReleaseSegments();
         }

@@ -62,15 +62,18 @@ internal sealed partial class UpstreamConnection : IDisposable
     }
 
     /// <summary>
-    /// Reads heads until a final (non-1xx) one: 100 Continue and other interim responses are consumed and
-    /// skipped (the request body is sent without waiting for 100). 101 is returned to the caller, who did not ask for an upgrade.
+    /// Reads heads until a final (non-1xx) one: 100 Continue and other interim responses are consumed and handed to
+    /// <paramref name="onInterim"/> if given, else skipped (the request body is sent without waiting for 100). 101 is
+    /// returned to the caller, who did not ask for an upgrade.
     /// </summary>
     /// <param name="alwaysCopied">
     /// Null: consume the head only (the body stays in the kernel). Otherwise a final response whose body will be
     /// copied (a Content-Length for which this says so, chunked, close-delimited) may have body bytes consumed with
     /// its head, never more than its Content-Length; they are in <see cref="PrefetchedBody"/> until <see cref="ReleasePrefetchedBody"/>.
     /// </param>
-    public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken, Func<long, bool>? alwaysCopied = null)
+    /// <param name="onInterim">Called with each interim head (not 101) and <paramref name="interimState"/> before the next head is read.</param>
+    public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken,
+        Func<long, bool>? alwaysCopied = null, Func<ResponseHead, object?, ValueTask>? onInterim = null, object? interimState = null)
     {
         ReleasePrefetchedBody();
         long received = 0;
@@ -79,6 +82,7 @@ internal sealed partial class UpstreamConnection : IDisposable
             var head = await ReadOneHeadAsync(requestWasHead, limits, received, alwaysCopied, cancellationToken);
             received += head.HeadLength;
             if (!head.IsInterim || head.StatusCode == 101) return head;
+            if (onInterim is not null) await onInterim(head, interimState);
         }
     }
 

@@ -6,18 +6,9 @@ namespace ZcProxy.Cli;
 /// <summary>Loads and validates the whole configuration without binding anything (like `nginx -t`).</summary>
 internal static class CheckCommand
 {
-    public static async Task<(LoadedConfig? Config, List<ConfigError> Errors)> LoadAndValidateAsync(string mainFile)
-    {
-        var errors = new List<ConfigError>();
-        if (!File.Exists(mainFile))
-        {
-            errors.Add(new(mainFile, "$", "the configuration file does not exist"));
-            return (null, errors);
-        }
-        var config = ConfigFileLoader.Load(mainFile, errors);
-        if (config is not null) errors.AddRange(await ProxyServices.ValidateAsync(config));
-        return (errors.Count == 0 ? config : null, errors);
-    }
+    /// <summary>The main file and its includes, validated; every problem at once (file + JSON path).</summary>
+    public static Task<(LoadedConfig? Config, List<ConfigError> Errors)> LoadAndValidateAsync(string mainFile)
+        => ProxyServices.LoadAndValidateAsync(mainFile);
 
     public static async Task<int> RunAsync(string mainFile)
     {

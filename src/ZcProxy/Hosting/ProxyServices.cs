@@ -38,14 +38,26 @@ internal static class ProxyServices
         return services;
     }
 
-    /// <summary>Validates a loaded configuration with a throw-away container: used by `check` and before the first start.</summary>
+    /// <summary>Validates a loaded configuration with a throw-away container (tests validate what they loaded).</summary>
     public static async Task<List<ConfigError>> ValidateAsync(LoadedConfig config)
+    {
+        await using var provider = ValidationServices(config.Options);
+        return await provider.GetRequiredService<ConfigValidator>().ValidateAsync(config);
+    }
+
+    /// <summary>Reads and validates the configuration as `check` and the first start do, with a throw-away container.</summary>
+    public static async Task<(LoadedConfig? Config, List<ConfigError> Errors)> LoadAndValidateAsync(string mainFile)
+    {
+        await using var provider = ValidationServices(new ZcProxyOptions());
+        return await provider.GetRequiredService<ConfigValidator>().LoadAndValidateAsync(mainFile);
+    }
+
+    private static ServiceProvider ValidationServices(ZcProxyOptions options)
     {
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddZcProxyServices(config.Options);
-        await using var provider = services.BuildServiceProvider();
-        return await provider.GetRequiredService<ConfigValidator>().ValidateAsync(config);
+        services.AddZcProxyServices(options);
+        return services.BuildServiceProvider();
     }
 
     public static void UseFileConfig(this IServiceCollection services, string mainFile, LoadedConfig initial)

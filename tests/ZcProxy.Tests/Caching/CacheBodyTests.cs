@@ -90,7 +90,8 @@ public class CacheBodyTests
     public async Task LargeHit_AtOrAboveThreshold_DirectIo_ByteExact_AndRangeAtUnalignedOffset(int size)
     {
         var body = CacheRig.RandomBody(size, 3);
-        await using var rig = await CacheRig.StartAsync(Serve("/l", body));
+        // "threshold": every hit of at least DirectIoThreshold, resident or not (the residency rule: CacheDirectIoTests).
+        await using var rig = await CacheRig.StartAsync(Serve("/l", body), cacheSettings: "\"DirectIo\": \"threshold\"");
         var miss = await rig.SendAsync("/l");
         Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await miss.Content.ReadAsByteArrayAsync()));
         double direct = await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}");

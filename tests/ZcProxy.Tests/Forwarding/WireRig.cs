@@ -31,8 +31,9 @@ internal sealed class WireRig : IAsyncDisposable
     /// <param name="routeExtra">Extra JSON members of the route, e.g. "Transforms": [...] or "Metadata": { "Cache": "on" }.</param>
     /// <param name="extraSections">Extra top-level sections of the main file, e.g. "Cache": {...}.</param>
     /// <param name="destinationPath">A path after the destination's address, e.g. "base/" (YARP prefixes it to every request path).</param>
+    /// <param name="destinationUrl">Another origin to route to instead of the rig's own (which then sees nothing).</param>
     public static async Task<WireRig> StartAsync(bool zeroCopy, Func<RawRequest, Socket, Task<bool>> respond,
-        string routeExtra = "", string extraSections = "", string destinationPath = "")
+        string routeExtra = "", string extraSections = "", string destinationPath = "", string? destinationUrl = null)
     {
         var dir = new ConfigDirectory();
         WireRig? rig = null;
@@ -46,7 +47,7 @@ internal sealed class WireRig : IAsyncDisposable
             var route = routeExtra.Length > 0 ? routeExtra + "," : "";
             dir.WriteMain($$"""
                 { "Routes": { "r": { {{route}} "ClusterId": "c", "Match": { "Path": "/{**rest}" } } },
-                  "Clusters": { "c": { "Destinations": { "d": { "Address": "{{origin.Url + destinationPath}}" } } } } }
+                  "Clusters": { "c": { "Destinations": { "d": { "Address": "{{(destinationUrl ?? origin.Url) + destinationPath}}" } } } } }
                 """, $$"""
                 "AccessLog": { "Path": "off" },
                 "ZeroCopy": { "Enabled": {{(zeroCopy ? "true" : "false")}} }

@@ -12,7 +12,7 @@ public class ZeroCopyForwarderProtocolTests
     private static readonly HttpClient Client = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromSeconds(5) }) { Timeout = TimeSpan.FromSeconds(60) };
 
     [Fact]
-    public async Task InterimResponses_AreSkipped()
+    public async Task InterimResponses_BeforeTheFinalOne_LeaveTheConnectionReusable()
     {
         await using var origin = RawSocketOrigin.Start(async (_, socket) =>
         {

@@ -49,6 +49,39 @@ public class ProxyProcessTests
     }
 
     [Fact]
+    public async Task Check_DurationTooLongForTimeSpan_IsAnErrorLine_NotACrash()
+    {
+        using var dir = new ConfigDirectory();
+        dir.WriteMain("""{ "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }""",
+            "\"DrainTimeout\": \"99999999999d\"");
+
+        var (code, output) = await ProxyProcess.RunAsync("check", "--config", dir.MainFile);
+
+        Assert.Equal(1, code);
+        Assert.DoesNotContain("   at ", output);
+        Assert.StartsWith($"{dir.MainFile}: $.DrainTimeout: expected a duration", Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+    }
+
+    [Fact]
+    public async Task Reload_ChangingLimits_SaysARestartIsNeeded()
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        using var dir = new ConfigDirectory();
+        var routes = $$"""
+            { "Routes": { "r": { "ClusterId": "a", "Match": { "Path": "/{**rest}" } } }, "Clusters": { {{ConfigDirectory.Cluster("a", ("a1", a.Url))}} } }
+            """;
+        dir.WriteMain(routes);
+        using var proxy = ProxyProcess.Start(["--config", dir.MainFile]);
+        var (url, _) = await proxy.WaitForListenersAsync();
+
+        dir.WriteMain(routes, "\"Limits\": { \"KeepAliveTimeout\": \"5s\" }");
+
+        await proxy.WaitForLineAsync(@"'Limits' changed to .*KeepAliveTimeout 00:00:05.*: this takes effect only after a restart");
+        await proxy.WaitForLineAsync(@"configuration reloaded: 1 routes, 1 clusters");
+        Assert.Equal("A GET /x", await Client.GetStringAsync(url + "/x"));
+    }
+
+    [Fact]
     public async Task Check_ShippedDefaultConfig_IsValid()
     {
         var (code, output) = await ProxyProcess.RunAsync("check", "--config", Path.Combine(Repository.Root, "conf", "zcproxy.json"));

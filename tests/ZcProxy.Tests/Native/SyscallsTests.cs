@@ -162,4 +162,50 @@ public sealed class SyscallsTests
     }
 
     private readonly List<byte[]> _keepAlive = [];
+
+    [Fact]
+    public void Tee_DuplicatesWithoutConsuming_ThenSpliceToFile_WritesAtTheOffset_AndLeavesThePositionAlone()
+    {
+        var (aRead, aWrite) = Syscalls.CreatePipe();
+        var (bRead, bWrite) = Syscalls.CreatePipe();
+        var path = Path.Combine(Path.GetTempPath(), $"zc-tee-{Guid.NewGuid():N}");
+        try
+        {
+            using (aRead) using (aWrite) using (bRead) using (bWrite)
+            using (var file = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite))
+            {
+                Assert.Equal(5, Syscalls.Write(aWrite.Fd, "hello"u8).Bytes);
+                var teed = Syscalls.Tee(aRead.Fd, bWrite.Fd, 100, LinuxConstants.SPLICE_F_NONBLOCK);
+                Assert.Equal(5, teed.Bytes);
+                long offset = 4096;
+                bool added = false;
+                file.DangerousAddRef(ref added);
+                var spliced = Syscalls.SpliceToFile(bRead.Fd, (int)file.DangerousGetHandle(), ref offset, 5, LinuxConstants.SPLICE_F_MOVE);
+                file.DangerousRelease();
+                Assert.Equal((5L, 4101L), (spliced.Bytes, offset));
+                // The source pipe still holds its bytes; the copy went into the file at 4096.
+                var back = new byte[16];
+                Assert.Equal("hello", Encoding.ASCII.GetString(back, 0, (int)Syscalls.Read(aRead.Fd, back).Bytes));
+                Assert.Equal(4101, RandomAccess.GetLength(file));
+                Assert.Equal("hello", Encoding.ASCII.GetString(File.ReadAllBytes(path), 4096, 5));
+                // An empty source: tee would block.
+                Assert.True(Syscalls.Tee(aRead.Fd, bWrite.Fd, 100, LinuxConstants.SPLICE_F_NONBLOCK).WouldBlock);
+            }
+        }
+        finally { File.Delete(path); }
+    }
+
+    /// <summary>
+    /// cachestat is our own declaration (no glibc wrapper; this system's kernel headers predate it): number and structs
+    /// transcribed from the kernel, arch/x86/entry/syscalls/syscall_64.tbl (451 common cachestat), include/uapi/asm-generic/
+    /// unistd.h (#define __NR_cachestat 451, used by arm64), include/uapi/linux/mman.h (two and five __u64 fields).
+    /// </summary>
+    [Fact]
+    public void CacheStat_DeclarationMatchesTheKernel()
+    {
+        Assert.Equal(451, Libc.CacheStatSyscall);
+        Assert.Equal(16, Marshal.SizeOf<CacheStatRange>());
+        Assert.Equal(40, Marshal.SizeOf<CacheStatCounts>());
+        Assert.Equal(8, (int)Marshal.OffsetOf<CacheStatCounts>(nameof(CacheStatCounts.Dirty)));
+    }
 }

@@ -41,25 +41,27 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
         Assert.Contains("Uid:\t65534\t", await File.ReadAllTextAsync($"/proc/{proxy.Pid}/status")); // really nobody
 
         // Warm-up on a connection that closes: the upstream connection, the reactor, one pipe exist from now on.
-        int listeners = Fds(proxy.Pid).Sockets;
+        int listeners = Fds(proxy.Pid, url.Port).Sockets;
         using (var warm = await RawHttpClient.ConnectAsync(url))
         {
             await warm.SendAsync(RawHttpClient.Get($"/body?size={SmallBody}"));
             Assert.Equal(BodyPattern.Sha256(SmallBody), (await warm.ReadResponseAsync()).Sha);
         }
-        await Poll.UntilAsync(() => Fds(proxy.Pid).Sockets == listeners + 1, "only the listeners and the pooled upstream connection left");
-        var before = Fds(proxy.Pid);
+        await Poll.UntilAsync(() => Fds(proxy.Pid, url.Port).Sockets == listeners + 1, "only the listeners and the pooled upstream connection left");
+        var before = Fds(proxy.Pid, url.Port);
 
         var idle = new List<Socket>();
         try
         {
             var buffer = new byte[64 * 1024];
             for (int i = 0; i < IdleConnections; i++) idle.Add(await GetAndKeepOpenAsync(url, SmallBody, buffer));
-            var after = Fds(proxy.Pid);
-            double perConnection = (double)(after.Total - before.Total) / IdleConnections;
+            var after = Fds(proxy.Pid, url.Port);
+            // Not counting other sockets: a request that arrives before the previous one's upstream connection is back
+            // in the pool (a race the load on the machine decides) makes the pool open a second one, kept idle.
+            double perConnection = (double)(after.Total - after.OtherSockets - (before.Total - before.OtherSockets)) / IdleConnections;
             output.WriteLine($"proxy fds before: {before}; after {IdleConnections} idle keep-alive connections: {after}; {perConnection:0.00} per idle connection");
             Assert.Equal(before.Pipes, after.Pipes); // no pipe stays with an idle connection
-            Assert.Equal(before.Sockets + IdleConnections, after.Sockets);
+            Assert.Equal(before.ClientSockets + IdleConnections, after.ClientSockets);
             Assert.Equal(1.0, perConnection);
 
             // A big download while every idle connection stays open: a full-sized pipe, so few, large splices.
@@ -190,16 +192,24 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
         }
     }
 
-    private readonly record struct FdCounts(int Total, int Sockets, int Pipes)
+    /// <param name="ClientSockets">Connections accepted on the proxy's port (its listener excluded).</param>
+    private readonly record struct FdCounts(int Total, int Sockets, int Pipes, int ClientSockets)
     {
-        public override string ToString() => $"{Total} (sockets {Sockets}, pipe ends {Pipes})";
+        /// <summary>Listeners, upstream connections and the rest.</summary>
+        public int OtherSockets => Sockets - ClientSockets;
+        public override string ToString() => $"{Total} (sockets {Sockets}, of which client connections {ClientSockets}; pipe ends {Pipes})";
     }
 
-    private static FdCounts Fds(int pid)
+    private static FdCounts Fds(int pid, int proxyPort)
     {
         var targets = Directory.GetFiles($"/proc/{pid}/fd").Select(f => { try { return new FileInfo(f).LinkTarget ?? ""; } catch (IOException) { return ""; } }).ToList();
+        // /proc/PID/net/tcp: "sl local_address rem_address st ... inode": local port in hex, state 0A = LISTEN.
+        var clientInodes = File.ReadLines($"/proc/{pid}/net/tcp").Skip(1)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => Convert.ToInt32(f[1].Split(':')[1], 16) == proxyPort && f[3] != "0A")
+            .Select(f => $"socket:[{f[9]}]").ToHashSet(StringComparer.Ordinal);
         return new FdCounts(targets.Count, targets.Count(t => t.StartsWith("socket:", StringComparison.Ordinal)),
-            targets.Count(t => t.StartsWith("pipe:", StringComparison.Ordinal)));
+            targets.Count(t => t.StartsWith("pipe:", StringComparison.Ordinal)), targets.Count(clientInodes.Contains));
     }
 }
 

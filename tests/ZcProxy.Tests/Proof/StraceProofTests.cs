@@ -28,6 +28,9 @@ public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : I
     private long UserSpaceBytes(StraceLog log)
         => log.BytesOf(c => CopyingCalls.Contains(c.Name) && !StraceLog.IsSocketWithLocalPort(c.Argument(0), new Uri(rig.AdminUrl).Port));
 
+    /// <summary>An openat with the O_DIRECT flag (not O_DIRECTORY).</summary>
+    private static bool IsDirectOpen(string arguments) => System.Text.RegularExpressions.Regex.IsMatch(arguments, @"\bO_DIRECT\b");
+
     private void Report(string what, StraceLog log)
     {
         output.WriteLine($"strace -f -C -yy -e trace={Syscalls} -p {rig.Proxy.Pid} ({what}):");
@@ -90,25 +93,49 @@ public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : I
         Assert.True(UserSpaceBytes(log) < ProofRig.CachedSmall / 10, "the body did not also pass through user space");
     }
 
+    /// <summary>
+    /// Cache.DirectIo "residency" (the default): the same entry above DirectIoThreshold goes out with sendfile while it is
+    /// in the page cache (right after its fill) and is read with O_DIRECT once it is not (after posix_fadvise(DONTNEED)).
+    /// </summary>
     [StraceFact]
-    public async Task CacheHit_AboveDirectIoThreshold_IsReadWithODirect()
+    public async Task CacheHit_AboveDirectIoThreshold_HotBySendfile_ColdReadWithODirect()
     {
         using var client = await RawHttpClient.ConnectAsync(rig.ProxyUrl);
         await client.SendAsync(RawHttpClient.Get("/cached/large"));
         Assert.Equal(BodyPattern.Sha256(ProofRig.CachedLarge), (await client.ReadResponseAsync()).Sha); // MISS fills the cache
+        var entry = await Caching.CacheDirectIoTests.CommittedEntryAsync(rig.CachePath, ProofRig.CachedLarge);
+
+        // Hot: the fill left the entry in the page cache.
+        long sendfileBefore = await rig.BodyBytesAsync("sendfile");
+        StraceLog hotLog;
+        using (var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls))
+        {
+            await client.SendAsync(RawHttpClient.Get("/cached/large"));
+            var hot = await client.ReadResponseAsync();
+            Assert.Equal(BodyPattern.Sha256(ProofRig.CachedLarge), hot.Sha);
+            Assert.Equal(sendfileBefore + ProofRig.CachedLarge, await rig.BodyBytesReachingAsync("sendfile", sendfileBefore + ProofRig.CachedLarge));
+            hotLog = await strace.StopAsync();
+        }
+        Report("hot cache hit, 3 MiB", hotLog);
+        Assert.Equal(ProofRig.CachedLarge, hotLog.BytesOf(c => c.Name == "sendfile" && ToClient(c.Argument(0))));
+        Assert.Empty(hotLog.Calls.Where(c => c.Name == "openat" && IsDirectOpen(c.Arguments)).Select(c => c.Arguments));
+        Assert.True(UserSpaceBytes(hotLog) < ProofRig.CachedLarge / 10, "the hot body did not also pass through user space");
+
+        // Cold: the same entry after its pages were dropped.
+        Caching.CacheDirectIoTests.MakeCold(entry);
         long directBefore = await rig.BodyBytesAsync("directio");
-        using var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls);
-
-        await client.SendAsync(RawHttpClient.Get("/cached/large"));
-        var hit = await client.ReadResponseAsync();
-        long directAfter = await rig.BodyBytesReachingAsync("directio", directBefore + ProofRig.CachedLarge);
-        var log = await strace.StopAsync();
-        Report("cache hit, 3 MiB", log);
-
-        Assert.Equal(200, hit.Status);
-        Assert.Equal(BodyPattern.Sha256(ProofRig.CachedLarge), hit.Sha);
-        Assert.Equal(directBefore + ProofRig.CachedLarge, directAfter);
-        var opens = log.Calls.Where(c => c.Name == "openat" && c.Result >= 0 && c.Arguments.Contains(rig.CachePath) && c.Arguments.Contains("O_DIRECT")).ToList();
+        StraceLog log;
+        using (var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls))
+        {
+            await client.SendAsync(RawHttpClient.Get("/cached/large"));
+            var cold = await client.ReadResponseAsync();
+            Assert.Equal(200, cold.Status);
+            Assert.Equal(BodyPattern.Sha256(ProofRig.CachedLarge), cold.Sha);
+            Assert.Equal(directBefore + ProofRig.CachedLarge, await rig.BodyBytesReachingAsync("directio", directBefore + ProofRig.CachedLarge));
+            log = await strace.StopAsync();
+        }
+        Report("cold cache hit, 3 MiB", log);
+        var opens = log.Calls.Where(c => c.Name == "openat" && c.Result >= 0 && c.Arguments.Contains(rig.CachePath) && IsDirectOpen(c.Arguments)).ToList();
         Assert.NotEmpty(opens);
         // The entry file (fd decorated with its cache path) is read with pread64 at least the body length.
         Assert.True(log.BytesOf(c => c.Name == "pread64" && c.Argument(0).Contains(rig.CachePath)) >= ProofRig.CachedLarge);

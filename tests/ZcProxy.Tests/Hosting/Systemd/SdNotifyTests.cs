@@ -51,6 +51,32 @@ public class SdNotifyTests
     }
 
     [Fact]
+    public async Task RejectedReload_OfAValueThatUsedToThrow_StillEndsWithReadyAndAStatusSayingWhy()
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        using var dir = new ConfigDirectory();
+        dir.WriteMain(OneRoute(ConfigDirectory.Cluster("a", ("a1", a.Url))));
+        using var notify = new NotifySocketListener();
+        using var proxy = ProxyProcess.Start(["--config", dir.MainFile], new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Address });
+        await notify.WaitForAsync("READY=1");
+        var (url, _) = await proxy.WaitForListenersAsync();
+
+        // A duration TimeSpan cannot hold: reading it used to throw, leaving systemd at RELOADING=1 with no READY=1.
+        dir.WriteMain($$"""
+            { "Routes": { "r": { "ClusterId": "a", "Match": { "Path": "/{**rest}" } } },
+              "Clusters": { "a": { "Destinations": { "a1": { "Address": "{{a.Url}}", "Metadata": { "SlowStart": "99999999999d" } } } } } }
+            """);
+        await notify.WaitForAsync("RELOADING=1");
+        var ready = await notify.WaitForAsync("READY=1", occurrence: 2);
+
+        var status = NotifySocketListener.Value(notify.Texts[ready], "STATUS")!;
+        Assert.StartsWith("serving 1 routes, 1 clusters", status);
+        Assert.Contains("last reload rejected: ", status);
+        Assert.Contains("$.ReverseProxy.Clusters.a.Destinations.a1.Metadata.SlowStart: '99999999999d' is not a duration", status);
+        Assert.Equal("A GET /still", await Client.GetStringAsync(url + "/still"));
+    }
+
+    [Fact]
     public async Task Watchdog_PingsAtHalfOfWatchdogUsec()
     {
         using var dir = new ConfigDirectory();

@@ -1,0 +1,135 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Native;
+
+namespace ZcProxy.Core.Output;
+
+/// <summary>
+/// The one place that decides how a byte range of a file goes to a client (cache hits today, static files later), as
+/// nginx's output chain decides sendfile against directio: from the page cache with sendfile
+/// (<see cref="FileRangeSource"/>), or read with O_DIRECT into aligned buffers (<see cref="DirectFileSource"/>), so a
+/// big cold file neither pays for the page cache nor pushes hot small files out of it. Under
+/// <see cref="DirectIoMode.Residency"/> the page cache is asked, with cachestat(2), how much of the range it holds
+/// (docs/direct-io.md says why cachestat and what it costs). Every decision is counted in
+/// <c>zcproxy_file_sends_total{mechanism, reason}</c>.
+/// </summary>
+internal sealed partial class FileRangeSending
+{
+    /// <summary>A range counts as resident when at most an eighth of its pages are missing (sendfile then reads those few).</summary>
+    internal const double ResidentShare = 7.0 / 8.0;
+
+    private readonly ILogger<FileRangeSending> _log;
+    private readonly Dictionary<(BodyMechanism, FileSendReason), Counter> _sends = [];
+    private volatile bool _cachestatMissing;
+
+    public FileRangeSending(ProxyMetrics metrics, ILogger<FileRangeSending> log)
+    {
+        _log = log;
+        var family = metrics.Counters("zcproxy_file_sends_total",
+            "File ranges (cache hits) sent, by mechanism and by why it was chosen (DirectIo policy).", "mechanism", "reason");
+        foreach (var (mechanism, reason) in new[]
+        {
+            (BodyMechanism.Sendfile, FileSendReason.Small), (BodyMechanism.Sendfile, FileSendReason.Resident),
+            (BodyMechanism.DirectIo, FileSendReason.Cold), (BodyMechanism.DirectIo, FileSendReason.Threshold),
+            (BodyMechanism.DirectIo, FileSendReason.ResidencyUnknown), (BodyMechanism.Sendfile, FileSendReason.Off),
+            (BodyMechanism.Sendfile, FileSendReason.NoDirectIo),
+        })
+            _sends[(mechanism, reason)] = family.WithLabels(mechanism == BodyMechanism.Sendfile ? "sendfile" : "directio", ReasonLabel(reason));
+    }
+
+    /// <summary>
+    /// The source for bytes [offset, offset+length) of an open file whose whole length is <paramref name="fileLength"/>
+    /// (an O_DIRECT handle is opened anew from <paramref name="path"/> and must find the same length); the caller
+    /// keeps <paramref name="file"/> and disposes the source. <paramref name="objectLength"/> is what the threshold rule
+    /// compares (the whole body: a cache entry's, a static file's).
+    /// </summary>
+    public BodySource Open(SafeFileHandle file, string path, long fileLength, long offset, long length, long objectLength, DirectIoPolicy policy)
+    {
+        var (mechanism, reason) = Choose(policy, length, objectLength, () => ResidentShareOf(file, offset, length));
+        if (mechanism == BodyMechanism.DirectIo)
+        {
+            if (DirectFileSource.TryOpen(path, fileLength, offset, length) is { } direct)
+            {
+                _sends[(mechanism, reason)].Increment();
+                return direct;
+            }
+            reason = FileSendReason.NoDirectIo; // the file system refuses O_DIRECT (tmpfs), or the file changed under us
+        }
+        _sends[(BodyMechanism.Sendfile, reason)].Increment();
+        return new FileRangeSource(file, offset, length);
+    }
+
+    /// <summary>
+    /// The rule itself: <paramref name="residentShare"/> (the share of the range's pages in the page cache, null when
+    /// unknown) is asked only under Residency and only for a range of at least the threshold.
+    /// </summary>
+    internal static (BodyMechanism Mechanism, FileSendReason Reason) Choose(DirectIoPolicy policy, long length, long objectLength, Func<double?> residentShare)
+    {
+        switch (policy.Mode)
+        {
+            case DirectIoMode.Off:
+                return (BodyMechanism.Sendfile, FileSendReason.Off);
+            case DirectIoMode.Threshold:
+                return objectLength >= policy.Threshold ? (BodyMechanism.DirectIo, FileSendReason.Threshold) : (BodyMechanism.Sendfile, FileSendReason.Small);
+            default:
+                if (length < policy.Threshold) return (BodyMechanism.Sendfile, FileSendReason.Small);
+                return residentShare() switch
+                {
+                    null => (BodyMechanism.DirectIo, FileSendReason.ResidencyUnknown),
+                    >= ResidentShare => (BodyMechanism.Sendfile, FileSendReason.Resident),
+                    _ => (BodyMechanism.DirectIo, FileSendReason.Cold),
+                };
+        }
+    }
+
+    /// <summary>
+    /// cachestat(2) over the range: one system call, no mapping, no side effect on the page cache. Null when the kernel
+    /// cannot tell: before Linux 6.5 (ENOSYS, then never asked again), or EPERM on a file the proxy could not write.
+    /// </summary>
+    private double? ResidentShareOf(SafeFileHandle file, long offset, long length)
+    {
+        if (_cachestatMissing) return null;
+        var r = Syscalls.CachedPages(file, offset, length);
+        if (r.Ok) return (double)r.Bytes / Math.Max(1, Syscalls.PagesSpanned(offset, length));
+        if (r.Errno == (int)Errno.ENOSYS && !_cachestatMissing)
+        {
+            _cachestatMissing = true;
+            LogNoCachestat(_log);
+        }
+        return null;
+    }
+
+    private static string ReasonLabel(FileSendReason reason) => reason switch
+    {
+        FileSendReason.Small => "small",
+        FileSendReason.Resident => "resident",
+        FileSendReason.Cold => "cold",
+        FileSendReason.Threshold => "threshold",
+        FileSendReason.ResidencyUnknown => "residency_unknown",
+        FileSendReason.Off => "off",
+        _ => "no_direct_io",
+    };
+
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Warning, Message = "DirectIo \"residency\": this kernel has no cachestat(2) (Linux 6.5+), so residency cannot be known; large cold and hot files alike are read with O_DIRECT (the \"threshold\" rule)")]
+    private static partial void LogNoCachestat(ILogger logger);
+}
+
+/// <summary>Why a file range went out the way it did (the reason label of zcproxy_file_sends_total).</summary>
+internal enum FileSendReason
+{
+    /// <summary>Below DirectIoThreshold: sendfile.</summary>
+    Small,
+    /// <summary>Residency: at least the threshold, and in the page cache: sendfile.</summary>
+    Resident,
+    /// <summary>Residency: at least the threshold, not in the page cache: O_DIRECT.</summary>
+    Cold,
+    /// <summary>Threshold: at least the threshold: O_DIRECT.</summary>
+    Threshold,
+    /// <summary>Residency, but the kernel could not tell (no cachestat, EPERM): the threshold rule, O_DIRECT.</summary>
+    ResidencyUnknown,
+    /// <summary>DirectIo off: sendfile.</summary>
+    Off,
+    /// <summary>O_DIRECT was chosen but the file system refused it (tmpfs): sendfile.</summary>
+    NoDirectIo,
+}

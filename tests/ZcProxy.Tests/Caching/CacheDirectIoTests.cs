@@ -1,0 +1,123 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using ZcProxy.Native;
+using ZcProxy.Tests.Balancing;
+using ZcProxy.Tests.Infrastructure;
+
+namespace ZcProxy.Tests.Caching;
+
+/// <summary>
+/// Cache.DirectIo: under "residency" (the default) the same entry goes out with sendfile while it is in the page cache
+/// and is read with O_DIRECT once it is not; "threshold" reads every hit of at least DirectIoThreshold with O_DIRECT;
+/// "off" never does. Proven by zcproxy_file_sends_total (the decision) and zcproxy_body_bytes_total (the bytes).
+/// </summary>
+public sealed class CacheDirectIoTests
+{
+    private const int Size = 3 << 20; // DirectIoThreshold is 1 MiB in CacheRig
+
+    private static Action<WebApplication> Serve(byte[] body) => app => app.MapGet("/big", (HttpContext c) =>
+    {
+        c.Response.Headers.CacheControl = "max-age=600";
+        return Results.Bytes(body, "application/octet-stream");
+    });
+
+    private static string Sends(string mechanism, string reason) => $"zcproxy_file_sends_total{{mechanism=\"{mechanism}\",reason=\"{reason}\"}}";
+    private static string Bytes(string mechanism) => $"zcproxy_body_bytes_total{{mechanism=\"{mechanism}\",direction=\"response\"}}";
+
+    /// <summary>Drops the entry's pages from the page cache (written back first: DONTNEED keeps dirty pages) and checks they are gone.</summary>
+    internal static void MakeCold(string entryFile)
+    {
+        using (var sync = new FileStream(entryFile, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete)) sync.Flush(flushToDisk: true);
+        using var file = File.OpenHandle(entryFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        Syscalls.Fadvise(file, 0, 0, LinuxConstants.POSIX_FADV_DONTNEED);
+        var left = Syscalls.CachedPages(file, 0, RandomAccess.GetLength(file));
+        Assert.True(left.Ok && left.Bytes == 0, $"after DONTNEED: {left.Bytes} pages cached (errno {left.Errno})");
+    }
+
+    /// <summary>
+    /// The committed entry file of at least <paramref name="minLength"/> bytes under <paramref name="cachePath"/>: the client
+    /// has the last byte of a MISS a moment before the fill's temp file is renamed into place, so wait (bounded) for it.
+    /// </summary>
+    internal static async Task<string> CommittedEntryAsync(string cachePath, long minLength)
+    {
+        string? entry = null;
+        await Poll.UntilAsync(() => (entry = Directory.Exists(cachePath)
+            ? Directory.EnumerateFiles(cachePath, "*", SearchOption.AllDirectories)
+                .FirstOrDefault(f => Path.GetFileName(f).Length == 64 && new FileInfo(f).Length >= minLength) : null) is not null,
+            $"a committed entry of at least {minLength} bytes in {cachePath}");
+        return entry!;
+    }
+
+    internal static long CachedShare(string entryFile, out long pages)
+    {
+        using var file = File.OpenHandle(entryFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        long length = RandomAccess.GetLength(file);
+        pages = Syscalls.PagesSpanned(0, length);
+        return Syscalls.CachedPages(file, 0, length).Bytes;
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Residency_SameEntry_HotGoesBySendfile_ColdByODirect_ThenHotAgainBySendfile(bool zeroCopy)
+    {
+        var body = CacheRig.RandomBody(Size, 21);
+        await using var rig = await CacheRig.StartAsync(Serve(body), zeroCopy: zeroCopy);
+        Assert.Equal("MISS", CacheRig.CacheStatusOf(await rig.SendAsync("/big")));
+        PathAssert.ForwardedOn(rig.Proxy, zeroCopy);
+        var entry = await CommittedEntryAsync(rig.CachePath, Size);
+        // Under "residency" a fill leaves the new entry in the page cache (threshold drops it, see below).
+        Assert.Equal(CachedShare(entry, out long pages), pages);
+        // Without the zero-copy transport a sendfile choice is copied with preads: the decision is the same.
+        var hotBytes = zeroCopy ? Bytes("sendfile") : Bytes("copy");
+
+        async Task HitAsync(string expectMechanism, string expectReason, string bytesMetric)
+        {
+            double sends = await rig.MetricAsync(Sends(expectMechanism, expectReason)), bytes = await rig.MetricAsync(bytesMetric);
+            var hit = await rig.SendAsync("/big");
+            Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
+            Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+            Assert.Equal(sends + 1, await rig.MetricAsync(Sends(expectMechanism, expectReason)));
+            Assert.Equal(bytes + Size, await rig.MetricAsync(bytesMetric));
+        }
+
+        await HitAsync("sendfile", "resident", hotBytes);
+        MakeCold(entry);
+        await HitAsync("directio", "cold", Bytes("directio"));
+        Assert.True(CachedShare(entry, out _) < pages / 8, "an O_DIRECT hit does not bring the entry back into the page cache");
+        // Something else reads the file (as a sendfile hit of a resident entry would): hot again.
+        await File.ReadAllBytesAsync(entry);
+        await HitAsync("sendfile", "resident", hotBytes);
+        Assert.Equal(1, rig.Origin.Requests);
+    }
+
+    [Fact]
+    public async Task Threshold_HotEntry_StillReadWithODirect_AndTheFillIsDroppedFromThePageCache()
+    {
+        var body = CacheRig.RandomBody(Size, 22);
+        await using var rig = await CacheRig.StartAsync(Serve(body), cacheSettings: "\"DirectIo\": \"threshold\"");
+        await rig.SendAsync("/big");
+        var entry = await CommittedEntryAsync(rig.CachePath, Size);
+        await File.ReadAllBytesAsync(entry); // hot, but the threshold rule does not look
+        double direct = await rig.MetricAsync(Bytes("directio"));
+        var hit = await rig.SendAsync("/big");
+        Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+        Assert.Equal(1, await rig.MetricAsync(Sends("directio", "threshold")));
+        Assert.Equal(direct + Size, await rig.MetricAsync(Bytes("directio")));
+        Assert.Equal(0, await rig.MetricAsync(Sends("sendfile", "resident")));
+    }
+
+    [Fact]
+    public async Task Off_ColdEntry_StillSentWithSendfile()
+    {
+        var body = CacheRig.RandomBody(Size, 23);
+        await using var rig = await CacheRig.StartAsync(Serve(body), cacheSettings: "\"DirectIo\": \"off\"");
+        await rig.SendAsync("/big");
+        MakeCold(await CommittedEntryAsync(rig.CachePath, Size));
+        double direct = await rig.MetricAsync(Bytes("directio"));
+        var hit = await rig.SendAsync("/big");
+        Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+        Assert.Equal(1, await rig.MetricAsync(Sends("sendfile", "off")));
+        Assert.Equal(direct, await rig.MetricAsync(Bytes("directio")));
+    }
+}

@@ -1,0 +1,81 @@
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Output;
+using ZcProxy.Native;
+
+namespace ZcProxy.Tests.Output;
+
+/// <summary>The DirectIo rule (<see cref="FileRangeSending.Choose"/>) and the residency probe it relies on (cachestat on a real file).</summary>
+public sealed class FileRangeSendingTests
+{
+    private const long Threshold = 4L << 20;
+
+    private static (BodyMechanism, FileSendReason) Choose(DirectIoMode mode, long length, long objectLength, double? resident, Action? asked = null)
+        => FileRangeSending.Choose(new DirectIoPolicy(mode, Threshold), length, objectLength, () =>
+        {
+            asked?.Invoke();
+            return resident;
+        });
+
+    [Theory]
+    [InlineData(Threshold, 1.0, "Sendfile", "Resident")]
+    [InlineData(Threshold, 0.875, "Sendfile", "Resident")] // an eighth missing: still resident
+    [InlineData(Threshold, 0.87, "DirectIo", "Cold")]
+    [InlineData(256L << 20, 0.0, "DirectIo", "Cold")]
+    [InlineData(256L << 20, null, "DirectIo", "ResidencyUnknown")] // no cachestat: the threshold rule
+    public void Residency_LargeRange_FollowsThePageCache(long length, double? resident, string mechanism, string reason)
+        => Assert.Equal((Enum.Parse<BodyMechanism>(mechanism), Enum.Parse<FileSendReason>(reason)), Choose(DirectIoMode.Residency, length, length, resident));
+
+    [Fact]
+    public void Residency_SmallRange_Sendfile_WithoutAskingTheKernel()
+    {
+        bool asked = false;
+        // A small range of a huge object: its pages are worth caching, and no probe is spent on it.
+        Assert.Equal((BodyMechanism.Sendfile, FileSendReason.Small), Choose(DirectIoMode.Residency, Threshold - 1, 1L << 32, 0.0, () => asked = true));
+        Assert.False(asked);
+    }
+
+    [Theory]
+    [InlineData("Threshold", Threshold, "DirectIo", "Threshold")]
+    [InlineData("Threshold", Threshold - 1, "Sendfile", "Small")]
+    [InlineData("Off", 1L << 32, "Sendfile", "Off")]
+    public void ThresholdAndOff_NeverAskTheKernel(string mode, long objectLength, string mechanism, string reason)
+    {
+        bool asked = false;
+        // Threshold compares the whole object (today's rule): a small Range of a big object is still read with O_DIRECT.
+        Assert.Equal((Enum.Parse<BodyMechanism>(mechanism), Enum.Parse<FileSendReason>(reason)),
+            Choose(Enum.Parse<DirectIoMode>(mode), 1000, objectLength, 1.0, () => asked = true));
+        Assert.False(asked);
+    }
+
+    [Fact]
+    public void CachedPages_SeesAFileGoColdAfterDontNeed_AndHotAfterARead()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"zc-residency-{Guid.NewGuid():N}");
+        try
+        {
+            var data = new byte[8 << 20];
+            new Random(1).NextBytes(data);
+            using (var w = new FileStream(path, FileMode.CreateNew, FileAccess.Write)) { w.Write(data); w.Flush(flushToDisk: true); }
+            using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+            long pages = Syscalls.PagesSpanned(0, data.Length);
+            Assert.Equal(2048, pages);
+
+            Syscalls.Fadvise(file, 0, 0, LinuxConstants.POSIX_FADV_DONTNEED);
+            var cold = Syscalls.CachedPages(file, 0, data.Length);
+            Assert.True(cold.Ok, $"cachestat: errno {cold.Errno}");
+            Assert.Equal(0, cold.Bytes);
+
+            RandomAccess.Read(file, new byte[1 << 20], 3L << 20); // pages 768..1023, and whatever readahead adds
+            Assert.InRange(Syscalls.CachedPages(file, 3L << 20, 1 << 20).Bytes, 256, 256);
+            Assert.InRange(Syscalls.CachedPages(file, 0, data.Length).Bytes, 256, pages - 1);
+            Assert.Equal(0, Syscalls.CachedPages(file, 0, 1L << 20).Bytes); // the range asked about, not the file
+
+            RandomAccess.Read(file, data, 0);
+            Assert.Equal(pages, Syscalls.CachedPages(file, 0, data.Length).Bytes);
+            // An unaligned range counts every page it touches.
+            Assert.Equal(2, Syscalls.PagesSpanned(4095, 2));
+            Assert.Equal(2, Syscalls.CachedPages(file, 4095, 2).Bytes);
+        }
+        finally { File.Delete(path); }
+    }
+}
