@@ -250,7 +250,7 @@ internal static class ConfigFileLoader
     }
 
     /// <summary>System.Text.Json's messages name .NET types; operators need the key and what was expected.</summary>
-    private static string Describe(JsonException e)
+    internal static string Describe(JsonException e)
     {
         var message = e.Message;
         const string unmapped = "The JSON property '";

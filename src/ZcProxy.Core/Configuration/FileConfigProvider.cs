@@ -1,11 +1,14 @@
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Configuration;
+using ZcProxy.Core.Discovery;
 
 namespace ZcProxy.Core.Configuration;
 
 /// <summary>
-/// YARP's config source: the main file and its includes. A reload reads and validates everything first;
-/// only a fully valid configuration replaces the running one, so a broken edit never takes the proxy down.
+/// YARP's config source: the main file and its includes, plus the destinations discovery sources announce. A reload
+/// reads and validates everything first; only a fully valid configuration replaces the running one, so a broken edit
+/// never takes the proxy down. Discovered destinations are merged into the files' clusters by <see cref="DestinationMerge"/>
+/// on every change of either side.
 /// </summary>
 internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDisposable
 {
@@ -16,6 +19,10 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
     private readonly SemaphoreSlim _reloadGate = new(1, 1);
     private volatile ProxyConfigSnapshot _snapshot;
     private volatile LoadedConfig _loaded;
+    private LoadedConfig _files;
+    private readonly Dictionary<string, (IReadOnlyList<DiscoveredDestination> Destinations, IReadOnlyList<DiscoveryRejection> Rejected)> _discovered =
+        new(StringComparer.Ordinal);
+    private HashSet<string> _loggedRejections = [];
 
     public FileConfigProvider(string mainFile, LoadedConfig initial, ConfigValidator validator, ConfigLifecycle lifecycle,
         RuntimeOptions runtime, ILogger<FileConfigProvider> logger)
@@ -26,8 +33,12 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         _runtime = runtime;
         _logger = logger;
         _loaded = initial;
+        _files = initial;
         _snapshot = new ProxyConfigSnapshot(initial.Routes, initial.Clusters);
     }
+
+    /// <summary>Discovered entries not served, by source, as of the last merge.</summary>
+    public IReadOnlyDictionary<string, int> RejectedBySource { get; private set; } = new Dictionary<string, int>();
 
     public string MainFile { get; }
 
@@ -54,11 +65,9 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
             else
             {
                 WarnAboutRestartOnlySettings(_loaded.Options, next.Options);
-                var previous = _snapshot;
-                _loaded = next;
-                _snapshot = new ProxyConfigSnapshot(next.Routes, next.Clusters);
+                _files = next;
+                await PublishAsync();
                 _runtime.Update(KeepRestartOnlyValues(_runtime.Current, next.Options));
-                previous.SignalReplaced();
                 LogReloaded(next.Routes.Count, next.Clusters.Count, reason);
                 outcome = new ConfigReloadOutcome(true, next.Routes.Count, next.Clusters.Count, []);
             }
@@ -69,6 +78,56 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         {
             _reloadGate.Release();
         }
+    }
+
+    /// <summary>
+    /// A discovery source's whole current set (and the entries it could not parse): merged with the files' clusters,
+    /// validated, applied. Problems are logged once each, not on every change.
+    /// </summary>
+    public async Task UpdateDiscoveredAsync(string source, IReadOnlyList<DiscoveredDestination> destinations, IReadOnlyList<DiscoveryRejection> rejected)
+    {
+        await _reloadGate.WaitAsync();
+        try
+        {
+            _discovered[source] = (destinations, rejected);
+            await PublishAsync();
+        }
+        finally
+        {
+            _reloadGate.Release();
+        }
+    }
+
+    /// <summary>Merges files and discovered destinations into the snapshot YARP serves; call under the reload gate.</summary>
+    private async Task PublishAsync()
+    {
+        var all = _discovered.Values.SelectMany(d => d.Destinations).ToList();
+        LoadedConfig merged;
+        List<DiscoveryRejection> rejected;
+        try
+        {
+            (merged, rejected) = await DestinationMerge.MergeAsync(_files, all, _validator);
+        }
+#pragma warning disable CA1031 // a defect in merging must not end a reload without READY=1: the files' destinations serve alone
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            (merged, rejected) = (_files, all.Select(d => new DiscoveryRejection(d.Origin, $"internal error while merging ({e.GetType().Name}: {e.Message})")).ToList());
+        }
+        rejected.AddRange(_discovered.Values.SelectMany(d => d.Rejected));
+        var logged = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var rejection in rejected)
+        {
+            var line = rejection.ToString();
+            if (logged.Add(line) && !_loggedRejections.Contains(line)) LogDiscoveryRejected(line);
+        }
+        _loggedRejections = logged;
+        RejectedBySource = rejected.GroupBy(r => r.Origin.Split(' ')[0]).ToDictionary(g => g.Key, g => g.Count());
+
+        var previous = _snapshot;
+        _loaded = merged;
+        _snapshot = new ProxyConfigSnapshot(merged.Routes, merged.Clusters);
+        previous.SignalReplaced();
     }
 
     public void Dispose() => _reloadGate.Dispose();
@@ -86,6 +145,8 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         // The zero-copy transport is wired into the listeners at start: Enabled stays as it was (KeepRestartOnlyValues).
         if (before.ZeroCopy.Enabled != after.ZeroCopy.Enabled)
             LogNeedsRestart("ZeroCopy.Enabled", after.ZeroCopy.Enabled ? "true" : "false");
+        if (before.Discovery != after.Discovery && !SameDiscovery(before.Discovery, after.Discovery))
+            LogNeedsRestart("Discovery", "changed");
         if (before.Cache?.Path != after.Cache?.Path)
             LogNeedsRestart("Cache.Path", after.Cache?.Path ?? "(none)");
         if (before.Demo != after.Demo && !(before.Demo?.Origins.SequenceEqual(after.Demo?.Origins ?? []) ?? after.Demo is null))
@@ -99,6 +160,10 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
             LogNeedsRestart("AccessLog.Path", after.AccessLog.Path);
     }
 
+    private static bool SameDiscovery(DiscoveryOptions? a, DiscoveryOptions? b) =>
+        (a?.Etcd, b?.Etcd) is (null, null)
+        || (a?.Etcd is { } x && b?.Etcd is { } y && x with { Endpoints = [] } == y with { Endpoints = [] } && x.Endpoints.SequenceEqual(y.Endpoints));
+
     private static string DescribeLimits(ClientLimits l) =>
         $"MaxRequestBodySize {ByteSize.Format(l.MaxRequestBodySize)}, MaxRequestHeadersSize {ByteSize.Format(l.MaxRequestHeadersSize)}, " +
         $"KeepAliveTimeout {l.KeepAliveTimeout:c}, RequestHeadersTimeout {l.RequestHeadersTimeout:c}, MaxConnections {l.MaxConnections}";
@@ -108,6 +173,9 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "configuration rejected ({Reason}), the running configuration stays in force: {Error}")]
     private partial void LogRejected(string reason, string error);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "discovery: not served: {Rejection}")]
+    private partial void LogDiscoveryRejected(string rejection);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "'{Setting}' changed to {Value}: this takes effect only after a restart; the running process keeps the old value")]
     private partial void LogNeedsRestart(string setting, string value);

@@ -44,6 +44,19 @@ internal static class OptionsCheck
             if (cache.MaxSize <= 0) Error("$.Cache.MaxSize", "must be greater than zero");
         }
 
+        if (options.Discovery?.Etcd is { } etcd)
+        {
+            if (etcd.Endpoints.Count == 0) Error("$.Discovery.Etcd.Endpoints", "at least one etcd endpoint is required");
+            for (int i = 0; i < etcd.Endpoints.Count; i++)
+                if (!Uri.TryCreate(etcd.Endpoints[i], UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                    Error($"$.Discovery.Etcd.Endpoints[{i}]", $"'{etcd.Endpoints[i]}' is not an http:// or https:// URL such as \"http://127.0.0.1:2379\"");
+            if (string.IsNullOrEmpty(etcd.Prefix) || !etcd.Prefix.StartsWith('/') || !etcd.Prefix.EndsWith('/'))
+                Error("$.Discovery.Etcd.Prefix", $"'{etcd.Prefix}' must start and end with '/', e.g. \"/zcproxy/\"");
+            Timeout(etcd.RequestTimeout, "$.Discovery.Etcd.RequestTimeout", Error);
+            Timeout(etcd.ProbeInterval, "$.Discovery.Etcd.ProbeInterval", Error);
+            Timeout(etcd.MaxBackoff, "$.Discovery.Etcd.MaxBackoff", Error);
+        }
+
         if (options.Demo is { } demo && demo.LargeFileSize > MaxDemoLargeFileSize)
             Error("$.Demo.LargeFileSize", $"must be at most {ByteSize.Format(MaxDemoLargeFileSize)} (the demo writes it to the temp folder)");
     }

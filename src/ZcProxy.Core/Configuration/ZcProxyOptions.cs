@@ -11,6 +11,29 @@ internal sealed record ZcProxyOptions
     public DemoOptions? Demo { get; init; }
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public ClientLimits Limits { get; init; } = new();
+    /// <summary>Destinations from a registry, merged with the files' (see Discovery/).</summary>
+    public DiscoveryOptions? Discovery { get; init; }
+}
+
+internal sealed record DiscoveryOptions
+{
+    public EtcdDiscoveryOptions? Etcd { get; init; }
+}
+
+/// <summary>
+/// Keys {Prefix}clusters/{ClusterId}/destinations/{DestinationId} hold destination JSON; watched, merged with the
+/// files' destinations of that cluster.
+/// </summary>
+internal sealed record EtcdDiscoveryOptions
+{
+    public IReadOnlyList<string> Endpoints { get; init; } = ["http://127.0.0.1:2379"];
+    public string Prefix { get; init; } = "/zcproxy/";
+    /// <summary>Each request to etcd (the first read, the liveness probe) fails after this long.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(3);
+    /// <summary>While watching, etcd is probed this often: a partition that sends no FIN shows as stale within about this.</summary>
+    public TimeSpan ProbeInterval { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Reconnects back off exponentially from 100 ms up to this.</summary>
+    public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>Client-side limits (nginx: client_max_body_size, keepalive_timeout, client_header_timeout...).</summary>

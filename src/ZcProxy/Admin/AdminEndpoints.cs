@@ -3,6 +3,7 @@ using Yarp.ReverseProxy;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Balancing;
 
 namespace ZcProxy.Admin;
@@ -25,8 +26,8 @@ internal static class AdminEndpoints
                 context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
                 await metrics.WritePrometheusAsync(context.Response.Body, context.RequestAborted);
             });
-            e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools, ProxyMetrics metrics) =>
-                Results.Json(StatusView.Of(state, config, pools, metrics), Json));
+            e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools, ProxyMetrics metrics,
+                    DiscoveryStatus discovery) => Results.Json(StatusView.Of(state, config, pools, metrics, discovery), Json));
             e.MapCachePurge("/cache");
             e.MapDestinationAdmin();
         });

@@ -3,21 +3,35 @@ using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Balancing;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Discovery;
 
 namespace ZcProxy.Admin;
 
 /// <summary>
 /// What GET {Admin}/status shows (and the status page polls every second): configuration, clusters with their
-/// destinations' health and pool state, body bytes by mechanism and cache requests by status. The runtime API
+/// destinations' health and pool state, discovery sources (current or stale since when), body bytes by mechanism and cache requests by status. The runtime API
 /// answers with one destination's part.
 /// </summary>
 internal static class StatusView
 {
     private static readonly string[] Mechanisms = ["sendfile", "splice", "directio", "copy"];
 
-    public static object Of(IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools, ProxyMetrics metrics) => new
+    public static object Of(IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools, ProxyMetrics metrics,
+        DiscoveryStatus discovery) => new
     {
         config = new { file = config.MainFile, routes = config.Current.Routes.Count, clusters = config.Current.Clusters.Count },
+        // Each registry: is its view current, or since when is it stale (its last good set still served).
+        discovery = discovery.Sources.Select(s => new
+        {
+            source = s.Source,
+            target = s.Target,
+            current = s.Current,
+            staleSince = s.StaleSince,
+            lastError = s.LastError,
+            lastChange = s.LastChange,
+            destinations = s.Destinations,
+            rejected = config.RejectedBySource.GetValueOrDefault(s.Source),
+        }),
         clusters = state.GetClusters().OrderBy(c => c.ClusterId, StringComparer.Ordinal).Select(c => new
         {
             id = c.ClusterId,

@@ -6,6 +6,7 @@ using ZcProxy.Admin;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Transport;
 using ZcProxy.Core.Balancing;
@@ -129,6 +130,9 @@ internal static class ProxyHost
         if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport(zeroCopyListeners); // after Kestrel's own transport
         if (cacheOptions is not null) builder.Services.AddDiskCache(cacheOptions);
         builder.Services.UseFileConfig(mainFile, config);
+        if (options.Discovery?.Etcd is { } etcd)
+            builder.Services.AddHostedService(sp => new EtcdDiscovery(etcd, sp.GetRequiredService<FileConfigProvider>(),
+                sp.GetRequiredService<DiscoveryStatus>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<EtcdDiscovery>>()));
         builder.Services.AddHostedService<RuntimeMeters>();
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());

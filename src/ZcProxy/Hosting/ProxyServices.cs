@@ -4,6 +4,7 @@ using ZcProxy.Admin;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Output;
 using ZcProxy.Core.Balancing;
@@ -29,6 +30,7 @@ internal static class ProxyServices
         services.TryAddSingleton<ConfigLifecycle>();
         services.TryAddSingleton(new RuntimeOptions(initialOptions));
         services.TryAddSingleton<ConfigValidator>();
+        services.TryAddSingleton<DiscoveryStatus>();
         services.AddDiskCacheChecks();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AdminConfigCheck>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AccessLogConfigCheck>());
