@@ -54,6 +54,21 @@ internal sealed partial class AccessLogWriter : BackgroundService
         var format = CurrentFormat();
         if (format is null) return;
         var (buffer, length) = AccessLogLine.Format(format, context, elapsed);
+        Enqueue(buffer, length);
+    }
+
+    /// <summary>Queues a line formatted by its caller (TCP streams: one line per connection, not per request).</summary>
+    public void Write(string line)
+    {
+        if (!Enabled) return;
+        var buffer = ArrayPool<byte>.Shared.Rent(System.Text.Encoding.UTF8.GetMaxByteCount(line.Length) + 1);
+        int length = System.Text.Encoding.UTF8.GetBytes(line, buffer);
+        buffer[length++] = (byte)'\n';
+        Enqueue(buffer, length);
+    }
+
+    private void Enqueue(byte[] buffer, int length)
+    {
         if (!_lines.Writer.TryWrite(new Line(buffer, length)))
         {
             ArrayPool<byte>.Shared.Return(buffer);
