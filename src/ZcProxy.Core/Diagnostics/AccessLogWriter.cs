@@ -20,12 +20,14 @@ internal sealed partial class AccessLogWriter : BackgroundService
 {
     /// <summary>How long lines may gather between two writes (nginx's access_log flush= is coarser: 1 s and more).</summary>
     internal static readonly TimeSpan BatchInterval = TimeSpan.FromMilliseconds(100);
-    private const int QueueLength = 65536;
+    internal const int QueueLength = 65536;
     private const int SIGUSR1 = 10; // the same number on x86_64 and arm64 Linux
 
     private readonly Channel<Line> _lines = Channel.CreateBounded<Line>(new BoundedChannelOptions(QueueLength)
     {
-        FullMode = BoundedChannelFullMode.DropWrite,
+        // Wait, not DropWrite: with DropWrite TryWrite reports success for a dropped line, which then goes uncounted
+        // (and its pooled buffer unreturned). TryWrite never waits either way.
+        FullMode = BoundedChannelFullMode.Wait,
         SingleReader = true,
     });
     private readonly RuntimeOptions _options;

@@ -92,6 +92,28 @@ public class AccessLogFormatTests
         Assert.Contains("$.ReverseProxy.Routes.r.Metadata.AccessLog: 'maybe' is not \"on\" or \"off\"", output);
     }
 
+    /// <summary>Path and Format follow a reload (no restart): the next line uses the new ones.</summary>
+    [Fact]
+    public async Task Reload_ChangesPathAndFormat()
+    {
+        await using var origin = await TestOrigin.StartAsync("A");
+        using var dir = new ConfigDirectory();
+        string first = Path.Combine(dir.Root, "first.log"), second = Path.Combine(dir.Root, "second.log");
+        var routes = $$"""
+            { "Routes": { "r": { "ClusterId": "a", "Match": { "Path": "/{**rest}" } } }, "Clusters": { {{ConfigDirectory.Cluster("a", ("a1", origin.Url))}} } }
+            """;
+        dir.WriteMain(routes, $$""" "AccessLog": { "Path": "{{first}}", "Format": "combined" } """);
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        await Client.GetStringAsync(proxy.Url + "/one");
+        await Poll.UntilAsync(() => File.Exists(first) && File.ReadAllText(first).Contains("/one"), "the first line");
+
+        dir.WriteMain(routes, $$""" "AccessLog": { "Path": "{{second}}", "Format": "$request_method $uri $status" } """);
+        Assert.True((await proxy.Get<ZcProxy.Core.Configuration.FileConfigProvider>().ReloadAsync("test")).Applied);
+        await Client.GetStringAsync(proxy.Url + "/two");
+        await Poll.UntilAsync(() => File.Exists(second) && File.ReadAllText(second).Contains("GET /two 200\n"), "the line in the new file and format");
+        Assert.DoesNotContain("/two", File.ReadAllText(first));
+    }
+
     /// <summary>logrotate moves the file and sends SIGUSR1: the next lines go to a new file of the same name.</summary>
     [Fact]
     public async Task Sigusr1_ReopensTheFile()
@@ -140,6 +162,21 @@ public class AccessLogFormatTests
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 1000; i++) Once();
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
+
+/// <summary>The writer's queue is bounded: when the background loop falls behind, lines are dropped and counted, never waited for.</summary>
+public class AccessLogQueueTests
+{
+    [Fact]
+    public void AFullQueue_DropsLines_AndCountsThem()
+    {
+        var metrics = new ProxyMetrics();
+        var options = new ZcProxy.Core.Configuration.RuntimeOptions(new ZcProxy.Core.Configuration.ZcProxyOptions());
+        // Not started: nothing drains the queue, as when the disk stalls.
+        var writer = new AccessLogWriter(options, metrics, Microsoft.Extensions.Logging.Abstractions.NullLogger<AccessLogWriter>.Instance);
+        for (int i = 0; i < AccessLogWriter.QueueLength + 7; i++) writer.Write("line");
+        Assert.Equal(7, metrics.CounterValue("zcproxy_access_log_dropped_total"));
     }
 }
 
