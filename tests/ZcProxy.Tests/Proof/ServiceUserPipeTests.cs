@@ -85,7 +85,8 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
             output.WriteLine($"{BigBody >> 20} MiB body: {log.CallsOf("splice")} splice calls in all, {intoClient.Count} moved bytes into the client socket " +
                 $"({intoClient.Sum(c => c.Result) / Math.Max(1, intoClient.Count) / 1024} KiB each on average)");
             output.WriteLine(log.Summary);
-            Assert.Equal(BigBody, intoClient.Sum(c => c.Result));
+            // All but the bytes that came with the head in its one read (sent as data ahead of the splice).
+            Assert.InRange(intoClient.Sum(c => c.Result), BigBody - ZcProxy.Core.Upstream.UpstreamConnection.HeadReadSize, BigBody);
             // The quota-starved pipes of the failure got 8 KiB (16,384 splices into the client for 64 MiB); 64 KiB is the kernel's default pipe.
             Assert.True(intoClient.Count <= BigBody / (64 * 1024), $"{intoClient.Count} splices into the client: pipes smaller than the kernel's default");
         }
