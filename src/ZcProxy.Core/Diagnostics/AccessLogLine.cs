@@ -109,9 +109,7 @@ internal static class AccessLogLine
                 line.AppendEscaped(cluster);
                 return true;
             case LogVariable.TraceId:
-                if (Activity.Current is not { IdFormat: ActivityIdFormat.W3C } activity) return false;
-                line.AppendEscaped(activity.TraceId.ToHexString());
-                return true;
+                return AppendTraceId(ref line, context);
             default:
                 return false;
         }
@@ -120,6 +118,31 @@ internal static class AccessLogLine
     /// <summary>The request target as the client sent it (nginx's $request_uri), not the decoded path.</summary>
     private static string RawTarget(HttpContext context)
         => context.Features.Get<IHttpRequestFeature>()?.RawTarget is { Length: > 0 } raw ? raw : context.Request.Path.Value + context.Request.QueryString.Value;
+
+    private static readonly SearchValues<char> LowerHex = SearchValues.Create("0123456789abcdef");
+
+    /// <summary>
+    /// The request span's trace id; with no span (no tracing listener), the one of the client's W3C <c>traceparent</c>
+    /// (<c>00-TRACEID-SPANID-FLAGS</c>), which the upstream then receives unchanged: the same id in every log either way.
+    /// </summary>
+    private static bool AppendTraceId(ref Utf8Line line, HttpContext context)
+    {
+        Span<char> id = stackalloc char[32];
+        if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } activity)
+        {
+            Span<byte> raw = stackalloc byte[16];
+            activity.TraceId.CopyTo(raw);
+            Convert.TryToHexStringLower(raw, id, out _);
+            line.AppendEscaped(id);
+            return true;
+        }
+        var header = context.Request.Headers["traceparent"];
+        if (header.Count != 1 || header[0] is not { Length: 55 } value || value[2] != '-' || value[35] != '-') return false;
+        var traceId = value.AsSpan(3, 32);
+        if (traceId.ContainsAnyExcept(LowerHex) || !traceId.ContainsAnyExcept('0')) return false;
+        line.AppendEscaped(traceId);
+        return true;
+    }
 
     private static bool AppendHeader(ref Utf8Line line, StringValues values)
     {

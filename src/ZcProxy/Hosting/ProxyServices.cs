@@ -22,7 +22,7 @@ internal static class ProxyServices
     {
         services.AddAuthorization();
         services.AddCors();
-        services.AddReverseProxy().AddTransforms(UpstreamTimingTransform.Apply);
+        services.AddReverseProxy().AddTransforms(UpstreamTimingTransform.Apply).AddTransforms(TraceContext.Apply);
         services.AddZcLoadBalancing();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ProxyMetrics>();
