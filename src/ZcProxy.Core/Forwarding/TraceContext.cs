@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using Yarp.ReverseProxy.Transforms;
-using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace ZcProxy.Core.Forwarding;
 
@@ -26,11 +24,4 @@ internal static class TraceContext
             if (carrier is HttpRequestMessage m && value is not null) m.Headers.TryAddWithoutValidation(name, value);
         });
     }
-
-    /// <summary>YARP's forwarder: a request transform on every route (after YARP has copied the client's headers).</summary>
-    public static void Apply(TransformBuilderContext context) => context.AddRequestTransform(static transform =>
-    {
-        Propagate(transform.ProxyRequest);
-        return ValueTask.CompletedTask;
-    });
 }

@@ -22,7 +22,9 @@ internal static class ProxyServices
     {
         services.AddAuthorization();
         services.AddCors();
-        services.AddReverseProxy().AddTransforms(UpstreamTimingTransform.Apply).AddTransforms(TraceContext.Apply);
+        services.AddReverseProxy();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, UpstreamTimingTransform>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, TraceContextTransform>());
         services.AddZcLoadBalancing();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ProxyMetrics>();
