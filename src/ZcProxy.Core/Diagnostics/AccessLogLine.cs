@@ -80,6 +80,8 @@ internal static class AccessLogLine
             case LogVariable.Status: line.AppendNumber(context.Response.StatusCode); return true;
             case LogVariable.BodyBytesSent:
                 // The body length declared to the client (nginx counts bytes sent): 0 when the client left before it started.
+                // An upgraded connection's bytes are those its tunnel sent to the client (nginx's $body_bytes_sent does the same).
+                if (context.Features.Get<UpgradedConnection>() is { } upgraded) { line.AppendNumber(upgraded.ResponseBytes); return true; }
                 if (context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted) { line.AppendNumber(0); return true; }
                 if (context.Response.ContentLength is not { } length) return false;
                 line.AppendNumber(length);
