@@ -21,7 +21,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE))
-from perreq import wait_http  # noqa: E402
+from perreq import wait_http, wrk  # noqa: E402
+import re  # noqa: E402
+import urllib.request  # noqa: E402
 from zcbench import configs  # noqa: E402
 from zcbench.services import free_ports  # noqa: E402
 
@@ -48,6 +50,23 @@ def settled_rss(pid, seconds=3.0):
             return now
         last = now
     return last
+
+
+def managed_after_gc(port, admin):
+    """Managed heap right after a GC (sum of the runtime's last-collection heap sizes) and the GC count: a short wrk
+    burst on its own connections allocates enough to make the GC run, so the connections' objects are what stays."""
+    def read():
+        text = urllib.request.urlopen(f"{admin}/metrics", timeout=5).read().decode()
+        size = sum(float(v) for v in re.findall(r"^system_runtime_dotnet_gc_last_collection_heap_size\{[^}]*\}\s+(\S+)", text, re.M))
+        gcs = sum(int(float(v)) for v in re.findall(r"^system_runtime_dotnet_gc_collections\{[^}]*\}\s+(\S+)", text, re.M))
+        return size, gcs
+    _, before = read()
+    for _ in range(10):
+        wrk(f"http://127.0.0.1:{port}/body", 4, 2)
+        size, after = read()
+        if after >= before + 3:
+            return size
+    raise SystemExit("the GC did not run during the wrk bursts")
 
 
 def open_idle(port, count, size):
@@ -114,13 +133,18 @@ def main():
         # A few hundred requests first, so JIT and pools are warm and the baseline is the steady state.
         for s in open_idle(port, 200, size):
             s.close()
+        admin = f"http://127.0.0.1:{admin_port}"
+        base_heap = managed_after_gc(port, admin)
         base_rss, base_fds = settled_rss(zc.pid), fds(zc.pid)
-        print(f"idle, 0 connections: RSS {base_rss / 1024:.1f} MiB, {base_fds} fds")
+        print(f"idle, 0 connections: RSS {base_rss / 1024:.1f} MiB, {base_fds} fds, managed heap after a GC {base_heap / 2**20:.1f} MiB")
         for count in (int(c) for c in a.counts.split(",")):
             socks = open_idle(port, count, size)
             rss, n = settled_rss(zc.pid), fds(zc.pid)
+            heap = managed_after_gc(port, admin)
             print(f"{count} idle connections: RSS {rss / 1024:.1f} MiB (+{(rss - base_rss) / count:.2f} KiB per connection), "
-                  f"{n} fds ({(n - base_fds) / count:.3f} per connection)")
+                  f"{n} fds ({(n - base_fds) / count:.3f} per connection); managed heap after a GC "
+                  f"{heap / 2**20:.1f} MiB (+{(heap - base_heap) / count / 1024:.2f} KiB per connection); "
+                  f"RSS after the bursts {rss_kib(zc.pid) / 1024:.1f} MiB")
             for s in socks:
                 s.close()
             time.sleep(1)
