@@ -37,6 +37,17 @@ def nginx_origin(port, run_dir, files_dir, workers="auto"):
     return _NGINX_COMMON.format(workers=workers, run=run_dir, body=body)
 
 
+def nginx_static(port, run_dir, files_dir, workers="auto"):
+    """nginx serving the bench's files itself (root; sendfile on, from the common http block), the
+    baseline for ZcProxy's static routes: no origin in the path."""
+    body = f"""\
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        root {files_dir};
+    }}"""
+    return _NGINX_COMMON.format(workers=workers, run=run_dir, body=body)
+
+
 _UPSTREAM = """\
     upstream origin {{
         server 127.0.0.1:{origin_port};
@@ -49,7 +60,7 @@ _PROXY_BASICS = """\
             proxy_set_header Connection "";"""
 
 
-def nginx_proxy(port, origin_port, run_dir, variant, workers="auto"):
+def nginx_proxy(port, origin_port, run_dir, variant, workers="auto", max_size="4g"):
     """nginx proxy_pass with upstream keep-alive.
 
     variant: "stock" (default buffering: big bodies spill to a temp file), "tuned"
@@ -60,7 +71,7 @@ def nginx_proxy(port, origin_port, run_dir, variant, workers="auto"):
     if variant == "tuned":
         extra_loc = "            proxy_buffers 16 64k;\n            proxy_max_temp_file_size 0;"
     elif variant in ("cache", "cache-aio"):
-        extra_http = (f"    proxy_cache_path {run_dir}/cache levels=1:2 keys_zone=zc:16m max_size=4g "
+        extra_http = (f"    proxy_cache_path {run_dir}/cache levels=1:2 keys_zone=zc:16m max_size={max_size} "
                       "inactive=1h use_temp_path=off;")
         extra_loc = ("            proxy_cache zc;\n"
                      "            proxy_cache_valid 200 1h;\n"
@@ -164,8 +175,9 @@ def zcproxy_stream(port, admin_port, origin_port):
     return json.dumps(conf, indent=2) + "\n"
 
 
-def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None):
-    """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches."""
+def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=None, max_size="4GiB"):
+    """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches
+    (direct_io: Cache.DirectIo "residency" | "threshold" | "off", ZcProxy's default when None)."""
     route = {"ClusterId": "origin", "Match": {"Path": "/{**catch-all}"}}
     if cache_dir:
         route["Metadata"] = {"Cache": "on"}
@@ -181,6 +193,24 @@ def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None):
         },
     }
     if cache_dir:
-        conf["Cache"] = {"Path": cache_dir, "MaxSize": "4GiB", "DirectIoThreshold": "4MiB",
+        conf["Cache"] = {"Path": cache_dir, "MaxSize": max_size, "DirectIoThreshold": "4MiB",
                          "Inactive": "1h"}
+        if direct_io:
+            conf["Cache"]["DirectIo"] = direct_io
+    return json.dumps(conf, indent=2) + "\n"
+
+
+def zcproxy_static(port, admin_port, files_dir):
+    """ZcProxy serving the bench's files itself: one route without a cluster, Metadata Static (the default
+    DirectIo rule, residency with a 4 MiB threshold, as the cache's)."""
+    conf = {
+        "Listen": [{"Url": f"http://127.0.0.1:{port}"}],
+        "Admin": {"Url": f"http://127.0.0.1:{admin_port}"},
+        "ZeroCopy": {"Enabled": True},
+        "AccessLog": {"Path": "off"},
+        "ReverseProxy": {
+            "Routes": {"files": {"Match": {"Path": "/{**catch-all}"}, "Metadata": {"Static": files_dir}}},
+            "Clusters": {},
+        },
+    }
     return json.dumps(conf, indent=2) + "\n"
