@@ -18,6 +18,20 @@ internal sealed record ZcProxyOptions
 internal sealed record DiscoveryOptions
 {
     public EtcdDiscoveryOptions? Etcd { get; init; }
+    /// <summary>Per cluster id: its destinations from DNS (SRV, or A/AAAA with a port), re-resolved every Interval.</summary>
+    public IReadOnlyDictionary<string, DnsDiscoveryOptions> Dns { get; init; } = new Dictionary<string, DnsDiscoveryOptions>();
+}
+
+/// <summary>"_http._tcp.api.internal" (SRV: port, weight, priority from the records) or "api.internal" with a Port (A/AAAA).</summary>
+internal sealed record DnsDiscoveryOptions
+{
+    public required string Name { get; init; }
+    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Required for A/AAAA names; SRV records carry their own.</summary>
+    public int? Port { get; init; }
+    public string Scheme { get; init; } = "http";
+    /// <summary>"IP" or "IP:port" of the resolver to ask; default: the system's (/etc/resolv.conf).</summary>
+    public string? Server { get; init; }
 }
 
 /// <summary>

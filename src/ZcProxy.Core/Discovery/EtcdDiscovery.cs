@@ -46,8 +46,9 @@ internal sealed partial class EtcdDiscovery(
             {
                 return;
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException or EtcdWatchLostException
-                                       or System.Text.Json.JsonException or FormatException or KeyNotFoundException or InvalidOperationException)
+#pragma warning disable CA1031 // any failure (network, etcd, an unexpected answer) keeps the last set: it must never stop the proxy
+            catch (Exception e)
+#pragma warning restore CA1031
             {
                 var wasCurrent = status.Get(Source)?.Current == true;
                 var reason = e is OperationCanceledException ? $"no answer within {options.RequestTimeout.TotalSeconds:0.#}s" : e.Message;

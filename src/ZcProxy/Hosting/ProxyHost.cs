@@ -133,6 +133,9 @@ internal static class ProxyHost
         if (options.Discovery?.Etcd is { } etcd)
             builder.Services.AddHostedService(sp => new EtcdDiscovery(etcd, sp.GetRequiredService<FileConfigProvider>(),
                 sp.GetRequiredService<DiscoveryStatus>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<EtcdDiscovery>>()));
+        if (options.Discovery?.Dns is { Count: > 0 } dns)
+            builder.Services.AddHostedService(sp => new DnsDiscovery(dns, sp.GetRequiredService<FileConfigProvider>(),
+                sp.GetRequiredService<DiscoveryStatus>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DnsDiscovery>>()));
         builder.Services.AddHostedService<RuntimeMeters>();
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
