@@ -10,6 +10,8 @@ need=()
 for tool in nginx:nginx haproxy:haproxy wrk:wrk strace:strace iperf3:iperf3; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
+# nginx's stream module (TCP mode rows) is a separate Debian package.
+[[ -f /usr/lib/nginx/modules/ngx_stream_module.so ]] || need+=(libnginx-mod-stream)
 if ((${#need[@]})); then
   echo "installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

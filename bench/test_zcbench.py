@@ -164,6 +164,12 @@ class PlanTests(unittest.TestCase):
         self.assertLess(len(plan.all_cases("quick")), len(plan.all_cases("full")))
         self.assertNotIn("zc-cache/64k-c16", self.ids(""))
 
+    def test_tcp_keyword_selects_the_stream_mode_rows_at_16m_and_256m(self):
+        self.assertEqual(sorted(self.ids("tcp")), sorted(
+            f"{t}/{w}" for t in ("zc-tcp", "haproxy-tcp", "nginx-stream") for w in ("16m-c4", "256m-c2")))
+        self.assertEqual(self.ids("tcp", "quick"), self.ids("tcp"))
+        self.assertNotIn("zc-tcp/1k-c16", self.ids(""))
+
 
 class ReportTests(unittest.TestCase):
     def test_markdown_table_with_a_not_timed_case_and_ratio(self):
@@ -192,6 +198,28 @@ class ReportTests(unittest.TestCase):
 
 
 class ConfigTests(unittest.TestCase):
+    def test_tcp_mode_configs(self):
+        h = configs.haproxy_tcp(1, 2)
+        self.assertIn("mode tcp", h)
+        self.assertIn("option splice-request", h)
+        self.assertIn("option splice-response", h)
+        self.assertNotIn("mode http", h)
+        n = configs.nginx_stream(1, 2, "/r")
+        self.assertTrue(n.startswith(f"load_module {configs.NGINX_STREAM_MODULE};"))
+        self.assertIn("proxy_pass 127.0.0.1:2;", n)
+        self.assertNotIn("http {", n)
+        z = json.loads(configs.zcproxy_stream(1, 2, 3))
+        self.assertEqual(z["Streams"], {"bench": {"Listen": "127.0.0.1:1", "ClusterId": "origin"}})
+        self.assertEqual(z["ReverseProxy"]["Clusters"]["origin"]["Destinations"]["o1"]["Address"], "tcp://127.0.0.1:3")
+        self.assertNotIn("Routes", z["ReverseProxy"])
+
+    def test_tcp_ratios_pair_with_haproxy_and_nginx(self):
+        ids = {"zc-tcp/16m-c4", "haproxy-tcp/16m-c4", "nginx-stream/16m-c4"}
+        labels = {s.label: s for s in stats.ratio_specs(ids)}
+        self.assertEqual(labels["ZcProxy TCP / HAProxy mode tcp (splice) CPU-s/GB, 16m-c4"].goal, "<= 1.0")
+        self.assertEqual(labels["ZcProxy TCP / HAProxy mode tcp (splice) GB/s, 16m-c4"].goal, ">= 1.0")
+        self.assertIn("ZcProxy TCP / nginx stream CPU-s/GB, 16m-c4", labels)
+
     def test_haproxy_splice_is_forced_only_in_the_splice_variant(self):
         self.assertIn("option splice-response", configs.haproxy(1, 2, True))
         self.assertNotIn("splice", configs.haproxy(1, 2, False))

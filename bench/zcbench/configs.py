@@ -102,6 +102,68 @@ backend be
 """
 
 
+NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"  # Debian: libnginx-mod-stream
+
+
+def nginx_stream(port, origin_port, run_dir, module=NGINX_STREAM_MODULE, workers="auto"):
+    """nginx stream {} (layer 4): every connection relayed to the origin, nginx's defaults otherwise
+    (proxy_buffer_size 16k, no splice: nginx copies through user space)."""
+    return f"""\
+load_module {module};
+user root root;
+worker_processes {workers};
+daemon off;
+master_process on;
+pid {run_dir}/nginx.pid;
+error_log {run_dir}/error.log warn;
+events {{ worker_connections 4096; }}
+stream {{
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        proxy_pass 127.0.0.1:{origin_port};
+        proxy_timeout 10m;
+    }}
+}}
+"""
+
+
+def haproxy_tcp(port, origin_port):
+    """HAProxy mode tcp with splicing forced both ways (option splice-request/-response; splice-auto
+    would decide per connection)."""
+    return f"""\
+global
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option splice-request
+    option splice-response
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    server origin 127.0.0.1:{origin_port}
+"""
+
+
+def zcproxy_stream(port, admin_port, origin_port):
+    """ZcProxy TCP stream mode: one Streams entry relaying to the origin. The HTTP listener is
+    required by the config but takes no traffic here."""
+    conf = {
+        "Listen": [{"Url": "http://127.0.0.1:0"}],
+        "Admin": {"Url": f"http://127.0.0.1:{admin_port}"},
+        "AccessLog": {"Path": "off"},
+        "Streams": {"bench": {"Listen": f"127.0.0.1:{port}", "ClusterId": "origin"}},
+        "ReverseProxy": {
+            "Clusters": {"origin": {"Destinations": {
+                "o1": {"Address": f"tcp://127.0.0.1:{origin_port}"}}}},
+        },
+    }
+    return json.dumps(conf, indent=2) + "\n"
+
+
 def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None):
     """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches."""
     route = {"ClusterId": "origin", "Match": {"Path": "/{**catch-all}"}}

@@ -33,6 +33,7 @@ class Target:
     variant: str = ""  # zero copy on/off, nginx variant, haproxy splice/nosplice
     cache: bool = False
     description: str = ""
+    tcp: bool = False  # a layer-4 proxy (TCP stream mode) in front of the same HTTP origin
 
 
 TARGETS = [
@@ -47,6 +48,10 @@ TARGETS = [
     Target("nginx-cache", "nginx", "cache", cache=True, description="nginx proxy_cache hits, sendfile"),
     Target("nginx-cache-aio", "nginx", "cache-aio", cache=True,
            description="nginx proxy_cache hits, aio threads + directio 4m"),
+    Target("zc-tcp", "zcproxy", "tcp", tcp=True, description="ZcProxy TCP stream mode (Streams, splice both ways)"),
+    Target("haproxy-tcp", "haproxy", "tcp-splice", tcp=True,
+           description="HAProxy mode tcp, option splice-request/-response"),
+    Target("nginx-stream", "nginx", "stream", tcp=True, description="nginx stream {} proxy_pass"),
 ]
 TARGETS_BY_NAME = {t.name: t for t in TARGETS}
 
@@ -57,6 +62,11 @@ PROXY_WORKLOADS = {
 CACHE_WORKLOADS = {
     "full": ["1k-c16", "1m-c8", "16m-c4", "256m-c2"],
     "quick": ["1k-c16", "16m-c4", "256m-c2"],
+}
+# TCP mode: wrk's keep-alive HTTP connections relayed byte for byte to the origin (the bodies flow upstream -> client).
+TCP_WORKLOADS = {
+    "full": ["16m-c4", "256m-c2"],
+    "quick": ["16m-c4", "256m-c2"],
 }
 
 
@@ -78,14 +88,14 @@ class Case:
 def all_cases(mode):
     cases = []
     for t in TARGETS:
-        names = CACHE_WORKLOADS[mode] if t.cache else PROXY_WORKLOADS[mode]
+        names = CACHE_WORKLOADS[mode] if t.cache else TCP_WORKLOADS[mode] if t.tcp else PROXY_WORKLOADS[mode]
         cases += [Case(t, workload(w)) for w in names]
     return cases
 
 
 def select(cases, only):
     """--only: comma-separated tokens. A token with '/' is a glob on the case id
-    ("zc-*/16m-*"); otherwise it filters targets ("zc-on", "nginx-*", "cache") or
+    ("zc-*/16m-*"); otherwise it filters targets ("zc-on", "nginx-*", "cache", "tcp") or
     workloads ("16m", "1k-c64"). Target and workload filters intersect; id globs add."""
     if not only:
         return list(cases)
@@ -94,7 +104,7 @@ def select(cases, only):
     plain = [t for t in tokens if "/" not in t]
 
     def target_match(tok, c):
-        return fnmatch.fnmatch(c.target.name, tok) or (tok == "cache" and c.target.cache)
+        return fnmatch.fnmatch(c.target.name, tok) or (tok == "cache" and c.target.cache) or (tok == "tcp" and c.target.tcp)
 
     def workload_match(tok, c):
         return fnmatch.fnmatch(c.workload.name, tok) or fnmatch.fnmatch(c.workload.size, tok)

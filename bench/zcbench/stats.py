@@ -115,6 +115,13 @@ def ratio_specs(case_ids):
                                        f"haproxy-splice/{wl}", "cpu_per_gb", "<= 1.0"))
                 specs.append(RatioSpec(f"ZcProxy (on) / HAProxy-splice GB/s, {wl}", cid,
                                        f"haproxy-splice/{wl}", "gbps", ">= 1.0"))
+        if target == "zc-tcp":
+            specs.append(RatioSpec(f"ZcProxy TCP / HAProxy mode tcp (splice) CPU-s/GB, {wl}", cid, f"haproxy-tcp/{wl}",
+                                   "cpu_per_gb", "<= 1.0"))
+            specs.append(RatioSpec(f"ZcProxy TCP / HAProxy mode tcp (splice) GB/s, {wl}", cid, f"haproxy-tcp/{wl}",
+                                   "gbps", ">= 1.0"))
+            specs.append(RatioSpec(f"ZcProxy TCP / nginx stream CPU-s/GB, {wl}", cid, f"nginx-stream/{wl}",
+                                   "cpu_per_gb", "<= 1.0"))
         if target == "zc-cache":
             specs.append(RatioSpec(f"ZcProxy cache / nginx cache CPU-s/GB, {wl}", cid, f"nginx-cache/{wl}",
                                    "cpu_per_gb", "<= 1.0"))

@@ -16,20 +16,29 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
                        [port]), port
     if target.kind == "nginx":
         port = free_ports(1)[0]
-        conf = _write(run_dir, "nginx.conf", configs.nginx_proxy(port, origin_port, run_dir, target.variant))
+        if target.variant == "stream":
+            if not os.path.exists(configs.NGINX_STREAM_MODULE):
+                raise RuntimeError(f"{configs.NGINX_STREAM_MODULE} missing (apt-get install libnginx-mod-stream)")
+            text = configs.nginx_stream(port, origin_port, run_dir)
+        else:
+            text = configs.nginx_proxy(port, origin_port, run_dir, target.variant)
+        conf = _write(run_dir, "nginx.conf", text)
         return Service(target.name, ["nginx", "-e", f"{run_dir}/error.log", "-p", run_dir, "-c", conf], log,
                        [port]), port
     if target.kind == "haproxy":
         port = free_ports(1)[0]
-        conf = _write(run_dir, "haproxy.cfg", configs.haproxy(port, origin_port, target.variant == "splice"))
+        text = configs.haproxy_tcp(port, origin_port) if target.variant == "tcp-splice" \
+            else configs.haproxy(port, origin_port, target.variant == "splice")
+        conf = _write(run_dir, "haproxy.cfg", text)
         return Service(target.name, ["haproxy", "-db", "-f", conf], log, [port]), port
     if target.kind == "zcproxy":
         port, admin = free_ports(2)
         cache_dir = os.path.join(run_dir, "cache") if target.cache else None
         if cache_dir:
             os.makedirs(cache_dir, exist_ok=True)
-        conf = _write(run_dir, "zcproxy.json",
-                      configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir))
+        text = configs.zcproxy_stream(port, admin, origin_port) if target.variant == "tcp" \
+            else configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir)
+        conf = _write(run_dir, "zcproxy.json", text)
         env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1")
         svc = Service(target.name, ["dotnet", zcproxy_dll, "--config", conf], log, [port, admin],
                       cwd=run_dir, env=env)

@@ -56,16 +56,20 @@ internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerabl
                 errors.Add(new(at.File, at.JsonPath, e.Message));
         }
 
+        // Clusters named by Streams hold tcp:// destinations; the stream check validates those.
+        var streamClusters = StreamClusters.Named(config.Options);
         foreach (var cluster in config.Clusters)
         {
             var at = config.ClusterSources[cluster.ClusterId];
+            bool streamCluster = streamClusters.Contains(cluster.ClusterId);
             foreach (var (name, destination) in cluster.Destinations ?? new Dictionary<string, DestinationConfig>())
             {
                 if (destination is null)
                     errors.Add(new(at.File, $"{at.JsonPath}.Destinations.{name}", "must be an object with an \"Address\""));
-                else if (!Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
-                    errors.Add(new(at.File, $"{at.JsonPath}.Destinations.{name}.Address",
-                        $"'{destination.Address}' is not an absolute http:// or https:// URL"));
+                else if (!streamCluster && (!Uri.TryCreate(destination.Address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host)))
+                    errors.Add(new(at.File, $"{at.JsonPath}.Destinations.{name}.Address", uri?.Scheme == "tcp"
+                        ? $"'{destination.Address}' is a TCP destination: only clusters named by a 'Streams' entry may use tcp:// (an HTTP cluster needs http:// or https://)"
+                        : $"'{destination.Address}' is not an absolute http:// or https:// URL"));
             }
             foreach (var e in await yarpValidator.ValidateClusterAsync(cluster))
                 errors.Add(new(at.File, at.JsonPath, e.Message));

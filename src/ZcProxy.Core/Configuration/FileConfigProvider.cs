@@ -34,7 +34,7 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         _logger = logger;
         _loaded = initial;
         _files = initial;
-        _snapshot = new ProxyConfigSnapshot(initial.Routes, initial.Clusters);
+        _snapshot = new ProxyConfigSnapshot(initial.Routes, StreamClusters.ForYarp(initial));
     }
 
     /// <summary>Discovered entries not served, by source, as of the last merge.</summary>
@@ -126,7 +126,7 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
 
         var previous = _snapshot;
         _loaded = merged;
-        _snapshot = new ProxyConfigSnapshot(merged.Routes, merged.Clusters);
+        _snapshot = new ProxyConfigSnapshot(merged.Routes, StreamClusters.ForYarp(merged));
         previous.SignalReplaced();
     }
 

@@ -11,6 +11,8 @@ internal sealed record ZcProxyOptions
     public DemoOptions? Demo { get; init; }
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public ClientLimits Limits { get; init; } = new();
+    /// <summary>TCP stream proxies by name (nginx <c>stream { server { listen ...; proxy_pass ...; } }</c>), hot-reloaded.</summary>
+    public IReadOnlyDictionary<string, StreamOptions> Streams { get; init; } = new Dictionary<string, StreamOptions>();
     /// <summary>Destinations from a registry, merged with the files' (see Discovery/).</summary>
     public DiscoveryOptions? Discovery { get; init; }
 }

@@ -22,12 +22,22 @@ internal static class ZeroCopyTransportExtensions
     /// </summary>
     public static IServiceCollection AddZeroCopyTransport(this IServiceCollection services, ZeroCopyListenerClaims? claims = null)
     {
-        services.TryAddSingleton<ProxyMetrics>();
-        services.TryAddSingleton(sp => new EventLoops(Environment.ProcessorCount, sp.GetService<ILogger<EventLoop>>()));
-        services.TryAddSingleton(sp => new SplicePipePool(PipeBudget.FromKernel(), sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>()));
+        services.AddEventLoops();
         services.TryAddSingleton<ZeroCopyTransport>();
         services.TryAddSingleton(claims ?? new ZeroCopyListenerClaims());
         services.AddSingleton<IConnectionListenerFactory, ZeroCopyListenerFactory>();
+        return services;
+    }
+
+    /// <summary>
+    /// The event loops (one per core, started when first resolved) and the splice pipe pool, shared by the zero-copy
+    /// HTTP transport and the stream proxy.
+    /// </summary>
+    public static IServiceCollection AddEventLoops(this IServiceCollection services)
+    {
+        services.TryAddSingleton<ProxyMetrics>();
+        services.TryAddSingleton(sp => new EventLoops(Environment.ProcessorCount, sp.GetService<ILogger<EventLoop>>()));
+        services.TryAddSingleton(sp => new SplicePipePool(PipeBudget.FromKernel(), sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>()));
         return services;
     }
 

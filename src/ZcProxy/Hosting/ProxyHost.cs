@@ -208,6 +208,7 @@ internal static class ProxyHost
     private static string OneLine(Exception e)
     {
         while (e is AggregateException { InnerExceptions.Count: 1 } or TargetInvocationException && e.InnerException is not null) e = e.InnerException!;
+        if (e is ConfigEntryException) return e.Message; // already the operator's line: file, JSON path, what failed
         return $"{e.Message.ReplaceLineEndings(" ")} ({e.GetType().Name})";
     }
 

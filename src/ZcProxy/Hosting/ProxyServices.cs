@@ -8,6 +8,7 @@ using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Output;
 using ZcProxy.Core.Balancing;
+using ZcProxy.Core.StreamProxy;
 
 namespace ZcProxy.Hosting;
 
@@ -36,6 +37,7 @@ internal static class ProxyServices
         services.AddZeroCopyForwarder();
         services.AddResponseOutput();
         services.AddForwardingTransforms();
+        services.AddStreamProxy();
         return services;
     }
 

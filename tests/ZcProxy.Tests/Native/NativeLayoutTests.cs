@@ -49,6 +49,14 @@ public sealed class NativeLayoutTests
         ("sizeof(struct iovec)", Unsafe.SizeOf<IoSegment>()),  // IoSegment is passed as struct iovec to sendmsg
         ("sizeof(off_t)", sizeof(long)),                         // sendfile's offset (Libc.sendfile: long*)
         ("sizeof(size_t)", IntPtr.Size),                         // sendfile's count (nuint)
+        // Syscalls.WriteSockAddr / ToEndPoint build and read sockaddr_in(6) by offset (connect, accept, getsockname).
+        ("sizeof(struct sockaddr_in)", 16),
+        ("offsetof(struct sockaddr_in, sin_port)", 2),
+        ("offsetof(struct sockaddr_in, sin_addr)", 4),
+        ("sizeof(struct sockaddr_in6)", 28),
+        ("offsetof(struct sockaddr_in6, sin6_port)", 2),
+        ("offsetof(struct sockaddr_in6, sin6_addr)", 8),
+        ("offsetof(struct sockaddr_in6, sin6_scope_id)", 24),
     ];
 
     private static readonly string[] ConstantNames = typeof(LinuxConstants)
@@ -159,6 +167,7 @@ public sealed class NativeLayoutTests
             #define _GNU_SOURCE
             #include <errno.h>
             #include <fcntl.h>
+            #include <netinet/in.h>
             #include <poll.h>
             #include <stddef.h>
             #include <sys/epoll.h>

@@ -39,6 +39,10 @@ public sealed partial class StraceLog
     /// <summary>True when an fd argument, as decorated by -yy, is a TCP socket whose local port is <paramref name="port"/>.</summary>
     public static bool IsSocketWithLocalPort(string fdArgument, int port) => fdArgument.Contains($":{port}->", StringComparison.Ordinal);
 
+    /// <summary>True when an fd argument, as decorated by -yy, is a TCP socket connected to remote port <paramref name="port"/>.</summary>
+    public static bool IsSocketWithRemotePort(string fdArgument, int port)
+        => fdArgument.Contains("->", StringComparison.Ordinal) && fdArgument.Contains($":{port}]", StringComparison.Ordinal);
+
     public static StraceLog Parse(IEnumerable<string> lines)
     {
         var calls = new List<StraceCall>();

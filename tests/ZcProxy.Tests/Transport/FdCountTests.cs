@@ -67,6 +67,14 @@ public sealed class FdCountTests
         Assert.Equal(1, host.Loops.RegistrationCount); // only the listening socket: every connection and splice source left its loop
     }
 
+    private static int CountFds() => FdCount.Count();
+
+    private static string DescribeFds() => FdCount.Describe();
+}
+
+/// <summary>This process's fds of the kinds the transport opens (/proc/self/fd).</summary>
+public static class FdCount
+{
     /// <summary>Sockets, pipes and anon inodes (epoll, eventfd): what the transport opens. Assemblies and
     /// symbol files the runtime maps lazily (for example to format an exception's stack trace) are not ours.</summary>
     private static string[] OurKindOfFds() => Directory.GetFiles("/proc/self/fd")
@@ -74,7 +82,7 @@ public sealed class FdCountTests
         .Where(t => t.StartsWith("socket:") || t.StartsWith("pipe:") || t.StartsWith("anon_inode:"))
         .ToArray();
 
-    private static int CountFds() => OurKindOfFds().Length;
+    public static int Count() => OurKindOfFds().Length;
 
-    private static string DescribeFds() => string.Join(", ", OurKindOfFds().GroupBy(t => t.Split(':')[0]).Select(g => $"{g.Key}×{g.Count()}"));
+    public static string Describe() => string.Join(", ", OurKindOfFds().GroupBy(t => t.Split(':')[0]).Select(g => $"{g.Key}×{g.Count()}"));
 }

@@ -1,0 +1,259 @@
+using System.Buffers;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport.Loops;
+using ZcProxy.Native;
+using static ZcProxy.Native.LinuxConstants;
+
+namespace ZcProxy.Core.Transport.Relay;
+
+/// <summary>Per-connection counters a relay adds its bytes to as they move (e.g. one stream's), besides zcproxy_body_bytes_total.</summary>
+internal readonly record struct RelayCounters(Counter? Request, Counter? Response);
+
+/// <summary>
+/// Two connected sockets of one event loop relayed both ways in the kernel, as HAProxy does in TCP mode:
+/// client → pipe → upstream ("request" bytes) and upstream → pipe → client ("response" bytes), each direction a loop
+/// of non-blocking splice(2) calls that waits on the loop only when its source is empty or its sink is full.
+/// A direction holds a leased pipe only while bytes are in flight (an idle connection holds none). A FIN from one side
+/// is passed on as shutdown(SHUT_WR) to the other and the opposite direction keeps flowing (half-close); the relay ends
+/// when both directions finished, when a socket fails (the other direction is stopped at once), or when it is stopped
+/// (idle timeout, shutdown). Bytes already in user space (read with a protocol head) are sent first, counted as copied;
+/// a direction that finds no pipe in the pool (its budget spent) copies through a pooled buffer until one is free.
+/// Every step runs on the loop's thread: waits complete inline there, and a stop from another thread is posted.
+/// </summary>
+internal sealed class SpliceRelay
+{
+    private const int NotEnded = -1;
+    private const int CopyBufferSize = 64 * 1024;
+    private readonly LoopSocket _client;
+    private readonly LoopSocket _upstream;
+    private readonly SplicePipePool _pipes;
+    private readonly ProxyMetrics _metrics;
+    private readonly RelayCounters _counters;
+    private int _end = NotEnded;
+    private string? _failure;
+    private long _requestBytes, _responseBytes;
+    // Idle tracking, touched by the sweeper only.
+    private long _idleSeenBytes = -1, _idleSince;
+
+    public SpliceRelay(LoopSocket client, LoopSocket upstream, SplicePipePool pipes, ProxyMetrics metrics, TimeSpan idleTimeout, RelayCounters counters = default)
+    {
+        if (client.Loop != upstream.Loop) throw new ArgumentException("both sockets of a relay must be registered with one event loop", nameof(upstream));
+        _client = client;
+        _upstream = upstream;
+        _pipes = pipes;
+        _metrics = metrics;
+        IdleTimeout = idleTimeout;
+        _counters = counters;
+    }
+
+    public EventLoop Loop => _client.Loop;
+    public TimeSpan IdleTimeout { get; }
+    /// <summary>Client → upstream bytes delivered so far.</summary>
+    public long RequestBytes => Volatile.Read(ref _requestBytes);
+    /// <summary>Upstream → client bytes delivered so far.</summary>
+    public long ResponseBytes => Volatile.Read(ref _responseBytes);
+    /// <summary>What failed, for the log (null unless a socket or the pipe supply failed).</summary>
+    public string? Failure => Volatile.Read(ref _failure);
+    private bool Ended => Volatile.Read(ref _end) != NotEnded;
+
+    /// <summary>
+    /// Relays until both sides are done or the relay is stopped; <paramref name="toUpstreamFirst"/> and
+    /// <paramref name="toClientFirst"/> (bytes a protocol layer already read) go out before anything is spliced.
+    /// The caller closes the sockets afterwards (after a failure, with a reset on the side that did not fail).
+    /// </summary>
+    /// <param name="preamble">The proxy's own bytes for the upstream (a PROXY protocol header): sent first, not counted as relayed.</param>
+    public async Task<RelayEnd> RunAsync(ReadOnlyMemory<byte> toUpstreamFirst = default, ReadOnlyMemory<byte> toClientFirst = default, ReadOnlyMemory<byte> preamble = default)
+    {
+        await Loop.SwitchTo();
+        if (!preamble.IsEmpty && !await SendAsync(_upstream, preamble, null, RelayEnd.UpstreamFailed)) return (RelayEnd)Volatile.Read(ref _end);
+        var request = MoveAsync(_client, _upstream, toUpstreamFirst, BodyDirection.Request);
+        var response = MoveAsync(_upstream, _client, toClientFirst, BodyDirection.Response);
+        await request;
+        await response;
+        Interlocked.CompareExchange(ref _end, (int)RelayEnd.Completed, NotEnded);
+        return (RelayEnd)Volatile.Read(ref _end);
+    }
+
+    /// <summary>Ends the relay for <paramref name="reason"/> (from any thread); the first reason wins. Pending waits wake.</summary>
+    public void Stop(RelayEnd reason)
+    {
+        if (Interlocked.CompareExchange(ref _end, (int)reason, NotEnded) != NotEnded) return;
+        _client.WakeReader();
+        _client.WakeWriter();
+        _upstream.WakeReader();
+        _upstream.WakeWriter();
+    }
+
+    /// <summary>
+    /// For the idle sweeper (one thread): how long no byte moved, as of <paramref name="now"/> (a TimeProvider timestamp).
+    /// </summary>
+    internal TimeSpan IdleFor(long now, TimeProvider time)
+    {
+        long moved = RequestBytes + ResponseBytes;
+        if (moved != _idleSeenBytes)
+        {
+            _idleSeenBytes = moved;
+            _idleSince = now;
+            return TimeSpan.Zero;
+        }
+        return time.GetElapsedTime(_idleSince, now);
+    }
+
+    private void Fail(RelayEnd which, string reason)
+    {
+        Interlocked.CompareExchange(ref _failure, reason, null);
+        Stop(which);
+    }
+
+    /// <summary>One direction: <paramref name="first"/> sent, then splice until the source's FIN (passed on) or the relay ends.</summary>
+    private async ValueTask MoveAsync(LoopSocket from, LoopSocket to, ReadOnlyMemory<byte> first, BodyDirection direction)
+    {
+        var fromFailed = from == _client ? RelayEnd.ClientFailed : RelayEnd.UpstreamFailed;
+        var toFailed = to == _client ? RelayEnd.ClientFailed : RelayEnd.UpstreamFailed;
+        if (!first.IsEmpty && !await SendAsync(to, first, direction, toFailed)) return;
+        SplicePipe? pipe = null;
+        bool eof = false;
+        try
+        {
+            while (!Ended)
+            {
+                // Readiness snapshots before the syscalls: an edge after them ends the waits below.
+                int readSequence = from.ReadSequence, writeSequence = to.WriteSequence;
+                bool moved = false;
+                if (!eof && pipe is null && (pipe = _pipes.TryLease()) is null)
+                {
+                    // No pipe to be had (all in use, or the pipe quota used up): copy this round, as HAProxy does past maxpipes.
+                    var copied = await CopyOnceAsync(from, to, direction, fromFailed, toFailed);
+                    if (copied == CopyStep.Failed) return;
+                    if (copied == CopyStep.End) eof = true;
+                    else if (copied == CopyStep.Empty) await from.WaitReadableAsync(readSequence);
+                    if (!eof) continue;
+                }
+                if (!eof && pipe!.Buffered < pipe.Capacity)
+                {
+                    var r = Splice(from, pipe.WriteFd, pipe.Capacity - pipe.Buffered, toPipe: true);
+                    if (r.Ok && r.Bytes == 0) eof = true;
+                    else if (r.Ok)
+                    {
+                        pipe.Buffered += r.Bytes;
+                        moved = true;
+                    }
+                    else if (!r.WouldBlock)
+                    {
+                        Fail(fromFailed, $"{Side(from)}: {r.ToException("splice").Message}");
+                        return;
+                    }
+                }
+                if (pipe is { Buffered: > 0 })
+                {
+                    var w = Splice(to, pipe.ReadFd, pipe.Buffered, toPipe: false);
+                    if (w.Ok && w.Bytes > 0)
+                    {
+                        pipe.Buffered -= w.Bytes;
+                        Count(direction, BodyMechanism.Splice, w.Bytes);
+                        moved = true;
+                    }
+                    else if (!w.WouldBlock)
+                    {
+                        Fail(toFailed, w.Ok ? $"{Side(to)}: splice moved 0 bytes" : $"{Side(to)}: {w.ToException("splice").Message}");
+                        return;
+                    }
+                }
+                if (eof && (pipe is null || pipe.Buffered == 0))
+                {
+                    // The source finished sending: pass its FIN on; the other direction keeps flowing.
+                    if (FdLease.TryAcquire(to.Handle, out var lease)) using (lease) Syscalls.Shutdown(lease.Fd, Syscalls.SHUT_WR);
+                    return;
+                }
+                if (moved) continue;
+                if (pipe is { Buffered: > 0 }) await to.WaitWritableAsync(writeSequence); // the sink is full
+                else
+                {
+                    // The source is empty: an idle direction holds no pipe.
+                    _pipes.Return(pipe!, transferComplete: true);
+                    pipe = null;
+                    await from.WaitReadableAsync(readSequence);
+                }
+            }
+        }
+        finally
+        {
+            // A pipe that may still hold bytes is closed, never reused.
+            if (pipe is not null) _pipes.Return(pipe, transferComplete: pipe.Buffered == 0);
+        }
+    }
+
+    /// <summary>Bytes already in user space, sent with send(2) before the splicing starts; counted as copied unless <paramref name="direction"/> is null.</summary>
+    private async ValueTask<bool> SendAsync(LoopSocket to, ReadOnlyMemory<byte> data, BodyDirection? direction, RelayEnd toFailed)
+    {
+        while (!data.IsEmpty)
+        {
+            if (Ended) return false;
+            int sequence = to.WriteSequence;
+            SysResult r;
+            if (!FdLease.TryAcquire(to.Handle, out var lease)) r = new SysResult(0, (int)Errno.EBADF);
+            else using (lease) r = Syscalls.Send(lease.Fd, data.Span, MSG_DONTWAIT);
+            if (r.Ok && r.Bytes > 0)
+            {
+                data = data[(int)r.Bytes..];
+                if (direction is { } counted) Count(counted, BodyMechanism.Copy, r.Bytes);
+            }
+            else if (r.WouldBlock) await to.WaitWritableAsync(sequence);
+            else
+            {
+                Fail(toFailed, r.Ok ? $"{Side(to)}: send moved 0 bytes" : $"{Side(to)}: {r.ToException("send").Message}");
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static SysResult Splice(LoopSocket socket, int pipeFd, long count, bool toPipe)
+    {
+        if (!FdLease.TryAcquire(socket.Handle, out var lease)) return new SysResult(0, (int)Errno.EBADF);
+        using (lease)
+            return toPipe
+                ? Syscalls.Splice(lease.Fd, pipeFd, count, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                : Syscalls.Splice(pipeFd, lease.Fd, count, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    }
+
+    private enum CopyStep { Moved, Empty, End, Failed }
+
+    /// <summary>One recv(2) from <paramref name="from"/> into a pooled buffer, sent on with send(2): the fallback without a pipe.</summary>
+    private async ValueTask<CopyStep> CopyOnceAsync(LoopSocket from, LoopSocket to, BodyDirection direction, RelayEnd fromFailed, RelayEnd toFailed)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
+        try
+        {
+            SysResult r;
+            if (!FdLease.TryAcquire(from.Handle, out var lease)) r = new SysResult(0, (int)Errno.EBADF);
+            else using (lease) r = Syscalls.Recv(lease.Fd, buffer.AsSpan(0, CopyBufferSize), 0);
+            if (r.Ok && r.Bytes == 0) return CopyStep.End;
+            if (r.WouldBlock) return CopyStep.Empty;
+            if (!r.Ok)
+            {
+                Fail(fromFailed, $"{Side(from)}: {r.ToException("recv").Message}");
+                return CopyStep.Failed;
+            }
+            return await SendAsync(to, buffer.AsMemory(0, (int)r.Bytes), direction, toFailed) ? CopyStep.Moved : CopyStep.Failed;
+        }
+        finally { ArrayPool<byte>.Shared.Return(buffer); }
+    }
+
+    private void Count(BodyDirection direction, BodyMechanism mechanism, long bytes)
+    {
+        _metrics.AddBodyBytes(mechanism, direction, bytes);
+        if (direction == BodyDirection.Request)
+        {
+            Volatile.Write(ref _requestBytes, _requestBytes + bytes);
+            _counters.Request?.Add(bytes);
+        }
+        else
+        {
+            Volatile.Write(ref _responseBytes, _responseBytes + bytes);
+            _counters.Response?.Add(bytes);
+        }
+    }
+
+    private string Side(LoopSocket socket) => socket == _client ? "client" : "upstream";
+}
