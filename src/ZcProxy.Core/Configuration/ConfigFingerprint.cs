@@ -14,18 +14,24 @@ internal static class ConfigFingerprint
     {
         var sb = new StringBuilder();
         Append(sb, mainFile);
-        foreach (var pattern in ReadIncludePatterns(mainFile))
+        var (includes, tlsFiles) = ReadMainFile(mainFile);
+        foreach (var pattern in includes)
             foreach (var file in IncludeResolver.Resolve(mainFile, pattern, out _))
                 Append(sb, file);
+        // PEM files too: a renewed certificate (certbot writes new files) is a configuration change.
+        foreach (var file in tlsFiles) Append(sb, file);
         return sb.ToString();
     }
 
-    /// <summary>Folders whose entries can change the configuration: the main file's and each include glob's root.</summary>
+    /// <summary>Folders whose entries can change the configuration: the main file's, each include glob's root, each PEM file's.</summary>
     public static IReadOnlyList<string> WatchedDirectories(string mainFile)
     {
         var mainDir = Path.GetDirectoryName(Path.GetFullPath(mainFile))!;
         var dirs = new HashSet<string>(StringComparer.Ordinal) { mainDir };
-        foreach (var pattern in ReadIncludePatterns(mainFile))
+        var (includes, tlsFiles) = ReadMainFile(mainFile);
+        foreach (var file in tlsFiles)
+            if (Path.GetDirectoryName(file) is { } dir && Directory.Exists(dir)) dirs.Add(dir);
+        foreach (var pattern in includes)
         {
             var full = Path.GetFullPath(pattern, mainDir);
             var wild = full.IndexOfAny(['*', '?', '[']);
@@ -35,21 +41,30 @@ internal static class ConfigFingerprint
         return dirs.ToList();
     }
 
-    private static List<string> ReadIncludePatterns(string mainFile)
+    /// <summary>The main file's include globs and the full paths of the PEM files its https listeners name.</summary>
+    private static (List<string> Includes, List<string> TlsFiles) ReadMainFile(string mainFile)
     {
+        var includes = new List<string>();
+        var tlsFiles = new List<string>();
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllBytes(mainFile), ConfigJson.DocumentOptions);
-            if (doc.RootElement.ValueKind == JsonValueKind.Object)
-                foreach (var p in doc.RootElement.EnumerateObject())
-                    if (string.Equals(p.Name, "Include", StringComparison.OrdinalIgnoreCase) && p.Value.ValueKind == JsonValueKind.Array)
-                        return p.Value.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.String).Select(e => e.GetString()!).ToList();
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) return (includes, tlsFiles);
+            var mainDir = Path.GetDirectoryName(Path.GetFullPath(mainFile))!;
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                if (string.Equals(p.Name, "Include", StringComparison.OrdinalIgnoreCase) && p.Value.ValueKind == JsonValueKind.Array)
+                    includes.AddRange(p.Value.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.String).Select(e => e.GetString()!));
+                else if (string.Equals(p.Name, "Listen", StringComparison.OrdinalIgnoreCase) && p.Value.ValueKind == JsonValueKind.Array)
+                    foreach (var listen in p.Value.EnumerateArray())
+                        tlsFiles.AddRange(Tls.TlsFiles.Named(listen).Select(f => Path.GetFullPath(f, mainDir)));
+            }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException or ArgumentException)
         {
             // An unreadable or half-written main file still has a fingerprint (its size and mtime below).
         }
-        return [];
+        return (includes, tlsFiles);
     }
 
     private static void Append(StringBuilder sb, string path)

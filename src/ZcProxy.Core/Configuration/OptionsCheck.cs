@@ -106,9 +106,13 @@ internal static class OptionsCheck
                 continue;
             }
             Claim(url!, path + ".Url");
-            if (url!.IsHttps) ListenerCertificate.TryLoad(listen, file, path, errors)?.Dispose();
-            else if (listen.Certificate is not null) errors.Add(new(file, path + ".Certificate", "a certificate is only used by https:// listeners"));
-            else if (listen.CertificateKey is not null) errors.Add(new(file, path + ".CertificateKey", "a certificate key is only used by https:// listeners"));
+            if (url!.IsHttps) Tls.ListenerTlsSettings.TryLoad(listen, file, path, errors);
+            else
+            {
+                Tls.ListenerTlsSettings.CheckUnused(listen, file, path, errors);
+                if (ListenerProtocols.Parse(listen.Protocols, https: false, out var protocolError) is null)
+                    errors.Add(new(file, path + ".Protocols", protocolError));
+            }
         }
 
         if (options.Admin is { } admin)

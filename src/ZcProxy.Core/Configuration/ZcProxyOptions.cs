@@ -67,10 +67,33 @@ internal sealed record ClientLimits
 internal sealed record ListenerOptions
 {
     public required string Url { get; init; }
-    /// <summary>PEM certificate (chain) for https listeners.</summary>
+    /// <summary>PEM certificate (leaf first, then its chain) for https listeners: the default one when SNI picks none.</summary>
     public string? Certificate { get; init; }
     /// <summary>PEM private key for <see cref="Certificate"/>; omit when the certificate file holds the key.</summary>
     public string? CertificateKey { get; init; }
+    /// <summary>More certificates, chosen by the client's SNI name (nginx: one server block per name, each with ssl_certificate).</summary>
+    public IReadOnlyList<CertificateOptions> Certificates { get; init; } = [];
+    /// <summary>"1.2" (default) or "1.3": the oldest TLS version offered (nginx ssl_protocols).</summary>
+    public string? MinTlsVersion { get; init; }
+    /// <summary>IANA cipher suite names offered, e.g. "TLS_AES_128_GCM_SHA256" (nginx ssl_ciphers); empty: OpenSSL's defaults.</summary>
+    public IReadOnlyList<string> CipherSuites { get; init; } = [];
+    /// <summary>"off" (default), "optional" or "required" (nginx ssl_verify_client).</summary>
+    public string? ClientCertificate { get; init; }
+    /// <summary>PEM file of the CA certificates client certificates must chain to (nginx ssl_client_certificate).</summary>
+    public string? ClientCa { get; init; }
+    /// <summary>Fetch and staple OCSP responses (nginx ssl_stapling); needs the responder to be reachable.</summary>
+    public bool OcspStapling { get; init; }
+    /// <summary>"Http1", "Http2" or "Http1AndHttp2"; https listeners default to Http1AndHttp2 (ALPN), http ones to Http1.</summary>
+    public string? Protocols { get; init; }
+}
+
+/// <summary>One SNI certificate of an https listener.</summary>
+internal sealed record CertificateOptions
+{
+    public required string Certificate { get; init; }
+    public string? CertificateKey { get; init; }
+    /// <summary>Server names it is chosen for ("a.example", "*.a.example"); empty: the DNS names the certificate itself holds.</summary>
+    public IReadOnlyList<string> Hosts { get; init; } = [];
 }
 
 internal sealed record AdminOptions

@@ -11,8 +11,8 @@ internal static class RequestHeadTapExtensions
 
     /// <summary>
     /// Puts a <see cref="RequestHeadTap"/> between the connection and Kestrel's HTTP/1.x parser, as a connection
-    /// feature. After UseHttps on TLS listeners (it must see plaintext); not on HTTP/2 connections, which have no
-    /// Connection field.
+    /// feature. After UseHttps on TLS listeners (it must see plaintext) and after the h2c detection; not on HTTP/2
+    /// connections (ALPN h2 or cleartext prior knowledge), which have no Connection field.
     /// </summary>
     public static ListenOptions UseRequestHeadTap(this ListenOptions listenOptions)
     {
@@ -20,7 +20,8 @@ internal static class RequestHeadTapExtensions
         int limit = (int)Math.Min(int.MaxValue - RequestLineSlack, (long)limits.MaxRequestLineSize + limits.MaxRequestHeadersTotalSize) + RequestLineSlack;
         listenOptions.Use(next => context =>
         {
-            if (context.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual("h2"u8) == true)
+            if (context.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual("h2"u8) == true
+                || CleartextHttp2.IsHttp2(context))
                 return next(context);
             var tap = new RequestHeadTap(context.Transport.Input, limit);
             context.Transport = new Duplex(tap, context.Transport.Output);

@@ -8,6 +8,7 @@ using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Forwarding;
+using ZcProxy.Core.Tls;
 using ZcProxy.Core.Transport;
 using ZcProxy.Core.Balancing;
 using ZcProxy.Demo;
@@ -53,7 +54,7 @@ internal static class ProxyHost
         var cacheOptions = options.Cache is { } cache ? cache with { Path = Path.Combine(mainDirectory, cache.Path) } : null;
         if (cacheOptions is not null) StartupChecks.CacheDirectory(mainFile, cacheOptions.Path);
         StartupChecks.AccessLog(mainFile, options.AccessLog);
-        var certificates = StartupChecks.Certificates(mainFile, options);
+        var tlsSettings = StartupChecks.Tls(mainFile, options);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -82,23 +83,32 @@ internal static class ProxyHost
             kestrel.Limits.KeepAliveTimeout = limits.KeepAliveTimeout;
             kestrel.Limits.RequestHeadersTimeout = limits.RequestHeadersTimeout;
             kestrel.Limits.MaxConcurrentConnections = limits.MaxConnections == 0 ? null : limits.MaxConnections;
+            var tls = kestrel.ApplicationServices.GetRequiredService<TlsCertificateStore>();
             for (int i = 0; i < options.Listen.Count; i++)
             {
                 var listen = options.Listen[i];
-                var certificate = certificates[i];
+                int index = i;
                 sockets.Register(listen.Url, $"$.Listen[{i}].Url");
-                bool https = listen.Url.StartsWith("https:", StringComparison.OrdinalIgnoreCase);
+                bool https = tlsSettings[i] is not null;
                 Listen(kestrel, activation, listeners, listen.Url, !https && options.ZeroCopy.Enabled ? zeroCopyListeners : null, lo =>
                 {
                     listeners.Proxy.Add(lo);
                     if (https)
                     {
-                        // TLS clients (HTTP/1.1 and HTTP/2 by ALPN) are served through YARP's forwarder.
-                        lo.Protocols = HttpProtocols.Http1AndHttp2;
-                        lo.UseHttps(certificate!);
+                        listeners.Https.Add(lo);
+                        // TLS clients (HTTP/1.1 and HTTP/2 by ALPN) are served through YARP's forwarder. Each handshake
+                        // asks the store, which a reload swaps: certificates by SNI, versions, ciphers, client certificates.
+                        lo.Protocols = tlsSettings[index]!.Protocols;
+                        lo.UseHttps(tls.HandshakeOptions(index));
                     }
                     lo.UseNewConnectionGrace(TimeProvider.System);
-                    lo.UseRequestHeadTap(); // after TLS: it reads the plaintext head
+                    if (!https)
+                    {
+                        // Cleartext: HTTP/1.x, and with Http1AndHttp2 also h2c by prior knowledge (YARP's forwarder serves HTTP/2 clients).
+                        lo.Protocols = ListenerProtocols.Parse(listen.Protocols, https: false, out _)!.Value;
+                        if (lo.Protocols == HttpProtocols.Http1AndHttp2) lo.UsePriorKnowledgeDetection();
+                    }
+                    if (lo.Protocols != HttpProtocols.Http2) lo.UseRequestHeadTap(); // after TLS and h2c detection: it reads plaintext HTTP/1.x heads
                 });
             }
             if (options.Admin is { } admin)
@@ -127,6 +137,7 @@ internal static class ProxyHost
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout);
 
         builder.Services.AddZcProxyServices(options);
+        builder.Services.AddSingleton(sp => new TlsCertificateStore(mainFile, options, tlsSettings, sp.GetRequiredService<ILogger<TlsCertificateStore>>()));
         if (options.ZeroCopy.Enabled) builder.Services.AddZeroCopyTransport(zeroCopyListeners); // after Kestrel's own transport
         if (cacheOptions is not null) builder.Services.AddDiskCache(cacheOptions);
         builder.Services.UseFileConfig(mainFile, config);
@@ -144,6 +155,8 @@ internal static class ProxyHost
 
         var app = builder.Build();
         lifetime = app.Lifetime;
+        var tlsStore = app.Services.GetRequiredService<TlsCertificateStore>();
+        app.Services.GetRequiredService<RuntimeOptions>().Changed += (_, next) => tlsStore.Apply(next);
         var metrics = app.Services.GetRequiredService<ProxyMetrics>();
         ProcessMetrics.Register(metrics);
         var connections = app.Services.GetRequiredService<ActiveConnections>();
@@ -153,7 +166,7 @@ internal static class ProxyHost
         var startupLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ZcProxy.Hosting");
         app.Lifetime.ApplicationStarted.Register(() =>
         {
-            foreach (var endPoint in listeners.ProxyEndPoints) HostingLog.ProxyListening(startupLog, endPoint);
+            foreach (var url in listeners.ProxyUrls) HostingLog.ProxyListening(startupLog, url);
             if (listeners.AdminEndPoint is { } adminEndPoint) HostingLog.AdminListening(startupLog, adminEndPoint);
         });
         app.MapWhen(context => context.Features.Get<AdminConnectionFeature>() is not null, AdminEndpoints.Map);

@@ -1,5 +1,5 @@
-using System.Security.Cryptography.X509Certificates;
 using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Tls;
 
 namespace ZcProxy.Hosting;
 
@@ -41,17 +41,11 @@ internal static class StartupChecks
         }
     }
 
-    /// <summary>Each https listener's certificate, loaded once for Kestrel; null entries for plaintext listeners.</summary>
-    public static X509Certificate2?[] Certificates(string mainFile, ZcProxyOptions options)
+    /// <summary>Each https listener's TLS settings with its PEM files read; null entries for plaintext listeners.</summary>
+    public static ListenerTlsSettings?[] Tls(string mainFile, ZcProxyOptions options)
     {
-        var certificates = new X509Certificate2?[options.Listen.Count];
-        for (int i = 0; i < options.Listen.Count; i++)
-        {
-            if (!ListenUrl.TryParse(options.Listen[i].Url, out var url, out _) || !url!.IsHttps) continue;
-            var errors = new List<ConfigError>();
-            certificates[i] = ListenerCertificate.TryLoad(options.Listen[i], mainFile, $"$.Listen[{i}]", errors)
-                ?? throw new StartupException(errors[0]);
-        }
-        return certificates;
+        var errors = new List<ConfigError>();
+        var settings = TlsCertificateStore.LoadAll(mainFile, options, errors);
+        return errors.Count == 0 ? settings : throw new StartupException(errors[0]);
     }
 }
