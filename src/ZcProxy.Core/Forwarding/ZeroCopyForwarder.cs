@@ -24,8 +24,6 @@ internal sealed partial class ZeroCopyForwarder(
     RequestDelegate next, UpstreamConnectionPool pool, RuntimeOptions options, ForwardingMetrics metrics,
     ResponseBodySender sender, BodyOutcomeReport report, ILogger<ZeroCopyForwarder> logger)
 {
-    private readonly Func<long, bool> _alwaysCopied = sender.AlwaysCopies; // one delegate, not one per request
-
     public async Task InvokeAsync(HttpContext context)
     {
         var zeroCopy = options.Current.ZeroCopy;
@@ -169,7 +167,7 @@ internal sealed partial class ZeroCopyForwarder(
         }
         if (!copyBody)
         {
-            if (head.Framing == BodyFraming.None && head.KeepAlive && !requestIncomplete) pool.Return(connection); else connection.Dispose();
+            if (head.Framing == BodyFraming.None && head.KeepAlive && !requestIncomplete && !connection.OverRead) pool.Return(connection); else connection.Dispose();
             return;
         }
 
@@ -213,11 +211,10 @@ internal sealed partial class ZeroCopyForwarder(
         using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
         // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
-        // Bodies the sender copies whatever else holds (too short to splice, chunked, close-delimited) may be consumed with
-        // the head: one recv for a small response. Splice-sized ones stay in the kernel for the sender to decide on.
+        // One greedy recv for a head and a small body; body bytes that come with the head go to the client first.
         // Interim responses (103 Early Hints...) go on to an HTTP/1.1 client as they arrive.
         var interimRecipient = InterimResponses.Recipient(context);
-        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token, _alwaysCopied,
+        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token,
             interimRecipient is null ? null : InterimResponses.ForwardAsync, interimRecipient);
         if (framing != RequestBodyFraming.None)
         {

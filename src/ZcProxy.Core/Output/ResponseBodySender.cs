@@ -35,11 +35,8 @@ internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics me
         return await CopyAsync(context, source);
     }
 
-    /// <summary>
-    /// True for a socket body too short to be worth a splice (a pipe and two calls per pipeful): it is copied whatever
-    /// else holds. The upstream head reader asks, to know which bodies it may consume together with the head.
-    /// </summary>
-    public bool AlwaysCopies(long socketBodyLength) => socketBodyLength < options.Current.ZeroCopy.SpliceThreshold;
+    /// <summary>True for a socket body too short to be worth a splice (a pipe and two calls per pipeful): it is copied whatever else holds.</summary>
+    private bool AlwaysCopies(long socketBodyLength) => socketBodyLength < options.Current.ZeroCopy.SpliceThreshold;
 
     /// <summary>HEAD, 204 and 304 responses carry no body: their head is all there is.</summary>
     private static bool CarriesNoBody(HttpContext context)

@@ -25,7 +25,7 @@ internal sealed class SocketBody : UpstreamBody
     {
         _length = length;
         _left = length;
-        // The head reader never prefetches past Content-Length, so the whole prefix belongs to this body.
+        // The head reader never keeps more than Content-Length, so the whole prefix belongs to this body.
         _prefix = connection.PrefetchedBody;
     }
 
@@ -34,8 +34,8 @@ internal sealed class SocketBody : UpstreamBody
     /// <summary>A prefix (bytes the head's recv took along) goes first as data, the rest is spliced.</summary>
     public override BodyMechanism? Hole => _length > 0 ? BodyMechanism.Splice : null;
 
-    /// <summary>Only a Content-Length body read to its end leaves the connection at a message boundary.</summary>
-    public override bool EndedCleanly => _length >= 0 && _left == 0;
+    /// <summary>Only a Content-Length body read to its end, with nothing read past it, leaves the connection at a message boundary.</summary>
+    public override bool EndedCleanly => _length >= 0 && _left == 0 && !Connection.OverRead;
 
     public override async ValueTask<SourceRead> ReadAsync(CancellationToken cancellationToken)
     {

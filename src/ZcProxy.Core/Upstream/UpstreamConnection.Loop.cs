@@ -12,8 +12,7 @@ namespace ZcProxy.Core.Upstream;
 /// A loop-native upstream connection: a non-blocking socket registered once, edge-triggered, with the event loop of
 /// the client connection that uses it (the pool is kept per loop, so a request and its upstream socket never leave
 /// that loop). Reads and writes are direct syscalls; EAGAIN waits on the loop, whose thread runs the continuation.
-/// The response head is read as on .NET's sockets (peek, then consume exactly; a copied body's first bytes with the
-/// head), so a splice-sized body stays in the kernel. Readiness is tracked in user space: after a short read the socket is known
+/// The response head is read as on .NET's sockets (greedily: one recv for a head and a small body). Readiness is tracked in user space: after a short read the socket is known
 /// drained, so the next read waits for an edge instead of a recv that would surely EAGAIN; an idle pooled connection
 /// whose read sequence moved (data, FIN or RST arrived) is stale without a poll(2).
 /// </summary>
@@ -22,7 +21,6 @@ internal sealed partial class UpstreamConnection
     private bool _drained = true; // nothing can arrive before the first request: the first read waits for an edge
     private int _seenSequence;
     private int _parkedSequence;
-    private int _peekSequence, _peekCount = -1; // the last short peek: the socket held exactly these bytes at that sequence
 
     private UpstreamConnection(Socket socket, string destinationKey, LoopSocket readiness)
     {
@@ -87,20 +85,8 @@ internal sealed partial class UpstreamConnection
         }
     }
 
-    /// <summary>recv(MSG_PEEK), waiting on the loop when nothing is there; 0 at EOF. Nothing is consumed.</summary>
-    private async ValueTask<int> PeekOnLoopAsync(Memory<byte> buffer, CancellationToken cancellationToken)
-    {
-        int n = await ReceiveOnLoopAsync(buffer, LinuxConstants.MSG_PEEK, cancellationToken);
-        // A short peek saw everything the socket held: consuming exactly that much drains it (see ReceiveOnLoopAsync).
-        _peekCount = n < buffer.Length ? n : -1;
-        _peekSequence = _seenSequence;
-        return n;
-    }
-
     /// <summary>One recv of up to <paramref name="buffer"/>'s length, waiting on the loop when nothing is there; 0 at EOF.</summary>
-    internal ValueTask<int> ReceiveOnLoopAsync(Memory<byte> buffer, CancellationToken cancellationToken) => ReceiveOnLoopAsync(buffer, 0, cancellationToken);
-
-    private async ValueTask<int> ReceiveOnLoopAsync(Memory<byte> buffer, int flags, CancellationToken cancellationToken)
+    internal async ValueTask<int> ReceiveOnLoopAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         var readiness = Readiness!;
         while (true)
@@ -114,26 +100,12 @@ internal sealed partial class UpstreamConnection
             }
             SysResult r;
             if (!FdLease.TryAcquire(Socket.SafeHandle, out var lease)) throw new IOException("the upstream socket was closed");
-            using (lease) r = Syscalls.Recv(lease.Fd, buffer.Span, flags);
+            using (lease) r = Syscalls.Recv(lease.Fd, buffer.Span, 0);
             if (r.Ok)
             {
-                if (flags != 0)
-                {
-                    _seenSequence = sequence; // a peek consumes nothing: the socket is not drained by it
-                    _drained = false;
-                }
-                else if (_peekCount >= 0 && r.Bytes == _peekCount)
-                {
-                    _drained = true; // took exactly what the last short peek saw: empty as of the peek's sequence
-                    _seenSequence = _peekSequence;
-                }
-                else
-                {
-                    // A short read emptied the socket: the next read waits for an edge after this snapshot.
-                    _drained = r.Bytes < buffer.Length;
-                    _seenSequence = sequence;
-                }
-                _peekCount = -1;
+                // A short read emptied the socket: the next read waits for an edge after this snapshot.
+                _drained = r.Bytes < buffer.Length;
+                _seenSequence = sequence;
                 return (int)r.Bytes;
             }
             if (!r.WouldBlock) throw new SocketException(r.Errno == (int)Errno.ECONNRESET ? (int)SocketError.ConnectionReset : r.Errno);
@@ -154,7 +126,6 @@ internal sealed partial class UpstreamConnection
         _drained = true;
         _seenSequence = 0;
         _parkedSequence = 0;
-        _peekCount = -1;
     }
 
     /// <summary>Remembers the read sequence when the connection goes idle: any event after it (data, FIN, RST) makes it stale.</summary>

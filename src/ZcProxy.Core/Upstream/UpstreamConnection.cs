@@ -7,16 +7,13 @@ using ZcProxy.Native;
 namespace ZcProxy.Core.Upstream;
 
 /// <summary>
-/// One HTTP/1.1 connection to a destination. The response head is read without consuming a single body byte:
-/// recv(MSG_PEEK) shows what arrived, bytes that are certainly head are consumed, and once the empty line
-/// is seen exactly the rest of the head is consumed. The body stays in the kernel, so it can be spliced
-/// straight from this socket, or read through <see cref="Stream"/> when copied. When the caller says the body
-/// will be copied anyway, the body bytes already peeked are consumed in the same recv as the head and kept
-/// as <see cref="PrefetchedBody"/> (one recv per small response instead of two).
+/// One HTTP/1.1 connection to a destination. The response head is read greedily: each recv takes what the socket
+/// holds (one recv for a head and a small body), and body bytes that came with the head are kept as
+/// <see cref="PrefetchedBody"/>, sent to the client ahead of the rest. The rest of the body stays in the kernel, so
+/// it can be spliced straight from this socket, or read through <see cref="Stream"/> when copied.
 /// </summary>
 internal sealed partial class UpstreamConnection : IDisposable
 {
-    private readonly byte[] _peek = new byte[4096];
     private int _disposed;
     private byte[]? _prefetched;
     private int _prefetchedOffset, _prefetchedCount;
@@ -65,29 +62,79 @@ internal sealed partial class UpstreamConnection : IDisposable
     /// Reads heads until a final (non-1xx) one: 100 Continue and other interim responses are consumed and handed to
     /// <paramref name="onInterim"/> if given, else skipped (the request body is sent without waiting for 100). 101 is
     /// returned to the caller, who did not ask for an upgrade.
+    /// Greedy: each recv takes whatever the socket holds, up to the head buffer's free space (<see cref="HeadReadSize"/> to
+    /// begin with), so a small response costs one recv. Body bytes that arrive with the head are kept as
+    /// <see cref="PrefetchedBody"/> (never more than the response frames; anything past it sets <see cref="OverRead"/>);
+    /// they go to the client ahead of whatever the body source moves from the socket.
     /// </summary>
-    /// <param name="alwaysCopied">
-    /// Null: consume the head only (the body stays in the kernel). Otherwise a final response whose body will be
-    /// copied (a Content-Length for which this says so, chunked, close-delimited) may have body bytes consumed with
-    /// its head, never more than its Content-Length; they are in <see cref="PrefetchedBody"/> until <see cref="ReleasePrefetchedBody"/>.
-    /// </param>
-    /// <param name="onInterim">Called with each interim head (not 101) and <paramref name="interimState"/> before the next head is read.</param>
+    /// <param name="onInterim">Called with each interim head (not 101) and <paramref name="interimState"/> before the next head is parsed.</param>
     public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken,
-        Func<long, bool>? alwaysCopied = null, Func<ResponseHead, object?, ValueTask>? onInterim = null, object? interimState = null)
+        Func<ResponseHead, object?, ValueTask>? onInterim = null, object? interimState = null)
     {
         ReleasePrefetchedBody();
-        long received = 0;
-        while (true)
+        OverRead = false;
+        // Pooled: a fresh array per response was the largest allocation of a small proxied request (zeroed by the GC).
+        // The parser copies what it keeps into strings; the buffer outlives this method only as the prefetched body.
+        byte[]? buffer = ArrayPool<byte>.Shared.Rent(Math.Min(HeadReadSize, limits.MaxHeadBytes + 1));
+        int start = 0, count = 0; // buffer[start..count]: received, not yet part of a parsed head
+        long receivedBefore = 0;  // bytes of interim heads already parsed
+        try
         {
-            var head = await ReadOneHeadAsync(requestWasHead, limits, received, alwaysCopied, cancellationToken);
-            received += head.HeadLength;
-            if (!head.IsInterim || head.StatusCode == 101) return head;
-            if (onInterim is not null) await onInterim(head, interimState);
+            while (true)
+            {
+                var result = count > start ? ResponseHeadParser.Parse(buffer.AsSpan(start, count - start), requestWasHead, limits) : ResponseHeadParseResult.Incomplete;
+                if (result.Status == ResponseHeadParseStatus.Invalid)
+                    throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + count - start, "malformed upstream response head: " + result.Error);
+                if (result.Status == ResponseHeadParseStatus.Complete)
+                {
+                    var head = result.Head!;
+                    start += head.HeadLength;
+                    receivedBefore += head.HeadLength;
+                    if (head.IsInterim && head.StatusCode != 101)
+                    {
+                        if (onInterim is not null) await onInterim(head, interimState);
+                        continue; // the next head may be in the same bytes
+                    }
+                    KeepBodyPrefix(head, ref buffer, start, count - start);
+                    return head;
+                }
+                // Incomplete: make room after what is unparsed, then one more recv.
+                if (start > 0)
+                {
+                    buffer.AsSpan(start, count - start).CopyTo(buffer);
+                    count -= start;
+                    start = 0;
+                }
+                if (count == buffer.Length)
+                {
+                    // The parser rejects a head longer than the limit, so the buffer never needs more than limit + 1 bytes.
+                    if (count > limits.MaxHeadBytes) throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + count, "upstream response head exceeds the size limit");
+                    Grow(ref buffer, count, Math.Min(count * 2, limits.MaxHeadBytes + 1));
+                }
+                int n;
+                try { n = Readiness is not null ? await ReceiveOnLoopAsync(buffer.AsMemory(count), cancellationToken) : await Socket.ReceiveAsync(buffer.AsMemory(count), SocketFlags.None, cancellationToken); }
+                catch (SocketException e) { throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + count, $"upstream connection failed while reading the response head: {e.SocketErrorCode}", e); }
+                if (n == 0) throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + count, "upstream closed the connection before a complete response head");
+                count += n;
+            }
         }
+        finally { if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer); }
     }
 
-    /// <summary>Body bytes consumed together with the last head (empty unless the caller allowed it); they come before anything still in the socket.</summary>
+    /// <summary>
+    /// The first recv of a response head asks for this much: a head and a small body fit in one read, and what a
+    /// spliced body loses to user space is at most this (counted as copied).
+    /// </summary>
+    public const int HeadReadSize = 8 * 1024;
+
+    /// <summary>Body bytes consumed together with the last head; they come before anything still in the socket.</summary>
     public ReadOnlyMemory<byte> PrefetchedBody => _prefetched is null ? ReadOnlyMemory<byte>.Empty : _prefetched.AsMemory(_prefetchedOffset, _prefetchedCount);
+
+    /// <summary>
+    /// Bytes past the end of the last response arrived with its head (the upstream sent more than its framing allows):
+    /// they were dropped, and the connection cannot carry another request.
+    /// </summary>
+    public bool OverRead { get; private set; }
 
     /// <summary>Returns the prefetched body's pooled buffer; call once the bytes have been used.</summary>
     public void ReleasePrefetchedBody()
@@ -98,102 +145,35 @@ internal sealed partial class UpstreamConnection : IDisposable
         if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
     }
 
-    /// <summary>How many peeked bytes after a complete head may be consumed with it: 0 when the body must stay in the kernel.</summary>
-    private static int PrefetchableBodyBytes(ResponseHead head, Func<long, bool>? alwaysCopied, int available)
+    /// <summary>
+    /// The <paramref name="received"/> bytes at <paramref name="offset"/> after a final head belong to its body, up to
+    /// what its framing allows (a Content-Length, nothing for a bodiless response; a chunked or close-delimited body's
+    /// reader finds its own end). Kept as the prefetched body (the buffer changes hands), the rest dropped as over-read.
+    /// </summary>
+    private void KeepBodyPrefix(ResponseHead head, ref byte[]? buffer, int offset, int received)
     {
-        if (alwaysCopied is null || head.IsInterim || available <= 0) return 0;
-        return head.Framing switch
+        long allowed = head.Framing switch
         {
-            BodyFraming.ContentLength when head.ContentLength > 0 && alwaysCopied(head.ContentLength) => (int)Math.Min(available, head.ContentLength),
-            // Decoded or read to EOF by the copy path, which already reads ahead; over-read is counted as leftover there.
-            BodyFraming.Chunked or BodyFraming.CloseDelimited => available,
+            BodyFraming.ContentLength => head.ContentLength,
+            BodyFraming.Chunked or BodyFraming.CloseDelimited => received,
             _ => 0,
         };
+        int keep = (int)Math.Min(received, allowed);
+        OverRead = received > keep;
+        if (keep == 0) return;
+        _prefetched = buffer;
+        _prefetchedOffset = offset;
+        _prefetchedCount = keep;
+        buffer = null;
     }
 
-    private async Task<ResponseHead> ReadOneHeadAsync(bool requestWasHead, ResponseHeadLimits limits, long receivedBefore, Func<long, bool>? alwaysCopied, CancellationToken cancellationToken)
+    private static void Grow([NotNull] ref byte[]? buffer, int length, int size)
     {
-        // Pooled: a fresh 8 KiB array per response was the largest allocation of a small proxied request (zeroed by the GC).
-        // The parser copies what it keeps into strings; the buffer outlives this method only as the prefetched body.
-        byte[]? head = ArrayPool<byte>.Shared.Rent(Math.Min(limits.MaxHeadBytes + 1, 8192));
-        int length = 0;
-        try
-        {
-            while (true)
-            {
-                int peeked;
-                try { peeked = Readiness is not null ? await PeekOnLoopAsync(_peek, cancellationToken) : await Socket.ReceiveAsync(_peek, SocketFlags.Peek, cancellationToken); }
-                catch (SocketException e) { throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + length, $"upstream connection failed while reading the response head: {e.SocketErrorCode}", e); }
-                if (peeked == 0) throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + length, "upstream closed the connection before a complete response head");
-
-                // Look for the end of the head in what was peeked, continuing from the head bytes already consumed.
-                int take = peeked;
-                int end = FindHeadEnd(head.AsSpan(0, length), _peek.AsSpan(0, peeked));
-                if (end >= 0) take = end;
-                take = Math.Min(take, limits.MaxHeadBytes + 1 - length); // never consume more than the limit allows
-                Grow(ref head, length, length + take, limits);
-
-                // Parse what was peeked before consuming it, so a body that will be copied can be consumed in the same recv.
-                _peek.AsSpan(0, take).CopyTo(head.AsSpan(length));
-                var result = ResponseHeadParser.Parse(head.AsSpan(0, length + take), requestWasHead, limits);
-                int extra = result.Status == ResponseHeadParseStatus.Complete ? PrefetchableBodyBytes(result.Head!, alwaysCopied, peeked - take) : 0;
-                Grow(ref head, length, length + take + extra, limits);
-                await ConsumeExactlyAsync(head.AsMemory(length, take + extra), cancellationToken);
-                length += take;
-
-                switch (result.Status)
-                {
-                    case ResponseHeadParseStatus.Complete:
-                        if (extra > 0)
-                        {
-                            // The head buffer now holds the body prefix: hand it to the connection instead of returning it.
-                            _prefetched = head;
-                            _prefetchedOffset = length;
-                            _prefetchedCount = extra;
-                            head = null;
-                        }
-                        return result.Head!;
-                    case ResponseHeadParseStatus.Invalid: throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + length, "malformed upstream response head: " + result.Error);
-                    default:
-                        if (end >= 0) throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + length, "malformed upstream response head");
-                        break;
-                }
-            }
-        }
-        finally { if (head is not null) ArrayPool<byte>.Shared.Return(head); }
-    }
-
-    private static void Grow([NotNull] ref byte[]? head, int length, int need, ResponseHeadLimits limits)
-    {
-        if (need <= head!.Length) return;
-        var larger = ArrayPool<byte>.Shared.Rent(Math.Max(need, Math.Min(Math.Max(head.Length * 2, need), limits.MaxHeadBytes + 1)));
-        head.AsSpan(0, length).CopyTo(larger);
-        ArrayPool<byte>.Shared.Return(head);
-        head = larger;
-    }
-
-    /// <summary>Number of peeked bytes up to and including CRLFCRLF, or -1; the terminator may straddle the consumed part.</summary>
-    internal static int FindHeadEnd(ReadOnlySpan<byte> consumed, ReadOnlySpan<byte> peeked)
-    {
-        ReadOnlySpan<byte> terminator = "\r\n\r\n"u8;
-        int tail = Math.Min(3, consumed.Length);
-        Span<byte> joined = stackalloc byte[tail + Math.Min(peeked.Length, 3)];
-        consumed[^tail..].CopyTo(joined);
-        peeked[..(joined.Length - tail)].CopyTo(joined[tail..]);
-        int straddle = joined.IndexOf(terminator);
-        if (straddle >= 0) return straddle + terminator.Length - tail;
-        int inside = peeked.IndexOf(terminator);
-        return inside >= 0 ? inside + terminator.Length : -1;
-    }
-
-    private async ValueTask ConsumeExactlyAsync(Memory<byte> target, CancellationToken cancellationToken)
-    {
-        while (!target.IsEmpty)
-        {
-            int n = Readiness is not null ? await ReceiveOnLoopAsync(target, cancellationToken) : await Socket.ReceiveAsync(target, SocketFlags.None, cancellationToken);
-            if (n == 0) throw new UpstreamHeadException(UpstreamHeadFailure.Closed, 0, "upstream closed the connection while the head was read");
-            target = target[n..];
-        }
+        var smaller = buffer!;
+        var larger = ArrayPool<byte>.Shared.Rent(size);
+        smaller.AsSpan(0, length).CopyTo(larger);
+        ArrayPool<byte>.Shared.Return(smaller);
+        buffer = larger;
     }
 
     /// <summary>

@@ -67,25 +67,23 @@ internal sealed class ForwarderTestBed : IAsyncDisposable
 
     /// <summary>
     /// Body bytes at or above the splice threshold move by splice when ProxyHost wires the zero-copy transport
-    /// (ZeroCopyTransport registered), else by copy; either way each byte is counted exactly once.
+    /// (ZeroCopyTransport registered), else by copy; either way each byte is counted exactly once. A spliced body's first
+    /// bytes may come with its head in the head's one read (at most HeadReadSize of them): those are counted as copied.
     /// </summary>
     public bool TransportWired => Proxy.Services.GetService(typeof(ZcProxy.Core.Transport.ZeroCopyTransport)) is not null;
 
-    public async Task AssertBodyMechanismsAsync(long atOrAboveThreshold, long belowThreshold)
+    public async Task AssertBodyMechanismsAsync(long atOrAboveThreshold, long belowThreshold, int splicedBodies = 1)
     {
         // The proxy counts a body after its last write returns, which can be just after the client has read it.
         long total = atOrAboveThreshold + belowThreshold;
         await Poll.UntilAsync(() => Spliced + Copied >= total, $"{total} body bytes to be counted");
+        Assert.Equal(total, Spliced + Copied);
         if (TransportWired)
         {
-            Assert.Equal(atOrAboveThreshold, Spliced);
-            Assert.Equal(belowThreshold, Copied);
+            long withTheHeads = (long)splicedBodies * ZcProxy.Core.Upstream.UpstreamConnection.HeadReadSize;
+            Assert.InRange(Spliced, Math.Max(0, atOrAboveThreshold - withTheHeads), atOrAboveThreshold);
         }
-        else
-        {
-            Assert.Equal(0, Spliced);
-            Assert.Equal(atOrAboveThreshold + belowThreshold, Copied);
-        }
+        else Assert.Equal(0, Spliced);
     }
 
     public static Task SendAsync(Socket socket, string text) => socket.SendAsync(Encoding.Latin1.GetBytes(text).AsMemory()).AsTask();

@@ -27,6 +27,25 @@ public class ZeroCopyForwarderProtocolTests
     }
 
     [Theory]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\njunk", "ok")]
+    [InlineData("HTTP/1.1 204 No Content\r\n\r\njunk", "")]
+    public async Task BytesPastTheResponse_ReadWithItsHead_AreDropped_AndTheConnectionIsNotReused(string response, string body)
+    {
+        // One write: the head read's one recv takes the response and whatever the upstream sent after it.
+        await using var origin = RawSocketOrigin.Start(async (_, socket) =>
+        {
+            await RawSocketOrigin.SendAsync(socket, response);
+            return true;
+        });
+        await using var bed = await ForwarderTestBed.StartAsync(origin.Url);
+        for (int i = 1; i <= 2; i++)
+        {
+            Assert.Equal(body, await Client.GetStringAsync($"{bed.Url}/j"));
+            Assert.Equal(i, origin.Connections);
+        }
+    }
+
+    [Theory]
     [InlineData("HTTP/1.1 200 OK\r\nX-Kind: close-delimited\r\n\r\n")]
     [InlineData("HTTP/1.0 200 OK\r\nX-Kind: http/1.0\r\n\r\n")]
     public async Task CloseDelimitedBody_IsCopiedToTheEnd_AndTheConnectionNotReused(string head)

@@ -79,10 +79,19 @@ public sealed class ProofRig : IAsyncLifetime
     /// Counters are added right after each syscall returns, so the client may hold the last byte an instant before
     /// the count lands: wait (bounded) until it reaches <paramref name="expected"/>, then return it for an exact assert.
     /// </summary>
-    public async Task<long> BodyBytesReachingAsync(string mechanism, long expected)
+    public Task<long> BodyBytesReachingAsync(string mechanism, long expected) => BodyBytesReachingAsync([mechanism], expected);
+
+    /// <summary>The same for the sum of several mechanisms' counters (a body spliced but for what came with its head).</summary>
+    public async Task<long> BodyBytesReachingAsync(string[] mechanisms, long expected)
     {
+        async Task<long> SumAsync()
+        {
+            long sum = 0;
+            foreach (var mechanism in mechanisms) sum += await BodyBytesAsync(mechanism);
+            return sum;
+        }
         long value = 0;
-        try { await Poll.UntilAsync(async () => (value = await BodyBytesAsync(mechanism)) >= expected, $"{mechanism} bytes reach {expected}", TimeSpan.FromSeconds(10)); }
+        try { await Poll.UntilAsync(async () => (value = await SumAsync()) >= expected, $"{string.Join("+", mechanisms)} bytes reach {expected}", TimeSpan.FromSeconds(10)); }
         catch (TimeoutException) { }
         return value;
     }

@@ -23,6 +23,8 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
     private const long BigBody = 64L << 20;
     /// <summary>SplicePipePool keeps at most this many idle pipes.</summary>
     private const int MaxIdlePipes = 16;
+    /// <summary>fds the runtime may open while the connections are made, unrelated to them.</summary>
+    private const int MaxUnrelatedFds = 4;
 
     [ServiceUserFact]
     public async Task AsTheServiceUser_IdleKeepAliveConnectionsHoldNoPipe_AndABigBodyStillMovesInLargeSplices()
@@ -67,7 +69,10 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
             output.WriteLine($"proxy fds before: {before}; after {IdleConnections} idle keep-alive connections: {after}; {perConnection:0.00} per idle connection");
             Assert.True(after.Pipes - before.Pipes <= 2 * MaxIdlePipes, $"{after.Pipes - before.Pipes} more pipe ends with {IdleConnections} idle connections");
             Assert.Equal(before.ClientSockets + IdleConnections, after.ClientSockets);
-            Assert.Equal(1.0, perConnection);
+            // Exactly one fd per idle connection (its socket; pipes and upstream sockets are bounded above), plus at most a handful the runtime opens on its own
+            // schedule (a thread's eventfd, a log file): a per-connection cost would add IdleConnections, not a few.
+            int nonClientGrowth = (int)Math.Round(perConnection * IdleConnections) - IdleConnections;
+            Assert.True(nonClientGrowth <= MaxUnrelatedFds, $"{nonClientGrowth} fds beyond one per idle connection ({perConnection:0.00} per connection)");
 
             // A big download while every idle connection stays open: a full-sized pipe, so few, large splices.
             using var client = await RawHttpClient.ConnectAsync(url);
@@ -80,7 +85,8 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
             output.WriteLine($"{BigBody >> 20} MiB body: {log.CallsOf("splice")} splice calls in all, {intoClient.Count} moved bytes into the client socket " +
                 $"({intoClient.Sum(c => c.Result) / Math.Max(1, intoClient.Count) / 1024} KiB each on average)");
             output.WriteLine(log.Summary);
-            Assert.Equal(BigBody, intoClient.Sum(c => c.Result));
+            // All but the bytes that came with the head in its one read (sent as data ahead of the splice).
+            Assert.InRange(intoClient.Sum(c => c.Result), BigBody - ZcProxy.Core.Upstream.UpstreamConnection.HeadReadSize, BigBody);
             // The quota-starved pipes of the failure got 8 KiB (16,384 splices into the client for 64 MiB); 64 KiB is the kernel's default pipe.
             Assert.True(intoClient.Count <= BigBody / (64 * 1024), $"{intoClient.Count} splices into the client: pipes smaller than the kernel's default");
         }

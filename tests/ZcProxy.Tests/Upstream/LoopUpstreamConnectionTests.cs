@@ -25,14 +25,15 @@ public sealed class LoopUpstreamConnectionTests
         await origin.SendAsync(Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\n\r\nhello"));
         var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(BodyFraming.CloseDelimited, head.Framing);
-        Assert.True(connection.PrefetchedBody.IsEmpty); // the body stays in the kernel (it could be spliced)
+        // The greedy head read may have taken the body with the head; the stream has the rest.
+        var text = Encoding.ASCII.GetString(connection.PrefetchedBody.Span);
         var buffer = new byte[100];
-        int n = await connection.Stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.Equal("hello", Encoding.ASCII.GetString(buffer, 0, n));
+        while (text.Length < 5) text += Encoding.ASCII.GetString(buffer, 0, await connection.Stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("hello", text);
         // Drained after that short read: the next read waits for the edge of the next bytes, then the FIN's.
         await origin.SendAsync(Encoding.ASCII.GetBytes(" world"));
         origin.Shutdown(SocketShutdown.Send);
-        n = await connection.Stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        int n = await connection.Stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(" world", Encoding.ASCII.GetString(buffer, 0, n));
         Assert.Equal(0, await connection.Stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
     }
@@ -56,7 +57,7 @@ public sealed class LoopUpstreamConnectionTests
         if (reset) origin.LingerState = new LingerOption(true, 0);
         origin.Close();
         var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
-        long total = 0;
+        long total = connection.PrefetchedBody.Length;
         var buffer = new byte[65536];
         try
         {

@@ -22,59 +22,76 @@ public class UpstreamConnectionTests
     private static Task<int> SendAsync(Socket s, string text) => s.SendAsync(Encoding.Latin1.GetBytes(text).AsMemory()).AsTask();
 
     [Fact]
-    public async Task ReadHead_LeavesEveryBodyByteInTheKernel()
+    public async Task ReadHead_IsOneRecv_TakingTheBodyBytesThatCameWithIt_TheRestStaysInTheKernel()
     {
         var (connection, origin) = await PairAsync();
         using (connection) using (origin)
         {
-            // Head and body in one segment: only the head may be consumed.
-            await SendAsync(origin, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789");
+            const string Head = "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n";
+            var body = new string('b', 20000);
+            await SendAsync(origin, Head + body);
+            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available == Head.Length + body.Length, "the response to arrive");
             var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None);
-            Assert.Equal(10, head.ContentLength);
-            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available == 10, "the body to be readable in the kernel");
-            var body = new byte[10];
-            Assert.Equal(10, await connection.Socket.ReceiveAsync(body.AsMemory()));
-            Assert.Equal("0123456789", Encoding.ASCII.GetString(body));
+            Assert.Equal(20000, head.ContentLength);
+            // One read of HeadReadSize: the head and the body bytes behind it; the rest is left for splice.
+            Assert.Equal(UpstreamConnection.HeadReadSize - Head.Length, connection.PrefetchedBody.Length);
+            Assert.Equal(Head.Length + body.Length - UpstreamConnection.HeadReadSize, connection.Socket.Available);
+            Assert.False(connection.OverRead);
         }
     }
 
     [Fact]
-    public async Task ReadHead_ForACopiedBody_PrefetchesAtMostContentLength_AndTheNextResponseIsIntact()
+    public async Task ReadHead_KeepsAtMostContentLength_AndMarksBytesPastTheResponse()
     {
         var (connection, origin) = await PairAsync();
         using (connection) using (origin)
         {
-            // Two keep-alive responses in one segment: the first's prefetch must stop at its Content-Length, and a
-            // body at or above the splice threshold must stay in the kernel.
-            await SendAsync(origin, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"
-                + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-                + "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nkernel");
-            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available > 0, "the responses to arrive");
-            var first = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, alwaysCopied: length => length < 6);
+            await SendAsync(origin, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+            var first = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None);
             Assert.Equal(5, first.ContentLength);
             Assert.Equal("first", Encoding.ASCII.GetString(connection.PrefetchedBody.Span));
+            Assert.False(connection.OverRead);
             connection.ReleasePrefetchedBody();
 
-            var second = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, alwaysCopied: length => length < 6);
-            Assert.Equal(BodyFraming.Chunked, second.Framing);
-            var chunked = connection.PrefetchedBody.ToArray(); // chunked bodies are copied: what was peeked is taken, the decoder counts any excess
-            Assert.StartsWith("3\r\nabc\r\n0\r\n\r\n", Encoding.ASCII.GetString(chunked));
+            // More than the response frames (an upstream that sends junk after its body): the junk is dropped and the
+            // connection cannot carry another request.
+            await SendAsync(origin, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecondHTTP/1.1 200 OK\r\n");
+            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available > 50, "the response to arrive");
+            var second = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None);
+            Assert.Equal("second", Encoding.ASCII.GetString(connection.PrefetchedBody.Span));
+            Assert.True(connection.OverRead);
             connection.ReleasePrefetchedBody();
         }
     }
 
     [Fact]
-    public async Task ReadHead_ForASplicedBody_PrefetchesNothing()
+    public async Task ReadHead_BodilessResponseWithBytesAfterIt_IsOverRead()
     {
         var (connection, origin) = await PairAsync();
         using (connection) using (origin)
         {
-            await SendAsync(origin, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nkernel");
-            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available > 0, "the response to arrive");
-            var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None, alwaysCopied: length => length < 6);
-            Assert.Equal(6, head.ContentLength);
+            await SendAsync(origin, "HTTP/1.1 204 No Content\r\n\r\njunk");
+            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available > 25, "the response to arrive");
+            var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None);
+            Assert.Equal(BodyFraming.None, head.Framing);
             Assert.True(connection.PrefetchedBody.IsEmpty);
-            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available == 6, "the body to stay in the kernel");
+            Assert.True(connection.OverRead);
+        }
+    }
+
+    [Fact]
+    public async Task ReadHead_ChunkedBody_KeepsEverythingThatCameWithTheHead()
+    {
+        var (connection, origin) = await PairAsync();
+        using (connection) using (origin)
+        {
+            await SendAsync(origin, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available > 50, "the response to arrive");
+            var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None);
+            Assert.Equal(BodyFraming.Chunked, head.Framing);
+            // The decoder finds the body's end (and counts anything past it).
+            Assert.Equal("3\r\nabc\r\n0\r\n\r\n", Encoding.ASCII.GetString(connection.PrefetchedBody.Span));
+            Assert.False(connection.OverRead);
         }
     }
 
@@ -92,7 +109,29 @@ public class UpstreamConnectionTests
             }
             var head = await reading.WaitAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(200, head.StatusCode);
-            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available == 3, "exactly the body to remain");
+            // Whatever of the body the last read took, plus what is still in the kernel, is exactly the body.
+            int prefetched = connection.PrefetchedBody.Length;
+            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available == 3 - prefetched, "exactly the rest of the body to remain");
+            Assert.Equal("abc"[..prefetched], Encoding.ASCII.GetString(connection.PrefetchedBody.Span));
+        }
+    }
+
+    [Fact]
+    public async Task ReadHead_InterimAndFinalHeadsInOneRead_AndAHeadLargerThanTheFirstRead()
+    {
+        var (connection, origin) = await PairAsync();
+        using (connection) using (origin)
+        {
+            var padding = string.Concat(Enumerable.Range(0, 100).Select(i => $"X-Pad-{i}: {new string('p', 200)}\r\n")); // ~21 KiB of head
+            await SendAsync(origin, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                + $"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n{padding}\r\nabc");
+            var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Equal(200, head.StatusCode);
+            Assert.Equal(101, head.Headers.Count);
+            int prefetched = connection.PrefetchedBody.Length;
+            await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available == 3 - prefetched, "exactly the rest of the body to remain");
+            Assert.Equal("abc"[..prefetched], Encoding.ASCII.GetString(connection.PrefetchedBody.Span));
+            Assert.False(connection.OverRead);
         }
     }
 
