@@ -11,22 +11,22 @@ namespace ZcProxy.Core.Balancing;
 /// </summary>
 internal sealed class AdminStateStep(DestinationRegistry pools)
 {
-    public Task InvokeAsync(HttpContext context, Func<Task> next)
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var proxy = context.GetReverseProxyFeature();
         var clusterId = proxy.Cluster.Config.ClusterId;
         var available = proxy.AvailableDestinations;
         bool anyDisabled = false, anyDraining = false;
-        foreach (var d in available)
+        for (int i = 0; i < available.Count; i++) // indexed: foreach over the interface would box an enumerator per request
         {
-            var state = pools.Get(clusterId, d).AdminState;
+            var state = pools.Get(clusterId, available[i]).AdminState;
             anyDisabled |= state == DestinationAdminState.Disabled;
             anyDraining |= state == DestinationAdminState.Draining;
         }
         if (anyDisabled)
             proxy.AvailableDestinations = available = available.Where(d => pools.Get(clusterId, d).AdminState != DestinationAdminState.Disabled).ToList();
         if (anyDraining) context.Features.Set(new CandidatesBeforeAffinity(available));
-        return next();
+        return next(context);
     }
 
     /// <summary>

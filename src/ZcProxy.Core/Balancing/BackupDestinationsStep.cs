@@ -16,14 +16,15 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
     private readonly ConcurrentDictionary<string, bool> _onBackups = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _lastNoDestinationLog = new(StringComparer.Ordinal);
 
-    public Task InvokeAsync(HttpContext context, Func<Task> next)
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var proxy = context.GetReverseProxyFeature();
         var config = proxy.Cluster.Config;
         var available = proxy.AvailableDestinations;
         List<DestinationState>? primaries = null, backups = null;
-        foreach (var d in available)
+        for (int i = 0; i < available.Count; i++) // indexed: foreach over the interface would box an enumerator per request
         {
+            var d = available[i];
             bool backup = d.Model is { } m && DestinationBalancingSettings.For(m.Config).Backup;
             (backup ? backups ??= [] : primaries ??= []).Add(d);
         }
@@ -42,7 +43,7 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
         if (useBackups) proxy.AvailableDestinations = backupList;
         else if (!ReferenceEquals(primaryList, available)) proxy.AvailableDestinations = primaryList;
         else if (available.Count == 0) LogNoDestination(proxy.Cluster.Config.ClusterId, proxy.AllDestinations);
-        return next();
+        return next(context);
     }
 
     private void LogNoDestination(string clusterId, IReadOnlyList<DestinationState> all)

@@ -30,10 +30,11 @@ internal static class BalancingPipelineExtensions
         => proxy.UseStep<CircuitBreakerFeedbackStep>(static (s, c, n) => s.InvokeAsync(c, n));
 
     private static IReverseProxyApplicationBuilder UseStep<TStep>(this IReverseProxyApplicationBuilder proxy,
-        Func<TStep, Microsoft.AspNetCore.Http.HttpContext, Func<Task>, Task> invoke) where TStep : notnull
+        Func<TStep, Microsoft.AspNetCore.Http.HttpContext, Microsoft.AspNetCore.Http.RequestDelegate, Task> invoke) where TStep : notnull
     {
         var step = proxy.ApplicationServices.GetRequiredService<TStep>();
-        proxy.Use((context, next) => invoke(step, context, next));
+        // The RequestDelegate form: Use((context, Func<Task> next) => ...) allocates a closure and a delegate per request and step.
+        proxy.Use(next => context => invoke(step, context, next));
         return proxy;
     }
 }

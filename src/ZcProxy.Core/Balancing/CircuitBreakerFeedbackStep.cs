@@ -11,22 +11,22 @@ namespace ZcProxy.Core.Balancing;
 /// </summary>
 internal sealed class CircuitBreakerFeedbackStep(DestinationRegistry pools)
 {
-    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var pool = context.Features.Get<BalancingRequestFeature>();
-        if (pool?.Current is not { } destination || pool.Rejection != TryRejection.None) { await next(); return; }
+        if (pool?.Current is not { } destination || pool.Rejection != TryRejection.None) { await next(context); return; }
         var runtime = pools.Get(pool.ClusterId, destination);
         var breaker = runtime.BreakerFor(pool.Settings, pool.Cluster.Destinations.Count);
         if (breaker is null)
         {
-            await next();
+            await next(context);
             if (IsFailure(context, pool.Settings)) runtime.RecordFailure();
             return;
         }
 
         bool ran = await breaker.TryExecuteAsync(static async s =>
         {
-            await s.next();
+            await s.next(s.context);
             bool failed = IsFailure(s.context, s.pool.Settings);
             if (failed) s.runtime.RecordFailure();
             return failed;

@@ -11,16 +11,18 @@ namespace ZcProxy.Core.Balancing;
 /// </summary>
 internal sealed class CircuitBreakerStep(DestinationRegistry pools)
 {
-    public Task InvokeAsync(HttpContext context, Func<Task> next)
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var proxy = context.GetReverseProxyFeature();
         var clusterId = proxy.Cluster.Config.ClusterId;
         var settings = ClusterBalancingSettings.For(proxy.Cluster.Config);
         bool anyOut = false;
-        foreach (var d in proxy.AllDestinations)
+        var all = proxy.AllDestinations;
+        for (int i = 0; i < all.Count; i++) // indexed: foreach over the interface would box an enumerator per request
         {
+            var d = all[i];
             var runtime = pools.Get(clusterId, d);
-            runtime.BreakerFor(settings, proxy.AllDestinations.Count);
+            runtime.BreakerFor(settings, all.Count);
             anyOut |= runtime.IsOutOfRotation;
             runtime.ObserveHealth(DestinationRegistry.IsHealthy(d, runtime), d.Model is { } m ? DestinationBalancingSettings.For(m.Config) : DestinationBalancingSettings.Default);
         }
@@ -33,6 +35,6 @@ internal sealed class CircuitBreakerStep(DestinationRegistry pools)
                 return !runtime.IsBroken && (runtime.AdminState == DestinationAdminState.Enabled || bound && runtime.AdminState == DestinationAdminState.Draining);
             }).ToList();
         }
-        return next();
+        return next(context);
     }
 }

@@ -11,11 +11,11 @@ namespace ZcProxy.Core.Balancing;
 /// </summary>
 internal sealed class ConnectionLimitStep(DestinationRegistry pools)
 {
-    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var proxy = context.GetReverseProxyFeature();
         var pool = context.Features.Get<BalancingRequestFeature>();
-        if (pool is null || proxy.AvailableDestinations.Count == 0) { await next(); return; }
+        if (pool is null || proxy.AvailableDestinations.Count == 0) { await next(context); return; }
 
         var destination = proxy.AvailableDestinations[0];
         var runtime = pools.Get(pool.ClusterId, destination);
@@ -56,7 +56,7 @@ internal sealed class ConnectionLimitStep(DestinationRegistry pools)
         long start = pools.Time.GetTimestamp();
         try
         {
-            await next();
+            await next(context);
         }
         finally
         {

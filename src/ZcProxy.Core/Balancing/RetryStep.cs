@@ -25,10 +25,10 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
     private readonly Dictionary<string, ILoadBalancingPolicy> _policies = policies
         .GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
 
-    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var pool = context.Features.Get<BalancingRequestFeature>();
-        if (pool is null) { await next(); return; }
+        if (pool is null) { await next(context); return; }
         var settings = pool.Settings;
         long start = pools.Time.GetTimestamp();
         bool methodAllowed = settings.RetryNonIdempotent || HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method)
@@ -37,16 +37,11 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
         // Only a request that may be repeated pays for buffering its body; tries refused locally never read it.
         bool bodyReplayable = settings.Retries > 0 && methodAllowed && PrepareBody(context, settings);
 
-        bool CanTryAgain() => pool.Tries <= settings.Retries // Tries counts the first one; Retries may be int.MaxValue
-            && (settings.RetryTimeout <= TimeSpan.Zero || pools.Time.GetElapsedTime(start) < settings.RetryTimeout)
-            && !context.RequestAborted.IsCancellationRequested;
-
         ResponseHeadGate? gate = null;
         var originalBody = context.Features.Get<IHttpResponseBodyFeature>();
         if (settings.RetryOnStatuses.Count > 0 && originalBody is not null && bodyReplayable)
         {
-            gate = new ResponseHeadGate(originalBody, context,
-                status => settings.RetryOnStatuses.Contains(status) && CanTryAgain() && pool.Untried(d => Usable(pool, d)).Count > 0);
+            gate = Gate(context, pool, originalBody, start);
             context.Features.Set<IHttpResponseBodyFeature>(gate);
         }
         try
@@ -55,14 +50,14 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
             {
                 pool.Tries++;
                 pool.Rejection = TryRejection.None;
-                await next();
+                await next(context);
                 if (pool.Current is { } tried && !pool.Tried.Contains(tried)) pool.Tried.Add(tried);
 
                 var reason = WhyRetry(context, pool, gate, bodyReplayable);
                 // A response the gate held back was dropped on the promise of another try: keep it even if a limit
                 // has been reached since.
                 bool heldBack = gate?.Discarded == true;
-                if (reason is null || context.Response.HasStarted || (!heldBack && !CanTryAgain())) break;
+                if (reason is null || context.Response.HasStarted || (!heldBack && !CanTryAgain(context, pool, start))) break;
                 var nextDestination = PickNext(context, pool);
                 if (nextDestination is null)
                 {
@@ -90,6 +85,15 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
         if (pool.Rejection != TryRejection.None && !context.Response.HasStarted)
             await WriteRejectionAsync(context, pool);
     }
+
+    // Methods, and the gate's lambda made only where there is a gate: local functions capturing these would cost a closure per request.
+    private bool CanTryAgain(HttpContext context, BalancingRequestFeature pool, long start) => pool.Tries <= pool.Settings.Retries // Tries counts the first one; Retries may be int.MaxValue
+        && (pool.Settings.RetryTimeout <= TimeSpan.Zero || pools.Time.GetElapsedTime(start) < pool.Settings.RetryTimeout)
+        && !context.RequestAborted.IsCancellationRequested;
+
+    private ResponseHeadGate Gate(HttpContext context, BalancingRequestFeature pool, IHttpResponseBodyFeature originalBody, long start)
+        => new(originalBody, context, status => pool.Settings.RetryOnStatuses.Contains(status) && CanTryAgain(context, pool, start)
+            && pool.Untried(d => Usable(pool, d)).Count > 0);
 
     /// <summary>Why the last try may be repeated elsewhere, or null.</summary>
     /// <param name="requestReplayable">The method may be repeated once the destination saw the request, and its body can be.</param>

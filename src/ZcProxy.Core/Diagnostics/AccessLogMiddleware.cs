@@ -17,7 +17,7 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
     public async Task InvokeAsync(HttpContext context)
     {
         long start = Stopwatch.GetTimestamp();
-        var startTime = DateTimeOffset.Now;
+        var startTime = DateTimeOffset.UtcNow; // local time only when a line is written: DateTimeOffset.Now converts per call
         try
         {
             await next(context);
@@ -28,7 +28,7 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
             metrics.CountStatus(context.Response.StatusCode);
             var proxy = context.Features.Get<IReverseProxyFeature>();
             metrics.For(proxy?.Route.Config.RouteId ?? "", proxy?.Cluster?.Config.ClusterId ?? "").Duration.Observe(elapsed.TotalSeconds);
-            if (writer.Enabled) writer.Write(Format(context, startTime, elapsed));
+            if (writer.Enabled) writer.Write(Format(context, startTime.ToLocalTime(), elapsed));
         }
     }
 

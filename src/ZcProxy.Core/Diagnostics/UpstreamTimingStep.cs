@@ -13,12 +13,12 @@ namespace ZcProxy.Core.Diagnostics;
 /// </summary>
 internal sealed class UpstreamTimingStep(RequestMetrics metrics)
 {
-    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var proxy = context.GetReverseProxyFeature();
         var timing = new UpstreamTiming(metrics.For(proxy.Route.Config.RouteId, proxy.Cluster?.Config.ClusterId ?? ""), Stopwatch.GetTimestamp());
         context.Features.Set(timing);
-        await next();
+        await next(context);
         timing.Address = proxy.ProxiedDestination?.Model.Config.Address;
         timing.Completed();
 

@@ -7,9 +7,13 @@ namespace ZcProxy.Core.Diagnostics;
 /// A request transform on every route: hands the request's <see cref="UpstreamTiming"/> to the outgoing
 /// HttpRequestMessage, where <see cref="UpstreamTimingHandler"/> (inside YARP's HttpClient) finds it.
 /// </summary>
-internal static class UpstreamTimingTransform
+internal sealed class UpstreamTimingTransform : ITransformProvider
 {
-    public static void Apply(TransformBuilderContext context) => context.AddRequestTransform(static transform =>
+    public void ValidateRoute(TransformRouteValidationContext context) { }
+
+    public void ValidateCluster(TransformClusterValidationContext context) { }
+
+    public void Apply(TransformBuilderContext context) => context.AddRequestTransform(static transform =>
     {
         if (transform.HttpContext.Features.Get<UpstreamTiming>() is { } timing)
             transform.ProxyRequest.Options.Set(UpstreamTiming.OptionKey, timing);

@@ -48,6 +48,15 @@ internal sealed class ConnectionOptionsTransforms : ITransformProvider
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>Whether Connection header values may name fields: false for none, "keep-alive" or "close" (the usual), without allocating.</summary>
+    internal static bool MayNameFields(StringValues connection)
+    {
+        if (connection.Count == 0) return false;
+        if (connection.Count > 1) return true;
+        var value = connection[0].AsSpan().Trim(" \t");
+        return !(value.IsEmpty || value.Equals("keep-alive", StringComparison.OrdinalIgnoreCase) || value.Equals("close", StringComparison.OrdinalIgnoreCase));
+    }
+
     /// <summary>The field names listed in Connection header values (close and keep-alive are options, not fields).</summary>
     internal static IEnumerable<string> Options(StringValues connection)
     {

@@ -13,10 +13,10 @@ internal static class RequestBodyLimitStep
 {
     private static readonly byte[] Body = Encoding.ASCII.GetBytes("413 Payload Too Large: the request body exceeds the configured limit\n");
 
-    public static Task InvokeAsync(HttpContext context, Func<Task> next)
+    public static Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var limit = context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
-        if (limit is null || context.Request.ContentLength is not { } length || length <= limit) return next();
+        if (limit is null || context.Request.ContentLength is not { } length || length <= limit) return next(context);
         context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
         context.Response.ContentType = "text/plain; charset=utf-8";
         context.Response.ContentLength = Body.Length;

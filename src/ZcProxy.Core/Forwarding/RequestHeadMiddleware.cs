@@ -25,8 +25,15 @@ internal sealed partial class RequestHeadMiddleware(RequestDelegate next, ILogge
         var request = context.Request;
         if (!HttpProtocol.IsHttp11(request.Protocol) && !HttpProtocol.IsHttp10(request.Protocol)) return next(context);
         var tap = context.Features.Get<RequestHeadTap>();
-        var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
-        var connection = tap is not null && !string.IsNullOrEmpty(rawTarget) ? tap.TakeConnectionField(request.Method, rawTarget, request.Protocol) : null;
+        var parsed = request.Headers.Connection;
+        StringValues? connection = null;
+        if (tap is not null)
+        {
+            var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
+            // Kestrel shortens a Connection field but never drops one: without it, the head had none to look for.
+            if (parsed.Count == 0 || string.IsNullOrEmpty(rawTarget)) tap.Forget();
+            else connection = tap.TakeConnectionField(request.Method, rawTarget, request.Protocol);
+        }
 
         if (RequestHeadCheck.Problem(request) is { } problem)
         {
@@ -35,7 +42,8 @@ internal sealed partial class RequestHeadMiddleware(RequestDelegate next, ILogge
             context.Response.Headers.Connection = "close"; // the body's framing is in doubt: never read another request here
             return Task.CompletedTask;
         }
-        if (connection is { } field) context.Features.Set(new ReceivedConnectionField(field));
+        // Only a field Kestrel shortened needs carrying: otherwise its own value is the one sent (and no feature is allocated).
+        if (connection is { } field && !StringValues.Equals(field, parsed)) context.Features.Set(new ReceivedConnectionField(field));
         return next(context);
     }
 

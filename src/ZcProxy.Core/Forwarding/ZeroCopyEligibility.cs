@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace ZcProxy.Core.Forwarding;
@@ -23,13 +24,12 @@ internal static class ZeroCopyEligibility
     }
 
     /// <summary>A plaintext http:// destination that YARP would talk HTTP/1.1 to (no h2c demanded by the cluster).</summary>
-    public static bool DestinationQualifies(string? address, ForwarderRequestConfig? requestConfig, out Uri? uri)
+    public static bool DestinationQualifies(DestinationConfig destination, ForwarderRequestConfig? requestConfig, out DestinationTarget? target)
     {
-        uri = null;
-        if (address is null || !Uri.TryCreate(address, UriKind.Absolute, out var parsed) || parsed.Scheme != Uri.UriSchemeHttp) return false;
+        target = null;
         if (requestConfig?.Version is { Major: >= 2 } && requestConfig.VersionPolicy is System.Net.Http.HttpVersionPolicy.RequestVersionExact
             or System.Net.Http.HttpVersionPolicy.RequestVersionOrHigher) return false;
-        uri = parsed;
-        return true;
+        target = DestinationTarget.For(destination);
+        return target is not null;
     }
 }

@@ -22,7 +22,7 @@ namespace ZcProxy.Core.Forwarding;
 /// </summary>
 internal sealed partial class ZeroCopyForwarder(
     RequestDelegate next, UpstreamConnectionPool pool, RuntimeOptions options, ForwardingMetrics metrics,
-    ResponseBodySender sender, BodyOutcomeReport report, ILogger<ZeroCopyForwarder> logger)
+    ResponseBodySender sender, BodyOutcomeReport report, DefaultTransforms defaultTransforms, ILogger<ZeroCopyForwarder> logger)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -38,8 +38,7 @@ internal sealed partial class ZeroCopyForwarder(
         }
         // Like YARP's forwarder: load balancing normally leaves one; otherwise pick at random.
         var destination = destinations.Count == 1 ? destinations[0] : destinations[Random.Shared.Next(destinations.Count)];
-        var address = destination.Model.Config.Address;
-        if (!ZeroCopyEligibility.DestinationQualifies(address, requestConfig, out var uri))
+        if (!ZeroCopyEligibility.DestinationQualifies(destination.Model.Config, requestConfig, out var target))
         {
             await DeclineAsync(context);
             return;
@@ -49,7 +48,8 @@ internal sealed partial class ZeroCopyForwarder(
         metrics.ZeroCopy.Increment();
         // Requests in flight per destination are counted by the pool steps around every try (DestinationRuntime), for
         // both forwarders alike; YARP's DestinationState.ConcurrentRequestCount is YARP's own and not written here.
-        await ForwardAsync(context, proxy.Route.Transformer, address, uri!, zeroCopy, UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata));
+        await ForwardAsync(context, proxy.Route.Transformer, defaultTransforms.AreDefault(proxy.Route, proxy.Cluster), destination.Model.Config.Address, target!,
+            UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata));
     }
 
     private Task DeclineAsync(HttpContext context)
@@ -64,123 +64,145 @@ internal sealed partial class ZeroCopyForwarder(
         return next(context);
     }
 
-    private async Task ForwardAsync(HttpContext context, HttpTransformer transformer, string destinationPrefix, Uri destination,
-        ZeroCopyOptions zeroCopy, UpstreamTimeouts timeouts)
+    private async Task ForwardAsync(HttpContext context, HttpTransformer transformer, bool defaultTransforms, string destinationPrefix,
+        DestinationTarget destination, UpstreamTimeouts timeouts)
     {
         var aborted = context.RequestAborted;
         var request = context.Request;
         var framing = RequestFraming(context);
         bool isHead = HttpMethods.IsHead(request.Method);
 
-        // :: Request head, built by the route's transforms exactly as for YARP's forwarder.
-        byte[] requestHead;
+        // :: Request head: straight from Kestrel's request when the route's transforms are the defaults, else built by the
+        // route's transforms exactly as for YARP's forwarder.
+        var requestHead = new HeadBuffer();
         try
         {
-            using var message = new HttpRequestMessage(new HttpMethod(request.Method), (Uri?)null) { Version = HttpVersion.Version11 };
-            if (framing != RequestBodyFraming.None) message.Content = new HeaderOnlyContent();
-            await transformer.TransformRequestAsync(context, message, destinationPrefix, aborted);
-            if (context.Response.StatusCode != StatusCodes.Status200OK || context.Response.HasStarted) return; // a transform answered
-            message.RequestUri ??= RequestUtilities.MakeDestinationAddress(destinationPrefix, request.Path, request.QueryString);
-            TraceContext.Propagate(message);
-            if (framing == RequestBodyFraming.ContentLength && message.Content?.Headers.NonValidated.Contains("Content-Length") != true)
-                framing = RequestBodyFraming.Chunked;
-            requestHead = RequestHeadWriter.Write(message, framing);
+            if (!defaultTransforms || !DefaultRequestHead.TryWrite(context, destination, ref framing, requestHead))
+            {
+                requestHead.Release();
+                (var transformed, framing) = await TransformRequestHeadAsync(context, transformer, destinationPrefix, framing);
+                if (transformed is null) return; // a transform answered
+                requestHead = new HeadBuffer(transformed);
+            }
         }
         catch (Exception e) when (!aborted.IsCancellationRequested)
         {
+            requestHead.Release();
             Fail(context, ForwarderError.RequestCreation, StatusCodes.Status502BadGateway, e, null);
             return;
         }
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-
-        var key = $"{destination.IdnHost}:{destination.Port}";
-        // Upstream sockets live on the client connection's event loop (and come from that loop's pool): the request
-        // and its upstream I/O stay on one thread. Clients of Kestrel's socket transport use .NET's socket engine.
-        var loop = context.Features.Get<ZeroCopyConnection>()?.Loop;
-        bool canRetry = framing == RequestBodyFraming.None && IsIdempotent(request.Method);
-        UpstreamConnection? connection = null;
-        ResponseHead head;
-        for (int attempt = 0; ; attempt++)
-        {
-            // :: Connection: a pooled keep-alive one, or (always on the retry) a fresh one.
-            connection = attempt == 0 ? pool.TryRentIdle(key, loop) : null;
-            if (connection is null)
-            {
-                long connectStart = Stopwatch.GetTimestamp();
-                try { connection = await pool.ConnectAsync(key, destination.DnsSafeHost, destination.Port, timeouts.Connect, aborted, loop); }
-                catch (Exception e)
-                {
-                    if (aborted.IsCancellationRequested) { Fail(context, ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, e, null); return; }
-                    Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e, UpstreamErrorKind.Connect, requestSent: false);
-                    return;
-                }
-                context.Features.Get<UpstreamTiming>()?.Connected(Stopwatch.GetElapsedTime(connectStart));
-            }
-            connection.RequestCount++;
-            long sentBefore = connection.BytesSent;
-
-            // :: Send the head and body, then read the response head (interim 1xx heads skipped).
-            var failure = await ExchangeAsync(context, connection, requestHead, framing, isHead, timeouts);
-            if (failure is null)
-            {
-                context.Features.Get<UpstreamTiming>()?.HeadReceived();
-                head = connection.LastHead!;
-                break;
-            }
-            connection.Dispose();
-            var (error, status, kind, exception, beforeAnyByte) = failure.Value;
-            if (beforeAnyByte && connection.IsReused && canRetry && attempt == 0 && !aborted.IsCancellationRequested)
-            {
-                // A kept-alive connection the upstream closed just as we reused it: safe to resend an idempotent, bodiless request once.
-                metrics.Retries.Increment();
-                LogRetry(logger, key, exception.Message);
-                continue;
-            }
-            // The head goes first: when none of it was accepted, nothing of the request (body included) left the proxy.
-            Fail(context, error, status, exception, kind, requestSent: connection.BytesSent != sentBefore);
-            return;
-        }
-
-        // :: An early response (before the request body was all sent): the upstream connection is mid-request and the
-        // client's unread body is still on its connection, so neither carries another request (nginx does the same).
-        bool requestIncomplete = connection.RequestIncomplete;
-
-        // :: Status and headers, through the route's response transforms.
-        if (head.StatusCode == StatusCodes.Status101SwitchingProtocols)
-        {
-            connection.Dispose();
-            Fail(context, ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, new InvalidDataException("101 Switching Protocols to a request that asked for no upgrade"), UpstreamErrorKind.MalformedHead);
-            return;
-        }
-        bool copyBody;
         try
         {
-            copyBody = await CopyStatusAndHeadersAsync(context, head, transformer);
-            if (requestIncomplete) context.Response.Headers.Connection = "close";
-        }
-        catch (Exception e)
-        {
-            connection.Dispose();
-            context.Response.Clear();
-            Fail(context, ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, e, null);
-            return;
-        }
-        if (!copyBody)
-        {
-            if (head.Framing == BodyFraming.None && head.KeepAlive && !requestIncomplete && !connection.OverRead) pool.Return(connection); else connection.Dispose();
-            return;
-        }
+            var key = destination.PoolKey;
+            // Upstream sockets live on the client connection's event loop (and come from that loop's pool): the request
+            // and its upstream I/O stay on one thread. Clients of Kestrel's socket transport use .NET's socket engine.
+            var loop = context.Features.Get<ZeroCopyConnection>()?.Loop;
+            bool canRetry = framing == RequestBodyFraming.None && IsIdempotent(request.Method);
+            UpstreamConnection? connection = null;
+            ResponseHead head;
+            for (int attempt = 0; ; attempt++)
+            {
+                // :: Connection: a pooled keep-alive one, or (always on the retry) a fresh one.
+                connection = attempt == 0 ? pool.TryRentIdle(key, loop) : null;
+                if (connection is null)
+                {
+                    long connectStart = Stopwatch.GetTimestamp();
+                    try { connection = await pool.ConnectAsync(key, destination.Uri.DnsSafeHost, destination.Uri.Port, timeouts.Connect, aborted, loop); }
+                    catch (Exception e)
+                    {
+                        if (aborted.IsCancellationRequested) { Fail(context, ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, e, null); return; }
+                        Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e, UpstreamErrorKind.Connect, requestSent: false);
+                        return;
+                    }
+                    context.Features.Get<UpstreamTiming>()?.Connected(Stopwatch.GetElapsedTime(connectStart));
+                }
+                connection.RequestCount++;
+                long sentBefore = connection.BytesSent;
 
-        // :: Body.
-        BodyResult result;
-        bool reusable;
-        await using (var body = UpstreamBody.Open(connection, head, timeouts.BodyIdle, context.RequestAborted))
-        {
-            result = await sender.SendAsync(context, body);
-            reusable = result.IsComplete && body.EndedCleanly && head.KeepAlive && !requestIncomplete;
+                // :: Send the head and body, then read the response head (interim 1xx heads skipped).
+                var failure = await ExchangeAsync(context, connection, requestHead.Written, framing, isHead, timeouts);
+                if (failure is null)
+                {
+                    context.Features.Get<UpstreamTiming>()?.HeadReceived();
+                    head = connection.LastHead!;
+                    break;
+                }
+                connection.Dispose();
+                var (error, status, kind, exception, beforeAnyByte) = failure.Value;
+                if (beforeAnyByte && connection.IsReused && canRetry && attempt == 0 && !aborted.IsCancellationRequested)
+                {
+                    // A kept-alive connection the upstream closed just as we reused it: safe to resend an idempotent, bodiless request once.
+                    metrics.Retries.Increment();
+                    LogRetry(logger, key, exception.Message);
+                    continue;
+                }
+                // The head goes first: when none of it was accepted, nothing of the request (body included) left the proxy.
+                Fail(context, error, status, exception, kind, requestSent: connection.BytesSent != sentBefore);
+                return;
+            }
+
+            // :: An early response (before the request body was all sent): the upstream connection is mid-request and the
+            // client's unread body is still on its connection, so neither carries another request (nginx does the same).
+            bool requestIncomplete = connection.RequestIncomplete;
+
+            // :: Status and headers, through the route's response transforms.
+            if (head.StatusCode == StatusCodes.Status101SwitchingProtocols)
+            {
+                connection.Dispose();
+                Fail(context, ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, new InvalidDataException("101 Switching Protocols to a request that asked for no upgrade"), UpstreamErrorKind.MalformedHead);
+                return;
+            }
+            bool copyBody;
+            try
+            {
+                copyBody = await CopyStatusAndHeadersAsync(context, head, defaultTransforms ? null : transformer);
+                if (requestIncomplete) context.Response.Headers.Connection = "close";
+            }
+            catch (Exception e)
+            {
+                connection.Dispose();
+                context.Response.Clear();
+                Fail(context, ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, e, null);
+                return;
+            }
+            if (!copyBody)
+            {
+                if (head.Framing == BodyFraming.None && head.KeepAlive && !requestIncomplete && !connection.OverRead) pool.Return(connection); else connection.Dispose();
+                return;
+            }
+
+            // :: Body.
+            BodyResult result;
+            bool reusable;
+            await using (var body = UpstreamBody.Open(connection, head, timeouts.BodyIdle, context.RequestAborted))
+            {
+                result = await sender.SendAsync(context, body);
+                reusable = result.IsComplete && body.EndedCleanly && head.KeepAlive && !requestIncomplete;
+            }
+            if (reusable) pool.Return(connection); else connection.Dispose();
+            if (!result.IsComplete) report.UpstreamBodyFailed(context, result, key);
         }
-        if (reusable) pool.Return(connection); else connection.Dispose();
-        if (!result.IsComplete) report.UpstreamBodyFailed(context, result, key);
+        finally
+        {
+            requestHead.Release();
+        }
+    }
+
+    /// <summary>The request head as the route's transforms make it (null: a transform answered the request itself).</summary>
+    internal static async Task<(byte[]? Head, RequestBodyFraming Framing)> TransformRequestHeadAsync(HttpContext context, HttpTransformer transformer,
+        string destinationPrefix, RequestBodyFraming framing)
+    {
+        var request = context.Request;
+        using var message = new HttpRequestMessage(new HttpMethod(request.Method), (Uri?)null) { Version = HttpVersion.Version11 };
+        if (framing != RequestBodyFraming.None) message.Content = new HeaderOnlyContent();
+        await transformer.TransformRequestAsync(context, message, destinationPrefix, context.RequestAborted);
+        if (context.Response.StatusCode != StatusCodes.Status200OK || context.Response.HasStarted) return (null, framing);
+        message.RequestUri ??= RequestUtilities.MakeDestinationAddress(destinationPrefix, request.Path, request.QueryString);
+        TraceContext.Propagate(message);
+        if (framing == RequestBodyFraming.ContentLength && message.Content?.Headers.NonValidated.Contains("Content-Length") != true)
+            framing = RequestBodyFraming.Chunked;
+        return (RequestHeadWriter.Write(message, framing), framing);
     }
 
     private readonly record struct ExchangeFailure(ForwarderError Error, int Status, UpstreamErrorKind? Kind, Exception Exception, bool BeforeAnyResponseByte);
@@ -190,7 +212,7 @@ internal sealed partial class ZeroCopyForwarder(
     /// it has read the whole body (413, 401...) and close. Then sending stops, that response is forwarded, and
     /// <see cref="UpstreamConnection.RequestIncomplete"/> tells the caller that neither connection can be reused.
     /// </summary>
-    private async Task<ExchangeFailure?> ExchangeAsync(HttpContext context, UpstreamConnection connection, byte[] requestHead,
+    private async Task<ExchangeFailure?> ExchangeAsync(HttpContext context, UpstreamConnection connection, ReadOnlyMemory<byte> requestHead,
         RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts)
     {
         var aborted = context.RequestAborted;
@@ -208,77 +230,86 @@ internal sealed partial class ZeroCopyForwarder(
             return new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false);
         }
 
-        using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
-        // One greedy recv for a head and a small body; body bytes that come with the head go to the client first.
-        // Interim responses (103 Early Hints...) go on to an HTTP/1.1 client as they arrive.
-        var interimRecipient = InterimResponses.Recipient(context);
-        var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headTimeout.Token,
-            interimRecipient is null ? null : InterimResponses.ForwardAsync, interimRecipient);
-        if (framing != RequestBodyFraming.None)
-        {
-            var bodyTask = RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, stopBody.Token);
-            if (await Task.WhenAny(bodyTask, headTask) == headTask && headTask.IsCompletedSuccessfully)
-            {
-                // An early response: stop sending (the upstream is not reading any more) and forward it.
-                stopBody.Cancel();
-                try { await bodyTask; connection.RequestIncomplete = false; }
-                catch { connection.RequestIncomplete = true; }
-                if (connection.RequestIncomplete) LogEarlyResponse(logger, connection.DestinationKey, headTask.Result.StatusCode);
-                connection.LastHead = headTask.Result;
-                return null;
-            }
-            ExchangeFailure? sendFailure = null;
-            try { await bodyTask; }
-            catch (ClientBodyException e) { sendFailure = new(ForwarderError.RequestBodyClient, StatusCodes.Status400BadRequest, null, e, false); }
-            catch (Exception e) when (!aborted.IsCancellationRequested)
-            {
-                // The upstream may have answered and closed while we were sending: prefer its response if one arrives.
-                connection.RequestIncomplete = true;
-                sendFailure = new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.Send, e, true);
-            }
-            catch (Exception e) { sendFailure = new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false); }
-            if (sendFailure is { Kind: not UpstreamErrorKind.Send })
-            {
-                headTimeout.Cancel();
-                try { await headTask; } catch { }
-                return sendFailure;
-            }
-            if (sendFailure is not null)
-            {
-                headTimeout.CancelAfter(timeouts.ResponseHead);
-                try { connection.LastHead = await headTask; return null; }
-                catch { return sendFailure; }
-            }
-        }
-
-        headTimeout.CancelAfter(timeouts.ResponseHead);
+        // One timeout source per connection, reused (not a linked source and a timer per request); ended in the finally.
+        var headToken = connection.BeginHeadTimeout(aborted);
         try
         {
-            connection.LastHead = await headTask;
-            return null;
+            // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
+            // One greedy recv for a head and a small body; body bytes that come with the head go to the client first.
+            // Interim responses (103 Early Hints...) go on to an HTTP/1.1 client as they arrive.
+            var interimRecipient = InterimResponses.Recipient(context);
+            var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headToken,
+                interimRecipient is null ? null : InterimResponses.ForwardAsync, interimRecipient);
+            if (framing != RequestBodyFraming.None)
+            {
+                using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+                var bodyTask = RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, stopBody.Token);
+                if (await Task.WhenAny(bodyTask, headTask) == headTask && headTask.IsCompletedSuccessfully)
+                {
+                    // An early response: stop sending (the upstream is not reading any more) and forward it.
+                    stopBody.Cancel();
+                    try { await bodyTask; connection.RequestIncomplete = false; }
+                    catch { connection.RequestIncomplete = true; }
+                    if (connection.RequestIncomplete) LogEarlyResponse(logger, connection.DestinationKey, headTask.Result.StatusCode);
+                    connection.LastHead = headTask.Result;
+                    return null;
+                }
+                ExchangeFailure? sendFailure = null;
+                try { await bodyTask; }
+                catch (ClientBodyException e) { sendFailure = new(ForwarderError.RequestBodyClient, StatusCodes.Status400BadRequest, null, e, false); }
+                catch (Exception e) when (!aborted.IsCancellationRequested)
+                {
+                    // The upstream may have answered and closed while we were sending: prefer its response if one arrives.
+                    connection.RequestIncomplete = true;
+                    sendFailure = new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.Send, e, true);
+                }
+                catch (Exception e) { sendFailure = new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false); }
+                if (sendFailure is { Kind: not UpstreamErrorKind.Send })
+                {
+                    connection.CancelHeadRead();
+                    try { await headTask; } catch { }
+                    return sendFailure;
+                }
+                if (sendFailure is not null)
+                {
+                    connection.ArmHeadTimeout(timeouts.ResponseHead);
+                    try { connection.LastHead = await headTask; return null; }
+                    catch { return sendFailure; }
+                }
+            }
+
+            connection.ArmHeadTimeout(timeouts.ResponseHead);
+            try
+            {
+                connection.LastHead = await headTask;
+                return null;
+            }
+            catch (UpstreamHeadException e) when (e.Failure == UpstreamHeadFailure.Malformed)
+            {
+                return new(ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, UpstreamErrorKind.MalformedHead, e, false);
+            }
+            catch (UpstreamHeadException e)
+            {
+                return new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.ClosedBeforeHead, e, e.BytesReceived == 0);
+            }
+            catch (OperationCanceledException e) when (!aborted.IsCancellationRequested)
+            {
+                return new(ForwarderError.RequestTimedOut, StatusCodes.Status504GatewayTimeout, UpstreamErrorKind.HeadTimeout,
+                    new TimeoutException($"no response head within {timeouts.ResponseHead.TotalMilliseconds:0} ms", e), false);
+            }
+            catch (Exception e)
+            {
+                return new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false);
+            }
         }
-        catch (UpstreamHeadException e) when (e.Failure == UpstreamHeadFailure.Malformed)
+        finally
         {
-            return new(ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, UpstreamErrorKind.MalformedHead, e, false);
-        }
-        catch (UpstreamHeadException e)
-        {
-            return new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.ClosedBeforeHead, e, e.BytesReceived == 0);
-        }
-        catch (OperationCanceledException e) when (!aborted.IsCancellationRequested)
-        {
-            return new(ForwarderError.RequestTimedOut, StatusCodes.Status504GatewayTimeout, UpstreamErrorKind.HeadTimeout,
-                new TimeoutException($"no response head within {timeouts.ResponseHead.TotalMilliseconds:0} ms", e), false);
-        }
-        catch (Exception e)
-        {
-            return new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false);
+            connection.EndHeadTimeout();
         }
     }
 
-    private static async Task<bool> CopyStatusAndHeadersAsync(HttpContext context, ResponseHead head, HttpTransformer transformer)
+    /// <summary>Status and fields to Kestrel's response: directly for the default transforms (null), else through the route's.</summary>
+    internal static ValueTask<bool> CopyStatusAndHeadersAsync(HttpContext context, ResponseHead head, HttpTransformer? transformer)
     {
         context.Response.StatusCode = head.StatusCode;
         if (head.ReasonPhrase != Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(head.StatusCode))
@@ -286,6 +317,16 @@ internal sealed partial class ZeroCopyForwarder(
             var responseFeature = context.Features.Get<IHttpResponseFeature>();
             if (responseFeature is not null) responseFeature.ReasonPhrase = head.ReasonPhrase;
         }
+        if (transformer is null)
+        {
+            DefaultResponseHead.Copy(context.Response, head);
+            return ValueTask.FromResult(true);
+        }
+        return TransformResponseHeadAsync(context, head, transformer);
+    }
+
+    private static async ValueTask<bool> TransformResponseHeadAsync(HttpContext context, ResponseHead head, HttpTransformer transformer)
+    {
         using var message = new HttpResponseMessage((HttpStatusCode)head.StatusCode)
         {
             Version = head.MinorVersion == 0 ? HttpVersion.Version10 : HttpVersion.Version11,

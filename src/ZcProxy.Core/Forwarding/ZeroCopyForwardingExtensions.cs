@@ -15,6 +15,7 @@ internal static class ZeroCopyForwardingExtensions
         services.TryAddSingleton<UpstreamConnectionPool>();
         services.TryAddSingleton<RetryMetrics>();
         services.TryAddSingleton<ForwardingMetrics>();
+        services.TryAddSingleton<DefaultTransforms>();
         return services;
     }
 

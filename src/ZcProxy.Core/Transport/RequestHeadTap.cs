@@ -44,6 +44,7 @@ internal sealed class RequestHeadTap : PipeReader
         return new ValueTask<ReadResult>(result);
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))] // a read that waits: once per request
     private async ValueTask<ReadResult> Remember(ValueTask<ReadResult> pending)
     {
         var result = await pending;
@@ -137,7 +138,14 @@ internal sealed class RequestHeadTap : PipeReader
         {
             if (_kept is null) return null;
             var kept = _kept.AsSpan(0, _keptLength);
-            var requestLine = Encoding.Latin1.GetBytes($"{method} {rawTarget} {protocol}");
+            int lineLength = method.Length + rawTarget.Length + protocol.Length + 2;
+            if (lineLength > _keptLength) return null;
+            var requestLine = lineLength <= 1024 ? stackalloc byte[lineLength] : new byte[lineLength];
+            int at = Encoding.Latin1.GetBytes(method, requestLine);
+            requestLine[at++] = (byte)' ';
+            at += Encoding.Latin1.GetBytes(rawTarget, requestLine[at..]);
+            requestLine[at++] = (byte)' ';
+            Encoding.Latin1.GetBytes(protocol, requestLine[at..]);
             int start = LastRequestLine(kept, requestLine);
             if (start < 0) return null;
             return ConnectionField(kept[start..]);
@@ -160,10 +168,13 @@ internal sealed class RequestHeadTap : PipeReader
         }
     }
 
+    /// <summary>Frees the kept bytes of a request whose Connection field needs no second look (it has none).</summary>
+    public void Forget() => Release();
+
     /// <summary>The values of the Connection lines of a head (request line first), up to its empty line.</summary>
     private static StringValues ConnectionField(ReadOnlySpan<byte> head)
     {
-        var values = new List<string>();
+        StringValues values = default; // most heads have none or one: no list
         int lf = head.IndexOf((byte)'\n');
         var rest = lf < 0 ? [] : head[(lf + 1)..];
         while (!rest.IsEmpty)
@@ -175,8 +186,8 @@ internal sealed class RequestHeadTap : PipeReader
             if (line.IsEmpty) break; // end of the head
             int colon = line.IndexOf((byte)':');
             if (colon < 0 || !Ascii.EqualsIgnoreCase(line[..colon], "Connection"u8)) continue;
-            values.Add(Encoding.Latin1.GetString(line[(colon + 1)..].Trim(" \t"u8)));
+            values = StringValues.Concat(values, Encoding.Latin1.GetString(line[(colon + 1)..].Trim(" \t"u8)));
         }
-        return new StringValues([.. values]);
+        return values.Count == 0 ? new StringValues(Array.Empty<string>()) : values;
     }
 }

@@ -192,6 +192,8 @@ internal sealed partial class UpstreamConnection : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         ReleasePrefetchedBody();
+        _headDeadline?.Disarm();
+        _headTimeout?.Dispose();
         if (Readiness is { } readiness) readiness.Loop.Unregister(readiness, fdStaysOpen: false);
         Stream.Dispose();
         Socket.Dispose();

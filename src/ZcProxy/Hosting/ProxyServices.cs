@@ -22,7 +22,8 @@ internal static class ProxyServices
     {
         services.AddAuthorization();
         services.AddCors();
-        services.AddReverseProxy().AddTransforms(UpstreamTimingTransform.Apply);
+        services.AddReverseProxy();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, UpstreamTimingTransform>());
         services.AddZcLoadBalancing();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ProxyMetrics>();

@@ -23,14 +23,17 @@ internal sealed partial class EventLoop : IDisposable
     private readonly FileDescriptor _wake;
     private readonly Thread _thread;
     private readonly ILogger? _log;
+    private readonly TimeProvider _time;
     private int _wakePending;
     private long _nextToken;
     private volatile bool _stopping;
 
-    public EventLoop(int index, ILogger? log = null)
+    /// <param name="time">The clock of <see cref="LoopDeadline"/>s (tests pass a fake one).</param>
+    public EventLoop(int index, ILogger? log = null, TimeProvider? time = null)
     {
         Index = index;
         _log = log;
+        _time = time ?? TimeProvider.System;
         _epoll = Syscalls.EpollCreate();
         _wake = Syscalls.EventFd();
         int err = Syscalls.EpollControl(_epoll, EPOLL_CTL_ADD, _wake.Fd, EPOLLIN, WakeToken);
@@ -96,7 +99,7 @@ internal sealed partial class EventLoop : IDisposable
         {
             while (!_stopping)
             {
-                int n = Syscalls.EpollWait(_epoll, ready, _posted.IsEmpty ? -1 : 0);
+                int n = Syscalls.EpollWait(_epoll, ready, _posted.IsEmpty ? DeadlineWaitMilliseconds() : 0);
                 for (int i = 0; i < n; i++)
                 {
                     var (events, token) = ready[i];
@@ -109,6 +112,7 @@ internal sealed partial class EventLoop : IDisposable
                     if (_sockets.TryGetValue(token, out var socket)) Dispatch(socket, events);
                 }
                 RunPosted();
+                SweepDeadlines();
             }
         }
         catch (Exception e)
