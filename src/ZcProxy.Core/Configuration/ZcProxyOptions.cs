@@ -134,6 +134,22 @@ internal sealed record CacheOptions
     public IReadOnlyList<string> Methods { get; init; } = ["GET", "HEAD"];
     /// <summary>Response status codes that may be stored; empty (the default) leaves it to RFC 9111 (any final status but 206 and 304).</summary>
     public IReadOnlyList<int> Statuses { get; init; } = [];
+    /// <summary>The cache sharded across a fleet: each key has one owner node (see Caching/Peers/).</summary>
+    public CachePeersOptions? Peers { get; init; }
+}
+
+/// <summary>
+/// "Self" is this node's proxy URL as the other nodes reach it; "Nodes" every node's (Self included), or empty when the
+/// list comes from etcd ({Discovery.Etcd.Prefix}peers/{name}).
+/// </summary>
+internal sealed record CachePeersOptions
+{
+    public required string Self { get; init; }
+    public IReadOnlyList<string> Nodes { get; init; } = [];
+    /// <summary>A connect to the owner that takes longer fails; its keys then go to the next node (or the origin).</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>A node whose connect failed is skipped for this long (nginx fail_timeout).</summary>
+    public TimeSpan FailTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 internal sealed record AccessLogOptions
