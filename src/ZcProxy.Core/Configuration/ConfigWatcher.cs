@@ -6,16 +6,12 @@ namespace ZcProxy.Core.Configuration;
 
 /// <summary>
 /// Triggers reloads: SIGHUP always; file-system events after a quiet period (editors write in bursts);
-/// and a periodic fingerprint check as a backstop for changes the events miss.
+/// and a periodic fingerprint check as a backstop for changes the events miss (timing: <see cref="ReloadSignal"/>).
 /// </summary>
-internal sealed partial class ConfigWatcher(FileConfigProvider provider, ILogger<ConfigWatcher> logger) : BackgroundService
+internal sealed partial class ConfigWatcher(FileConfigProvider provider, TimeProvider time, ILogger<ConfigWatcher> logger) : BackgroundService
 {
-    public static readonly TimeSpan QuietPeriod = TimeSpan.FromMilliseconds(300);
-    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(2);
-
-    private readonly SemaphoreSlim _wake = new(0);
+    private readonly ReloadSignal _signal = new(time);
     private readonly List<FileSystemWatcher> _watchers = [];
-    private volatile bool _sighup;
     private string _fingerprint = "";
     private PosixSignalRegistration? _sighupRegistration;
 
@@ -29,8 +25,7 @@ internal sealed partial class ConfigWatcher(FileConfigProvider provider, ILogger
         _sighupRegistration = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true; // SIGHUP means reload, not hang-up
-            _sighup = true;
-            _wake.Release();
+            _signal.Hangup();
         });
         WatchDirectories();
         return base.StartAsync(cancellationToken);
@@ -42,15 +37,9 @@ internal sealed partial class ConfigWatcher(FileConfigProvider provider, ILogger
         {
             try
             {
-                bool woken = await _wake.WaitAsync(PollInterval, stoppingToken);
-                if (woken && !_sighup)
+                var cause = await _signal.NextAsync(stoppingToken);
+                if (cause == ReloadCause.Hangup)
                 {
-                    // Let a burst of events settle: keep waiting while more arrive within the quiet period.
-                    while (await _wake.WaitAsync(QuietPeriod, stoppingToken)) { }
-                }
-                if (_sighup)
-                {
-                    _sighup = false;
                     await ReloadAsync("SIGHUP");
                     continue;
                 }
@@ -86,10 +75,10 @@ internal sealed partial class ConfigWatcher(FileConfigProvider provider, ILogger
             try
             {
                 var w = new FileSystemWatcher(dir) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
-                w.Changed += (_, _) => _wake.Release();
-                w.Created += (_, _) => _wake.Release();
-                w.Deleted += (_, _) => _wake.Release();
-                w.Renamed += (_, _) => _wake.Release();
+                w.Changed += (_, _) => _signal.FileChanged();
+                w.Created += (_, _) => _signal.FileChanged();
+                w.Deleted += (_, _) => _signal.FileChanged();
+                w.Renamed += (_, _) => _signal.FileChanged();
                 w.EnableRaisingEvents = true;
                 _watchers.Add(w);
             }
@@ -104,6 +93,7 @@ internal sealed partial class ConfigWatcher(FileConfigProvider provider, ILogger
     {
         _sighupRegistration?.Dispose();
         foreach (var w in _watchers) w.Dispose();
+        _signal.Dispose();
         base.Dispose();
     }
 

@@ -40,7 +40,9 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
         var upstreamTime = context.Features.Get<UpstreamTiming>()?.ResponseSeconds is { } seconds
             ? seconds.ToString("0.000", CultureInfo.InvariantCulture) : "-";
         var cacheStatus = context.Items.TryGetValue(CacheStatusItem, out var c) && c is string s ? s : "-";
-        var bytes = context.RequestAborted.IsCancellationRequested && !response.HasStarted ? "0"
+        // An upgraded connection's bytes are those its tunnel sent to the client (nginx's $body_bytes_sent does the same).
+        var bytes = context.Features.Get<UpgradedConnection>() is { } upgraded ? upgraded.ResponseBytes.ToString(CultureInfo.InvariantCulture)
+            : context.RequestAborted.IsCancellationRequested && !response.HasStarted ? "0"
             : response.ContentLength?.ToString(CultureInfo.InvariantCulture) ?? "-";
 
         var sb = new StringBuilder(256);

@@ -17,7 +17,15 @@ internal sealed class ForwardingMetrics
         Retries = retries[RetryReason.StaleConnection];
         var errors = metrics.Counters("zcproxy_upstream_errors_total", "Upstream exchanges of the zero-copy forwarder that failed, by kind.", "kind");
         _errors = Enum.GetValues<UpstreamErrorKind>().Select(kind => errors.WithLabels(Label(kind))).ToArray();
+        var upgraded = metrics.Counters("zcproxy_upgraded_connections_total",
+            "Upgraded connections (101 Switching Protocols: WebSocket...) spliced both ways, by how they ended: done, client_error, upstream_error, idle_timeout, stopped.", "reason");
+        _upgraded = Enum.GetValues<Transport.Relay.RelayEnd>().Select(end => upgraded.WithLabels(Transport.Relay.RelayEnds.Label(end))).ToArray();
     }
+
+    private readonly Counter[] _upgraded;
+
+    /// <summary>Upgraded connections that ended as <paramref name="end"/> says.</summary>
+    public Counter Upgraded(Transport.Relay.RelayEnd end) => _upgraded[(int)end];
 
     public Counter ZeroCopy { get; }
     public Counter Yarp { get; }

@@ -13,7 +13,8 @@ internal enum RequestBodyFraming { None, ContentLength, Chunked }
 /// </summary>
 internal static class RequestHeadWriter
 {
-    public static byte[] Write(HttpRequestMessage request, RequestBodyFraming framing)
+    /// <param name="connection">A Connection field to send (an upgrade's "Upgrade"); the transforms' one is never sent.</param>
+    public static byte[] Write(HttpRequestMessage request, RequestBodyFraming framing, string? connection = null)
     {
         var uri = request.RequestUri ?? throw new InvalidOperationException("the transformed request has no URI");
         var sb = new StringBuilder(512);
@@ -28,6 +29,7 @@ internal static class RequestHeadWriter
                 || header.Key.Equals("Connection", StringComparison.OrdinalIgnoreCase)) continue;
             AppendValues(sb, header.Key, header.Value);
         }
+        if (connection is not null) AppendField(sb, "Connection", connection);
         bool wroteLength = false;
         if (request.Content is not null && framing != RequestBodyFraming.None)
         {

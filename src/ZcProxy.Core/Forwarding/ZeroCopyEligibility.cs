@@ -8,7 +8,8 @@ namespace ZcProxy.Core.Forwarding;
 
 /// <summary>
 /// Decides, per request, whether ZcProxy's HTTP/1.1 forwarder handles it. Everything else (TLS or HTTP/2
-/// clients, upgrades and CONNECT, https or HTTP/2-only destinations) goes to YARP's forwarder.
+/// clients, CONNECT, h2c upgrades, upgrades on connections it cannot tunnel, https or HTTP/2-only destinations) goes to
+/// YARP's forwarder.
 /// </summary>
 internal static class ZeroCopyEligibility
 {
@@ -18,9 +19,24 @@ internal static class ZeroCopyEligibility
         if (!HttpProtocol.IsHttp11(request.Protocol) && !HttpProtocol.IsHttp10(request.Protocol)) return false;
         if (request.IsHttps || context.Features.Get<ITlsConnectionFeature>() is not null) return false;
         if (HttpMethods.IsConnect(request.Method)) return false;
-        if (context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true) return false;
-        if (request.Headers.ContainsKey("Upgrade")) return false;
+        if (request.Headers.ContainsKey("Upgrade") || context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true)
+            return TunnelableUpgrade(context) is not null;
         return true;
+    }
+
+    /// <summary>
+    /// The protocol a request asks to upgrade to (the Upgrade field: "websocket", ...) when ZcProxy can tunnel it after a
+    /// 101: an upgradable HTTP/1.1 request without a body, on a zero-copy connection (whose socket the tunnel splices),
+    /// and not h2c (HTTP/2 over cleartext is refused, as YARP does). Null otherwise.
+    /// </summary>
+    public static string? TunnelableUpgrade(HttpContext context)
+    {
+        var request = context.Request;
+        if (context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest != true || context.Features.Get<Transport.ZeroCopyConnection>() is null) return null;
+        if (request.ContentLength > 0 || request.Headers.ContainsKey("Transfer-Encoding")) return null;
+        var upgrade = request.Headers.Upgrade.ToString();
+        if (upgrade.Length == 0 || upgrade.Split(',').Any(p => p.Trim().Equals("h2c", StringComparison.OrdinalIgnoreCase))) return null;
+        return upgrade;
     }
 
     /// <summary>A plaintext http:// destination that YARP would talk HTTP/1.1 to (no h2c demanded by the cluster).</summary>

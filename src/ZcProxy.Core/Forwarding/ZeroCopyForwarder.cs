@@ -17,13 +17,14 @@ namespace ZcProxy.Core.Forwarding;
 /// <summary>
 /// The last proxy-pipeline step before YARP's forwarder. For plaintext HTTP/1.x clients and http:// destinations
 /// it forwards over its own HTTP/1.1 upstream pool, so that large Content-Length bodies can be spliced from the
-/// upstream socket to the client socket; everything else falls through to YARP (see <see cref="ZeroCopyEligibility"/>).
+/// upstream socket to the client socket, and an upgraded connection (101) is spliced both ways (<see cref="UpgradeTunnel"/>);
+/// everything else falls through to YARP (see <see cref="ZeroCopyEligibility"/>).
 /// Request heads go through the route's YARP transforms, and failures are reported through IForwarderErrorFeature
 /// with the status codes YARP uses, so transforms, passive health checks and logging see both paths alike.
 /// </summary>
 internal sealed partial class ZeroCopyForwarder(
     RequestDelegate next, UpstreamConnectionPool pool, RuntimeOptions options, ForwardingMetrics metrics,
-    ResponseBodySender sender, BodyOutcomeReport report, DefaultTransforms defaultTransforms, ILogger<ZeroCopyForwarder> logger)
+    ResponseBodySender sender, BodyOutcomeReport report, DefaultTransforms defaultTransforms, UpgradeTunnel tunnel, ILogger<ZeroCopyForwarder> logger)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -87,7 +88,9 @@ internal sealed partial class ZeroCopyForwarder(
     {
         var aborted = context.RequestAborted;
         var request = context.Request;
-        var framing = RequestFraming(context);
+        // An upgrade (WebSocket...) carries no body; after a 101 its connection becomes a tunnel (UpgradeTunnel).
+        var upgrade = ZeroCopyEligibility.TunnelableUpgrade(context);
+        var framing = upgrade is null ? RequestFraming(context) : RequestBodyFraming.None;
         bool isHead = HttpMethods.IsHead(request.Method);
 
         // :: Request head: straight from Kestrel's request when the route's transforms are the defaults, else built by the
@@ -95,10 +98,10 @@ internal sealed partial class ZeroCopyForwarder(
         var requestHead = new HeadBuffer();
         try
         {
-            if (!defaultTransforms || !DefaultRequestHead.TryWrite(context, destination, ref framing, requestHead))
+            if (upgrade is not null || !defaultTransforms || !DefaultRequestHead.TryWrite(context, destination, ref framing, requestHead))
             {
                 requestHead.Release();
-                (var transformed, framing) = await TransformRequestHeadAsync(context, transformer, destinationPrefix, framing);
+                (var transformed, framing) = await TransformRequestHeadAsync(context, transformer, destinationPrefix, framing, upgrade);
                 if (transformed is null) return; // a transform answered
                 requestHead = new HeadBuffer(transformed);
             }
@@ -165,6 +168,11 @@ internal sealed partial class ZeroCopyForwarder(
             bool requestIncomplete = connection.RequestIncomplete;
 
             // :: Status and headers, through the route's response transforms.
+            if (head.StatusCode == StatusCodes.Status101SwitchingProtocols && upgrade is not null)
+            {
+                await TunnelAsync(context, connection, head, defaultTransforms ? null : transformer, timeouts);
+                return;
+            }
             if (head.StatusCode == StatusCodes.Status101SwitchingProtocols)
             {
                 connection.Dispose();
@@ -208,8 +216,9 @@ internal sealed partial class ZeroCopyForwarder(
     }
 
     /// <summary>The request head as the route's transforms make it (null: a transform answered the request itself).</summary>
+    /// <param name="upgrade">The protocol an upgrade asks for: sent with Connection: Upgrade (the transforms drop both, as hop-by-hop fields).</param>
     internal static async Task<(byte[]? Head, RequestBodyFraming Framing)> TransformRequestHeadAsync(HttpContext context, HttpTransformer transformer,
-        string destinationPrefix, RequestBodyFraming framing)
+        string destinationPrefix, RequestBodyFraming framing, string? upgrade = null)
     {
         var request = context.Request;
         using var message = new HttpRequestMessage(new HttpMethod(request.Method), (Uri?)null) { Version = HttpVersion.Version11 };
@@ -220,7 +229,30 @@ internal sealed partial class ZeroCopyForwarder(
         TraceContext.Propagate(message);
         if (framing == RequestBodyFraming.ContentLength && message.Content?.Headers.NonValidated.Contains("Content-Length") != true)
             framing = RequestBodyFraming.Chunked;
-        return (RequestHeadWriter.Write(message, framing), framing);
+        if (upgrade is not null) message.Headers.TryAddWithoutValidation("Upgrade", upgrade); // as YARP's forwarder does
+        return (RequestHeadWriter.Write(message, framing, upgrade is null ? null : "Upgrade"), framing);
+    }
+
+    /// <summary>The upstream switched protocols: the 101 (through the response transforms, with its Upgrade field) to the client, then the tunnel.</summary>
+    private async Task TunnelAsync(HttpContext context, UpstreamConnection connection, ResponseHead head, HttpTransformer? transformer, UpstreamTimeouts timeouts)
+    {
+        try { await CopyStatusAndHeadersAsync(context, head, transformer); }
+        catch (Exception e)
+        {
+            connection.Dispose();
+            context.Response.Clear();
+            Fail(context, ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, e, null);
+            return;
+        }
+        // Kestrel's UpgradeAsync writes Connection: Upgrade; the protocol switched to comes from the upstream's head.
+        foreach (var (name, value) in head.Headers)
+            if (name.Equals("Upgrade", StringComparison.OrdinalIgnoreCase)) context.Response.Headers.Upgrade = value;
+        var client = context.Features.Get<ZeroCopyConnection>()!;
+        if (!await tunnel.RunAsync(context, client, connection, timeouts.BodyIdle) && !context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            Fail(context, ForwarderError.UpgradeResponseClient, StatusCodes.Status502BadGateway, new IOException("the client connection could not be upgraded"), null);
+        }
     }
 
     private readonly record struct ExchangeFailure(ForwarderError Error, int Status, UpstreamErrorKind? Kind, Exception Exception, bool BeforeAnyResponseByte);

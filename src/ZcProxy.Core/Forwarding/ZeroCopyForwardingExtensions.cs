@@ -16,6 +16,8 @@ internal static class ZeroCopyForwardingExtensions
         services.TryAddSingleton<RetryMetrics>();
         services.TryAddSingleton<ForwardingMetrics>();
         services.TryAddSingleton<DefaultTransforms>();
+        services.TryAddSingleton<Transport.Relay.RelayIdleSweeper>();
+        services.TryAddSingleton<UpgradeTunnel>();
         return services;
     }
 

@@ -1,10 +1,12 @@
+using ZcProxy.Core.Streams;
+
 namespace ZcProxy.Core.Output;
 
 /// <summary>
 /// Reads from an upstream stream with a body-idle timeout: each read must make progress within the timeout
 /// (time spent writing to the client does not count). <see cref="TimedOut"/> tells a timeout from a cancel.
 /// </summary>
-internal sealed class IdleTimeoutReader : Stream
+internal sealed class IdleTimeoutReader : ReadOnlyStream
 {
     private readonly Stream _inner;
     private readonly TimeSpan _idle;
@@ -27,20 +29,6 @@ internal sealed class IdleTimeoutReader : Stream
         try { return await _inner.ReadAsync(buffer, _cts.Token); }
         finally { if (!_cts.IsCancellationRequested) _cts.CancelAfter(Timeout.InfiniteTimeSpan); }
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -19,8 +19,9 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
     private readonly CancellationTokenSource _closed = new();
     private readonly object _lock = new();
     private readonly List<LoopSocket> _sources = [];
-    private int _abortedFlag, _closedFired, _disposed;
+    private int _abortedFlag, _closedFired, _disposed, _tunnel;
     private Exception? _inputFailure;
+    private Action? _tunnelAborted;
 
     public ZeroCopyConnection(FileDescriptor socket, EventLoop loop, ZeroCopyTransport transport, EndPoint? local, EndPoint? remote)
     {
@@ -85,10 +86,25 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
     private void AbortCore(ConnectionAbortedException reason)
     {
         if (Interlocked.Exchange(ref _abortedFlag, 1) != 0) return;
+        Volatile.Read(ref _tunnelAborted)?.Invoke(); // before the shutdown: the tunnel ends as stopped, not as failed
         Interlocked.CompareExchange(ref _inputFailure, reason, null);
         if (FdLease.TryAcquire(ClientHandle, out var lease)) using (lease) Syscalls.Shutdown(lease.Fd, Syscalls.SHUT_RDWR);
         WakeAll(reason);
         FireConnectionClosed();
+    }
+
+    /// <summary>
+    /// The connection becomes a tunnel (its request was upgraded, 101 sent): a FIN or reset from the client is from now on
+    /// the relay's to pass on, not a close of the HTTP connection (a half-closed tunnel keeps flowing the other way).
+    /// Returns the client's bytes already read past the request head, which must reach the upstream first. Kestrel's own
+    /// aborts (shutdown, limits) still end the connection: <paramref name="aborted"/> runs first (at once if that happened already).
+    /// </summary>
+    internal byte[] StartTunnel(Action aborted)
+    {
+        Volatile.Write(ref _tunnelAborted, aborted);
+        Volatile.Write(ref _tunnel, 1);
+        if (Volatile.Read(ref _abortedFlag) != 0) aborted();
+        return Input.TakeBuffered();
     }
 
     /// <summary>recv returned 0: the peer finished sending. The connection counts as closed (as with Kestrel's socket transport).</summary>
@@ -111,6 +127,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
     /// </summary>
     private void OnTrouble(uint bits)
     {
+        if (Volatile.Read(ref _tunnel) != 0) return; // a tunnel's relay passes FIN and reset on itself
         if ((bits & (EPOLLHUP | EPOLLERR)) == 0)
         {
             int unread = FdLease.TryAcquire(ClientHandle, out var lease) ? Syscalls.BytesAvailable(lease.Fd) : 0;

@@ -172,6 +172,23 @@ internal sealed class ZeroCopyInput : PipeReader
         }
     }
 
+    /// <summary>
+    /// Hands over the bytes read from the socket but not consumed by Kestrel (a client's first bytes after an upgrade's
+    /// request head) and frees the buffers: the caller sends them on before taking over the socket itself.
+    /// </summary>
+    internal byte[] TakeBuffered()
+    {
+        var buffered = Sequence().ToArray();
+        while (_head is not null)
+        {
+            _connection.Shared.ReturnBlock(_head.Block);
+            _head = (Segment?)_head.Next;
+        }
+        _tail = null;
+        _headStart = 0;
+        return buffered;
+    }
+
     public override void CancelPendingRead()
     {
         Interlocked.Exchange(ref _cancelRequested, 1);

@@ -178,12 +178,18 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
             segment.Start = segment.End;
             drop++;
         }
+        // All sent: every block goes back, the last one too, so an idle keep-alive connection holds no output buffer
+        // (16 KiB each); the next response takes one from the shared pool.
+        if (_unflushed == 0)
+        {
+            ReleaseSegments();
+            return;
+        }
         for (int i = 0; i < drop && _segments.Count > 1; i++)
         {
             _connection.Shared.ReturnBlock(_segments[0].Array);
             _segments.RemoveAt(0);
         }
-        if (_segments.Count == 1 && _segments[0].Start == _segments[0].End) _segments[0].Start = _segments[0].End = 0;
     }
 
     /// <summary>

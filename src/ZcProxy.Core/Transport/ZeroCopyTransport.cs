@@ -28,11 +28,16 @@ internal sealed class ZeroCopyTransport
     private const int MaxIdleBlocks = 1024;
     private readonly System.Collections.Concurrent.ConcurrentQueue<byte[]> _blocks = new();
     private int _idleBlocks;
+    private int _blocksInUse;
+
+    /// <summary>Blocks rented by connections right now: an idle keep-alive connection holds none (input and output alike).</summary>
+    public int BlocksInUse => Volatile.Read(ref _blocksInUse);
 
     /// <summary>A block on the pinned object heap: its address never changes, so sends need no pinning.</summary>
     internal byte[] RentBlock(int minimum)
     {
         if (minimum > BlockSize) return GC.AllocateUninitializedArray<byte>(minimum, pinned: true);
+        Interlocked.Increment(ref _blocksInUse);
         if (_blocks.TryDequeue(out var block))
         {
             Interlocked.Decrement(ref _idleBlocks);
@@ -43,6 +48,7 @@ internal sealed class ZeroCopyTransport
 
     internal void ReturnBlock(byte[] block)
     {
+        if (block.Length == BlockSize) Interlocked.Decrement(ref _blocksInUse);
         if (block.Length != BlockSize || Interlocked.Increment(ref _idleBlocks) > MaxIdleBlocks)
         {
             if (block.Length == BlockSize) Interlocked.Decrement(ref _idleBlocks);

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using ZcProxy.Core.Streams;
 using ZcProxy.Core.Transport;
 using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Native;
@@ -138,23 +139,9 @@ internal sealed partial class UpstreamConnection
     }
 
     /// <summary>The body as a read-only stream for the copy path: recv with waits on the loop.</summary>
-    private sealed class LoopStream(UpstreamConnection connection) : Stream
+    private sealed class LoopStream(UpstreamConnection connection) : ReadOnlyStream
     {
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
             => buffer.IsEmpty ? ValueTask.FromResult(0) : connection.ReceiveOnLoopAsync(buffer, cancellationToken);
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-            => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("a loop-native upstream socket is read asynchronously");
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -152,7 +152,8 @@ internal sealed partial class UpstreamConnection : IDisposable
     /// </summary>
     private void KeepBodyPrefix(ResponseHead head, ref byte[]? buffer, int offset, int received)
     {
-        long allowed = head.Framing switch
+        // After a 101 every byte is the new protocol's (an upgraded connection's tunnel sends them on first).
+        long allowed = head.StatusCode == 101 ? received : head.Framing switch
         {
             BodyFraming.ContentLength => head.ContentLength,
             BodyFraming.Chunked or BodyFraming.CloseDelimited => received,

@@ -24,7 +24,10 @@ internal sealed class ForwarderTestBed : IAsyncDisposable
 
     /// <param name="clusterExtra">Extra JSON members of the cluster, e.g. "HttpRequest": {...}.</param>
     /// <param name="routeExtra">Extra JSON members of the route, e.g. "Transforms": [...].</param>
-    public static async Task<ForwarderTestBed> StartAsync(string upstreamUrl, string zeroCopy = "", string clusterExtra = "", string routeExtra = "", string path = "/{**rest}")
+    /// <param name="accessLog">The access log's Path ("off", a file).</param>
+    /// <param name="options">Extra top-level members, e.g. "DrainTimeout": "1s".</param>
+    public static async Task<ForwarderTestBed> StartAsync(string upstreamUrl, string zeroCopy = "", string clusterExtra = "", string routeExtra = "", string path = "/{**rest}",
+        string accessLog = "off", string options = "")
     {
         var dir = new ConfigDirectory();
         var cluster = clusterExtra.Length > 0 ? clusterExtra + "," : "";
@@ -33,7 +36,7 @@ internal sealed class ForwarderTestBed : IAsyncDisposable
             { "Routes": { "r": { {{route}} "ClusterId": "c", "Match": { "Path": "{{path}}" } } },
               "Clusters": { "c": { {{cluster}} "Destinations": { "d": { "Address": "{{upstreamUrl}}" } } } } }
             """, $$"""
-            "AccessLog": { "Path": "off" },
+            "AccessLog": { "Path": "{{accessLog}}" },{{(options.Length > 0 ? options + "," : "")}}
             "ZeroCopy": { "Enabled": true {{(zeroCopy.Length > 0 ? "," + zeroCopy : "")}} }
             """);
         try { return new ForwarderTestBed(dir, await InProcessProxy.StartAsync(dir.MainFile)); }

@@ -107,7 +107,7 @@ public class ZeroCopyForwarderProtocolTests
     }
 
     [Fact]
-    public async Task UpgradeRequests_FallThroughToYarp()
+    public async Task UpgradeRequests_AreForwardedByZcProxy_AndADeclinedUpgradeAnswersNormally()
     {
         await using var origin = await TestOrigin.StartAsync("O");
         await using var bed = await ForwarderTestBed.StartAsync(origin.Url);
@@ -116,9 +116,11 @@ public class ZeroCopyForwarderProtocolTests
         {
             await ForwarderTestBed.SendAsync(socket, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: something\r\n\r\n");
             Assert.Equal(200, (await reader.ReadResponseAsync()).Status); // the origin declines the upgrade and answers normally
+            await ForwarderTestBed.SendAsync(socket, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.Equal(200, (await reader.ReadResponseAsync()).Status); // and the connection goes on as HTTP
         }
-        Assert.Equal(1, bed.Forwarding.Yarp.Value);
-        Assert.Equal(0, bed.Forwarding.ZeroCopy.Value);
+        Assert.Equal(0, bed.Forwarding.Yarp.Value);
+        Assert.Equal(2, bed.Forwarding.ZeroCopy.Value);
     }
 
     [Fact]
