@@ -49,7 +49,7 @@ _PROXY_BASICS = """\
             proxy_set_header Connection "";"""
 
 
-def nginx_proxy(port, origin_port, run_dir, variant, workers="auto"):
+def nginx_proxy(port, origin_port, run_dir, variant, workers="auto", max_size="4g"):
     """nginx proxy_pass with upstream keep-alive.
 
     variant: "stock" (default buffering: big bodies spill to a temp file), "tuned"
@@ -60,7 +60,7 @@ def nginx_proxy(port, origin_port, run_dir, variant, workers="auto"):
     if variant == "tuned":
         extra_loc = "            proxy_buffers 16 64k;\n            proxy_max_temp_file_size 0;"
     elif variant in ("cache", "cache-aio"):
-        extra_http = (f"    proxy_cache_path {run_dir}/cache levels=1:2 keys_zone=zc:16m max_size=4g "
+        extra_http = (f"    proxy_cache_path {run_dir}/cache levels=1:2 keys_zone=zc:16m max_size={max_size} "
                       "inactive=1h use_temp_path=off;")
         extra_loc = ("            proxy_cache zc;\n"
                      "            proxy_cache_valid 200 1h;\n"
@@ -164,8 +164,9 @@ def zcproxy_stream(port, admin_port, origin_port):
     return json.dumps(conf, indent=2) + "\n"
 
 
-def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None):
-    """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches."""
+def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=None, max_size="4GiB"):
+    """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches
+    (direct_io: Cache.DirectIo "residency" | "threshold" | "off", ZcProxy's default when None)."""
     route = {"ClusterId": "origin", "Match": {"Path": "/{**catch-all}"}}
     if cache_dir:
         route["Metadata"] = {"Cache": "on"}
@@ -181,6 +182,8 @@ def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None):
         },
     }
     if cache_dir:
-        conf["Cache"] = {"Path": cache_dir, "MaxSize": "4GiB", "DirectIoThreshold": "4MiB",
+        conf["Cache"] = {"Path": cache_dir, "MaxSize": max_size, "DirectIoThreshold": "4MiB",
                          "Inactive": "1h"}
+        if direct_io:
+            conf["Cache"]["DirectIo"] = direct_io
     return json.dumps(conf, indent=2) + "\n"

@@ -52,12 +52,16 @@ internal sealed partial class CacheConfigCheck : IConfigCheck
             yield return new(file, $"{at}.FailTimeout", $"must not be negative and at most {Duration.MaxTimeoutText}");
     }
 
-
-    /// <summary>Routes' CacheIgnoreHeaders: only names the cache knows how to ignore.</summary>
+    /// <summary>Routes' CacheIgnoreHeaders: only names the cache knows how to ignore; CacheValid: rules that parse.</summary>
     private static IEnumerable<ConfigError> CheckRoutes(LoadedConfig config)
     {
         foreach (var route in config.Routes)
         {
+            if (route.Metadata?.TryGetValue(CacheValid.MetadataKey, out var valid) == true && !CacheValid.TryParse(valid, out _, out var validError))
+            {
+                var source = config.RouteSources[route.RouteId];
+                yield return new(source.File, $"{source.JsonPath}.Metadata.{CacheValid.MetadataKey}", validError);
+            }
             if (route.Metadata?.TryGetValue(CacheIgnoreHeaders.MetadataKey, out var value) != true) continue;
             var at = config.RouteSources[route.RouteId];
             var path = $"{at.JsonPath}.Metadata.{CacheIgnoreHeaders.MetadataKey}";

@@ -1,5 +1,7 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
+using ZcProxy.Core.Output;
 using ZcProxy.Native;
 
 namespace ZcProxy.Core.Caching;
@@ -8,8 +10,10 @@ namespace ZcProxy.Core.Caching;
 /// One entry being written while the client receives the same bytes: a temp file in the entry's own
 /// directory, renamed into place (no fsync: a crash leaves a temp file the loader deletes) only when the body
 /// is complete and its length verified. Any write error abandons the entry, never the client's response.
+/// The body arrives copied (<see cref="Write"/>) or, when the response is spliced, written by the kernel from a tee of
+/// the splice pipe (<see cref="IBodyFileSink"/>); zcproxy_cache_fill_bytes_total counts which.
 /// </summary>
-internal sealed partial class CacheFill : IDisposable
+internal sealed partial class CacheFill : IDisposable, IBodyFileSink
 {
     private const long AdviseEvery = 8L << 20;
 
@@ -69,27 +73,53 @@ internal sealed partial class CacheFill : IDisposable
     /// <summary>Appends body bytes (already sent to the client).</summary>
     public void Write(ReadOnlySpan<byte> data)
     {
-        if (_file is null || data.IsEmpty) return;
-        if (_written + data.Length > _maxEntrySize)
-        {
-            Abort($"body exceeds MaxEntrySize ({_maxEntrySize} bytes)", null, counted: false);
-            return;
-        }
+        if (data.IsEmpty || !Fits(data.Length)) return;
         try
         {
-            RandomAccess.Write(_file, data, _bodyOffset + _written);
-            _written += data.Length;
-            // Big bodies are written so they do not push hot entries out of the page cache: DONTNEED starts
-            // write-back of what was written and drops what is already clean (nginx does the same with directio).
-            if (_keepOutOfPageCache && _written - _advised >= AdviseEvery)
-            {
-                Syscalls.Fadvise(_file, 0, _bodyOffset + _written, LinuxConstants.POSIX_FADV_DONTNEED);
-                _advised = _written;
-            }
+            RandomAccess.Write(_file!, data, _bodyOffset + _written);
+            Wrote(data.Length);
+            _cache.Metrics.FillBytesCopied.Add(data.Length);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Abort("write failed", e);
+        }
+    }
+
+    bool IBodyFileSink.TryTake(long count, [NotNullWhen(true)] out SafeFileHandle? file, out long offset)
+    {
+        file = Fits(count) ? _file : null;
+        offset = _bodyOffset + _written;
+        return file is not null;
+    }
+
+    void IBodyFileSink.Spliced(long bytes)
+    {
+        try { Wrote(bytes); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Abort("write failed", e); }
+        _cache.Metrics.FillBytesSpliced.Add(bytes);
+    }
+
+    void IBodyFileSink.SpliceFailed(int errno) => Abort("write failed", new ErrnoException("splice", errno));
+
+    /// <summary>False (the fill given up) when there is no file any more or <paramref name="count"/> more bytes would pass MaxEntrySize.</summary>
+    private bool Fits(long count)
+    {
+        if (_file is null) return false;
+        if (_written + count <= _maxEntrySize) return true;
+        Abort($"body exceeds MaxEntrySize ({_maxEntrySize} bytes)", null, counted: false);
+        return false;
+    }
+
+    private void Wrote(long bytes)
+    {
+        _written += bytes;
+        // Big bodies are written so they do not push hot entries out of the page cache: DONTNEED starts
+        // write-back of what was written and drops what is already clean (nginx does the same with directio).
+        if (_keepOutOfPageCache && _written - _advised >= AdviseEvery)
+        {
+            Syscalls.Fadvise(_file!, 0, _bodyOffset + _written, LinuxConstants.POSIX_FADV_DONTNEED);
+            _advised = _written;
         }
     }
 

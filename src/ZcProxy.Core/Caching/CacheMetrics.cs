@@ -2,7 +2,7 @@ using ZcProxy.Core.Diagnostics;
 
 namespace ZcProxy.Core.Caching;
 
-/// <summary>The cache's metrics: requests by X-Cache-Status, size and entry gauges, errors by kind.</summary>
+/// <summary>The cache's metrics: requests by X-Cache-Status, size and entry gauges, errors by kind, fill bytes by mechanism.</summary>
 internal sealed class CacheMetrics
 {
     private readonly Dictionary<string, Counter> _byStatus;
@@ -16,6 +16,10 @@ internal sealed class CacheMetrics
         var errors = metrics.Counters("zcproxy_cache_errors_total", "Cache errors by kind.", "kind");
         FillErrors = errors.WithLabels("fill");
         CorruptEntries = errors.WithLabels("corrupt");
+        var fillBytes = metrics.Counters("zcproxy_cache_fill_bytes_total",
+            "Body bytes written into cache entries, by how they got there: splice (teed from the response's splice pipe in the kernel) or copy.", "mechanism");
+        FillBytesSpliced = fillBytes.WithLabels("splice");
+        FillBytesCopied = fillBytes.WithLabels("copy");
         metrics.Gauge("zcproxy_cache_size_bytes", "Bytes of cache entry files on disk.", () => index.Size);
         metrics.Gauge("zcproxy_cache_entries", "Cache entries on disk.", () => index.Count);
     }
@@ -23,6 +27,8 @@ internal sealed class CacheMetrics
     public ProxyMetrics Body { get; }
     public Counter FillErrors { get; }
     public Counter CorruptEntries { get; }
+    public Counter FillBytesSpliced { get; }
+    public Counter FillBytesCopied { get; }
 
     public void CountRequest(string status)
     {

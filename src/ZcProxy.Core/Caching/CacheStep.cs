@@ -109,7 +109,7 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
         var responseCc = CacheControl.ForResponse(stored);
         var now = cache.Time.GetUtcNow();
         var age = Freshness.CurrentAge(stored, now);
-        var lifetime = Freshness.Lifetime(stored);
+        var lifetime = Freshness.Lifetime(stored, CacheValid.ForRoute(context).For(stored.Status));
         bool fresh = lifetime > age;
         var staleness = age - lifetime;
 
@@ -192,7 +192,8 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
         var options = cache.Options;
         var response = context.Response;
         bool storesCookies = CacheIgnoreHeaders.StoresCookies(context);
-        var why = Storability.WhyNot(context.Request, response.StatusCode, response.Headers, options.Statuses, storesCookies);
+        bool hasRouteDefault = CacheValid.ForRoute(context).For(response.StatusCode) is not null;
+        var why = Storability.WhyNot(context.Request, response.StatusCode, response.Headers, options.Statuses, storesCookies, hasRouteDefault);
         if (why is not null)
         {
             LogNotStored(key, why);

@@ -11,8 +11,11 @@ internal static class Freshness
     /// <summary>Upper bound for heuristic freshness (RFC 9111 §4.2.2 leaves the choice to the cache; nginx-like one day).</summary>
     public static readonly TimeSpan MaxHeuristic = TimeSpan.FromDays(1);
 
-    /// <summary>§4.2.1: s-maxage, then max-age, then Expires − Date, then a heuristic where allowed; else zero.</summary>
-    public static TimeSpan Lifetime(StoredResponse r)
+    /// <summary>
+    /// §4.2.1: s-maxage, then max-age, then Expires − Date, then the route's default for the status
+    /// (<paramref name="routeDefault"/>, from <see cref="CacheValid"/>), then a heuristic where allowed; else zero.
+    /// </summary>
+    public static TimeSpan Lifetime(StoredResponse r, TimeSpan? routeDefault = null)
     {
         var cc = CacheControl.ForResponse(r);
         if (cc.Has("s-maxage")) return cc.SMaxAge ?? TimeSpan.Zero;
@@ -27,6 +30,8 @@ internal static class Freshness
             var lifetime = expires.Value - date;
             return lifetime > TimeSpan.Zero ? lifetime : TimeSpan.Zero;
         }
+        // The operator's default (nginx proxy_cache_valid) is the cache's own choice where the origin made none (§4.2.2).
+        if (routeDefault is { } configured) return configured;
         // §4.2.2: heuristics only without explicit expiration, for heuristically cacheable codes or "public".
         if (!HeuristicallyCacheable.Contains(r.Status) && !cc.Public) return TimeSpan.Zero;
         var lastModified = HttpDate.Parse(r.Header("Last-Modified"));

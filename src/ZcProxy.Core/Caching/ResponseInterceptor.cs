@@ -42,6 +42,7 @@ internal sealed class ResponseInterceptor : WriteOnlyStream, IHttpResponseBodyFe
     public CacheFill? Fill { get; private set; }
 
     // IResponseBodyObserver: a fill tees the bytes and a swallowed response drops them; a passed-on one does not need them.
+    // A fill only writes them to its file, so a spliced body may be teed into that file in the kernel instead.
     IHttpResponseBodyFeature IResponseBodyObserver.Inner => _inner;
     bool IResponseBodyObserver.NeedsBytes
     {
@@ -51,6 +52,7 @@ internal sealed class ResponseInterceptor : WriteOnlyStream, IHttpResponseBodyFe
             return Mode != InterceptMode.Pass;
         }
     }
+    IBodyFileSink? IResponseBodyObserver.FileSink => Mode == InterceptMode.Fill ? Fill : null;
 
     public void EnsureDecided()
     {

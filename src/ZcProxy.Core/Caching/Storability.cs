@@ -7,8 +7,9 @@ internal static class Storability
 {
     /// <summary>Null when storable, else a short reason (logged at debug level, useful in tests).</summary>
     /// <param name="storesCookies">The route's CacheIgnoreHeaders names Set-Cookie.</param>
+    /// <param name="hasRouteDefault">The route's CacheValid gives this status a lifetime (nginx proxy_cache_valid).</param>
     public static string? WhyNot(HttpRequest request, int status, IHeaderDictionary responseHeaders, IReadOnlyCollection<int> statuses,
-        bool storesCookies = false)
+        bool storesCookies = false, bool hasRouteDefault = false)
     {
         if (!HttpMethods.IsGet(request.Method)) return "only GET responses are stored";
         if (status is < 200 or 206 or 304 || (statuses.Count > 0 && !statuses.Contains(status))) return $"status {status} is not stored";
@@ -28,8 +29,9 @@ internal static class Storability
             return $"Set-Cookie (a route stores such responses with \"{CacheIgnoreHeaders.MetadataKey}\": \"Set-Cookie\")";
         if (responseHeaders.Vary.Any(v => v is not null && v.Split(',').Any(f => f.Trim() == "*"))) return "Vary: * never matches";
         if (responseHeaders.ContainsKey("Content-Range")) return "partial content";
-        // §3: explicit freshness, public, or a heuristically cacheable status code (no-cache responses are stored, validated on use).
-        bool explicitOrAllowed = responseCc.Public || responseCc.Has("max-age") || responseCc.Has("s-maxage")
+        // §3: explicit freshness, public, or a heuristically cacheable status code (no-cache responses are stored, validated on use);
+        // or a lifetime the operator configured for the status (§3 lets a cache extension allow it).
+        bool explicitOrAllowed = hasRouteDefault || responseCc.Public || responseCc.Has("max-age") || responseCc.Has("s-maxage")
             || (responseHeaders.ContainsKey("Expires") && !responseCc.Targeted) || Freshness.HeuristicallyCacheable.Contains(status);
         return explicitOrAllowed ? null : "no explicit freshness and status is not heuristically cacheable";
     }

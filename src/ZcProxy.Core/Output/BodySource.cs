@@ -31,6 +31,16 @@ internal abstract class BodySource : IAsyncDisposable
     public virtual ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
         => throw new NotSupportedException($"{GetType().Name} can only be copied");
 
+    /// <summary>True when <see cref="MoveTeeingAsync"/> can also write the bytes into a file on the way (a spliced socket body).</summary>
+    public virtual bool CanTee => false;
+
+    /// <summary>
+    /// As <see cref="MoveAsync"/>, and every byte also goes into <paramref name="tee"/>'s file in the kernel: tee(2) from
+    /// <paramref name="pipe"/> into the tee's pipe, which goes to the client, and splice(2) of the original into the file.
+    /// </summary>
+    public virtual ValueTask<BodyResult> MoveTeeingAsync(ZeroCopyConnection to, SplicePipe pipe, FileTee tee, CancellationToken cancellationToken)
+        => throw new NotSupportedException($"{GetType().Name} cannot tee");
+
     /// <summary>Returns what the source holds (buffers, handles it owns); the sender never disposes a source.</summary>
     public abstract ValueTask DisposeAsync();
 }

@@ -11,24 +11,43 @@ namespace ZcProxy.Core.Output;
 /// a kernel move ("hole": sendfile, splice, direct I/O) when the source offers one, the connection is a zero-copy
 /// one, the response is framed by the source's Content-Length and not yet started, a socket body is at least
 /// ZeroCopy.SpliceThreshold long and a splice pipe can be leased, and no wrapper of the body needs to see the bytes
-/// (<see cref="IResponseBodyObserver"/>). Otherwise the one copy loop here moves it through the response body
-/// feature. Either way exactly the source's bytes reach the client or the result says whose failure stopped them,
-/// and a response whose head went out is then aborted: a truncated body never passes for a complete one.
+/// (<see cref="IResponseBodyObserver"/>), or the one that does only writes them to a file (a cache fill) and the
+/// source can tee a splice into it (a second pipe leased for the client's copy). Otherwise the one copy loop here
+/// moves it through the response body feature. Either way exactly the source's bytes reach the client or the result
+/// says whose failure stopped them, and a response whose head went out is then aborted: a truncated body never passes
+/// for a complete one.
 /// </summary>
 internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics metrics)
 {
     public async Task<BodyResult> SendAsync(HttpContext context, BodySource source)
     {
         if (CarriesNoBody(context)) return BodyResult.Complete;
-        if (context.Features.Get<ZeroCopyResponse>() is { } zeroCopy && source.Hole is { } hole && MayMoveInKernel(context, zeroCopy, source, hole))
+        if (context.Features.Get<ZeroCopyResponse>() is { } zeroCopy && source.Hole is { } hole && MayMoveInKernel(context, zeroCopy, source, hole, out var sink))
         {
             var pipes = zeroCopy.Connection.Shared.Pipes;
             var pipe = hole == BodyMechanism.Splice ? pipes.TryLease() : null;
+            var teePipe = sink is not null && pipe is not null ? pipes.TryLease() : null;
+            if (sink is not null && teePipe is null && pipe is not null)
+            {
+                pipes.Return(pipe, transferComplete: true); // unused: a fill without its second pipe is copied
+                pipe = null;
+            }
             if (hole != BodyMechanism.Splice || pipe is not null)
             {
                 var result = BodyResult.Failed(BodyOutcome.TransportFailed, "the hole did not run");
-                try { result = await zeroCopy.SendHoleAsync(token => source.MoveAsync(zeroCopy.Connection, pipe, token), source.Length); }
-                finally { if (pipe is not null) pipes.Return(pipe, result.IsComplete); } // a failed splice may leave bytes in it
+                var connection = zeroCopy.Connection;
+                try
+                {
+                    result = await zeroCopy.SendHoleAsync(token => teePipe is not null
+                        ? source.MoveTeeingAsync(connection, pipe!, new FileTee(teePipe, sink!), token)
+                        : source.MoveAsync(connection, pipe, token), source.Length);
+                }
+                finally
+                {
+                    // A failed splice may leave bytes in a pipe: those are closed, not reused.
+                    if (pipe is not null) pipes.Return(pipe, result.IsComplete);
+                    if (teePipe is not null) pipes.Return(teePipe, result.IsComplete);
+                }
                 return result;
             }
         }
@@ -42,19 +61,30 @@ internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics me
     private static bool CarriesNoBody(HttpContext context)
         => HttpMethods.IsHead(context.Request.Method) || context.Response.StatusCode is StatusCodes.Status204NoContent or StatusCodes.Status304NotModified;
 
-    private bool MayMoveInKernel(HttpContext context, ZeroCopyResponse zeroCopy, BodySource source, BodyMechanism hole)
+    private bool MayMoveInKernel(HttpContext context, ZeroCopyResponse zeroCopy, BodySource source, BodyMechanism hole, out IBodyFileSink? sink)
     {
+        sink = null;
         long length = source.Length;
         if (length <= 0 || !zeroCopy.CanTakeHole(length)) return false;
         if (hole == BodyMechanism.Splice && AlwaysCopies(length)) return false;
-        return NobodyNeedsTheBytes(context, zeroCopy.KestrelBody);
+        return NobodyNeedsTheBytes(context, zeroCopy.KestrelBody, out sink) && (sink is null || source.CanTee);
     }
 
-    private static bool NobodyNeedsTheBytes(HttpContext context, IHttpResponseBodyFeature kestrelBody)
+    /// <summary>
+    /// True when no wrapper between the response and Kestrel needs the bytes, or exactly one needs them only to write
+    /// them to a file (<paramref name="sink"/>, which a teeing move serves).
+    /// </summary>
+    private static bool NobodyNeedsTheBytes(HttpContext context, IHttpResponseBodyFeature kestrelBody, out IBodyFileSink? sink)
     {
+        sink = null;
         for (var feature = context.Features.Get<IHttpResponseBodyFeature>(); !ReferenceEquals(feature, kestrelBody);)
         {
-            if (feature is not IResponseBodyObserver observer || observer.NeedsBytes) return false;
+            if (feature is not IResponseBodyObserver observer) return false;
+            if (observer.NeedsBytes)
+            {
+                if (sink is not null || observer.FileSink is not { } fileSink) return false;
+                sink = fileSink;
+            }
             feature = observer.Inner;
         }
         return true;

@@ -13,7 +13,7 @@ namespace ZcProxy.Core.Output;
 /// known length with nothing prefetched can be spliced: upstream socket → leased pipe → client socket, the bytes
 /// never in user space. Otherwise it is copied, never past its length.
 /// </summary>
-internal sealed class SocketBody : UpstreamBody
+internal sealed partial class SocketBody : UpstreamBody
 {
     private const int CopyBufferSize = 64 * 1024;
     private readonly long _length;

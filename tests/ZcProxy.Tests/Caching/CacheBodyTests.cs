@@ -44,13 +44,16 @@ public class CacheBodyTests
 
     /// <summary>
     /// A MISS the cache does not store is only passed on, so it is spliced like an uncached response; a MISS that fills
-    /// an entry is copied, because the fill has to see the bytes (and the entry then serves a HIT).
+    /// an entry is spliced too, teed into the entry file in the kernel (zcproxy_cache_fill_bytes_total{mechanism="splice"}),
+    /// and the entry then serves a byte-exact HIT. Without ZcProxy's forwarder (YARP's) the fill is copied.
     /// </summary>
-    [Fact]
-    public async Task Miss_NotStored_IsSpliced_StoredIsCopiedThroughTheFill()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Miss_NotStored_IsSpliced_Stored_IsSplicedAndTeedIntoTheEntry(bool zeroCopy)
     {
         var passed = CacheRig.RandomBody(512 * 1024, 5);
-        var stored = CacheRig.RandomBody(512 * 1024, 6);
+        var stored = CacheRig.RandomBody(512 * 1024 + 123, 6);
         await using var rig = await CacheRig.StartAsync(app =>
         {
             app.MapGet("/passed", (HttpContext c) =>
@@ -59,32 +62,102 @@ public class CacheBodyTests
                 return Results.Bytes(passed, "application/octet-stream");
             });
             Serve("/stored", stored)(app);
-        });
+        }, zeroCopy: zeroCopy);
         const string Splice = "zcproxy_body_bytes_total{mechanism=\"splice\",direction=\"response\"}";
         const string Copy = "zcproxy_body_bytes_total{mechanism=\"copy\",direction=\"response\"}";
-        Assert.True(TransportWired(rig));
+        const string FillSplice = "zcproxy_cache_fill_bytes_total{mechanism=\"splice\"}";
+        const string FillCopy = "zcproxy_cache_fill_bytes_total{mechanism=\"copy\"}";
         double spliced = await rig.MetricAsync(Splice), copied = await rig.MetricAsync(Copy);
         // Counters land right after each syscall, possibly just after the client read the last byte: wait, then compare
         // exactly. A spliced body's bytes that came with its head in the head's one read are copied (at most HeadReadSize).
-        async Task CountedAsync(double splice, double copy)
+        async Task CountedAsync(double splice, double copy, int splicedBodies)
         {
             try { await Poll.UntilAsync(async () => await rig.MetricAsync(Splice) + await rig.MetricAsync(Copy) >= splice + copy, "the body bytes to be counted"); }
             catch (TimeoutException) { }
             double nowSpliced = await rig.MetricAsync(Splice), nowCopied = await rig.MetricAsync(Copy);
             Assert.Equal(splice + copy, nowSpliced + nowCopied);
-            Assert.InRange(nowSpliced, splice - (splice > spliced ? ZcProxy.Core.Upstream.UpstreamConnection.HeadReadSize : 0), splice);
+            Assert.InRange(nowSpliced, splice - splicedBodies * ZcProxy.Core.Upstream.UpstreamConnection.HeadReadSize, splice);
         }
 
         var miss = await rig.SendAsync("/passed");
         Assert.Equal(("MISS", CacheRig.Sha256(passed)), (CacheRig.CacheStatusOf(miss), CacheRig.Sha256(await miss.Content.ReadAsByteArrayAsync())));
-        await CountedAsync(spliced + passed.Length, copied);
+        if (zeroCopy) await CountedAsync(spliced + passed.Length, copied, 1);
 
         var fill = await rig.SendAsync("/stored");
         Assert.Equal(("MISS", CacheRig.Sha256(stored)), (CacheRig.CacheStatusOf(fill), CacheRig.Sha256(await fill.Content.ReadAsByteArrayAsync())));
-        await CountedAsync(spliced + passed.Length, copied + stored.Length);
+        if (zeroCopy) await CountedAsync(spliced + passed.Length + stored.Length, copied, 2);
+        await CacheDirectIoTests.CommittedEntryAsync(rig.CachePath, stored.Length);
+        // The bytes that came along with the head (at most HeadReadSize) are written from user space, where they already are.
+        double fillSpliced = await rig.MetricAsync(FillSplice), fillCopied = await rig.MetricAsync(FillCopy);
+        Assert.Equal(stored.Length, fillSpliced + fillCopied);
+        Assert.InRange(fillCopied, 0, zeroCopy ? ZcProxy.Core.Upstream.UpstreamConnection.HeadReadSize : stored.Length);
+        if (!zeroCopy) Assert.Equal(stored.Length, fillCopied);
         var hit = await rig.SendAsync("/stored");
         Assert.Equal(("HIT", CacheRig.Sha256(stored)), (CacheRig.CacheStatusOf(hit), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync())));
         Assert.Equal(2, rig.Origin.Requests); // /passed and /stored once each: the HIT came from the filled entry
+        Balancing.PathAssert.ForwardedOn(rig.Proxy, zeroCopy);
+    }
+
+    /// <summary>
+    /// The origin pauses in the middle of a spliced, teed fill (the teeing move waits for upstream data on the loop),
+    /// then finishes: the client gets every byte and the entry is whole.
+    /// </summary>
+    [Fact]
+    public async Task SplicedFill_OriginPausesMidBody_EntryWhole_ThenHit()
+    {
+        var body = CacheRig.RandomBody(3 << 20, 8);
+        var resume = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var rig = await CacheRig.StartAsync(app => app.MapGet("/pauses", async (HttpContext c) =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            c.Response.ContentLength = body.Length;
+            await c.Response.Body.WriteAsync(body.AsMemory(0, 1 << 20));
+            await c.Response.Body.FlushAsync();
+            await resume.Task;
+            await c.Response.Body.WriteAsync(body.AsMemory(1 << 20));
+        }));
+        var request = rig.SendAsync("/pauses");
+        await Poll.UntilAsync(() => Directory.Exists(rig.CachePath) && Directory.EnumerateFiles(rig.CachePath, "*.tmp", SearchOption.AllDirectories)
+            .Any(f => new FileInfo(f).Length > 1 << 20), "the fill to hold the first MiB");
+        resume.SetResult();
+        var miss = await request;
+        Assert.Equal(("MISS", CacheRig.Sha256(body)), (CacheRig.CacheStatusOf(miss), CacheRig.Sha256(await miss.Content.ReadAsByteArrayAsync())));
+        var hit = await rig.SendAsync("/pauses");
+        Assert.Equal(("HIT", CacheRig.Sha256(body)), (CacheRig.CacheStatusOf(hit), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync())));
+        Assert.Equal(body.Length, await rig.MetricAsync("zcproxy_cache_fill_bytes_total{mechanism=\"splice\"}")
+            + await rig.MetricAsync("zcproxy_cache_fill_bytes_total{mechanism=\"copy\"}"));
+        Assert.True(await rig.MetricAsync("zcproxy_cache_fill_bytes_total{mechanism=\"splice\"}") >= 2 << 20, "the body after the pause was teed");
+    }
+
+    /// <summary>
+    /// The upstream dies in the middle of a spliced, teed fill: the client's connection is aborted (never a short body
+    /// passed off as complete), no entry is stored, and the next request is a MISS that fills a whole one.
+    /// </summary>
+    [Fact]
+    public async Task SplicedFill_UpstreamDiesMidBody_ClientAborted_NothingStored_NextRequestFillsAgain()
+    {
+        var body = CacheRig.RandomBody(2 << 20, 7);
+        int calls = 0;
+        await using var rig = await CacheRig.StartAsync(app => app.MapGet("/dies", async (HttpContext c) =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            c.Response.ContentLength = body.Length;
+            if (Interlocked.Increment(ref calls) == 1)
+            {
+                await c.Response.Body.WriteAsync(body.AsMemory(0, 1 << 20));
+                await c.Response.Body.FlushAsync();
+                c.Abort();
+                return;
+            }
+            await c.Response.Body.WriteAsync(body);
+        }));
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => rig.SendAsync("/dies"));
+        await Poll.UntilAsync(() => !rig.EntryFiles().Any(), "the abandoned temp file to be removed");
+        var again = await rig.SendAsync("/dies");
+        Assert.Equal(("MISS", CacheRig.Sha256(body)), (CacheRig.CacheStatusOf(again), CacheRig.Sha256(await again.Content.ReadAsByteArrayAsync())));
+        var hit = await rig.SendAsync("/dies");
+        Assert.Equal(("HIT", CacheRig.Sha256(body)), (CacheRig.CacheStatusOf(hit), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync())));
+        Assert.Equal(0, await rig.MetricAsync("zcproxy_cache_errors_total{kind=\"fill\"}"));
     }
 
     [Theory]

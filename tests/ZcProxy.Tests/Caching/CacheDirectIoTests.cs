@@ -24,13 +24,26 @@ public sealed class CacheDirectIoTests
     private static string Sends(string mechanism, string reason) => $"zcproxy_file_sends_total{{mechanism=\"{mechanism}\",reason=\"{reason}\"}}";
     private static string Bytes(string mechanism) => $"zcproxy_body_bytes_total{{mechanism=\"{mechanism}\",direction=\"response\"}}";
 
-    /// <summary>Drops the entry's pages from the page cache (written back first: DONTNEED keeps dirty pages) and checks they are gone.</summary>
-    internal static void MakeCold(string entryFile)
+    /// <summary>
+    /// Drops the entry's pages from the page cache (written back first: DONTNEED keeps dirty pages) and waits until they
+    /// are gone: pages a sendfile just sent stay referenced by socket buffers until the peer's ACK frees them, and
+    /// DONTNEED skips pages in use.
+    /// </summary>
+    internal static async Task MakeColdAsync(string entryFile)
     {
         using (var sync = new FileStream(entryFile, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete)) sync.Flush(flushToDisk: true);
         using var file = File.OpenHandle(entryFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        Syscalls.Fadvise(file, 0, 0, LinuxConstants.POSIX_FADV_DONTNEED);
-        var left = Syscalls.CachedPages(file, 0, RandomAccess.GetLength(file));
+        SysResult left = default;
+        try
+        {
+            await Poll.UntilAsync(() =>
+            {
+                Syscalls.Fadvise(file, 0, 0, LinuxConstants.POSIX_FADV_DONTNEED);
+                left = Syscalls.CachedPages(file, 0, RandomAccess.GetLength(file));
+                return left.Ok && left.Bytes == 0;
+            }, "the entry's pages to leave the page cache", TimeSpan.FromSeconds(10));
+        }
+        catch (TimeoutException) { }
         Assert.True(left.Ok && left.Bytes == 0, $"after DONTNEED: {left.Bytes} pages cached (errno {left.Errno})");
     }
 
@@ -38,13 +51,15 @@ public sealed class CacheDirectIoTests
     /// The committed entry file of at least <paramref name="minLength"/> bytes under <paramref name="cachePath"/>: the client
     /// has the last byte of a MISS a moment before the fill's temp file is renamed into place, so wait (bounded) for it.
     /// </summary>
-    internal static async Task<string> CommittedEntryAsync(string cachePath, long minLength)
+    /// <summary>Waits for a committed entry file holding a body of <paramref name="bodyLength"/> bytes (its head is well under 1 MiB).</summary>
+    internal static async Task<string> CommittedEntryAsync(string cachePath, long bodyLength)
     {
         string? entry = null;
+        bool Holds(string file) => Path.GetFileName(file).Length == 64 && new FileInfo(file).Length is var length
+                                   && length >= bodyLength && length < bodyLength + (1 << 20);
         await Poll.UntilAsync(() => (entry = Directory.Exists(cachePath)
-            ? Directory.EnumerateFiles(cachePath, "*", SearchOption.AllDirectories)
-                .FirstOrDefault(f => Path.GetFileName(f).Length == 64 && new FileInfo(f).Length >= minLength) : null) is not null,
-            $"a committed entry of at least {minLength} bytes in {cachePath}");
+            ? Directory.EnumerateFiles(cachePath, "*", SearchOption.AllDirectories).FirstOrDefault(Holds) : null) is not null,
+            $"a committed entry with a {bodyLength}-byte body in {cachePath}");
         return entry!;
     }
 
@@ -82,7 +97,7 @@ public sealed class CacheDirectIoTests
         }
 
         await HitAsync("sendfile", "resident", hotBytes);
-        MakeCold(entry);
+        await MakeColdAsync(entry);
         await HitAsync("directio", "cold", Bytes("directio"));
         Assert.True(CachedShare(entry, out _) < pages / 8, "an O_DIRECT hit does not bring the entry back into the page cache");
         // Something else reads the file (as a sendfile hit of a resident entry would): hot again.
@@ -113,7 +128,7 @@ public sealed class CacheDirectIoTests
         var body = CacheRig.RandomBody(Size, 23);
         await using var rig = await CacheRig.StartAsync(Serve(body), cacheSettings: "\"DirectIo\": \"off\"");
         await rig.SendAsync("/big");
-        MakeCold(await CommittedEntryAsync(rig.CachePath, Size));
+        await MakeColdAsync(await CommittedEntryAsync(rig.CachePath, Size));
         double direct = await rig.MetricAsync(Bytes("directio"));
         var hit = await rig.SendAsync("/big");
         Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));

@@ -41,6 +41,50 @@ public class CacheFaultTests(ITestOutputHelper output)
         Assert.Equal(2, rig.Origin.Requests);
     }
 
+    /// <summary>
+    /// A Content-Length body is spliced and teed into the entry file by the kernel; the disk fills up half-way (another
+    /// file takes the room while the origin pauses): splice into the file fails with ENOSPC, the fill is abandoned and
+    /// counted, the client still gets every byte, and the connection carries the next request.
+    /// </summary>
+    [Fact]
+    public async Task DiskFull_DuringSplicedFill_ClientGetsEverything_PartialRemoved_ErrorCounted()
+    {
+        if (!IsRoot) { output.WriteLine("SKIPPED: mounting a tmpfs needs root"); return; }
+        using var mount = TmpfsMount.Create("size=4m");
+        var body = CacheRig.RandomBody(3 << 20, 13);
+        var paused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var resume = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var rig = await CacheRig.StartAsync(app => app.MapGet("/sized", async (HttpContext c) =>
+        {
+            c.Response.Headers.CacheControl = "max-age=600";
+            c.Response.ContentLength = body.Length;
+            await c.Response.Body.WriteAsync(body.AsMemory(0, 1 << 20));
+            await c.Response.Body.FlushAsync();
+            paused.TrySetResult();
+            await resume.Task;
+            await c.Response.Body.WriteAsync(body.AsMemory(1 << 20));
+        }), "\"MinFreeDisk\": 0", cachePath: Path.Combine(mount.Path, "cache"));
+
+        var request = rig.SendAsync("/sized");
+        await paused.Task;
+        // The fill has started and holds the first MiB (written by the kernel from the tee) before the disk fills up.
+        var cacheDir = Path.Combine(mount.Path, "cache");
+        await Poll.UntilAsync(() => Directory.EnumerateFiles(cacheDir, "*.tmp", SearchOption.AllDirectories).Any(f => new FileInfo(f).Length > 1 << 20),
+            "the temp file to hold the first MiB");
+        var filler = Path.Combine(mount.Path, "filler");
+        await File.WriteAllBytesAsync(filler, new byte[(int)(new DriveInfo(mount.Path).AvailableFreeSpace - (256 << 10))]);
+        resume.SetResult();
+        var response = await request;
+        Assert.Equal("MISS", CacheRig.CacheStatusOf(response));
+        Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await response.Content.ReadAsByteArrayAsync()));
+        Assert.Equal(1, await rig.MetricAsync("zcproxy_cache_errors_total{kind=\"fill\"}"));
+        Assert.True(await rig.MetricAsync("zcproxy_cache_fill_bytes_total{mechanism=\"splice\"}") > 0, "the fill was being teed by splice");
+        Assert.Empty(Directory.EnumerateFiles(cacheDir, "*", SearchOption.AllDirectories));
+        File.Delete(filler);
+        var again = await rig.SendAsync("/nocache/x"); // the proxy still serves; the pooled client connection was reusable
+        Assert.NotEqual(500, (int)again.StatusCode);
+    }
+
     [Fact]
     public async Task UnwritableCacheDir_ClientGetsEverything_ErrorCounted()
     {

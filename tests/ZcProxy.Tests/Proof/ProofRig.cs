@@ -39,6 +39,7 @@ public sealed class ProofRig : IAsyncLifetime
             app.MapGet("/plain/small", (HttpContext c) => WriteBodyAsync(c, SmallBody, cacheable: false));
             app.MapGet("/cached/small", (HttpContext c) => WriteBodyAsync(c, CachedSmall, cacheable: true));
             app.MapGet("/cached/large", (HttpContext c) => WriteBodyAsync(c, CachedLarge, cacheable: true));
+            app.MapGet("/cached/huge", (HttpContext c) => WriteBodyAsync(c, HugeBody, cacheable: true));
         });
         _dir = new ConfigDirectory();
         _dir.WriteMain($$"""
@@ -68,10 +69,15 @@ public sealed class ProofRig : IAsyncLifetime
         foreach (var piece in BodyPattern.Pieces(length)) await context.Response.Body.WriteAsync(piece, context.RequestAborted);
     }
 
-    public async Task<long> BodyBytesAsync(string mechanism)
+    public Task<long> BodyBytesAsync(string mechanism) => MetricAsync($"zcproxy_body_bytes_total{{mechanism=\"{mechanism}\",direction=\"response\"}}");
+
+    /// <summary>zcproxy_cache_fill_bytes_total{mechanism}: how body bytes reached cache entry files.</summary>
+    public Task<long> FillBytesAsync(string mechanism) => MetricAsync($"zcproxy_cache_fill_bytes_total{{mechanism=\"{mechanism}\"}}");
+
+    private async Task<long> MetricAsync(string series)
     {
         var text = await Client.GetStringAsync(AdminUrl + "/metrics");
-        var m = Regex.Match(text, $"^zcproxy_body_bytes_total\\{{mechanism=\"{mechanism}\",direction=\"response\"\\}} (\\S+)$", RegexOptions.Multiline);
+        var m = Regex.Match(text, $"^{Regex.Escape(series)} (\\S+)$", RegexOptions.Multiline);
         return m.Success ? (long)double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
     }
 

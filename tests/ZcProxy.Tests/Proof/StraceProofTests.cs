@@ -18,10 +18,10 @@ public sealed class StraceProofCollection
 [Collection(StraceProofCollection.Name)]
 public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : IClassFixture<ProofRig>
 {
-    private const string Syscalls = "sendfile,splice,read,write,readv,writev,sendmsg,recvmsg,recvfrom,sendto,pread64,openat";
+    private const string Syscalls = "sendfile,splice,tee,read,write,readv,writev,sendmsg,recvmsg,recvfrom,sendto,pread64,pwrite64,openat";
 
     /// <summary>Calls that move bytes through user space; each successful return value is a byte count.</summary>
-    private static readonly HashSet<string> CopyingCalls = ["read", "write", "readv", "writev", "sendmsg", "recvmsg", "recvfrom", "sendto", "pread64"];
+    private static readonly HashSet<string> CopyingCalls = ["read", "write", "readv", "writev", "sendmsg", "recvmsg", "recvfrom", "sendto", "pread64", "pwrite64"];
 
     private bool ToClient(string fdArgument) => StraceLog.IsSocketWithLocalPort(fdArgument, rig.ProxyUrl.Port);
 
@@ -74,6 +74,56 @@ public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : I
         var second = await client.ReadResponseAsync();
         Assert.Equal(200, second.Status);
         Assert.Equal(BodyPattern.Sha256(ProofRig.SmallBody), second.Sha);
+    }
+
+    /// <summary>
+    /// A 256 MiB MISS on a cached route is spliced to the client and teed into the entry's temp file in the kernel
+    /// (tee(2) of the splice pipe, splice(2) of the original into the file): strace sees the whole body in splice
+    /// calls to the client socket and to the cache file, and almost nothing in read/write/recv/send. The next request
+    /// on the same keep-alive connection is a byte-exact HIT from that entry.
+    /// </summary>
+    [StraceFact]
+    public async Task CacheMiss_256MiB_TeedIntoTheEntryInTheKernel_UserSpaceBytesTiny_ThenHitOnTheSameConnection()
+    {
+        long spliceBefore = await rig.BodyBytesAsync("splice"), copyBefore = await rig.BodyBytesAsync("copy");
+        long fillSplicedBefore = await rig.FillBytesAsync("splice");
+        long fillCopiedBefore = await rig.FillBytesAsync("copy");
+        using var client = await RawHttpClient.ConnectAsync(rig.ProxyUrl);
+        StraceLog log;
+        using (var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls))
+        {
+            await client.SendAsync(RawHttpClient.Get("/cached/huge"));
+            var miss = await client.ReadResponseAsync();
+            Assert.Equal((200, ProofRig.HugeBody, BodyPattern.Sha256(ProofRig.HugeBody)), (miss.Status, miss.BodyLength, miss.Sha));
+            Assert.Contains("X-Cache-Status: MISS", client.LastHead, StringComparison.OrdinalIgnoreCase);
+            await rig.BodyBytesReachingAsync("splice", spliceBefore + ProofRig.HugeBody - UpstreamConnection.HeadReadSize);
+            log = await strace.StopAsync();
+        }
+        Report("256 MiB cache MISS through /cached/huge", log);
+        await Caching.CacheDirectIoTests.CommittedEntryAsync(rig.CachePath, ProofRig.HugeBody);
+
+        long splicedToClient = log.BytesOf(c => c.Name == "splice" && ToClient(c.Argument(2)));
+        // splice(pipe, NULL, entry temp file (decorated with its cache path), [offset], ...): what the kernel wrote to the entry.
+        long splicedToEntry = log.BytesOf(c => c.Name == "splice" && c.Argument(2).Contains(rig.CachePath, StringComparison.Ordinal));
+        long userSpace = UserSpaceBytes(log);
+        output.WriteLine($"spliced to the client: {splicedToClient}; spliced into the entry: {splicedToEntry}; read/write/sendmsg/recvfrom/...: {userSpace} bytes");
+        Assert.True(log.CallsOf("tee") > 0, "the -c table shows tee calls");
+        // The body bytes that came along with the upstream head's one recv (at most HeadReadSize) are in user space
+        // already: they are sent and written to the entry from there (counted as copy); every other byte is spliced.
+        long copiedToClient = await rig.BodyBytesAsync("copy") - copyBefore, copiedIntoEntry = await rig.FillBytesAsync("copy") - fillCopiedBefore;
+        Assert.InRange(copiedToClient, 0, UpstreamConnection.HeadReadSize);
+        Assert.Equal(ProofRig.HugeBody, splicedToClient + copiedToClient);
+        Assert.Equal(ProofRig.HugeBody, splicedToEntry + copiedIntoEntry);
+        Assert.Equal(copiedToClient, copiedIntoEntry);
+        Assert.Equal(splicedToEntry, await rig.FillBytesAsync("splice") - fillSplicedBefore);
+        Assert.True(userSpace < ProofRig.HugeBody / 1024, $"{userSpace} bytes went through user space, expected well under 256 KiB");
+
+        await client.SendAsync(RawHttpClient.Get("/cached/huge"));
+        var hit = await client.ReadResponseAsync();
+        Assert.Equal((200, ProofRig.HugeBody, BodyPattern.Sha256(ProofRig.HugeBody)), (hit.Status, hit.BodyLength, hit.Sha));
+        Assert.Contains("X-Cache-Status: HIT", client.LastHead, StringComparison.OrdinalIgnoreCase);
+        await client.SendAsync(RawHttpClient.Get("/plain/small"));
+        Assert.Equal(BodyPattern.Sha256(ProofRig.SmallBody), (await client.ReadResponseAsync()).Sha);
     }
 
     [StraceFact]
@@ -129,7 +179,7 @@ public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : I
         Assert.True(UserSpaceBytes(hotLog) < ProofRig.CachedLarge / 10, "the hot body did not also pass through user space");
 
         // Cold: the same entry after its pages were dropped.
-        Caching.CacheDirectIoTests.MakeCold(entry);
+        await Caching.CacheDirectIoTests.MakeColdAsync(entry);
         long directBefore = await rig.BodyBytesAsync("directio");
         StraceLog log;
         using (var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls))

@@ -29,11 +29,14 @@ public sealed class RawHttpClient : IDisposable
 
     public static string Get(string pathAndQuery, string method = "GET") => $"{method} {pathAndQuery} HTTP/1.1\r\nHost: test\r\n\r\n";
 
+    /// <summary>The head of the last response <see cref="ReadResponseAsync"/> read (status line and fields, no blank line).</summary>
+    public string LastHead { get; private set; } = "";
+
     /// <summary>Reads one response; the body is expected only when <paramref name="bodyExpected"/> (not for HEAD/204/304).</summary>
     public async Task<(int Status, long? ContentLength, long BodyLength, string Sha)> ReadResponseAsync(bool bodyExpected = true)
     {
         string head;
-        try { head = await ReadHeadAsync(); }
+        try { head = LastHead = await ReadHeadAsync(); }
         catch (System.Net.Sockets.SocketException e) { throw new IOException("connection reset before the end of the body (in the head)", e); }
         var lines = head.Split("\r\n");
         int status = int.Parse(lines[0].Split(' ')[1]);

@@ -1,0 +1,168 @@
+using System.Buffers;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport;
+using ZcProxy.Native;
+using static ZcProxy.Native.LinuxConstants;
+
+namespace ZcProxy.Core.Output;
+
+/// <summary>The teeing move: a spliced body that is also written to a file (a cache fill) without entering user space.</summary>
+internal sealed partial class SocketBody
+{
+    public override bool CanTee => Hole == BodyMechanism.Splice;
+
+    /// <summary>
+    /// upstream → pipe A; tee(A → B); splice(A → file at the sink's offset); splice(B → client). A only ever holds bytes
+    /// not yet teed (each tee is followed by writing exactly the teed bytes from A into the file), because tee copies from
+    /// the head of A. The file write goes on while the client is slow: only B waits for the client. When the sink gives up
+    /// (disk full, its size limit) the bytes still go to the client, moved A → B by splice. Waits and failures are those
+    /// of <see cref="MoveAsync"/>.
+    /// </summary>
+    public override async ValueTask<BodyResult> MoveTeeingAsync(ZeroCopyConnection to, SplicePipe pipe, FileTee tee, CancellationToken cancellationToken)
+    {
+        var source = Connection.Socket;
+        var upstream = Connection.Readiness; // as in MoveAsync: a .NET socket joins the client's loop at its first wait
+        bool borrowed = upstream is null;
+        if (borrowed && FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
+        SplicePipe fromUpstream = pipe, toClient = tee.Pipe;
+        var sink = tee.Sink;
+        bool sinking = true;
+        try
+        {
+            if (!_prefix.IsEmpty)
+            {
+                sink.Write(_prefix.Span); // in user space already (the head's recv took it along): written like a copied fill
+                var sent = await SendPrefixAsync(to, cancellationToken);
+                if (!sent.IsComplete) return sent;
+            }
+            long toRead = _left, toWrite = _left;
+            while (toWrite > 0)
+            {
+                if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
+                bool progress = false;
+                int readSequence = upstream?.ReadSequence ?? 0, writeSequence = to.ClientSocket.WriteSequence;
+                if (toRead > 0 && fromUpstream.Buffered < fromUpstream.Capacity)
+                {
+                    SysResult r;
+                    if (!FdLease.TryAcquire(source.SafeHandle, out var from)) return BodyResult.Failed(BodyOutcome.SourceFailed, "the upstream socket was closed");
+                    using (from) r = Syscalls.Splice(from.Fd, fromUpstream.WriteFd, Math.Min(toRead, fromUpstream.Capacity - fromUpstream.Buffered), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                    if (r.Ok)
+                    {
+                        if (r.Bytes == 0) return BodyResult.Failed(BodyOutcome.SourceEnded, $"the upstream closed {toRead} bytes before the promised length");
+                        fromUpstream.Buffered += r.Bytes;
+                        toRead -= r.Bytes;
+                        progress = true;
+                    }
+                    else if (!r.WouldBlock) return BodyResult.Failed(BodyOutcome.SourceFailed, $"upstream failed: {r.ToException("splice").Message}");
+                }
+                if (fromUpstream.Buffered > 0 && toClient.Buffered < toClient.Capacity)
+                {
+                    // EAGAIN: B has no free slot (it holds bytes, which the client side below drains).
+                    var r = sinking
+                        ? Syscalls.Tee(fromUpstream.ReadFd, toClient.WriteFd, fromUpstream.Buffered, SPLICE_F_NONBLOCK)
+                        : Syscalls.Splice(fromUpstream.ReadFd, toClient.WriteFd, fromUpstream.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                    if (r.Ok && r.Bytes > 0)
+                    {
+                        toClient.Buffered += r.Bytes;
+                        if (!sinking) fromUpstream.Buffered -= r.Bytes;
+                        else if (!WriteToFile(fromUpstream, sink, r.Bytes, out sinking))
+                            return BodyResult.Failed(BodyOutcome.TransportFailed, "a pipe did not give back the bytes it held");
+                        progress = true;
+                    }
+                    else if (!r.Ok && !r.WouldBlock)
+                        return BodyResult.Failed(BodyOutcome.TransportFailed, r.ToException(sinking ? "tee" : "splice").Message);
+                }
+                if (toClient.Buffered > 0)
+                {
+                    SysResult w;
+                    if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
+                    using (client) w = Syscalls.Splice(toClient.ReadFd, client.Fd, toClient.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                    if (w.Ok && w.Bytes > 0)
+                    {
+                        toClient.Buffered -= w.Bytes;
+                        toWrite -= w.Bytes;
+                        _left -= w.Bytes;
+                        to.Shared.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, w.Bytes);
+                        continue;
+                    }
+                    if (!w.WouldBlock) return BodyResult.Failed(BodyOutcome.ClientFailed, w.Ok ? "splice to the client moved 0 bytes" : $"client connection failed: {w.ToException("splice").Message}");
+                    if (!progress)
+                    {
+                        var writable = await KernelWaits.ClientWritableAsync(to, writeSequence, IdleTimeout, cancellationToken);
+                        if (!writable.IsComplete) return writable;
+                    }
+                    continue;
+                }
+                if (!progress)
+                {
+                    upstream ??= to.RegisterSource(source.SafeHandle);
+                    var readable = await KernelWaits.SourceReadableAsync(to, upstream, readSequence, IdleTimeout, cancellationToken);
+                    if (!readable.IsComplete) return readable;
+                }
+            }
+            return BodyResult.Complete;
+        }
+        finally
+        {
+            if (borrowed && upstream is not null) to.UnregisterSource(upstream);
+        }
+    }
+
+    /// <summary>
+    /// Writes the <paramref name="count"/> bytes at the head of <paramref name="pipe"/> (just teed) into the sink's file;
+    /// when the sink cannot take them or the kernel refuses, they are read out and dropped instead, and
+    /// <paramref name="sinking"/> turns false. False only when the pipe would not give its bytes back.
+    /// </summary>
+    private static bool WriteToFile(SplicePipe pipe, IBodyFileSink sink, long count, out bool sinking)
+    {
+        sinking = sink.TryTake(count, out var file, out long offset);
+        if (sinking)
+        {
+            bool added = false;
+            try
+            {
+                file!.DangerousAddRef(ref added);
+                int fd = (int)file.DangerousGetHandle();
+                while (count > 0)
+                {
+                    // The pipe holds these bytes, so this does not wait on it; a file write may wait for the disk, as a write(2) would.
+                    var r = Syscalls.SpliceToFile(pipe.ReadFd, fd, ref offset, count, SPLICE_F_MOVE);
+                    if (!r.Ok || r.Bytes == 0)
+                    {
+                        sink.SpliceFailed(r.Ok ? (int)Errno.EIO : r.Errno);
+                        sinking = false;
+                        break;
+                    }
+                    pipe.Buffered -= r.Bytes;
+                    count -= r.Bytes;
+                    sink.Spliced(r.Bytes);
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                sink.SpliceFailed((int)Errno.EBADF);
+                sinking = false;
+            }
+            finally { if (added) file!.DangerousRelease(); }
+        }
+        return count == 0 || Drop(pipe, count);
+    }
+
+    /// <summary>Reads and drops bytes the client already has a copy of (only after the file side failed).</summary>
+    private static bool Drop(SplicePipe pipe, long count)
+    {
+        var scratch = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            while (count > 0)
+            {
+                var r = Syscalls.Read(pipe.ReadFd, scratch.AsSpan(0, (int)Math.Min(scratch.Length, count)));
+                if (!r.Ok || r.Bytes == 0) return false;
+                pipe.Buffered -= r.Bytes;
+                count -= r.Bytes;
+            }
+            return true;
+        }
+        finally { ArrayPool<byte>.Shared.Return(scratch); }
+    }
+}
