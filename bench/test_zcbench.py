@@ -164,6 +164,19 @@ class PlanTests(unittest.TestCase):
         self.assertLess(len(plan.all_cases("quick")), len(plan.all_cases("full")))
         self.assertNotIn("zc-cache/64k-c16", self.ids(""))
 
+    def test_static_keyword_selects_the_static_rows_at_1k_1m_256m(self):
+        self.assertEqual(sorted(self.ids("static")), sorted(
+            f"{t}/{w}" for t in ("zc-static", "nginx-static") for w in ("1k-c16", "1m-c8", "256m-c2")))
+        self.assertNotIn("zc-static/16m-c4", self.ids(""))
+
+    def test_static_configs_serve_the_files_directory(self):
+        conf = json.loads(configs.zcproxy_static(8080, 9901, "/tmp/files"))
+        route = conf["ReverseProxy"]["Routes"]["files"]
+        self.assertNotIn("ClusterId", route)
+        self.assertEqual(route["Metadata"], {"Static": "/tmp/files"})
+        self.assertIn("root /tmp/files;", configs.nginx_static(8081, "/tmp/run", "/tmp/files"))
+        self.assertIn("sendfile on;", configs.nginx_static(8081, "/tmp/run", "/tmp/files"))
+
     def test_tcp_keyword_selects_the_stream_mode_rows_at_16m_and_256m(self):
         self.assertEqual(sorted(self.ids("tcp")), sorted(
             f"{t}/{w}" for t in ("zc-tcp", "haproxy-tcp", "nginx-stream") for w in ("16m-c4", "256m-c2")))

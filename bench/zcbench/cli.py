@@ -131,7 +131,7 @@ class Bench:
             try:
                 if t.kind == "zcproxy" and not os.path.exists(self.args.zcproxy):
                     raise RuntimeError(f"{self.args.zcproxy} not found (dotnet build -c Release)")
-                svc, port = targets.build(t, work_dir, origin_port, self.args.zcproxy)
+                svc, port = targets.build(t, work_dir, origin_port, self.args.zcproxy, files_dir)
                 self.services[t.name] = svc
                 svc.start()
                 self.ports[t.name] = port
@@ -331,7 +331,7 @@ def write_report(args, header, cases, bench, iperf, strace_lines, out_dir):
         runs_by_case.setdefault(r["case"], []).append(r)
     summaries, groups = [], []
     for c in cases:
-        group = c.workload.name + (" cache hits" if c.target.cache else "")
+        group = c.workload.name + (" cache hits" if c.target.cache else " static files" if c.target.static else "")
         if group not in groups:
             groups.append(group)
         status = bench.case_status.get(c.id, "not run")

@@ -37,6 +37,17 @@ def nginx_origin(port, run_dir, files_dir, workers="auto"):
     return _NGINX_COMMON.format(workers=workers, run=run_dir, body=body)
 
 
+def nginx_static(port, run_dir, files_dir, workers="auto"):
+    """nginx serving the bench's files itself (root; sendfile on, from the common http block), the
+    baseline for ZcProxy's static routes: no origin in the path."""
+    body = f"""\
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        root {files_dir};
+    }}"""
+    return _NGINX_COMMON.format(workers=workers, run=run_dir, body=body)
+
+
 _UPSTREAM = """\
     upstream origin {{
         server 127.0.0.1:{origin_port};
@@ -186,4 +197,20 @@ def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=
                          "Inactive": "1h"}
         if direct_io:
             conf["Cache"]["DirectIo"] = direct_io
+    return json.dumps(conf, indent=2) + "\n"
+
+
+def zcproxy_static(port, admin_port, files_dir):
+    """ZcProxy serving the bench's files itself: one route without a cluster, Metadata Static (the default
+    DirectIo rule, residency with a 4 MiB threshold, as the cache's)."""
+    conf = {
+        "Listen": [{"Url": f"http://127.0.0.1:{port}"}],
+        "Admin": {"Url": f"http://127.0.0.1:{admin_port}"},
+        "ZeroCopy": {"Enabled": True},
+        "AccessLog": {"Path": "off"},
+        "ReverseProxy": {
+            "Routes": {"files": {"Match": {"Path": "/{**catch-all}"}, "Metadata": {"Static": files_dir}}},
+            "Clusters": {},
+        },
+    }
     return json.dumps(conf, indent=2) + "\n"

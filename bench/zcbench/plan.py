@@ -34,6 +34,7 @@ class Target:
     cache: bool = False
     description: str = ""
     tcp: bool = False  # a layer-4 proxy (TCP stream mode) in front of the same HTTP origin
+    static: bool = False  # serves the bench's files from disk itself (no origin in the path)
 
 
 TARGETS = [
@@ -52,6 +53,9 @@ TARGETS = [
     Target("haproxy-tcp", "haproxy", "tcp-splice", tcp=True,
            description="HAProxy mode tcp, option splice-request/-response"),
     Target("nginx-stream", "nginx", "stream", tcp=True, description="nginx stream {} proxy_pass"),
+    Target("zc-static", "zcproxy", "static", static=True,
+           description="ZcProxy static files (route Metadata Static; sendfile, O_DIRECT when large and cold)"),
+    Target("nginx-static", "nginx", "static", static=True, description="nginx static files (root), sendfile on"),
 ]
 TARGETS_BY_NAME = {t.name: t for t in TARGETS}
 
@@ -67,6 +71,13 @@ CACHE_WORKLOADS = {
 TCP_WORKLOADS = {
     "full": ["16m-c4", "256m-c2"],
     "quick": ["16m-c4", "256m-c2"],
+}
+
+
+# Static files served by the proxy itself, from the same files the origin serves.
+STATIC_WORKLOADS = {
+    "full": ["1k-c16", "1m-c8", "256m-c2"],
+    "quick": ["1k-c16", "1m-c8", "256m-c2"],
 }
 
 
@@ -88,7 +99,8 @@ class Case:
 def all_cases(mode):
     cases = []
     for t in TARGETS:
-        names = CACHE_WORKLOADS[mode] if t.cache else TCP_WORKLOADS[mode] if t.tcp else PROXY_WORKLOADS[mode]
+        names = CACHE_WORKLOADS[mode] if t.cache else TCP_WORKLOADS[mode] if t.tcp \
+            else STATIC_WORKLOADS[mode] if t.static else PROXY_WORKLOADS[mode]
         cases += [Case(t, workload(w)) for w in names]
     return cases
 
@@ -96,7 +108,7 @@ def all_cases(mode):
 def select(cases, only):
     """--only: comma-separated tokens. A token with '/' is a glob on the case id
     ("zc-*/16m-*"); otherwise it filters targets ("zc-on", "nginx-*", "cache", "tcp") or
-    workloads ("16m", "1k-c64"). Target and workload filters intersect; id globs add."""
+    workloads ("16m", "1k-c64"), "static" the static-file rows. Target and workload filters intersect; id globs add."""
     if not only:
         return list(cases)
     tokens = [t.strip() for t in only.split(",") if t.strip()]
@@ -104,7 +116,8 @@ def select(cases, only):
     plain = [t for t in tokens if "/" not in t]
 
     def target_match(tok, c):
-        return fnmatch.fnmatch(c.target.name, tok) or (tok == "cache" and c.target.cache) or (tok == "tcp" and c.target.tcp)
+        return fnmatch.fnmatch(c.target.name, tok) or (tok == "cache" and c.target.cache) or (tok == "tcp" and c.target.tcp) \
+            or (tok == "static" and c.target.static)
 
     def workload_match(tok, c):
         return fnmatch.fnmatch(c.workload.name, tok) or fnmatch.fnmatch(c.workload.size, tok)

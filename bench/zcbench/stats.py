@@ -127,4 +127,11 @@ def ratio_specs(case_ids):
                                    "cpu_per_gb", "<= 1.0"))
             specs.append(RatioSpec(f"ZcProxy cache / nginx cache GB/s, {wl}", cid, f"nginx-cache/{wl}",
                                    "gbps", ">= 1.0"))
+        if target == "zc-static":
+            specs.append(RatioSpec(f"ZcProxy static / nginx static CPU-s/GB, {wl}", cid, f"nginx-static/{wl}",
+                                   "cpu_per_gb", "<= 1.0"))
+            specs.append(RatioSpec(f"ZcProxy static / nginx static GB/s, {wl}", cid, f"nginx-static/{wl}",
+                                   "gbps", ">= 1.0"))
+            if size == "1k":
+                specs.append(RatioSpec(f"ZcProxy static / nginx static req/s, {wl}", cid, f"nginx-static/{wl}", "rps", ""))
     return [s for s in specs if s.denominator in case_ids]

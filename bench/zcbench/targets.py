@@ -16,7 +16,9 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
                        [port]), port
     if target.kind == "nginx":
         port = free_ports(1)[0]
-        if target.variant == "stream":
+        if target.variant == "static":
+            text = configs.nginx_static(port, run_dir, files_dir)
+        elif target.variant == "stream":
             if not os.path.exists(configs.NGINX_STREAM_MODULE):
                 raise RuntimeError(f"{configs.NGINX_STREAM_MODULE} missing (apt-get install libnginx-mod-stream)")
             text = configs.nginx_stream(port, origin_port, run_dir)
@@ -36,8 +38,12 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
         cache_dir = os.path.join(run_dir, "cache") if target.cache else None
         if cache_dir:
             os.makedirs(cache_dir, exist_ok=True)
-        text = configs.zcproxy_stream(port, admin, origin_port) if target.variant == "tcp" \
-            else configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir)
+        if target.variant == "tcp":
+            text = configs.zcproxy_stream(port, admin, origin_port)
+        elif target.variant == "static":
+            text = configs.zcproxy_static(port, admin, files_dir)
+        else:
+            text = configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir)
         conf = _write(run_dir, "zcproxy.json", text)
         env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1")
         svc = Service(target.name, ["dotnet", zcproxy_dll, "--config", conf], log, [port, admin],

@@ -45,3 +45,28 @@ internal struct CacheStatCounts
     public ulong Evicted;
     public ulong RecentlyEvicted;
 }
+
+/// <summary>
+/// statx(2) (glibc 2.28, Linux 4.11) on an open fd (empty path + AT_EMPTY_PATH): fstat(2) with one layout on every
+/// architecture, which Tmds.LibC 0.5.0 does not bind. Only the fields ZcProxy reads are named; offsets from
+/// include/uapi/linux/stat.h (struct statx is 256 bytes).
+/// </summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 256)]
+internal struct StatxBuffer
+{
+    [System.Runtime.InteropServices.FieldOffset(28)] public ushort Mode;
+    [System.Runtime.InteropServices.FieldOffset(32)] public ulong Inode;
+    [System.Runtime.InteropServices.FieldOffset(40)] public ulong Size;
+    [System.Runtime.InteropServices.FieldOffset(112)] public long MtimeSeconds;
+    [System.Runtime.InteropServices.FieldOffset(120)] public uint MtimeNanoseconds;
+}
+
+internal static unsafe partial class Libc
+{
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int statx(int dirfd, byte* path, int flags, uint mask, StatxBuffer* buffer);
+
+    internal const int AT_EMPTY_PATH = 0x1000;
+    /// <summary>STATX_TYPE | STATX_MODE | STATX_MTIME | STATX_INO | STATX_SIZE.</summary>
+    internal const uint StatxBasics = 0x1 | 0x2 | 0x40 | 0x100 | 0x200;
+}

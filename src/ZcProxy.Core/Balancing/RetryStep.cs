@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -6,6 +5,7 @@ using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.LoadBalancing;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Output;
 
 namespace ZcProxy.Core.Balancing;
 
@@ -20,7 +20,7 @@ namespace ZcProxy.Core.Balancing;
 /// when it was buffered within RetryBodyLimit.
 /// It also answers a request whose last try was refused locally with 503 and Retry-After.
 /// </summary>
-internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries, IEnumerable<ILoadBalancingPolicy> policies, ILogger<RetryStep> logger)
+internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries, IEnumerable<ILoadBalancingPolicy> policies, ErrorPages pages, ILogger<RetryStep> logger)
 {
     private readonly Dictionary<string, ILoadBalancingPolicy> _policies = policies
         .GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
@@ -147,17 +147,13 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
     }
 
     /// <summary>The rare case where a held-back response cannot be followed by another try after all (the last candidate's breaker opened meanwhile).</summary>
-    private static async Task WriteHeldBackFallbackAsync(HttpContext context, BalancingRequestFeature pool, IHttpResponseBodyFeature original)
+    private async Task WriteHeldBackFallbackAsync(HttpContext context, BalancingRequestFeature pool, IHttpResponseBodyFeature original)
     {
         int status = context.Response.StatusCode;
         context.Features.Set(original);
         context.Response.Clear();
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        var body = Encoding.UTF8.GetBytes($"{status} {Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status)}: " +
-            $"upstream {pool.Current?.Model.Config.Address ?? "-"} answered {status} and no other destination was left to try\n");
-        context.Response.ContentLength = body.Length;
-        await context.Response.Body.WriteAsync(body);
+        await pages.WriteAsync(context, status,
+            $"upstream {pool.Current?.Model.Config.Address ?? "-"} answered {status} and no other destination was left to try");
     }
 
     private async Task WriteRejectionAsync(HttpContext context, BalancingRequestFeature pool)
@@ -171,11 +167,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
         };
         pools.RejectedTotal.Increment();
         BalancingLog.Rejected(logger, pool.ClusterId, context.Request.Method, context.Request.Path, why);
-        context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
         context.Response.Headers.RetryAfter = "1";
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        var body = Encoding.UTF8.GetBytes($"503 Service Unavailable: cluster {pool.ClusterId}: {why}\n");
-        context.Response.ContentLength = body.Length;
-        await context.Response.Body.WriteAsync(body);
+        await pages.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, $"cluster {pool.ClusterId}: {why}");
     }
 }

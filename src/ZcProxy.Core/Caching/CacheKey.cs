@@ -72,7 +72,7 @@ internal static class CacheKey
     }
 
     /// <summary>The request target as received; origin-form, or the path and query of an absolute-form target.</summary>
-    private static string TargetOf(HttpRequest request)
+    internal static string TargetOf(HttpRequest request)
     {
         var raw = request.HttpContext.Features.Get<IHttpRequestFeature>()?.RawTarget;
         if (!string.IsNullOrEmpty(raw))

@@ -4,7 +4,7 @@ namespace ZcProxy.Core.Caching;
 
 /// <summary>
 /// Client preconditions answered from a stored response (RFC 9110 §13.2.2 order; RFC 9111 §4.3.2):
-/// If-Match / If-Unmodified-Since → 412, If-None-Match / If-Modified-Since → 304 for GET and HEAD.
+/// If-Match / If-Unmodified-Since → 412, If-None-Match / If-Modified-Since → 304 for GET and HEAD. Static files use the same rules.
 /// </summary>
 internal static class ClientConditionals
 {
@@ -12,8 +12,17 @@ internal static class ClientConditionals
     public static int? Evaluate(HttpRequest request, StoredResponse stored)
     {
         if (stored.Status is < 200 or > 299) return null;
-        var etag = stored.Header("ETag");
-        var lastModified = HttpDate.Parse(stored.Header("Last-Modified"));
+        // §4.3.2: without Last-Modified, the stored Date (or when it was received) stands in for If-Modified-Since.
+        return Evaluate(request, stored.Header("ETag"), HttpDate.Parse(stored.Header("Last-Modified")),
+            HttpDate.Parse(stored.Header("Date")) ?? stored.ResponseTime);
+    }
+
+    /// <summary>
+    /// The same for any representation with these validators (a stored response, a static file); <paramref name="modifiedFallback"/>
+    /// answers If-Modified-Since when there is no Last-Modified.
+    /// </summary>
+    public static int? Evaluate(HttpRequest request, string? etag, DateTimeOffset? lastModified, DateTimeOffset modifiedFallback)
+    {
         var headers = request.Headers;
 
         if (headers.IfMatch.Count > 0)
@@ -26,12 +35,8 @@ internal static class ClientConditionals
         if (headers.IfNoneMatch.Count > 0)
             return EntityTagMatches(headers.IfNoneMatch, etag, weak: true) ? StatusCodes.Status304NotModified : null;
 
-        if (HttpDate.Parse(headers.IfModifiedSince) is { } ims)
-        {
-            // §4.3.2: without Last-Modified, the stored Date (or when it was received) stands in.
-            var validator = lastModified ?? HttpDate.Parse(stored.Header("Date")) ?? stored.ResponseTime;
-            if (validator <= ims) return StatusCodes.Status304NotModified;
-        }
+        if (HttpDate.Parse(headers.IfModifiedSince) is { } ims && (lastModified ?? modifiedFallback) <= ims)
+            return StatusCodes.Status304NotModified;
         return null;
     }
 

@@ -13,10 +13,16 @@ internal static class RangeRequest
 
     public static (Outcome Outcome, long Start, long Length) Evaluate(HttpRequest request, StoredResponse stored)
     {
-        long total = stored.BodyLength;
+        if (stored.Status != 200) return (Outcome.Full, 0, stored.BodyLength);
+        return Evaluate(request, stored.BodyLength, stored.Header("ETag"), HttpDate.Parse(stored.Header("Last-Modified")));
+    }
+
+    /// <summary>The same for any complete 200 representation of <paramref name="total"/> bytes with these validators (a static file).</summary>
+    public static (Outcome Outcome, long Start, long Length) Evaluate(HttpRequest request, long total, string? etag, DateTimeOffset? lastModified)
+    {
         var header = request.Headers.Range.ToString();
-        if (stored.Status != 200 || !HttpMethods.IsGet(request.Method) || string.IsNullOrEmpty(header)) return (Outcome.Full, 0, total);
-        if (request.Headers.IfRange.ToString() is { Length: > 0 } ifRange && !IfRangeMatches(ifRange.Trim(), stored)) return (Outcome.Full, 0, total);
+        if (!HttpMethods.IsGet(request.Method) || string.IsNullOrEmpty(header)) return (Outcome.Full, 0, total);
+        if (request.Headers.IfRange.ToString() is { Length: > 0 } ifRange && !IfRangeMatches(ifRange.Trim(), etag, lastModified)) return (Outcome.Full, 0, total);
         if (!header.StartsWith("bytes=", StringComparison.OrdinalIgnoreCase)) return (Outcome.Full, 0, total);
         var spec = header[6..].Trim();
         if (spec.Contains(',')) return (Outcome.Full, 0, total);
@@ -42,12 +48,11 @@ internal static class RangeRequest
         return (Outcome.Partial, start, end - start + 1);
     }
 
-    private static bool IfRangeMatches(string ifRange, StoredResponse stored)
+    private static bool IfRangeMatches(string ifRange, string? etag, DateTimeOffset? lastModified)
     {
         if (ifRange.StartsWith('"') || ifRange.StartsWith("W/", StringComparison.Ordinal))
-            return ClientConditionals.EntityTagMatches([ifRange], stored.Header("ETag"), weak: false);
+            return ClientConditionals.EntityTagMatches([ifRange], etag, weak: false);
         var date = HttpDate.Parse(ifRange);
-        var lastModified = HttpDate.Parse(stored.Header("Last-Modified"));
         return date is not null && lastModified is not null && date == lastModified;
     }
 }

@@ -1,4 +1,5 @@
 using Yarp.ReverseProxy.Configuration;
+using ZcProxy.Core.Local;
 
 namespace ZcProxy.Core.Configuration;
 
@@ -40,8 +41,13 @@ internal sealed class ConfigValidator(IConfigValidator yarpValidator, IEnumerabl
         foreach (var route in config.Routes)
         {
             var at = config.RouteSources[route.RouteId];
-            if (string.IsNullOrEmpty(route.ClusterId))
-                errors.Add(new(at.File, at.JsonPath + ".ClusterId", "is required"));
+            if (LocalRoute.IsLocal(route))
+            {
+                if (!string.IsNullOrEmpty(route.ClusterId))
+                    errors.Add(new(at.File, at.JsonPath + ".ClusterId", $"a route with Metadata '{LocalRoute.KeysText}' answers by itself: remove either the ClusterId or that Metadata"));
+            }
+            else if (string.IsNullOrEmpty(route.ClusterId))
+                errors.Add(new(at.File, at.JsonPath + ".ClusterId", $"is required (or Metadata '{LocalRoute.KeysText}' for a route ZcProxy answers by itself)"));
             else if (!config.ClusterSources.ContainsKey(route.ClusterId)) // a cluster that could not be read is still defined
                 errors.Add(new(at.File, at.JsonPath + ".ClusterId", $"cluster '{route.ClusterId}' is not defined in any configuration file"));
             if (route.Metadata?.TryGetValue("Cache", out var cache) == true)

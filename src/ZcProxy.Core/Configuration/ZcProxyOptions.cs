@@ -15,6 +15,11 @@ internal sealed record ZcProxyOptions
     public IReadOnlyDictionary<string, StreamOptions> Streams { get; init; } = new Dictionary<string, StreamOptions>();
     /// <summary>Destinations from a registry, merged with the files' (see Discovery/).</summary>
     public DiscoveryOptions? Discovery { get; init; }
+    /// <summary>
+    /// Pages for the errors ZcProxy answers itself, by status (nginx <c>error_page</c>): "502 503 504" → a file relative to the
+    /// main file, or "text:..." (see Output/ErrorPages.cs).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ErrorPages { get; init; } = new Dictionary<string, string>();
 }
 
 internal sealed record DiscoveryOptions

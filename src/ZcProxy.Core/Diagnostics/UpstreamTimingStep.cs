@@ -1,8 +1,8 @@
 using System.Diagnostics;
-using System.Text;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Output;
 
 namespace ZcProxy.Core.Diagnostics;
 
@@ -11,7 +11,7 @@ namespace ZcProxy.Core.Diagnostics;
 /// metrics and the access log (<see cref="UpstreamTiming"/>), and turns a forwarding failure that produced no
 /// response yet into a short, readable error body.
 /// </summary>
-internal sealed class UpstreamTimingStep(RequestMetrics metrics)
+internal sealed class UpstreamTimingStep(RequestMetrics metrics, ErrorPages pages)
 {
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
@@ -26,14 +26,10 @@ internal sealed class UpstreamTimingStep(RequestMetrics metrics)
         if (error is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested) return;
         // Keep a status the forwarder chose (413 for an oversized body, 504 for a timeout...); otherwise 502.
         var status = context.Response.StatusCode >= 400 ? context.Response.StatusCode : StatusCodes.Status502BadGateway;
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "text/plain; charset=utf-8";
         var upstream = context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination?.Model.Config.Address ?? "no destination";
-        var body = Encoding.UTF8.GetBytes(status == StatusCodes.Status413PayloadTooLarge
-            ? "413 Payload Too Large: the request body exceeds the configured limit\n"
-            : $"{status} {ReasonPhrases.GetReasonPhrase(status)}: upstream {upstream}: {Describe(error.Error)}\n");
-        context.Response.ContentLength = body.Length;
-        await context.Response.Body.WriteAsync(body);
+        await pages.WriteAsync(context, status, status == StatusCodes.Status413PayloadTooLarge
+            ? "the request body exceeds the configured limit"
+            : $"upstream {upstream}: {Describe(error.Error)}");
     }
 
     private static string Describe(ForwarderError error) => error switch

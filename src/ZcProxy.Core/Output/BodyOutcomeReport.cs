@@ -49,6 +49,24 @@ internal sealed partial class BodyOutcomeReport(ForwardingMetrics metrics, ILogg
         }
     }
 
+    /// <summary>A static file's body that did not arrive complete: the file shrank or failed, or the client left.</summary>
+    public void StaticBodyFailed(HttpContext context, BodyResult result, string path)
+    {
+        if (result.Outcome == BodyOutcome.ClientFailed) LogStaticBodyClientGone(logger, path, result.Reason ?? "");
+        else LogStaticBodyFailed(logger, path, result.Outcome, result.Reason ?? "");
+        if (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+        }
+    }
+
+    [LoggerMessage(EventId = 11002, Level = LogLevel.Error, Message = "static files: {Path} could not be sent ({Outcome}): {Reason}")]
+    private static partial void LogStaticBodyFailed(ILogger logger, string path, BodyOutcome outcome, string reason);
+
+    [LoggerMessage(EventId = 11003, Level = LogLevel.Debug, Message = "static files: the client left while {Path} was sent: {Reason}")]
+    private static partial void LogStaticBodyClientGone(ILogger logger, string path, string reason);
+
     [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "zero-copy forwarder: {Error} while relaying the body from {Destination} ({Outcome}; client aborted if the response had started): {Reason}")]
     private static partial void LogUpstreamBodyFailed(ILogger logger, ForwarderError error, string destination, BodyOutcome outcome, string reason);
 

@@ -6,7 +6,7 @@ using ZcProxy.Native;
 namespace ZcProxy.Core.Output;
 
 /// <summary>
-/// The one place that decides how a byte range of a file goes to a client (cache hits today, static files later), as
+/// The one place that decides how a byte range of a file goes to a client (cache hits, static files), as
 /// nginx's output chain decides sendfile against directio: from the page cache with sendfile
 /// (<see cref="FileRangeSource"/>), or read with O_DIRECT into aligned buffers (<see cref="DirectFileSource"/>), so a
 /// big cold file neither pays for the page cache nor pushes hot small files out of it. Under
@@ -27,7 +27,7 @@ internal sealed partial class FileRangeSending
     {
         _log = log;
         var family = metrics.Counters("zcproxy_file_sends_total",
-            "File ranges (cache hits) sent, by mechanism and by why it was chosen (DirectIo policy).", "mechanism", "reason");
+            "File ranges (cache hits, static files) sent, by mechanism and by why it was chosen (DirectIo policy).", "mechanism", "reason");
         foreach (var (mechanism, reason) in new[]
         {
             (BodyMechanism.Sendfile, FileSendReason.Small), (BodyMechanism.Sendfile, FileSendReason.Resident),

@@ -1,7 +1,9 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
+using ZcProxy.Core.Local;
 
 namespace ZcProxy.Core.Output;
 
@@ -15,6 +17,10 @@ internal static class OutputServiceCollectionExtensions
         services.TryAddSingleton<ResponseBodySender>();
         services.TryAddSingleton<BodyOutcomeReport>();
         services.TryAddSingleton<FileRangeSending>();
+        services.TryAddSingleton<ErrorPages>();
+        services.TryAddSingleton<StaticFiles>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, ErrorPagesConfigCheck>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, LocalRouteConfigCheck>());
         return services;
     }
 }

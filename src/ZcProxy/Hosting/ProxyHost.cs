@@ -9,6 +9,7 @@ using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Forwarding;
+using ZcProxy.Core.Local;
 using ZcProxy.Core.Tls;
 using ZcProxy.Core.Transport;
 using ZcProxy.Core.Balancing;
@@ -177,10 +178,11 @@ internal static class ProxyHost
         app.UseMiddleware<AccessLogMiddleware>();
         app.UseMiddleware<RequestHeadMiddleware>();
         app.UseRouting();
+        app.UseMiddleware<LocalRouteMiddleware>(); // routes without a cluster (Static, Return), and the 404 of no route
         app.MapReverseProxy(proxy =>
         {
             proxy.UseDiskCache();
-            proxy.Use(RequestBodyLimitStep.InvokeAsync);
+            proxy.Use(app.Services.GetRequiredService<RequestBodyLimitStep>().InvokeAsync);
             proxy.UseAdminState();
             proxy.UseSessionAffinity();
             proxy.UseCircuitBreakers();

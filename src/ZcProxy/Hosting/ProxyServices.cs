@@ -29,6 +29,7 @@ internal static class ProxyServices
         services.TryAddSingleton<ProxyMetrics>();
         services.TryAddSingleton<RequestMetrics>();
         services.TryAddSingleton<UpstreamTimingStep>();
+        services.TryAddSingleton<RequestBodyLimitStep>();
         services.TryAddSingleton<ConfigLifecycle>();
         services.TryAddSingleton(new RuntimeOptions(initialOptions));
         services.TryAddSingleton<ConfigValidator>();

@@ -10,7 +10,7 @@ namespace ZcProxy.Tests.Proof;
 /// <summary>
 /// The real zcproxy process (zcproxy.dll, generated config, admin listener, no access log) in front of a Kestrel
 /// origin in the test process, shared by the strace proofs: /plain/* is forwarded without cache (splice),
-/// /cached/* is cache-enabled with DirectIoThreshold 1 MiB. Bodies are BodyPattern bytes with Content-Length.
+/// /cached/* is cache-enabled with DirectIoThreshold 1 MiB, /static/* serves files from <see cref="StaticRoot"/>. Bodies are BodyPattern bytes with Content-Length.
 /// </summary>
 public sealed class ProofRig : IAsyncLifetime
 {
@@ -18,6 +18,7 @@ public sealed class ProofRig : IAsyncLifetime
     public const int SmallBody = 100_000;
     public const int CachedSmall = 200_000;
     public const int CachedLarge = 3 << 20;
+    public const int StaticFile = 1 << 20;
 
     private static readonly HttpClient Client = new(new SocketsHttpHandler { UseCookies = false, PooledConnectionLifetime = TimeSpan.FromSeconds(1) })
     { Timeout = TimeSpan.FromSeconds(60) };
@@ -30,6 +31,7 @@ public sealed class ProofRig : IAsyncLifetime
     public Uri ProxyUrl { get; private set; } = null!;
     public string AdminUrl { get; private set; } = "";
     public string CachePath => Path.Combine(_dir!.Root, "cache");
+    public string StaticRoot => Path.Combine(_dir!.Root, "www");
 
     public async Task InitializeAsync()
     {
@@ -42,11 +44,15 @@ public sealed class ProofRig : IAsyncLifetime
             app.MapGet("/cached/huge", (HttpContext c) => WriteBodyAsync(c, HugeBody, cacheable: true));
         });
         _dir = new ConfigDirectory();
+        Directory.CreateDirectory(Path.Combine(StaticRoot, "static"));
+        using (var file = File.Create(Path.Combine(StaticRoot, "static", "file.bin")))
+            foreach (var piece in BodyPattern.Pieces(StaticFile)) file.Write(piece.Span);
         _dir.WriteMain($$"""
             {
               "Routes": {
                 "plain": { "ClusterId": "o", "Match": { "Path": "/plain/{**rest}" } },
-                "cached": { "ClusterId": "o", "Match": { "Path": "/cached/{**rest}" }, "Metadata": { "Cache": "on" } }
+                "cached": { "ClusterId": "o", "Match": { "Path": "/cached/{**rest}" }, "Metadata": { "Cache": "on" } },
+                "static": { "Match": { "Path": "/static/{**rest}" }, "Metadata": { "Static": "{{StaticRoot}}" } }
               },
               "Clusters": { {{ConfigDirectory.Cluster("o", ("o1", _origin.Url))}} }
             }

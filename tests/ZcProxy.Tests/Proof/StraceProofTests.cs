@@ -205,4 +205,34 @@ public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : I
         Assert.Equal(ProofRig.CachedLarge, sentFromBuffers);
         Assert.True(sentFromPipe < 4096, $"{sentFromPipe} bytes through Kestrel's pipe: more than a response head");
     }
+
+    /// <summary>A static file (1 MiB, below the default 4 MiB DirectIoThreshold) goes out with sendfile from the page cache.</summary>
+    [StraceFact]
+    public async Task StaticFile_IsSentWithSendfile_ThenKeepAliveReuse()
+    {
+        using var client = await RawHttpClient.ConnectAsync(rig.ProxyUrl);
+        long sendfileBefore = await rig.BodyBytesAsync("sendfile");
+        StraceLog log;
+        using (var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls))
+        {
+            await client.SendAsync(RawHttpClient.Get("/static/file.bin"));
+            var response = await client.ReadResponseAsync();
+            Assert.Equal(200, response.Status);
+            Assert.Equal(ProofRig.StaticFile, response.BodyLength);
+            Assert.Equal(BodyPattern.Sha256(ProofRig.StaticFile), response.Sha);
+            Assert.Equal(sendfileBefore + ProofRig.StaticFile, await rig.BodyBytesReachingAsync("sendfile", sendfileBefore + ProofRig.StaticFile));
+            log = await strace.StopAsync();
+        }
+        Report("static file, 1 MiB", log);
+        // sendfile(client socket, the file under the static root, ...) return values: the body bytes the kernel moved.
+        Assert.Equal(ProofRig.StaticFile, log.BytesOf(c => c.Name == "sendfile" && ToClient(c.Argument(0)) && c.Argument(1).Contains(rig.StaticRoot)));
+        Assert.True(UserSpaceBytes(log) < ProofRig.StaticFile / 10, "the body did not also pass through user space");
+
+        await client.SendAsync(RawHttpClient.Get("/static/file.bin", "HEAD"));
+        var head = await client.ReadResponseAsync(bodyExpected: false);
+        Assert.Equal(200, head.Status);
+        Assert.Equal(ProofRig.StaticFile, head.ContentLength);
+        await client.SendAsync(RawHttpClient.Get("/plain/small"));
+        Assert.Equal(BodyPattern.Sha256(ProofRig.SmallBody), (await client.ReadResponseAsync()).Sha);
+    }
 }
