@@ -148,7 +148,14 @@ class PlanTests(unittest.TestCase):
 
     def test_target_and_workload_tokens_intersect(self):
         self.assertEqual(self.ids("zc-on,16m"), ["zc-on/16m-c4"])
-        self.assertEqual(set(self.ids("zc-*,1k-c64")), {"zc-on/1k-c64", "zc-off/1k-c64"})
+        self.assertEqual(set(self.ids("zc-*,1k-c64")), {"zc-on/1k-c64", "zc-off/1k-c64", "zc-on-log/1k-c64"})
+
+    def test_access_log_target_runs_small_bodies_and_is_compared_with_zc_on(self):
+        self.assertEqual(self.ids("zc-on-log"), ["zc-on-log/1k-c16", "zc-on-log/1k-c64"])
+        self.assertEqual(self.ids("zc-on-log", "quick"), ["zc-on-log/1k-c16"])
+        specs = stats.ratio_specs({"zc-on-log/1k-c16", "zc-on/1k-c16"})
+        self.assertIn(("zc-on-log/1k-c16", "zc-on/1k-c16", "rps", ">= 0.9"),
+                      [(s.numerator, s.denominator, s.metric, s.goal) for s in specs])
 
     def test_id_globs_add_and_cache_keyword(self):
         got = self.ids("cache,origin/1k-c16", "quick")
@@ -255,6 +262,8 @@ class ConfigTests(unittest.TestCase):
         c = json.loads(configs.zcproxy(1, 2, 3, False))
         self.assertEqual(c["ZeroCopy"], {"Enabled": False})
         self.assertEqual(c["AccessLog"], {"Path": "off"})
+        logged = json.loads(configs.zcproxy(1, 2, 3, True, access_log="/tmp/a.log"))
+        self.assertEqual(logged["AccessLog"], {"Path": "/tmp/a.log", "Format": "main"})
         self.assertNotIn("Cache", c)
         cached = json.loads(configs.zcproxy(1, 2, 3, True, "/tmp/c"))
         self.assertEqual(cached["ReverseProxy"]["Routes"]["all"]["Metadata"], {"Cache": "on"})

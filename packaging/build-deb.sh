@@ -5,6 +5,7 @@
 #   /usr/bin/zcproxy             symlink to /usr/lib/zcproxy/zcproxy (the apphost resolves its real path)
 #   /lib/systemd/system/zcproxy.service                  (ZcProxy.service from the repo root)
 #   /etc/zcproxy/zcproxy.json, /etc/zcproxy/routes.d/    conffiles (packaging/etc/)
+#   /etc/logrotate.d/zcproxy                            conffile: rotates /var/log/zcproxy/*.log, SIGUSR1 reopens
 #   /usr/share/doc/zcproxy/      README.md, examples/zcproxy.socket
 # If the runtime pack cannot be restored, it falls back to a framework-dependent publish that Depends on
 # aspnetcore-runtime-10.0 (Microsoft's package), and says so.
@@ -39,13 +40,14 @@ fi
 [ -x "$publish/zcproxy" ] || { echo "build-deb: no apphost $publish/zcproxy" >&2; exit 1; }
 
 root=$work/root
-install -d "$root/usr/lib/zcproxy" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/zcproxy/routes.d" \
+install -d "$root/usr/lib/zcproxy" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/zcproxy/routes.d" "$root/etc/logrotate.d" \
   "$root/usr/share/doc/zcproxy/examples" "$root/DEBIAN"
 cp -a "$publish/." "$root/usr/lib/zcproxy/"
 ln -s ../lib/zcproxy/zcproxy "$root/usr/bin/zcproxy"
 install -m 644 "$repo/ZcProxy.service" "$root/lib/systemd/system/zcproxy.service"
 install -m 644 "$repo/packaging/etc/zcproxy.json" "$root/etc/zcproxy/zcproxy.json"
 install -m 644 "$repo/packaging/etc/routes.d/README" "$root/etc/zcproxy/routes.d/README"
+install -m 644 "$repo/packaging/etc/logrotate.d/zcproxy" "$root/etc/logrotate.d/zcproxy"
 install -m 644 "$repo/README.md" "$root/usr/share/doc/zcproxy/README.md"
 install -m 644 "$repo/packaging/README.md" "$root/usr/share/doc/zcproxy/PACKAGING.md"
 install -m 644 "$repo/packaging/zcproxy.socket" "$root/usr/share/doc/zcproxy/examples/zcproxy.socket"

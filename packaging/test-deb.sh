@@ -32,7 +32,7 @@ else
   selfcontained=no
 fi
 dpkg-deb -I "$deb" conffiles > "$work/conffiles"
-diff <(printf '/etc/zcproxy/routes.d/README\n/etc/zcproxy/zcproxy.json\n') "$work/conffiles" || fail "conffiles differ"
+diff <(printf '/etc/logrotate.d/zcproxy\n/etc/zcproxy/routes.d/README\n/etc/zcproxy/zcproxy.json\n') "$work/conffiles" || fail "conffiles differ"
 [ "$(dpkg-deb -f "$deb" Package)" = zcproxy ] || fail "Package field"
 dpkg-deb -I "$deb" postinst | grep -q 'useradd --system' || fail "postinst does not create the system user"
 if dpkg-deb -I "$deb" postinst | grep -vE '^\s*#' | grep -qE 'systemctl (enable|start|restart)|deb-systemd-invoke'; then

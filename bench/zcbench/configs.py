@@ -175,9 +175,10 @@ def zcproxy_stream(port, admin_port, origin_port):
     return json.dumps(conf, indent=2) + "\n"
 
 
-def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=None, max_size="4GiB"):
+def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=None, max_size="4GiB", access_log=None):
     """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches
-    (direct_io: Cache.DirectIo "residency" | "threshold" | "off", ZcProxy's default when None)."""
+    (direct_io: Cache.DirectIo "residency" | "threshold" | "off", ZcProxy's default when None); with access_log
+    (a file path) requests are logged as the packaged config does (packaging/etc/zcproxy.json: a file, format main)."""
     route = {"ClusterId": "origin", "Match": {"Path": "/{**catch-all}"}}
     if cache_dir:
         route["Metadata"] = {"Cache": "on"}
@@ -185,7 +186,7 @@ def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=
         "Listen": [{"Url": f"http://127.0.0.1:{port}"}],
         "Admin": {"Url": f"http://127.0.0.1:{admin_port}"},
         "ZeroCopy": {"Enabled": bool(zero_copy)},
-        "AccessLog": {"Path": "off"},
+        "AccessLog": {"Path": access_log, "Format": "main"} if access_log else {"Path": "off"},
         "ReverseProxy": {
             "Routes": {"all": route},
             "Clusters": {"origin": {"Destinations": {

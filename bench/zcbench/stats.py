@@ -115,6 +115,9 @@ def ratio_specs(case_ids):
                                        f"haproxy-splice/{wl}", "cpu_per_gb", "<= 1.0"))
                 specs.append(RatioSpec(f"ZcProxy (on) / HAProxy-splice GB/s, {wl}", cid,
                                        f"haproxy-splice/{wl}", "gbps", ">= 1.0"))
+        if target == "zc-on-log":
+            specs.append(RatioSpec(f"Access log on/off req/s, {wl}", cid, f"zc-on/{wl}", "rps", ">= 0.9"))
+            specs.append(RatioSpec(f"Access log on/off CPU us/req, {wl}", cid, f"zc-on/{wl}", "us_per_req", "<= 1.1"))
         if target == "zc-tcp":
             specs.append(RatioSpec(f"ZcProxy TCP / HAProxy mode tcp (splice) CPU-s/GB, {wl}", cid, f"haproxy-tcp/{wl}",
                                    "cpu_per_gb", "<= 1.0"))

@@ -38,12 +38,13 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
         cache_dir = os.path.join(run_dir, "cache") if target.cache else None
         if cache_dir:
             os.makedirs(cache_dir, exist_ok=True)
+        access_log = os.path.join(run_dir, "access.log") if target.access_log else None
         if target.variant == "tcp":
             text = configs.zcproxy_stream(port, admin, origin_port)
         elif target.variant == "static":
             text = configs.zcproxy_static(port, admin, files_dir)
         else:
-            text = configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir)
+            text = configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir, access_log=access_log)
         conf = _write(run_dir, "zcproxy.json", text)
         env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1")
         svc = Service(target.name, ["dotnet", zcproxy_dll, "--config", conf], log, [port, admin],

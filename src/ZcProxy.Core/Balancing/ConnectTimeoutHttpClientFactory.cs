@@ -26,6 +26,8 @@ internal sealed class ConnectTimeoutHttpClientFactory(ILogger<ForwarderHttpClien
         if (context.NewConfig.ResponseHeaderEncoding is null) handler.ResponseHeaderEncodingSelector = HeaderEncoding.ForUpstreamHeader;
         // Connect and response-head times for zcproxy_upstream_*_duration_seconds and the access log (both forwarders report them).
         handler.ConnectCallback = UpstreamTimingHandler.ConnectAsync;
+        // Trace context is TraceContext's to write, as on the zero-copy path (no HttpClient Activity per upstream request).
+        handler.ActivityHeadersPropagator = null;
     }
 
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)

@@ -151,13 +151,11 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
             LogNeedsRestart("Cache.Path", after.Cache?.Path ?? "(none)");
         if (before.Demo != after.Demo && !(before.Demo?.Origins.SequenceEqual(after.Demo?.Origins ?? []) ?? after.Demo is null))
             LogNeedsRestart("Demo", "changed");
-        // Kestrel's limits, the host's shutdown timeout and the access-log output are all set up once, at start.
+        // Kestrel's limits and the host's shutdown timeout are set up once, at start (the access log follows reloads).
         if (before.Limits != after.Limits)
             LogNeedsRestart("Limits", DescribeLimits(after.Limits));
         if (before.DrainTimeout != after.DrainTimeout)
             LogNeedsRestart("DrainTimeout", after.DrainTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture));
-        if (before.AccessLog != after.AccessLog)
-            LogNeedsRestart("AccessLog.Path", after.AccessLog.Path);
     }
 
     private static bool SameDiscovery(DiscoveryOptions? a, DiscoveryOptions? b) =>

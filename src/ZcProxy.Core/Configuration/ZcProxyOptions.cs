@@ -161,6 +161,9 @@ internal sealed record AccessLogOptions
 {
     /// <summary>"stdout" (default), "off", or a file path.</summary>
     public string Path { get; init; } = "stdout";
+
+    /// <summary>"main" (default: combined + upstream, times, cache status), "combined", "json", or a template with $variables.</summary>
+    public string Format { get; init; } = "main";
 }
 
 /// <summary>Built-in demo origins so the shipped config works on a fresh machine. Production configs omit it.</summary>

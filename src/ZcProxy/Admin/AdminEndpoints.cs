@@ -11,7 +11,7 @@ using ZcProxy.Core.Caching.Peers;
 namespace ZcProxy.Admin;
 
 /// <summary>
-/// The admin listener's endpoints: health, Prometheus metrics, status (JSON) (GET, open); cache purge and the runtime
+/// The admin listener's endpoints: the status page (HTML), health, Prometheus metrics, status (JSON) (GET, open); cache purge and the runtime
 /// API (behind <see cref="AdminGuard"/>, as is every endpoint with another method).
 /// </summary>
 internal static class AdminEndpoints
@@ -22,6 +22,7 @@ internal static class AdminEndpoints
         admin.UseRouting();
         admin.UseEndpoints(e =>
         {
+            e.MapStatusPage();
             e.MapGet("/healthz", () => Results.Text("ok\n"));
             e.MapGet("/metrics", async (HttpContext context, ProxyMetrics metrics) =>
             {

@@ -175,6 +175,7 @@ internal static class ProxyHost
         app.MapWhen(context => context.Features.Get<AdminConnectionFeature>() is not null, AdminEndpoints.Map);
         // Kernel moves (sendfile, splice, direct I/O) for the body sender, on zero-copy (plaintext HTTP/1.x) connections only.
         if (options.ZeroCopy.Enabled) app.UseZeroCopyResponses();
+        app.UseMiddleware<RequestSpanMiddleware>(); // outside the access log: its $trace_id is the span's
         app.UseMiddleware<AccessLogMiddleware>();
         app.UseMiddleware<RequestHeadMiddleware>();
         app.UseRouting();
@@ -247,6 +248,11 @@ internal static class ProxyHost
         logging.AddFilter("Yarp.ReverseProxy.LoadBalancing.LoadBalancingMiddleware", LogLevel.Error);
         logging.AddFilter("Yarp.ReverseProxy.Forwarder.ForwarderMiddleware", LogLevel.Error);
         logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
+        // ASP.NET Core starts an Activity for every request whenever this category logs at any level (its request
+        // starting/finished lines, which ZcProxy never shows): off, a request allocates no Activity unless a tracing
+        // listener asks for one (RequestSpanMiddleware, docs in README "Tracing"). Its start-up errors still reach the
+        // operator as StartAsync's one line.
+        logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         // Until the listeners are up, a failure is StartAsync's to report (in one line, not the host's stack trace).
         logging.AddFilter(HostLogCategory, level => level >= LogLevel.Information && started());
     }

@@ -24,6 +24,7 @@ internal static class ProxyServices
         services.AddCors();
         services.AddReverseProxy();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, UpstreamTimingTransform>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, TraceContextTransform>());
         services.AddZcLoadBalancing();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ProxyMetrics>();
@@ -36,6 +37,7 @@ internal static class ProxyServices
         services.TryAddSingleton<DiscoveryStatus>();
         services.AddDiskCacheChecks();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AdminConfigCheck>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AccessLogConfigCheck>());
         services.AddZeroCopyForwarder();
         services.AddResponseOutput();
         services.AddForwardingTransforms();
