@@ -52,7 +52,7 @@ internal sealed partial class CacheConfigCheck : IConfigCheck
             yield return new(file, $"{at}.FailTimeout", $"must not be negative and at most {Duration.MaxTimeoutText}");
     }
 
-    /// <summary>Routes' CacheIgnoreHeaders: only names the cache knows how to ignore; CacheValid: rules that parse.</summary>
+    /// <summary>Routes' CacheIgnoreHeaders: only names the cache knows how to ignore; CacheValid, CacheBypass and CacheMinUses: values that parse.</summary>
     private static IEnumerable<ConfigError> CheckRoutes(LoadedConfig config)
     {
         foreach (var route in config.Routes)
@@ -61,6 +61,16 @@ internal sealed partial class CacheConfigCheck : IConfigCheck
             {
                 var source = config.RouteSources[route.RouteId];
                 yield return new(source.File, $"{source.JsonPath}.Metadata.{CacheValid.MetadataKey}", validError);
+            }
+            if (route.Metadata?.TryGetValue(CacheBypass.MetadataKey, out var bypass) == true && !CacheBypass.TryParse(bypass, out _, out var bypassError))
+            {
+                var source = config.RouteSources[route.RouteId];
+                yield return new(source.File, $"{source.JsonPath}.Metadata.{CacheBypass.MetadataKey}", bypassError);
+            }
+            if (route.Metadata?.TryGetValue(CacheMinUses.MetadataKey, out var minUses) == true && !CacheMinUses.TryParse(minUses, out _, out var minUsesError))
+            {
+                var source = config.RouteSources[route.RouteId];
+                yield return new(source.File, $"{source.JsonPath}.Metadata.{CacheMinUses.MetadataKey}", minUsesError);
             }
             if (route.Metadata?.TryGetValue(CacheIgnoreHeaders.MetadataKey, out var value) != true) continue;
             var at = config.RouteSources[route.RouteId];

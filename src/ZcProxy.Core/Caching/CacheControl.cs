@@ -38,11 +38,13 @@ internal sealed class CacheControl
         return Parse(cacheControl);
     }
 
-    public static CacheControl ForResponse(Microsoft.AspNetCore.Http.IHeaderDictionary headers)
-        => ForResponse(headers[TargetedField].ToString(), headers.CacheControl);
+    /// <summary>The response's directives for this cache; none when the route ignores Cache-Control (nginx proxy_ignore_headers).</summary>
+    public static CacheControl ForResponse(Microsoft.AspNetCore.Http.IHeaderDictionary headers, IgnoredHeaders ignored = IgnoredHeaders.None)
+        => ignored.HasFlag(IgnoredHeaders.CacheControl) ? new CacheControl() : ForResponse(headers[TargetedField].ToString(), headers.CacheControl);
 
-    public static CacheControl ForResponse(StoredResponse stored)
-        => ForResponse(stored.Header(TargetedField), stored.Header("Cache-Control"));
+    /// <inheritdoc cref="ForResponse(Microsoft.AspNetCore.Http.IHeaderDictionary, IgnoredHeaders)"/>
+    public static CacheControl ForResponse(StoredResponse stored, IgnoredHeaders ignored = IgnoredHeaders.None)
+        => ignored.HasFlag(IgnoredHeaders.CacheControl) ? new CacheControl() : ForResponse(stored.Header(TargetedField), stored.Header("Cache-Control"));
 
     public static CacheControl Parse(StringValues headerValues)
     {

@@ -27,13 +27,14 @@ internal sealed partial class CacheStep
         var background = CopyRequest(context, proxy);
         var cluster = proxy.Cluster;
         var transformer = proxy.Route.Transformer;
+        var ignored = CacheIgnoreHeaders.ForRoute(context);
         _ = Task.Run(async () =>
         {
             try
             {
                 using var entry = cache.Open(indexEntry);
                 if (entry is null) return;
-                var responseCc = CacheControl.ForResponse(entry.Response);
+                var responseCc = CacheControl.ForResponse(entry.Response, ignored);
                 await RevalidateAsync(background, async () =>
                 {
                     await forwarder.SendAsync(background, destination.Model.Config.Address, cluster.HttpClient,

@@ -69,6 +69,16 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
         }
 
         var key = CacheKey.For(options.Key, request);
+        if (CacheBypass.Applies(context))
+        {
+            // nginx proxy_cache_bypass: not answered from the cache, but the response is stored (under the key's lock, so
+            // a concurrent miss waits for it instead of fetching too).
+            bool mayFill = HttpMethods.IsGet(request.Method) && cache.Lock.TryAcquire(key) is null;
+            bool replaced = false;
+            try { replaced = await FetchAsync(context, next, key, CacheStatus.Bypass, allowFill: mayFill); }
+            finally { if (mayFill) cache.Lock.Release(key, replaced); }
+            return;
+        }
         var requestCc = RequestDirectives(request);
         var entry = Lookup(key, request);
         // Sharded across nodes: a miss goes to the key's owner, which fills from the origin (see Caching/Peers/).
@@ -79,7 +89,8 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
             if (running is null)
             {
                 bool stored = false;
-                try { stored = await FetchAsync(context, next, key, CacheStatus.Miss, allowFill: true); }
+                bool store = cache.MinUses.CountMiss(key, CacheMinUses.ForRoute(context));
+                try { stored = await FetchAsync(context, next, key, CacheStatus.Miss, allowFill: store); }
                 finally { cache.Lock.Release(key, stored); }
                 return;
             }
@@ -106,10 +117,11 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
     private async Task AnswerFromEntryAsync(HttpContext context, Func<Task> next, string key, OpenEntry entry, CacheControl requestCc)
     {
         var stored = entry.Response;
-        var responseCc = CacheControl.ForResponse(stored);
+        var ignored = CacheIgnoreHeaders.ForRoute(context);
+        var responseCc = CacheControl.ForResponse(stored, ignored);
         var now = cache.Time.GetUtcNow();
         var age = Freshness.CurrentAge(stored, now);
-        var lifetime = Freshness.Lifetime(stored, CacheValid.ForRoute(context).For(stored.Status));
+        var lifetime = Freshness.Lifetime(stored, CacheValid.ForRoute(context).For(stored.Status), ignored);
         bool fresh = lifetime > age;
         var staleness = age - lifetime;
 
@@ -191,9 +203,8 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
         if (!allowFill) return (InterceptMode.Pass, null);
         var options = cache.Options;
         var response = context.Response;
-        bool storesCookies = CacheIgnoreHeaders.StoresCookies(context);
         bool hasRouteDefault = CacheValid.ForRoute(context).For(response.StatusCode) is not null;
-        var why = Storability.WhyNot(context.Request, response.StatusCode, response.Headers, options.Statuses, storesCookies, hasRouteDefault);
+        var why = Storability.WhyNot(context.Request, response.StatusCode, response.Headers, options.Statuses, CacheIgnoreHeaders.ForRoute(context), hasRouteDefault);
         if (why is not null)
         {
             LogNotStored(key, why);
@@ -211,7 +222,7 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
             LogNotStored(key, "less than MinFreeDisk available");
             return (InterceptMode.Pass, null);
         }
-        var head = StoredHead.From(context, key, requestTime, cache.Time.GetUtcNow(), declared ?? 0, storesCookies);
+        var head = StoredHead.From(context, key, requestTime, cache.Time.GetUtcNow(), declared ?? 0, CacheIgnoreHeaders.StoresCookies(context));
         var fill = CacheFill.Start(cache, head, declared);
         return fill is null ? (InterceptMode.Pass, null) : (InterceptMode.Fill, fill);
     }

@@ -37,6 +37,7 @@ internal sealed partial class DiskCache
     public string Root { get; }
     public CacheIndex Index { get; }
     public CacheLock Lock { get; }
+    public CacheMinUses MinUses { get; } = new();
     public CacheMetrics Metrics { get; }
     public TimeProvider Time { get; }
     public ILogger Log => _log;

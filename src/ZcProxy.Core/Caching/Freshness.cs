@@ -15,12 +15,13 @@ internal static class Freshness
     /// §4.2.1: s-maxage, then max-age, then Expires − Date, then the route's default for the status
     /// (<paramref name="routeDefault"/>, from <see cref="CacheValid"/>), then a heuristic where allowed; else zero.
     /// </summary>
-    public static TimeSpan Lifetime(StoredResponse r, TimeSpan? routeDefault = null)
+    /// <param name="ignored">What the route's CacheIgnoreHeaders takes out of the decision (Cache-Control, Expires).</param>
+    public static TimeSpan Lifetime(StoredResponse r, TimeSpan? routeDefault = null, IgnoredHeaders ignored = IgnoredHeaders.None)
     {
-        var cc = CacheControl.ForResponse(r);
+        var cc = CacheControl.ForResponse(r, ignored);
         if (cc.Has("s-maxage")) return cc.SMaxAge ?? TimeSpan.Zero;
         if (cc.Has("max-age")) return cc.MaxAge ?? TimeSpan.Zero;
-        var expiresText = cc.Targeted ? null : r.Header("Expires");
+        var expiresText = cc.Targeted || ignored.HasFlag(IgnoredHeaders.Expires) ? null : r.Header("Expires");
         if (expiresText is not null)
         {
             // An invalid Expires (e.g. "0") means "already expired" (§5.3).

@@ -6,15 +6,16 @@ namespace ZcProxy.Core.Caching;
 internal static class Storability
 {
     /// <summary>Null when storable, else a short reason (logged at debug level, useful in tests).</summary>
-    /// <param name="storesCookies">The route's CacheIgnoreHeaders names Set-Cookie.</param>
+    /// <param name="ignored">The route's CacheIgnoreHeaders (Set-Cookie, Cache-Control, Expires).</param>
     /// <param name="hasRouteDefault">The route's CacheValid gives this status a lifetime (nginx proxy_cache_valid).</param>
     public static string? WhyNot(HttpRequest request, int status, IHeaderDictionary responseHeaders, IReadOnlyCollection<int> statuses,
-        bool storesCookies = false, bool hasRouteDefault = false)
+        IgnoredHeaders ignored = IgnoredHeaders.None, bool hasRouteDefault = false)
     {
+        bool storesCookies = ignored.HasFlag(IgnoredHeaders.SetCookie);
         if (!HttpMethods.IsGet(request.Method)) return "only GET responses are stored";
         if (status is < 200 or 206 or 304 || (statuses.Count > 0 && !statuses.Contains(status))) return $"status {status} is not stored";
         var requestCc = CacheControl.Parse(request.Headers.CacheControl);
-        var responseCc = CacheControl.ForResponse(responseHeaders);
+        var responseCc = CacheControl.ForResponse(responseHeaders, ignored);
         // §5.2.2.3: must-understand overrides no-store for status codes whose caching rules the cache implements.
         bool understood = responseCc.Has("must-understand") && (Freshness.HeuristicallyCacheable.Contains(status) || status is 302 or 307);
         if (requestCc.NoStore || (responseCc.NoStore && !understood)) return "no-store";
@@ -32,7 +33,7 @@ internal static class Storability
         // §3: explicit freshness, public, or a heuristically cacheable status code (no-cache responses are stored, validated on use);
         // or a lifetime the operator configured for the status (§3 lets a cache extension allow it).
         bool explicitOrAllowed = hasRouteDefault || responseCc.Public || responseCc.Has("max-age") || responseCc.Has("s-maxage")
-            || (responseHeaders.ContainsKey("Expires") && !responseCc.Targeted) || Freshness.HeuristicallyCacheable.Contains(status);
+            || (responseHeaders.ContainsKey("Expires") && !responseCc.Targeted && !ignored.HasFlag(IgnoredHeaders.Expires)) || Freshness.HeuristicallyCacheable.Contains(status);
         return explicitOrAllowed ? null : "no explicit freshness and status is not heuristically cacheable";
     }
 
