@@ -67,7 +67,13 @@ internal sealed class MutationLoop(IFuzzTarget target, int seed, string? finding
                 }
             }
         }
-        finally { stop.Cancel(); }
+        finally
+        {
+            stop.Cancel();
+            // The watchdog must be done with the token source before `using` disposes it: under load the thread may
+            // start only after a short run has ended, and a disposed source's WaitHandle throws (crashing the test host).
+            watchdog.Join();
+        }
         return new Report(target.Name, inputs, clock.Elapsed, findings, slowest, first);
     }
 

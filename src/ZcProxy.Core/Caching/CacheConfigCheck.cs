@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using ZcProxy.Core.Caching.Peers;
 using ZcProxy.Core.Configuration;
 
 namespace ZcProxy.Core.Caching;
@@ -26,6 +27,29 @@ internal sealed partial class CacheConfigCheck : IConfigCheck
             foreach (Match m in Placeholder().Matches(cache.Key))
                 if (!CacheKey.Placeholders.Contains(m.Groups[1].Value))
                     yield return new(file, "$.Cache.Key", $"unknown placeholder '{{{m.Groups[1].Value}}}' (known: {string.Join(", ", CacheKey.Placeholders.Select(p => "{" + p + "}"))})");
+        if (cache.Peers is { } peers)
+            foreach (var error in CheckPeers(file, peers, config.Options.Discovery?.Etcd is not null)) yield return error;
+    }
+
+    /// <summary>Cache.Peers: node URLs every node must spell alike (http://IP:PORT), Self among them, sane timeouts.</summary>
+    private static IEnumerable<ConfigError> CheckPeers(string file, CachePeersOptions peers, bool etcd)
+    {
+        const string at = "$.Cache.Peers";
+        if (CachePeers.NodeUrlProblem(peers.Self) is { } selfProblem) yield return new(file, $"{at}.Self", selfProblem);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < peers.Nodes.Count; i++)
+        {
+            if (CachePeers.NodeUrlProblem(peers.Nodes[i]) is { } problem) yield return new(file, $"{at}.Nodes[{i}]", problem);
+            else if (!seen.Add(CachePeers.Normalize(peers.Nodes[i]))) yield return new(file, $"{at}.Nodes[{i}]", $"'{peers.Nodes[i]}' is listed twice");
+        }
+        if (peers.Nodes.Count == 0 && !etcd)
+            yield return new(file, $"{at}.Nodes", "must list the nodes (Self included), or configure Discovery.Etcd to read them from {Prefix}peers/");
+        else if (peers.Nodes.Count > 0 && CachePeers.NodeUrlProblem(peers.Self) is null && !seen.Contains(CachePeers.Normalize(peers.Self)))
+            yield return new(file, $"{at}.Self", $"'{peers.Self}' is not one of Nodes (every node must hash keys over the same list)");
+        if (peers.ConnectTimeout <= TimeSpan.Zero || peers.ConnectTimeout > Duration.MaxTimeout)
+            yield return new(file, $"{at}.ConnectTimeout", $"must be greater than zero and at most {Duration.MaxTimeoutText}");
+        if (peers.FailTimeout < TimeSpan.Zero || peers.FailTimeout > Duration.MaxTimeout)
+            yield return new(file, $"{at}.FailTimeout", $"must not be negative and at most {Duration.MaxTimeoutText}");
     }
 
     /// <summary>Routes' CacheIgnoreHeaders: only names the cache knows how to ignore; CacheValid, CacheBypass and CacheMinUses: values that parse.</summary>

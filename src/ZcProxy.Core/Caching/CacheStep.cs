@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Caching.Peers;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 
@@ -14,7 +15,8 @@ namespace ZcProxy.Core.Caching;
 /// front of the forwarders. Hits never reach them; misses and validations pass through them with the response
 /// body intercepted (teed into a fill, or swallowed when the cache answers instead).
 /// </summary>
-internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter writer, IHttpForwarder forwarder, IServiceProvider services, ILogger<CacheStep> log)
+internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter writer, IHttpForwarder forwarder, PeerForwarder peers,
+    IServiceProvider services, ILogger<CacheStep> log)
 {
     private const string RefreshLockSuffix = "\n#refresh";
 
@@ -49,6 +51,10 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
     {
         var request = context.Request;
         var options = cache.Options;
+        // A request another node forwarded because this node owns its key: answered here, never forwarded again, and
+        // the header goes no further (the origin does not see it).
+        bool fromPeer = request.Headers.Remove(CachePeers.HeaderName);
+        if (fromPeer) peers.CountReceived();
         if (!IsSafe(request.Method))
         {
             await next();
@@ -75,6 +81,8 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
         }
         var requestCc = RequestDirectives(request);
         var entry = Lookup(key, request);
+        // Sharded across nodes: a miss goes to the key's owner, which fills from the origin (see Caching/Peers/).
+        if (entry is null && !fromPeer && !requestCc.OnlyIfCached && await peers.TryForwardAsync(context, key)) return;
         if (entry is null && !requestCc.OnlyIfCached && HttpMethods.IsGet(request.Method))
         {
             var running = cache.Lock.TryAcquire(key);

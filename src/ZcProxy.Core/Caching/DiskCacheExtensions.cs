@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using ZcProxy.Core.Caching.Peers;
 using ZcProxy.Core.Configuration;
 
 namespace ZcProxy.Core.Caching;
@@ -19,6 +20,8 @@ internal static class DiskCacheExtensions
         services.TryAddSingleton<CacheMetrics>();
         services.TryAddSingleton(sp => ActivatorUtilities.CreateInstance<DiskCache>(sp, options));
         services.TryAddSingleton<CachedResponseWriter>();
+        services.TryAddSingleton<CachePeers>();
+        services.TryAddSingleton<PeerForwarder>();
         services.TryAddSingleton<CacheStep>();
         services.AddHostedService<DiskCacheMaintenance>();
         return services;

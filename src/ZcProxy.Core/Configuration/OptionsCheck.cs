@@ -57,6 +57,17 @@ internal static class OptionsCheck
             Timeout(etcd.MaxBackoff, "$.Discovery.Etcd.MaxBackoff", Error);
         }
 
+        foreach (var (clusterId, dns) in options.Discovery?.Dns ?? new Dictionary<string, DnsDiscoveryOptions>())
+        {
+            var at = $"$.Discovery.Dns.{clusterId}";
+            if (string.IsNullOrWhiteSpace(dns.Name)) Error($"{at}.Name", "must name a DNS name, e.g. \"_http._tcp.api.internal\" (SRV) or \"api.internal\" with a Port");
+            else if (!dns.Name.StartsWith('_') && dns.Port is null) Error($"{at}.Port", $"'{dns.Name}' is not an SRV name (_service._proto.name): A/AAAA records need a Port");
+            if (dns.Port is < 1 or > 65535) Error($"{at}.Port", "must be between 1 and 65535");
+            if (dns.Scheme is not ("http" or "https")) Error($"{at}.Scheme", "must be \"http\" or \"https\"");
+            if (dns.Interval < TimeSpan.FromMilliseconds(100) || dns.Interval > Duration.MaxTimeout) Error($"{at}.Interval", $"must be between 100ms and {Duration.MaxTimeoutText}");
+            if (dns.Server is not null && !System.Net.IPEndPoint.TryParse(dns.Server, out _)) Error($"{at}.Server", $"'{dns.Server}' is not an IP address or IP:port");
+        }
+
         if (options.Demo is { } demo && demo.LargeFileSize > MaxDemoLargeFileSize)
             Error("$.Demo.LargeFileSize", $"must be at most {ByteSize.Format(MaxDemoLargeFileSize)} (the demo writes it to the temp folder)");
     }

@@ -49,6 +49,20 @@ internal sealed record RateLimitOptions
 internal sealed record DiscoveryOptions
 {
     public EtcdDiscoveryOptions? Etcd { get; init; }
+    /// <summary>Per cluster id: its destinations from DNS (SRV, or A/AAAA with a port), re-resolved every Interval.</summary>
+    public IReadOnlyDictionary<string, DnsDiscoveryOptions> Dns { get; init; } = new Dictionary<string, DnsDiscoveryOptions>();
+}
+
+/// <summary>"_http._tcp.api.internal" (SRV: port, weight, priority from the records) or "api.internal" with a Port (A/AAAA).</summary>
+internal sealed record DnsDiscoveryOptions
+{
+    public required string Name { get; init; }
+    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Required for A/AAAA names; SRV records carry their own.</summary>
+    public int? Port { get; init; }
+    public string Scheme { get; init; } = "http";
+    /// <summary>"IP" or "IP:port" of the resolver to ask; default: the system's (/etc/resolv.conf).</summary>
+    public string? Server { get; init; }
 }
 
 /// <summary>
@@ -151,6 +165,22 @@ internal sealed record CacheOptions
     public IReadOnlyList<string> Methods { get; init; } = ["GET", "HEAD"];
     /// <summary>Response status codes that may be stored; empty (the default) leaves it to RFC 9111 (any final status but 206 and 304).</summary>
     public IReadOnlyList<int> Statuses { get; init; } = [];
+    /// <summary>The cache sharded across a fleet: each key has one owner node (see Caching/Peers/).</summary>
+    public CachePeersOptions? Peers { get; init; }
+}
+
+/// <summary>
+/// "Self" is this node's proxy URL as the other nodes reach it; "Nodes" every node's (Self included), or empty when the
+/// list comes from etcd ({Discovery.Etcd.Prefix}peers/{name}).
+/// </summary>
+internal sealed record CachePeersOptions
+{
+    public required string Self { get; init; }
+    public IReadOnlyList<string> Nodes { get; init; } = [];
+    /// <summary>A connect to the owner that takes longer fails; its keys then go to the next node (or the origin).</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>A node whose connect failed is skipped for this long (nginx fail_timeout).</summary>
+    public TimeSpan FailTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 internal sealed record AccessLogOptions

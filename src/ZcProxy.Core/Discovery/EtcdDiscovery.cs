@@ -15,7 +15,8 @@ internal sealed partial class EtcdDiscovery(
     FileConfigProvider config,
     DiscoveryStatus status,
     TimeProvider time,
-    ILogger<EtcdDiscovery> logger) : BackgroundService
+    ILogger<EtcdDiscovery> logger,
+    Action<IReadOnlyList<string>>? peersChanged = null) : BackgroundService
 {
     public const string Source = "etcd";
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(100);
@@ -46,8 +47,9 @@ internal sealed partial class EtcdDiscovery(
             {
                 return;
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException or EtcdWatchLostException
-                                       or System.Text.Json.JsonException or FormatException or KeyNotFoundException or InvalidOperationException)
+#pragma warning disable CA1031 // any failure (network, etcd, an unexpected answer) keeps the last set: it must never stop the proxy
+            catch (Exception e)
+#pragma warning restore CA1031
             {
                 var wasCurrent = status.Get(Source)?.Current == true;
                 var reason = e is OperationCanceledException ? $"no answer within {options.RequestTimeout.TotalSeconds:0.#}s" : e.Message;
@@ -130,6 +132,17 @@ internal sealed partial class EtcdDiscovery(
             if (EtcdLayout.Parse(options.Prefix, key, value) is not var (destination, rejection)) continue;
             if (destination is not null) destinations.Add(destination);
             if (rejection is not null) rejected.Add(rejection);
+        }
+        if (peersChanged is not null)
+        {
+            var peers = new List<string>();
+            foreach (var (key, value) in _kvs)
+            {
+                if (EtcdLayout.ParsePeer(options.Prefix, key, value) is not var (address, problem)) continue;
+                if (address is not null) peers.Add(address);
+                else rejected.Add(new(EtcdLayout.Origin(key), problem!));
+            }
+            peersChanged(peers);
         }
         status.MarkCurrent(Source, destinations.Count + rejected.Count);
         return config.UpdateDiscoveredAsync(Source, destinations, rejected);

@@ -13,8 +13,30 @@ internal static class EtcdLayout
 {
     private const string Clusters = "clusters/";
     private const string Destinations = "/destinations/";
+    private const string Peers = "peers/";
 
     public static string Origin(string key) => $"etcd {key}";
+
+    /// <summary>
+    /// {Prefix}peers/{Name} = {"Address": "http://10.0.1.1:8080"}: a cache peer (Cache.Peers without Nodes). Null when
+    /// the key is outside that layout; else the address or why the value is refused.
+    /// </summary>
+    public static (string? Address, string? Problem)? ParsePeer(string prefix, string key, ReadOnlySpan<byte> value)
+    {
+        if (!key.StartsWith(prefix + Peers, StringComparison.Ordinal) || key.Length == prefix.Length + Peers.Length) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(value.ToArray());
+            var address = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("Address", out var a)
+                && a.ValueKind == JsonValueKind.String ? a.GetString() : null;
+            if (address is null) return (null, "the value must be {\"Address\": \"http://IP:PORT\"}");
+            return Caching.Peers.CachePeers.NodeUrlProblem(address) is { } problem ? (null, problem) : (address, null);
+        }
+        catch (JsonException e)
+        {
+            return (null, $"invalid JSON: {e.Message}");
+        }
+    }
 
     /// <summary>Null when the key is outside the destinations layout (ignored); else the destination or why it is rejected.</summary>
     public static (DiscoveredDestination? Destination, DiscoveryRejection? Rejection)? Parse(string prefix, string key, ReadOnlySpan<byte> value)

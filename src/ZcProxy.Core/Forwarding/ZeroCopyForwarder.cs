@@ -3,6 +3,7 @@ using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Configuration;
@@ -51,6 +52,23 @@ internal sealed partial class ZeroCopyForwarder(
         // both forwarders alike; YARP's DestinationState.ConcurrentRequestCount is YARP's own and not written here.
         await ForwardAsync(context, proxy.Route.Transformer, defaultTransforms.AreDefault(proxy.Route, proxy.Cluster), destination.Model.Config.Address, target!,
             UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata));
+    }
+
+    /// <summary>
+    /// Forwards to one given http:// base address with the given transformer, outside the route's pool (a cache
+    /// peer): no balancing, no retries but the stale-connection one. What does not qualify goes to this instance's next.
+    /// </summary>
+    public async Task ForwardToAsync(HttpContext context, DestinationConfig destination, HttpTransformer transformer, TimeSpan connectTimeout)
+    {
+        var zeroCopy = options.Current.ZeroCopy;
+        if (!zeroCopy.Enabled || !ZeroCopyEligibility.ClientQualifies(context) || !ZeroCopyEligibility.DestinationQualifies(destination, null, out var target))
+        {
+            await DeclineAsync(context);
+            return;
+        }
+        metrics.ZeroCopy.Increment();
+        await ForwardAsync(context, transformer, defaultTransforms: false, destination.Address, target!,
+            UpstreamTimeouts.For(zeroCopy, null) with { Connect = connectTimeout });
     }
 
     private Task DeclineAsync(HttpContext context)

@@ -6,6 +6,8 @@ using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Balancing;
 
+using ZcProxy.Core.Caching.Peers;
+
 namespace ZcProxy.Admin;
 
 /// <summary>
@@ -27,8 +29,9 @@ internal static class AdminEndpoints
                 context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
                 await metrics.WritePrometheusAsync(context.Response.Body, context.RequestAborted);
             });
-            e.MapGet("/status", (IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools, ProxyMetrics metrics,
-                    DiscoveryStatus discovery) => Results.Json(StatusView.Of(state, config, pools, metrics, discovery), Json));
+            e.MapGet("/status", (HttpContext context, IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools, ProxyMetrics metrics,
+                    DiscoveryStatus discovery) => Results.Json(StatusView.Of(state, config, pools, metrics, discovery,
+                    context.RequestServices.GetService<CachePeers>()), Json));
             e.MapCachePurge("/cache");
             e.MapDestinationAdmin();
         });

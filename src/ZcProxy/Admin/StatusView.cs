@@ -1,6 +1,7 @@
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Balancing;
+using ZcProxy.Core.Caching.Peers;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Discovery;
@@ -17,7 +18,7 @@ internal static class StatusView
     private static readonly string[] Mechanisms = ["sendfile", "splice", "directio", "copy"];
 
     public static object Of(IProxyStateLookup state, FileConfigProvider config, DestinationRegistry pools, ProxyMetrics metrics,
-        DiscoveryStatus discovery) => new
+        DiscoveryStatus discovery, CachePeers? peers = null) => new
     {
         config = new { file = config.MainFile, routes = config.Current.Routes.Count, clusters = config.Current.Clusters.Count },
         // Each registry: is its view current, or since when is it stale (its last good set still served).
@@ -41,6 +42,8 @@ internal static class StatusView
         // Counters since start: the page turns them into rates.
         bodyBytes = Mechanisms.ToDictionary(m => m, m => Enum.GetValues<BodyDirection>().Sum(d => metrics.GetBodyBytes(Mechanism(m), d))),
         cache = metrics.TryCounterValues("zcproxy_cache_requests_total", "status"),
+        // Cache.Peers: the nodes keys are sharded over, and those skipped after a failed connect.
+        peers = peers?.Describe(),
     };
 
     public static object Destination(ClusterState cluster, DestinationState d, DestinationRegistry pools) => new

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging.Console;
 using ZcProxy.Admin;
 using ZcProxy.Core.Caching;
+using ZcProxy.Core.Caching.Peers;
 using ZcProxy.Core.Compression;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
@@ -149,7 +150,11 @@ internal static class ProxyHost
         builder.Services.UseFileConfig(mainFile, config);
         if (options.Discovery?.Etcd is { } etcd)
             builder.Services.AddHostedService(sp => new EtcdDiscovery(etcd, sp.GetRequiredService<FileConfigProvider>(),
-                sp.GetRequiredService<DiscoveryStatus>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<EtcdDiscovery>>()));
+                sp.GetRequiredService<DiscoveryStatus>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<EtcdDiscovery>>(),
+                sp.GetService<CachePeers>() is { } peers ? peers.SetRegistered : null));
+        if (options.Discovery?.Dns is { Count: > 0 } dns)
+            builder.Services.AddHostedService(sp => new DnsDiscovery(dns, sp.GetRequiredService<FileConfigProvider>(),
+                sp.GetRequiredService<DiscoveryStatus>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DnsDiscovery>>()));
         builder.Services.AddHostedService<RuntimeMeters>();
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
