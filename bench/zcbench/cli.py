@@ -197,6 +197,7 @@ class Bench:
             run["mech"] = metrics.delta(mech0, metrics.scrape(svc.admin_port))
             run["mechanisms"] = metrics.encode(run["mech"])
         run.update(requests=r["requests"], bytes=r["bytes"], duration_s=r["duration_s"], cpu_s=cpu1 - cpu0,
+                   p99_ms=r.get("p99_us", 0) / 1000,
                    peak_rss_kib=procstat.tree_peak_rss_kib(svc.pid), host_busy_pct=busy,
                    errors=r["errors"], note=note)
         self.runs.append(run)

@@ -182,12 +182,15 @@ def prime(port, scale):
     paths = [(f"/hot/{i}.bin", scale["hot_size"]) for i in range(scale["hot"])]
     paths += [(f"/cold/{i}.bin", scale["cold_size"]) for i in range(scale["cold"])]
     for path, size in paths:
-        for attempt in range(5):
+        # A fill is committed (renamed into place) a moment after the client has the last byte, so a request right
+        # behind it can still miss: ask again with a growing pause, bounded (about 10 s per object).
+        for attempt in range(25):
             status, got = get(base + path)
             if got != size:
                 raise RuntimeError(f"{path}: {got} bytes, expected {size}")
             if status == "HIT":
                 break
+            time.sleep(min(0.02 * (attempt + 1), 0.5))
         else:
             raise RuntimeError(f"{path} never answered X-Cache-Status: HIT")
 

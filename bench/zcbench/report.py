@@ -2,7 +2,7 @@
 from .stats import METRICS
 
 RUN_COLUMNS = ["case", "target", "workload", "rep", "requests", "bytes", "duration_s", "cpu_s",
-               "peak_rss_kib", "host_busy_pct", "origin_cpu_s", "client_cpu_s", "errors", "mechanisms", "note"]
+               "p99_ms", "peak_rss_kib", "host_busy_pct", "origin_cpu_s", "client_cpu_s", "errors", "mechanisms", "note"]
 
 
 def fmt(value, metric):
@@ -15,6 +15,8 @@ def fmt(value, metric):
     if metric == "cpu_per_gb":
         return f"{value:.2f}" if value >= 0.1 else f"{value:.3f}"
     if metric == "us_per_req":
+        return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+    if metric == "p99_ms":
         return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
     if metric == "ratio":
         return f"{value:.2f}"
@@ -38,11 +40,11 @@ def markdown(header_lines, group_order, summaries, ratios, extra_sections=()):
             continue
         out.append(f"### {group}")
         out.append("")
-        out.append("| target | req/s | GB/s | CPU-s/GB | CPU µs/req | peak RSS MiB | host busy % | notes |")
-        out.append("|---|---|---|---|---|---|---|---|")
+        out.append("| target | req/s | GB/s | CPU-s/GB | CPU µs/req | p99 ms | peak RSS MiB | host busy % | notes |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for s in rows:
             if s.status != "ok":
-                out.append(f"| {s.target} | - | - | - | - | - | - | **not timed: {s.status}** |")
+                out.append(f"| {s.target} | - | - | - | - | - | - | - | **not timed: {s.status}** |")
                 continue
             notes = "; ".join(x for x in [s.notes, f"{s.errors} wrk errors" if s.errors else ""] if x)
             out.append("| " + " | ".join([s.target] + [fmt_spread(s.spreads.get(m), m) for m in METRICS] +

@@ -4,18 +4,19 @@ import statistics
 from . import metrics
 from dataclasses import dataclass, field
 
-METRICS = ("rps", "gbps", "cpu_per_gb", "us_per_req")
+METRICS = ("rps", "gbps", "cpu_per_gb", "us_per_req", "p99_ms")
 SIZE_ORDER = ("1k", "64k", "1m", "16m", "256m")
 
 
 def derive(run):
-    """Adds rps, GB/s (1 GB = 1e9 bytes), proxy CPU-seconds per GB and CPU µs per request."""
+    """Adds rps, GB/s (1 GB = 1e9 bytes), proxy CPU-seconds per GB, CPU µs per request and p99 latency (ms)."""
     r = dict(run)
     d = r["duration_s"]
     r["rps"] = r["requests"] / d if d > 0 else 0.0
     r["gbps"] = r["bytes"] / d / 1e9 if d > 0 else 0.0
     r["cpu_per_gb"] = r["cpu_s"] / (r["bytes"] / 1e9) if r["bytes"] > 0 else float("nan")
     r["us_per_req"] = r["cpu_s"] / r["requests"] * 1e6 if r["requests"] > 0 else float("nan")
+    r["p99_ms"] = run.get("p99_ms", float("nan"))  # wrk's 99th-percentile latency (its own histogram)
     return r
 
 
