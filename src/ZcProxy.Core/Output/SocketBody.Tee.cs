@@ -41,20 +41,7 @@ internal sealed partial class SocketBody
                 if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
                 bool progress = false;
                 int readSequence = upstream?.ReadSequence ?? 0, writeSequence = to.ClientSocket.WriteSequence;
-                if (toRead > 0 && fromUpstream.Buffered < fromUpstream.Capacity)
-                {
-                    SysResult r;
-                    if (!FdLease.TryAcquire(source.SafeHandle, out var from)) return BodyResult.Failed(BodyOutcome.SourceFailed, "the upstream socket was closed");
-                    using (from) r = Syscalls.Splice(from.Fd, fromUpstream.WriteFd, Math.Min(toRead, fromUpstream.Capacity - fromUpstream.Buffered), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-                    if (r.Ok)
-                    {
-                        if (r.Bytes == 0) return BodyResult.Failed(BodyOutcome.SourceEnded, $"the upstream closed {toRead} bytes before the promised length");
-                        fromUpstream.Buffered += r.Bytes;
-                        toRead -= r.Bytes;
-                        progress = true;
-                    }
-                    else if (!r.WouldBlock) return BodyResult.Failed(BodyOutcome.SourceFailed, $"upstream failed: {r.ToException("splice").Message}");
-                }
+                if (SpliceFromUpstream(source.SafeHandle, fromUpstream, ref toRead, ref progress) is { } readFailed) return readFailed;
                 if (fromUpstream.Buffered > 0 && toClient.Buffered < toClient.Capacity)
                 {
                     // EAGAIN: B has no free slot (it holds bytes, which the client side below drains).
@@ -74,18 +61,12 @@ internal sealed partial class SocketBody
                 }
                 if (toClient.Buffered > 0)
                 {
-                    SysResult w;
-                    if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
-                    using (client) w = Syscalls.Splice(toClient.ReadFd, client.Fd, toClient.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-                    if (w.Ok && w.Bytes > 0)
+                    if (SpliceToClient(to, toClient, out long sent) is { } writeFailed) return writeFailed;
+                    if (sent > 0)
                     {
-                        toClient.Buffered -= w.Bytes;
-                        toWrite -= w.Bytes;
-                        _left -= w.Bytes;
-                        to.Shared.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, w.Bytes);
+                        toWrite -= sent;
                         continue;
                     }
-                    if (!w.WouldBlock) return BodyResult.Failed(BodyOutcome.ClientFailed, w.Ok ? "splice to the client moved 0 bytes" : $"client connection failed: {w.ToException("splice").Message}");
                     if (!progress)
                     {
                         var writable = await KernelWaits.ClientWritableAsync(to, writeSequence, IdleTimeout, cancellationToken);

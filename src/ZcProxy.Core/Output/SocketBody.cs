@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport;
 using ZcProxy.Core.Transport.Loops;
@@ -89,34 +90,15 @@ internal sealed partial class SocketBody : UpstreamBody
                 // client's loop only at its first wait (a fresh registration starts at 0, and EPOLL_CTL_ADD reports data
                 // that is already there), so a body that never waits costs no epoll_ctl.
                 int readSequence = upstream?.ReadSequence ?? 0, writeSequence = to.ClientSocket.WriteSequence;
-                if (toRead > 0 && pipe.Buffered < pipe.Capacity)
-                {
-                    SysResult r;
-                    if (!FdLease.TryAcquire(source.SafeHandle, out var from)) return BodyResult.Failed(BodyOutcome.SourceFailed, "the upstream socket was closed");
-                    using (from) r = Syscalls.Splice(from.Fd, pipe.WriteFd, Math.Min(toRead, pipe.Capacity - pipe.Buffered), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-                    if (r.Ok)
-                    {
-                        if (r.Bytes == 0) return BodyResult.Failed(BodyOutcome.SourceEnded, $"the upstream closed {toRead} bytes before the promised length");
-                        pipe.Buffered += r.Bytes;
-                        toRead -= r.Bytes;
-                        progress = true;
-                    }
-                    else if (!r.WouldBlock) return BodyResult.Failed(BodyOutcome.SourceFailed, $"upstream failed: {r.ToException("splice").Message}");
-                }
+                if (SpliceFromUpstream(source.SafeHandle, pipe, ref toRead, ref progress) is { } readFailed) return readFailed;
                 if (pipe.Buffered > 0)
                 {
-                    SysResult w;
-                    if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
-                    using (client) w = Syscalls.Splice(pipe.ReadFd, client.Fd, pipe.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-                    if (w.Ok && w.Bytes > 0)
+                    if (SpliceToClient(to, pipe, out long sent) is { } writeFailed) return writeFailed;
+                    if (sent > 0)
                     {
-                        pipe.Buffered -= w.Bytes;
-                        toWrite -= w.Bytes;
-                        _left -= w.Bytes;
-                        to.Shared.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, w.Bytes);
+                        toWrite -= sent;
                         continue;
                     }
-                    if (!w.WouldBlock) return BodyResult.Failed(BodyOutcome.ClientFailed, w.Ok ? "splice to the client moved 0 bytes" : $"client connection failed: {w.ToException("splice").Message}");
                     if (!progress)
                     {
                         var writable = await KernelWaits.ClientWritableAsync(to, writeSequence, IdleTimeout, cancellationToken);
@@ -137,6 +119,46 @@ internal sealed partial class SocketBody : UpstreamBody
         {
             if (borrowed && upstream is not null) to.UnregisterSource(upstream);
         }
+    }
+
+    /// <summary>
+    /// upstream → pipe: one non-blocking splice when the pipe has room. Null: go on (<paramref name="progress"/> set when
+    /// bytes moved; EAGAIN is no progress); otherwise how the body ended.
+    /// </summary>
+    private static BodyResult? SpliceFromUpstream(SafeHandle source, SplicePipe pipe, ref long toRead, ref bool progress)
+    {
+        if (toRead <= 0 || pipe.Buffered >= pipe.Capacity) return null;
+        if (!FdLease.TryAcquire(source, out var from)) return BodyResult.Failed(BodyOutcome.SourceFailed, "the upstream socket was closed");
+        SysResult r;
+        using (from) r = Syscalls.Splice(from.Fd, pipe.WriteFd, Math.Min(toRead, pipe.Capacity - pipe.Buffered), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (!r.Ok) return r.WouldBlock ? null : BodyResult.Failed(BodyOutcome.SourceFailed, $"upstream failed: {r.ToException("splice").Message}");
+        if (r.Bytes == 0) return BodyResult.Failed(BodyOutcome.SourceEnded, $"the upstream closed {toRead} bytes before the promised length");
+        pipe.Buffered += r.Bytes;
+        toRead -= r.Bytes;
+        progress = true;
+        return null;
+    }
+
+    /// <summary>
+    /// pipe → client: one non-blocking splice of what the pipe holds, counted as spliced body bytes. Null: go on
+    /// (<paramref name="sent"/> is 0 when the client socket is full); otherwise how the body ended.
+    /// </summary>
+    private BodyResult? SpliceToClient(ZeroCopyConnection to, SplicePipe pipe, out long sent)
+    {
+        sent = 0;
+        if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
+        SysResult w;
+        using (client) w = Syscalls.Splice(pipe.ReadFd, client.Fd, pipe.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (w.Ok && w.Bytes > 0)
+        {
+            sent = w.Bytes;
+            pipe.Buffered -= sent;
+            _left -= sent;
+            to.Shared.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, sent);
+            return null;
+        }
+        if (w.WouldBlock) return null;
+        return BodyResult.Failed(BodyOutcome.ClientFailed, w.Ok ? "splice to the client moved 0 bytes" : $"client connection failed: {w.ToException("splice").Message}");
     }
 
     /// <summary>The body bytes the head's recv took along, sent as data ahead of the splice (counted as copied: they were in user space).</summary>
