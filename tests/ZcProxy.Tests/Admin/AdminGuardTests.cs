@@ -210,10 +210,7 @@ public class AdminGuardTests
         dir.WriteMain("""{ "Routes": {}, "Clusters": {} }""");
         var text = File.ReadAllText(dir.MainFile).Replace("\"Admin\": { \"Url\": \"http://127.0.0.1:0\" }", adminJson, StringComparison.Ordinal);
         dir.WriteAtomically(dir.MainFile, text);
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        return await ProxyServices.ValidateAsync(config!);
+        return await dir.ValidateAsync();
     }
 
     [Fact]

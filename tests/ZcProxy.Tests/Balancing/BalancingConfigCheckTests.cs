@@ -11,10 +11,7 @@ public class BalancingConfigCheckTests
         using var dir = new ConfigDirectory();
         dir.WriteMain("""{ "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**all}" } } }, "Clusters": { } }""");
         var file = dir.WriteAtomically("routes.d/pool.json", $$"""{ "ReverseProxy": { "Clusters": { {{clusters}} } } }""");
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        return (file, await ProxyServices.ValidateAsync(config!));
+        return (file, await dir.ValidateAsync());
     }
 
     [Fact]

@@ -53,10 +53,7 @@ public class CacheBypassTests
             """, """
             "Cache": { "Path": "cache" }
             """);
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        var found = await ProxyServices.ValidateAsync(config!);
+        var found = await dir.ValidateAsync();
         Assert.Equal(2, found.Count);
         Assert.Contains(found, e => e.JsonPath.EndsWith("bad.Metadata.CacheBypass", StringComparison.Ordinal) && e.Message.Contains("'$remote_addr'"));
         Assert.Contains(found, e => e.JsonPath.EndsWith("empty.Metadata.CacheBypass", StringComparison.Ordinal) && e.Message.Contains("at least one"));

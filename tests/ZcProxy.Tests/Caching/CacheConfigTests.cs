@@ -16,10 +16,7 @@ public class CacheConfigTests
             """, """
             "Cache": { "Path": "cache", "Methods": [ "GET", "POST" ], "Statuses": [ 200, 206 ], "Key": "{scheme}{hots}{uri}", "MaxEntrySize": 0 }
             """);
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        var paths = (await ProxyServices.ValidateAsync(config!)).Select(e => e.JsonPath).Order().ToArray();
+        var paths = (await dir.ValidateAsync()).Select(e => e.JsonPath).Order().ToArray();
         Assert.Equal(["$.Cache.Key", "$.Cache.MaxEntrySize", "$.Cache.Methods[1]", "$.Cache.Statuses[1]"], paths);
     }
 
@@ -35,10 +32,7 @@ public class CacheConfigTests
                        "MaxEntrySize": "1GiB", "MinFreeDisk": "100MiB", "LockTimeout": "5s", "Key": "{scheme}://{host}{uri}",
                        "Methods": [ "GET", "HEAD" ], "Statuses": [ 200, 301, 404 ], "DirectIo": "residency" }
             """);
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        Assert.Empty(await ProxyServices.ValidateAsync(config!));
+        Assert.Empty(await dir.ValidateAsync());
     }
 
     [Theory]

@@ -53,10 +53,7 @@ public class CacheMinUsesTests
             """, """
             "Cache": { "Path": "cache" }
             """);
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        var found = await ProxyServices.ValidateAsync(config!);
+        var found = await dir.ValidateAsync();
         Assert.Equal(2, found.Count);
         Assert.All(found, e => Assert.EndsWith("Metadata.CacheMinUses", e.JsonPath, StringComparison.Ordinal));
     }

@@ -94,10 +94,7 @@ public class CacheSetCookieTests
             """, """
             "Cache": { "Path": "cache" }
             """);
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        var found = await ProxyServices.ValidateAsync(config!);
+        var found = await dir.ValidateAsync();
         Assert.Equal(2, found.Count);
         Assert.Contains(found, e => e.JsonPath.EndsWith("bad.Metadata.CacheIgnoreHeaders", StringComparison.Ordinal) && e.Message.Contains("'Vary' cannot be ignored"));
         Assert.Contains(found, e => e.JsonPath.EndsWith("empty.Metadata.CacheIgnoreHeaders", StringComparison.Ordinal) && e.Message.Contains("must name"));

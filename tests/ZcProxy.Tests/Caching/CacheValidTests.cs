@@ -115,10 +115,7 @@ public class CacheValidTests
             """, """
             "Cache": { "Path": "cache" }
             """);
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        var found = await ProxyServices.ValidateAsync(config!);
+        var found = await dir.ValidateAsync();
         Assert.Equal(3, found.Count);
         Assert.Contains(found, e => e.JsonPath.EndsWith("nottime.Metadata.CacheValid", StringComparison.Ordinal) && e.Message.Contains("must end with a duration"));
         Assert.Contains(found, e => e.JsonPath.EndsWith("badcode.Metadata.CacheValid", StringComparison.Ordinal) && e.Message.Contains("'206'"));

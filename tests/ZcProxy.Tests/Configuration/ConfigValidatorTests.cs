@@ -10,10 +10,7 @@ public class ConfigValidatorTests
     {
         using var dir = new ConfigDirectory();
         dir.WriteMain(reverseProxy, extra);
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        return await ProxyServices.ValidateAsync(config!);
+        return await dir.ValidateAsync();
     }
 
     [Fact]
@@ -79,10 +76,7 @@ public class ConfigValidatorTests
         using var dir = new ConfigDirectory();
         var text = $$"""{ {{listen}}, "ReverseProxy": { } }""";
         dir.WriteAtomically(dir.MainFile, text);
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        var validation = await ProxyServices.ValidateAsync(config!);
+        var validation = await dir.ValidateAsync();
         Assert.Contains(validation, e => e.JsonPath == path);
     }
 }

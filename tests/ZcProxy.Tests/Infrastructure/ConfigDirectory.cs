@@ -47,6 +47,15 @@ public sealed class ConfigDirectory : IDisposable
         return $"\"{id}\": {{ {lb} \"Destinations\": {{ {dests} }} }}";
     }
 
+    /// <summary>What `check` finds in the main file once it has loaded (a load error fails the test: it is not what is being checked).</summary>
+    internal async Task<List<ZcProxy.Core.Configuration.ConfigError>> ValidateAsync()
+    {
+        var errors = new List<ZcProxy.Core.Configuration.ConfigError>();
+        var config = ZcProxy.Core.Configuration.ConfigFileLoader.Load(MainFile, errors);
+        Assert.Empty(errors);
+        return await ZcProxy.Hosting.ProxyServices.ValidateAsync(config!);
+    }
+
     public void Dispose()
     {
         try { Directory.Delete(Root, recursive: true); } catch (IOException) { }

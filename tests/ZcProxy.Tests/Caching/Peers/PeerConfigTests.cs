@@ -18,10 +18,7 @@ public class PeerConfigTests
         dir.WriteMain(Route, $$"""
             "Cache": { "Path": "cache", "Peers": {{peers}} } {{extra}}
             """);
-        var errors = new List<ConfigError>();
-        var config = ConfigFileLoader.Load(dir.MainFile, errors);
-        Assert.Empty(errors);
-        return (await ProxyServices.ValidateAsync(config!)).Select(e => $"{e.JsonPath}: {e.Message}").Order().ToArray();
+        return (await dir.ValidateAsync()).Select(e => $"{e.JsonPath}: {e.Message}").Order().ToArray();
     }
 
     [Fact]
