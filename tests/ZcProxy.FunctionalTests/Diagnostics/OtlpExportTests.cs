@@ -128,17 +128,6 @@ public class OtlpExportTests
         Assert.False(Core.Diagnostics.ProxyTracing.Source.HasListeners()); // so RequestSpanMiddleware creates no Activity
     }
 
-    [Fact]
-    public void SameSettings_ComparesHeadersByContent_SoAnUnchangedReloadWarnsOfNothing()
-    {
-        var a = new Core.Configuration.OtlpOptions { Headers = new Dictionary<string, string> { ["A"] = "1" } };
-        Assert.True(Core.Diagnostics.OtlpExport.SameSettings(a, a with { Headers = new Dictionary<string, string> { ["A"] = "1" } }));
-        Assert.False(Core.Diagnostics.OtlpExport.SameSettings(a, a with { Headers = new Dictionary<string, string> { ["A"] = "2" } }));
-        Assert.False(Core.Diagnostics.OtlpExport.SameSettings(a, a with { SampleRatio = 0.5 }));
-        Assert.False(Core.Diagnostics.OtlpExport.SameSettings(a, null));
-        Assert.True(Core.Diagnostics.OtlpExport.SameSettings(null, null));
-    }
-
     private static bool Contains(byte[] body, string text) => body.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) >= 0;
 
     /// <summary>An OTLP receiver that keeps every export it is sent (path, content type, headers, body) and answers success.</summary>
