@@ -25,8 +25,30 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     internal static partial long syscall_cachestat(long number, int fd, CacheStatRange* range, CacheStatCounts* stat, uint flags);
 
+    /// <summary>Tmds.LibC 0.5.0 has no gettid(2) (glibc 2.30+): the kernel id of the calling thread, its /proc/self/task entry.</summary>
+    [LibraryImport("libc")]
+    internal static partial int gettid();
+
+    /// <summary>
+    /// openat2(2) (Linux 5.6) has no glibc wrapper and Tmds.LibC 0.5.0 has no syscall(2): syscall(2) with openat2's fixed
+    /// arguments (non-variadic, as <see cref="syscall_cachestat"/>); the number is <see cref="OpenAt2Syscall"/>.
+    /// </summary>
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    internal static partial long syscall_openat2(long number, int dirFd, byte* path, OpenHow* how, nuint size);
+
+    /// <summary>__NR_openat2: 437 on x86_64 (syscall_64.tbl) and on arm64 (asm-generic/unistd.h).</summary>
+    internal const long OpenAt2Syscall = 437;
+
     /// <summary>__NR_cachestat: 451 on x86_64 (syscall_64.tbl) and on arm64 (asm-generic/unistd.h), as every syscall since 424.</summary>
     internal const long CacheStatSyscall = 451;
+}
+
+/// <summary>struct open_how (include/uapi/linux/openat2.h): the same on every architecture.</summary>
+internal struct OpenHow
+{
+    public ulong Flags;
+    public ulong Mode;
+    public ulong Resolve;
 }
 
 /// <summary>struct cachestat_range (include/uapi/linux/mman.h): the byte range asked about; the same on every architecture.</summary>

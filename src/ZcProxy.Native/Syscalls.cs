@@ -14,6 +14,9 @@ internal static unsafe partial class Syscalls
 {
     private const int EINTR = (int)Errno.EINTR;
 
+    /// <summary>gettid(2): the calling thread's kernel id (/proc/self/task/ID).</summary>
+    public static int GetThreadId() => Libc.gettid();
+
     public static SysResult SendFile(int outFd, int inFd, ref long offset, long count)
     {
         long off = offset;

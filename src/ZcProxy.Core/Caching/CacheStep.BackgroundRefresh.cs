@@ -32,7 +32,7 @@ internal sealed partial class CacheStep
         {
             try
             {
-                using var entry = cache.Open(indexEntry);
+                using var entry = await cache.OpenAsync(indexEntry);
                 if (entry is null) return;
                 var responseCc = CacheControl.ForResponse(entry.Response, ignored);
                 await RevalidateAsync(background, async () =>

@@ -80,7 +80,7 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
             return;
         }
         var requestCc = RequestDirectives(request);
-        var entry = Lookup(key, request);
+        var entry = await LookupAsync(key, request);
         // Sharded across nodes: a miss goes to the key's owner, which fills from the origin (see Caching/Peers/).
         if (entry is null && !fromPeer && !requestCc.OnlyIfCached && await peers.TryForwardAsync(context, key)) return;
         if (entry is null && !requestCc.OnlyIfCached && HttpMethods.IsGet(request.Method))
@@ -95,7 +95,7 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
                 return;
             }
             // Another request is fetching this key: wait for its entry (bounded), then answer from it.
-            if (await cache.Lock.WaitAsync(running, options.LockTimeout, context.RequestAborted)) entry = Lookup(key, request);
+            if (await cache.Lock.WaitAsync(running, options.LockTimeout, context.RequestAborted)) entry = await LookupAsync(key, request);
             if (entry is null)
             {
                 await FetchAsync(context, next, key, CacheStatus.Miss, allowFill: false);
@@ -227,10 +227,10 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
         return fill is null ? (InterceptMode.Pass, null) : (InterceptMode.Fill, fill);
     }
 
-    private OpenEntry? Lookup(string key, HttpRequest request)
+    private async ValueTask<OpenEntry?> LookupAsync(string key, HttpRequest request)
     {
         foreach (var candidate in cache.Index.Candidates(key, vary => StoredHead.VaryMatches(vary, request)))
-            if (cache.Open(candidate) is { } opened) return opened;
+            if (await cache.OpenAsync(candidate) is { } opened) return opened;
         return null;
     }
 

@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using ZcProxy.Core.Configuration;
+using ZcProxy.Native;
 
 namespace ZcProxy.Core.Caching;
 
@@ -75,21 +76,22 @@ internal sealed partial class DiskCache
 
     public string PathFor(string hash) => Path.Combine(Root, hash[..2], hash[2..4], hash);
 
-    /// <summary>Opens an indexed entry and verifies it; a garbled or truncated file is deleted and reads as a miss.</summary>
-    public OpenEntry? Open(IndexEntry entry)
+    /// <summary>
+    /// Opens an indexed entry and verifies it; a garbled or truncated file is deleted and reads as a miss. The head is read
+    /// on the thread pool when its page left the page cache and the caller is an event loop (<see cref="Output.LoopFileIo"/>).
+    /// </summary>
+    public async ValueTask<OpenEntry?> OpenAsync(IndexEntry entry)
     {
-        SafeFileHandle file;
-        try { file = File.OpenHandle(PathFor(entry.Hash), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete); }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        var (errno, opened) = await Output.LoopFileIo.OpenReadAsync(PathFor(entry.Hash));
+        if (opened is not { } file)
         {
-            Index.Remove(entry); // deleted behind our back (or by a purge racing this lookup)
+            // Deleted behind our back (or by a purge racing this lookup); EMFILE, EACCES...: a miss now, the entry may well be readable later.
+            if (errno is (int)Errno.ENOENT or (int)Errno.ENOTDIR) Index.Remove(entry);
             return null;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null; // EMFILE, EACCES...: a miss now, the entry may well be readable later
-        }
-        var parsed = EntryFile.Read(file);
+        var parsed = Output.LoopFileIo.MustLeaveLoop(file, 0, EntryFile.Alignment)
+            ? await Task.Run(() => EntryFile.Read(file))
+            : EntryFile.Read(file);
         if (parsed is null || parsed.Value.Response.Key != entry.Key)
         {
             file.Dispose();

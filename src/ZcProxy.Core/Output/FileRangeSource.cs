@@ -13,25 +13,32 @@ namespace ZcProxy.Core.Output;
 internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length) : BodySource
 {
     private const int CopyBufferSize = 128 * 1024;
-    private const long MaxSendfileChunk = 0x7fff_f000; // what Linux moves in one sendfile call at most
+    /// <summary>
+    /// The most one sendfile call is asked to move, as nginx's <c>sendfile_max_chunk</c> (2m by default): the page-cache
+    /// look-up before each call covers exactly the bytes it may read (a socket takes at most its send buffer anyway).
+    /// </summary>
+    private const long SendfileChunk = 2 << 20;
     private long _copied;
     private byte[]? _buffer;
 
     public override long Length => length;
     public override BodyMechanism? Hole => BodyMechanism.Sendfile;
 
-    public override ValueTask<SourceRead> ReadAsync(CancellationToken cancellationToken)
+    public override async ValueTask<SourceRead> ReadAsync(CancellationToken cancellationToken)
     {
         long left = length - _copied;
-        if (left == 0) return ValueTask.FromResult(SourceRead.End);
+        if (left == 0) return SourceRead.End;
         _buffer ??= ArrayPool<byte>.Shared.Rent((int)Math.Min(CopyBufferSize, length));
+        var into = _buffer.AsMemory(0, (int)Math.Min(_buffer.Length, left));
+        long at = offset + _copied;
         int n;
-        // Chosen when the bytes are small or resident, so normally in the page cache: a plain pread beats a thread-pool hop.
-        try { n = RandomAccess.Read(file, _buffer.AsSpan(0, (int)Math.Min(_buffer.Length, left)), offset + _copied); }
-        catch (Exception e) when (e is IOException or ObjectDisposedException) { return ValueTask.FromResult(SourceRead.Failed(BodyOutcome.SourceFailed, $"file read failed: {e.Message}")); }
-        if (n == 0) return ValueTask.FromResult(SourceRead.Failed(BodyOutcome.SourceEnded, $"the file ended {left} bytes before the promised length"));
+        // Chosen when the bytes are small or resident, so normally in the page cache: a plain pread beats a thread-pool
+        // hop. Pages that are not (LoopFileIo) are read on the pool, never on an event loop.
+        try { n = LoopFileIo.MustLeaveLoop(file, at, into.Length) ? await RandomAccess.ReadAsync(file, into, at, CancellationToken.None) : RandomAccess.Read(file, into.Span, at); }
+        catch (Exception e) when (e is IOException or ObjectDisposedException) { return SourceRead.Failed(BodyOutcome.SourceFailed, $"file read failed: {e.Message}"); }
+        if (n == 0) return SourceRead.Failed(BodyOutcome.SourceEnded, $"the file ended {left} bytes before the promised length");
         _copied += n;
-        return ValueTask.FromResult(SourceRead.Of(_buffer.AsMemory(0, n)));
+        return SourceRead.Of(_buffer.AsMemory(0, n));
     }
 
     public override async ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
@@ -47,13 +54,19 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
             while (left > 0)
             {
                 if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
-                SysResult r;
+                long count = Math.Min(left, SendfileChunk);
                 int sequence = to.ClientSocket.WriteSequence;
-                if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
-                using (client) r = Syscalls.SendFile(client.Fd, fileFd, ref position, Math.Min(left, MaxSendfileChunk));
+                // A sendfile reads the pages it sends: when some are not in memory it waits for the disk, so it runs on the
+                // thread pool instead of the loop (LoopFileIo); the next call comes back to the loop after a wait.
+                long from = position;
+                var sent = LoopFileIo.MustLeaveLoop(file, from, count)
+                    ? await Task.Run(() => SendChunk(to, fileFd, from, count))
+                    : SendChunk(to, fileFd, from, count);
+                if (sent is not { } r) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
                 if (r.Ok)
                 {
                     if (r.Bytes == 0) return BodyResult.Failed(BodyOutcome.SourceEnded, $"the file ended {left} bytes before the promised length");
+                    position += r.Bytes;
                     left -= r.Bytes;
                     to.Shared.Metrics.AddBodyBytes(BodyMechanism.Sendfile, BodyDirection.Response, r.Bytes);
                 }
@@ -69,6 +82,13 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
             return BodyResult.Complete;
         }
         finally { if (added) file.DangerousRelease(); }
+    }
+
+    /// <summary>One sendfile(2) of up to <paramref name="count"/> bytes from <paramref name="from"/>; null when the client socket is closed.</summary>
+    private static SysResult? SendChunk(ZeroCopyConnection to, int fileFd, long from, long count)
+    {
+        if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return null;
+        using (client) return Syscalls.SendFile(client.Fd, fileFd, ref from, count);
     }
 
     public override ValueTask DisposeAsync()

@@ -9,17 +9,26 @@ namespace ZcProxy.Core.Upstream;
 /// Rejected: bare LF or CR, obs-fold, whitespace before the colon, control characters, differing or
 /// malformed Content-Length, Content-Length with Transfer-Encoding, any transfer coding other than a
 /// single "chunked", Transfer-Encoding in HTTP/1.0, heads over the size or header-count limit.
+/// Strings are reused from <c>previous</c> (the last head read on the same connection) where the bytes are the same:
+/// an upstream sends the same fields response after response, and their strings were most of what a small proxied
+/// request allocated (Kestrel reuses request-header strings per connection the same way).
 /// </summary>
 internal static class ResponseHeadParser
 {
     private static readonly Encoding Latin1 = Encoding.Latin1;
 
-    public static ResponseHeadParseResult Parse(ReadOnlySpan<byte> received, bool requestWasHead, ResponseHeadLimits? limits = null)
+    /// <summary>The fields of the head being parsed, copied into an exact-size array once complete (Parse is not reentrant).</summary>
+    [ThreadStatic]
+    private static List<KeyValuePair<string, string>>? t_fields;
+
+    /// <param name="previous">A head read before on the same connection, whose strings are reused where the bytes match.</param>
+    public static ResponseHeadParseResult Parse(ReadOnlySpan<byte> received, bool requestWasHead, ResponseHeadLimits? limits = null, ResponseHead? previous = null)
     {
         limits ??= ResponseHeadLimits.Default;
         int statusCode = 0, minor = 0;
         string reason = "";
-        var headers = new List<KeyValuePair<string, string>>();
+        var headers = t_fields ??= new List<KeyValuePair<string, string>>(16);
+        headers.Clear();
         int position = 0;
         bool first = true;
 
@@ -40,7 +49,7 @@ internal static class ResponseHeadParser
 
             if (first)
             {
-                var error = ParseStatusLine(line, out minor, out statusCode, out reason);
+                var error = ParseStatusLine(line, previous?.ReasonPhrase, out minor, out statusCode, out reason);
                 if (error is not null) return ResponseHeadParseResult.Invalid(error);
                 first = false;
                 continue;
@@ -48,7 +57,9 @@ internal static class ResponseHeadParser
             if (line.IsEmpty) break;
             if (line[0] is (byte)' ' or (byte)'\t') return ResponseHeadParseResult.Invalid("obsolete line folding");
             if (headers.Count == limits.MaxHeaderCount) return ResponseHeadParseResult.Invalid("too many header fields");
-            var fieldError = ParseField(line, out var name, out var value);
+            var previousFields = previous?.Headers;
+            var previousField = previousFields is not null && headers.Count < previousFields.Count ? previousFields[headers.Count] : default;
+            var fieldError = ParseField(line, previousField, out var name, out var value);
             if (fieldError is not null) return ResponseHeadParseResult.Invalid(fieldError);
             headers.Add(new(name, value));
         }
@@ -65,18 +76,18 @@ internal static class ResponseHeadParser
             if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
             {
                 // A repeated Content-Length (or a list) is tolerated only when every value is the same (RFC 9110 §8.6).
-                foreach (var part in value.Split(','))
+                foreach (var range in value.AsSpan().Split(','))
                 {
-                    if (!TryParseLength(part.Trim(' ', '\t'), out var length)) return ResponseHeadParseResult.Invalid("invalid Content-Length");
+                    if (!TryParseLength(value.AsSpan(range).Trim(" \t"), out var length)) return ResponseHeadParseResult.Invalid("invalid Content-Length");
                     if (contentLength >= 0 && contentLength != length) return ResponseHeadParseResult.Invalid("conflicting Content-Length values");
                     contentLength = length;
                 }
             }
             else if (name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase))
             {
-                foreach (var part in value.Split(','))
+                foreach (var range in value.AsSpan().Split(','))
                 {
-                    var coding = part.Trim(' ', '\t');
+                    var coding = value.AsSpan(range).Trim(" \t");
                     if (coding.Length == 0) continue;
                     // Only a lone "chunked" is accepted: the proxy removes Transfer-Encoding (hop-by-hop), so any
                     // other coding would reach the client undeclared.
@@ -88,9 +99,9 @@ internal static class ResponseHeadParser
             }
             else if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase))
             {
-                foreach (var part in value.Split(','))
+                foreach (var range in value.AsSpan().Split(','))
                 {
-                    var token = part.Trim(' ', '\t');
+                    var token = value.AsSpan(range).Trim(" \t");
                     if (token.Equals("close", StringComparison.OrdinalIgnoreCase)) close = true;
                     else if (token.Equals("keep-alive", StringComparison.OrdinalIgnoreCase)) keepAliveToken = true;
                 }
@@ -113,7 +124,7 @@ internal static class ResponseHeadParser
             StatusCode = status,
             ReasonPhrase = reason,
             MinorVersion = minor,
-            Headers = headers,
+            Headers = headers.ToArray(),
             Framing = framing,
             ContentLength = framing == BodyFraming.ContentLength ? contentLength : -1,
             KeepAlive = keepAlive,
@@ -130,7 +141,7 @@ internal static class ResponseHeadParser
     }
 
     /// <summary>status-line = HTTP-version SP 3DIGIT SP [ reason-phrase ]</summary>
-    private static string? ParseStatusLine(ReadOnlySpan<byte> line, out int minor, out int status, out string reason)
+    private static string? ParseStatusLine(ReadOnlySpan<byte> line, string? previousReason, out int minor, out int status, out string reason)
     {
         minor = status = 0;
         reason = "";
@@ -148,12 +159,13 @@ internal static class ResponseHeadParser
         var reasonBytes = line[13..];
         foreach (var b in reasonBytes)
             if (!IsFieldValueByte(b)) return "invalid character in reason phrase";
-        reason = Latin1.GetString(reasonBytes);
+        reason = Reuse(reasonBytes, previousReason);
         return null;
     }
 
     /// <summary>field-line = field-name ":" OWS field-value OWS</summary>
-    private static string? ParseField(ReadOnlySpan<byte> line, out string name, out string value)
+    /// <param name="previous">The field at the same position in the previous head (default: none).</param>
+    private static string? ParseField(ReadOnlySpan<byte> line, KeyValuePair<string, string> previous, out string name, out string value)
     {
         name = value = "";
         int colon = line.IndexOf((byte)':');
@@ -164,12 +176,16 @@ internal static class ResponseHeadParser
         var valueBytes = line[(colon + 1)..];
         foreach (var b in valueBytes)
             if (!IsFieldValueByte(b)) return "invalid character in header field value";
-        name = Latin1.GetString(nameBytes);
-        value = Latin1.GetString(valueBytes.Trim(" \t"u8));
+        name = Reuse(nameBytes, previous.Key);
+        value = Reuse(valueBytes.Trim(" \t"u8), previous.Value);
         return null;
     }
 
-    private static bool TryParseLength(string text, out long length)
+    /// <summary>The <paramref name="previous"/> string when it holds exactly these (ASCII) bytes, else a new string.</summary>
+    private static string Reuse(ReadOnlySpan<byte> bytes, string? previous)
+        => previous is not null && previous.Length == bytes.Length && System.Text.Ascii.Equals(bytes, previous) ? previous : Latin1.GetString(bytes);
+
+    private static bool TryParseLength(ReadOnlySpan<char> text, out long length)
     {
         length = 0;
         if (text.Length is 0 or > 18) return false; // 18 digits cannot overflow a long

@@ -34,7 +34,7 @@ internal sealed partial class UpstreamConnection : IDisposable
     public int RequestCount { get; set; }
     public long LastUsed { get; set; }
     public bool IsReused => RequestCount > 1;
-    /// <summary>The final response head most recently read on this connection.</summary>
+    /// <summary>The final response head most recently read on this connection (the parser reuses its strings for the next).</summary>
     public ResponseHead? LastHead { get; set; }
 
     /// <summary>The upstream answered before the request body was completely sent: this connection is mid-request and cannot be reused.</summary>
@@ -85,7 +85,7 @@ internal sealed partial class UpstreamConnection : IDisposable
         {
             while (true)
             {
-                var result = count > start ? ResponseHeadParser.Parse(buffer.AsSpan(start, count - start), requestWasHead, limits) : ResponseHeadParseResult.Incomplete;
+                var result = count > start ? ResponseHeadParser.Parse(buffer.AsSpan(start, count - start), requestWasHead, limits, LastHead) : ResponseHeadParseResult.Incomplete;
                 if (result.Status == ResponseHeadParseStatus.Invalid)
                     throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + count - start, "malformed upstream response head: " + result.Error);
                 if (result.Status == ResponseHeadParseStatus.Complete)

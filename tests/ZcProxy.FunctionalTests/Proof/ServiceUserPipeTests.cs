@@ -52,6 +52,8 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
             Assert.Equal(BodyPattern.Sha256(SmallBody), (await warm.ReadResponseAsync()).Sha);
         }
         await Poll.UntilAsync(() => Fds(proxy.Pid, url.Port).Sockets == listeners + 1, "only the listeners and the pooled upstream connection left");
+        // The admin endpoints too: their first request loads assemblies (an fd each), which must not count below.
+        await LeasedPipesAsync(adminUrl);
         var before = Fds(proxy.Pid, url.Port);
 
         var idle = new List<Socket>();

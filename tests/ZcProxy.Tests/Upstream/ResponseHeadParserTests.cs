@@ -126,4 +126,36 @@ public class ResponseHeadParserTests
         // An unterminated head is rejected as soon as it passes the limit, not when a terminator arrives.
         Assert.Contains("size limit", Parse("HTTP/1.1 200 OK\r\nA: " + new string('x', 300), limits: limits).Error);
     }
+
+    [Fact]
+    public void Parse_AfterAHeadOnTheSameConnection_ReusesItsStringsWhereTheBytesMatch()
+    {
+        static ResponseHead Read(string text, ResponseHead? previous)
+        {
+            var result = ResponseHeadParser.Parse(Encoding.Latin1.GetBytes(text), false, null, previous);
+            Assert.True(result.Status == ResponseHeadParseStatus.Complete, result.Error);
+            return result.Head!;
+        }
+        var first = Read("HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Wed, 02 Dec 2026 13:00:00 GMT\r\nX-Mixed: caf\u00e9\r\nContent-Length: 5\r\n\r\n", null);
+        var second = Read("HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Wed, 02 Dec 2026 13:00:01 GMT\r\nX-Mixed: caf\u00e9\r\ncontent-length: 5\r\n\r\n", first);
+
+        Assert.Same(first.ReasonPhrase, second.ReasonPhrase);
+        Assert.Same(first.Headers[0].Key, second.Headers[0].Key);
+        Assert.Same(first.Headers[0].Value, second.Headers[0].Value);
+        Assert.Same(first.Headers[1].Key, second.Headers[1].Key);
+        Assert.Equal("Wed, 02 Dec 2026 13:00:01 GMT", second.Headers[1].Value); // changed bytes: a new string
+        Assert.Equal(new KeyValuePair<string, string>("X-Mixed", "caf\u00e9"), second.Headers[2]); // obs-text: compared, never mixed up
+        Assert.Equal("content-length", second.Headers[3].Key); // case is the upstream's, not the previous head's
+        Assert.Equal(5, second.ContentLength);
+    }
+
+    [Fact]
+    public void Parse_AfterALongerHead_HasOnlyItsOwnFields()
+    {
+        var longer = Complete("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nContent-Length: 0\r\n\r\n");
+        var result = ResponseHeadParser.Parse("HTTP/1.1 404 Not Found\r\nA: 1\r\n\r\n"u8, false, null, longer);
+        Assert.Equal(ResponseHeadParseStatus.Complete, result.Status);
+        Assert.Equal("Not Found", result.Head!.ReasonPhrase);
+        Assert.Equal([new KeyValuePair<string, string>("A", "1")], result.Head.Headers);
+    }
 }

@@ -49,6 +49,14 @@ internal sealed partial class EventLoop : IDisposable
 
     public bool IsLoopThread => Thread.CurrentThread == _thread;
 
+    /// <summary>True on any event loop's thread: code that may wait for the disk must not run there (Output/LoopFileIo).</summary>
+    public static bool OnAnyLoopThread => t_onLoopThread;
+
+    [ThreadStatic] private static bool t_onLoopThread;
+
+    /// <summary>The loop thread's kernel thread id (its /proc/self/task entry), once it runs; tests read its I/O counters.</summary>
+    public int NativeThreadId { get; private set; }
+
     /// <summary>
     /// Adds <paramref name="handle"/>'s fd to this loop for good (EPOLLIN|EPOLLOUT|EPOLLRDHUP, edge-triggered). The
     /// kernel reports the fd's current state at once, so nothing that is already readable is missed.
@@ -95,6 +103,8 @@ internal sealed partial class EventLoop : IDisposable
     private void Run()
     {
         Span<(uint Events, ulong Token)> ready = new (uint, ulong)[256];
+        t_onLoopThread = true;
+        NativeThreadId = Syscalls.GetThreadId();
         try
         {
             while (!_stopping)

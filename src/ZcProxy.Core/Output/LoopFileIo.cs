@@ -1,0 +1,52 @@
+using Microsoft.Win32.SafeHandles;
+using ZcProxy.Core.Transport.Loops;
+using ZcProxy.Native;
+
+namespace ZcProxy.Core.Output;
+
+/// <summary>
+/// The rule for file reads of a response (a cache entry's head, a sendfile, a pread): one that would wait for the disk
+/// never runs on an event-loop thread, because every other connection of that loop would wait with it (a cold 64 KiB
+/// hit held a loop for up to 16 ms, issue 14). So, on a loop thread, the bytes about to be read are first looked up in
+/// the page cache with cachestat(2) (~0.2–1 µs, docs/direct-io.md): all there, the call runs inline (it only copies
+/// or references memory); any page missing, the caller runs that one call on the thread pool, as nginx's
+/// <c>aio threads</c> runs its reads and sendfile. Off the loops (Kestrel's pool threads, YARP) nothing changes.
+/// Opening waits for the disk too when the path's directory blocks or inode left memory: on a loop the open is tried
+/// with openat2(RESOLVE_CACHED), which refuses (EAGAIN) instead of reading, and then runs on the pool.
+/// When the kernel cannot tell (no cachestat before Linux 6.5, EPERM on files the proxy could not write; no
+/// RESOLVE_CACHED before 5.12) the call stays inline, as before: probing by reading would itself wait, or pull the
+/// pages in (docs/direct-io.md).
+/// </summary>
+internal static class LoopFileIo
+{
+    private static volatile bool s_noCachedOpen;
+
+    /// <summary>
+    /// open(2) of <paramref name="path"/> read-only: 0 and the handle, or the errno. On an event loop the open runs inline
+    /// only when the path resolves from the kernel's caches, else on the thread pool.
+    /// </summary>
+    public static async ValueTask<(int Errno, SafeFileHandle? File)> OpenReadAsync(string path)
+    {
+        int flags = LinuxConstants.O_RDONLY;
+        SafeFileHandle? file;
+        if (EventLoop.OnAnyLoopThread && !s_noCachedOpen)
+        {
+            int errno = Syscalls.TryOpenCached(path, flags, out file);
+            if (errno == (int)Errno.EAGAIN) return await Task.Run(() => (Syscalls.TryOpen(path, flags, out var opened), opened));
+            if (errno is not ((int)Errno.ENOSYS or (int)Errno.EINVAL)) return (errno, file);
+            s_noCachedOpen = true; // a kernel before 5.12: opens stay inline, as before
+        }
+        return (Syscalls.TryOpen(path, flags, out file), file);
+    }
+
+    /// <summary>
+    /// True when the caller is on an event-loop thread and some page of bytes [offset, offset+length) of
+    /// <paramref name="file"/> is not in the page cache: the read must go to the thread pool.
+    /// </summary>
+    public static bool MustLeaveLoop(SafeFileHandle file, long offset, long length)
+    {
+        if (!EventLoop.OnAnyLoopThread || length <= 0) return false;
+        var cached = Syscalls.CachedPages(file, offset, length);
+        return cached.Ok && cached.Bytes < Syscalls.PagesSpanned(offset, length);
+    }
+}
