@@ -241,15 +241,19 @@ public class RetryTests
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var hanging = await TestOrigin.StartAsync("A", app => app.MapGet("/t", async () =>
         {
-            await release.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            await release.Task.WaitAsync(TimeSpan.FromSeconds(30));
             return "A late";
         }));
         await using var live = await TestOrigin.StartAsync("B");
+        // The timeout applies to the live destination too: on a loaded machine a first (cold) answer took longer
+        // than 0.4 s, timed out and went to the hanging one. So B answers once before (its first-request cost is
+        // paid), and the timeout is one no healthy answer on loopback comes near, while A never answers at all.
+        Assert.Equal("B GET /warm", await Client.GetStringAsync(live.Url + "/warm"));
         using var dir = new ConfigDirectory();
         dir.WriteMain($$"""
             { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**rest}" } } },
               "Clusters": { "c": { "LoadBalancingPolicy": "RoundRobin", "Metadata": { "Retries": 1, "RetryOn": "timeout" },
-                                   "HttpRequest": { "ActivityTimeout": "00:00:00.4" },
+                                   "HttpRequest": { "ActivityTimeout": "00:00:02" },
                                    "Destinations": { {{Destination("a", hanging.Url)}}, {{Destination("b", live.Url)}} } } } }
             """, $$""" "ZeroCopy": { "Enabled": {{(zeroCopy ? "true" : "false")}} }, "AccessLog": { "Path": "off" } """);
         await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
@@ -306,12 +310,15 @@ public class RetryTests
     [InlineData(true)]
     public async Task FailureAfterResponseBytesReachedTheClient_IsNotRetried(bool zeroCopy)
     {
+        // A dies mid-body only once the client holds the response head: a fixed pause before the abort let the reset
+        // overtake the head on a loaded machine (the proxy then saw a failure before any byte reached the client).
+        var headAtClient = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var breaking = await TestOrigin.StartAsync("A", app => app.MapGet("/p", async (HttpContext c) =>
         {
             c.Response.ContentLength = 100_000;
             await c.Response.Body.WriteAsync(new byte[1000]);
             await c.Response.Body.FlushAsync();
-            await Task.Delay(50);
+            await headAtClient.Task.WaitAsync(TimeSpan.FromSeconds(30));
             c.Abort(); // dies mid-body
         }));
         await using var live = await TestOrigin.StartAsync("B");
@@ -323,12 +330,16 @@ public class RetryTests
         int truncated = 0;
         for (int i = 0; i < 2; i++)
         {
-            try
+            using var response = await Client.GetAsync(proxy.Url + "/p", HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            if (response.Content.Headers.ContentLength == 100_000) // A's head: now let A die
             {
-                var body = await Client.GetStringAsync(proxy.Url + "/p");
-                Assert.Equal("B GET /p", body);
+                headAtClient.TrySetResult();
+                var failure = await Record.ExceptionAsync(() => response.Content.ReadAsByteArrayAsync());
+                Assert.True(failure is HttpRequestException or IOException, $"expected a truncated body, got {failure?.GetType().Name ?? "all of it"}");
+                truncated++;
             }
-            catch (HttpRequestException) { truncated++; }
+            else Assert.Equal("B GET /p", await response.Content.ReadAsStringAsync());
         }
         Assert.Equal(1, truncated);
         Assert.Equal(1, breaking.Requests);

@@ -54,12 +54,16 @@ public class CacheCrashTests
         Assert.NotEmpty(Files("*.tmp"));
 
         using var second = ProxyProcess.Start(["--config", dir.MainFile]);
-        var (url2, _) = await second.WaitForListenersAsync();
+        var (url2, admin2) = await second.WaitForListenersAsync();
         await second.WaitForLineAsync("cache loaded");
         Assert.Empty(Files("*.tmp"));
         var again = await CacheRig.Client.SendAsync(Get(url2));
         Assert.Equal("MISS", CacheRig.CacheStatusOf(again));
         Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await again.Content.ReadAsByteArrayAsync()));
+        // The client has the MISS's last byte a moment before the fill commits its entry: a request sent at once was
+        // sometimes a second MISS under load. So wait (bounded) until the proxy counts the entry.
+        await Poll.UntilAsync(async () => System.Text.RegularExpressions.Regex.IsMatch(await CacheRig.Client.GetStringAsync(admin2 + "/metrics"),
+            "^zcproxy_cache_entries 1$", System.Text.RegularExpressions.RegexOptions.Multiline), "the MISS's entry to be committed");
         var hit = await CacheRig.Client.SendAsync(Get(url2));
         Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
         Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));

@@ -25,13 +25,22 @@ public sealed class CacheDirectIoTests
     private static string Bytes(string mechanism) => $"zcproxy_body_bytes_total{{mechanism=\"{mechanism}\",direction=\"response\"}}";
 
     /// <summary>
-    /// Drops the entry's pages from the page cache (written back first: DONTNEED keeps dirty pages) and waits until they
-    /// are gone: pages a sendfile just sent stay referenced by socket buffers until the peer's ACK frees them, and
-    /// DONTNEED skips pages in use.
+    /// Makes the entry cold: none of its pages in the page cache. DONTNEED alone was not reliable: it skips pages still
+    /// referenced elsewhere (a sendfile's pages stay referenced by socket buffers until the peer's ACK frees them), and
+    /// right after a hit some 257 pages sometimes stayed cached through every retry. So the entry is replaced by a fresh
+    /// copy (same bytes, a new inode nobody else references; the proxy opens the entry by path on each hit): written,
+    /// flushed to disk (DONTNEED keeps dirty pages) and dropped, then verified with cachestat, bounded.
     /// </summary>
     internal static async Task MakeColdAsync(string entryFile)
     {
-        using (var sync = new FileStream(entryFile, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete)) sync.Flush(flushToDisk: true);
+        var fresh = entryFile + ".cold~"; // not an entry name (64 hex digits) nor a fill's temp file (.tmp)
+        using (var source = new FileStream(entryFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+        using (var copy = new FileStream(fresh, FileMode.CreateNew, FileAccess.Write))
+        {
+            await source.CopyToAsync(copy);
+            copy.Flush(flushToDisk: true);
+        }
+        File.Move(fresh, entryFile, overwrite: true);
         using var file = File.OpenHandle(entryFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         SysResult left = default;
         try
