@@ -229,7 +229,7 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
 
     private async ValueTask<OpenEntry?> LookupAsync(string key, HttpRequest request)
     {
-        foreach (var candidate in cache.Index.Candidates(key, vary => StoredHead.VaryMatches(vary, request)))
+        foreach (var candidate in cache.Index.Candidates(key, static (vary, request) => StoredHead.VaryMatches(vary, request), request))
             if (await cache.OpenAsync(candidate) is { } opened) return opened;
         return null;
     }
