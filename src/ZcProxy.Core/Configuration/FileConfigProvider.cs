@@ -155,6 +155,9 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         // MaxConnectionsPerClient is read per connection: it applies at once.
         if (before.Limits with { MaxConnectionsPerClient = 0 } != after.Limits with { MaxConnectionsPerClient = 0 })
             LogNeedsRestart("Limits", DescribeLimits(after.Limits));
+        // The OpenTelemetry SDK's providers and exporters are built with the host.
+        if (!Diagnostics.OtlpExport.SameSettings(before.Telemetry?.Otlp, after.Telemetry?.Otlp))
+            LogNeedsRestart("Telemetry", after.Telemetry?.Otlp is { } otlp ? $"OTLP {otlp.Protocol} to {otlp.Endpoint}" : "(none)");
         if (before.DrainTimeout != after.DrainTimeout)
             LogNeedsRestart("DrainTimeout", after.DrainTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture));
     }

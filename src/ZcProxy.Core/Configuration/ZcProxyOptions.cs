@@ -22,6 +22,39 @@ internal sealed record ZcProxyOptions
     /// main file, or "text:..." (see Output/ErrorPages.cs).
     /// </summary>
     public IReadOnlyDictionary<string, string> ErrorPages { get; init; } = new Dictionary<string, string>();
+    /// <summary>Exporters of spans and metrics to an OpenTelemetry collector; none by default (Diagnostics/OtlpExport.cs).</summary>
+    public TelemetryOptions? Telemetry { get; init; }
+}
+
+internal sealed record TelemetryOptions
+{
+    public OtlpOptions? Otlp { get; init; }
+}
+
+/// <summary>
+/// Push ZcProxy's request spans and metrics to an OpenTelemetry collector over OTLP. Set at start: a reload that changes
+/// it is logged as needing a restart.
+/// </summary>
+internal sealed record OtlpOptions
+{
+    /// <summary>The collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT: http/protobuf appends /v1/traces and /v1/metrics.</summary>
+    public string Endpoint { get; init; } = "http://127.0.0.1:4318";
+    /// <summary>"http/protobuf" (default, port 4318) or "grpc" (port 4317).</summary>
+    public string Protocol { get; init; } = "http/protobuf";
+    /// <summary>Export the request spans (ActivitySource "ZcProxy").</summary>
+    public bool Traces { get; init; } = true;
+    /// <summary>Export the metrics: every /metrics family of ZcProxy (meter "ZcProxy"), the runtime's and Kestrel's meters.</summary>
+    public bool Metrics { get; init; } = true;
+    /// <summary>Sent with every export (e.g. an Authorization or tenant header the collector requires).</summary>
+    public IReadOnlyDictionary<string, string> Headers { get; init; } = new Dictionary<string, string>();
+    /// <summary>Share of new traces recorded, 0 to 1; a request whose traceparent carries a sampling decision follows it.</summary>
+    public double SampleRatio { get; init; } = 1.0;
+    /// <summary>How often metrics are pushed (OTEL_METRIC_EXPORT_INTERVAL; the SDK's default is 60 s).</summary>
+    public TimeSpan MetricsInterval { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>The service.name resource attribute spans and metrics carry.</summary>
+    public string ServiceName { get; init; } = "zcproxy";
+    /// <summary>Each export fails after this long (OTEL_EXPORTER_OTLP_TIMEOUT).</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>
@@ -144,6 +177,8 @@ internal sealed record ZeroCopyOptions
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
     public TimeSpan ResponseHeadTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public TimeSpan BodyIdleTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>A spliced request body whose client sends nothing for this long gets 408 (nginx client_body_timeout).</summary>
+    public TimeSpan ClientBodyTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public int MaxIdleConnectionsPerDestination { get; init; } = 64;
     public TimeSpan IdleConnectionTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Text;
 using Prom = Prometheus;
 
@@ -12,9 +13,16 @@ namespace ZcProxy.Core.Diagnostics;
 /// Counters are ours (<see cref="Counter"/>: one <see cref="Interlocked"/> add, no lock, no allocation, on the hot
 /// path); their values are copied into prometheus-net's collectors just before each scrape, as are gauges read at
 /// scrape time. Histograms are prometheus-net's own children (lock-free buckets), resolved once per label set.
+/// Every family is also an instrument of the System.Diagnostics.Metrics meter <see cref="MeterName"/>, under the same
+/// name, for an OpenTelemetry exporter (<see cref="OtlpExport"/>): counters and gauges as observable instruments read
+/// only when something collects them, histograms recorded only while a listener has enabled them. With no listener
+/// (no Telemetry section) the meter costs nothing per request.
 /// </summary>
-internal sealed class ProxyMetrics
+internal sealed class ProxyMetrics : IDisposable
 {
+    /// <summary>The meter every family is mirrored into (OpenTelemetry's AddMeter takes this name).</summary>
+    public const string MeterName = "ZcProxy";
+
     private const string BodyBytesName = "zcproxy_body_bytes_total";
     private static readonly string[] MechanismLabels = ["sendfile", "splice", "directio", "copy"];
     private static readonly string[] DirectionLabels = ["response", "request"];
@@ -26,6 +34,7 @@ internal sealed class ProxyMetrics
     private readonly ConcurrentDictionary<string, CounterFamily> _counters = new(StringComparer.Ordinal);
     private readonly List<Action> _beforeScrape = [];
     private readonly object _declareLock = new();
+    private readonly Meter _meter = new(MeterName, typeof(ProxyMetrics).Assembly.GetName().Version?.ToString(3));
 
     public ProxyMetrics()
     {
@@ -49,6 +58,12 @@ internal sealed class ProxyMetrics
         {
             for (int i = 0; i < bodySeries.Length; i++) bodySeries[i].IncTo(Interlocked.Read(ref _bodyBytes[i]));
         });
+        var bodyTags = new KeyValuePair<string, object?>[_bodyBytes.Length][];
+        for (int m = 0; m < MechanismLabels.Length; m++)
+            for (int d = 0; d < DirectionLabels.Length; d++)
+                bodyTags[m * DirectionLabels.Length + d] = [new("mechanism", MechanismLabels[m]), new("direction", DirectionLabels[d])];
+        _meter.CreateObservableCounter(BodyBytesName, () => bodyTags.Select((tags, i) => new Measurement<long>(Interlocked.Read(ref _bodyBytes[i]), tags)),
+            "By", "Body bytes by how they moved.");
     }
 
     /// <summary>The prometheus-net registry the families live in (the runtime-meter adapter publishes into it too).</summary>
@@ -75,6 +90,7 @@ internal sealed class ProxyMetrics
             var family = new CounterFamily(name, help, labelNames, _factory.CreateCounter(name, help, labelNames));
             _counters[name] = family;
             _beforeScrape.Add(family.CopyToCollector);
+            _meter.CreateObservableCounter(name, family.Measurements, MeterUnit(name), help);
             return family;
         }
     }
@@ -92,6 +108,7 @@ internal sealed class ProxyMetrics
         {
             Declare(name);
             collector = _factory.CreateCounter(name, help);
+            _meter.CreateObservableCounter(name, read, MeterUnit(name), help);
         }
         OnScrape(() => collector.IncTo(read()));
     }
@@ -105,6 +122,7 @@ internal sealed class ProxyMetrics
         {
             Declare(name);
             collector = _factory.CreateGauge(name, help, labelNames);
+            _meter.CreateObservableGauge(name, () => read().Select(r => new Measurement<double>(r.Value, Tags(labelNames, r.LabelValues))), MeterUnit(name), help);
         }
         OnScrape(() => GaugeSeries.Copy(collector, read()));
     }
@@ -118,19 +136,39 @@ internal sealed class ProxyMetrics
         {
             Declare(name);
             collector = _factory.CreateGauge(name, help);
+            _meter.CreateObservableGauge(name, read, MeterUnit(name), help);
         }
         OnScrape(() => collector.Set(read()));
     }
 
-    /// <summary>Declares a histogram family (name ending in a base unit, e.g. <c>_seconds</c>); observe through its children.</summary>
+    /// <summary>Declares a histogram family (name ending in a base unit, e.g. <c>_seconds</c>); observe through its series.</summary>
     /// <exception cref="InvalidOperationException">The name is already declared.</exception>
-    public Prom.Histogram Histogram(string name, string help, double[] buckets, params string[] labelNames)
+    public HistogramFamily Histogram(string name, string help, double[] buckets, params string[] labelNames)
     {
         lock (_declareLock)
         {
             Declare(name);
-            return _factory.CreateHistogram(name, help, labelNames, new Prom.HistogramConfiguration { Buckets = buckets });
+            var prometheus = _factory.CreateHistogram(name, help, labelNames, new Prom.HistogramConfiguration { Buckets = buckets });
+            var meter = _meter.CreateHistogram(name, MeterUnit(name), help, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = buckets });
+            return new HistogramFamily(prometheus, meter, labelNames);
         }
+    }
+
+    /// <summary>Stops the meter's instruments (a listener still attached sees them end).</summary>
+    public void Dispose() => _meter.Dispose();
+
+    /// <summary>The UCUM unit OpenTelemetry expects, from the Prometheus name's base-unit suffix.</summary>
+    internal static string? MeterUnit(string name)
+    {
+        var stem = name.EndsWith("_total", StringComparison.Ordinal) ? name[..^"_total".Length] : name;
+        return stem.EndsWith("_seconds", StringComparison.Ordinal) ? "s" : stem.EndsWith("_bytes", StringComparison.Ordinal) ? "By" : null;
+    }
+
+    internal static KeyValuePair<string, object?>[] Tags(string[] names, string[] values)
+    {
+        var tags = new KeyValuePair<string, object?>[names.Length];
+        for (int i = 0; i < names.Length; i++) tags[i] = new(names[i], i < values.Length ? values[i] : "");
+        return tags;
     }
 
     /// <summary>The current value of a declared counter series (for diagnostics and tests); 0 for a series not counted yet.</summary>
@@ -185,7 +223,7 @@ internal sealed class CounterFamily
 {
     private readonly string[] _labelNames;
     private readonly Prom.Counter _collector;
-    private readonly ConcurrentDictionary<string, (Counter Counter, Prom.Counter.Child Child)> _series = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (Counter Counter, Prom.Counter.Child Child, KeyValuePair<string, object?>[] Tags)> _series = new(StringComparer.Ordinal);
 
     internal CounterFamily(string name, string help, string[] labelNames, Prom.Counter collector)
     {
@@ -203,7 +241,8 @@ internal sealed class CounterFamily
     {
         if (values.Length != _labelNames.Length)
             throw new ArgumentException($"metric family '{Name}' has labels [{string.Join(", ", _labelNames)}]; got {values.Length} value(s)", nameof(values));
-        return _series.GetOrAdd(Key(values), static (_, state) => (new Counter(), state.Collector.WithLabels(state.Values)), (Collector: _collector, Values: values)).Counter;
+        return _series.GetOrAdd(Key(values), static (_, state) => (new Counter(), state.Collector.WithLabels(state.Values), ProxyMetrics.Tags(state.Names, state.Values)),
+            (Collector: _collector, Values: values, Names: _labelNames)).Counter;
     }
 
     internal Counter? Find((string Key, string Value)[] labels)
@@ -221,10 +260,30 @@ internal sealed class CounterFamily
 
     internal void CopyToCollector()
     {
-        foreach (var (_, (counter, child)) in _series) child.IncTo(counter.Value);
+        foreach (var (_, (counter, child, _)) in _series) child.IncTo(counter.Value);
     }
 
+    /// <summary>Every series' current value, for the meter's observable counter (read when an exporter collects).</summary>
+    internal IEnumerable<Measurement<long>> Measurements() => _series.Values.Select(s => new Measurement<long>(s.Counter.Value, s.Tags));
+
     private static string Key(string[] values) => string.Join('\u0001', values);
+}
+
+/// <summary>One declared histogram family, in prometheus-net and in the meter; its series are resolved once per label set.</summary>
+internal sealed class HistogramFamily(Prom.Histogram prometheus, Histogram<double> meter, string[] labelNames)
+{
+    /// <summary>The series for these label values (in the order of the family's label names); resolve it once, observe often.</summary>
+    public HistogramSeries WithLabels(params string[] values) => new(prometheus.WithLabels(values), meter, ProxyMetrics.Tags(labelNames, values));
+}
+
+/// <summary>One histogram series: prometheus-net's lock-free buckets, and the meter's histogram while a listener enables it.</summary>
+internal sealed class HistogramSeries(Prom.Histogram.Child prometheus, Histogram<double> meter, KeyValuePair<string, object?>[] tags)
+{
+    public void Observe(double value)
+    {
+        prometheus.Observe(value);
+        if (meter.Enabled) meter.Record(value, tags);
+    }
 }
 
 /// <summary>Copies a scrape-time reading into a labelled gauge, dropping series that are gone (a destination removed by a reload).</summary>

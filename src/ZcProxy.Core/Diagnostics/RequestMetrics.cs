@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Prom = Prometheus;
 
 namespace ZcProxy.Core.Diagnostics;
 
@@ -13,7 +12,7 @@ internal sealed class RequestMetrics
 {
     private static readonly string[] Labels = ["route", "cluster"];
     private readonly Counter[] _byStatusClass;
-    private readonly Prom.Histogram _duration, _connect, _header, _response;
+    private readonly HistogramFamily _duration, _connect, _header, _response;
     private readonly ConcurrentDictionary<(string Route, string Cluster), RouteSeries> _series = new();
 
     public RequestMetrics(ProxyMetrics metrics)
@@ -44,5 +43,5 @@ internal sealed class RequestMetrics
 }
 
 /// <summary>The latency histograms of one route and cluster.</summary>
-internal sealed record RouteSeries(Prom.Histogram.Child Duration, Prom.Histogram.Child UpstreamConnect,
-    Prom.Histogram.Child UpstreamHeader, Prom.Histogram.Child UpstreamResponse);
+internal sealed record RouteSeries(HistogramSeries Duration, HistogramSeries UpstreamConnect,
+    HistogramSeries UpstreamHeader, HistogramSeries UpstreamResponse);

@@ -20,10 +20,7 @@ internal sealed partial class SocketBody
     /// </summary>
     public override async ValueTask<BodyResult> MoveTeeingAsync(ZeroCopyConnection to, SplicePipe pipe, FileTee tee, CancellationToken cancellationToken)
     {
-        var source = Connection.Socket;
-        var upstream = Connection.Readiness; // as in MoveAsync: a .NET socket joins the client's loop at its first wait
-        bool borrowed = upstream is null;
-        if (borrowed && FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
+        var ends = new ResponseEnds(this, to);
         SplicePipe fromUpstream = pipe, toClient = tee.Pipe;
         var sink = tee.Sink;
         bool sinking = true;
@@ -38,10 +35,10 @@ internal sealed partial class SocketBody
             long toRead = _left, toWrite = _left;
             while (toWrite > 0)
             {
-                if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
+                if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
                 bool progress = false;
-                int readSequence = upstream?.ReadSequence ?? 0, writeSequence = to.ClientSocket.WriteSequence;
-                if (SpliceFromUpstream(source.SafeHandle, fromUpstream, ref toRead, ref progress) is { } readFailed) return readFailed;
+                int readSequence = ends.SourceSequence, writeSequence = ends.SinkSequence;
+                if (SpliceMove.Fill(ends, fromUpstream, ref toRead, ref progress) is { } readFailed) return readFailed;
                 if (fromUpstream.Buffered > 0 && toClient.Buffered < toClient.Capacity)
                 {
                     // EAGAIN: B has no free slot (it holds bytes, which the client side below drains).
@@ -61,7 +58,7 @@ internal sealed partial class SocketBody
                 }
                 if (toClient.Buffered > 0)
                 {
-                    if (SpliceToClient(to, toClient, out long sent) is { } writeFailed) return writeFailed;
+                    if (SpliceMove.Drain(ends, toClient, out long sent) is { } writeFailed) return writeFailed;
                     if (sent > 0)
                     {
                         toWrite -= sent;
@@ -69,24 +66,20 @@ internal sealed partial class SocketBody
                     }
                     if (!progress)
                     {
-                        var writable = await KernelWaits.ClientWritableAsync(to, writeSequence, IdleTimeout, cancellationToken);
+                        var writable = await ends.SinkWritableAsync(writeSequence, cancellationToken);
                         if (!writable.IsComplete) return writable;
                     }
                     continue;
                 }
                 if (!progress)
                 {
-                    upstream ??= to.RegisterSource(source.SafeHandle);
-                    var readable = await KernelWaits.SourceReadableAsync(to, upstream, readSequence, IdleTimeout, cancellationToken);
+                    var readable = await ends.SourceReadableAsync(readSequence, cancellationToken);
                     if (!readable.IsComplete) return readable;
                 }
             }
             return BodyResult.Complete;
         }
-        finally
-        {
-            if (borrowed && upstream is not null) to.UnregisterSource(upstream);
-        }
+        finally { ends.Release(); }
     }
 
     /// <summary>

@@ -156,6 +156,8 @@ internal static class ProxyHost
             builder.Services.AddHostedService(sp => new DnsDiscovery(dns, sp.GetRequiredService<FileConfigProvider>(),
                 sp.GetRequiredService<DiscoveryStatus>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DnsDiscovery>>()));
         builder.Services.AddHostedService<RuntimeMeters>();
+        // Only when configured: without a listener no request span is created and the meter's histograms stay off.
+        if (options.Telemetry?.Otlp is { } otlp) builder.Services.AddOtlpExport(otlp);
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<DemoOrigins>();

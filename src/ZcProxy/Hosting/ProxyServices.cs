@@ -45,6 +45,7 @@ internal static class ProxyServices
         services.AddDiskCacheChecks();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AdminConfigCheck>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, AccessLogConfigCheck>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, TelemetryConfigCheck>());
         services.AddZeroCopyForwarder();
         services.AddResponseOutput();
         services.AddForwardingTransforms();

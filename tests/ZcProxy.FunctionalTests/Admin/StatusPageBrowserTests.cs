@@ -16,15 +16,7 @@ public class StatusPageBrowserTests
     private const string Token = "page-test-token";
     private static readonly HttpClient Client = new();
 
-    /// <summary>ZCPROXY_CHROMIUM, else Debian's /usr/bin/chromium (.ci/run installs it when missing).</summary>
-    private static string ChromiumPath()
-    {
-        var path = Environment.GetEnvironmentVariable("ZCPROXY_CHROMIUM") is { Length: > 0 } p ? p : "/usr/bin/chromium";
-        Assert.True(File.Exists(path), $"the status page test needs Chromium at {path}: apt-get install chromium (or set ZCPROXY_CHROMIUM)");
-        return path;
-    }
-
-    [Fact]
+    [ChromiumFact] // skipped, saying how to install it, without Chromium
     public async Task StatusPage_ShowsDestinations_ChartsMoveUnderLoad_DrainButtonWorks()
     {
         await using var a = await TestOrigin.StartAsync("A", app => app.MapGet("/p", (HttpContext c) =>
@@ -51,7 +43,7 @@ public class StatusPageBrowserTests
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
-            ExecutablePath = ChromiumPath(),
+            ExecutablePath = ChromiumFactAttribute.ExecutablePath,
             Headless = true,
             Args = ["--no-sandbox"], // CI runs as root, where Chromium's sandbox refuses to start
         });

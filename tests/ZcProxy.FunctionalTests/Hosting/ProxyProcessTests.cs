@@ -82,6 +82,25 @@ public class ProxyProcessTests
     }
 
     [Fact]
+    public async Task Reload_ChangingTelemetry_SaysARestartIsNeeded()
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        using var dir = new ConfigDirectory();
+        var routes = $$"""
+            { "Routes": { "r": { "ClusterId": "a", "Match": { "Path": "/{**rest}" } } }, "Clusters": { {{ConfigDirectory.Cluster("a", ("a1", a.Url))}} } }
+            """;
+        dir.WriteMain(routes);
+        using var proxy = ProxyProcess.Start(["--config", dir.MainFile]);
+        var (url, _) = await proxy.WaitForListenersAsync();
+
+        dir.WriteMain(routes, "\"Telemetry\": { \"Otlp\": { \"Endpoint\": \"http://127.0.0.1:1\", \"Protocol\": \"grpc\" } }");
+
+        await proxy.WaitForLineAsync(@"'Telemetry' changed to OTLP grpc to http://127.0.0.1:1: this takes effect only after a restart");
+        await proxy.WaitForLineAsync(@"configuration reloaded: 1 routes, 1 clusters");
+        Assert.Equal("A GET /x", await Client.GetStringAsync(url + "/x"));
+    }
+
+    [Fact]
     public async Task Check_ShippedDefaultConfig_IsValid()
     {
         var (code, output) = await ProxyProcess.RunAsync("check", "--config", Path.Combine(Repository.Root, "conf", "zcproxy.json"));

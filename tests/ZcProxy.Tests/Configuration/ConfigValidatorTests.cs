@@ -79,4 +79,40 @@ public class ConfigValidatorTests
         var validation = await dir.ValidateAsync();
         Assert.Contains(validation, e => e.JsonPath == path);
     }
+
+    [Fact]
+    public async Task Validate_Telemetry_BadEndpointProtocolRatioAndHeaders_AreErrorsByPath()
+    {
+        var errors = await Validate("""{ "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }""",
+            """ "Telemetry": { "Otlp": { "Endpoint": "127.0.0.1:4318", "Protocol": "http/json", "SampleRatio": 1.5, "MetricsInterval": "10ms", "Headers": { "Bad Name": "x", "X-Token": "a,b" } } } """);
+
+        Assert.Contains(errors, e => e.JsonPath == "$.Telemetry.Otlp.Endpoint" && e.Message.Contains("is not an http:// or https:// URL"));
+        Assert.Contains(errors, e => e.JsonPath == "$.Telemetry.Otlp.Protocol" && e.Message.Contains("'http/json' is not \"http/protobuf\" or \"grpc\""));
+        Assert.Contains(errors, e => e.JsonPath == "$.Telemetry.Otlp.SampleRatio" && e.Message.Contains("1.5 is not between 0 and 1"));
+        Assert.Contains(errors, e => e.JsonPath == "$.Telemetry.Otlp.MetricsInterval" && e.Message.Contains("between 100ms"));
+        Assert.Contains(errors, e => e.JsonPath == "$.Telemetry.Otlp.Headers" && e.Message.Contains("'Bad Name' is not a valid HTTP header name"));
+        Assert.Contains(errors, e => e.JsonPath == "$.Telemetry.Otlp.Headers.X-Token" && e.Message.Contains("comma"));
+        Assert.Equal(6, errors.Count);
+    }
+
+    [Theory]
+    [InlineData(""" "Telemetry": { "Otlp": { } } """)]
+    [InlineData(""" "Telemetry": { "Otlp": { "Endpoint": "https://otel.example:4317", "Protocol": "GRPC", "SampleRatio": 0, "Headers": { "Authorization": "Bearer abc" } } } """)]
+    [InlineData(""" "Telemetry": { } """)]
+    public async Task Validate_Telemetry_GoodSettings_HaveNoErrors(string telemetry)
+    {
+        var errors = await Validate("""{ "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }""", telemetry);
+        Assert.Empty(errors);
+    }
+
+    [Fact]
+    public async Task Load_Telemetry_UnknownKey_IsAnError()
+    {
+        using var dir = new ConfigDirectory();
+        dir.WriteMain("""{ "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }""",
+            """ "Telemetry": { "Otlp": { "Endpoint": "http://127.0.0.1:4318", "Sampling": 0.5 } } """);
+        var (config, errors) = await ProxyServices.LoadAndValidateAsync(dir.MainFile);
+        Assert.Null(config);
+        Assert.Contains(errors, e => e.JsonPath == "$.Telemetry.Otlp.Sampling" && e.Message.Contains("unknown key"));
+    }
 }
