@@ -2,6 +2,7 @@
 # One command for the ZcProxy bench: installs what it needs (Debian), builds zcproxy if missing,
 # then runs the python harness (python3 stdlib only). Everything listens on 127.0.0.1, ports from the OS.
 #   bench/run.sh [--quick] [--only CASES] [--reps N] [--duration S] [--strace] [--zcproxy DLL] [--list]
+#   bench/run.sh ws [--seconds S] [--connections N] [--message BYTES] [--zcproxy DLL]   (WebSocket echo row)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
@@ -39,4 +40,9 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$here"
-ZCBENCH_PIDFILE="$pidfile" python3 -m zcbench "$@"
+if [[ "${1:-}" == ws ]]; then
+  shift
+  ZCBENCH_PIDFILE="$pidfile" python3 -m zcbench.wsecho "$@"
+else
+  ZCBENCH_PIDFILE="$pidfile" python3 -m zcbench "$@"
+fi

@@ -329,5 +329,23 @@ class ToolOutputTests(unittest.TestCase):
         self.assertEqual(syscalls.parse_summary(STRACE_C)[1], ("epoll_wait", 10100, 0.135))
 
 
+class UploadRowsTest(unittest.TestCase):
+    def test_upload_rows_are_selected_by_token_and_post_their_size(self):
+        cases = plan.select(plan.all_cases("full"), "upload")
+        self.assertEqual(sorted({c.target.name for c in cases}), sorted(plan.UPLOAD_TARGETS))
+        self.assertTrue(all(c.workload.upload for c in cases))
+        self.assertEqual({c.workload.body_bytes for c in cases}, {plan.MiB, 64 * plan.MiB})
+        script = wrk.upload_script(plan.MiB)
+        self.assertIn('wrk.method = "POST"', script)
+        self.assertIn(f"string.rep(\"z\", {plan.MiB})", script)
+        self.assertIn("ZCBENCH requests=", script)
+
+    def test_origin_reads_uploads_whole_and_nginx_streams_them(self):
+        origin = configs.nginx_origin(4000, "/tmp/r", "/tmp/f")
+        self.assertIn("location = /upload", origin)
+        self.assertIn("client_max_body_size 0;", origin)
+        self.assertIn("proxy_request_buffering off;", configs.nginx_proxy(4001, 4000, "/tmp/r", "tuned"))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -112,6 +112,7 @@ class Bench:
         self.failed_runs = []
         self._verified = {}   # (target, size) -> None or why the response was wrong
         self.lua_path = None
+        self.upload_scripts = {}  # upload size -> wrk script POSTing a body of that size
         self.post_notes = {}  # (target, size) -> what the check after timing found
 
     def stop_all(self):
@@ -149,7 +150,9 @@ class Bench:
             key = (t.name, size)
             if key not in self._verified:
                 port, path = self.ports[t.name], f"/{size}.bin"
-                if t.cache:
+                if c.workload.upload:
+                    why = verify.check_upload(port, plan.SIZES[size])
+                elif t.cache:
                     why = verify.check_cache_hit(port, path, digests[size], plan.SIZES[size])
                 else:
                     why = verify.check_body(port, path, digests[size], plan.SIZES[size], tls=t.tls)
@@ -159,6 +162,15 @@ class Bench:
             self.case_status[c.id] = "ok" if why is None else f"verification failed: {why}"
 
     def wrk_cmd(self, c, duration):
+        if c.workload.upload:
+            script = self.upload_scripts.get(c.workload.size)
+            if script is None:
+                script = os.path.join(os.path.dirname(self.lua_path), f"upload-{c.workload.size}.lua")
+                with open(script, "w") as f:
+                    f.write(wrk.upload_script(c.workload.body_bytes))
+                self.upload_scripts[c.workload.size] = script
+            return wrk.command(f"http://127.0.0.1:{self.ports[c.target.name]}/upload", c.workload.threads,
+                               c.workload.connections, duration, script)
         url = f"{'https' if c.target.tls else 'http'}://127.0.0.1:{self.ports[c.target.name]}/{c.workload.size}.bin"
         return wrk.command(url, c.workload.threads, c.workload.connections, duration, self.lua_path)
 
@@ -169,7 +181,7 @@ class Bench:
             self.case_status[c.id] = f"process exited during the bench: {svc.proc.returncode}"
             return
         procstat.reset_peak_rss(svc.pid)
-        mech0 = metrics.scrape(svc.admin_port) if svc.admin_port else None
+        mech0 = metrics.scrape(svc.admin_port, direction="request" if c.workload.upload else "response") if svc.admin_port else None
         origin = self.services["origin"]
         cpu0, host0 = procstat.tree_cpu_seconds(svc.pid), procstat.host_cpu()
         origin0, client0 = procstat.tree_cpu_seconds(origin.pid), procstat.children_cpu_seconds()
@@ -193,8 +205,11 @@ class Bench:
             log(f"{c.id} rep {rep}: {run['note']}")
             self.failed_runs.append(run)
             return
+        if c.workload.upload:
+            # An upload's bytes are its request bodies (wrk counts the few response bytes): GB/s and CPU-s/GB per those.
+            r["bytes"] = r["requests"] * c.workload.body_bytes
         if svc.admin_port:
-            run["mech"] = metrics.delta(mech0, metrics.scrape(svc.admin_port))
+            run["mech"] = metrics.delta(mech0, metrics.scrape(svc.admin_port, direction="request" if c.workload.upload else "response"))
             run["mechanisms"] = metrics.encode(run["mech"])
         run.update(requests=r["requests"], bytes=r["bytes"], duration_s=r["duration_s"], cpu_s=cpu1 - cpu0,
                    p99_ms=r.get("p99_us", 0) / 1000,

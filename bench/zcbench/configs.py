@@ -27,12 +27,22 @@ http {{
 
 
 def nginx_origin(port, run_dir, files_dir, workers="auto"):
-    """The origin: static files with sendfile, cacheable for a day so proxy caches store them."""
+    """The origin: static files with sendfile, cacheable for a day so proxy caches store them; /upload reads a
+    request body whole (buffered in memory: proxy_pass to its own /sink with a one-byte body) before it answers "ok",
+    so a proxy sees no early response."""
     body = f"""\
     server {{
         listen 127.0.0.1:{port} reuseport;
         root {files_dir};
         location / {{ add_header Cache-Control "public, max-age=86400"; }}
+        location = /upload {{
+            client_max_body_size 0;
+            client_body_buffer_size 128m;
+            proxy_pass http://127.0.0.1:{port}/sink;
+            proxy_set_body "x";
+            proxy_http_version 1.1;
+        }}
+        location = /sink {{ return 200 "ok\\n"; }}
     }}"""
     return _NGINX_COMMON.format(workers=workers, run=run_dir, body=body)
 
@@ -55,6 +65,7 @@ _UPSTREAM = """\
     }}"""
 
 _PROXY_BASICS = """\
+            client_max_body_size 0;
             proxy_pass http://origin;
             proxy_http_version 1.1;
             proxy_set_header Connection "";"""
@@ -79,7 +90,8 @@ def nginx_proxy(port, origin_port, run_dir, variant, workers="auto", max_size="4
     """
     extra_http, extra_loc = "", ""
     if variant == "tuned":
-        extra_loc = "            proxy_buffers 16 64k;\n            proxy_max_temp_file_size 0;"
+        # Uploads stream to the origin as they arrive (no temp file), as ZcProxy and HAProxy do.
+        extra_loc = "            proxy_buffers 16 64k;\n            proxy_max_temp_file_size 0;\n            proxy_request_buffering off;"
     elif variant in ("cache", "cache-aio"):
         extra_http = (f"    proxy_cache_path {run_dir}/cache levels=1:2 keys_zone=zc:16m max_size={max_size} "
                       "inactive=1h use_temp_path=off;")

@@ -17,8 +17,8 @@ def parse_body_bytes(text, direction="response"):
     return out
 
 
-def scrape(admin_port, timeout_s=5):
-    """The response-direction counters, or None when the admin listener does not serve them."""
+def scrape(admin_port, timeout_s=5, direction="response"):
+    """One direction's counters (response: downloads; request: uploads), or None when the admin listener does not serve them."""
     try:
         conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=timeout_s)
         try:
@@ -29,7 +29,7 @@ def scrape(admin_port, timeout_s=5):
             conn.close()
     except OSError:
         return None
-    return parse_body_bytes(text) if resp.status == 200 else None
+    return parse_body_bytes(text, direction) if resp.status == 200 else None
 
 
 def delta(before, after):

@@ -3,7 +3,9 @@ import fnmatch
 from dataclasses import dataclass
 
 KiB, MiB = 1024, 1024 * 1024
-SIZES = {"1k": 1 * KiB, "64k": 64 * KiB, "1m": 1 * MiB, "16m": 16 * MiB, "256m": 256 * MiB}
+SIZES = {"1k": 1 * KiB, "64k": 64 * KiB, "1m": 1 * MiB, "16m": 16 * MiB, "256m": 256 * MiB,
+         # Uploads: wrk POSTs a body of this size to /upload (the origin reads it all, then answers "ok").
+         "up1m": 1 * MiB, "up64m": 64 * MiB}
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,11 @@ class Workload:
     @property
     def body_bytes(self):
         return SIZES[self.size]
+
+    @property
+    def upload(self):
+        """The body goes client -> upstream (a POST of body_bytes); the response is a few bytes."""
+        return self.size.startswith("up")
 
     @property
     def threads(self):
@@ -91,6 +98,15 @@ TLS_WORKLOADS = {
 }
 
 
+# Uploads (request bodies client -> upstream): ZcProxy splices them (ZeroCopy on), HAProxy with option splice-request,
+# nginx streams them (proxy_request_buffering off in the tuned variant). CPU-s/GB counts the request body bytes.
+UPLOAD_TARGETS = ("zc-on", "zc-off", "nginx-tuned", "haproxy-splice")
+UPLOAD_WORKLOADS = {
+    "full": ["up1m-c4", "up64m-c2"],
+    "quick": ["up1m-c4", "up64m-c2"],
+}
+
+
 # Static files served by the proxy itself, from the same files the origin serves.
 STATIC_WORKLOADS = {
     "full": ["1k-c16", "1m-c8", "256m-c2"],
@@ -121,13 +137,15 @@ def all_cases(mode):
                  else STATIC_WORKLOADS[mode] if t.static else ACCESS_LOG_WORKLOADS[mode] if t.access_log
                  else PROXY_WORKLOADS[mode])
         cases += [Case(t, workload(w)) for w in names]
+        if t.name in UPLOAD_TARGETS:
+            cases += [Case(t, workload(w)) for w in UPLOAD_WORKLOADS[mode]]
     return cases
 
 
 def select(cases, only):
     """--only: comma-separated tokens. A token with '/' is a glob on the case id
     ("zc-*/16m-*"); otherwise it filters targets ("zc-on", "nginx-*", "cache", "tcp", "tls") or
-    workloads ("16m", "1k-c64"), "static" the static-file rows. Target and workload filters intersect; id globs add."""
+    workloads ("16m", "1k-c64"), "static" the static-file rows, "upload" the upload rows. Target and workload filters intersect; id globs add."""
     if not only:
         return list(cases)
     tokens = [t.strip() for t in only.split(",") if t.strip()]
@@ -139,7 +157,8 @@ def select(cases, only):
             or (tok == "tls" and c.target.tls) or (tok == "static" and c.target.static)
 
     def workload_match(tok, c):
-        return fnmatch.fnmatch(c.workload.name, tok) or fnmatch.fnmatch(c.workload.size, tok)
+        return fnmatch.fnmatch(c.workload.name, tok) or fnmatch.fnmatch(c.workload.size, tok) \
+            or (tok == "upload" and c.workload.upload)
 
     target_toks = [t for t in plain if any(target_match(t, c) for c in cases)]
     workload_toks = [t for t in plain if t not in target_toks and any(workload_match(t, c) for c in cases)]

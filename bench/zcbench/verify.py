@@ -41,6 +41,22 @@ def check_body(port, path, want_sha, want_len, tls=False):
     return None
 
 
+def check_upload(port, length, timeout_s=60):
+    """None when a POST of length bytes to /upload is answered 200 "ok" (the origin read the whole body), else why not."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.request("POST", "/upload", body=bytes(length), headers={"Content-Type": "application/octet-stream"})
+        resp = conn.getresponse()
+        text = resp.read()
+    except Exception as e:
+        return f"upload failed: {type(e).__name__}: {e}"
+    finally:
+        conn.close()
+    if resp.status != 200 or text.strip() != b"ok":
+        return f"status {resp.status}, body {text[:40]!r}"
+    return None
+
+
 def check_cache_hit(port, path, want_sha, want_len, attempts=5, pause_s=0.3):
     """Prime with a miss, then expect X-Cache-Status: HIT with the right bytes (bounded attempts:
     a cache may finish storing the entry just after the first response ends)."""

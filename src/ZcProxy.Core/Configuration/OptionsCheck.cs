@@ -22,6 +22,7 @@ internal static class OptionsCheck
         Timeout(zeroCopy.ConnectTimeout, "$.ZeroCopy.ConnectTimeout", Error);
         Timeout(zeroCopy.ResponseHeadTimeout, "$.ZeroCopy.ResponseHeadTimeout", Error);
         Timeout(zeroCopy.BodyIdleTimeout, "$.ZeroCopy.BodyIdleTimeout", Error);
+        Timeout(zeroCopy.ClientBodyTimeout, "$.ZeroCopy.ClientBodyTimeout", Error);
         if (zeroCopy.MaxIdleConnectionsPerDestination < 0)
             Error("$.ZeroCopy.MaxIdleConnectionsPerDestination", "must not be negative (0 keeps no idle upstream connection)");
 

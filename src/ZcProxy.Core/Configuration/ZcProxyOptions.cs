@@ -177,6 +177,8 @@ internal sealed record ZeroCopyOptions
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
     public TimeSpan ResponseHeadTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public TimeSpan BodyIdleTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>A spliced request body whose client sends nothing for this long gets 408 (nginx client_body_timeout).</summary>
+    public TimeSpan ClientBodyTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public int MaxIdleConnectionsPerDestination { get; init; } = 64;
     public TimeSpan IdleConnectionTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }

@@ -7,18 +7,29 @@ using ZcProxy.Core.Upstream;
 
 namespace ZcProxy.Core.Forwarding;
 
-/// <summary>Reading the client's request body failed (not the upstream's fault).</summary>
-internal sealed class ClientBodyException(Exception inner) : IOException("reading the client's request body failed: " + inner.Message, inner);
+/// <summary>Reading the client's request body failed (not the upstream's fault); <see cref="TimedOut"/>: the client sent nothing for its body timeout.</summary>
+internal sealed class ClientBodyException(Exception inner, bool timedOut = false) : IOException("reading the client's request body failed: " + inner.Message, inner)
+{
+    public bool TimedOut => timedOut;
+}
 
 /// <summary>
-/// Copies the client's request body to the upstream (copy, not splice: Kestrel's socket transport has already
-/// read it into user space). Content-Length bodies are sent as they are; others are re-chunked.
+/// The one place a request body goes upstream. A Content-Length body of at least SpliceThreshold from a client of
+/// ZcProxy's own transport is spliced (<see cref="RequestBodySplice"/>); the rest is copied: Content-Length bodies
+/// as they are, others (chunked) re-chunked.
 /// </summary>
 internal static class RequestBodySender
 {
     private static readonly byte[] LastChunk = "0\r\n\r\n"u8.ToArray();
 
-    public static async Task<long> SendAsync(HttpRequest request, UpstreamConnection connection, RequestBodyFraming framing, ProxyMetrics metrics, CancellationToken cancellationToken)
+    public static Task<long> SendAsync(HttpContext context, UpstreamConnection connection, RequestBodyFraming framing, ProxyMetrics metrics,
+        RequestBodySplicing splicing, CancellationToken cancellationToken)
+        => framing == RequestBodyFraming.ContentLength && RequestBodySplice.Qualifies(context, connection, splicing)
+            ? RequestBodySplice.SendAsync(context, connection, metrics, splicing, cancellationToken)
+            : CopyAsync(context.Request, connection, framing, metrics, cancellationToken);
+
+    /// <summary>The copy loop: whatever of the body is left, read through Kestrel (or a wrapper) and sent on.</summary>
+    public static async Task<long> CopyAsync(HttpRequest request, UpstreamConnection connection, RequestBodyFraming framing, ProxyMetrics metrics, CancellationToken cancellationToken)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         long total = 0;

@@ -293,7 +293,9 @@ internal sealed partial class ZeroCopyForwarder(
             if (framing != RequestBodyFraming.None)
             {
                 using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-                var bodyTask = RequestBodySender.SendAsync(context.Request, connection, framing, metrics.Body, stopBody.Token);
+                var zeroCopy = options.Current.ZeroCopy;
+                var splicing = new RequestBodySplicing(zeroCopy.SpliceThreshold, zeroCopy.ClientBodyTimeout, timeouts.BodyIdle);
+                var bodyTask = RequestBodySender.SendAsync(context, connection, framing, metrics.Body, splicing, stopBody.Token);
                 if (await Task.WhenAny(bodyTask, headTask) == headTask && headTask.IsCompletedSuccessfully)
                 {
                     // An early response: stop sending (the upstream is not reading any more) and forward it.
@@ -306,7 +308,12 @@ internal sealed partial class ZeroCopyForwarder(
                 }
                 ExchangeFailure? sendFailure = null;
                 try { await bodyTask; }
-                catch (ClientBodyException e) { sendFailure = new(ForwarderError.RequestBodyClient, StatusCodes.Status400BadRequest, null, e, false); }
+                catch (ClientBodyException e)
+                {
+                    // The client stalled (408, nginx's client_body_timeout) or failed: its fault, not the destination's.
+                    connection.RequestIncomplete = true;
+                    sendFailure = new(ForwarderError.RequestBodyClient, e.TimedOut ? StatusCodes.Status408RequestTimeout : StatusCodes.Status400BadRequest, null, e, false);
+                }
                 catch (Exception e) when (!aborted.IsCancellationRequested)
                 {
                     // The upstream may have answered and closed while we were sending: prefer its response if one arrives.
@@ -393,7 +400,10 @@ internal sealed partial class ZeroCopyForwarder(
         if (kind is { } k) metrics.Error(k).Increment();
         LogFailure(logger, error, exception.Message);
         context.Features.Set<IForwarderErrorFeature>(new ZeroCopyForwarderErrorFeature(error, exception) { RequestSent = requestSent });
-        if (!context.Response.HasStarted) context.Response.StatusCode = status;
+        if (context.Response.HasStarted) return;
+        context.Response.StatusCode = status;
+        // A client that stalled mid-body (408) left the rest of it unread: the connection cannot carry another request.
+        if (status == StatusCodes.Status408RequestTimeout) context.Response.Headers.Connection = "close";
     }
 
     private static RequestBodyFraming RequestFraming(HttpContext context)

@@ -21,6 +21,8 @@ internal enum BodyOutcome
     ClientFailed,
     /// <summary>The proxy's own transport failed, e.g. Kestrel stopped passing a hole's bytes straight through.</summary>
     TransportFailed,
+    /// <summary>The receiving socket of a request body (the upstream of an upload) failed or took nothing for the idle timeout.</summary>
+    SinkFailed,
 }
 
 /// <summary>The result of a body transfer: its outcome and, for a failure, a reason for the log.</summary>

@@ -25,6 +25,20 @@ internal static class KernelWaits
     public static ValueTask<BodyResult> SourceReadableAsync(ZeroCopyConnection client, LoopSocket source, int sequence, TimeSpan idleTimeout, CancellationToken cancellationToken)
         => WaitAsync(t => source.WaitReadableAsync(sequence, t), client, idleTimeout, BodyOutcome.SourceTimedOut, "the upstream sent nothing", cancellationToken);
 
+    /// <summary>
+    /// Until the client sends more of a spliced request body (a read edge after <paramref name="sequence"/>); a client that
+    /// sends nothing for <paramref name="idleTimeout"/> timed out (nginx client_body_timeout).
+    /// </summary>
+    public static ValueTask<BodyResult> ClientReadableAsync(ZeroCopyConnection client, int sequence, TimeSpan idleTimeout, CancellationToken cancellationToken)
+        => WaitAsync(t => client.ClientSocket.WaitReadableAsync(sequence, t), client, idleTimeout, BodyOutcome.SourceTimedOut, "the client sent nothing", cancellationToken);
+
+    /// <summary>
+    /// Until the upstream socket takes bytes of a request body again (a write edge after <paramref name="sequence"/>);
+    /// an upstream that takes nothing for <paramref name="idleTimeout"/> failed. A client that goes away meanwhile ends the wait.
+    /// </summary>
+    public static ValueTask<BodyResult> UpstreamWritableAsync(ZeroCopyConnection client, LoopSocket upstream, int sequence, TimeSpan idleTimeout, CancellationToken cancellationToken)
+        => WaitAsync(t => upstream.WaitWritableAsync(sequence, t), client, idleTimeout, BodyOutcome.SinkFailed, "the upstream took no byte", cancellationToken);
+
     private static async ValueTask<BodyResult> WaitAsync(Func<CancellationToken, ValueTask> wait, ZeroCopyConnection client, TimeSpan idleTimeout,
         BodyOutcome idleOutcome, string stalled, CancellationToken cancellationToken)
     {

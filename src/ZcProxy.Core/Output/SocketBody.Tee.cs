@@ -2,6 +2,7 @@ using System.Buffers;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport;
 using ZcProxy.Native;
+using ZcProxy.Core.Transport.Loops;
 using static ZcProxy.Native.LinuxConstants;
 
 namespace ZcProxy.Core.Output;
@@ -20,28 +21,28 @@ internal sealed partial class SocketBody
     /// </summary>
     public override async ValueTask<BodyResult> MoveTeeingAsync(ZeroCopyConnection to, SplicePipe pipe, FileTee tee, CancellationToken cancellationToken)
     {
-        var source = Connection.Socket;
-        var upstream = Connection.Readiness; // as in MoveAsync: a .NET socket joins the client's loop at its first wait
-        bool borrowed = upstream is null;
-        if (borrowed && FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
+        var ends = new ResponseEnds(this, to);
         SplicePipe fromUpstream = pipe, toClient = tee.Pipe;
         var sink = tee.Sink;
+        var direct = sink.Direct; // asked before the first byte: an O_DIRECT fill takes every byte, the prefix too
         bool sinking = true;
         try
         {
             if (!_prefix.IsEmpty)
             {
-                sink.Write(_prefix.Span); // in user space already (the head's recv took it along): written like a copied fill
+                // In user space already (the head's recv took it along): written like a copied fill.
+                if (direct is null) sink.Write(_prefix.Span);
+                else sinking = await CopyToDirectAsync(direct, _prefix);
                 var sent = await SendPrefixAsync(to, cancellationToken);
                 if (!sent.IsComplete) return sent;
             }
             long toRead = _left, toWrite = _left;
             while (toWrite > 0)
             {
-                if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
+                if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
                 bool progress = false;
-                int readSequence = upstream?.ReadSequence ?? 0, writeSequence = to.ClientSocket.WriteSequence;
-                if (SpliceFromUpstream(source.SafeHandle, fromUpstream, ref toRead, ref progress) is { } readFailed) return readFailed;
+                int readSequence = ends.SourceSequence, writeSequence = ends.SinkSequence;
+                if (SpliceMove.Fill(ends, fromUpstream, ref toRead, ref progress) is { } readFailed) return readFailed;
                 if (fromUpstream.Buffered > 0 && toClient.Buffered < toClient.Capacity)
                 {
                     // EAGAIN: B has no free slot (it holds bytes, which the client side below drains).
@@ -52,8 +53,13 @@ internal sealed partial class SocketBody
                     {
                         toClient.Buffered += r.Bytes;
                         if (!sinking) fromUpstream.Buffered -= r.Bytes;
-                        else if (!WriteToFile(fromUpstream, sink, r.Bytes, out sinking))
-                            return BodyResult.Failed(BodyOutcome.TransportFailed, "a pipe did not give back the bytes it held");
+                        else
+                        {
+                            bool gaveBack;
+                            if (direct is null) gaveBack = WriteToFile(fromUpstream, sink, r.Bytes, out sinking);
+                            else (gaveBack, sinking) = await ReadIntoDirectAsync(to, fromUpstream, direct, r.Bytes);
+                            if (!gaveBack) return BodyResult.Failed(BodyOutcome.TransportFailed, "a pipe did not give back the bytes it held");
+                        }
                         progress = true;
                     }
                     else if (!r.Ok && !r.WouldBlock)
@@ -61,7 +67,7 @@ internal sealed partial class SocketBody
                 }
                 if (toClient.Buffered > 0)
                 {
-                    if (SpliceToClient(to, toClient, out long sent) is { } writeFailed) return writeFailed;
+                    if (SpliceMove.Drain(ends, toClient, out long sent) is { } writeFailed) return writeFailed;
                     if (sent > 0)
                     {
                         toWrite -= sent;
@@ -69,24 +75,57 @@ internal sealed partial class SocketBody
                     }
                     if (!progress)
                     {
-                        var writable = await KernelWaits.ClientWritableAsync(to, writeSequence, IdleTimeout, cancellationToken);
+                        var writable = await ends.SinkWritableAsync(writeSequence, cancellationToken);
                         if (!writable.IsComplete) return writable;
                     }
                     continue;
                 }
                 if (!progress)
                 {
-                    upstream ??= to.RegisterSource(source.SafeHandle);
-                    var readable = await KernelWaits.SourceReadableAsync(to, upstream, readSequence, IdleTimeout, cancellationToken);
+                    var readable = await ends.SourceReadableAsync(readSequence, cancellationToken);
                     if (!readable.IsComplete) return readable;
                 }
             }
+            if (sinking && direct is not null) await direct.FlushAsync(); // the last buffer and the tail; a failure gives the fill up, not the response
             return BodyResult.Complete;
         }
-        finally
+        finally { ends.Release(); }
+    }
+
+    /// <summary>
+    /// Reads the <paramref name="count"/> bytes at the head of <paramref name="pipe"/> (just teed) into the O_DIRECT sink's
+    /// buffers (a wait for a buffer runs while a full one is written, on the pool); when the sink gives up, the rest is
+    /// read out and dropped. (false, _) only when the pipe would not give its bytes back.
+    /// </summary>
+    private static async ValueTask<(bool GaveBack, bool Sinking)> ReadIntoDirectAsync(ZeroCopyConnection to, SplicePipe pipe, IDirectFileSink direct, long count)
+    {
+        while (count > 0)
         {
-            if (borrowed && upstream is not null) to.UnregisterSource(upstream);
+            var space = await direct.SpaceAsync(count);
+            await to.Loop.SwitchTo(); // a wait for a write ends on the pool: the move goes on on its loop, where its sockets' waits are
+            if (space.IsEmpty) return (Drop(pipe, count), false);
+            var r = Syscalls.Read(pipe.ReadFd, space.Span[..(int)Math.Min(space.Length, count)]);
+            if (!r.Ok || r.Bytes == 0) return (false, false);
+            pipe.Buffered -= r.Bytes;
+            count -= r.Bytes;
+            direct.Filled((int)r.Bytes);
         }
+        return (true, true);
+    }
+
+    /// <summary>Copies bytes already in user space into the O_DIRECT sink's buffers; false when the sink gave up.</summary>
+    private static async ValueTask<bool> CopyToDirectAsync(IDirectFileSink direct, ReadOnlyMemory<byte> data)
+    {
+        while (!data.IsEmpty)
+        {
+            var space = await direct.SpaceAsync(data.Length);
+            if (space.IsEmpty) return false;
+            int n = Math.Min(space.Length, data.Length);
+            data.Span[..n].CopyTo(space.Span);
+            direct.Filled(n);
+            data = data[n..];
+        }
+        return true;
     }
 
     /// <summary>

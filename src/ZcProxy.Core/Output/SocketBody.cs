@@ -60,20 +60,14 @@ internal sealed partial class SocketBody : UpstreamBody
     }
 
     /// <summary>
-    /// upstream → pipe → client. The pipe's fill level is tracked so that EAGAIN from the upstream side means
-    /// "no data yet" (the pipe has room) and EAGAIN from the client side means "socket full". When neither can
-    /// move, we wait for the side that blocks; a client that hangs up meanwhile fails the wait for upstream data.
-    /// Each wait is bounded by the body-idle timeout: a stalled upstream timed out, a client that takes nothing failed.
+    /// upstream → pipe → client (<see cref="SpliceMove"/>). Each wait is bounded by the body-idle timeout: a stalled
+    /// upstream timed out, a client that takes nothing failed; a client that hangs up meanwhile fails the wait for
+    /// upstream data (a reset client never waits on a slow upstream).
     /// </summary>
     public override async ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(pipe);
-        var source = Connection.Socket;
-        // A loop-native upstream socket is non-blocking and registered with this loop already; a .NET one joins the
-        // client's loop at its first wait (splice honours the socket's own O_NONBLOCK, which .NET's async sockets have).
-        var upstream = Connection.Readiness;
-        bool borrowed = upstream is null;
-        if (borrowed && FdLease.TryAcquire(source.SafeHandle, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
+        var ends = new ResponseEnds(this, to);
         try
         {
             if (!_prefix.IsEmpty)
@@ -81,84 +75,64 @@ internal sealed partial class SocketBody : UpstreamBody
                 var sent = await SendPrefixAsync(to, cancellationToken);
                 if (!sent.IsComplete) return sent;
             }
-            long toRead = _left, toWrite = _left;
-            while (toWrite > 0)
-            {
-                if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
-                bool progress = false;
-                // Readiness snapshots before the syscalls: an edge after them ends the waits below. The upstream fd joins the
-                // client's loop only at its first wait (a fresh registration starts at 0, and EPOLL_CTL_ADD reports data
-                // that is already there), so a body that never waits costs no epoll_ctl.
-                int readSequence = upstream?.ReadSequence ?? 0, writeSequence = to.ClientSocket.WriteSequence;
-                if (SpliceFromUpstream(source.SafeHandle, pipe, ref toRead, ref progress) is { } readFailed) return readFailed;
-                if (pipe.Buffered > 0)
-                {
-                    if (SpliceToClient(to, pipe, out long sent) is { } writeFailed) return writeFailed;
-                    if (sent > 0)
-                    {
-                        toWrite -= sent;
-                        continue;
-                    }
-                    if (!progress)
-                    {
-                        var writable = await KernelWaits.ClientWritableAsync(to, writeSequence, IdleTimeout, cancellationToken);
-                        if (!writable.IsComplete) return writable;
-                    }
-                    continue;
-                }
-                if (!progress)
-                {
-                    upstream ??= to.RegisterSource(source.SafeHandle);
-                    var readable = await KernelWaits.SourceReadableAsync(to, upstream, readSequence, IdleTimeout, cancellationToken);
-                    if (!readable.IsComplete) return readable;
-                }
-            }
-            return BodyResult.Complete;
+            return await SpliceMove.RunAsync(ends, pipe, _left, cancellationToken);
         }
-        finally
-        {
-            if (borrowed && upstream is not null) to.UnregisterSource(upstream);
-        }
+        finally { ends.Release(); }
     }
 
     /// <summary>
-    /// upstream → pipe: one non-blocking splice when the pipe has room. Null: go on (<paramref name="progress"/> set when
-    /// bytes moved; EAGAIN is no progress); otherwise how the body ended.
+    /// The ends of a response body's splice. A loop-native upstream socket is non-blocking and registered with the
+    /// client's loop already; a .NET one joins the client's loop at its first wait (splice honours the socket's own
+    /// O_NONBLOCK, which .NET's async sockets have), so a body that never waits costs no epoll_ctl. A fresh registration
+    /// starts at sequence 0, and EPOLL_CTL_ADD reports data that is already there.
     /// </summary>
-    private static BodyResult? SpliceFromUpstream(SafeHandle source, SplicePipe pipe, ref long toRead, ref bool progress)
+    private sealed class ResponseEnds : SpliceEnds
     {
-        if (toRead <= 0 || pipe.Buffered >= pipe.Capacity) return null;
-        if (!FdLease.TryAcquire(source, out var from)) return BodyResult.Failed(BodyOutcome.SourceFailed, "the upstream socket was closed");
-        SysResult r;
-        using (from) r = Syscalls.Splice(from.Fd, pipe.WriteFd, Math.Min(toRead, pipe.Capacity - pipe.Buffered), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (!r.Ok) return r.WouldBlock ? null : BodyResult.Failed(BodyOutcome.SourceFailed, $"upstream failed: {r.ToException("splice").Message}");
-        if (r.Bytes == 0) return BodyResult.Failed(BodyOutcome.SourceEnded, $"the upstream closed {toRead} bytes before the promised length");
-        pipe.Buffered += r.Bytes;
-        toRead -= r.Bytes;
-        progress = true;
-        return null;
-    }
+        private readonly SocketBody _body;
+        private readonly ZeroCopyConnection _client;
+        private readonly bool _borrowed;
+        private LoopSocket? _upstream;
 
-    /// <summary>
-    /// pipe → client: one non-blocking splice of what the pipe holds, counted as spliced body bytes. Null: go on
-    /// (<paramref name="sent"/> is 0 when the client socket is full); otherwise how the body ended.
-    /// </summary>
-    private BodyResult? SpliceToClient(ZeroCopyConnection to, SplicePipe pipe, out long sent)
-    {
-        sent = 0;
-        if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
-        SysResult w;
-        using (client) w = Syscalls.Splice(pipe.ReadFd, client.Fd, pipe.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (w.Ok && w.Bytes > 0)
+        public ResponseEnds(SocketBody body, ZeroCopyConnection client)
         {
-            sent = w.Bytes;
-            pipe.Buffered -= sent;
-            _left -= sent;
-            to.Shared.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, sent);
-            return null;
+            _body = body;
+            _client = client;
+            _upstream = body.Connection.Readiness;
+            _borrowed = _upstream is null;
+            if (_borrowed && FdLease.TryAcquire(Source, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
         }
-        if (w.WouldBlock) return null;
-        return BodyResult.Failed(BodyOutcome.ClientFailed, w.Ok ? "splice to the client moved 0 bytes" : $"client connection failed: {w.ToException("splice").Message}");
+
+        public override SafeHandle Source => _body.Connection.Socket.SafeHandle;
+        public override SafeHandle Sink => _client.ClientHandle;
+        public override int SourceSequence => _upstream?.ReadSequence ?? 0;
+        public override int SinkSequence => _client.ClientSocket.WriteSequence;
+
+        public override ValueTask<BodyResult> SourceReadableAsync(int sequence, CancellationToken cancellationToken)
+        {
+            _upstream ??= _client.RegisterSource(Source);
+            return KernelWaits.SourceReadableAsync(_client, _upstream, sequence, _body.IdleTimeout, cancellationToken);
+        }
+
+        public override ValueTask<BodyResult> SinkWritableAsync(int sequence, CancellationToken cancellationToken)
+            => KernelWaits.ClientWritableAsync(_client, sequence, _body.IdleTimeout, cancellationToken);
+
+        public override BodyResult SourceFailed(string reason) => BodyResult.Failed(BodyOutcome.SourceFailed, $"upstream failed: {reason}");
+        public override BodyResult SourceEnded(long left) => BodyResult.Failed(BodyOutcome.SourceEnded, $"the upstream closed {left} bytes before the promised length");
+        public override BodyResult SinkFailed(string reason) => BodyResult.Failed(BodyOutcome.ClientFailed, $"client connection failed: {reason}");
+        public override BodyResult Cancelled() => BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
+
+        public override void Delivered(long bytes)
+        {
+            _body._left -= bytes;
+            _client.Shared.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, bytes);
+        }
+
+        /// <summary>A borrowed (.NET) upstream socket leaves the client's loop again; its fd stays open.</summary>
+        public void Release()
+        {
+            if (_borrowed && _upstream is not null) _client.UnregisterSource(_upstream);
+            _upstream = null;
+        }
     }
 
     /// <summary>The body bytes the head's recv took along, sent as data ahead of the splice (counted as copied: they were in user space).</summary>

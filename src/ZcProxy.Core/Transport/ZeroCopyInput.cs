@@ -13,6 +13,13 @@ namespace ZcProxy.Core.Transport;
 /// connection holds no buffer. Readiness is tracked per socket (<see cref="Loops.LoopSocket"/>): after a short read
 /// the socket is known drained and the next read waits for an edge instead of a recv that would surely EAGAIN.
 /// One reader at a time, like any PipeReader; CancelPendingRead and Abort may come from any thread.
+/// <para>
+/// The input hole (a spliced request body): while <see cref="BeginSplice"/> is in force the socket belongs to the
+/// splice and this reader never recvs; every byte the splice takes from the socket is credited here as a scratch byte
+/// (<see cref="CreditSpliced"/>), so Kestrel reads the body to its exact end (its Content-Length accounting, keep-alive)
+/// while the forwarder skips those bytes. Credited bytes come first, so after a splice that stopped early the rest of
+/// the body is still read from the socket in order.
+/// </para>
 /// </summary>
 internal sealed class ZeroCopyInput : PipeReader
 {
@@ -27,13 +34,15 @@ internal sealed class ZeroCopyInput : PipeReader
     private bool _endOfStream;
     private bool _completed;
     private bool _drained;       // the last recv came back short: wait for an edge before the next one
+    private bool _splicing;      // a request body is being spliced from the socket: no recv
 
     public ZeroCopyInput(ZeroCopyConnection connection) => _connection = connection;
 
     /// <summary>True once recv returned 0 (the peer finished sending).</summary>
     public bool EndOfStream => Volatile.Read(ref _endOfStream);
 
-    private long Buffered => _head is null ? 0 : _tail!.RunningIndex + _tail.End - (_head.RunningIndex + _headStart);
+    /// <summary>Bytes held for Kestrel and not consumed yet (received, or credited scratch).</summary>
+    internal long Buffered => _head is null ? 0 : _tail!.RunningIndex + _tail.End - (_head.RunningIndex + _headStart);
 
     public override bool TryRead(out ReadResult result)
     {
@@ -65,6 +74,8 @@ internal sealed class ZeroCopyInput : PipeReader
             cancellationToken.ThrowIfCancellationRequested();
             if (_connection.InputFailure is { } failure) throw failure;
             if ((Buffered > 0 && !_examinedAll) || _endOfStream) return new ReadResult(Sequence(), isCanceled: false, isCompleted: _endOfStream);
+            // The splice owns the socket's bytes: a read that wants more than was credited is a bug, not a wait.
+            if (_splicing) throw new InvalidOperationException("the request body is being spliced: the socket is not the reader's");
 
             int sequence = socket.ReadSequence;
             // A FIN or reset is reported once: after it, recv answers at once (0 or an error), so never wait for another edge.
@@ -95,9 +106,9 @@ internal sealed class ZeroCopyInput : PipeReader
     private SysResult Receive()
     {
         var tail = _tail;
-        if (tail is null || tail.Block.Length - tail.End < MinimumReadSpace)
+        if (tail is null || !tail.Pooled || tail.Block.Length - tail.End < MinimumReadSpace)
         {
-            var segment = new Segment(_connection.Shared.RentBlock(ZeroCopyTransport.BlockSize));
+            var segment = new Segment(_connection.Shared.RentBlock(ZeroCopyTransport.BlockSize), pooled: true);
             if (tail is null)
             {
                 _head = segment;
@@ -133,7 +144,7 @@ internal sealed class ZeroCopyInput : PipeReader
     {
         if (_head is not null && _head == _tail && _head.End == _headStart)
         {
-            _connection.Shared.ReturnBlock(_head.Block);
+            Return(_head);
             _head = _tail = null;
             _headStart = 0;
         }
@@ -160,13 +171,13 @@ internal sealed class ZeroCopyInput : PipeReader
         {
             var done = _head!;
             _head = (Segment?)done.Next ?? throw new InvalidOperationException("AdvanceTo past the buffered data");
-            _connection.Shared.ReturnBlock(done.Block);
+            Return(done);
         }
         _headStart = consumedIndex;
         if (_head == _tail && _headStart == _tail!.End)
         {
             // Everything consumed: the block goes back to the pool (an idle connection holds none).
-            _connection.Shared.ReturnBlock(_head.Block);
+            Return(_head);
             _head = _tail = null;
             _headStart = 0;
         }
@@ -181,12 +192,64 @@ internal sealed class ZeroCopyInput : PipeReader
         var buffered = Sequence().ToArray();
         while (_head is not null)
         {
-            _connection.Shared.ReturnBlock(_head.Block);
+            Return(_head);
             _head = (Segment?)_head.Next;
         }
         _tail = null;
         _headStart = 0;
         return buffered;
+    }
+
+    /// <summary>
+    /// Starts the input hole: the socket's next bytes are spliced by the caller, not read here. False when bytes are
+    /// still held in user space (they must go first, read through Kestrel as usual).
+    /// </summary>
+    internal bool BeginSplice()
+    {
+        if (Buffered > 0 || _endOfStream || _splicing) return false;
+        _splicing = true;
+        return true;
+    }
+
+    /// <summary><paramref name="bytes"/> were spliced out of the socket: Kestrel reads as many scratch bytes in their place.</summary>
+    internal void CreditSpliced(long bytes)
+    {
+        var scratch = _connection.Shared.Scratch;
+        while (bytes > 0)
+        {
+            var tail = _tail;
+            if (tail is null || tail.Pooled || tail.End == scratch.Length)
+            {
+                var segment = new Segment(scratch, pooled: false);
+                if (tail is null)
+                {
+                    _head = segment;
+                    _headStart = 0;
+                }
+                else
+                {
+                    segment.RunningIndex = tail.RunningIndex + tail.End;
+                    tail.SetNext(segment);
+                }
+                _tail = tail = segment;
+            }
+            int add = (int)Math.Min(bytes, scratch.Length - tail.End);
+            tail.Advance(add);
+            bytes -= add;
+            _examinedAll = false;
+        }
+    }
+
+    /// <summary>Ends the input hole: what was not spliced is read from the socket again, after the credited bytes.</summary>
+    internal void EndSplice()
+    {
+        _splicing = false;
+        _drained = false; // the splice drained the socket as far as this reader knows nothing: recv again before waiting
+    }
+
+    private void Return(Segment segment)
+    {
+        if (segment.Pooled) _connection.Shared.ReturnBlock(segment.Block);
     }
 
     public override void CancelPendingRead()
@@ -201,22 +264,28 @@ internal sealed class ZeroCopyInput : PipeReader
         _completed = true;
         while (_head is not null)
         {
-            _connection.Shared.ReturnBlock(_head.Block);
+            Return(_head);
             _head = (Segment?)_head.Next;
         }
         _tail = null;
     }
 
-    /// <summary>A pooled block in the chain; Memory always starts at the block's first byte (positions index from there).</summary>
+    /// <summary>
+    /// A block in the chain: a pooled one bytes are received into, or the shared scratch standing for spliced bytes.
+    /// Memory always starts at the block's first byte (positions index from there).
+    /// </summary>
     private sealed class Segment : ReadOnlySequenceSegment<byte>
     {
-        public Segment(byte[] block)
+        public Segment(byte[] block, bool pooled)
         {
             Block = block;
+            Pooled = pooled;
             Memory = block.AsMemory(0, 0);
         }
 
         public byte[] Block { get; }
+        /// <summary>False for the shared scratch: never returned to the pool, never received into.</summary>
+        public bool Pooled { get; }
         public int End { get; private set; }
 
         public new long RunningIndex

@@ -8,7 +8,7 @@ namespace ZcProxy.Core.Transport;
 /// The zero-copy side of one HTTP/1.x response on a zero-copy connection, set per request by
 /// <see cref="ZeroCopyTransportExtensions.UseZeroCopyResponses"/>: the connection, and Kestrel's own response body
 /// feature, captured before any step wraps it, because a hole's placeholder bytes must reach Kestrel's writer
-/// directly. <see cref="ResponseBodySender"/> is its only user.
+/// directly (<see cref="ResponseBodySender"/>), and Kestrel's own request body (Forwarding's RequestBodySplice).
 /// </summary>
 internal sealed class ZeroCopyResponse(HttpContext context, ZeroCopyConnection connection, IHttpResponseBodyFeature kestrelBody)
 {
@@ -16,6 +16,12 @@ internal sealed class ZeroCopyResponse(HttpContext context, ZeroCopyConnection c
 
     /// <summary>Kestrel's feature; the body feature in HttpContext.Features may be a wrapper around it.</summary>
     public IHttpResponseBodyFeature KestrelBody => kestrelBody;
+
+    /// <summary>
+    /// Kestrel's own request body stream, as the request arrived: a request body may be spliced only while nobody
+    /// replaced it (a retry's buffering, a counting wrapper), since the splice bypasses whatever reads it.
+    /// </summary>
+    public Stream KestrelRequestBody { get; } = context.Request.Body;
 
     /// <summary>
     /// True while a body of <paramref name="length"/> bytes can go as a hole: the writer is healthy, the head is not

@@ -5,7 +5,7 @@ namespace ZcProxy.Core.Transport;
 
 /// <summary>
 /// What all zero-copy connections share: the event loops, the splice pipe pool, the metrics, and the
-/// scratch buffer handed to Kestrel for hole bytes (never read by anyone, so sharing it is safe).
+/// scratch buffer standing for hole bytes (never written by anyone, so sharing it is safe).
 /// </summary>
 internal sealed class ZeroCopyTransport
 {
@@ -21,7 +21,12 @@ internal sealed class ZeroCopyTransport
     public EventLoops Loops { get; }
     public SplicePipePool Pipes { get; }
     public ProxyMetrics Metrics { get; }
-    internal byte[] Scratch { get; } = GC.AllocateUninitializedArray<byte>(ScratchSize, pinned: true);
+    /// <summary>
+    /// Stands for hole bytes: handed to Kestrel as the space a response hole's bytes are "written" to (nobody writes
+    /// it), and as the bytes of a spliced request body (an input hole). Zeroed, so a reader that looks at the last
+    /// byte of a consumed range (the request-head tap looks for LF) never mistakes it for a head.
+    /// </summary>
+    internal byte[] Scratch { get; } = GC.AllocateArray<byte>(ScratchSize, pinned: true);
 
     /// <summary>Size of the output blocks that buffer Kestrel's bytes until a flush sends them.</summary>
     public const int BlockSize = 16 * 1024;

@@ -43,6 +43,9 @@ internal sealed partial class UpstreamConnection : IDisposable
     /// <summary>Bytes the kernel accepted through <see cref="SendAsync"/> on this connection: unchanged by a send that failed at once.</summary>
     public long BytesSent { get; private set; }
 
+    /// <summary>Counts bytes that reached this connection's socket by another way than <see cref="SendAsync"/> (a spliced request body).</summary>
+    public void CountSent(long bytes) => BytesSent += bytes;
+
     public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         if (Readiness is not null)

@@ -39,6 +39,8 @@ public class CheckCompletenessTests
     [InlineData("\"ZeroCopy\": { \"ConnectTimeout\": \"0s\" }", "$.ZeroCopy.ConnectTimeout", "greater than zero")]
     [InlineData("\"ZeroCopy\": { \"ResponseHeadTimeout\": \"0s\" }", "$.ZeroCopy.ResponseHeadTimeout", "greater than zero")]
     [InlineData("\"ZeroCopy\": { \"BodyIdleTimeout\": \"0s\" }", "$.ZeroCopy.BodyIdleTimeout", "greater than zero")]
+    [InlineData("\"ZeroCopy\": { \"ClientBodyTimeout\": \"0s\" }", "$.ZeroCopy.ClientBodyTimeout", "greater than zero")]
+    [InlineData("\"ZeroCopy\": { \"ClientBodyTimeout\": \"30d\" }", "$.ZeroCopy.ClientBodyTimeout", "at most 24d")]
     [InlineData("\"ZeroCopy\": { \"MaxIdleConnectionsPerDestination\": -1 }", "$.ZeroCopy.MaxIdleConnectionsPerDestination", "must not be negative")]
     // Timers take at most ~24.8 days: a longer timeout throws on every request (CancelAfter, WaitAsync) or at shutdown.
     [InlineData("\"ZeroCopy\": { \"ConnectTimeout\": \"30d\" }", "$.ZeroCopy.ConnectTimeout", "at most 24d")]

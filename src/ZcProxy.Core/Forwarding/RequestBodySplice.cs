@@ -1,0 +1,149 @@
+using System.Runtime.InteropServices;
+using Microsoft.AspNetCore.Http;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Output;
+using ZcProxy.Core.Transport;
+using ZcProxy.Core.Transport.Loops;
+using ZcProxy.Core.Upstream;
+
+namespace ZcProxy.Core.Forwarding;
+
+/// <summary>What decides and bounds a request-body splice: the length from which it pays, and the two idle timeouts.</summary>
+/// <param name="ClientTimeout">A client that sends nothing for this long gets 408 (nginx client_body_timeout).</param>
+/// <param name="UpstreamIdle">An upstream that takes nothing for this long failed (the body-idle timeout).</param>
+internal readonly record struct RequestBodySplicing(long Threshold, TimeSpan ClientTimeout, TimeSpan UpstreamIdle);
+
+/// <summary>
+/// An upload of known length (Content-Length ≥ SpliceThreshold) from a client of ZcProxy's own transport, moved client
+/// socket → pipe → upstream socket by <see cref="SpliceMove"/>: the bytes Kestrel already holds (read with the request
+/// head) go first as data, counted as copied; the rest never enters user space. Its pull-based input (the input hole,
+/// <see cref="ZeroCopyInput.BeginSplice"/>) keeps Kestrel's accounting exact: every spliced byte is credited there, and
+/// Kestrel's body reader is then read to its end over the credited scratch bytes, so keep-alive and the next request
+/// work as after a copied body. A failure says whose it was: the client's (<see cref="ClientBodyException"/>, a
+/// timeout: 408), the upstream's (an IOException), or the caller stopped it (an early response: cancellation).
+/// </summary>
+internal sealed class RequestBodySplice : SpliceEnds
+{
+    private readonly ZeroCopyConnection _client;
+    private readonly UpstreamConnection _upstream;
+    private readonly LoopSocket _upstreamSocket;
+    private readonly ProxyMetrics _metrics;
+    private readonly RequestBodySplicing _settings;
+
+    private RequestBodySplice(ZeroCopyConnection client, UpstreamConnection upstream, LoopSocket upstreamSocket, ProxyMetrics metrics, RequestBodySplicing settings)
+    {
+        _client = client;
+        _upstream = upstream;
+        _upstreamSocket = upstreamSocket;
+        _metrics = metrics;
+        _settings = settings;
+    }
+
+    /// <summary>Bytes taken from the client socket (credited to Kestrel's input).</summary>
+    public long TakenBytes { get; private set; }
+
+    /// <summary>
+    /// True when this body can be spliced: long enough, the client on ZcProxy's transport and the upstream socket on its
+    /// loop, and nobody between Kestrel and the forwarder reads the body (a body buffered for retries is replayed, so copied).
+    /// </summary>
+    public static bool Qualifies(HttpContext context, UpstreamConnection upstream, RequestBodySplicing settings)
+        => context.Request.ContentLength is { } length && length > 0 && length >= settings.Threshold
+            && context.Features.Get<ZeroCopyResponse>() is { } zeroCopy && ReferenceEquals(context.Request.Body, zeroCopy.KestrelRequestBody)
+            && upstream.Readiness is { } readiness && readiness.Loop == zeroCopy.Connection.Loop;
+
+    /// <summary>Sends the body (it must <see cref="Qualifies">qualify</see>); returns the bytes sent.</summary>
+    public static async Task<long> SendAsync(HttpContext context, UpstreamConnection upstream, ProxyMetrics metrics, RequestBodySplicing settings, CancellationToken cancellationToken)
+    {
+        var client = context.Features.Get<ZeroCopyResponse>()!.Connection;
+        long length = context.Request.ContentLength!.Value;
+        var reader = context.Request.BodyReader;
+
+        // :: What Kestrel holds already (read with the head): copied. TryRead also starts the body for Kestrel (100 Continue).
+        long sent = 0;
+        bool ended = false;
+        while (!ended && TryRead(reader, out var held))
+        {
+            ended = held.IsCompleted;
+            foreach (var segment in held.Buffer)
+            {
+                await upstream.SendAsync(segment, cancellationToken);
+                metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Request, segment.Length);
+            }
+            sent += held.Buffer.Length;
+            reader.AdvanceTo(held.Buffer.End);
+            if (held.Buffer.IsEmpty) break;
+        }
+        if (ended || sent >= length) return sent;
+
+        // :: The rest: spliced, unless no pipe can be had (copied, as every body past the pipe budget).
+        var pipes = client.Shared.Pipes;
+        var pipe = pipes.TryLease();
+        if (pipe is null) return sent + await RequestBodySender.CopyAsync(context.Request, upstream, RequestBodyFraming.ContentLength, metrics, cancellationToken);
+        if (!client.Input.BeginSplice())
+        {
+            pipes.Return(pipe, transferComplete: true);
+            return sent + await RequestBodySender.CopyAsync(context.Request, upstream, RequestBodyFraming.ContentLength, metrics, cancellationToken);
+        }
+        var splice = new RequestBodySplice(client, upstream, upstream.Readiness!, metrics, settings);
+        var result = BodyResult.Failed(BodyOutcome.TransportFailed, "the splice did not run");
+        try { result = await SpliceMove.RunAsync(splice, pipe, length - sent, cancellationToken); }
+        finally
+        {
+            client.Input.EndSplice();
+            pipes.Return(pipe, result.IsComplete); // a pipe that may hold bytes of a broken body is closed
+        }
+        cancellationToken.ThrowIfCancellationRequested(); // stopped by an early response, or the client connection went away
+        switch (result.Outcome)
+        {
+            case BodyOutcome.Complete: break;
+            case BodyOutcome.SinkFailed: throw new IOException($"sending the request body to the upstream failed: {result.Reason}");
+            case BodyOutcome.SourceTimedOut: throw new ClientBodyException(new TimeoutException(result.Reason), timedOut: true);
+            default: throw new ClientBodyException(new IOException(result.Reason));
+        }
+
+        // :: Kestrel reads the body to its end over the credited bytes (they are all buffered: nothing waits).
+        long credited = splice.TakenBytes;
+        while (credited > 0 && reader.TryRead(out var skipped))
+        {
+            long take = Math.Min(credited, skipped.Buffer.Length);
+            reader.AdvanceTo(skipped.Buffer.GetPosition(take));
+            credited -= take;
+            if (skipped.IsCompleted || take == 0) break;
+        }
+        return length;
+    }
+
+    private static bool TryRead(System.IO.Pipelines.PipeReader reader, out System.IO.Pipelines.ReadResult result)
+    {
+        try { return reader.TryRead(out result); }
+        catch (Exception e) when (e is not OperationCanceledException) { throw new ClientBodyException(e); }
+    }
+
+    public override SafeHandle Source => _client.ClientHandle;
+    public override SafeHandle Sink => _upstream.Socket.SafeHandle;
+    public override int SourceSequence => _client.ClientSocket.ReadSequence;
+    public override int SinkSequence => _upstreamSocket.WriteSequence;
+
+    public override ValueTask<BodyResult> SourceReadableAsync(int sequence, CancellationToken cancellationToken)
+        => KernelWaits.ClientReadableAsync(_client, sequence, _settings.ClientTimeout, cancellationToken);
+
+    public override ValueTask<BodyResult> SinkWritableAsync(int sequence, CancellationToken cancellationToken)
+        => KernelWaits.UpstreamWritableAsync(_client, _upstreamSocket, sequence, _settings.UpstreamIdle, cancellationToken);
+
+    public override BodyResult SourceFailed(string reason) => BodyResult.Failed(BodyOutcome.SourceFailed, $"the client connection failed: {reason}");
+    public override BodyResult SourceEnded(long left) => BodyResult.Failed(BodyOutcome.SourceEnded, $"the client closed with {left} body bytes unsent");
+    public override BodyResult SinkFailed(string reason) => BodyResult.Failed(BodyOutcome.SinkFailed, reason);
+    public override BodyResult Cancelled() => BodyResult.Failed(BodyOutcome.ClientFailed, "stopped");
+
+    public override void Taken(long bytes)
+    {
+        TakenBytes += bytes;
+        _client.Input.CreditSpliced(bytes);
+    }
+
+    public override void Delivered(long bytes)
+    {
+        _upstream.CountSent(bytes);
+        _metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Request, bytes);
+    }
+}
