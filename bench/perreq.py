@@ -3,10 +3,11 @@
 system calls (strace -f -c), context switches (/proc/PID/task/*/status), bytes allocated (the runtime's
 total-allocated counter on the admin /metrics) per request, plus CPU µs per request (load-sensitive).
 
-    python3 bench/perreq.py [--zcproxy DLL] [--size 1024] [--conns 16] [--seconds 3] [--env K=V ...] [--cache]
+    python3 bench/perreq.py [--zcproxy DLL] [--size 1024] [--conns 16] [--seconds 3] [--env K=V ...] [--access-log] [--cache]
 
 --cache: the route caches (a Cache section in the run directory) and every timed request is a cache hit.
 
+--access-log logs every request to a file as the packaged config does (format main), for the cost of a logged request.
 Starts an nginx origin (1 worker) and zcproxy (ports from the OS, 127.0.0.1 only), warms up with wrk, then runs
 wrk three times: once under strace (syscalls), once untraced (context switches, CPU, allocations); everything
 started here is stopped by PID on exit. Prints one line per measure.
@@ -92,8 +93,9 @@ def cpu_seconds(pid):
 class Rig:
     """An nginx origin (1 worker) serving one body of `size` bytes and zcproxy in front of it; stopped by PID on exit."""
 
-    def __init__(self, dll, size=1024, env=(), cache=False):
-        self.dll, self.size, self.env, self.cache = dll, size, dict(kv.split("=", 1) for kv in env), cache
+    def __init__(self, dll, size=1024, env=(), access_log=False, cache=False):
+        self.dll, self.size, self.env = dll, size, dict(kv.split("=", 1) for kv in env)
+        self.access_log, self.cache = access_log, cache
         self.procs = []
 
     def __enter__(self):
@@ -107,7 +109,9 @@ class Rig:
         with open(os.path.join(self.work, "nginx.conf"), "w") as f:
             f.write(configs.nginx_origin(origin_port, run, files, workers=1))
         with open(os.path.join(self.work, "zcproxy.json"), "w") as f:
-            f.write(configs.zcproxy(port, admin_port, origin_port, True, cache_dir=os.path.join(self.work, "cache") if self.cache else None))
+            f.write(configs.zcproxy(port, admin_port, origin_port, True,
+                                    access_log=os.path.join(self.work, "access.log") if self.access_log else None,
+                                    cache_dir=os.path.join(self.work, "cache") if self.cache else None))
         try:
             self.procs.append(subprocess.Popen(["nginx", "-c", os.path.join(self.work, "nginx.conf"), "-p", run],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -169,9 +173,10 @@ def main():
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--env", action="append", default=[], help="K=V for zcproxy's environment")
+    ap.add_argument("--access-log", action="store_true", help="log every request to a file (format main), as the packaged config")
     ap.add_argument("--cache", action="store_true", help="the route caches: every timed request is a hit")
     a = ap.parse_args()
-    with Rig(a.zcproxy, a.size, a.env, a.cache) as rig:
+    with Rig(a.zcproxy, a.size, a.env, a.access_log, a.cache) as rig:
         wrk(rig.url, a.conns, a.warmup)  # JIT, pools
         n, cs, cpu, alloc = rig.untraced(a.conns, a.seconds)
         nt, calls, top = rig.traced(a.conns, a.seconds)
