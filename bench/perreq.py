@@ -3,8 +3,9 @@
 system calls (strace -f -c), context switches (/proc/PID/task/*/status), bytes allocated (the runtime's
 total-allocated counter on the admin /metrics) per request, plus CPU µs per request (load-sensitive).
 
-    python3 bench/perreq.py [--zcproxy DLL] [--size 1024] [--conns 16] [--seconds 3] [--env K=V ...]
+    python3 bench/perreq.py [--zcproxy DLL] [--size 1024] [--conns 16] [--seconds 3] [--env K=V ...] [--access-log]
 
+--access-log logs every request to a file as the packaged config does (format main), for the cost of a logged request.
 Starts an nginx origin (1 worker) and zcproxy (ports from the OS, 127.0.0.1 only), warms up with wrk, then runs
 wrk three times: once under strace (syscalls), once untraced (context switches, CPU, allocations); everything
 started here is stopped by PID on exit. Prints one line per measure.
@@ -78,8 +79,9 @@ def cpu_seconds(pid):
 class Rig:
     """An nginx origin (1 worker) serving one body of `size` bytes and zcproxy in front of it; stopped by PID on exit."""
 
-    def __init__(self, dll, size=1024, env=()):
+    def __init__(self, dll, size=1024, env=(), access_log=False):
         self.dll, self.size, self.env = dll, size, dict(kv.split("=", 1) for kv in env)
+        self.access_log = access_log
         self.procs = []
 
     def __enter__(self):
@@ -93,7 +95,8 @@ class Rig:
         with open(os.path.join(self.work, "nginx.conf"), "w") as f:
             f.write(configs.nginx_origin(origin_port, run, files, workers=1))
         with open(os.path.join(self.work, "zcproxy.json"), "w") as f:
-            f.write(configs.zcproxy(port, admin_port, origin_port, True))
+            f.write(configs.zcproxy(port, admin_port, origin_port, True,
+                                    access_log=os.path.join(self.work, "access.log") if self.access_log else None))
         try:
             self.procs.append(subprocess.Popen(["nginx", "-c", os.path.join(self.work, "nginx.conf"), "-p", run],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -153,8 +156,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--env", action="append", default=[], help="K=V for zcproxy's environment")
+    ap.add_argument("--access-log", action="store_true", help="log every request to a file (format main), as the packaged config")
     a = ap.parse_args()
-    with Rig(a.zcproxy, a.size, a.env) as rig:
+    with Rig(a.zcproxy, a.size, a.env, a.access_log) as rig:
         wrk(rig.url, a.conns, a.warmup)  # JIT, pools
         n, cs, cpu, alloc = rig.untraced(a.conns, a.seconds)
         nt, calls, top = rig.traced(a.conns, a.seconds)

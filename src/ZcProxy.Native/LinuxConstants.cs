@@ -9,6 +9,7 @@ namespace ZcProxy.Native;
 internal static class LinuxConstants
 {
     public static int O_RDONLY => Tmds.Linux.LibC.O_RDONLY;
+    public static int O_WRONLY => Tmds.Linux.LibC.O_WRONLY;
     public static int O_NONBLOCK => Tmds.Linux.LibC.O_NONBLOCK;
     public static int O_CLOEXEC => Tmds.Linux.LibC.O_CLOEXEC;
     public static int O_DIRECT => Tmds.Linux.LibC.O_DIRECT;

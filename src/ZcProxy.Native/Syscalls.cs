@@ -73,6 +73,35 @@ internal static unsafe partial class Syscalls
         finally { if (added) file.DangerousRelease(); }
     }
 
+    public static SysResult Pwrite(SafeHandle file, ReadOnlySpan<byte> buffer, long offset)
+    {
+        bool added = false;
+        try
+        {
+            file.DangerousAddRef(ref added);
+            int fd = (int)file.DangerousGetHandle();
+            long n;
+            fixed (byte* p = buffer)
+                do { n = LibC.pwrite(fd, p, buffer.Length, offset); } while (n < 0 && LastErrno() == EINTR);
+            return Result(n);
+        }
+        finally { if (added) file.DangerousRelease(); }
+    }
+
+    /// <summary>pwrite(2) of all of <paramref name="buffer"/> (a short write goes on from where it stopped): its length, or the first failure (a write of 0 bytes is EIO).</summary>
+    public static SysResult PwriteAll(SafeHandle file, ReadOnlySpan<byte> buffer, long offset)
+    {
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            var r = Pwrite(file, buffer[done..], offset + done);
+            if (!r.Ok) return r;
+            if (r.Bytes == 0) return new SysResult(0, (int)Errno.EIO);
+            done += (int)r.Bytes;
+        }
+        return new SysResult(done, 0);
+    }
+
     /// <summary>A non-blocking, close-on-exec pipe: (read end, write end).</summary>
     public static (FileDescriptor Read, FileDescriptor Write) CreatePipe()
     {

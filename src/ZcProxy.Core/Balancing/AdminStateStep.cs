@@ -23,11 +23,14 @@ internal sealed class AdminStateStep(DestinationRegistry pools)
             anyDisabled |= state == DestinationAdminState.Disabled;
             anyDraining |= state == DestinationAdminState.Draining;
         }
-        if (anyDisabled)
-            proxy.AvailableDestinations = available = available.Where(d => pools.Get(clusterId, d).AdminState != DestinationAdminState.Disabled).ToList();
+        if (anyDisabled) proxy.AvailableDestinations = available = WithoutDisabled(clusterId, available);
         if (anyDraining) context.Features.Set(new CandidatesBeforeAffinity(available));
         return next(context);
     }
+
+    // Apart from InvokeAsync: a lambda there capturing its locals would cost a closure on every request.
+    private List<DestinationState> WithoutDisabled(string clusterId, IReadOnlyList<DestinationState> available)
+        => available.Where(d => pools.Get(clusterId, d).AdminState != DestinationAdminState.Disabled).ToList();
 
     /// <summary>
     /// After session affinity: true when it bound the request to one destination (it replaces the candidate list by

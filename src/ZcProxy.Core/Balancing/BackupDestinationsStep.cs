@@ -21,15 +21,9 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
         var proxy = context.GetReverseProxyFeature();
         var config = proxy.Cluster.Config;
         var available = proxy.AvailableDestinations;
-        List<DestinationState>? primaries = null, backups = null;
-        for (int i = 0; i < available.Count; i++) // indexed: foreach over the interface would box an enumerator per request
-        {
-            var d = available[i];
-            bool backup = d.Model is { } m && DestinationBalancingSettings.For(m.Config).Backup;
-            (backup ? backups ??= [] : primaries ??= []).Add(d);
-        }
-        IReadOnlyList<DestinationState> primaryList = backups is null ? available : (IReadOnlyList<DestinationState>?)primaries ?? [];
-        List<DestinationState> backupList = backups ?? [];
+        // Without backups (the usual case) the candidates are the primaries as they are: no list is made per request.
+        IReadOnlyList<DestinationState> primaryList = available, backupList = Array.Empty<DestinationState>();
+        if (AnyBackup(available)) (primaryList, backupList) = Split(available);
         var pool = new BalancingRequestFeature(config.ClusterId, proxy.Route.Cluster!, ClusterBalancingSettings.For(config), primaryList, backupList);
         context.Features.Set(pool);
 
@@ -44,6 +38,22 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
         else if (!ReferenceEquals(primaryList, available)) proxy.AvailableDestinations = primaryList;
         else if (available.Count == 0) LogNoDestination(proxy.Cluster.Config.ClusterId, proxy.AllDestinations);
         return next(context);
+    }
+
+    private static bool IsBackup(DestinationState d) => d.Model is { } m && DestinationBalancingSettings.For(m.Config).Backup;
+
+    private static bool AnyBackup(IReadOnlyList<DestinationState> available)
+    {
+        for (int i = 0; i < available.Count; i++) // indexed: foreach over the interface would box an enumerator per request
+            if (IsBackup(available[i])) return true;
+        return false;
+    }
+
+    private static (List<DestinationState> Primaries, List<DestinationState> Backups) Split(IReadOnlyList<DestinationState> available)
+    {
+        List<DestinationState> primaries = [], backups = [];
+        for (int i = 0; i < available.Count; i++) (IsBackup(available[i]) ? backups : primaries).Add(available[i]);
+        return (primaries, backups);
     }
 
     private void LogNoDestination(string clusterId, IReadOnlyList<DestinationState> all)

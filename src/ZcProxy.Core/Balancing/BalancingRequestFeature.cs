@@ -17,7 +17,17 @@ internal sealed class BalancingRequestFeature(string clusterId, ClusterState clu
     public ClusterBalancingSettings Settings { get; } = settings;
     public IReadOnlyList<DestinationState> Primaries { get; } = primaries;
     public IReadOnlyList<DestinationState> Backups { get; } = backups;
-    public List<DestinationState> Tried { get; } = [];
+    private List<DestinationState>? _tried; // made by the first retry's bookkeeping: most requests have one try
+
+    /// <summary>Whether a try already went to <paramref name="destination"/> (the current one is not counted until marked).</summary>
+    public bool HasTried(DestinationState destination) => _tried?.Contains(destination) == true;
+
+    /// <summary>Records a finished try on <paramref name="destination"/> (once).</summary>
+    public void MarkTried(DestinationState destination)
+    {
+        if (HasTried(destination)) return;
+        (_tried ??= new List<DestinationState>(2)).Add(destination);
+    }
 
     /// <summary>The destination of the current try, set when it got a connection slot.</summary>
     public DestinationState? Current { get; set; }
@@ -33,7 +43,7 @@ internal sealed class BalancingRequestFeature(string clusterId, ClusterState clu
     /// </summary>
     public List<DestinationState> Untried(Func<DestinationState, bool> usable)
     {
-        bool Fresh(DestinationState d) => !ReferenceEquals(d, Current) && !Tried.Contains(d) && usable(d);
+        bool Fresh(DestinationState d) => !ReferenceEquals(d, Current) && !HasTried(d) && usable(d);
         var next = Primaries.Where(Fresh).ToList();
         if (next.Count == 0) next = Backups.Where(Fresh).ToList();
         return next;

@@ -26,15 +26,14 @@ internal sealed class CircuitBreakerStep(DestinationRegistry pools)
             anyOut |= runtime.IsOutOfRotation;
             runtime.ObserveHealth(DestinationRegistry.IsHealthy(d, runtime), d.Model is { } m ? DestinationBalancingSettings.For(m.Config) : DestinationBalancingSettings.Default);
         }
-        if (anyOut)
-        {
-            bool bound = AdminStateStep.BoundByAffinity(context, proxy.AvailableDestinations);
-            proxy.AvailableDestinations = proxy.AvailableDestinations.Where(d =>
-            {
-                var runtime = pools.Get(clusterId, d);
-                return !runtime.IsBroken && (runtime.AdminState == DestinationAdminState.Enabled || bound && runtime.AdminState == DestinationAdminState.Draining);
-            }).ToList();
-        }
+        if (anyOut) proxy.AvailableDestinations = InRotation(clusterId, proxy.AvailableDestinations, AdminStateStep.BoundByAffinity(context, proxy.AvailableDestinations));
         return next(context);
     }
+
+    // Apart from InvokeAsync: a lambda there capturing its locals would cost a closure on every request.
+    private List<DestinationState> InRotation(string clusterId, IReadOnlyList<DestinationState> available, bool bound) => available.Where(d =>
+    {
+        var runtime = pools.Get(clusterId, d);
+        return !runtime.IsBroken && (runtime.AdminState == DestinationAdminState.Enabled || bound && runtime.AdminState == DestinationAdminState.Draining);
+    }).ToList();
 }

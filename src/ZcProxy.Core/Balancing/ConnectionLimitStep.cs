@@ -74,7 +74,7 @@ internal sealed class ConnectionLimitStep(DestinationRegistry pools)
         double bestLoad = double.MaxValue;
         foreach (var d in pool.Tier)
         {
-            if (ReferenceEquals(d, full) || pool.Tried.Contains(d)) continue;
+            if (ReferenceEquals(d, full) || pool.HasTried(d)) continue;
             var runtime = pools.Get(pool.ClusterId, d);
             if (runtime.IsOutOfRotation || !runtime.Slots.HasFreeSlot(Limit(d))) continue;
             double load = runtime.ActiveRequests / pools.EffectiveWeight(pool.ClusterId, d);

@@ -125,11 +125,15 @@ internal sealed class DestinationRuntime
         var current = Volatile.Read(ref _breaker);
         if (current is not null && current.MaxFails == maxFails && current.FailRatio == cluster.FailRatio && current.FailTimeout == cluster.FailTimeout) return current;
         var created = new DestinationBreaker(maxFails, cluster.FailRatio, cluster.FailTimeout, _time);
-        if (Interlocked.CompareExchange(ref _breaker, created, current) == current && _breakerChanged is { } changed)
-        {
-            created.Opened += () => changed(this, true);
-            created.Closed += () => changed(this, false);
-        }
+        if (Interlocked.CompareExchange(ref _breaker, created, current) == current) ReportChanges(created);
         return Volatile.Read(ref _breaker);
+    }
+
+    // Apart from BreakerFor (called per request): lambdas there capturing its locals would cost a closure per call.
+    private void ReportChanges(DestinationBreaker breaker)
+    {
+        if (_breakerChanged is not { } changed) return;
+        breaker.Opened += () => changed(this, true);
+        breaker.Closed += () => changed(this, false);
     }
 }

@@ -51,7 +51,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
                 pool.Tries++;
                 pool.Rejection = TryRejection.None;
                 await next(context);
-                if (pool.Current is { } tried && !pool.Tried.Contains(tried)) pool.Tried.Add(tried);
+                if (pool.Current is { } tried) pool.MarkTried(tried);
 
                 var reason = WhyRetry(context, pool, gate, bodyReplayable);
                 // A response the gate held back was dropped on the promise of another try: keep it even if a limit

@@ -17,9 +17,10 @@ internal sealed class CacheMetrics
         FillErrors = errors.WithLabels("fill");
         CorruptEntries = errors.WithLabels("corrupt");
         var fillBytes = metrics.Counters("zcproxy_cache_fill_bytes_total",
-            "Body bytes written into cache entries, by how they got there: splice (teed from the response's splice pipe in the kernel) or copy.", "mechanism");
+            "Body bytes written into cache entries, by how they got there: splice (teed from the response's splice pipe in the kernel), directio (read from the tee into aligned buffers, written with O_DIRECT) or copy.", "mechanism");
         FillBytesSpliced = fillBytes.WithLabels("splice");
         FillBytesCopied = fillBytes.WithLabels("copy");
+        FillBytesDirect = fillBytes.WithLabels("directio");
         metrics.Gauge("zcproxy_cache_size_bytes", "Bytes of cache entry files on disk.", () => index.Size);
         metrics.Gauge("zcproxy_cache_entries", "Cache entries on disk.", () => index.Count);
     }
@@ -29,6 +30,7 @@ internal sealed class CacheMetrics
     public Counter CorruptEntries { get; }
     public Counter FillBytesSpliced { get; }
     public Counter FillBytesCopied { get; }
+    public Counter FillBytesDirect { get; }
 
     public void CountRequest(string status)
     {

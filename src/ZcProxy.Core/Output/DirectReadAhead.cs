@@ -12,7 +12,7 @@ namespace ZcProxy.Core.Output;
 /// </summary>
 internal sealed class DirectReadAhead : IAsyncDisposable
 {
-    public const int ChunkSize = 1024 * 1024;
+    public const int ChunkSize = AlignedBufferPool.BufferSize;
     public const int ReadsInFlight = 2;
 
     private readonly SafeFileHandle _file;
@@ -55,31 +55,11 @@ internal sealed class DirectReadAhead : IAsyncDisposable
         return (new Chunk(buffer, (int)(from - at), (int)(to - from)), BodyResult.Complete);
     }
 
-    /// <summary>
-    /// Buffers kept between responses: fresh 1 MiB allocations cost page faults and zeroing (and O_DIRECT pins the
-    /// pages, faulting them in first), which showed up as ~10% of a directio hit's CPU. Bounded: at most
-    /// <see cref="PoolLimit"/> idle buffers stay allocated.
-    /// </summary>
-    private static readonly System.Collections.Concurrent.ConcurrentQueue<AlignedBuffer> Pool = new();
-    private static int _pooled;
-    private const int PoolLimit = 16;
-
     private AlignedBuffer Rent()
     {
-        if (Pool.TryDequeue(out var buffer)) Interlocked.Decrement(ref _pooled);
-        else buffer = new AlignedBuffer(ChunkSize);
+        var buffer = AlignedBufferPool.Rent();
         _buffers.Add(buffer);
         return buffer;
-    }
-
-    private static void Return(AlignedBuffer buffer)
-    {
-        if (Interlocked.Increment(ref _pooled) <= PoolLimit) Pool.Enqueue(buffer);
-        else
-        {
-            Interlocked.Decrement(ref _pooled);
-            buffer.Dispose();
-        }
     }
 
     private void StartRead(AlignedBuffer buffer)
@@ -93,7 +73,7 @@ internal sealed class DirectReadAhead : IAsyncDisposable
     {
         // A read still in flight uses its buffer (and the file) until it returns.
         while (_inFlight.TryDequeue(out var pending)) { try { await pending.Read.ConfigureAwait(false); } catch (Exception) { } }
-        foreach (var buffer in _buffers) Return(buffer); // no read uses them any more
+        foreach (var buffer in _buffers) AlignedBufferPool.Return(buffer); // no read uses them any more
         _buffers.Clear();
     }
 

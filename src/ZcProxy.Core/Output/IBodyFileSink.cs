@@ -26,6 +26,29 @@ internal interface IBodyFileSink
 
     /// <summary>The kernel refused to write (ENOSPC, EDQUOT, EIO...): the sink gives up its file.</summary>
     void SpliceFailed(int errno);
+
+    /// <summary>
+    /// Asked once, before the first byte: non-null when this sink writes with O_DIRECT from aligned buffers (a large
+    /// cache fill), so the teed bytes are read out of the pipe into its buffers (the kernel does not splice into an
+    /// O_DIRECT file) instead of spliced; every byte then goes through it, the head's prefix too.
+    /// </summary>
+    IDirectFileSink? Direct { get; }
+}
+
+/// <summary>A file sink that writes with O_DIRECT from aligned buffers; its writes run on the thread pool, never on an event loop.</summary>
+internal interface IDirectFileSink
+{
+    /// <summary>
+    /// Room in the buffer being filled (at least one byte), after waiting for a write when every buffer is full; empty
+    /// when the sink gave up (a write failed, or <paramref name="count"/> more bytes would pass its size limit).
+    /// </summary>
+    ValueTask<Memory<byte>> SpaceAsync(long count);
+
+    /// <summary><paramref name="bytes"/> were put at the start of the room <see cref="SpaceAsync"/> gave.</summary>
+    void Filled(int bytes);
+
+    /// <summary>The body is complete: writes what is buffered and waits for every write; false when one failed (the sink gave up).</summary>
+    ValueTask<bool> FlushAsync();
 }
 
 /// <summary>A teeing kernel move's second pipe (the client's copy of the bytes) and the file the original goes to.</summary>

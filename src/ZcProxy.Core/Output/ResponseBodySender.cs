@@ -19,9 +19,11 @@ namespace ZcProxy.Core.Output;
 /// </summary>
 internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics metrics)
 {
-    public async Task<BodyResult> SendAsync(HttpContext context, BodySource source)
+    // Not async itself: a copied body (every small one) costs the copy loop's state machine only, and the hole's
+    // closure is made only for a hole.
+    public Task<BodyResult> SendAsync(HttpContext context, BodySource source)
     {
-        if (CarriesNoBody(context)) return BodyResult.Complete;
+        if (CarriesNoBody(context)) return Task.FromResult(BodyResult.Complete);
         if (context.Features.Get<ZeroCopyResponse>() is { } zeroCopy && source.Hole is { } hole && MayMoveInKernel(context, zeroCopy, source, hole, out var sink))
         {
             var pipes = zeroCopy.Connection.Shared.Pipes;
@@ -32,26 +34,30 @@ internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics me
                 pipes.Return(pipe, transferComplete: true); // unused: a fill without its second pipe is copied
                 pipe = null;
             }
-            if (hole != BodyMechanism.Splice || pipe is not null)
-            {
-                var result = BodyResult.Failed(BodyOutcome.TransportFailed, "the hole did not run");
-                var connection = zeroCopy.Connection;
-                try
-                {
-                    result = await zeroCopy.SendHoleAsync(token => teePipe is not null
-                        ? source.MoveTeeingAsync(connection, pipe!, new FileTee(teePipe, sink!), token)
-                        : source.MoveAsync(connection, pipe, token), source.Length);
-                }
-                finally
-                {
-                    // A failed splice may leave bytes in a pipe: those are closed, not reused.
-                    if (pipe is not null) pipes.Return(pipe, result.IsComplete);
-                    if (teePipe is not null) pipes.Return(teePipe, result.IsComplete);
-                }
-                return result;
-            }
+            if (hole != BodyMechanism.Splice || pipe is not null) return MoveInKernelAsync(zeroCopy, source, pipe, teePipe, sink);
         }
-        return await CopyAsync(context, source);
+        return CopyAsync(context, source);
+    }
+
+    /// <summary>The hole: a kernel move of the whole body (teeing into the sink's file when there is one); the leased pipes go back after.</summary>
+    private static async Task<BodyResult> MoveInKernelAsync(ZeroCopyResponse zeroCopy, BodySource source, SplicePipe? pipe, SplicePipe? teePipe, IBodyFileSink? sink)
+    {
+        var pipes = zeroCopy.Connection.Shared.Pipes;
+        var result = BodyResult.Failed(BodyOutcome.TransportFailed, "the hole did not run");
+        var connection = zeroCopy.Connection;
+        try
+        {
+            result = await zeroCopy.SendHoleAsync(token => teePipe is not null
+                ? source.MoveTeeingAsync(connection, pipe!, new FileTee(teePipe, sink!), token)
+                : source.MoveAsync(connection, pipe, token), source.Length);
+        }
+        finally
+        {
+            // A failed splice may leave bytes in a pipe: those are closed, not reused.
+            if (pipe is not null) pipes.Return(pipe, result.IsComplete);
+            if (teePipe is not null) pipes.Return(teePipe, result.IsComplete);
+        }
+        return result;
     }
 
     /// <summary>True for a socket body too short to be worth a splice (a pipe and two calls per pipeful): it is copied whatever else holds.</summary>

@@ -2,6 +2,7 @@ using System.Buffers;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport;
 using ZcProxy.Native;
+using ZcProxy.Core.Transport.Loops;
 using static ZcProxy.Native.LinuxConstants;
 
 namespace ZcProxy.Core.Output;
@@ -23,12 +24,15 @@ internal sealed partial class SocketBody
         var ends = new ResponseEnds(this, to);
         SplicePipe fromUpstream = pipe, toClient = tee.Pipe;
         var sink = tee.Sink;
+        var direct = sink.Direct; // asked before the first byte: an O_DIRECT fill takes every byte, the prefix too
         bool sinking = true;
         try
         {
             if (!_prefix.IsEmpty)
             {
-                sink.Write(_prefix.Span); // in user space already (the head's recv took it along): written like a copied fill
+                // In user space already (the head's recv took it along): written like a copied fill.
+                if (direct is null) sink.Write(_prefix.Span);
+                else sinking = await CopyToDirectAsync(direct, _prefix);
                 var sent = await SendPrefixAsync(to, cancellationToken);
                 if (!sent.IsComplete) return sent;
             }
@@ -49,8 +53,13 @@ internal sealed partial class SocketBody
                     {
                         toClient.Buffered += r.Bytes;
                         if (!sinking) fromUpstream.Buffered -= r.Bytes;
-                        else if (!WriteToFile(fromUpstream, sink, r.Bytes, out sinking))
-                            return BodyResult.Failed(BodyOutcome.TransportFailed, "a pipe did not give back the bytes it held");
+                        else
+                        {
+                            bool gaveBack;
+                            if (direct is null) gaveBack = WriteToFile(fromUpstream, sink, r.Bytes, out sinking);
+                            else (gaveBack, sinking) = await ReadIntoDirectAsync(to, fromUpstream, direct, r.Bytes);
+                            if (!gaveBack) return BodyResult.Failed(BodyOutcome.TransportFailed, "a pipe did not give back the bytes it held");
+                        }
                         progress = true;
                     }
                     else if (!r.Ok && !r.WouldBlock)
@@ -77,9 +86,46 @@ internal sealed partial class SocketBody
                     if (!readable.IsComplete) return readable;
                 }
             }
+            if (sinking && direct is not null) await direct.FlushAsync(); // the last buffer and the tail; a failure gives the fill up, not the response
             return BodyResult.Complete;
         }
         finally { ends.Release(); }
+    }
+
+    /// <summary>
+    /// Reads the <paramref name="count"/> bytes at the head of <paramref name="pipe"/> (just teed) into the O_DIRECT sink's
+    /// buffers (a wait for a buffer runs while a full one is written, on the pool); when the sink gives up, the rest is
+    /// read out and dropped. (false, _) only when the pipe would not give its bytes back.
+    /// </summary>
+    private static async ValueTask<(bool GaveBack, bool Sinking)> ReadIntoDirectAsync(ZeroCopyConnection to, SplicePipe pipe, IDirectFileSink direct, long count)
+    {
+        while (count > 0)
+        {
+            var space = await direct.SpaceAsync(count);
+            await to.Loop.SwitchTo(); // a wait for a write ends on the pool: the move goes on on its loop, where its sockets' waits are
+            if (space.IsEmpty) return (Drop(pipe, count), false);
+            var r = Syscalls.Read(pipe.ReadFd, space.Span[..(int)Math.Min(space.Length, count)]);
+            if (!r.Ok || r.Bytes == 0) return (false, false);
+            pipe.Buffered -= r.Bytes;
+            count -= r.Bytes;
+            direct.Filled((int)r.Bytes);
+        }
+        return (true, true);
+    }
+
+    /// <summary>Copies bytes already in user space into the O_DIRECT sink's buffers; false when the sink gave up.</summary>
+    private static async ValueTask<bool> CopyToDirectAsync(IDirectFileSink direct, ReadOnlyMemory<byte> data)
+    {
+        while (!data.IsEmpty)
+        {
+            var space = await direct.SpaceAsync(data.Length);
+            if (space.IsEmpty) return false;
+            int n = Math.Min(space.Length, data.Length);
+            data.Span[..n].CopyTo(space.Span);
+            direct.Filled(n);
+            data = data[n..];
+        }
+        return true;
     }
 
     /// <summary>

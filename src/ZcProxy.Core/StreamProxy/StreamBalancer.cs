@@ -57,7 +57,7 @@ internal sealed partial class StreamBalancer(IProxyStateLookup state, Destinatio
             pool.Current = candidate;
             var upstream = await attempt.RunAsync(pool, candidate!);
             if (upstream is not null) return StreamConnectResult.Connected(upstream, pool.Tries);
-            pool.Tried.Add(candidate!);
+            pool.MarkTried(candidate!);
             pool.Current = null;
             var next = MayRetry(pool, attempt.Retry, start, cancellationToken) ? Pick(context, pool, pool.Untried(d => !pools.Get(clusterId, d).IsOutOfRotation)) : null;
             if (next is null) return StreamConnectResult.Failed(attempt.Failure, attempt.Reason, pool.Tries);

@@ -96,7 +96,10 @@ internal sealed partial class UpstreamConnection
             // A FIN or reset is reported once: after it, recv answers at once (0 or an error), so never wait for another edge.
             if (_drained && sequence == _seenSequence && readiness.TroubleSeen == 0)
             {
-                await readiness.WaitReadableAsync(sequence, cancellationToken);
+                // LoopSocket.WaitReadableAsync(sequence, token) written out here: one state machine per read, not two.
+                readiness.ThrowIfFailedOrCanceled(cancellationToken);
+                using (readiness.WakeReaderOn(cancellationToken)) await readiness.WaitReadableAsync(sequence);
+                readiness.ThrowIfFailedOrCanceled(cancellationToken);
                 continue;
             }
             SysResult r;

@@ -19,15 +19,16 @@ internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeatur
     private readonly IConnectionLifetimeNotificationFeature _inner;
     private readonly TimeProvider _time;
     private readonly long _acceptedAt;
-    private readonly CancellationTokenSource _closeRequested;
+    // No timer until a close request has to wait: every idle keep-alive connection holds one of these.
+    private readonly CancellationTokenSource _closeRequested = new();
     private readonly CancellationTokenRegistration _registration;
+    private ITimer? _graceTimer;
 
     public NewConnectionGrace(IConnectionLifetimeNotificationFeature inner, TimeProvider time)
     {
         _inner = inner;
         _time = time;
         _acceptedAt = time.GetTimestamp();
-        _closeRequested = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         ConnectionClosedRequested = _closeRequested.Token;
         _registration = inner.ConnectionClosedRequested.UnsafeRegister(static state => ((NewConnectionGrace)state!).OnCloseRequested(), this);
     }
@@ -42,7 +43,7 @@ internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeatur
         try
         {
             if (remaining <= TimeSpan.Zero) _closeRequested.Cancel();
-            else _closeRequested.CancelAfter(remaining);
+            else _graceTimer = _time.CreateTimer(static s => ((NewConnectionGrace)s!).PassCloseRequest(), this, remaining, Timeout.InfiniteTimeSpan);
         }
         catch (ObjectDisposedException)
         {
@@ -50,9 +51,16 @@ internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeatur
         }
     }
 
+    private void PassCloseRequest()
+    {
+        try { _closeRequested.Cancel(); }
+        catch (ObjectDisposedException) { } // the connection ended within its grace
+    }
+
     public void Dispose()
     {
         _registration.Dispose();
+        _graceTimer?.Dispose();
         _closeRequested.Dispose();
     }
 }

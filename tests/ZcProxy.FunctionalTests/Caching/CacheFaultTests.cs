@@ -10,7 +10,7 @@ namespace ZcProxy.Tests.Caching;
 /// <summary>Disk full, unwritable directory, corrupt and leftover files, hostile keys, oversized entries.</summary>
 public class CacheFaultTests(ITestOutputHelper output)
 {
-    private static readonly bool IsRoot = Environment.UserName == "root" || RunQuiet("id", "-u").Trim() == "0";
+    internal static readonly bool IsRoot = Environment.UserName == "root" || RunQuiet("id", "-u").Trim() == "0";
 
     private static Action<WebApplication> Chunked(string path, byte[] body) => app => app.MapGet(path, async (HttpContext c) =>
     {
@@ -230,7 +230,7 @@ public class CacheFaultTests(ITestOutputHelper output)
     }
 
     /// <summary>A small tmpfs for disk-full tests; unmounted and removed on dispose.</summary>
-    private sealed class TmpfsMount : IDisposable
+    internal sealed class TmpfsMount : IDisposable
     {
         private TmpfsMount(string path) => Path = path;
         public string Path { get; }

@@ -29,6 +29,43 @@ public class NewConnectionGraceTests
         Assert.False(grace.ConnectionClosedRequested.IsCancellationRequested);
     }
 
+    /// <summary>The manual clock, counting the timers made through it (they run on real time).</summary>
+    private sealed class TimerCountingTime : TimeProvider
+    {
+        public ManualTimeProvider Clock { get; } = new();
+        public int TimersCreated;
+        public override long TimestampFrequency => Clock.TimestampFrequency;
+        public override long GetTimestamp() => Clock.GetTimestamp();
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Interlocked.Increment(ref TimersCreated);
+            return base.CreateTimer(callback, state, dueTime, period);
+        }
+    }
+
+    [Fact]
+    public void AnIdleConnection_HoldsNoTimer()
+    {
+        var time = new TimerCountingTime();
+        using var grace = new NewConnectionGrace(new KestrelLifetime(), time);
+        Assert.Equal(0, time.TimersCreated);
+    }
+
+    [Fact]
+    public async Task CloseRequest_HeldBack_PassesWhenTheGraceEnds()
+    {
+        var time = new TimerCountingTime();
+        var kestrel = new KestrelLifetime();
+        using var grace = new NewConnectionGrace(kestrel, time);
+        time.Clock.Advance(NewConnectionGrace.Grace - TimeSpan.FromMilliseconds(50));
+
+        grace.RequestClose();
+
+        Assert.False(grace.ConnectionClosedRequested.IsCancellationRequested);
+        Assert.Equal(1, time.TimersCreated);
+        await Poll.UntilAsync(() => grace.ConnectionClosedRequested.IsCancellationRequested, "the close request after the rest of the grace");
+    }
+
     [Fact]
     public void CloseRequest_ForAConnectionOlderThanTheGrace_PassesAtOnce()
     {

@@ -51,7 +51,7 @@ internal sealed class LoopSocket
     public async ValueTask WaitReadableAsync(int seen, CancellationToken cancellationToken)
     {
         ThrowIfFailedOrCanceled(cancellationToken);
-        using (cancellationToken.CanBeCanceled ? cancellationToken.UnsafeRegister(static s => ((LoopSocket)s!).WakeReader(), this) : default)
+        using (WakeReaderOn(cancellationToken))
             await _reader.WaitAsync(ref _readSequence, seen);
         ThrowIfFailedOrCanceled(cancellationToken);
     }
@@ -65,7 +65,12 @@ internal sealed class LoopSocket
         ThrowIfFailedOrCanceled(cancellationToken);
     }
 
-    private void ThrowIfFailedOrCanceled(CancellationToken cancellationToken)
+    /// <summary>Wakes a pending read wait when <paramref name="cancellationToken"/> is cancelled (dispose after the wait); nothing for an uncancellable token.</summary>
+    public CancellationTokenRegistration WakeReaderOn(CancellationToken cancellationToken)
+        => cancellationToken.CanBeCanceled ? cancellationToken.UnsafeRegister(static s => ((LoopSocket)s!).WakeReader(), this) : default;
+
+    /// <summary>What a cancellable wait checks before and after waiting: the socket's failure, then the token.</summary>
+    public void ThrowIfFailedOrCanceled(CancellationToken cancellationToken)
     {
         if (Failure is { } failure) throw failure is OperationCanceledException oce ? new OperationCanceledException(oce.Message, oce) : new IOException(failure.Message, failure);
         cancellationToken.ThrowIfCancellationRequested();
