@@ -92,6 +92,9 @@ internal static class AccessLogLine
                 line.AppendNumber(length);
                 return true;
             case LogVariable.RequestTime: line.AppendSeconds(elapsed.TotalSeconds); return true;
+            case LogVariable.RequestLength:
+                line.AppendNumber(RequestHeadLength(context) + (context.Features.Get<RequestBodyCount>()?.Received ?? 0));
+                return true;
             case LogVariable.UpstreamAddr:
                 if (context.Features.Get<UpstreamTiming>()?.Address is not { } upstream) return false;
                 line.AppendEscaped(upstream);
@@ -120,6 +123,19 @@ internal static class AccessLogLine
             default:
                 return false;
         }
+    }
+
+    /// <summary>
+    /// The request head's length as HTTP/1.1 text: request line, one "Name: value" line per field value, the empty line
+    /// (Kestrel keeps no raw head; exact for heads written that way, which is how clients write them).
+    /// </summary>
+    private static long RequestHeadLength(HttpContext context)
+    {
+        var request = context.Request;
+        long length = request.Method.Length + 1 + RawTarget(context).Length + 1 + request.Protocol.Length + 2 + 2;
+        foreach (var (name, values) in request.Headers)
+            foreach (var value in values) length += name.Length + 2 + (value?.Length ?? 0) + 2;
+        return length;
     }
 
     /// <summary>The request target as the client sent it (nginx's $request_uri), not the decoded path.</summary>
