@@ -3,8 +3,11 @@
 system calls (strace -f -c), context switches (/proc/PID/task/*/status), bytes allocated (the runtime's
 total-allocated counter on the admin /metrics) per request, plus CPU µs per request (load-sensitive).
 
-    python3 bench/perreq.py [--zcproxy DLL] [--size 1024] [--conns 16] [--seconds 3] [--env K=V ...]
+    python3 bench/perreq.py [--zcproxy DLL] [--size 1024] [--conns 16] [--seconds 3] [--env K=V ...] [--access-log] [--cache]
 
+--cache: the route caches (a Cache section in the run directory) and every timed request is a cache hit.
+
+--access-log logs every request to a file as the packaged config does (format main), for the cost of a logged request.
 Starts an nginx origin (1 worker) and zcproxy (ports from the OS, 127.0.0.1 only), warms up with wrk, then runs
 wrk three times: once under strace (syscalls), once untraced (context switches, CPU, allocations); everything
 started here is stopped by PID on exit. Prints one line per measure.
@@ -38,6 +41,18 @@ def wait_http(url, seconds=30):
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"no answer from {url} within {seconds} s")
+
+
+def wait_hit(url, seconds=30):
+    """Asks until the answer is a cache hit (a fill completes after its response)."""
+    end = time.time() + seconds
+    while time.time() < end:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            r.read()
+            if r.headers.get("X-Cache-Status") == "HIT":
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{url} never answered X-Cache-Status: HIT")
 
 
 def metric(admin, pattern):
@@ -78,8 +93,9 @@ def cpu_seconds(pid):
 class Rig:
     """An nginx origin (1 worker) serving one body of `size` bytes and zcproxy in front of it; stopped by PID on exit."""
 
-    def __init__(self, dll, size=1024, env=()):
+    def __init__(self, dll, size=1024, env=(), access_log=False, cache=False):
         self.dll, self.size, self.env = dll, size, dict(kv.split("=", 1) for kv in env)
+        self.access_log, self.cache = access_log, cache
         self.procs = []
 
     def __enter__(self):
@@ -93,7 +109,9 @@ class Rig:
         with open(os.path.join(self.work, "nginx.conf"), "w") as f:
             f.write(configs.nginx_origin(origin_port, run, files, workers=1))
         with open(os.path.join(self.work, "zcproxy.json"), "w") as f:
-            f.write(configs.zcproxy(port, admin_port, origin_port, True))
+            f.write(configs.zcproxy(port, admin_port, origin_port, True,
+                                    access_log=os.path.join(self.work, "access.log") if self.access_log else None,
+                                    cache_dir=os.path.join(self.work, "cache") if self.cache else None))
         try:
             self.procs.append(subprocess.Popen(["nginx", "-c", os.path.join(self.work, "nginx.conf"), "-p", run],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -105,6 +123,8 @@ class Rig:
             self.admin = f"http://127.0.0.1:{admin_port}"
             wait_http(f"http://127.0.0.1:{origin_port}/body")
             assert len(wait_http(self.url)) == self.size
+            if self.cache:
+                wait_hit(self.url)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -153,12 +173,14 @@ def main():
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--env", action="append", default=[], help="K=V for zcproxy's environment")
+    ap.add_argument("--access-log", action="store_true", help="log every request to a file (format main), as the packaged config")
+    ap.add_argument("--cache", action="store_true", help="the route caches: every timed request is a hit")
     a = ap.parse_args()
-    with Rig(a.zcproxy, a.size, a.env) as rig:
+    with Rig(a.zcproxy, a.size, a.env, a.access_log, a.cache) as rig:
         wrk(rig.url, a.conns, a.warmup)  # JIT, pools
         n, cs, cpu, alloc = rig.untraced(a.conns, a.seconds)
         nt, calls, top = rig.traced(a.conns, a.seconds)
-    print(f"requests (untraced, {a.seconds}s, -c{a.conns}, {a.size} B): {n} ({n / a.seconds:.0f}/s)")
+    print(f"requests (untraced, {a.seconds}s, -c{a.conns}, {a.size} B{', cache hits' if a.cache else ''}): {n} ({n / a.seconds:.0f}/s)")
     print(f"syscalls/request: {calls:.2f} ({top}) over {nt} traced requests")
     print(f"context switches/request: {cs:.3f}")
     print(f"CPU us/request: {cpu:.1f}")

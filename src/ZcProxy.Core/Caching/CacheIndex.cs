@@ -47,13 +47,24 @@ internal sealed class CacheIndex
     }
 
     /// <summary>§4.1: the variants stored for a key that match the request (most recent first).</summary>
-    public List<IndexEntry> Candidates(string key, Func<IReadOnlyList<(string Name, string Value)>, bool> matches)
+    /// <summary>The entries of <paramref name="key"/> whose Vary values <paramref name="matches"/> accepts, newest response first.</summary>
+    public List<IndexEntry> Candidates<TState>(string key, Func<IReadOnlyList<(string Name, string Value)>, TState, bool> matches, TState state)
     {
+        // A loop, not LINQ: this runs on every cache lookup (an iterator, a sort and a closure per hit before).
+        var found = new List<IndexEntry>(1);
         lock (_lock)
         {
-            if (!_byKey.TryGetValue(key, out var list)) return [];
-            return list.Where(e => matches(e.Vary)).OrderByDescending(e => e.ResponseTime).ToList();
+            if (!_byKey.TryGetValue(key, out var list)) return found;
+            foreach (var entry in list)
+            {
+                if (!matches(entry.Vary, state)) continue;
+                // Newest first, and stable (entries of the same instant keep their order), as OrderByDescending was.
+                int at = found.Count;
+                while (at > 0 && found[at - 1].ResponseTime < entry.ResponseTime) at--;
+                found.Insert(at, entry);
+            }
         }
+        return found;
     }
 
     public void Touch(IndexEntry entry, long nowTicks)

@@ -23,7 +23,7 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
     public static void SetStatus(HttpContext context, string status, bool background = false)
     {
         context.Response.Headers[CacheStatus.HeaderName] = status;
-        if (!background) context.Items[AccessLogMiddleware.CacheStatusItem] = status;
+        if (!background) CacheStatusFeature.Set(context, status);
     }
 
     public static bool IsEnabled(HttpContext context)
@@ -43,7 +43,7 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
         }
         finally
         {
-            if (context.Items.TryGetValue(AccessLogMiddleware.CacheStatusItem, out var s) && s is string status) cache.Metrics.CountRequest(status);
+            if (CacheStatusFeature.Of(context) is { } status) cache.Metrics.CountRequest(status);
         }
     }
 
@@ -231,7 +231,7 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
 
     private async ValueTask<OpenEntry?> LookupAsync(string key, HttpRequest request)
     {
-        foreach (var candidate in cache.Index.Candidates(key, vary => StoredHead.VaryMatches(vary, request)))
+        foreach (var candidate in cache.Index.Candidates(key, static (vary, request) => StoredHead.VaryMatches(vary, request), request))
             if (await cache.OpenAsync(candidate) is { } opened) return opened;
         return null;
     }

@@ -47,7 +47,22 @@ internal sealed partial class DiskCache
     public string TempTag { get; } = $"{Environment.ProcessId}-{Guid.NewGuid():N}"[..24];
 
     /// <summary>Settings in force (reloads may change everything but Path).</summary>
-    public CacheOptions Options => _runtime.Current.Cache is { } current ? current with { Path = _initial.Path } : _initial;
+    public CacheOptions Options
+    {
+        get
+        {
+            if (_runtime.Current.Cache is not { } current) return _initial;
+            // Read per request: one copy per configuration, not one per call.
+            var effective = Volatile.Read(ref _effective);
+            if (effective is null || !ReferenceEquals(effective.Source, current))
+                Volatile.Write(ref _effective, effective = new EffectiveOptions(current, current with { Path = _initial.Path }));
+            return effective.Options;
+        }
+    }
+
+    /// <summary>The running configuration's cache options with the path the cache was started with (a restart-only setting).</summary>
+    private sealed record EffectiveOptions(CacheOptions Source, CacheOptions Options);
+    private EffectiveOptions? _effective;
 
     /// <summary>True once the start-up scan has indexed the directory.</summary>
     public bool Loaded { get; internal set; }
@@ -82,7 +97,8 @@ internal sealed partial class DiskCache
     /// </summary>
     public async ValueTask<OpenEntry?> OpenAsync(IndexEntry entry)
     {
-        var (errno, opened) = await Output.LoopFileIo.OpenReadAsync(PathFor(entry.Hash));
+        var path = PathFor(entry.Hash);
+        var (errno, opened) = await Output.LoopFileIo.OpenReadAsync(path);
         if (opened is not { } file)
         {
             // Deleted behind our back (or by a purge racing this lookup); EMFILE, EACCES...: a miss now, the entry may well be readable later.
@@ -101,7 +117,7 @@ internal sealed partial class DiskCache
             return null;
         }
         Index.Touch(entry, Time.GetUtcNow().UtcTicks);
-        return new OpenEntry(entry, file, parsed.Value.Response, parsed.Value.BodyOffset, PathFor(entry.Hash));
+        return new OpenEntry(entry, file, parsed.Value.Response, parsed.Value.BodyOffset, path);
     }
 
     public void Delete(IndexEntry entry)

@@ -19,8 +19,11 @@ internal sealed record StoredResponse
     public string? Header(string name)
     {
         string? found = null;
-        foreach (var (n, v) in Headers)
+        for (int i = 0; i < Headers.Count; i++) // indexed: foreach over the interface would box an enumerator per call
+        {
+            var (n, v) = Headers[i];
             if (n.Equals(name, StringComparison.OrdinalIgnoreCase)) found = found is null ? v : found + ", " + v;
+        }
         return found;
     }
 

@@ -10,18 +10,22 @@ using Yarp.ReverseProxy.Model;
 namespace ZcProxy.Core.Diagnostics;
 
 /// <summary>
-/// Formats one request's access-log line straight into a pooled UTF-8 buffer (no strings built per request): values
-/// are read from the request, response and <see cref="UpstreamTiming"/> and escaped as nginx does (<c>"</c>, <c>\</c>,
-/// control characters and bytes outside printable ASCII become <c>\xHH</c>; in the json format, JSON escapes).
-/// The caller owns the returned buffer and gives it back to <see cref="ArrayPool{T}.Shared"/>.
+/// Formats one request's access-log line straight into its thread's UTF-8 scratch buffer (no strings, no buffer rented
+/// or allocated per request): values are read from the request, response and <see cref="UpstreamTiming"/> and escaped
+/// as nginx does (<c>"</c>, <c>\</c>, control characters and bytes outside printable ASCII become <c>\xHH</c>; in the
+/// json format, JSON escapes). The returned bytes are valid until the thread formats its next line: the caller copies
+/// them out at once (<see cref="AccessLogWriter"/> into its <see cref="AccessLogBuffer"/>).
 /// </summary>
 internal static class AccessLogLine
 {
-    private const int InitialSize = 512;
+    private const int InitialSize = 1024;
 
-    public static (byte[] Buffer, int Length) Format(AccessLogFormat format, HttpContext context, TimeSpan elapsed)
+    /// <summary>This thread's line buffer: grown when a line needs more, then kept (one per event-loop or pool thread).</summary>
+    [ThreadStatic] private static byte[]? t_scratch;
+
+    public static ReadOnlySpan<byte> Format(AccessLogFormat format, HttpContext context, TimeSpan elapsed)
     {
-        var line = new Utf8Line(ArrayPool<byte>.Shared.Rent(InitialSize), format.IsJson);
+        var line = new Utf8Line(t_scratch ??= new byte[InitialSize], format.IsJson);
         var time = LogClock.Now();
         foreach (var segment in format.Segments)
         {
@@ -37,7 +41,8 @@ internal static class AccessLogLine
                 line.Append(format.IsJson ? "null"u8 : "-"u8);
         }
         line.Append((byte)'\n');
-        return (line.Buffer, line.Length);
+        t_scratch = line.Buffer; // kept, grown or not
+        return line.Buffer.AsSpan(0, line.Length);
     }
 
     /// <summary>Writes the variable's value; false when it has none (nginx writes "-").</summary>
@@ -57,7 +62,7 @@ internal static class AccessLogLine
             case LogVariable.RemoteUser: return false;
             case LogVariable.TimeLocal: line.Append(time.Local); return true;
             case LogVariable.TimeIso8601: line.Append(time.Iso8601); return true;
-            case LogVariable.Msec: line.AppendSeconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0); return true;
+            case LogVariable.Msec: line.AppendMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()); return true;
             case LogVariable.Request:
                 line.AppendEscaped(request.Method);
                 line.Append((byte)' ');
@@ -87,6 +92,9 @@ internal static class AccessLogLine
                 line.AppendNumber(length);
                 return true;
             case LogVariable.RequestTime: line.AppendSeconds(elapsed.TotalSeconds); return true;
+            case LogVariable.RequestLength:
+                line.AppendNumber(RequestHeadLength(context) + (context.Features.Get<RequestBodyCount>()?.Received ?? 0));
+                return true;
             case LogVariable.UpstreamAddr:
                 if (context.Features.Get<UpstreamTiming>()?.Address is not { } upstream) return false;
                 line.AppendEscaped(upstream);
@@ -95,7 +103,7 @@ internal static class AccessLogLine
             case LogVariable.UpstreamHeaderTime: return AppendSeconds(ref line, context.Features.Get<UpstreamTiming>()?.HeaderSeconds);
             case LogVariable.UpstreamResponseTime: return AppendSeconds(ref line, context.Features.Get<UpstreamTiming>()?.ResponseSeconds);
             case LogVariable.UpstreamCacheStatus:
-                if (!context.Items.TryGetValue(AccessLogMiddleware.CacheStatusItem, out var c) || c is not string cacheStatus) return false;
+                if (CacheStatusFeature.Of(context) is not { } cacheStatus) return false;
                 line.AppendEscaped(cacheStatus);
                 return true;
             case LogVariable.HttpReferer: return AppendHeader(ref line, request.Headers.Referer);
@@ -115,6 +123,19 @@ internal static class AccessLogLine
             default:
                 return false;
         }
+    }
+
+    /// <summary>
+    /// The request head's length as HTTP/1.1 text: request line, one "Name: value" line per field value, the empty line
+    /// (Kestrel keeps no raw head; exact for heads written that way, which is how clients write them).
+    /// </summary>
+    private static long RequestHeadLength(HttpContext context)
+    {
+        var request = context.Request;
+        long length = request.Method.Length + 1 + RawTarget(context).Length + 1 + request.Protocol.Length + 2 + 2;
+        foreach (var (name, values) in request.Headers)
+            foreach (var value in values) length += name.Length + 2 + (value?.Length ?? 0) + 2;
+        return length;
     }
 
     /// <summary>The request target as the client sent it (nginx's $request_uri), not the decoded path.</summary>
@@ -161,7 +182,7 @@ internal static class AccessLogLine
         return true;
     }
 
-    /// <summary>A growable UTF-8 line in a pooled array.</summary>
+    /// <summary>A growable UTF-8 line in the thread's scratch array.</summary>
     private struct Utf8Line(byte[] buffer, bool json)
     {
         public byte[] Buffer = buffer;
@@ -189,10 +210,19 @@ internal static class AccessLogLine
 
         /// <summary>Seconds with millisecond resolution, as nginx: 0.002.</summary>
         public void AppendSeconds(double seconds)
+            => AppendMilliseconds(double.IsFinite(seconds) && seconds > 0 ? (long)Math.Round(Math.Min(seconds, 1e12) * 1000) : 0);
+
+        /// <summary>Milliseconds as seconds with three decimals (integers only: no decimal or floating-point formatting per line).</summary>
+        public void AppendMilliseconds(long milliseconds)
         {
-            Ensure(32);
-            Utf8Formatter.TryFormat((decimal)Math.Round(Math.Max(0, seconds), 3), Buffer.AsSpan(Length), out int written, new StandardFormat('F', 3));
+            Ensure(24);
+            Utf8Formatter.TryFormat(milliseconds / 1000, Buffer.AsSpan(Length), out int written);
             Length += written;
+            int fraction = (int)(milliseconds % 1000);
+            Buffer[Length++] = (byte)'.';
+            Buffer[Length++] = (byte)('0' + fraction / 100);
+            Buffer[Length++] = (byte)('0' + fraction / 10 % 10);
+            Buffer[Length++] = (byte)('0' + fraction % 10);
         }
 
         /// <summary>Request text is attacker-controlled: no quote, backslash, control character or newline may pass unescaped.</summary>
@@ -237,9 +267,8 @@ internal static class AccessLogLine
         private void Ensure(int more)
         {
             if (Length + more <= Buffer.Length) return;
-            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(Buffer.Length * 2, Length + more));
+            var bigger = new byte[Math.Max(Buffer.Length * 2, Length + more)];
             Buffer.AsSpan(0, Length).CopyTo(bigger);
-            ArrayPool<byte>.Shared.Return(Buffer);
             Buffer = bigger;
         }
     }

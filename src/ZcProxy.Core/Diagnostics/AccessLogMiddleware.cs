@@ -11,8 +11,6 @@ namespace ZcProxy.Core.Diagnostics;
 /// </summary>
 internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter writer, RequestMetrics metrics)
 {
-    public const string CacheStatusItem = "zcproxy.cache_status";
-
     /// <summary>The route Metadata key that turns the access log off for a route ("off"; "on" is the default).</summary>
     public const string RouteMetadataKey = "AccessLog";
 

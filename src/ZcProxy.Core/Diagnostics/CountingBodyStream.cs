@@ -5,7 +5,8 @@ namespace ZcProxy.Core.Diagnostics;
 /// Used where bytes move through user space without our own accounting (YARP's forwarder), so that
 /// zcproxy_body_bytes_total tells the whole story on both forwarding paths.
 /// </summary>
-internal sealed class CountingBodyStream(Stream inner, ProxyMetrics metrics, BodyDirection direction) : Stream
+/// <param name="request">For a request body: the request whose <see cref="RequestBodyCount"/> the bytes also go to.</param>
+internal sealed class CountingBodyStream(Stream inner, ProxyMetrics metrics, BodyDirection direction, Microsoft.AspNetCore.Http.HttpContext? request = null) : Stream
 {
     public override bool CanRead => inner.CanRead;
     // Seekable when the inner stream is: retries rewind a buffered request body through this wrapper.
@@ -38,7 +39,11 @@ internal sealed class CountingBodyStream(Stream inner, ProxyMetrics metrics, Bod
 
     private int Counted(int bytes)
     {
-        if (bytes > 0) metrics.AddBodyBytes(BodyMechanism.Copy, direction, bytes);
+        if (bytes > 0)
+        {
+            metrics.AddBodyBytes(BodyMechanism.Copy, direction, bytes);
+            if (request is not null) RequestBodyCount.Of(request).Add(bytes);
+        }
         return bytes;
     }
 }

@@ -6,7 +6,7 @@ internal enum LogVariable
     None,
     RemoteAddr, RemotePort, RemoteUser, TimeLocal, TimeIso8601, Msec,
     Request, RequestMethod, RequestUri, Uri, Args, ServerProtocol, Scheme, Host, ServerPort, RequestId,
-    Status, BodyBytesSent, RequestTime,
+    Status, BodyBytesSent, RequestTime, RequestLength,
     UpstreamAddr, UpstreamConnectTime, UpstreamHeaderTime, UpstreamResponseTime, UpstreamCacheStatus,
     HttpReferer, HttpUserAgent, RequestHeader, ResponseHeader,
     Route, Cluster, TraceId,
@@ -36,6 +36,7 @@ internal static class LogVariables
         ["status"] = LogVariable.Status,
         ["body_bytes_sent"] = LogVariable.BodyBytesSent,
         ["request_time"] = LogVariable.RequestTime,
+        ["request_length"] = LogVariable.RequestLength,
         ["upstream_addr"] = LogVariable.UpstreamAddr,
         ["upstream_connect_time"] = LogVariable.UpstreamConnectTime,
         ["upstream_header_time"] = LogVariable.UpstreamHeaderTime,
@@ -51,7 +52,7 @@ internal static class LogVariables
     public static IEnumerable<string> Names => ByName.Keys;
 
     /// <summary>Written bare in the json format (a number, or null when absent).</summary>
-    public static bool IsNumber(LogVariable v) => v is LogVariable.Status or LogVariable.BodyBytesSent or LogVariable.RequestTime
+    public static bool IsNumber(LogVariable v) => v is LogVariable.Status or LogVariable.BodyBytesSent or LogVariable.RequestTime or LogVariable.RequestLength
         or LogVariable.UpstreamConnectTime or LogVariable.UpstreamHeaderTime or LogVariable.UpstreamResponseTime
         or LogVariable.RemotePort or LogVariable.ServerPort or LogVariable.Msec;
 }

@@ -63,7 +63,7 @@ internal sealed class RequestSpanMiddleware(RequestDelegate next)
                 activity.SetTag("zcproxy.cluster", proxy?.Cluster?.Config.ClusterId);
                 activity.SetTag("zcproxy.destination", proxy?.ProxiedDestination?.DestinationId);
                 activity.SetTag("zcproxy.upstream.address", proxy?.ProxiedDestination?.Model.Config.Address);
-                if (context.Items.TryGetValue(AccessLogMiddleware.CacheStatusItem, out var cache)) activity.SetTag("zcproxy.cache_status", cache);
+                if (CacheStatusFeature.Of(context) is { } cache) activity.SetTag("zcproxy.cache_status", cache);
             }
             if (status >= 500 || context.RequestAborted.IsCancellationRequested) activity.SetStatus(ActivityStatusCode.Error);
         }

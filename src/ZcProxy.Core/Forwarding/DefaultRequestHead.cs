@@ -16,7 +16,7 @@ namespace ZcProxy.Core.Forwarding;
 /// the request line with the raw target (<see cref="RawPathTransforms"/>) after the destination's path; Host from
 /// the destination; the client's fields in Kestrel's order, without YARP's hop-by-hop list, the fields the
 /// Connection header names (<see cref="ConnectionOptionsTransforms"/>), Host, Forwarded and the X-Forwarded-* the
-/// proxy sets; then X-Forwarded-For/-Host/-Proto, the trace context (<see cref="TraceContext"/>), the content fields
+/// proxy sets; then X-Forwarded-For (the client's with the peer appended, <see cref="XForwardedForAppend"/>), -Host, -Proto, the trace context (<see cref="TraceContext"/>), the content fields
 /// (only with a body) and the framing. When the request is one the transform path treats specially (a path base, a
 /// target that is not a plain origin-form path), it returns false and the caller takes the transform path.
 /// </summary>
@@ -64,7 +64,13 @@ internal static class DefaultRequestHead
             else if (kind.InRequest == HeaderPlace.Headers) AppendValues(head, kind.NameFor(name), values);
         }
 
-        if (context.Connection.RemoteIpAddress is { } remote) AppendAddress(head, remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote);
+        var clientForwardedFor = headers[XForwardedForAppend.Field];
+        if (clientForwardedFor.Count == 0)
+        {
+            if (context.Connection.RemoteIpAddress is { } remote) AppendAddress(head, remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote); // the common case, allocation-free
+        }
+        else if (XForwardedForAppend.Value(clientForwardedFor, context.Connection.RemoteIpAddress) is { } forwardedFor)
+            head.AppendField(XForwardedForAppend.Field, forwardedFor);
         if (request.Host.HasValue) head.AppendField("X-Forwarded-Host", request.Host.ToUriComponent());
         head.AppendField("X-Forwarded-Proto", request.Scheme);
         if (Activity.Current is { } activity)
@@ -136,8 +142,8 @@ internal static class DefaultRequestHead
     private static void AppendAddress(HeadBuffer head, IPAddress address)
     {
         Span<char> text = stackalloc char[64];
-        if (address.TryFormat(text, out int written)) head.AppendField("X-Forwarded-For", text[..written]);
-        else head.AppendField("X-Forwarded-For", address.ToString());
+        if (address.TryFormat(text, out int written)) head.AppendField(XForwardedForAppend.Field, text[..written]);
+        else head.AppendField(XForwardedForAppend.Field, address.ToString());
     }
 
     // Like HttpClient: a bodiless POST/PUT/PATCH still says Content-Length: 0 (see RequestHeadWriter).

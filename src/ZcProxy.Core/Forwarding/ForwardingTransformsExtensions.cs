@@ -14,6 +14,7 @@ internal static class ForwardingTransformsExtensions
     {
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, ConnectionOptionsTransforms>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, RawPathTransforms>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, XForwardedForAppend>());
         return services;
     }
 }

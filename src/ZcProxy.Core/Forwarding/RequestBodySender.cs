@@ -32,6 +32,7 @@ internal static class RequestBodySender
     public static async Task<long> CopyAsync(HttpRequest request, UpstreamConnection connection, RequestBodyFraming framing, ProxyMetrics metrics, CancellationToken cancellationToken)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        var received = RequestBodyCount.Of(request.HttpContext);
         long total = 0;
         try
         {
@@ -44,6 +45,7 @@ internal static class RequestBodySender
                 catch (Exception e) when (e is not OperationCanceledException) { throw new ClientBodyException(e); }
                 if (n == 0) break;
                 total += n;
+                received.Add(n);
                 if (framing == RequestBodyFraming.Chunked)
                 {
                     var size = Encoding.ASCII.GetBytes(n.ToString("x", CultureInfo.InvariantCulture) + "\r\n");

@@ -29,9 +29,12 @@ internal sealed class RequestBodySplice : SpliceEnds
     private readonly LoopSocket _upstreamSocket;
     private readonly ProxyMetrics _metrics;
     private readonly RequestBodySplicing _settings;
+    private readonly RequestBodyCount _received;
 
-    private RequestBodySplice(ZeroCopyConnection client, UpstreamConnection upstream, LoopSocket upstreamSocket, ProxyMetrics metrics, RequestBodySplicing settings)
+    private RequestBodySplice(ZeroCopyConnection client, UpstreamConnection upstream, LoopSocket upstreamSocket, ProxyMetrics metrics, RequestBodySplicing settings,
+        RequestBodyCount received)
     {
+        _received = received;
         _client = client;
         _upstream = upstream;
         _upstreamSocket = upstreamSocket;
@@ -57,6 +60,7 @@ internal sealed class RequestBodySplice : SpliceEnds
         var client = context.Features.Get<ZeroCopyResponse>()!.Connection;
         long length = context.Request.ContentLength!.Value;
         var reader = context.Request.BodyReader;
+        var received = RequestBodyCount.Of(context);
 
         // :: What Kestrel holds already (read with the head): copied. TryRead also starts the body for Kestrel (100 Continue).
         long sent = 0;
@@ -70,6 +74,7 @@ internal sealed class RequestBodySplice : SpliceEnds
                 metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Request, segment.Length);
             }
             sent += held.Buffer.Length;
+            received.Add(held.Buffer.Length);
             reader.AdvanceTo(held.Buffer.End);
             if (held.Buffer.IsEmpty) break;
         }
@@ -84,7 +89,7 @@ internal sealed class RequestBodySplice : SpliceEnds
             pipes.Return(pipe, transferComplete: true);
             return sent + await RequestBodySender.CopyAsync(context.Request, upstream, RequestBodyFraming.ContentLength, metrics, cancellationToken);
         }
-        var splice = new RequestBodySplice(client, upstream, upstream.Readiness!, metrics, settings);
+        var splice = new RequestBodySplice(client, upstream, upstream.Readiness!, metrics, settings, received);
         var result = BodyResult.Failed(BodyOutcome.TransportFailed, "the splice did not run");
         try { result = await SpliceMove.RunAsync(splice, pipe, length - sent, cancellationToken); }
         finally
@@ -138,6 +143,7 @@ internal sealed class RequestBodySplice : SpliceEnds
     public override void Taken(long bytes)
     {
         TakenBytes += bytes;
+        _received.Add(bytes);
         _client.Input.CreditSpliced(bytes);
     }
 

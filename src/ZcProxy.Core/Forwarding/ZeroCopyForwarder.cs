@@ -79,7 +79,7 @@ internal sealed partial class ZeroCopyForwarder(
         if (context.Response.Body is not CountingBodyStream)
             context.Response.Body = new CountingBodyStream(context.Response.Body, metrics.Body, BodyDirection.Response);
         if (context.Request.Body is not CountingBodyStream)
-            context.Request.Body = new CountingBodyStream(context.Request.Body, metrics.Body, BodyDirection.Request);
+            context.Request.Body = new CountingBodyStream(context.Request.Body, metrics.Body, BodyDirection.Request, context);
         return next(context);
     }
 

@@ -1,21 +1,28 @@
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Compression;
 using ZcProxy.Core.Output;
+using ZcProxy.Core.RateLimiting;
 
 namespace ZcProxy.Core.Local;
 
 /// <summary>
 /// After routing, before YARP's proxy pipeline: a route without a cluster is answered here (YARP would answer 503), and a
 /// request no route matches gets its 404 through <see cref="ErrorPages"/> (so an operator's 404 page applies).
+/// A local answer goes through the route's rate limit and compression first, like a proxied response (nginx applies
+/// limit_req and gzip to its static files and returns alike).
 /// </summary>
-internal sealed class LocalRouteMiddleware(RequestDelegate next, ErrorPages pages, StaticFiles files)
+internal sealed class LocalRouteMiddleware(RequestDelegate next, ErrorPages pages, StaticFiles files, RateLimitStep rateLimits, CompressionStep compression)
 {
     public Task InvokeAsync(HttpContext context)
     {
         var endpoint = context.GetEndpoint();
         if (endpoint is null) return pages.WriteAsync(context, StatusCodes.Status404NotFound, "no route matches this request");
         if (endpoint.Metadata.GetMetadata<RouteModel>() is { Cluster: null } route && LocalRoute.For(route.Config) is { } local)
-            return local.Files is { } root ? files.ServeAsync(context, root) : local.Answer!.WriteAsync(context);
+            return rateLimits.InvokeAsync(context, route.Config, limited => compression.InvokeAsync(limited, route.Config, answered => Answer(answered, local)));
         return next(context);
     }
+
+    private Task Answer(HttpContext context, LocalRoute local)
+        => local.Files is { } root ? files.ServeAsync(context, root) : local.Answer!.WriteAsync(context);
 }

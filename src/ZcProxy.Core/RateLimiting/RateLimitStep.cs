@@ -2,12 +2,13 @@ using System.Globalization;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
+using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Model;
 
 namespace ZcProxy.Core.RateLimiting;
 
 /// <summary>
-/// The first proxy-pipeline step: a request on a route with a RateLimiterPolicy takes a permit of that policy for its
+/// The first proxy-pipeline step (and the first step of a Static or Return route's answer): a request on a route with a RateLimiterPolicy takes a permit of that policy for its
 /// key, or is refused with the policy's status (429) and Retry-After, before the cache, the balancer or an upstream
 /// sees it (nginx's limit_req runs in the same early phase). A Concurrency permit is held until the response is done.
 /// With no policy configured the step costs one read; routes without a policy cost one Metadata lookup more.
@@ -15,9 +16,13 @@ namespace ZcProxy.Core.RateLimiting;
 internal sealed class RateLimitStep(RateLimitPolicies policies)
 {
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
+        => InvokeAsync(context, context.Features.Get<IReverseProxyFeature>()?.Route.Config, next);
+
+    /// <summary>For a route answered outside YARP's proxy pipeline (Static, Return): the same limit as a proxied one.</summary>
+    public Task InvokeAsync(HttpContext context, RouteConfig? route, RequestDelegate next)
     {
         if (policies.IsEmpty) return next(context);
-        if (context.Features.Get<IReverseProxyFeature>()?.Route.Config.Metadata is not { } metadata
+        if (route?.Metadata is not { } metadata
             || !metadata.TryGetValue(RouteRateLimits.MetadataKey, out var name)
             || policies.Find(name) is not { } policy)
             return next(context);

@@ -116,9 +116,8 @@ public sealed class UploadStraceProofTests(ITestOutputHelper output)
             await AbandonedUploadAsync(proxyUrl);
         }
 
-        int now = 0;
-        await Poll.UntilAsync(() => (now = CountFds(proxy.Pid)) <= baseline,
-            $"fd count back to its baseline {baseline} (now {now})", TimeSpan.FromSeconds(20));
+        try { await Poll.UntilAsync(() => CountFds(proxy.Pid) <= baseline, $"fd count back to its baseline {baseline}", TimeSpan.FromSeconds(20)); }
+        catch (TimeoutException e) { throw new TimeoutException($"{e.Message}: still {CountFds(proxy.Pid)} fds", e); }
         output.WriteLine($"fds: baseline {baseline}, after 3 tunnels, 3 uploads, 3 abandoned uploads: {CountFds(proxy.Pid)}");
     }
 

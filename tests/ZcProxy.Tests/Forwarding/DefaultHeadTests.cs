@@ -45,6 +45,7 @@ public class DefaultHeadTests
         // method, target, "Name: value" lines (| separated), destination address
         { "GET", "/index.html", "Host: example.com|User-Agent: wrk|Accept: */*|Accept-Encoding: gzip|Connection: keep-alive", "http://127.0.0.1:8081/" },
         { "GET", "/a%2Fb/%41?x=%2F&y", "Host: example.com:8080|X-Forwarded-For: 6.6.6.6|X-Forwarded-Host: evil|Forwarded: for=1.2.3.4|X-Custom: v", "http://127.0.0.1:8081/base/" },
+        { "GET", "/xff", "Host: h|X-Forwarded-For: 6.6.6.6|X-Forwarded-For: 7.7.7.7, 8.8.8.8|Forwarded: for=1.2.3.4", "http://127.0.0.1:8081/" },
         { "GET", "/x/./y/../a%2Fb/%2e%2e/c", "Host: h|Cookie: a=1|Cookie: b=2|X-Multi: 1|X-Multi: 2", "http://upstream.test" },
         { "GET", "/p?", "Host: h|Content-Type: text/plain|Server: client-says|ETag: \"e\"|Keep-Alive: 5|TE: trailers|Proxy-Authorization: x", "http://127.0.0.1:81/" },
         { "GET", "/hop", "Host: h|Connection: keep-alive, X-Hop, Cookie|X-Hop: 1|Cookie: c=1|X-Stays: 2", "http://127.0.0.1:81/" },
