@@ -7,6 +7,8 @@ namespace ZcProxy.Core.Caching;
 /// <summary>Validation of the Cache section beyond what the JSON types enforce.</summary>
 internal sealed partial class CacheConfigCheck : IConfigCheck
 {
+    private const long MinSliceSize = 64 * 1024;
+
     public IEnumerable<ConfigError> Check(LoadedConfig config)
     {
         foreach (var error in CheckRoutes(config)) yield return error;
@@ -16,6 +18,8 @@ internal sealed partial class CacheConfigCheck : IConfigCheck
         if (cache.LockTimeout < TimeSpan.Zero) yield return new(file, "$.Cache.LockTimeout", "must not be negative");
         if (cache.LockTimeout > Duration.MaxTimeout) yield return new(file, "$.Cache.LockTimeout", $"must be at most {Duration.MaxTimeoutText} (a waiting request runs a timer)");
         if (cache.Inactive <= TimeSpan.Zero) yield return new(file, "$.Cache.Inactive", "must be greater than zero");
+        if (cache.SliceSize != 0 && cache.SliceSize < MinSliceSize)
+            yield return new(file, "$.Cache.SliceSize", $"must be 0 (off) or at least 64KiB (each slice is a cache entry and an upstream request), not {cache.SliceSize} bytes");
         for (int i = 0; i < cache.Methods.Count; i++)
             if (cache.Methods[i]?.ToUpperInvariant() is not ("GET" or "HEAD"))
                 yield return new(file, $"$.Cache.Methods[{i}]", $"'{cache.Methods[i]}' cannot be cached: only GET and HEAD");

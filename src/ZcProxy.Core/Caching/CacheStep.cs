@@ -79,6 +79,8 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
             finally { if (mayFill) cache.Lock.Release(key, replaced); }
             return;
         }
+        // nginx's slice: a Range request is answered from stored slices of the object, fetched as needed.
+        if (options.SliceSize > 0 && !fromPeer && await TryAnswerFromSlicesAsync(context, key, options.SliceSize)) return;
         var requestCc = RequestDirectives(request);
         var entry = await LookupAsync(key, request);
         // Sharded across nodes: a miss goes to the key's owner, which fills from the origin (see Caching/Peers/).

@@ -55,6 +55,43 @@ internal sealed class CachedResponseWriter(DiskCache cache, FileRangeSending fil
         await SendBodyAsync(context, entry, start, length);
     }
 
+    /// <summary>
+    /// Answers from cache slices (<see cref="SliceRange"/>): bytes [start, start+length) of an object of
+    /// <paramref name="total"/> bytes, as a 206 with its Content-Range when <paramref name="partial"/>, else a 200 of the
+    /// whole object. <paramref name="slices"/> are consecutive slices covering the range, the first holding
+    /// <paramref name="start"/>; the head is the first slice's stored one, without its own Content-Range.
+    /// </summary>
+    public async Task WriteSlicesAsync(HttpContext context, IReadOnlyList<OpenEntry> slices, long sliceSize, long total, long start, long length,
+        bool partial, string status, TimeSpan age)
+    {
+        var response = context.Response;
+        response.Headers.Clear();
+        response.StatusCode = partial ? StatusCodes.Status206PartialContent : StatusCodes.Status200OK;
+        foreach (var (name, value) in slices[0].Response.Headers)
+            if (!name.Equals("Age", StringComparison.OrdinalIgnoreCase) && !name.Equals("Content-Range", StringComparison.OrdinalIgnoreCase))
+                response.Headers.Append(name, value);
+        response.Headers.Age = Freshness.AgeHeader(age);
+        if (partial) response.Headers.ContentRange = string.Create(CultureInfo.InvariantCulture, $"bytes {start}-{start + length - 1}/{total}");
+        CacheStep.SetStatus(context, status);
+        response.ContentLength = length;
+        if (length == 0) return;
+        var options = cache.Options;
+        var policy = new DirectIoPolicy(options.DirectIo, options.DirectIoThreshold);
+        var parts = new List<BodySource>(slices.Count);
+        long position = start, end = start + length;
+        foreach (var slice in slices)
+        {
+            long sliceStart = (position / sliceSize) * sliceSize;
+            long from = position - sliceStart, count = Math.Min(end, sliceStart + slice.Response.BodyLength) - position;
+            long bodyLength = slice.Response.BodyLength;
+            parts.Add(files.Open(slice.File, slice.Path, slice.BodyOffset + bodyLength, slice.BodyOffset + from, count, bodyLength, policy));
+            position += count;
+        }
+        await using var source = new ConcatenatedSource(parts);
+        var result = await sender.SendAsync(context, source);
+        if (!result.IsComplete) report.StoredBodyFailed(context, result, slices[0].Response.Key);
+    }
+
     private async Task SendBodyAsync(HttpContext context, OpenEntry entry, long start, long length)
     {
         var options = cache.Options;

@@ -193,6 +193,8 @@ internal sealed record CacheOptions
     public TimeSpan Inactive { get; init; } = TimeSpan.FromMinutes(10);
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxEntrySize { get; init; } = 1L << 30;
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MinFreeDisk { get; init; } = 100L << 20;
+    /// <summary>nginx's slice: Range requests fetch and store aligned slices of this size (upstream Range requests); 0 (default): off.</summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long SliceSize { get; init; }
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Cache key template; placeholders {scheme}, {host}, {uri} (path + query), {path}, {query}, {method}.</summary>
     public string Key { get; init; } = "{scheme}://{host}{uri}";

@@ -14,10 +14,11 @@ public class CacheConfigTests
             { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**all}" }, "Metadata": { "Cache": "on" } } },
               "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }
             """, """
-            "Cache": { "Path": "cache", "Methods": [ "GET", "POST" ], "Statuses": [ 200, 206 ], "Key": "{scheme}{hots}{uri}", "MaxEntrySize": 0 }
+            "Cache": { "Path": "cache", "Methods": [ "GET", "POST" ], "Statuses": [ 200, 206 ], "Key": "{scheme}{hots}{uri}", "MaxEntrySize": 0,
+                       "SliceSize": "4KiB" }
             """);
         var paths = (await dir.ValidateAsync()).Select(e => e.JsonPath).Order().ToArray();
-        Assert.Equal(["$.Cache.Key", "$.Cache.MaxEntrySize", "$.Cache.Methods[1]", "$.Cache.Statuses[1]"], paths);
+        Assert.Equal(["$.Cache.Key", "$.Cache.MaxEntrySize", "$.Cache.Methods[1]", "$.Cache.SliceSize", "$.Cache.Statuses[1]"], paths);
     }
 
     [Fact]
@@ -30,7 +31,7 @@ public class CacheConfigTests
             """, """
             "Cache": { "Path": "/var/cache/zcproxy", "MaxSize": "10GiB", "DirectIoThreshold": "4MiB", "Inactive": "10m",
                        "MaxEntrySize": "1GiB", "MinFreeDisk": "100MiB", "LockTimeout": "5s", "Key": "{scheme}://{host}{uri}",
-                       "Methods": [ "GET", "HEAD" ], "Statuses": [ 200, 301, 404 ], "DirectIo": "residency" }
+                       "Methods": [ "GET", "HEAD" ], "Statuses": [ 200, 301, 404 ], "DirectIo": "residency", "SliceSize": "1MiB" }
             """);
         Assert.Empty(await dir.ValidateAsync());
     }
