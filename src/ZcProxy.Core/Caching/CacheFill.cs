@@ -57,6 +57,8 @@ internal sealed partial class CacheFill : IDisposable, IBodyFileSink, IDirectFil
     public bool Failed => _done && _file is null && !Committed;
     public bool Committed { get; private set; }
     public long Written => _written;
+    /// <summary>The response declared its length (Content-Length): <see cref="Commit"/> then proves the body whole.</summary>
+    public bool HasDeclaredLength => _declaredLength is not null;
 
     /// <summary>Creates the temp file and writes the head; null (logged, counted) when the cache cannot take it.</summary>
     public static CacheFill? Start(DiskCache cache, StoredResponse head, long? declaredLength)

@@ -191,7 +191,10 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
             context.Features.Set(bodyFeature);
             if (interceptor.Fill is { } fill)
             {
-                bool whole = completed && context.Features.Get<IForwarderErrorFeature>() is null && !context.RequestAborted.IsCancellationRequested;
+                // A client that closes on the last byte of a Content-Length body may be seen gone before this runs: the
+                // fill's own length check (Commit) proves that body whole. Without a length, only a client still there does.
+                bool whole = completed && context.Features.Get<IForwarderErrorFeature>() is null
+                    && (fill.HasDeclaredLength || !context.RequestAborted.IsCancellationRequested);
                 if (whole) fill.Commit();
                 fill.Dispose();
             }

@@ -36,7 +36,8 @@ internal sealed partial class SocketBody
                 var sent = await SendPrefixAsync(to, cancellationToken);
                 if (!sent.IsComplete) return sent;
             }
-            long toRead = _left, toWrite = _left;
+            long toRead = _left, toWrite = _left, toFile = _left;
+            bool flushed = false;
             while (toWrite > 0)
             {
                 if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
@@ -59,6 +60,15 @@ internal sealed partial class SocketBody
                             if (direct is null) gaveBack = WriteToFile(fromUpstream, sink, r.Bytes, out sinking);
                             else (gaveBack, sinking) = await ReadIntoDirectAsync(to, fromUpstream, direct, r.Bytes);
                             if (!gaveBack) return BodyResult.Failed(BodyOutcome.TransportFailed, "a pipe did not give back the bytes it held");
+                            toFile -= r.Bytes;
+                            if (toFile == 0 && sinking && direct is not null)
+                            {
+                                // The O_DIRECT file is complete before the client's last bytes leave (they wait in the tee's
+                                // pipe), as a spliced fill's is: a client that closes on its last byte finds the entry whole.
+                                sinking = await direct.FlushAsync();
+                                flushed = true;
+                                await to.Loop.SwitchTo();
+                            }
                         }
                         progress = true;
                     }
@@ -86,7 +96,7 @@ internal sealed partial class SocketBody
                     if (!readable.IsComplete) return readable;
                 }
             }
-            if (sinking && direct is not null) await direct.FlushAsync(); // the last buffer and the tail; a failure gives the fill up, not the response
+            if (sinking && direct is not null && !flushed) await direct.FlushAsync(); // a failure gives the fill up, not the response
             return BodyResult.Complete;
         }
         finally { ends.Release(); }

@@ -27,6 +27,7 @@ public sealed class CacheDirectFillTests(ITestOutputHelper output)
     [InlineData((3 << 20) + 1234)] // three full buffers and a tail that is no multiple of 4096
     [InlineData(2 << 20)] // exactly two buffers: no tail
     [InlineData((1 << 20) + 1)] // just over the threshold: one buffer and a one-byte tail
+    [InlineData(16 << 20)]
     public async Task LargeMiss_WrittenWithODirect_EntryIsTheBodyExactly_ThenShaExactHit(int size)
     {
         var body = CacheRig.RandomBody(size, 41);
