@@ -23,7 +23,7 @@ internal sealed partial class CacheStep
         var request = context.Request;
         if (!HttpMethods.IsGet(request.Method) || AsksMoreThanBytes(request)) return false;
         // The whole object is stored (its origin had no range support, or it was fetched whole): that entry answers.
-        if (cache.Index.Candidates(key, vary => StoredHead.VaryMatches(vary, request)).Count > 0) return false;
+        if (cache.Index.Candidates(key, static (vary, request) => StoredHead.VaryMatches(vary, request), request).Count > 0) return false;
         var rangeHeader = request.Headers.Range.ToString();
         bool ranged = rangeHeader.Length > 0;
         long? firstByte = null;
