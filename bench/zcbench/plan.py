@@ -5,7 +5,7 @@ from dataclasses import dataclass
 KiB, MiB = 1024, 1024 * 1024
 SIZES = {"1k": 1 * KiB, "64k": 64 * KiB, "1m": 1 * MiB, "16m": 16 * MiB, "256m": 256 * MiB,
          # Uploads: wrk POSTs a body of this size to /upload (the origin reads it all, then answers "ok").
-         "up1m": 1 * MiB, "up64m": 64 * MiB}
+         "up1m": 1 * MiB, "up16m": 16 * MiB, "up64m": 64 * MiB, "up256m": 256 * MiB}
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,9 @@ TLS_WORKLOADS = {
 # Uploads (request bodies client -> upstream): ZcProxy splices them (ZeroCopy on), HAProxy with option splice-request,
 # nginx streams them (proxy_request_buffering off in the tuned variant). CPU-s/GB counts the request body bytes.
 UPLOAD_TARGETS = ("zc-on", "zc-off", "nginx-tuned", "haproxy-splice")
-UPLOAD_WORKLOADS = {
-    "full": ["up1m-c4", "up64m-c2"],
-    "quick": ["up1m-c4", "up64m-c2"],
+UPLOAD_WORKLOADS = {  # issue 13 asks for 16 MiB and 256 MiB; 1 MiB shows the small end
+    "full": ["up1m-c4", "up16m-c4", "up256m-c2"],
+    "quick": ["up16m-c4", "up256m-c2"],
 }
 
 
