@@ -213,6 +213,8 @@ def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=
                    else {"Url": f"http://127.0.0.1:{port}"}],
         "Admin": {"Url": f"http://127.0.0.1:{admin_port}"},
         "ZeroCopy": {"Enabled": bool(zero_copy)},
+        # Uploads of any size, as the nginx configs here (client_max_body_size 0) and HAProxy accept them.
+        "Limits": {"MaxRequestBodySize": 0},
         "AccessLog": {"Path": access_log, "Format": "main"} if access_log else {"Path": "off"},
         "ReverseProxy": {
             "Routes": {"all": route},

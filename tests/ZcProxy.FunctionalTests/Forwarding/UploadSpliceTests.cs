@@ -64,6 +64,7 @@ public sealed class UploadSpliceTests
     [InlineData(true, Threshold - 1)]
     [InlineData(true, Threshold)]
     [InlineData(true, 1 << 20)]
+    [InlineData(true, 16 << 20)]
     [InlineData(true, 64 << 20)]
     [InlineData(false, 1)]
     [InlineData(false, Threshold)]
