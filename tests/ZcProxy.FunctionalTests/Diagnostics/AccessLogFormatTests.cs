@@ -227,7 +227,9 @@ public class AccessLogQueueTests
 
         await Poll.UntilAsync(() => File.Exists(file) && File.ReadLines(file).Count() == 100 + Lines, "every line in the file");
         await writer.StopAsync(CancellationToken.None);
-        Assert.Equal(0, allocated);
+        // Nothing per line: under 1 byte per line leaves room for one-off runtime allocations (a contended lock's
+        // first wait allocated 384 B once in a Debug build), while the old per-line rent took 11 MB for these lines.
+        Assert.True(allocated < Lines, $"{allocated} bytes allocated for {Lines} lines");
         Assert.Equal(0, metrics.CounterValue("zcproxy_access_log_dropped_total"));
         Assert.All(File.ReadLines(file).Skip(100), line => Assert.Equal("/line 200", line));
     }
