@@ -102,24 +102,30 @@ internal sealed class ZeroCopyInput : PipeReader
         }
     }
 
+    /// <summary>Chains <paramref name="segment"/> after the tail (or starts the sequence with it); it becomes the tail.</summary>
+    private Segment Append(Segment segment)
+    {
+        var tail = _tail;
+        if (tail is null)
+        {
+            _head = segment;
+            _headStart = 0;
+        }
+        else
+        {
+            segment.RunningIndex = tail.RunningIndex + tail.End;
+            tail.SetNext(segment);
+        }
+        return _tail = segment;
+    }
+
     /// <summary>One recv into the tail block's free space (or a fresh block). A short read means the socket is drained.</summary>
     private SysResult Receive()
     {
         var tail = _tail;
         if (tail is null || !tail.Pooled || tail.Block.Length - tail.End < MinimumReadSpace)
         {
-            var segment = new Segment(_connection.Shared.RentBlock(ZeroCopyTransport.BlockSize), pooled: true);
-            if (tail is null)
-            {
-                _head = segment;
-                _headStart = 0;
-            }
-            else
-            {
-                segment.RunningIndex = tail.RunningIndex + tail.End;
-                tail.SetNext(segment);
-            }
-            _tail = tail = segment;
+            tail = Append(new Segment(_connection.Shared.RentBlock(ZeroCopyTransport.BlockSize), pooled: true));
         }
         int space = tail.Block.Length - tail.End;
         int sequence = _connection.ClientSocket.ReadSequence;
@@ -220,18 +226,7 @@ internal sealed class ZeroCopyInput : PipeReader
             var tail = _tail;
             if (tail is null || tail.Pooled || tail.End == scratch.Length)
             {
-                var segment = new Segment(scratch, pooled: false);
-                if (tail is null)
-                {
-                    _head = segment;
-                    _headStart = 0;
-                }
-                else
-                {
-                    segment.RunningIndex = tail.RunningIndex + tail.End;
-                    tail.SetNext(segment);
-                }
-                _tail = tail = segment;
+                tail = Append(new Segment(scratch, pooled: false));
             }
             int add = (int)Math.Min(bytes, scratch.Length - tail.End);
             tail.Advance(add);
