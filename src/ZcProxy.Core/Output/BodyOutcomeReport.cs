@@ -30,11 +30,7 @@ internal sealed partial class BodyOutcomeReport(ForwardingMetrics metrics, ILogg
         metrics.Error(kind).Increment();
         LogUpstreamBodyFailed(logger, error, destination, result.Outcome, result.Reason ?? "");
         context.Features.Set<IForwarderErrorFeature>(new ZeroCopyForwarderErrorFeature(error, new IOException(result.Reason)));
-        if (!context.Response.HasStarted)
-        {
-            context.Response.Clear();
-            context.Response.StatusCode = StatusCodes.Status502BadGateway;
-        }
+        AnswerIfNotStarted(context, StatusCodes.Status502BadGateway);
     }
 
     /// <summary>A stored (cache) body that did not arrive complete: the entry's file shrank or failed, or the client left.</summary>
@@ -42,11 +38,7 @@ internal sealed partial class BodyOutcomeReport(ForwardingMetrics metrics, ILogg
     {
         if (result.Outcome == BodyOutcome.ClientFailed) LogStoredBodyClientGone(logger, key, result.Reason ?? "");
         else LogStoredBodyFailed(logger, key, result.Outcome, result.Reason ?? "");
-        if (!context.Response.HasStarted)
-        {
-            context.Response.Clear();
-            context.Response.StatusCode = StatusCodes.Status500InternalServerError;
-        }
+        AnswerIfNotStarted(context, StatusCodes.Status500InternalServerError);
     }
 
     /// <summary>A static file's body that did not arrive complete: the file shrank or failed, or the client left.</summary>
@@ -54,11 +46,15 @@ internal sealed partial class BodyOutcomeReport(ForwardingMetrics metrics, ILogg
     {
         if (result.Outcome == BodyOutcome.ClientFailed) LogStaticBodyClientGone(logger, path, result.Reason ?? "");
         else LogStaticBodyFailed(logger, path, result.Outcome, result.Reason ?? "");
-        if (!context.Response.HasStarted)
-        {
-            context.Response.Clear();
-            context.Response.StatusCode = StatusCodes.Status500InternalServerError;
-        }
+        AnswerIfNotStarted(context, StatusCodes.Status500InternalServerError);
+    }
+
+    /// <summary>A body that failed before its response head left still gets a clean status instead of a torn response.</summary>
+    private static void AnswerIfNotStarted(HttpContext context, int status)
+    {
+        if (context.Response.HasStarted) return;
+        context.Response.Clear();
+        context.Response.StatusCode = status;
     }
 
     [LoggerMessage(EventId = 11002, Level = LogLevel.Error, Message = "static files: {Path} could not be sent ({Outcome}): {Reason}")]
