@@ -39,13 +39,14 @@ public class CacheOpenFilesTests
         var entry = EntryOf(rig, "/v/a");
 
         using var first = await cache.OpenAsync(entry);
-        // Warm: the kept file's hit completes synchronously, and its only allocation is the OpenEntry it returns.
+        // Warm: the kept file's hit completes synchronously; it allocates the OpenEntry it returns (and, in a Debug build,
+        // the async state machine: ~310 bytes in all).
         long before = GC.GetAllocatedBytesForCurrentThread();
         using var second = await cache.OpenAsync(entry);
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Same(first!.File, second!.File);         // not opened again
         Assert.Same(first.Response, second.Response);   // not read and parsed again
-        Assert.InRange(allocated, 0, 256);              // opening and parsing the head allocated ~2 KB per hit before
+        Assert.InRange(allocated, 0, 512);              // opening and parsing the head allocated ~2 KB per hit before
         Assert.Equal(("HIT", "a v1"), await rig.GetAsync("/v/a"));
     }
 
