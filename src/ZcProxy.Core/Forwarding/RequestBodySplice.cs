@@ -124,16 +124,20 @@ internal sealed class RequestBodySplice : SpliceEnds
         catch (Exception e) when (e is not OperationCanceledException) { throw new ClientBodyException(e); }
     }
 
+    protected override bool ClientAborted => _client.IsAborted;
     public override SafeHandle Source => _client.ClientHandle;
     public override SafeHandle Sink => _upstream.Socket.SafeHandle;
     public override int SourceSequence => _client.ClientSocket.ReadSequence;
-    public override int SinkSequence => _upstreamSocket.WriteSequence;
+    protected override LoopSocket SinkSocket => _upstreamSocket;
+    protected override LoopSocket SourceSocket() => _client.ClientSocket;
+    protected override TimeSpan SourceIdle => _settings.ClientTimeout;
+    protected override TimeSpan SinkIdle => _settings.UpstreamIdle;
 
-    public override ValueTask<BodyResult> SourceReadableAsync(int sequence, CancellationToken cancellationToken)
-        => KernelWaits.ClientReadableAsync(_client, sequence, _settings.ClientTimeout, cancellationToken);
-
-    public override ValueTask<BodyResult> SinkWritableAsync(int sequence, CancellationToken cancellationToken)
-        => KernelWaits.UpstreamWritableAsync(_client, _upstreamSocket, sequence, _settings.UpstreamIdle, cancellationToken);
+    /// <summary>nginx's client_body_timeout: the caller answers 408.</summary>
+    protected override BodyResult SourceStalled()
+        => BodyResult.Failed(BodyOutcome.SourceTimedOut, $"the client sent nothing for {_settings.ClientTimeout.TotalMilliseconds:0} ms");
+    protected override BodyResult SinkStalled()
+        => BodyResult.Failed(BodyOutcome.SinkFailed, $"the upstream took no byte for {_settings.UpstreamIdle.TotalMilliseconds:0} ms");
 
     public override BodyResult SourceFailed(string reason) => BodyResult.Failed(BodyOutcome.SourceFailed, $"the client connection failed: {reason}");
     public override BodyResult SourceEnded(long left) => BodyResult.Failed(BodyOutcome.SourceEnded, $"the client closed with {left} body bytes unsent");
