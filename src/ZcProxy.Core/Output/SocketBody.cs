@@ -131,6 +131,7 @@ internal sealed partial class SocketBody : UpstreamBody
         /// <summary>A borrowed (.NET) upstream socket leaves the client's loop again; its fd stays open.</summary>
         public void Release()
         {
+            EndWaits();
             if (_borrowed && _upstream is not null) _client.UnregisterSource(_upstream);
             _upstream = null;
         }
@@ -155,8 +156,7 @@ internal sealed partial class SocketBody : UpstreamBody
             }
             else if (r.WouldBlock)
             {
-                BodyResult ready;
-                using (ends.WakeOn(cancellationToken)) ready = await ends.SinkWritableAsync(sequence, cancellationToken);
+                var ready = await ends.SinkWritableAsync(sequence, cancellationToken);
                 if (!ready.IsComplete) return ready;
             }
             else return ends.SinkFailed(r.Ok ? "send moved 0 bytes" : r.ToException("send").Message);

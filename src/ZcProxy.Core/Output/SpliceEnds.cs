@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using ZcProxy.Core.Transport.Loops;
 
@@ -11,7 +12,9 @@ namespace ZcProxy.Core.Output;
 /// </summary>
 internal abstract class SpliceEnds
 {
-    private readonly SpliceWait _wait = new();
+    // Made at the first wait: most bodies up to a pipeful never wait (their bytes are there, the client takes them).
+    private SpliceWait? _wait;
+    private CancellationTokenRegistration _wake;
 
     /// <summary>The client connection of the request whose body moves is gone (its waits fail for that reason).</summary>
     protected abstract bool ClientAborted { get; }
@@ -48,25 +51,38 @@ internal abstract class SpliceEnds
     public abstract void Delivered(long bytes);
 
     /// <summary>Until the source has bytes after <paramref name="sequence"/>; anything but Complete ends the move.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<BodyResult> SourceReadableAsync(int sequence, CancellationToken cancellationToken)
     {
         var socket = SourceSocket();
-        return Ended(socket, await _wait.WaitAsync(socket, forWrite: false, sequence, SourceIdle, cancellationToken), stalled: false);
+        return Ended(socket, await Waits(cancellationToken).WaitAsync(socket, forWrite: false, sequence, SourceIdle, cancellationToken), stalled: false);
     }
 
     /// <summary>Until the sink takes bytes again after <paramref name="sequence"/>; anything but Complete ends the move.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<BodyResult> SinkWritableAsync(int sequence, CancellationToken cancellationToken)
     {
         var socket = SinkSocket;
-        return Ended(socket, await _wait.WaitAsync(socket, forWrite: true, sequence, SinkIdle, cancellationToken), stalled: true);
+        return Ended(socket, await Waits(cancellationToken).WaitAsync(socket, forWrite: true, sequence, SinkIdle, cancellationToken), stalled: true);
+    }
+
+    /// <summary>The move is over: its token no longer wakes anything (idempotent).</summary>
+    public void EndWaits()
+    {
+        _wake.Dispose();
+        _wake = default;
     }
 
     /// <summary>
-    /// Wakes the move's pending wait when <paramref name="cancellationToken"/> is cancelled (dispose when the move ends):
-    /// one registration per move, not one per wait.
+    /// The move's waits, made at its first: one deadline, and one registration that wakes a pending wait when the
+    /// move's token (the same for all its waits) is cancelled, not one per wait.
     /// </summary>
-    public CancellationTokenRegistration WakeOn(CancellationToken cancellationToken)
-        => cancellationToken.CanBeCanceled ? cancellationToken.UnsafeRegister(static s => ((SpliceEnds)s!).WakeAll(), this) : default;
+    private SpliceWait Waits(CancellationToken cancellationToken)
+    {
+        if (_wait is { } wait) return wait;
+        if (cancellationToken.CanBeCanceled) _wake = cancellationToken.UnsafeRegister(static s => ((SpliceEnds)s!).WakeAll(), this);
+        return _wait = new SpliceWait();
+    }
 
     /// <summary>Hook for a source registered lazily: wakes its reader too.</summary>
     protected virtual void WakeSource() => SourceSocket().WakeReader();

@@ -20,45 +20,48 @@ internal static class SpliceMove
     public static async ValueTask<BodyResult> RunAsync(SpliceEnds ends, SplicePipe pipe, long length, CancellationToken cancellationToken,
         SpliceStage? between = null)
     {
-        using var wake = ends.WakeOn(cancellationToken);
-        var drained = between?.Out ?? pipe;
-        long toRead = length, toWrite = length;
-        while (toWrite > 0)
+        try
         {
-            if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
-            bool progress = false;
-            // Readiness snapshots before the syscalls: an edge after them ends the waits below.
-            int readSequence = ends.SourceSequence, writeSequence = ends.SinkSequence;
-            if (Fill(ends, pipe, ref toRead, ref progress) is { } readFailed) return readFailed;
-            if (between is not null && pipe.Buffered > 0 && drained.Buffered < drained.Capacity)
+            var drained = between?.Out ?? pipe;
+            long toRead = length, toWrite = length;
+            while (toWrite > 0)
             {
-                long before = drained.Buffered;
-                if (await between.StepAsync(pipe) is { } stageFailed) return stageFailed;
-                progress |= drained.Buffered != before;
-            }
-            if (drained.Buffered > 0)
-            {
-                if (Drain(ends, drained, out long sent) is { } writeFailed) return writeFailed;
-                if (sent > 0)
+                if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
+                bool progress = false;
+                // Readiness snapshots before the syscalls: an edge after them ends the waits below.
+                int readSequence = ends.SourceSequence, writeSequence = ends.SinkSequence;
+                if (Fill(ends, pipe, ref toRead, ref progress) is { } readFailed) return readFailed;
+                if (between is not null && pipe.Buffered > 0 && drained.Buffered < drained.Capacity)
                 {
-                    toWrite -= sent;
+                    long before = drained.Buffered;
+                    if (await between.StepAsync(pipe) is { } stageFailed) return stageFailed;
+                    progress |= drained.Buffered != before;
+                }
+                if (drained.Buffered > 0)
+                {
+                    if (Drain(ends, drained, out long sent) is { } writeFailed) return writeFailed;
+                    if (sent > 0)
+                    {
+                        toWrite -= sent;
+                        continue;
+                    }
+                    if (!progress)
+                    {
+                        var writable = await ends.SinkWritableAsync(writeSequence, cancellationToken);
+                        if (!writable.IsComplete) return writable;
+                    }
                     continue;
                 }
                 if (!progress)
                 {
-                    var writable = await ends.SinkWritableAsync(writeSequence, cancellationToken);
-                    if (!writable.IsComplete) return writable;
+                    var readable = await ends.SourceReadableAsync(readSequence, cancellationToken);
+                    if (!readable.IsComplete) return readable;
                 }
-                continue;
             }
-            if (!progress)
-            {
-                var readable = await ends.SourceReadableAsync(readSequence, cancellationToken);
-                if (!readable.IsComplete) return readable;
-            }
+            if (between is not null) await between.CompleteAsync();
+            return BodyResult.Complete;
         }
-        if (between is not null) await between.CompleteAsync();
-        return BodyResult.Complete;
+        finally { ends.EndWaits(); }
     }
 
     /// <summary>
