@@ -62,11 +62,19 @@ internal sealed class RequestBodySplice : SpliceEnds
         var reader = context.Request.BodyReader;
         var received = RequestBodyCount.Of(context);
 
-        // :: What Kestrel holds already (read with the head): copied. TryRead also starts the body for Kestrel (100 Continue).
+        // :: What Kestrel holds already (read with the head): copied. TryRead also starts the body for Kestrel. A client
+        // that waits for 100 Continue has sent nothing yet, and Kestrel answers an Expect only from a read that has to
+        // wait, never from TryRead: that first read goes through Kestrel (its bytes copied like held ones), the rest is spliced.
         long sent = 0;
-        bool ended = false;
-        while (!ended && TryRead(reader, out var held))
+        bool ended = false, readFirst = ExpectsContinue(context.Request);
+        while (!ended)
         {
+            if (!TryRead(reader, out var held))
+            {
+                if (!readFirst) break;
+                held = await ReadAsync(reader, cancellationToken);
+            }
+            readFirst = false;
             ended = held.IsCompleted;
             foreach (var segment in held.Buffer)
             {
@@ -122,6 +130,21 @@ internal sealed class RequestBodySplice : SpliceEnds
     {
         try { return reader.TryRead(out result); }
         catch (Exception e) when (e is not OperationCanceledException) { throw new ClientBodyException(e); }
+    }
+
+    private static async ValueTask<System.IO.Pipelines.ReadResult> ReadAsync(System.IO.Pipelines.PipeReader reader, CancellationToken cancellationToken)
+    {
+        try { return await reader.ReadAsync(cancellationToken); }
+        catch (Exception e) when (e is not OperationCanceledException) { throw new ClientBodyException(e); }
+    }
+
+    /// <summary>An HTTP/1.1 request with "Expect: 100-continue", which Kestrel answers (RFC 9110 §10.1.1).</summary>
+    private static bool ExpectsContinue(HttpRequest request)
+    {
+        if (!HttpProtocol.IsHttp11(request.Protocol)) return false;
+        foreach (var value in request.Headers.Expect)
+            if (string.Equals(value, "100-continue", StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
     }
 
     protected override bool ClientAborted => _client.IsAborted;
