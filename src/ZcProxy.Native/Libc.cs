@@ -29,6 +29,12 @@ internal static unsafe partial class Libc
     [LibraryImport("libc")]
     internal static partial int gettid();
 
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial nint preadv2(int fd, IoSegment* iov, int iovcnt, long offset, int flags);
+
+    /// <summary>preadv2's flag: read only what the page cache holds; EAGAIN instead of waiting for the disk.</summary>
+    internal const int RWF_NOWAIT = 0x00000008;
+
     /// <summary>
     /// openat2(2) (Linux 5.6) has no glibc wrapper and Tmds.LibC 0.5.0 has no syscall(2): syscall(2) with openat2's fixed
     /// arguments (non-variadic, as <see cref="syscall_cachestat"/>); the number is <see cref="OpenAt2Syscall"/>.

@@ -27,6 +27,29 @@ internal static unsafe partial class Syscalls
         finally { if (added) file.DangerousRelease(); }
     }
 
+    /// <summary>
+    /// preadv2(2) with RWF_NOWAIT: bytes of <paramref name="file"/> at <paramref name="offset"/> copied only from the page
+    /// cache; EAGAIN when the first of them is not there (a read that would wait for the disk), EOPNOTSUPP where the file
+    /// system cannot say. May read fewer bytes than asked when only a first part is cached.
+    /// </summary>
+    public static SysResult PreadCached(SafeHandle file, Span<byte> buffer, long offset)
+    {
+        bool added = false;
+        try
+        {
+            file.DangerousAddRef(ref added);
+            int fd = (int)file.DangerousGetHandle();
+            nint n;
+            fixed (byte* p = buffer)
+            {
+                var segment = new IoSegment((nint)p, buffer.Length);
+                do { n = Libc.preadv2(fd, &segment, 1, offset, Libc.RWF_NOWAIT); } while (n < 0 && LastErrno() == EINTR);
+            }
+            return Result(n);
+        }
+        finally { if (added) file.DangerousRelease(); }
+    }
+
     /// <summary>Pages (of <see cref="PageSize"/>) that hold bytes [offset, offset+length).</summary>
     public static long PagesSpanned(long offset, long length)
         => length <= 0 ? 0 : (offset + length + PageSize - 1) / PageSize - offset / PageSize;

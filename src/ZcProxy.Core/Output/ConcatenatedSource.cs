@@ -13,8 +13,12 @@ internal sealed class ConcatenatedSource(IReadOnlyList<BodySource> parts) : Body
 
     public override long Length { get; } = parts.Sum(p => p.Length);
 
-    /// <summary>A kernel move when every part has one that needs no splice pipe (sendfile, O_DIRECT sends).</summary>
-    public override BodyMechanism? Hole => parts.All(p => p.Hole is { } h && h != BodyMechanism.Splice) ? BodyMechanism.Sendfile : null;
+    /// <summary>
+    /// A kernel move when every part has one that needs no splice pipe (sendfile, O_DIRECT sends). A file range moves with
+    /// sendfile whatever its size: it offers no hole only as a whole body too small to be worth a write of the head alone.
+    /// </summary>
+    public override BodyMechanism? Hole => Length >= FileRangeSource.SendfileFrom
+        && parts.All(p => p is FileRangeSource || (p.Hole is { } h && h != BodyMechanism.Splice)) ? BodyMechanism.Sendfile : null;
 
     public override BodyMechanism CopiedAs => parts.Count > 0 ? parts[0].CopiedAs : BodyMechanism.Copy;
 

@@ -17,6 +17,7 @@ public sealed class ProofRig : IAsyncLifetime
     public const long HugeBody = 256L << 20;
     public const int SmallBody = 100_000;
     public const int CachedSmall = 200_000;
+    public const int CachedTiny = 1024;
     public const int CachedLarge = 3 << 20;
     public const int StaticFile = 1 << 20;
 
@@ -40,6 +41,7 @@ public sealed class ProofRig : IAsyncLifetime
             app.MapGet("/plain/huge", (HttpContext c) => WriteBodyAsync(c, HugeBody, cacheable: false));
             app.MapGet("/plain/small", (HttpContext c) => WriteBodyAsync(c, SmallBody, cacheable: false));
             app.MapGet("/cached/small", (HttpContext c) => WriteBodyAsync(c, CachedSmall, cacheable: true));
+            app.MapGet("/cached/tiny", (HttpContext c) => WriteBodyAsync(c, CachedTiny, cacheable: true));
             app.MapGet("/cached/large", (HttpContext c) => WriteBodyAsync(c, CachedLarge, cacheable: true));
             app.MapGet("/cached/huge", (HttpContext c) => WriteBodyAsync(c, HugeBody, cacheable: true));
         });

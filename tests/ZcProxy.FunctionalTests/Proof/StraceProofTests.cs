@@ -1,6 +1,7 @@
 using Xunit.Abstractions;
 using ZcProxy.Core.Upstream;
 using BodyPattern = ZcProxy.Tests.Infrastructure.BodyPattern;
+using Poll = ZcProxy.Tests.Infrastructure.Poll;
 using RawHttpClient = ZcProxy.Tests.Transport.RawHttpClient;
 
 namespace ZcProxy.Tests.Proof;
@@ -148,6 +149,40 @@ public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : I
         // sendfile(client socket, entry file, ...) return values: the body bytes the kernel moved from the page cache.
         Assert.Equal(ProofRig.CachedSmall, log.BytesOf(c => c.Name == "sendfile" && ToClient(c.Argument(0))));
         Assert.True(UserSpaceBytes(log) < ProofRig.CachedSmall / 10, "the body did not also pass through user space");
+    }
+
+    /// <summary>
+    /// A 1 KiB hit (below FileRangeSource.SendfileFrom): the body is read once (preadv2 from the page cache) and leaves
+    /// with the head in one write, instead of a head write, a page-cache probe and a sendfile.
+    /// </summary>
+    [StraceFact]
+    public async Task CacheHit_1KiB_OneReadOfTheBody_OneWriteOfHeadAndBody_NoSendfile()
+    {
+        using var client = await RawHttpClient.ConnectAsync(rig.ProxyUrl);
+        await client.SendAsync(RawHttpClient.Get("/cached/tiny"));
+        Assert.Equal(BodyPattern.Sha256(ProofRig.CachedTiny), (await client.ReadResponseAsync()).Sha); // MISS fills the cache
+        await Poll.UntilAsync(async () =>
+        {
+            await client.SendAsync(RawHttpClient.Get("/cached/tiny"));
+            var warm = await client.ReadResponseAsync();
+            return warm.Sha == BodyPattern.Sha256(ProofRig.CachedTiny) && client.LastHead.Contains("X-Cache-Status: HIT", StringComparison.OrdinalIgnoreCase);
+        }, "the tiny entry to be committed and hit");
+        using var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls + ",preadv2");
+
+        await client.SendAsync(RawHttpClient.Get("/cached/tiny"));
+        var hit = await client.ReadResponseAsync();
+        var log = await strace.StopAsync();
+        Report("cache hit, 1024 bytes", log);
+
+        Assert.Equal(200, hit.Status);
+        Assert.Equal(BodyPattern.Sha256(ProofRig.CachedTiny), hit.Sha);
+        Assert.Equal(0, log.CallsOf("sendfile"));
+        var toClient = log.Calls.Where(c => c.Name is "write" or "writev" or "sendmsg" or "sendto" && ToClient(c.Argument(0))).ToList();
+        var written = Assert.Single(toClient); // head and body together
+        Assert.True(written.Result > ProofRig.CachedTiny, $"one write of head and body: {written.Result} bytes");
+        var bodyReads = log.Calls.Where(c => c.Name is "preadv2" or "pread64" or "read" && c.Argument(0).Contains(rig.CachePath)).ToList();
+        Assert.Equal(ProofRig.CachedTiny, Assert.Single(bodyReads, c => c.Result == ProofRig.CachedTiny).Result);
+        Assert.DoesNotContain(bodyReads, c => c.Name != "preadv2" && c.Result == ProofRig.CachedTiny);
     }
 
     /// <summary>
