@@ -15,7 +15,7 @@ internal sealed class ConcatenatedSource(IReadOnlyList<BodySource> parts) : Body
 
     /// <summary>
     /// A kernel move when every part has one that needs no splice pipe (sendfile, O_DIRECT sends). A file range moves with
-    /// sendfile whatever its size: it offers no hole only as a whole body too small to be worth a write of the head alone.
+    /// sendfile whatever its size (a small one offers no hole only as a whole body, see FileRangeSource.SendfileFrom).
     /// </summary>
     public override BodyMechanism? Hole => Length >= FileRangeSource.SendfileFrom
         && parts.All(p => p is FileRangeSource || (p.Hole is { } h && h != BodyMechanism.Splice)) ? BodyMechanism.Sendfile : null;

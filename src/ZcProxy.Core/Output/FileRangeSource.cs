@@ -9,11 +9,12 @@ namespace ZcProxy.Core.Output;
 
 /// <summary>
 /// A byte range of a file sent from the page cache (<see cref="FileRangeSending"/> chose it): moved with sendfile(2), or copied with preads.
-/// A range below <see cref="SendfileFrom"/> is always copied: one read, and it leaves with the response head in one write
-/// (nginx writes a head with writev, then sendfile). The file handle stays the caller's. <paramref name="bulk"/>: a body of at least DirectIoThreshold, whose reads and
-/// sendfiles never run on an event loop (<see cref="LoopFileIo"/>).
+/// The file handle stays the caller's. <paramref name="bulk"/>: a body of at least DirectIoThreshold, whose reads and
+/// sendfiles never run on an event loop (<see cref="LoopFileIo"/>). <paramref name="withHead"/>: the range offers no
+/// sendfile of its own, so it is read and leaves with the response head in one write (<see cref="FileRangeSending"/> asks
+/// it below <see cref="SendfileFrom"/>; nginx writes a head with writev, then sendfile).
 /// </summary>
-internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length, bool bulk = false) : BodySource
+internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length, bool bulk = false, bool withHead = false) : BodySource
 {
     private const int CopyBufferSize = 128 * 1024;
     /// <summary>
@@ -22,8 +23,8 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
     /// </summary>
     private const long SendfileChunk = 2 << 20;
     /// <summary>
-    /// Smaller ranges are read and sent with the head, not with sendfile: a sendfile costs the head its own write, a
-    /// page-cache probe and a sendfile call (a 1 KiB hit took 4 system calls; copied it takes 3).
+    /// Smaller bodies are better read and sent with the head than with sendfile: a sendfile costs the head its own write, a
+    /// page-cache probe and a sendfile call (a 1 KiB hit took 4 system calls; read and sent with the head, 3).
     /// </summary>
     internal const long SendfileFrom = 16 * 1024;
     private static volatile bool s_noCachedReads;
@@ -31,7 +32,7 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
     private byte[]? _buffer;
 
     public override long Length => length;
-    public override BodyMechanism? Hole => length < SendfileFrom ? null : BodyMechanism.Sendfile;
+    public override BodyMechanism? Hole => withHead ? null : BodyMechanism.Sendfile;
 
     public override async ValueTask<SourceRead> ReadAsync(CancellationToken cancellationToken)
     {
