@@ -15,6 +15,7 @@ internal sealed partial class CacheConfigCheck : IConfigCheck
         if (config.Options.Cache is not { } cache) yield break;
         var file = config.Files[0];
         if (cache.MaxEntrySize <= 0) yield return new(file, "$.Cache.MaxEntrySize", "must be greater than zero");
+        if (cache.OpenFiles < 0) yield return new(file, "$.Cache.OpenFiles", "must not be negative (0: every hit opens its entry file)");
         if (cache.LockTimeout < TimeSpan.Zero) yield return new(file, "$.Cache.LockTimeout", "must not be negative");
         if (cache.LockTimeout > Duration.MaxTimeout) yield return new(file, "$.Cache.LockTimeout", $"must be at most {Duration.MaxTimeoutText} (a waiting request runs a timer)");
         if (cache.Inactive <= TimeSpan.Zero) yield return new(file, "$.Cache.Inactive", "must be greater than zero");

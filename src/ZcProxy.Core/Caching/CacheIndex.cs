@@ -10,6 +10,8 @@ internal sealed class IndexEntry
     public required DateTimeOffset ResponseTime { get; init; }
     internal long LastAccessTicks;
     internal LinkedListNode<IndexEntry>? Node;
+    /// <summary>The file kept open with its verified head while the entry is in the index (at most Cache.OpenFiles of them).</summary>
+    internal EntryFileHandle? Open;
 }
 
 /// <summary>
@@ -22,10 +24,13 @@ internal sealed class CacheIndex
     private readonly Dictionary<string, IndexEntry> _byHash = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<IndexEntry>> _byKey = new(StringComparer.Ordinal);
     private readonly LinkedList<IndexEntry> _lru = new(); // most recently used first
+    private readonly LinkedList<IndexEntry> _openLru = new(); // entries with a kept-open file, most recently used first
     private long _size;
 
     public long Size => Interlocked.Read(ref _size);
     public int Count { get { lock (_lock) return _byHash.Count; } }
+    /// <summary>Entry files kept open for hits.</summary>
+    public int OpenFiles { get { lock (_lock) return _openLru.Count; } }
 
     /// <summary>Adds or replaces (same hash) an entry; returns the replaced one, whose file is already gone.</summary>
     public void Add(IndexEntry entry, long nowTicks, bool onlyIfAbsent = false)
@@ -69,13 +74,59 @@ internal sealed class CacheIndex
 
     public void Touch(IndexEntry entry, long nowTicks)
     {
+        lock (_lock) TouchLocked(entry, nowTicks);
+    }
+
+    /// <summary>
+    /// A hit on an entry whose file is kept open: the file, held for the caller (who releases it), and the entry touched;
+    /// null when the entry keeps no file open or has left the index.
+    /// </summary>
+    public EntryFileHandle? TryHoldOpen(IndexEntry entry, long nowTicks)
+    {
         lock (_lock)
         {
-            if (entry.Node?.List is null) return;
-            entry.LastAccessTicks = nowTicks;
-            _lru.Remove(entry.Node);
-            _lru.AddFirst(entry.Node);
+            if (entry.Open is not { } open) return null;
+            open.Hold();
+            TouchLocked(entry, nowTicks);
+            _openLru.Remove(open.Node!);
+            _openLru.AddFirst(open.Node!);
+            return open;
         }
+    }
+
+    /// <summary>
+    /// Keeps <paramref name="file"/> (held by the caller) open for the next hits on <paramref name="entry"/>, when the entry is
+    /// still in the index and keeps none yet; beyond <paramref name="maxOpen"/> kept files, the least recently used is let go.
+    /// </summary>
+    public bool KeepOpen(IndexEntry entry, EntryFileHandle file, int maxOpen)
+    {
+        lock (_lock)
+        {
+            if (maxOpen <= 0 || entry.Node?.List is null || entry.Open is not null) return false;
+            file.Hold();
+            entry.Open = file;
+            file.Node = _openLru.AddFirst(entry);
+            while (_openLru.Count > maxOpen) CloseLocked(_openLru.Last!.Value);
+            return true;
+        }
+    }
+
+    private void TouchLocked(IndexEntry entry, long nowTicks)
+    {
+        if (entry.Node?.List is null) return;
+        entry.LastAccessTicks = nowTicks;
+        _lru.Remove(entry.Node);
+        _lru.AddFirst(entry.Node);
+    }
+
+    /// <summary>The index stops keeping the entry's file open (hits still sending from it keep it until they finish).</summary>
+    private void CloseLocked(IndexEntry entry)
+    {
+        if (entry.Open is not { } open) return;
+        entry.Open = null;
+        _openLru.Remove(open.Node!);
+        open.Node = null;
+        open.Release();
     }
 
     /// <summary>True while <paramref name="entry"/> is the one stored under its hash: not replaced (refreshed) or removed since it was looked up.</summary>
@@ -139,6 +190,7 @@ internal sealed class CacheIndex
             if (list.Count == 0) _byKey.Remove(entry.Key);
         }
         if (entry.Node?.List is not null) _lru.Remove(entry.Node);
+        CloseLocked(entry);
         _size -= entry.Size;
     }
 }

@@ -132,6 +132,5 @@ internal sealed partial class CacheStep
         return updated;
     }
 
-    private static OpenEntry Reopened(OpenEntry entry, StoredResponse updated)
-        => new(entry.Entry, entry.File, updated, entry.BodyOffset, entry.Path);
+    private static OpenEntry Reopened(OpenEntry entry, StoredResponse updated) => entry.With(updated);
 }

@@ -92,11 +92,15 @@ internal sealed partial class DiskCache
     public string PathFor(string hash) => Path.Combine(Root, hash[..2], hash[2..4], hash);
 
     /// <summary>
-    /// Opens an indexed entry and verifies it; a garbled or truncated file is deleted and reads as a miss. The head is read
-    /// on the thread pool when its page left the page cache and the caller is an event loop (<see cref="Output.LoopFileIo"/>).
+    /// An indexed entry ready to serve. A hit on an entry whose file the index keeps open costs no system call here: the
+    /// head verified when the file was opened is served with it. Otherwise the file is opened and verified (a garbled or
+    /// truncated file is deleted and reads as a miss), then kept open for the next hits (up to Cache.OpenFiles files). The
+    /// head is read on the thread pool when its page left the page cache and the caller is an event loop
+    /// (<see cref="Output.LoopFileIo"/>).
     /// </summary>
     public async ValueTask<OpenEntry?> OpenAsync(IndexEntry entry)
     {
+        if (Index.TryHoldOpen(entry, Time.GetUtcNow().UtcTicks) is { } kept) return new OpenEntry(entry, kept, kept.Response);
         var path = PathFor(entry.Hash);
         var (errno, opened) = await Output.LoopFileIo.OpenReadAsync(path);
         if (opened is not { } file)
@@ -117,7 +121,9 @@ internal sealed partial class DiskCache
             return null;
         }
         Index.Touch(entry, Time.GetUtcNow().UtcTicks);
-        return new OpenEntry(entry, file, parsed.Value.Response, parsed.Value.BodyOffset, path);
+        var handle = new EntryFileHandle(file, path, parsed.Value.Response, parsed.Value.BodyOffset);
+        Index.KeepOpen(entry, handle, Options.OpenFiles);
+        return new OpenEntry(entry, handle, handle.Response);
     }
 
     public void Delete(IndexEntry entry)
@@ -223,13 +229,22 @@ internal sealed partial class DiskCache
     private partial void LogLoaded(int loaded, int removed, string root);
 }
 
-/// <summary>An entry opened for serving: the verified head and the body's place in the file.</summary>
-internal sealed class OpenEntry(IndexEntry entry, SafeFileHandle file, StoredResponse response, long bodyOffset, string path) : IDisposable
+/// <summary>
+/// An entry opened for serving: the head to answer with and the body's place in the file. It holds the file until disposed
+/// (<see cref="EntryFileHandle"/>); a view made by <see cref="With"/> shares its holder's and is not disposed.
+/// </summary>
+internal sealed class OpenEntry(IndexEntry entry, EntryFileHandle handle, StoredResponse response, bool holds = true) : IDisposable
 {
+    private EntryFileHandle? _held = holds ? handle : null;
+
     public IndexEntry Entry { get; } = entry;
-    public SafeFileHandle File { get; } = file;
+    public SafeFileHandle File => handle.File;
     public StoredResponse Response { get; } = response;
-    public long BodyOffset { get; } = bodyOffset;
-    public string Path { get; } = path;
-    public void Dispose() => File.Dispose();
+    public long BodyOffset => handle.BodyOffset;
+    public string Path => handle.Path;
+
+    /// <summary>The same file answered with <paramref name="updated"/> (a head a 304 refreshed), held by this one.</summary>
+    public OpenEntry With(StoredResponse updated) => new(Entry, handle, updated, holds: false);
+
+    public void Dispose() => Interlocked.Exchange(ref _held, null)?.Release();
 }

@@ -196,6 +196,11 @@ internal sealed record CacheOptions
     /// <summary>nginx's slice: Range requests fetch and store aligned slices of this size (upstream Range requests); 0 (default): off.</summary>
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long SliceSize { get; init; }
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// Entry files kept open, with their verified heads, for the next hits (nginx open_file_cache max=): a hit on one opens
+    /// and reads nothing before sending; beyond this many, the least recently used is closed. 0: every hit opens its file.
+    /// </summary>
+    public int OpenFiles { get; init; } = 1000;
     /// <summary>Cache key template; placeholders {scheme}, {host}, {uri} (path + query), {path}, {query}, {method}.</summary>
     public string Key { get; init; } = "{scheme}://{host}{uri}";
     /// <summary>Request methods looked up in the cache (responses are stored from GET only; HEAD is answered from a stored GET).</summary>

@@ -28,9 +28,13 @@ public sealed class CacheDirectIoTests
     /// Makes the entry cold: none of its pages in the page cache. DONTNEED alone was not reliable: it skips pages still
     /// referenced elsewhere (a sendfile's pages stay referenced by socket buffers until the peer's ACK frees them), and
     /// right after a hit some 257 pages sometimes stayed cached through every retry. So the entry is replaced by a fresh
-    /// copy (same bytes, a new inode nobody else references; the proxy opens the entry by path on each hit): written,
-    /// flushed to disk (DONTNEED keeps dirty pages) and dropped, then verified with cachestat, bounded.
+    /// copy (same bytes, a new inode nobody else references): written,
+    /// flushed to disk (DONTNEED keeps dirty pages) and dropped, then verified with cachestat, bounded. The proxy sees the
+    /// copy at its next open of the entry: the first hit's, or every hit's under <see cref="OpensEveryHit"/> (a file it keeps
+    /// open, Cache.OpenFiles, is the old inode).
     /// </summary>
+    internal const string OpensEveryHit = "\"OpenFiles\": 0";
+
     internal static async Task MakeColdAsync(string entryFile)
     {
         var fresh = entryFile + ".cold~"; // not an entry name (64 hex digits) nor a fill's temp file (.tmp)
@@ -86,7 +90,8 @@ public sealed class CacheDirectIoTests
     public async Task Residency_SameEntry_HotGoesBySendfile_ColdByODirect_ThenHotAgainBySendfile(bool zeroCopy)
     {
         var body = CacheRig.RandomBody(Size, 21);
-        await using var rig = await CacheRig.StartAsync(Serve(body), zeroCopy: zeroCopy);
+        // The entry is made cold by replacing its file after a hit (MakeColdAsync): every hit opens it by path.
+        await using var rig = await CacheRig.StartAsync(Serve(body), OpensEveryHit, zeroCopy: zeroCopy);
         Assert.Equal("MISS", CacheRig.CacheStatusOf(await rig.SendAsync("/big")));
         PathAssert.ForwardedOn(rig.Proxy, zeroCopy);
         var entry = await CommittedEntryAsync(rig.CachePath, Size);

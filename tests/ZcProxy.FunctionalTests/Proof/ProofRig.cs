@@ -47,6 +47,8 @@ public sealed class ProofRig : IAsyncLifetime
         Directory.CreateDirectory(Path.Combine(StaticRoot, "static"));
         using (var file = File.Create(Path.Combine(StaticRoot, "static", "file.bin")))
             foreach (var piece in BodyPattern.Pieces(StaticFile)) file.Write(piece.Span);
+        // OpenFiles 0: the cold-hit proof replaces an entry file behind the proxy's back (MakeColdAsync), which a hit sees
+        // only when it opens the entry by path.
         _dir.WriteMain($$"""
             {
               "Routes": {
@@ -58,7 +60,7 @@ public sealed class ProofRig : IAsyncLifetime
             }
             """, $$"""
             "ZeroCopy": { "Enabled": true },
-            "Cache": { "Path": "{{CachePath}}", "DirectIoThreshold": "1MiB", "MaxSize": "1GiB", "MinFreeDisk": 0 },
+            "Cache": { "Path": "{{CachePath}}", "DirectIoThreshold": "1MiB", "MaxSize": "1GiB", "MinFreeDisk": 0, "OpenFiles": 0 },
             "AccessLog": { "Path": "off" }
             """);
         _proxy = ProxyProcess.Start(["--config", _dir.MainFile]);

@@ -15,10 +15,10 @@ public class CacheConfigTests
               "Clusters": { "c": { "Destinations": { "d": { "Address": "http://127.0.0.1:1/" } } } } }
             """, """
             "Cache": { "Path": "cache", "Methods": [ "GET", "POST" ], "Statuses": [ 200, 206 ], "Key": "{scheme}{hots}{uri}", "MaxEntrySize": 0,
-                       "SliceSize": "4KiB" }
+                       "SliceSize": "4KiB", "OpenFiles": -1 }
             """);
         var paths = (await dir.ValidateAsync()).Select(e => e.JsonPath).Order().ToArray();
-        Assert.Equal(["$.Cache.Key", "$.Cache.MaxEntrySize", "$.Cache.Methods[1]", "$.Cache.SliceSize", "$.Cache.Statuses[1]"], paths);
+        Assert.Equal(["$.Cache.Key", "$.Cache.MaxEntrySize", "$.Cache.Methods[1]", "$.Cache.OpenFiles", "$.Cache.SliceSize", "$.Cache.Statuses[1]"], paths);
     }
 
     [Fact]
@@ -31,7 +31,8 @@ public class CacheConfigTests
             """, """
             "Cache": { "Path": "/var/cache/zcproxy", "MaxSize": "10GiB", "DirectIoThreshold": "4MiB", "Inactive": "10m",
                        "MaxEntrySize": "1GiB", "MinFreeDisk": "100MiB", "LockTimeout": "5s", "Key": "{scheme}://{host}{uri}",
-                       "Methods": [ "GET", "HEAD" ], "Statuses": [ 200, 301, 404 ], "DirectIo": "residency", "SliceSize": "1MiB" }
+                       "Methods": [ "GET", "HEAD" ], "Statuses": [ 200, 301, 404 ], "DirectIo": "residency", "SliceSize": "1MiB",
+                       "OpenFiles": 1000 }
             """);
         Assert.Empty(await dir.ValidateAsync());
     }
