@@ -16,6 +16,7 @@ posix_fadvise(DONTNEED)), beside `dd iflag=direct` of the same entry file: the d
 
     bench/pollution.sh            # the real run (minutes; the lead runs it on a quiet machine)
     bench/pollution.sh --smoke    # about a minute: tiny sets, short phases; proves the harness, measures nothing
+    bench/pollution.sh --reduced --only zc-residency --during 'perf record -p $TARGET_PID ... -- sleep 5'
 """
 import argparse
 import ctypes
@@ -47,6 +48,8 @@ TARGETS = [
 SCALES = {
     # hot count x size, cold count x size, page-cache budget, timed phase
     "full": dict(hot=2000, hot_size=64 * 1024, cold=48, cold_size=64 * MiB, budget=512 * MiB, seconds=60),
+    # diagnosis on a busy machine: the full run's shapes (64 KiB hot, 64 MiB cold, cold set 3x the budget), a quarter of the bytes
+    "reduced": dict(hot=1000, hot_size=64 * 1024, cold=12, cold_size=64 * MiB, budget=256 * MiB, seconds=10),
     "smoke": dict(hot=200, hot_size=64 * 1024, cold=6, cold_size=16 * MiB, budget=32 * MiB, seconds=3),
 }
 
@@ -240,6 +243,10 @@ def measure(name, kind, setting, args, scale, work_dir, origin_port):
         read0, cpu0 = tree_read_bytes(svc.pid), procstat.tree_cpu_seconds(svc.pid)
         hot = run_wrk(port, HOT_LUA % (14, scale["hot"] - 1), 8, scale["seconds"], work_dir, f"{name}-hot")
         cold = run_wrk(port, COLD_LUA % scale["cold"], 2, scale["seconds"], work_dir, f"{name}-cold")
+        if args.during:
+            # A diagnosis command (perf, memcg stats) alongside the timed phase: it gets the target's PID and cgroup.
+            env = dict(os.environ, TARGET=name, TARGET_PID=str(svc.pid), TARGET_CGROUP=cgroup.path)
+            subprocess.run(["sh", "-c", args.during], env=env, timeout=scale["seconds"] + 120, check=False)
         outs = [p.communicate(timeout=scale["seconds"] + 120)[0] for p in (hot, cold)]
         read1, cpu1 = tree_read_bytes(svc.pid), procstat.tree_cpu_seconds(svc.pid)
         h, c = wrk.parse(outs[0]), wrk.parse(outs[1])
@@ -314,14 +321,18 @@ def table(rows, scale, header):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="bench/pollution.sh", description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sets and 3 s phases (about a minute): harness check")
+    ap.add_argument("--reduced", action="store_true",
+                    help="1000 x 64 KiB hot, 12 x 64 MiB cold, 256 MiB budget, 10 s: diagnosis runs on a busy machine")
     ap.add_argument("--seconds", type=int, help="timed phase per target")
+    ap.add_argument("--during", help="shell command run alongside each timed phase, with $TARGET, $TARGET_PID "
+                                     "and $TARGET_CGROUP set (perf record, memory.stat snapshots)")
     ap.add_argument("--only", help="comma-separated target names")
     ap.add_argument("--zcproxy", required=True, help="zcproxy.dll to run")
     ap.add_argument("--out", help="directory for table.md (default bench/results/pollution-<UTC time>)")
     args = ap.parse_args(argv)
     if not os.access(os.path.join(CGROUP_ROOT, "cgroup.procs"), os.W_OK):
         sys.exit(f"pollution: {CGROUP_ROOT} is not a writable cgroup v1 memory hierarchy (run as root)")
-    scale = dict(SCALES["smoke" if args.smoke else "full"])
+    scale = dict(SCALES["smoke" if args.smoke else "reduced" if args.reduced else "full"])
     if args.seconds:
         scale["seconds"] = args.seconds
     chosen = [t for t in TARGETS if not args.only or t[0] in args.only.split(",")]
@@ -358,7 +369,7 @@ def main(argv=None):
         forget_pids()
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
-    header = (f"# Cache pollution benchmark ({'smoke: proves the harness, measures nothing' if args.smoke else 'full'})"
+    header = (f"# Cache pollution benchmark ({'smoke: proves the harness, measures nothing' if args.smoke else 'reduced' if args.reduced else 'full'})"
               f"\n\n{started}, load average at the end {load}, zcproxy {args.zcproxy}")
     text = table(rows, scale, header)
     with open(os.path.join(out_dir, "table.md"), "w") as f:

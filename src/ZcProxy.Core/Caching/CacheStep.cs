@@ -120,10 +120,10 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
     {
         var stored = entry.Response;
         var ignored = CacheIgnoreHeaders.ForRoute(context);
-        var responseCc = CacheControl.ForResponse(stored, ignored);
-        var now = cache.Time.GetUtcNow();
-        var age = Freshness.CurrentAge(stored, now);
-        var lifetime = Freshness.Lifetime(stored, CacheValid.ForRoute(context).For(stored.Status), ignored);
+        var freshness = entry.Freshness(ignored, CacheValid.ForRoute(context).For(stored.Status));
+        var responseCc = freshness.Directives;
+        var age = freshness.AgeAt(cache.Time.GetUtcNow());
+        var lifetime = freshness.Lifetime;
         bool fresh = lifetime > age;
         var staleness = age - lifetime;
 

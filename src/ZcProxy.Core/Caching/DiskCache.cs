@@ -243,6 +243,9 @@ internal sealed class OpenEntry(IndexEntry entry, EntryFileHandle handle, Stored
     public long BodyOffset => handle.BodyOffset;
     public string Path => handle.Path;
 
+    /// <summary>RFC 9111 §4.2's view of <see cref="Response"/> under a route's settings (computed once per kept-open file).</summary>
+    public StoredFreshness Freshness(IgnoredHeaders ignored, TimeSpan? routeDefault) => handle.FreshnessOf(Response, ignored, routeDefault);
+
     /// <summary>The same file answered with <paramref name="updated"/> (a head a 304 refreshed), held by this one.</summary>
     public OpenEntry With(StoredResponse updated) => new(Entry, handle, updated, holds: false);
 

@@ -19,6 +19,17 @@ internal sealed class EntryFileHandle(SafeFileHandle file, string path, StoredRe
     public StoredResponse Response { get; } = response;
     public long BodyOffset { get; } = bodyOffset;
 
+    private StoredFreshness? _freshness;
+
+    /// <summary>The head's freshness under a route's settings, computed once per head and settings, not per hit.</summary>
+    public StoredFreshness FreshnessOf(StoredResponse response, IgnoredHeaders ignored, TimeSpan? routeDefault)
+    {
+        var known = Volatile.Read(ref _freshness);
+        var freshness = StoredFreshness.Of(response, ignored, routeDefault, known);
+        if (!ReferenceEquals(freshness, known) && ReferenceEquals(response, Response)) Volatile.Write(ref _freshness, freshness);
+        return freshness;
+    }
+
     /// <summary>Its place in the index's least-recently-used list of kept-open files (under the index's lock).</summary>
     internal LinkedListNode<IndexEntry>? Node;
 

@@ -45,7 +45,10 @@ internal static class Freshness
     }
 
     /// <summary>§4.2.3: corrected initial age plus resident time.</summary>
-    public static TimeSpan CurrentAge(StoredResponse r, DateTimeOffset now)
+    public static TimeSpan CurrentAge(StoredResponse r, DateTimeOffset now) => CorrectedInitialAge(r) + ResidentTime(r, now);
+
+    /// <summary>§4.2.3: the age the response had when it was received (a function of the stored head alone).</summary>
+    public static TimeSpan CorrectedInitialAge(StoredResponse r)
     {
         var dateValue = HttpDate.Parse(r.Header("Date")) ?? r.ResponseTime;
         var apparentAge = Max(TimeSpan.Zero, r.ResponseTime - dateValue);
@@ -54,10 +57,11 @@ internal static class Freshness
             ageValue = TimeSpan.FromSeconds(Math.Min(ageSeconds, int.MaxValue));
         var responseDelay = Max(TimeSpan.Zero, r.ResponseTime - r.RequestTime);
         var correctedAgeValue = ageValue + responseDelay;
-        var correctedInitialAge = Max(apparentAge, correctedAgeValue);
-        var residentTime = Max(TimeSpan.Zero, now - r.ResponseTime);
-        return correctedInitialAge + residentTime;
+        return Max(apparentAge, correctedAgeValue);
     }
+
+    /// <summary>§4.2.3: how long the response has been in the cache.</summary>
+    public static TimeSpan ResidentTime(StoredResponse r, DateTimeOffset now) => Max(TimeSpan.Zero, now - r.ResponseTime);
 
     /// <summary>The Age header value for a response served from the cache (whole seconds).</summary>
     public static string AgeHeader(TimeSpan age) => ((long)Math.Max(0, Math.Floor(age.TotalSeconds))).ToString(CultureInfo.InvariantCulture);

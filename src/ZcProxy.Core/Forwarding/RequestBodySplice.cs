@@ -62,11 +62,19 @@ internal sealed class RequestBodySplice : SpliceEnds
         var reader = context.Request.BodyReader;
         var received = RequestBodyCount.Of(context);
 
-        // :: What Kestrel holds already (read with the head): copied. TryRead also starts the body for Kestrel (100 Continue).
+        // :: What Kestrel holds already (read with the head): copied. TryRead also starts the body for Kestrel. A client
+        // that waits for 100 Continue has sent nothing yet, and Kestrel answers an Expect only from a read that has to
+        // wait, never from TryRead: that first read goes through Kestrel (its bytes copied like held ones), the rest is spliced.
         long sent = 0;
-        bool ended = false;
-        while (!ended && TryRead(reader, out var held))
+        bool ended = false, readFirst = ExpectsContinue(context.Request);
+        while (!ended)
         {
+            if (!TryRead(reader, out var held))
+            {
+                if (!readFirst) break;
+                held = await ReadAsync(reader, cancellationToken);
+            }
+            readFirst = false;
             ended = held.IsCompleted;
             foreach (var segment in held.Buffer)
             {
@@ -124,16 +132,35 @@ internal sealed class RequestBodySplice : SpliceEnds
         catch (Exception e) when (e is not OperationCanceledException) { throw new ClientBodyException(e); }
     }
 
+    private static async ValueTask<System.IO.Pipelines.ReadResult> ReadAsync(System.IO.Pipelines.PipeReader reader, CancellationToken cancellationToken)
+    {
+        try { return await reader.ReadAsync(cancellationToken); }
+        catch (Exception e) when (e is not OperationCanceledException) { throw new ClientBodyException(e); }
+    }
+
+    /// <summary>An HTTP/1.1 request with "Expect: 100-continue", which Kestrel answers (RFC 9110 §10.1.1).</summary>
+    private static bool ExpectsContinue(HttpRequest request)
+    {
+        if (!HttpProtocol.IsHttp11(request.Protocol)) return false;
+        foreach (var value in request.Headers.Expect)
+            if (string.Equals(value, "100-continue", StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
+    }
+
+    protected override bool ClientAborted => _client.IsAborted;
     public override SafeHandle Source => _client.ClientHandle;
     public override SafeHandle Sink => _upstream.Socket.SafeHandle;
     public override int SourceSequence => _client.ClientSocket.ReadSequence;
-    public override int SinkSequence => _upstreamSocket.WriteSequence;
+    protected override LoopSocket SinkSocket => _upstreamSocket;
+    protected override LoopSocket SourceSocket() => _client.ClientSocket;
+    protected override TimeSpan SourceIdle => _settings.ClientTimeout;
+    protected override TimeSpan SinkIdle => _settings.UpstreamIdle;
 
-    public override ValueTask<BodyResult> SourceReadableAsync(int sequence, CancellationToken cancellationToken)
-        => KernelWaits.ClientReadableAsync(_client, sequence, _settings.ClientTimeout, cancellationToken);
-
-    public override ValueTask<BodyResult> SinkWritableAsync(int sequence, CancellationToken cancellationToken)
-        => KernelWaits.UpstreamWritableAsync(_client, _upstreamSocket, sequence, _settings.UpstreamIdle, cancellationToken);
+    /// <summary>nginx's client_body_timeout: the caller answers 408.</summary>
+    protected override BodyResult SourceStalled()
+        => BodyResult.Failed(BodyOutcome.SourceTimedOut, $"the client sent nothing for {_settings.ClientTimeout.TotalMilliseconds:0} ms");
+    protected override BodyResult SinkStalled()
+        => BodyResult.Failed(BodyOutcome.SinkFailed, $"the upstream took no byte for {_settings.UpstreamIdle.TotalMilliseconds:0} ms");
 
     public override BodyResult SourceFailed(string reason) => BodyResult.Failed(BodyOutcome.SourceFailed, $"the client connection failed: {reason}");
     public override BodyResult SourceEnded(long left) => BodyResult.Failed(BodyOutcome.SourceEnded, $"the client closed with {left} body bytes unsent");

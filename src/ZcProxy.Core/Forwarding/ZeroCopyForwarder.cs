@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -26,7 +27,8 @@ internal sealed partial class ZeroCopyForwarder(
     RequestDelegate next, UpstreamConnectionPool pool, RuntimeOptions options, ForwardingMetrics metrics,
     ResponseBodySender sender, BodyOutcomeReport report, DefaultTransforms defaultTransforms, UpgradeTunnel tunnel, ILogger<ZeroCopyForwarder> logger)
 {
-    public async Task InvokeAsync(HttpContext context)
+    // Not async itself (nor ForwardToAsync): one frame fewer to box each time the upstream read suspends the request.
+    public Task InvokeAsync(HttpContext context)
     {
         var zeroCopy = options.Current.ZeroCopy;
         var proxy = context.GetReverseProxyFeature();
@@ -34,41 +36,32 @@ internal sealed partial class ZeroCopyForwarder(
         var requestConfig = proxy.Cluster.Config.HttpRequest;
         // No destination: YARP's forwarder answers 503 and reports NoAvailableDestinations.
         if (!zeroCopy.Enabled || destinations.Count == 0 || !ZeroCopyEligibility.ClientQualifies(context))
-        {
-            await DeclineAsync(context);
-            return;
-        }
+            return DeclineAsync(context);
         // Like YARP's forwarder: load balancing normally leaves one; otherwise pick at random.
         var destination = destinations.Count == 1 ? destinations[0] : destinations[Random.Shared.Next(destinations.Count)];
         if (!ZeroCopyEligibility.DestinationQualifies(destination.Model.Config, requestConfig, out var target))
-        {
-            await DeclineAsync(context);
-            return;
-        }
+            return DeclineAsync(context);
 
         proxy.ProxiedDestination = destination;
         metrics.ZeroCopy.Increment();
         // Requests in flight per destination are counted by the pool steps around every try (DestinationRuntime), for
         // both forwarders alike; YARP's DestinationState.ConcurrentRequestCount is YARP's own and not written here.
-        await ForwardAsync(context, proxy.Route.Transformer, defaultTransforms.AreDefault(proxy.Route, proxy.Cluster), destination.Model.Config.Address, target!,
-            UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata));
+        return ForwardAsync(context, proxy.Route.Transformer, defaultTransforms.AreDefault(proxy.Route, proxy.Cluster), destination.Model.Config.Address, target!,
+            UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata)).AsTask();
     }
 
     /// <summary>
     /// Forwards to one given http:// base address with the given transformer, outside the route's pool (a cache
     /// peer): no balancing, no retries but the stale-connection one. What does not qualify goes to this instance's next.
     /// </summary>
-    public async Task ForwardToAsync(HttpContext context, DestinationConfig destination, HttpTransformer transformer, TimeSpan connectTimeout)
+    public Task ForwardToAsync(HttpContext context, DestinationConfig destination, HttpTransformer transformer, TimeSpan connectTimeout)
     {
         var zeroCopy = options.Current.ZeroCopy;
         if (!zeroCopy.Enabled || !ZeroCopyEligibility.ClientQualifies(context) || !ZeroCopyEligibility.DestinationQualifies(destination, null, out var target))
-        {
-            await DeclineAsync(context);
-            return;
-        }
+            return DeclineAsync(context);
         metrics.ZeroCopy.Increment();
-        await ForwardAsync(context, transformer, defaultTransforms: false, destination.Address, target!,
-            UpstreamTimeouts.For(zeroCopy, null) with { Connect = connectTimeout });
+        return ForwardAsync(context, transformer, defaultTransforms: false, destination.Address, target!,
+            UpstreamTimeouts.For(zeroCopy, null) with { Connect = connectTimeout }).AsTask();
     }
 
     private async Task DeclineAsync(HttpContext context)
@@ -85,7 +78,9 @@ internal sealed partial class ZeroCopyForwarder(
         ClientBodyTimeout.AnswerIfTimedOut(context);
     }
 
-    private async Task ForwardAsync(HttpContext context, HttpTransformer transformer, bool defaultTransforms, string destinationPrefix,
+    // Pooled: the upstream read suspends it on every request, and its box is the largest of the request's (~400 B).
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ForwardAsync(HttpContext context, HttpTransformer transformer, bool defaultTransforms, string destinationPrefix,
         DestinationTarget destination, UpstreamTimeouts timeouts)
     {
         var aborted = context.RequestAborted;
@@ -264,7 +259,9 @@ internal sealed partial class ZeroCopyForwarder(
     /// it has read the whole body (413, 401...) and close. Then sending stops, that response is forwarded, and
     /// <see cref="UpstreamConnection.RequestIncomplete"/> tells the caller that neither connection can be reused.
     /// </summary>
-    private async Task<ExchangeFailure?> ExchangeAsync(HttpContext context, UpstreamConnection connection, ReadOnlyMemory<byte> requestHead,
+    /// <remarks>Pooled (no box per request): the upstream read suspends it on every request.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ExchangeFailure?> ExchangeAsync(HttpContext context, UpstreamConnection connection, ReadOnlyMemory<byte> requestHead,
         RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts)
     {
         var aborted = context.RequestAborted;
@@ -290,10 +287,12 @@ internal sealed partial class ZeroCopyForwarder(
             // One greedy recv for a head and a small body; body bytes that come with the head go to the client first.
             // Interim responses (103 Early Hints...) go on to an HTTP/1.1 client as they arrive.
             var interimRecipient = InterimResponses.Recipient(context);
-            var headTask = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headToken,
+            var headRead = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headToken,
                 interimRecipient is null ? null : InterimResponses.ForwardAsync, interimRecipient);
             if (framing != RequestBodyFraming.None)
             {
+                // Raced with the body: a Task (a pooled ValueTask may be awaited only once).
+                var headTask = headRead.AsTask();
                 using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
                 var zeroCopy = options.Current.ZeroCopy;
                 var splicing = new RequestBodySplicing(zeroCopy.SpliceThreshold, zeroCopy.ClientBodyTimeout, timeouts.BodyIdle);
@@ -329,43 +328,33 @@ internal sealed partial class ZeroCopyForwarder(
                     try { await headTask; } catch { }
                     return sendFailure;
                 }
-                if (sendFailure is not null)
-                {
-                    connection.ArmHeadTimeout(timeouts.ResponseHead);
-                    try { connection.LastHead = await headTask; return null; }
-                    catch { return sendFailure; }
-                }
+                connection.ArmHeadTimeout(timeouts.ResponseHead);
+                try { connection.LastHead = await headTask; return null; }
+                catch (Exception e) { return sendFailure ?? HeadFailure(e, timeouts, aborted.IsCancellationRequested); }
             }
 
             connection.ArmHeadTimeout(timeouts.ResponseHead);
-            try
-            {
-                connection.LastHead = await headTask;
-                return null;
-            }
-            catch (UpstreamHeadException e) when (e.Failure == UpstreamHeadFailure.Malformed)
-            {
-                return new(ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, UpstreamErrorKind.MalformedHead, e, false);
-            }
-            catch (UpstreamHeadException e)
-            {
-                return new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.ClosedBeforeHead, e, e.BytesReceived == 0);
-            }
-            catch (OperationCanceledException e) when (!aborted.IsCancellationRequested)
-            {
-                return new(ForwarderError.RequestTimedOut, StatusCodes.Status504GatewayTimeout, UpstreamErrorKind.HeadTimeout,
-                    new TimeoutException($"no response head within {timeouts.ResponseHead.TotalMilliseconds:0} ms", e), false);
-            }
-            catch (Exception e)
-            {
-                return new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false);
-            }
+            try { connection.LastHead = await headRead; return null; }
+            catch (Exception e) { return HeadFailure(e, timeouts, aborted.IsCancellationRequested); }
         }
         finally
         {
             connection.EndHeadTimeout();
         }
     }
+
+    /// <summary>Why reading the response head failed, as YARP's forwarder would report it.</summary>
+    private static ExchangeFailure HeadFailure(Exception e, UpstreamTimeouts timeouts, bool clientAborted) => e switch
+    {
+        UpstreamHeadException { Failure: UpstreamHeadFailure.Malformed } =>
+            new(ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, UpstreamErrorKind.MalformedHead, e, false),
+        UpstreamHeadException closed =>
+            new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.ClosedBeforeHead, e, closed.BytesReceived == 0),
+        OperationCanceledException when !clientAborted =>
+            new(ForwarderError.RequestTimedOut, StatusCodes.Status504GatewayTimeout, UpstreamErrorKind.HeadTimeout,
+                new TimeoutException($"no response head within {timeouts.ResponseHead.TotalMilliseconds:0} ms", e), false),
+        _ => new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false),
+    };
 
     /// <summary>Status and fields to Kestrel's response: directly for the default transforms (null), else through the route's.</summary>
     internal static ValueTask<bool> CopyStatusAndHeadersAsync(HttpContext context, ResponseHead head, HttpTransformer? transformer)

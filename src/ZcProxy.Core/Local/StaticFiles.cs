@@ -45,9 +45,9 @@ internal sealed partial class StaticFiles(FileRangeSending files, ResponseBodySe
             return;
         }
 
-        var root = RealRoot(route);
+        var root = await RealRootAsync(route);
         var path = relative.Length == 0 ? (route.Root.Length == 0 ? "/" : route.Root) : $"{route.Root}/{relative}";
-        var file = Open(path, root);
+        var file = await OpenAsync(path, root);
         try
         {
             if (file.Status == 0 && file.Info.IsDirectory)
@@ -60,7 +60,7 @@ internal sealed partial class StaticFiles(FileRangeSending files, ResponseBodySe
                     return;
                 }
                 file.Handle?.Dispose();
-                file = Open($"{path.TrimEnd('/')}/{route.Index}", root);
+                file = await OpenAsync($"{path.TrimEnd('/')}/{route.Index}", root);
                 if (file.Status == StatusCodes.Status404NotFound || (file.Status == 0 && file.Info.IsDirectory))
                     file = file with { Status = StatusCodes.Status403Forbidden, Why = $"the directory has no {route.Index} (no listing is served)" };
             }
@@ -117,11 +117,16 @@ internal sealed partial class StaticFiles(FileRangeSending files, ResponseBodySe
     /// <summary>An opened file below the root: Status 0 and its handle, or the HTTP status and why not.</summary>
     private readonly record struct Opened(int Status, string? Why, SafeFileHandle? Handle, FileStatus Info, string RealPath);
 
-    private Opened Open(string path, string? realRoot)
+    /// <remarks>
+    /// The open follows <see cref="LoopFileIo"/>'s rule: on an event loop it runs inline only when the path resolves from
+    /// the kernel's caches; one whose directory blocks or inode left memory is opened on the thread pool, so the loop's
+    /// other connections do not wait for the disk.
+    /// </remarks>
+    private async ValueTask<Opened> OpenAsync(string path, string? realRoot)
     {
         if (realRoot is null) return new(StatusCodes.Status404NotFound, "the static root does not exist", null, default, "");
         // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused as not a regular file).
-        int errno = Syscalls.TryOpen(path, LinuxConstants.O_RDONLY | LinuxConstants.O_NONBLOCK, out var handle);
+        var (errno, handle) = await LoopFileIo.OpenAsync(path, LinuxConstants.O_RDONLY | LinuxConstants.O_NONBLOCK);
         if (errno != 0)
         {
             return (Errno)errno switch
@@ -143,13 +148,14 @@ internal sealed partial class StaticFiles(FileRangeSending files, ResponseBodySe
     }
 
     /// <summary>The root's real path (symlinks resolved), asked again at most once a second so a deploy that swaps a symlink is seen.</summary>
-    private static string? RealRoot(StaticRoute route)
+    private static async ValueTask<string?> RealRootAsync(StaticRoute route)
     {
         long now = Environment.TickCount64;
         var cached = route.CachedRealRoot;
         if (cached is not null && now - cached.At < 1000) return cached.Path;
         string? real = null;
-        if (Syscalls.TryOpen(route.Root.Length == 0 ? "/" : route.Root, LinuxConstants.O_RDONLY, out var handle) == 0)
+        var (errno, handle) = await LoopFileIo.OpenReadAsync(route.Root.Length == 0 ? "/" : route.Root);
+        if (errno == 0)
             using (handle) real = RealPathOf(handle!);
         route.CachedRealRoot = new ResolvedRoot(now, real);
         return real;

@@ -57,7 +57,7 @@ internal sealed partial class FileRangeSending
             reason = FileSendReason.NoDirectIo; // the file system refuses O_DIRECT (tmpfs), or the file changed under us
         }
         _sends[(BodyMechanism.Sendfile, reason)].Increment();
-        return new FileRangeSource(file, offset, length);
+        return new FileRangeSource(file, offset, length, bulk: length >= policy.Threshold);
     }
 
     /// <summary>

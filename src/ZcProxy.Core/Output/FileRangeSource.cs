@@ -8,9 +8,10 @@ namespace ZcProxy.Core.Output;
 
 /// <summary>
 /// A byte range of a file sent from the page cache (<see cref="FileRangeSending"/> chose it): moved with sendfile(2), or copied with preads.
-/// The file handle stays the caller's.
+/// The file handle stays the caller's. <paramref name="bulk"/>: a body of at least DirectIoThreshold, whose reads and
+/// sendfiles never run on an event loop (<see cref="LoopFileIo"/>).
 /// </summary>
-internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length) : BodySource
+internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length, bool bulk = false) : BodySource
 {
     private const int CopyBufferSize = 128 * 1024;
     /// <summary>
@@ -34,7 +35,7 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
         int n;
         // Chosen when the bytes are small or resident, so normally in the page cache: a plain pread beats a thread-pool
         // hop. Pages that are not (LoopFileIo) are read on the pool, never on an event loop.
-        try { n = LoopFileIo.MustLeaveLoop(file, at, into.Length) ? await RandomAccess.ReadAsync(file, into, at, CancellationToken.None) : RandomAccess.Read(file, into.Span, at); }
+        try { n = LoopFileIo.MustLeaveLoop(file, at, into.Length, bulk) ? await RandomAccess.ReadAsync(file, into, at, CancellationToken.None) : RandomAccess.Read(file, into.Span, at); }
         catch (Exception e) when (e is IOException or ObjectDisposedException) { return SourceRead.Failed(BodyOutcome.SourceFailed, $"file read failed: {e.Message}"); }
         if (n == 0) return SourceRead.Failed(BodyOutcome.SourceEnded, $"the file ended {left} bytes before the promised length");
         _copied += n;
@@ -57,9 +58,10 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
                 long count = Math.Min(left, SendfileChunk);
                 int sequence = to.ClientSocket.WriteSequence;
                 // A sendfile reads the pages it sends: when some are not in memory it waits for the disk, so it runs on the
-                // thread pool instead of the loop (LoopFileIo); the next call comes back to the loop after a wait.
+                // thread pool instead of the loop (LoopFileIo), as does every call of a bulk body; the next call comes back
+                // to the loop after a wait.
                 long from = position;
-                var sent = LoopFileIo.MustLeaveLoop(file, from, count)
+                var sent = LoopFileIo.MustLeaveLoop(file, from, count, bulk)
                     ? await Task.Run(() => SendChunk(to, fileFd, from, count))
                     : SendChunk(to, fileFd, from, count);
                 if (sent is not { } r) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");

@@ -16,18 +16,25 @@ namespace ZcProxy.Core.Output;
 /// When the kernel cannot tell (no cachestat before Linux 6.5, EPERM on files the proxy could not write; no
 /// RESOLVE_CACHED before 5.12) the call stays inline, as before: probing by reading would itself wait, or pull the
 /// pages in (docs/direct-io.md).
+/// A bulk body (at least DirectIoThreshold, sent from the page cache because it is resident) leaves the loop for every
+/// read whatever its residency: each 2 MiB sendfile of it is CPU time the loop's other connections would wait through
+/// (up to 44 ms when the loop thread was preempted inside one, pollution benchmark; docs/direct-io.md), as its O_DIRECT
+/// reads already run on the pool.
 /// </summary>
 internal static class LoopFileIo
 {
     private static volatile bool s_noCachedOpen;
 
+    /// <summary>open(2) of <paramref name="path"/> read-only, by the rule of <see cref="OpenAsync"/>.</summary>
+    public static ValueTask<(int Errno, SafeFileHandle? File)> OpenReadAsync(string path) => OpenAsync(path, LinuxConstants.O_RDONLY);
+
     /// <summary>
-    /// open(2) of <paramref name="path"/> read-only: 0 and the handle, or the errno. On an event loop the open runs inline
-    /// only when the path resolves from the kernel's caches, else on the thread pool.
+    /// open(2) of <paramref name="path"/> with <paramref name="flags"/> (O_CLOEXEC is added): 0 and the handle, or the
+    /// errno. On an event loop the open runs inline only when the path resolves from the kernel's caches, else on the
+    /// thread pool.
     /// </summary>
-    public static async ValueTask<(int Errno, SafeFileHandle? File)> OpenReadAsync(string path)
+    public static async ValueTask<(int Errno, SafeFileHandle? File)> OpenAsync(string path, int flags)
     {
-        int flags = LinuxConstants.O_RDONLY;
         SafeFileHandle? file;
         if (EventLoop.OnAnyLoopThread && !s_noCachedOpen)
         {
@@ -40,12 +47,14 @@ internal static class LoopFileIo
     }
 
     /// <summary>
-    /// True when the caller is on an event-loop thread and some page of bytes [offset, offset+length) of
-    /// <paramref name="file"/> is not in the page cache: the read must go to the thread pool.
+    /// True when the caller is on an event-loop thread and the read of bytes [offset, offset+length) of
+    /// <paramref name="file"/> must go to the thread pool: always for a <paramref name="bulk"/> body, else when some
+    /// page of those bytes is not in the page cache.
     /// </summary>
-    public static bool MustLeaveLoop(SafeFileHandle file, long offset, long length)
+    public static bool MustLeaveLoop(SafeFileHandle file, long offset, long length, bool bulk = false)
     {
         if (!EventLoop.OnAnyLoopThread || length <= 0) return false;
+        if (bulk) return true;
         var cached = Syscalls.CachedPages(file, offset, length);
         return cached.Ok && cached.Bytes < Syscalls.PagesSpanned(offset, length);
     }

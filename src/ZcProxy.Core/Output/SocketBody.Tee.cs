@@ -13,16 +13,13 @@ internal sealed partial class SocketBody
     public override bool CanTee => Hole == BodyMechanism.Splice;
 
     /// <summary>
-    /// upstream → pipe A; tee(A → B); splice(A → file at the sink's offset); splice(B → client). A only ever holds bytes
-    /// not yet teed (each tee is followed by writing exactly the teed bytes from A into the file), because tee copies from
-    /// the head of A. The file write goes on while the client is slow: only B waits for the client. When the sink gives up
-    /// (disk full, its size limit) the bytes still go to the client, moved A → B by splice. Waits and failures are those
-    /// of <see cref="MoveAsync"/>.
+    /// upstream → pipe A; tee(A → B); splice(A → file at the sink's offset); splice(B → client): the one splice loop
+    /// (<see cref="SpliceMove"/>) with a <see cref="TeeStage"/> between A and B. Waits and failures are those of
+    /// <see cref="MoveAsync"/>.
     /// </summary>
     public override async ValueTask<BodyResult> MoveTeeingAsync(ZeroCopyConnection to, SplicePipe pipe, FileTee tee, CancellationToken cancellationToken)
     {
         var ends = new ResponseEnds(this, to);
-        SplicePipe fromUpstream = pipe, toClient = tee.Pipe;
         var sink = tee.Sink;
         var direct = sink.Direct; // asked before the first byte: an O_DIRECT fill takes every byte, the prefix too
         bool sinking = true;
@@ -33,73 +30,63 @@ internal sealed partial class SocketBody
                 // In user space already (the head's recv took it along): written like a copied fill.
                 if (direct is null) sink.Write(_prefix.Span);
                 else sinking = await CopyToDirectAsync(direct, _prefix);
-                var sent = await SendPrefixAsync(to, cancellationToken);
+                var sent = await SendPrefixAsync(ends, cancellationToken);
                 if (!sent.IsComplete) return sent;
             }
-            long toRead = _left, toWrite = _left, toFile = _left;
-            bool flushed = false;
-            while (toWrite > 0)
-            {
-                if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
-                bool progress = false;
-                int readSequence = ends.SourceSequence, writeSequence = ends.SinkSequence;
-                if (SpliceMove.Fill(ends, fromUpstream, ref toRead, ref progress) is { } readFailed) return readFailed;
-                if (fromUpstream.Buffered > 0 && toClient.Buffered < toClient.Capacity)
-                {
-                    // EAGAIN: B has no free slot (it holds bytes, which the client side below drains).
-                    var r = sinking
-                        ? Syscalls.Tee(fromUpstream.ReadFd, toClient.WriteFd, fromUpstream.Buffered, SPLICE_F_NONBLOCK)
-                        : Syscalls.Splice(fromUpstream.ReadFd, toClient.WriteFd, fromUpstream.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-                    if (r.Ok && r.Bytes > 0)
-                    {
-                        toClient.Buffered += r.Bytes;
-                        if (!sinking) fromUpstream.Buffered -= r.Bytes;
-                        else
-                        {
-                            bool gaveBack;
-                            if (direct is null) gaveBack = WriteToFile(fromUpstream, sink, r.Bytes, out sinking);
-                            else (gaveBack, sinking) = await ReadIntoDirectAsync(to, fromUpstream, direct, r.Bytes);
-                            if (!gaveBack) return BodyResult.Failed(BodyOutcome.TransportFailed, "a pipe did not give back the bytes it held");
-                            toFile -= r.Bytes;
-                            if (toFile == 0 && sinking && direct is not null)
-                            {
-                                // The O_DIRECT file is complete before the client's last bytes leave (they wait in the tee's
-                                // pipe), as a spliced fill's is: a client that closes on its last byte finds the entry whole.
-                                sinking = await direct.FlushAsync();
-                                flushed = true;
-                                await to.Loop.SwitchTo();
-                            }
-                        }
-                        progress = true;
-                    }
-                    else if (!r.Ok && !r.WouldBlock)
-                        return BodyResult.Failed(BodyOutcome.TransportFailed, r.ToException(sinking ? "tee" : "splice").Message);
-                }
-                if (toClient.Buffered > 0)
-                {
-                    if (SpliceMove.Drain(ends, toClient, out long sent) is { } writeFailed) return writeFailed;
-                    if (sent > 0)
-                    {
-                        toWrite -= sent;
-                        continue;
-                    }
-                    if (!progress)
-                    {
-                        var writable = await ends.SinkWritableAsync(writeSequence, cancellationToken);
-                        if (!writable.IsComplete) return writable;
-                    }
-                    continue;
-                }
-                if (!progress)
-                {
-                    var readable = await ends.SourceReadableAsync(readSequence, cancellationToken);
-                    if (!readable.IsComplete) return readable;
-                }
-            }
-            if (sinking && direct is not null && !flushed) await direct.FlushAsync(); // a failure gives the fill up, not the response
-            return BodyResult.Complete;
+            return await SpliceMove.RunAsync(ends, pipe, _left, cancellationToken, new TeeStage(to, tee, sinking, _left));
         }
         finally { ends.Release(); }
+    }
+
+    /// <summary>
+    /// tee(A → B) and splice(A → file). A only ever holds bytes not yet teed (each tee is followed by writing exactly the
+    /// teed bytes from A into the file), because tee copies from the head of A. The file write goes on while the client
+    /// is slow: only B waits for the client. When the sink gives up (disk full, its size limit) the bytes still go to
+    /// the client, moved A → B by splice.
+    /// </summary>
+    private sealed class TeeStage(ZeroCopyConnection to, FileTee tee, bool sinking, long toFile) : SpliceStage
+    {
+        private readonly IDirectFileSink? _direct = tee.Sink.Direct;
+        private bool _sinking = sinking, _flushed;
+        private long _toFile = toFile;
+
+        public override SplicePipe Out => tee.Pipe;
+
+        public override async ValueTask<BodyResult?> StepAsync(SplicePipe from)
+        {
+            // EAGAIN: B has no free slot (it holds bytes, which the client side drains).
+            var r = _sinking
+                ? Syscalls.Tee(from.ReadFd, Out.WriteFd, from.Buffered, SPLICE_F_NONBLOCK)
+                : Syscalls.Splice(from.ReadFd, Out.WriteFd, from.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (!r.Ok || r.Bytes == 0)
+                return r.Ok || r.WouldBlock ? null : BodyResult.Failed(BodyOutcome.TransportFailed, r.ToException(_sinking ? "tee" : "splice").Message);
+            Out.Buffered += r.Bytes;
+            if (!_sinking)
+            {
+                from.Buffered -= r.Bytes;
+                return null;
+            }
+            bool gaveBack;
+            if (_direct is null) gaveBack = WriteToFile(from, tee.Sink, r.Bytes, out _sinking);
+            else (gaveBack, _sinking) = await ReadIntoDirectAsync(to, from, _direct, r.Bytes);
+            if (!gaveBack) return BodyResult.Failed(BodyOutcome.TransportFailed, "a pipe did not give back the bytes it held");
+            _toFile -= r.Bytes;
+            if (_toFile == 0 && _sinking && _direct is not null)
+            {
+                // The O_DIRECT file is complete before the client's last bytes leave (they wait in the tee's
+                // pipe), as a spliced fill's is: a client that closes on its last byte finds the entry whole.
+                _sinking = await _direct.FlushAsync();
+                _flushed = true;
+                await to.Loop.SwitchTo();
+            }
+            return null;
+        }
+
+        /// <summary>A failure of the last flush gives the fill up, not the response.</summary>
+        public override async ValueTask CompleteAsync()
+        {
+            if (_sinking && _direct is not null && !_flushed) await _direct.FlushAsync();
+        }
     }
 
     /// <summary>

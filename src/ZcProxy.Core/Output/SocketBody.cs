@@ -72,7 +72,7 @@ internal sealed partial class SocketBody : UpstreamBody
         {
             if (!_prefix.IsEmpty)
             {
-                var sent = await SendPrefixAsync(to, cancellationToken);
+                var sent = await SendPrefixAsync(ends, cancellationToken);
                 if (!sent.IsComplete) return sent;
             }
             return await SpliceMove.RunAsync(ends, pipe, _left, cancellationToken);
@@ -102,20 +102,21 @@ internal sealed partial class SocketBody : UpstreamBody
             if (_borrowed && FdLease.TryAcquire(Source, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
         }
 
+        public ZeroCopyConnection Client => _client;
+        protected override bool ClientAborted => _client.IsAborted;
         public override SafeHandle Source => _body.Connection.Socket.SafeHandle;
         public override SafeHandle Sink => _client.ClientHandle;
-        public override int SourceSequence => _upstream?.ReadSequence ?? 0;
-        public override int SinkSequence => _client.ClientSocket.WriteSequence;
+        public override int SourceSequence => Volatile.Read(ref _upstream)?.ReadSequence ?? 0;
+        protected override LoopSocket SinkSocket => _client.ClientSocket;
+        protected override LoopSocket SourceSocket() => _upstream ??= _client.RegisterSource(Source);
+        protected override void WakeSource() => Volatile.Read(ref _upstream)?.WakeReader(); // nothing waits on a source not registered yet
+        protected override TimeSpan SourceIdle => _body.IdleTimeout;
+        protected override TimeSpan SinkIdle => _body.IdleTimeout;
 
-        public override ValueTask<BodyResult> SourceReadableAsync(int sequence, CancellationToken cancellationToken)
-        {
-            _upstream ??= _client.RegisterSource(Source);
-            return KernelWaits.SourceReadableAsync(_client, _upstream, sequence, _body.IdleTimeout, cancellationToken);
-        }
-
-        public override ValueTask<BodyResult> SinkWritableAsync(int sequence, CancellationToken cancellationToken)
-            => KernelWaits.ClientWritableAsync(_client, sequence, _body.IdleTimeout, cancellationToken);
-
+        protected override BodyResult SourceStalled()
+            => BodyResult.Failed(BodyOutcome.SourceTimedOut, $"the upstream sent nothing for {_body.IdleTimeout.TotalMilliseconds:0} ms");
+        protected override BodyResult SinkStalled()
+            => BodyResult.Failed(BodyOutcome.ClientFailed, $"the client took no byte for {_body.IdleTimeout.TotalMilliseconds:0} ms");
         public override BodyResult SourceFailed(string reason) => BodyResult.Failed(BodyOutcome.SourceFailed, $"upstream failed: {reason}");
         public override BodyResult SourceEnded(long left) => BodyResult.Failed(BodyOutcome.SourceEnded, $"the upstream closed {left} bytes before the promised length");
         public override BodyResult SinkFailed(string reason) => BodyResult.Failed(BodyOutcome.ClientFailed, $"client connection failed: {reason}");
@@ -130,20 +131,22 @@ internal sealed partial class SocketBody : UpstreamBody
         /// <summary>A borrowed (.NET) upstream socket leaves the client's loop again; its fd stays open.</summary>
         public void Release()
         {
+            EndWaits();
             if (_borrowed && _upstream is not null) _client.UnregisterSource(_upstream);
             _upstream = null;
         }
     }
 
     /// <summary>The body bytes the head's recv took along, sent as data ahead of the splice (counted as copied: they were in user space).</summary>
-    private async ValueTask<BodyResult> SendPrefixAsync(ZeroCopyConnection to, CancellationToken cancellationToken)
+    private async ValueTask<BodyResult> SendPrefixAsync(ResponseEnds ends, CancellationToken cancellationToken)
     {
+        var to = ends.Client;
         while (!_prefix.IsEmpty)
         {
-            if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
-            int sequence = to.ClientSocket.WriteSequence;
+            if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
+            int sequence = ends.SinkSequence;
             SysResult r;
-            if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
+            if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return ends.SinkFailed("its socket was closed");
             using (client) r = Syscalls.Send(client.Fd, _prefix.Span, MSG_DONTWAIT | MSG_MORE);
             if (r.Ok && r.Bytes > 0)
             {
@@ -153,10 +156,10 @@ internal sealed partial class SocketBody : UpstreamBody
             }
             else if (r.WouldBlock)
             {
-                var ready = await KernelWaits.ClientWritableAsync(to, sequence, IdleTimeout, cancellationToken);
+                var ready = await ends.SinkWritableAsync(sequence, cancellationToken);
                 if (!ready.IsComplete) return ready;
             }
-            else return BodyResult.Failed(BodyOutcome.ClientFailed, r.Ok ? "send to the client moved 0 bytes" : $"client connection failed: {r.ToException("send").Message}");
+            else return ends.SinkFailed(r.Ok ? "send moved 0 bytes" : r.ToException("send").Message);
         }
         return BodyResult.Complete;
     }

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using ZcProxy.Core.Transport;
 using ZcProxy.Native;
 using static ZcProxy.Native.LinuxConstants;
@@ -6,79 +5,63 @@ using static ZcProxy.Native.LinuxConstants;
 namespace ZcProxy.Core.Output;
 
 /// <summary>
-/// The two sockets of a <see cref="SpliceMove"/> and what their events mean: a response body (upstream → client,
-/// <see cref="SocketBody"/>) or a request body (client → upstream, Forwarding's RequestBodySplice). The move itself
-/// only splices and waits; the ends say how to wait, whose failure a failed call is, and where the bytes count.
-/// </summary>
-internal abstract class SpliceEnds
-{
-    /// <summary>The socket bytes come from; leased around each call.</summary>
-    public abstract SafeHandle Source { get; }
-    /// <summary>The socket bytes go to; leased around each call.</summary>
-    public abstract SafeHandle Sink { get; }
-    /// <summary>The source's read readiness sequence, taken before the splice that may find it empty.</summary>
-    public abstract int SourceSequence { get; }
-    /// <summary>The sink's write readiness sequence, taken before the splice that may find it full.</summary>
-    public abstract int SinkSequence { get; }
-
-    /// <summary>Until the source has bytes after <paramref name="sequence"/>; anything but Complete ends the move.</summary>
-    public abstract ValueTask<BodyResult> SourceReadableAsync(int sequence, CancellationToken cancellationToken);
-    /// <summary>Until the sink takes bytes again after <paramref name="sequence"/>; anything but Complete ends the move.</summary>
-    public abstract ValueTask<BodyResult> SinkWritableAsync(int sequence, CancellationToken cancellationToken);
-
-    public abstract BodyResult SourceFailed(string reason);
-    /// <summary>The source finished sending (FIN) with <paramref name="left"/> bytes of the promised length still to come.</summary>
-    public abstract BodyResult SourceEnded(long left);
-    public abstract BodyResult SinkFailed(string reason);
-    /// <summary>The move's token was cancelled (the client connection aborted, or the caller stopped the move).</summary>
-    public abstract BodyResult Cancelled();
-
-    /// <summary><paramref name="bytes"/> left the source for the pipe.</summary>
-    public virtual void Taken(long bytes) { }
-    /// <summary><paramref name="bytes"/> reached the sink: counted as spliced.</summary>
-    public abstract void Delivered(long bytes);
-}
-
-/// <summary>
 /// The one splice loop: exactly a given number of bytes from a source socket through a leased pipe into a sink
 /// socket, with non-blocking splice(2) calls on the connection's event loop. The pipe's fill level is tracked so that
 /// EAGAIN from the source side means "no data yet" (the pipe has room) and EAGAIN from the sink side means "socket
 /// full". When neither can move, it waits for the side that blocks (the ends bound each wait by an idle timeout).
+/// Response bodies, request bodies and cache fills (through a <see cref="SpliceStage"/>) all run this loop.
 /// </summary>
 internal static class SpliceMove
 {
-    public static async ValueTask<BodyResult> RunAsync(SpliceEnds ends, SplicePipe pipe, long length, CancellationToken cancellationToken)
+    /// <param name="between">
+    /// A stage between the source's pipe and the sink (a cache fill's tee into a file): the sink then drains the stage's
+    /// pipe, and the stage completes after the last byte reached the sink. Null: the sink drains <paramref name="pipe"/>.
+    /// </param>
+    public static async ValueTask<BodyResult> RunAsync(SpliceEnds ends, SplicePipe pipe, long length, CancellationToken cancellationToken,
+        SpliceStage? between = null)
     {
-        long toRead = length, toWrite = length;
-        while (toWrite > 0)
+        try
         {
-            if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
-            bool progress = false;
-            // Readiness snapshots before the syscalls: an edge after them ends the waits below.
-            int readSequence = ends.SourceSequence, writeSequence = ends.SinkSequence;
-            if (Fill(ends, pipe, ref toRead, ref progress) is { } readFailed) return readFailed;
-            if (pipe.Buffered > 0)
+            var drained = between?.Out ?? pipe;
+            long toRead = length, toWrite = length;
+            while (toWrite > 0)
             {
-                if (Drain(ends, pipe, out long sent) is { } writeFailed) return writeFailed;
-                if (sent > 0)
+                if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
+                bool progress = false;
+                // Readiness snapshots before the syscalls: an edge after them ends the waits below.
+                int readSequence = ends.SourceSequence, writeSequence = ends.SinkSequence;
+                if (Fill(ends, pipe, ref toRead, ref progress) is { } readFailed) return readFailed;
+                if (between is not null && pipe.Buffered > 0 && drained.Buffered < drained.Capacity)
                 {
-                    toWrite -= sent;
+                    long before = drained.Buffered;
+                    if (await between.StepAsync(pipe) is { } stageFailed) return stageFailed;
+                    progress |= drained.Buffered != before;
+                }
+                if (drained.Buffered > 0)
+                {
+                    if (Drain(ends, drained, out long sent) is { } writeFailed) return writeFailed;
+                    if (sent > 0)
+                    {
+                        toWrite -= sent;
+                        continue;
+                    }
+                    if (!progress)
+                    {
+                        var writable = await ends.SinkWritableAsync(writeSequence, cancellationToken);
+                        if (!writable.IsComplete) return writable;
+                    }
                     continue;
                 }
                 if (!progress)
                 {
-                    var writable = await ends.SinkWritableAsync(writeSequence, cancellationToken);
-                    if (!writable.IsComplete) return writable;
+                    var readable = await ends.SourceReadableAsync(readSequence, cancellationToken);
+                    if (!readable.IsComplete) return readable;
                 }
-                continue;
             }
-            if (!progress)
-            {
-                var readable = await ends.SourceReadableAsync(readSequence, cancellationToken);
-                if (!readable.IsComplete) return readable;
-            }
+            if (between is not null) await between.CompleteAsync();
+            return BodyResult.Complete;
         }
-        return BodyResult.Complete;
+        finally { ends.EndWaits(); }
     }
 
     /// <summary>
@@ -120,4 +103,23 @@ internal static class SpliceMove
         if (w.WouldBlock) return null;
         return ends.SinkFailed(w.Ok ? "splice moved 0 bytes" : w.ToException("splice").Message);
     }
+}
+
+/// <summary>
+/// A step between the pipe a splice move fills from its source and the pipe its sink drains: a cache fill tees the
+/// bytes into a file on the way (<see cref="SocketBody"/>'s teeing move).
+/// </summary>
+internal abstract class SpliceStage
+{
+    /// <summary>The pipe the sink drains.</summary>
+    public abstract SplicePipe Out { get; }
+
+    /// <summary>
+    /// Moves what it can of the bytes <paramref name="from"/> holds into <see cref="Out"/> (which has room); null: go on
+    /// (progress is seen in <see cref="Out"/>'s fill level), otherwise how the move ended.
+    /// </summary>
+    public abstract ValueTask<BodyResult?> StepAsync(SplicePipe from);
+
+    /// <summary>After the sink has every byte.</summary>
+    public virtual ValueTask CompleteAsync() => default;
 }

@@ -90,27 +90,45 @@ internal sealed partial class UpstreamConnection
     internal async ValueTask<int> ReceiveOnLoopAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         var readiness = Readiness!;
+        int received;
+        while (!TryReceiveOnLoop(buffer.Span, out received, out int sequence))
+        {
+            // LoopSocket.WaitReadableAsync(sequence, token) written out here: one state machine per read, not two.
+            readiness.ThrowIfFailedOrCanceled(cancellationToken);
+            using (readiness.WakeReaderOn(cancellationToken)) await readiness.WaitReadableAsync(sequence);
+            readiness.ThrowIfFailedOrCanceled(cancellationToken);
+        }
+        return received;
+    }
+
+    /// <summary>
+    /// One recv without waiting: true with the bytes received (0 at EOF), or false when the socket is empty, with the read
+    /// sequence to wait past (<see cref="LoopSocket.WaitReadableAsync(int)"/>) before trying again.
+    /// </summary>
+    private bool TryReceiveOnLoop(Span<byte> buffer, out int received, out int waitSequence)
+    {
+        var readiness = Readiness!;
         while (true)
         {
             int sequence = readiness.ReadSequence;
             // A FIN or reset is reported once: after it, recv answers at once (0 or an error), so never wait for another edge.
             if (_drained && sequence == _seenSequence && readiness.TroubleSeen == 0)
             {
-                // LoopSocket.WaitReadableAsync(sequence, token) written out here: one state machine per read, not two.
-                readiness.ThrowIfFailedOrCanceled(cancellationToken);
-                using (readiness.WakeReaderOn(cancellationToken)) await readiness.WaitReadableAsync(sequence);
-                readiness.ThrowIfFailedOrCanceled(cancellationToken);
-                continue;
+                received = 0;
+                waitSequence = sequence;
+                return false;
             }
             SysResult r;
             if (!FdLease.TryAcquire(Socket.SafeHandle, out var lease)) throw new IOException("the upstream socket was closed");
-            using (lease) r = Syscalls.Recv(lease.Fd, buffer.Span, 0);
+            using (lease) r = Syscalls.Recv(lease.Fd, buffer, 0);
             if (r.Ok)
             {
                 // A short read emptied the socket: the next read waits for an edge after this snapshot.
                 _drained = r.Bytes < buffer.Length;
                 _seenSequence = sequence;
-                return (int)r.Bytes;
+                received = (int)r.Bytes;
+                waitSequence = 0;
+                return true;
             }
             if (!r.WouldBlock) throw new SocketException(r.Errno == (int)Errno.ECONNRESET ? (int)SocketError.ConnectionReset : r.Errno);
             _drained = true;

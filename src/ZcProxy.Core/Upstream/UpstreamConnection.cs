@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using ZcProxy.Native;
 
 namespace ZcProxy.Core.Upstream;
@@ -71,7 +72,13 @@ internal sealed partial class UpstreamConnection : IDisposable
     /// they go to the client ahead of whatever the body source moves from the socket.
     /// </summary>
     /// <param name="onInterim">Called with each interim head (not 101) and <paramref name="interimState"/> before the next head is parsed.</param>
-    public async Task<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken,
+    /// <remarks>
+    /// Pooled (no box per read): a proxied request's chain of async frames suspends on this read, and each frame that
+    /// suspends costs a heap box; on an event loop the wait is awaited here directly, so this is the only frame below the
+    /// forwarder's exchange. Await the result once.
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken,
         Func<ResponseHead, object?, ValueTask>? onInterim = null, object? interimState = null)
     {
         ReleasePrefetchedBody();
@@ -115,7 +122,20 @@ internal sealed partial class UpstreamConnection : IDisposable
                     Grow(ref buffer, count, Math.Min(count * 2, limits.MaxHeadBytes + 1));
                 }
                 int n;
-                try { n = Readiness is not null ? await ReceiveOnLoopAsync(buffer.AsMemory(count), cancellationToken) : await Socket.ReceiveAsync(buffer.AsMemory(count), SocketFlags.None, cancellationToken); }
+                try
+                {
+                    if (Readiness is not { } readiness) n = await Socket.ReceiveAsync(buffer.AsMemory(count), SocketFlags.None, cancellationToken);
+                    else
+                    {
+                        // ReceiveOnLoopAsync written out: its frame would be one more box per request.
+                        while (!TryReceiveOnLoop(buffer.AsSpan(count), out n, out int sequence))
+                        {
+                            readiness.ThrowIfFailedOrCanceled(cancellationToken);
+                            using (readiness.WakeReaderOn(cancellationToken)) await readiness.WaitReadableAsync(sequence);
+                            readiness.ThrowIfFailedOrCanceled(cancellationToken);
+                        }
+                    }
+                }
                 catch (SocketException e) { throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + count, $"upstream connection failed while reading the response head: {e.SocketErrorCode}", e); }
                 if (n == 0) throw new UpstreamHeadException(UpstreamHeadFailure.Closed, receivedBefore + count, "upstream closed the connection before a complete response head");
                 count += n;

@@ -21,17 +21,56 @@ public sealed class CacheLoopIoTests
     });
 
     /// <summary>Bytes the proxy's loop threads made the block layer read so far (read_bytes of each loop's /proc/self/task entry).</summary>
-    private static long LoopDiskReads(InProcessProxy proxy)
+    private static long LoopDiskReads(InProcessProxy proxy) => LoopIoCounter(proxy, "read_bytes:");
+
+    /// <summary>
+    /// Bytes the proxy's loop threads read from files so far, page cache or not (rchar: read/pread and each sendfile's
+    /// bytes count; recv on a socket does not).
+    /// </summary>
+    private static long LoopFileReads(InProcessProxy proxy) => LoopIoCounter(proxy, "rchar:");
+
+    private static long LoopIoCounter(InProcessProxy proxy, string field)
     {
         long total = 0;
         foreach (var loop in proxy.Get<EventLoops>().All)
         {
             Assert.True(loop.NativeThreadId > 0, "the loop thread runs");
             foreach (var line in File.ReadLines($"/proc/self/task/{loop.NativeThreadId}/io"))
-                if (line.StartsWith("read_bytes:", StringComparison.Ordinal))
-                    total += long.Parse(line.AsSpan("read_bytes:".Length).Trim(), CultureInfo.InvariantCulture);
+                if (line.StartsWith(field, StringComparison.Ordinal))
+                    total += long.Parse(line.AsSpan(field.Length).Trim(), CultureInfo.InvariantCulture);
         }
         return total;
+    }
+
+    /// <summary>
+    /// A resident hit of at least DirectIoThreshold goes by sendfile (the residency rule), but its sendfile calls run on the
+    /// thread pool: a 2 MiB sendfile is ~0.3–1 ms of CPU on an idle machine and far more when the loop thread is preempted
+    /// inside it, and every other connection of the loop waits that long (the pollution benchmark's hot p99, issue 14).
+    /// Only ZcProxy's transport has event loops (ZeroCopy.Enabled: false keeps Kestrel's sockets), so one path.
+    /// </summary>
+    [Fact]
+    public async Task ResidentBulkHit_GoesBySendfile_ButNotOnAnEventLoopThread()
+    {
+        const int Size = 3 << 20; // the rig's DirectIoThreshold is 1 MiB
+        var body = CacheRig.RandomBody(Size, 32);
+        await using var rig = await CacheRig.StartAsync(Serve(body));
+        Assert.Equal("MISS", CacheRig.CacheStatusOf(await rig.SendAsync("/obj")));
+        var entry = await CacheDirectIoTests.CommittedEntryAsync(rig.CachePath, Size);
+        Assert.Equal(CacheDirectIoTests.CachedShare(entry, out long pages), pages); // the fill left it resident
+
+        double resident = await rig.MetricAsync("zcproxy_file_sends_total{mechanism=\"sendfile\",reason=\"resident\"}");
+        long loopReadsBefore = LoopFileReads(rig.Proxy);
+        var hit = await rig.SendAsync("/obj");
+        Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
+        Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+        long loopReads = LoopFileReads(rig.Proxy) - loopReadsBefore;
+        Assert.Equal(resident + 1, await rig.MetricAsync("zcproxy_file_sends_total{mechanism=\"sendfile\",reason=\"resident\"}"));
+        // The loops read the entry's head (a page) at most; the body's bytes were sent by the pool's sendfiles.
+        Assert.True(loopReads < Size / 4, $"loop threads read {loopReads} bytes of file for a {Size}-byte resident hit");
+
+        var again = await rig.SendAsync("/obj"); // keep-alive after it, same bytes
+        Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await again.Content.ReadAsByteArrayAsync()));
+        Assert.Equal(1, rig.Origin.Requests);
     }
 
     [Theory]

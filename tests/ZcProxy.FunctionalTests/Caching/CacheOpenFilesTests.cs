@@ -51,6 +51,30 @@ public class CacheOpenFilesTests
     }
 
     [Fact]
+    public async Task Hit_TakesTheStoredHeadsFreshness_ComputedOncePerKeptFileAndSettings()
+    {
+        await using var rig = await CacheRig.StartAsync(Versioned(out _));
+        await rig.GetAsync("/v/f");
+        Assert.Equal(("HIT", "f v1"), await rig.GetAsync("/v/f"));
+        var cache = CacheOf(rig);
+        using var first = await cache.OpenAsync(EntryOf(rig, "/v/f"));
+        using var second = await cache.OpenAsync(EntryOf(rig, "/v/f"));
+
+        var freshness = first!.Freshness(IgnoredHeaders.None, null);
+        Assert.Same(freshness, second!.Freshness(IgnoredHeaders.None, null)); // no Cache-Control or date parsed per hit
+        Assert.Equal(TimeSpan.FromSeconds(600), freshness.Lifetime);
+        Assert.True(freshness.Directives.Has("max-age"));
+        // Another route's settings get their own answer (Cache-Control ignored, no default, no Last-Modified: not fresh).
+        Assert.Equal(TimeSpan.Zero, second.Freshness(IgnoredHeaders.CacheControl, null).Lifetime);
+        Assert.Equal(TimeSpan.FromMinutes(5), second.Freshness(IgnoredHeaders.CacheControl, TimeSpan.FromMinutes(5)).Lifetime);
+        // A head a 304 refreshed is answered with its own freshness, never the kept head's.
+        var now = cache.Time.GetUtcNow();
+        var refreshed = first.With(first.Response with { ResponseTime = first.Response.ResponseTime.AddSeconds(-30), RequestTime = first.Response.RequestTime.AddSeconds(-30) });
+        // (30 s longer in the cache; its apparent age, against a Date of whole seconds, may lose up to a second)
+        Assert.InRange(refreshed.Freshness(IgnoredHeaders.None, null).AgeAt(now) - freshness.AgeAt(now), TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
     public async Task Purge_ClosesTheKeptFile_OnlyAfterTheHitSendingFromIt()
     {
         await using var rig = await CacheRig.StartAsync(Versioned(out var versions));

@@ -104,6 +104,43 @@ public sealed class UploadSpliceTests
         else Assert.Equal(0, spliced);
     }
 
+    /// <summary>
+    /// A client that waits for 100 Continue before its body (curl and .NET do for large uploads): it gets exactly one
+    /// interim response, then the body is spliced (zero-copy path) sha-exact, and the connection is kept alive.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ExpectContinueUpload_GetsOne100_ThenArrivesShaExact_AndTheConnectionIsKeptAlive(bool zeroCopy)
+    {
+        const long Length = 1 << 20;
+        await using var origin = await StartOriginAsync();
+        var (dir, proxy) = await StartProxyAsync(origin.Url, zeroCopy);
+        using var _ = dir;
+        await using var __ = proxy;
+        var (socket, reader) = await ConnectAsync(proxy);
+        using var ___ = socket;
+
+        var head = $"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {Length}\r\n\r\n";
+        await socket.SendAsync(Encoding.ASCII.GetBytes(head).AsMemory());
+        var interim = await reader.ReadResponseAsync(noBody: true).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(100, interim.Status);
+        foreach (var piece in BodyPattern.Pieces(Length)) await socket.SendAsync(piece);
+        var response = await reader.ReadResponseAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(200, response.Status); // not a second 100 (the origin's own, relayed): the final answer
+        Assert.Equal($"{Length} {BodyPattern.Sha256(Length)}", Encoding.ASCII.GetString(response.Body));
+
+        await socket.SendAsync("GET /after HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray().AsMemory());
+        var after = await reader.ReadResponseAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("o GET /after", Encoding.ASCII.GetString(after.Body));
+
+        PathAssert.ForwardedOn(proxy, zeroCopy);
+        long spliced = Body(proxy, BodyMechanism.Splice), copied = Body(proxy, BodyMechanism.Copy);
+        Assert.Equal(Length, spliced + copied);
+        if (zeroCopy) Assert.InRange(spliced, Length - ZeroCopyTransport.BlockSize, Length);
+        else Assert.Equal(0, spliced);
+    }
+
     private static async Task<(Socket Socket, RawReader Reader)> ConnectAsync(InProcessProxy proxy)
     {
         var uri = new Uri(proxy.Url);

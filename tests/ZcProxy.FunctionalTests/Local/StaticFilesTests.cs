@@ -211,4 +211,41 @@ public sealed class StaticFilesTests : IDisposable
         Assert.Contains("$.ReverseProxy.Routes.e.Metadata.StaticDirectIo: 'sometimes' is not", text);
         Assert.Equal(5, errors.Count);
     }
+
+    /// <summary>
+    /// Static files are opened by the rule cache entries are (Output/LoopFileIo): on an event loop a path that does not
+    /// resolve from the kernel's dentry cache (a name never looked up: the same rule that keeps a cold directory block's
+    /// read off the loop) is opened on the thread pool, so the loop's other connections never wait for the disk. Seen
+    /// without a hook: served inline, ServeAsync returns a completed task on the loop thread; opened on the pool, it does not.
+    /// Only ZcProxy's transport has event loops, so one path.
+    /// </summary>
+    [Fact]
+    public async Task OnAnEventLoop_AnUncachedPath_IsOpenedOnThePool()
+    {
+        await using var proxy = await StartAsync(zeroCopy: true);
+        var files = proxy.Get<ZcProxy.Core.Local.StaticFiles>();
+        var route = ZcProxy.Core.Local.StaticRoute.Parse(new Dictionary<string, string> { ["Static"] = Www }, [])!;
+        var loop = proxy.Get<ZcProxy.Core.Transport.Loops.EventLoops>().All[0];
+
+        async Task<(bool Inline, int Status)> ServeOnLoopAsync(string path)
+        {
+            var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+            context.Request.Method = "GET";
+            context.Request.Path = path;
+            context.Response.Body = new MemoryStream();
+            var started = new TaskCompletionSource<(bool, Task)>(TaskCreationOptions.RunContinuationsAsynchronously);
+            loop.Post(_ =>
+            {
+                var serve = files.ServeAsync(context, route);
+                started.SetResult((serve.IsCompleted, serve));
+            }, null);
+            var (inline, serving) = await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            await serving.WaitAsync(TimeSpan.FromSeconds(10));
+            return (inline, context.Response.StatusCode);
+        }
+
+        var missing = $"/docs/never-looked-up-{Guid.NewGuid():N}.txt";
+        Assert.Equal((false, 404), await ServeOnLoopAsync(missing));
+        Assert.Equal((true, 404), await ServeOnLoopAsync(missing)); // the look-up is cached now: inline, same answer
+    }
 }

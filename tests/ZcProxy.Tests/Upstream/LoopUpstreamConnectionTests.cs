@@ -23,7 +23,7 @@ public sealed class LoopUpstreamConnectionTests
         var request = new byte[100];
         Assert.True(await origin.ReceiveAsync(request) > 0);
         await origin.SendAsync(Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\n\r\nhello"));
-        var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(BodyFraming.CloseDelimited, head.Framing);
         // The greedy head read may have taken the body with the head; the stream has the rest.
         var text = Encoding.ASCII.GetString(connection.PrefetchedBody.Span);
@@ -56,7 +56,7 @@ public sealed class LoopUpstreamConnectionTests
         await origin.SendAsync(new byte[100_000]);
         if (reset) origin.LingerState = new LingerOption(true, 0);
         origin.Close();
-        var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         long total = connection.PrefetchedBody.Length;
         var buffer = new byte[65536];
         try

@@ -101,7 +101,7 @@ public class UpstreamConnectionTests
         var (connection, origin) = await PairAsync();
         using (connection) using (origin)
         {
-            var reading = connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None);
+            var reading = connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).AsTask();
             foreach (var piece in new[] { "HTTP/1.1 100 Cont", "inue\r\n\r", "\nHTTP/1.1 200 OK\r\nContent-", "Length: 3\r\n\r", "\nabc" })
             {
                 await SendAsync(origin, piece);
@@ -125,7 +125,7 @@ public class UpstreamConnectionTests
             var padding = string.Concat(Enumerable.Range(0, 100).Select(i => $"X-Pad-{i}: {new string('p', 200)}\r\n")); // ~21 KiB of head
             await SendAsync(origin, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
                 + $"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n{padding}\r\nabc");
-            var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20));
+            var head = await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(200, head.StatusCode);
             Assert.Equal(101, head.Headers.Count);
             int prefetched = connection.PrefetchedBody.Length;
@@ -142,7 +142,7 @@ public class UpstreamConnectionTests
         using (connection) using (origin)
         {
             await SendAsync(origin, "garbage without any line end");
-            var e = await Assert.ThrowsAsync<UpstreamHeadException>(() => connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None));
+            var e = await Assert.ThrowsAsync<UpstreamHeadException>(() => connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).AsTask());
             Assert.Equal(UpstreamHeadFailure.Malformed, e.Failure);
         }
     }
@@ -155,7 +155,7 @@ public class UpstreamConnectionTests
         {
             var limits = new ResponseHeadLimits { MaxHeadBytes = 1024 };
             _ = SendAsync(origin, "HTTP/1.1 200 OK\r\n" + string.Concat(Enumerable.Repeat("X-Pad: " + new string('p', 100) + "\r\n", 100)) + "\r\n");
-            var e = await Assert.ThrowsAsync<UpstreamHeadException>(() => connection.ReadResponseHeadAsync(false, limits, CancellationToken.None));
+            var e = await Assert.ThrowsAsync<UpstreamHeadException>(() => connection.ReadResponseHeadAsync(false, limits, CancellationToken.None).AsTask());
             Assert.Equal(UpstreamHeadFailure.Malformed, e.Failure);
         }
     }
@@ -167,7 +167,7 @@ public class UpstreamConnectionTests
         using (connection)
         {
             origin.Dispose();
-            var e = await Assert.ThrowsAsync<UpstreamHeadException>(() => connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None));
+            var e = await Assert.ThrowsAsync<UpstreamHeadException>(() => connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).AsTask());
             Assert.Equal(UpstreamHeadFailure.Closed, e.Failure);
             Assert.Equal(0, e.BytesReceived);
             Assert.True(connection.LooksStale());
@@ -178,7 +178,7 @@ public class UpstreamConnectionTests
         {
             await SendAsync(origin2, "HTTP/1.1 200 OK\r\n");
             origin2.Dispose();
-            var e = await Assert.ThrowsAsync<UpstreamHeadException>(() => second.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None));
+            var e = await Assert.ThrowsAsync<UpstreamHeadException>(() => second.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None).AsTask());
             Assert.Equal(UpstreamHeadFailure.Closed, e.Failure);
             Assert.True(e.BytesReceived > 0); // not safe to retry
         }

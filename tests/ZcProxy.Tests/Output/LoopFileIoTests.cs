@@ -1,0 +1,57 @@
+using ZcProxy.Core.Output;
+using ZcProxy.Core.Transport.Loops;
+using ZcProxy.Native;
+
+namespace ZcProxy.Tests.Output;
+
+/// <summary>
+/// <see cref="LoopFileIo"/>'s opens: on an event-loop thread a path that does not resolve from the kernel's dentry cache is
+/// opened on the thread pool (openat2 with RESOLVE_CACHED answered EAGAIN), one that does is opened inline. Which one ran
+/// is visible without any hook: an inline open returns an already completed task, a pool open does not. A name never
+/// looked up in a new directory is not in the dentry cache (no disk read is needed to show it: the look-up rule is the
+/// same one that keeps a cold directory block off the loop); once looked up, its (negative) dentry is.
+/// </summary>
+public sealed class LoopFileIoTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "zcproxy-loopio-" + Guid.NewGuid().ToString("N")[..12]);
+
+    public LoopFileIoTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>Starts <see cref="LoopFileIo.OpenAsync"/> on <paramref name="loop"/>'s thread: whether it completed inline there, and its result.</summary>
+    private static async Task<(bool Inline, int Errno)> OpenOnLoopAsync(EventLoop loop, string path, int flags)
+    {
+        var started = new TaskCompletionSource<(bool, Task<(int, Microsoft.Win32.SafeHandles.SafeFileHandle?)>)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        loop.Post(_ =>
+        {
+            var open = LoopFileIo.OpenAsync(path, flags);
+            started.SetResult((open.IsCompleted, open.AsTask()));
+        }, null);
+        var (inline, task) = await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (errno, file) = await task.WaitAsync(TimeSpan.FromSeconds(10));
+        file?.Dispose();
+        return (inline, errno);
+    }
+
+    [Fact]
+    public async Task OnALoop_AnUncachedPathOpensOnThePool_ACachedOneInline()
+    {
+        using var loop = new EventLoop(0);
+        var missing = Path.Combine(_dir, "never-looked-up");
+        Assert.Equal((false, (int)Errno.ENOENT), await OpenOnLoopAsync(loop, missing, LinuxConstants.O_RDONLY));
+        Assert.Equal((true, (int)Errno.ENOENT), await OpenOnLoopAsync(loop, missing, LinuxConstants.O_RDONLY)); // its negative dentry is cached now
+
+        var present = Path.Combine(_dir, "present");
+        await File.WriteAllTextAsync(present, "x"); // creating it leaves its dentry and inode cached
+        Assert.Equal((true, 0), await OpenOnLoopAsync(loop, present, LinuxConstants.O_RDONLY | LinuxConstants.O_NONBLOCK));
+    }
+
+    [Fact]
+    public async Task OffTheLoops_OpensRunInline()
+    {
+        var open = LoopFileIo.OpenAsync(Path.Combine(_dir, "never-looked-up-either"), LinuxConstants.O_RDONLY);
+        Assert.True(open.IsCompleted);
+        Assert.Equal((int)Errno.ENOENT, (await open).Errno);
+    }
+}
