@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
-using System.Threading.Tasks.Sources;
 using Microsoft.AspNetCore.Connections;
 using ZcProxy.Native;
 using static ZcProxy.Native.LinuxConstants;
@@ -23,7 +22,7 @@ namespace ZcProxy.Core.Transport;
 /// the body is still read from the socket in order.
 /// </para>
 /// </summary>
-internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
+internal sealed class ZeroCopyInput : PipeReader
 {
     /// <summary>A recv into less free space than this takes a fresh block instead.</summary>
     private const int MinimumReadSpace = 2048;
@@ -37,12 +36,6 @@ internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
     private bool _completed;
     private bool _drained;       // the last recv came back short: wait for an edge before the next one
     private bool _splicing;      // a request body is being spliced from the socket: no recv
-    // The read waiting for an edge (one at a time): its completion, token and wake-up registration, the readiness wait.
-    private ManualResetValueTaskSourceCore<ReadResult> _pending; // continuations inline: run-to-completion on the loop
-    private CancellationToken _pendingToken;
-    private CancellationTokenRegistration _pendingRegistration;
-    private ValueTaskAwaiter<bool> _wait;
-    private Action? _onEdge;
 
     public ZeroCopyInput(ZeroCopyConnection connection) => _connection = connection;
 
@@ -69,41 +62,13 @@ internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
         return false;
     }
 
-    /// <summary>
-    /// Returns at once when bytes are buffered or a recv brings some; otherwise waits for the socket's next edge with no
-    /// per-read object: this input is the awaitable (<see cref="IValueTaskSource{TResult}"/>) and the readiness wait's
-    /// continuation is a cached delegate, so an idle keep-alive connection (Kestrel waiting for its next request) holds
-    /// no state machine, only a cancellation registration while a cancellable read waits.
-    /// </summary>
-    public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_completed, this);
-        try
-        {
-            if (Step(cancellationToken) is { } result) return new ValueTask<ReadResult>(result);
-        }
-#pragma warning disable CA1031 // whatever the read throws goes to the reader, as from an async method
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            return ValueTask.FromException<ReadResult>(e);
-        }
-        _pendingToken = cancellationToken;
-        _pendingRegistration = cancellationToken.CanBeCanceled
-            ? cancellationToken.UnsafeRegister(static s => ((ZeroCopyInput)s!)._connection.ClientSocket.WakeReader(), this) : default;
-        _pending.Reset();
-        short version = _pending.Version;
-        WaitForEdge();
-        return new ValueTask<ReadResult>(this, version);
-    }
-
-    /// <summary>
-    /// One pass of the read: a result when there is one to return, null when the socket is drained and the read must wait
-    /// for an edge after <see cref="_seenSequence"/>; throws what the read throws.
-    /// </summary>
-    private ReadResult? Step(CancellationToken cancellationToken)
-    {
         var socket = _connection.ClientSocket;
+        using var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.UnsafeRegister(static s => ((ZeroCopyInput)s!)._connection.ClientSocket.WakeReader(), this) : default;
         while (true)
         {
             if (Interlocked.Exchange(ref _cancelRequested, 0) == 1) return new ReadResult(Sequence(), isCanceled: true, isCompleted: _endOfStream);
@@ -115,81 +80,28 @@ internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
 
             int sequence = socket.ReadSequence;
             // A FIN or reset is reported once: after it, recv answers at once (0 or an error), so never wait for another edge.
-            if (_drained && sequence == _seenSequence && socket.TroubleSeen == 0) return null;
-            var r = Receive();
-            if (r.Ok && r.Bytes > 0)
+            if (!_drained || sequence != _seenSequence || socket.TroubleSeen != 0)
             {
-                _examinedAll = false;
-                continue;
+                var r = Receive();
+                if (r.Ok && r.Bytes > 0)
+                {
+                    _examinedAll = false;
+                    continue;
+                }
+                if (r.Ok)
+                {
+                    Volatile.Write(ref _endOfStream, true);
+                    _connection.OnEndOfStream();
+                    continue;
+                }
+                if (!r.WouldBlock) throw _connection.OnReceiveFailed(r.ToException("recv"));
+                _drained = true;
+                _seenSequence = sequence;
+                continue; // the loop re-checks the sequence: an edge may have come meanwhile
             }
-            if (r.Ok)
-            {
-                Volatile.Write(ref _endOfStream, true);
-                _connection.OnEndOfStream();
-                continue;
-            }
-            if (!r.WouldBlock) throw _connection.OnReceiveFailed(r.ToException("recv"));
-            _drained = true;
-            _seenSequence = sequence;
-            // the loop re-checks the sequence: an edge may have come meanwhile
+            await socket.WaitReadableAsync(_seenSequence);
         }
     }
-
-    /// <summary>Arms the readiness wait for the pending read; edges that already came are taken here, in a loop, not by recursion.</summary>
-    private void WaitForEdge()
-    {
-        var socket = _connection.ClientSocket;
-        while (true)
-        {
-#pragma warning disable CA2012 // consumed once, as await does: IsCompleted, then OnCompleted or GetResult, then GetResult
-            _wait = socket.WaitReadableAsync(_seenSequence).GetAwaiter();
-#pragma warning restore CA2012
-            if (!_wait.IsCompleted)
-            {
-                // A cancellation whose wake-up ran before the wait was armed would be lost: wake once more.
-                if (_pendingToken.IsCancellationRequested || Volatile.Read(ref _cancelRequested) != 0) socket.WakeReader();
-                _wait.UnsafeOnCompleted(_onEdge ??= OnEdge);
-                return;
-            }
-            _wait.GetResult();
-            if (TryFinishPending()) return;
-        }
-    }
-
-    /// <summary>On the loop thread: the socket became readable (or the wait was woken): read again, or wait again.</summary>
-    private void OnEdge()
-    {
-        _wait.GetResult();
-        if (!TryFinishPending()) WaitForEdge();
-    }
-
-    /// <summary>Completes the pending read when <see cref="Step"/> has a result or an error for it; false: wait on.</summary>
-    private bool TryFinishPending()
-    {
-        ReadResult? result;
-        Exception? error = null;
-        try { result = Step(_pendingToken); }
-#pragma warning disable CA1031 // on the loop thread: whatever the read throws goes to the waiting reader
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            result = null;
-            error = e;
-        }
-        if (result is null && error is null) return false;
-        var registration = _pendingRegistration;
-        _pendingRegistration = default;
-        _pendingToken = default;
-        registration.Dispose();
-        if (error is not null) _pending.SetException(error);
-        else _pending.SetResult(result!.Value);
-        return true;
-    }
-
-    ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _pending.GetResult(token);
-    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _pending.GetStatus(token);
-    void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
-        => _pending.OnCompleted(continuation, state, token, flags);
 
     /// <summary>Chains <paramref name="segment"/> after the tail (or starts the sequence with it); it becomes the tail.</summary>
     private Segment Append(Segment segment)
