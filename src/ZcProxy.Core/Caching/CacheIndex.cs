@@ -129,6 +129,12 @@ internal sealed class CacheIndex
         open.Release();
     }
 
+    /// <summary>True while <paramref name="entry"/> is the one stored under its hash: not replaced (refreshed) or removed since it was looked up.</summary>
+    public bool IsCurrent(IndexEntry entry)
+    {
+        lock (_lock) return _byHash.TryGetValue(entry.Hash, out var current) && ReferenceEquals(current, entry);
+    }
+
     public bool Remove(IndexEntry entry)
     {
         lock (_lock)

@@ -137,11 +137,14 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
             await GatewayTimeoutAsync(context);
             return;
         }
-        // RFC 5861: serve stale while one refresh per key runs in the background.
+        // RFC 5861: serve stale while one refresh per key runs in the background. The lock being free is not enough: a
+        // refresh may have ended between this request's lookup and here, replacing the entry it holds; refreshing
+        // that one again would ask the origin twice.
         if (!fresh && !requestCc.NoCache && Freshness.MayServeStale(responseCc)
             && responseCc.StaleWhileRevalidate is { } window && staleness <= window)
         {
-            if (cache.Lock.TryAcquire(key + RefreshLockSuffix) is null && !StartBackgroundRefresh(context, key, entry.Entry))
+            if (cache.Lock.TryAcquire(key + RefreshLockSuffix) is null
+                && (!cache.Index.IsCurrent(entry.Entry) || !StartBackgroundRefresh(context, key, entry.Entry)))
                 cache.Lock.Release(key + RefreshLockSuffix, false);
             await writer.WriteAsync(context, entry, CacheStatus.Updating, age);
             return;

@@ -23,26 +23,8 @@ internal static class ConfigFingerprint
         return sb.ToString();
     }
 
-    /// <summary>Folders whose entries can change the configuration: the main file's, each include glob's root, each PEM file's.</summary>
-    public static IReadOnlyList<string> WatchedDirectories(string mainFile)
-    {
-        var mainDir = Path.GetDirectoryName(Path.GetFullPath(mainFile))!;
-        var dirs = new HashSet<string>(StringComparer.Ordinal) { mainDir };
-        var (includes, tlsFiles) = ReadMainFile(mainFile);
-        foreach (var file in tlsFiles)
-            if (Path.GetDirectoryName(file) is { } dir && Directory.Exists(dir)) dirs.Add(dir);
-        foreach (var pattern in includes)
-        {
-            var full = Path.GetFullPath(pattern, mainDir);
-            var wild = full.IndexOfAny(['*', '?', '[']);
-            var dir = wild < 0 ? Path.GetDirectoryName(full)! : full[..full.LastIndexOf(Path.DirectorySeparatorChar, wild)];
-            if (Directory.Exists(dir)) dirs.Add(dir);
-        }
-        return dirs.ToList();
-    }
-
     /// <summary>The main file's include globs and the full paths of the PEM files its https listeners name.</summary>
-    private static (List<string> Includes, List<string> TlsFiles) ReadMainFile(string mainFile)
+    internal static (List<string> Includes, List<string> TlsFiles) ReadMainFile(string mainFile)
     {
         var includes = new List<string>();
         var tlsFiles = new List<string>();

@@ -13,12 +13,17 @@ internal sealed partial class ConfigWatcher(FileConfigProvider provider, TimePro
     private readonly ReloadSignal _signal = new(time);
     private readonly List<FileSystemWatcher> _watchers = [];
     private string _fingerprint = "";
+    private ConfigPaths? _paths;
+    private long _configEvents;
     private PosixSignalRegistration? _sighupRegistration;
 
     /// <summary>
     /// Takes the fingerprint and starts watching before the host reports started: since .NET 10 ExecuteAsync runs
     /// on the thread pool, and an edit made between "started" and a late ExecuteAsync would otherwise be missed.
     /// </summary>
+    /// <summary>File-system events on configuration files so far (each wakes the reload check); events on other files are ignored.</summary>
+    internal long ConfigEvents => Interlocked.Read(ref _configEvents);
+
     public override Task StartAsync(CancellationToken cancellationToken)
     {
         _fingerprint = ConfigFingerprint.Compute(provider.MainFile);
@@ -64,21 +69,33 @@ internal sealed partial class ConfigWatcher(FileConfigProvider provider, TimePro
         WatchDirectories();
     }
 
+    /// <summary>
+    /// Watches the folders of the configuration's files (<see cref="ConfigPaths"/>), recursively only where an include
+    /// glob reaches into subfolders, and wakes the reload check only for events on those files: anything else written
+    /// there (a cache, a log) neither costs a check nor delays one (a stream of unrelated events would otherwise keep
+    /// the quiet period from ever ending).
+    /// </summary>
     private void WatchDirectories()
     {
-        var wanted = ConfigFingerprint.WatchedDirectories(provider.MainFile);
-        if (_watchers.Select(w => w.Path).Order().SequenceEqual(wanted.Order())) return;
+        var paths = ConfigPaths.Of(provider.MainFile);
+        var watched = Volatile.Read(ref _paths);
+        Volatile.Write(ref _paths, paths);
+        if (paths.SameWatchAs(watched)) return;
         foreach (var w in _watchers) w.Dispose();
         _watchers.Clear();
-        foreach (var dir in wanted)
+        foreach (var (dir, recursive) in paths.Directories)
         {
             try
             {
-                var w = new FileSystemWatcher(dir) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
-                w.Changed += (_, _) => _signal.FileChanged();
-                w.Created += (_, _) => _signal.FileChanged();
-                w.Deleted += (_, _) => _signal.FileChanged();
-                w.Renamed += (_, _) => _signal.FileChanged();
+                var w = new FileSystemWatcher(dir) { IncludeSubdirectories = recursive, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
+                w.Changed += (_, e) => OnEvent(e.FullPath);
+                w.Created += (_, e) => OnEvent(e.FullPath);
+                w.Deleted += (_, e) => OnEvent(e.FullPath);
+                w.Renamed += (_, e) =>
+                {
+                    if (!OnEvent(e.FullPath)) OnEvent(e.OldFullPath);
+                };
+                w.Error += (_, _) => _signal.FileChanged(); // events were lost (queue overflow): look
                 w.EnableRaisingEvents = true;
                 _watchers.Add(w);
             }
@@ -87,6 +104,14 @@ internal sealed partial class ConfigWatcher(FileConfigProvider provider, TimePro
                 LogWatchFailed(e); // the periodic fingerprint check still catches changes
             }
         }
+    }
+
+    private bool OnEvent(string path)
+    {
+        if (!Volatile.Read(ref _paths)!.Covers(path)) return false;
+        Interlocked.Increment(ref _configEvents);
+        _signal.FileChanged();
+        return true;
     }
 
     public override void Dispose()

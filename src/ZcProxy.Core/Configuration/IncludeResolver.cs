@@ -29,5 +29,5 @@ internal static class IncludeResolver
         return matcher.GetResultsInFullPath(root).Order(StringComparer.Ordinal).ToList();
     }
 
-    private static bool HasWildcard(string s) => s.IndexOfAny(['*', '?', '[']) >= 0;
+    internal static bool HasWildcard(string s) => s.IndexOfAny(['*', '?', '[']) >= 0;
 }

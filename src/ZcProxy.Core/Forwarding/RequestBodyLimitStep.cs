@@ -7,12 +7,14 @@ namespace ZcProxy.Core.Forwarding;
 /// <summary>
 /// First proxy-pipeline step: a request whose declared Content-Length exceeds the limit (global, or the route's
 /// MaxRequestBodySize) gets 413 before anything is sent upstream, as nginx's client_max_body_size does.
-/// Chunked bodies are still cut off by Kestrel when they cross the limit.
+/// Chunked bodies are still cut off by Kestrel when they cross the limit. From here on an upload's one timeout is
+/// ZcProxy's <see cref="ClientBodyTimeout"/>.
 /// </summary>
 internal sealed class RequestBodyLimitStep(ErrorPages pages)
 {
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
+        ClientBodyTimeout.TakeOver(context);
         var limit = context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
         if (limit is null || context.Request.ContentLength is not { } length || length <= limit) return next(context);
         context.Response.Headers.Connection = "close"; // the unread body makes the connection unusable

@@ -33,6 +33,7 @@ internal static class RequestBodySender
     {
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         var received = RequestBodyCount.Of(request.HttpContext);
+        var body = ClientBodyTimeout.ReaderOf(request);
         long total = 0;
         try
         {
@@ -41,8 +42,8 @@ internal static class RequestBodySender
                 int n;
                 // Leave room in front for a chunk-size line when re-chunking.
                 var target = framing == RequestBodyFraming.Chunked ? buffer.AsMemory(16, buffer.Length - 18) : buffer.AsMemory();
-                try { n = await request.Body.ReadAsync(target, cancellationToken); }
-                catch (Exception e) when (e is not OperationCanceledException) { throw new ClientBodyException(e); }
+                try { n = await body.ReadAsync(target, cancellationToken); }
+                catch (Exception e) when (e is not OperationCanceledException and not ClientBodyException) { throw new ClientBodyException(e); }
                 if (n == 0) break;
                 total += n;
                 received.Add(n);
@@ -64,6 +65,7 @@ internal static class RequestBodySender
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            if (!ReferenceEquals(body, request.Body)) body.Dispose(); // its timer only: the request's stream stays
         }
     }
 }

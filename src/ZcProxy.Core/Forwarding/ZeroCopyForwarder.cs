@@ -64,16 +64,18 @@ internal sealed partial class ZeroCopyForwarder(
             UpstreamTimeouts.For(zeroCopy, null) with { Connect = connectTimeout }).AsTask();
     }
 
-    private Task DeclineAsync(HttpContext context)
+    private async Task DeclineAsync(HttpContext context)
     {
         metrics.Yarp.Increment();
-        // YARP's forwarder copies bodies through user space; count them so the metrics cover both paths.
-        // Retries run this step again with the same context: wrap once.
+        // YARP's forwarder copies bodies through user space; count them so the metrics cover both paths, and bound its
+        // reads by the client body timeout as ours are. Retries run this step again with the same context: wrap once.
         if (context.Response.Body is not CountingBodyStream)
             context.Response.Body = new CountingBodyStream(context.Response.Body, metrics.Body, BodyDirection.Response);
-        if (context.Request.Body is not CountingBodyStream)
-            context.Request.Body = new CountingBodyStream(context.Request.Body, metrics.Body, BodyDirection.Request, context);
-        return next(context);
+        if (context.Request.Body is not ClientBodyTimeoutStream)
+            context.Request.Body = new ClientBodyTimeoutStream(new CountingBodyStream(context.Request.Body, metrics.Body, BodyDirection.Request, context),
+                options.Current.ZeroCopy.ClientBodyTimeout);
+        await next(context);
+        ClientBodyTimeout.AnswerIfTimedOut(context);
     }
 
     // Pooled: the upstream read suspends it on every request, and its box is the largest of the request's (~400 B).

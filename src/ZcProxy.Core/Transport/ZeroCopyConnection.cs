@@ -123,18 +123,36 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
 
     /// <summary>
     /// On the loop: the peer hung up or the socket failed, maybe while nobody reads. A half-close (FIN) with request
-    /// bytes still unread is not a close yet: those bytes are served first, and recv 0 reports the end.
+    /// bytes still unread is not a close yet: those bytes are read first (Kestrel gets them), and the reader reports
+    /// the close once it has taken the last of them (<see cref="OnBytesBeforeHangUpTaken"/>): the hang-up is reported
+    /// once by epoll, so nobody else would notice it while a request without a body runs and nothing reads.
     /// </summary>
     private void OnTrouble(uint bits)
     {
+        if ((bits & (EPOLLHUP | EPOLLERR)) == 0 && UnreadBytes() > 0) return;
+        OnPeerClosed();
+    }
+
+    /// <summary>
+    /// The reader took bytes after the peer's FIN was seen: once none are left in the socket, the FIN is next, and the
+    /// connection counts as closed as if it had come with no bytes before it (as with Kestrel's socket transport, or
+    /// nginx's EPOLLRDHUP check: a client that stops sending mid-request has gone).
+    /// </summary>
+    internal void OnBytesBeforeHangUpTaken()
+    {
+        if (Volatile.Read(ref _closedFired) == 0 && UnreadBytes() == 0) OnPeerClosed();
+    }
+
+    private void OnPeerClosed()
+    {
         if (Volatile.Read(ref _tunnel) != 0) return; // a tunnel's relay passes FIN and reset on itself
-        if ((bits & (EPOLLHUP | EPOLLERR)) == 0)
-        {
-            int unread = FdLease.TryAcquire(ClientHandle, out var lease) ? Syscalls.BytesAvailable(lease.Fd) : 0;
-            lease.Dispose();
-            if (unread > 0) return;
-        }
         FireConnectionClosed();
+    }
+
+    private int UnreadBytes()
+    {
+        if (!FdLease.TryAcquire(ClientHandle, out var lease)) return 0;
+        using (lease) return Syscalls.BytesAvailable(lease.Fd);
     }
 
     private void FireConnectionClosed()

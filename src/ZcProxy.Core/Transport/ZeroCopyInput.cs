@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Connections;
 using ZcProxy.Native;
+using static ZcProxy.Native.LinuxConstants;
 
 namespace ZcProxy.Core.Transport;
 
@@ -141,6 +142,7 @@ internal sealed class ZeroCopyInput : PipeReader
                 _seenSequence = sequence;
             }
             else _drained = false;
+            if ((_connection.ClientSocket.TroubleSeen & EPOLLRDHUP) != 0) _connection.OnBytesBeforeHangUpTaken();
         }
         if (!r.Ok || r.Bytes == 0) ReleaseEmptyTail();
         return r;

@@ -30,8 +30,15 @@ internal static class BalancingTestConfig
             $$""" "ZeroCopy": { "Enabled": {{(zeroCopy ? "true" : "false")}} }, "AccessLog": { "Path": "off" } """);
     }
 
-    /// <summary>A port nothing listens on (connect gets ECONNREFUSED).</summary>
-    public static int RefusingPort()
+    /// <summary>
+    /// A destination port that refuses every connection by construction: nothing can listen on TCP port 0 (binding it
+    /// picks a free port), so Linux answers connect(2) to 127.0.0.1:0 with ECONNREFUSED, always. A port taken from the
+    /// OS and closed again is not: another test's server may bind it meanwhile and take the "refused" requests.
+    /// </summary>
+    public static int RefusingPort() => 0;
+
+    /// <summary>A port free now, for a test that starts a server on it later (it may be taken meanwhile: use only where needed).</summary>
+    public static int FreePortForLater()
     {
         var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         l.Start();

@@ -68,6 +68,58 @@ public class ReloadTests
         Assert.Equal("finished", await response.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// A log and a cache an operator put in the config folder, written all the time: no file-system event of theirs
+    /// reaches the reload check, and they do not hold up a route edit (a stream of events within the quiet period kept
+    /// the check from ever running: the edit waited until the writing stopped).
+    /// </summary>
+    [Fact]
+    public async Task WritesToOtherFilesInTheConfigFolder_WakeNothing_ARouteEditStillReloads()
+    {
+        await using var a = await TestOrigin.StartAsync("A");
+        await using var b = await TestOrigin.StartAsync("B");
+        using var dir = new ConfigDirectory();
+        dir.WriteMain($$"""{ "Clusters": { {{ConfigDirectory.Cluster("a", ("a1", a.Url))}}, {{ConfigDirectory.Cluster("b", ("b1", b.Url))}} } }""");
+        dir.WriteAtomically("routes.d/r.json", """{ "ReverseProxy": { "Routes": { "r": { "ClusterId": "a", "Match": { "Path": "/{**rest}" } } } } }""");
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        var watcher = proxy.Get<IEnumerable<Microsoft.Extensions.Hosting.IHostedService>>().OfType<ConfigWatcher>().Single();
+        Assert.Equal("A GET /x", await Client.GetStringAsync(proxy.Url + "/x"));
+
+        // A thread of its own, writing every few milliseconds: no pause near the 300 ms quiet period, even on a loaded box.
+        int writes = 0;
+        bool stop = false;
+        var cache = Directory.CreateDirectory(Path.Combine(dir.Root, "cache", "a1")).FullName;
+        var writer = new Thread(() =>
+        {
+            using var log = new StreamWriter(Path.Combine(dir.Root, "proxy.log"), append: true);
+            while (!Volatile.Read(ref stop))
+            {
+                log.WriteLine("a line");
+                log.Flush();
+                File.WriteAllText(Path.Combine(cache, $"e{writes % 8}"), "an entry");
+                File.WriteAllText(Path.Combine(dir.Root, "routes.d", "notes.txt"), "not a *.json");
+                Interlocked.Increment(ref writes);
+                Thread.Sleep(5);
+            }
+        }) { IsBackground = true };
+        writer.Start();
+        try
+        {
+            long before = watcher.ConfigEvents;
+            await Poll.UntilAsync(() => Volatile.Read(ref writes) >= 100, "the other files written for a while");
+            Assert.Equal(before, watcher.ConfigEvents);
+
+            dir.WriteAtomically("routes.d/r.json", """{ "ReverseProxy": { "Routes": { "r": { "ClusterId": "b", "Match": { "Path": "/{**rest}" } } } } }""");
+            await Poll.UntilAsync(async () => await Client.GetStringAsync(proxy.Url + "/x") == "B GET /x", "the edited route, while the other files are still written");
+            Assert.True(watcher.ConfigEvents > before);
+        }
+        finally
+        {
+            Volatile.Write(ref stop, true);
+            writer.Join();
+        }
+    }
+
     /// <summary>Twenty files written in a burst all end up applied (the debouncing itself: <see cref="ReloadSignalTests"/>, on a fake clock).</summary>
     [Fact]
     public async Task BurstOfEdits_EndsWithEveryEditApplied()

@@ -35,6 +35,32 @@ public sealed class PullInputTests
         await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the connection ends", TimeSpan.FromSeconds(10));
     }
 
+    /// <summary>
+    /// The request and the FIN are both in the socket before anything reads it: epoll reports the hang-up once, while
+    /// the request is still unread (so it is no close yet). Reading the request must then notice the FIN behind it:
+    /// nothing else will read while a request without a body runs.
+    /// </summary>
+    [Fact]
+    public async Task ClientHangsUpBeforeItsRequestIsRead_RequestAbortedFires()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        ZeroCopyConnection? held = null;
+        await using var host = await ZeroCopyTestHost.StartAsync(beforeHttp: connection =>
+        {
+            held = connection.Features.Get<ZeroCopyConnection>();
+            return release.Task;
+        });
+        var client = await RawHttpClient.ConnectAsync(host.BaseAddress);
+        await client.SendAsync(RawHttpClient.Get("/until-aborted"));
+        client.Dispose();
+        await Poll.UntilAsync(() => held is { } c && (c.ClientSocket.TroubleSeen & ZcProxy.Native.LinuxConstants.EPOLLRDHUP) != 0,
+            "the hang-up reported while the request is unread");
+        Assert.Equal(0, held!.Input.Buffered);
+        release.SetResult();
+        await Poll.UntilAsync(() => host.Outcomes.Any(o => o.Path == "/until-aborted"), "the handler saw RequestAborted", TimeSpan.FromSeconds(10));
+        await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the connection ends", TimeSpan.FromSeconds(10));
+    }
+
     [Fact]
     public async Task PipelinedRequests_AreServedInOrder_FromOneRecv()
     {

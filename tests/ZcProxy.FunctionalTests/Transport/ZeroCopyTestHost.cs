@@ -54,7 +54,9 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
     public Func<HttpContext, Task>? BeforeBody { get; set; }
 
-    public static async Task<ZeroCopyTestHost> StartAsync(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols? protocols = null)
+    /// <param name="beforeHttp">Runs on each accepted connection before Kestrel's HTTP handling reads anything (tests hold it back).</param>
+    public static async Task<ZeroCopyTestHost> StartAsync(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols? protocols = null,
+        Func<Microsoft.AspNetCore.Connections.ConnectionContext, Task>? beforeHttp = null)
     {
         var directory = Directory.CreateTempSubdirectory("zc-transport-").FullName;
         var builder = WebApplication.CreateSlimBuilder();
@@ -65,6 +67,11 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k => k.ListenZeroCopy(IPAddress.Loopback, 0, lo =>
         {
             if (protocols is { } p) lo.Protocols = p;
+            if (beforeHttp is not null) lo.Use(next => async connection =>
+            {
+                await beforeHttp(connection);
+                await next(connection);
+            });
         }));
         var app = builder.Build();
         var host = new ZeroCopyTestHost(app, directory, new SocketSource());
