@@ -26,6 +26,8 @@ def parse_args(argv):
                                               "e.g. zc-on,zc-off,16m or 'nginx-*/1k-*'")
     p.add_argument("--reps", type=int, default=3, help="repetitions per case (medians of these)")
     p.add_argument("--duration", type=int, default=None, help="seconds per timed run (5, quick: 2)")
+    p.add_argument("--warmup", type=int, default=3,
+                   help="seconds of untimed wrk per case before the timed runs (JIT tier-up, pools, page cache)")
     p.add_argument("--strace", action="store_true", help="strace -f -c each target for a few seconds")
     p.add_argument("--strace-seconds", type=float, default=3)
     p.add_argument("--no-iperf", action="store_true", help="skip the iperf3 loopback ceiling")
@@ -261,10 +263,11 @@ def run(args):
         bench.start(needed, work_dir, os.path.join(work_dir, "files"))
         bench.verify(cases, digests)
         timed = [c for c in cases if bench.case_status[c.id] == "ok"]
-        # Warm-up (JIT, pools, page cache): one short run per timed case, not recorded.
+        # Warm-up (JIT, pools, page cache): one untimed run per case. .NET keeps compiling hot methods at
+        # their final tier for seconds after start; 1 s per case left that work inside the first timed runs.
         for c in timed:
             try:
-                wrk.run(bench.wrk_cmd(c, 1), wall_timeout_s=60)
+                wrk.run(bench.wrk_cmd(c, max(1, args.warmup)), wall_timeout_s=60 + args.warmup)
             except Exception as e:
                 log(f"warm-up {c.id}: {e}")
         workloads = []
