@@ -334,7 +334,7 @@ class UploadRowsTest(unittest.TestCase):
         cases = plan.select(plan.all_cases("full"), "upload")
         self.assertEqual(sorted({c.target.name for c in cases}), sorted(plan.UPLOAD_TARGETS))
         self.assertTrue(all(c.workload.upload for c in cases))
-        self.assertEqual({c.workload.body_bytes for c in cases}, {plan.MiB, 64 * plan.MiB})
+        self.assertEqual({c.workload.body_bytes for c in cases}, {plan.MiB, 16 * plan.MiB, 256 * plan.MiB})
         script = wrk.upload_script(plan.MiB)
         self.assertIn('wrk.method = "POST"', script)
         self.assertIn(f"string.rep(\"z\", {plan.MiB})", script)
