@@ -39,11 +39,20 @@ internal static class LoopFileIo
         if (EventLoop.OnAnyLoopThread && !s_noCachedOpen)
         {
             int errno = Syscalls.TryOpenCached(path, flags, out file);
-            if (errno == (int)Errno.EAGAIN) return await Task.Run(() => (Syscalls.TryOpen(path, flags, out var opened), opened));
+            if (errno == (int)Errno.EAGAIN) return await Task.Run(() => OpenOnPool(path, flags));
             if (errno is not ((int)Errno.ENOSYS or (int)Errno.EINVAL)) return (errno, file);
             s_noCachedOpen = true; // a kernel before 5.12: opens stay inline, as before
         }
         return (Syscalls.TryOpen(path, flags, out file), file);
+    }
+
+    /// <summary>Tests see which opens left the loop (whether the await then completed inline is a race they cannot read).</summary>
+    internal static Action<string>? OpenedOnPool;
+
+    private static (int Errno, SafeFileHandle? File) OpenOnPool(string path, int flags)
+    {
+        OpenedOnPool?.Invoke(path);
+        return (Syscalls.TryOpen(path, flags, out var opened), opened);
     }
 
     /// <summary>

@@ -216,9 +216,9 @@ public sealed class StaticFilesTests : IDisposable
     /// <summary>
     /// Static files are opened by the rule cache entries are (Output/LoopFileIo): on an event loop a path that does not
     /// resolve from the kernel's dentry cache (a name never looked up: the same rule that keeps a cold directory block's
-    /// read off the loop) is opened on the thread pool, so the loop's other connections never wait for the disk. Seen
-    /// without a hook: served inline, ServeAsync returns a completed task on the loop thread; opened on the pool, it does not.
-    /// Only ZcProxy's transport has event loops, so one path.
+    /// read off the loop) is opened on the thread pool, so the loop's other connections never wait for the disk. Seen by
+    /// LoopFileIo's OpenedOnPool hook (a completed ServeAsync cannot tell: on a busy machine the pool's open can finish
+    /// before the loop's await looks at it). Only ZcProxy's transport has event loops, so one path.
     /// </summary>
     [Fact]
     public async Task OnAnEventLoop_AnUncachedPath_IsOpenedOnThePool()
@@ -246,7 +246,19 @@ public sealed class StaticFilesTests : IDisposable
         }
 
         var missing = $"/docs/never-looked-up-{Guid.NewGuid():N}.txt";
-        Assert.Equal((false, 404), await ServeOnLoopAsync(missing));
-        Assert.Equal((true, 404), await ServeOnLoopAsync(missing)); // the look-up is cached now: inline, same answer
+        var onPool = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        void Record(string path) { if (path.EndsWith(missing, StringComparison.Ordinal)) onPool.Enqueue(path); }
+        ZcProxy.Core.Output.LoopFileIo.OpenedOnPool += Record;
+        try
+        {
+            Assert.Equal(404, (await ServeOnLoopAsync(missing)).Status);
+            Assert.Single(onPool);
+            Assert.Equal((true, 404), await ServeOnLoopAsync(missing)); // the look-up is cached now: inline, same answer
+            Assert.Single(onPool);
+        }
+        finally
+        {
+            ZcProxy.Core.Output.LoopFileIo.OpenedOnPool -= Record;
+        }
     }
 }
