@@ -330,8 +330,9 @@ guest systemctl start zcproxy.socket || fail "systemctl start zcproxy.socket"
 [ "$(show ActiveState)" = inactive ] || fail "the service runs before any connection"
 [ "$(curl -s --max-time 30 "http://127.0.0.1:$port/index.html")" = "hello from the origin" ] || fail "the first request through zcproxy.socket"
 [ "$(show ActiveState)" = active ] || fail "the first connection did not start the service"
-guest journalctl -u zcproxy -o cat | grep -q "socket activation: fd 3 (127.0.0.1:$port) serves http://127.0.0.1:$port" \
-  || fail "the service did not serve the inherited socket: $(guest journalctl -u zcproxy -o cat | grep 'socket activation')"
+# journald may store the line after curl has its answer: wait for it (bounded), as for every other journal check.
+serves_fd3() { guest journalctl -u zcproxy -o cat | grep -qF "socket activation: fd 3 (127.0.0.1:$port) serves http://127.0.0.1:$port"; }
+until_ 20 "the service's 'socket activation: fd 3 (127.0.0.1:$port)' line in the journal" serves_fd3
 say "socket activation: the first connection started the service, which serves fd 3 (127.0.0.1:$port)"
 # Requests in a loop, each on a new connection, while the service restarts twice: none may fail.
 (
