@@ -296,7 +296,7 @@ wait "$curl_pid" || fail "the download failed during the stop (curl exit $?)"
 [ "$(cat "$run/download.code")" = 200 ] || fail "download status $(cat "$run/download.code")"
 [ "$(sha256sum < "$run/download" | cut -d' ' -f1)" = "$expected" ] || fail "the downloaded body's sha256 differs ($(stat -c %s "$run/download") bytes)"
 # Result=success alone would also accept death by SIGTERM (a clean signal for systemd): PID 1's debug line says how it ended.
-until_ 10 "PID 1's 'Main process exited' line" journal_has "$c" "zcproxy.service: Main process exited, "
+until_ 30 "PID 1's 'Main process exited' line" journal_has "$c" "zcproxy.service: Main process exited, "
 exit_line=$(journal_since "$c" | first_match "zcproxy.service: Main process exited, ")
 grep -q 'code=exited, status=0/SUCCESS' <<<"$exit_line" || fail "stop did not end in exit 0: $exit_line"
 [ "$(show Result)" = success ] || fail "Result=$(show Result) after the stop"
