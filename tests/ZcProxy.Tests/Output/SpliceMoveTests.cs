@@ -17,19 +17,6 @@ public sealed class SpliceMoveTests
 {
     private static readonly TimeSpan Idle = TimeSpan.FromMinutes(10); // never reached in real time: only the manual clock passes it
 
-    /// <summary>A connected pair: (the outside peer, the proxy's end, non-blocking).</summary>
-    private static async Task<(Socket Peer, Socket Proxy)> PairAsync()
-    {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen();
-        var peer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await peer.ConnectAsync(listener.LocalEndPoint!);
-        var proxy = await listener.AcceptAsync();
-        proxy.Blocking = false;
-        return (peer, proxy);
-    }
-
     private sealed class TestEnds(LoopSocket source, LoopSocket sink) : SpliceEnds
     {
         private long _delivered;
@@ -86,8 +73,8 @@ public sealed class SpliceMoveTests
 
         public static async Task<Bed> StartAsync()
         {
-            var (sourcePeer, sourceEnd) = await PairAsync();
-            var (sinkPeer, sinkEnd) = await PairAsync();
+            var (sourcePeer, sourceEnd) = await LoopbackPair.ConnectAsync();
+            var (sinkPeer, sinkEnd) = await LoopbackPair.ConnectAsync();
             return new Bed(sourcePeer, sourceEnd, sinkPeer, sinkEnd);
         }
 

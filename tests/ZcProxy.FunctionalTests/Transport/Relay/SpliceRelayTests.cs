@@ -5,31 +5,19 @@ using ZcProxy.Core.Transport;
 using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Core.Transport.Relay;
 using ZcProxy.Tests.StreamProxy;
+using ZcProxy.Tests.Infrastructure;
 
 namespace ZcProxy.Tests.Transport.Relay;
 
 /// <summary>The relay on its own: two loopback connections, the proxy's ends registered with one event loop.</summary>
 public sealed class SpliceRelayTests
 {
-    /// <summary>A connected pair: (the outside peer, the proxy's end, non-blocking).</summary>
-    private static async Task<(Socket Peer, Socket Proxy)> PairAsync()
-    {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen();
-        var peer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await peer.ConnectAsync(listener.LocalEndPoint!);
-        var proxy = await listener.AcceptAsync();
-        proxy.Blocking = false;
-        return (peer, proxy);
-    }
-
     private static async Task<(RelayEnd End, (long, string) AtClient, (long, string) AtUpstream, ProxyMetrics Metrics)> ExchangeAsync(
         SplicePipePool pipes, long size)
     {
         using var loop = new EventLoop(0);
-        var (client, clientEnd) = await PairAsync();
-        var (upstream, upstreamEnd) = await PairAsync();
+        var (client, clientEnd) = await LoopbackPair.ConnectAsync();
+        var (upstream, upstreamEnd) = await LoopbackPair.ConnectAsync();
         using (client) using (clientEnd) using (upstream) using (upstreamEnd)
         {
             var metrics = new ProxyMetrics();
