@@ -47,8 +47,11 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
         // one preadv2(RWF_NOWAIT), which both asks the page cache and reads (EAGAIN: some page is missing).
         try
         {
-            if (!bulk && TryReadCached(into.Span, at) is { } cached) n = cached;
-            else n = LoopFileIo.MustLeaveLoop(file, at, into.Length, bulk) ? await RandomAccess.ReadAsync(file, into, at, CancellationToken.None) : RandomAccess.Read(file, into.Span, at);
+            bool missing = false;
+            if (!bulk && TryReadCached(into.Span, at, out missing) is { } cached) n = cached;
+            else n = missing || LoopFileIo.MustLeaveLoop(file, at, into.Length, bulk)
+                ? await RandomAccess.ReadAsync(file, into, at, CancellationToken.None)
+                : RandomAccess.Read(file, into.Span, at);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException) { return SourceRead.Failed(BodyOutcome.SourceFailed, $"file read failed: {e.Message}"); }
         if (n == 0) return SourceRead.Failed(BodyOutcome.SourceEnded, $"the file ended {left} bytes before the promised length");
@@ -58,14 +61,20 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
 
     /// <summary>
     /// On an event loop, the bytes at <paramref name="at"/> that the page cache holds; null elsewhere, and when the first of
-    /// them is not cached or the file system cannot tell (then LoopFileIo's probe decides, as for any read).
+    /// them is not cached (<paramref name="missing"/>: the read goes to the pool without probing again) or the file system
+    /// cannot tell (then LoopFileIo's probe decides, as for any read).
     /// </summary>
-    private int? TryReadCached(Span<byte> into, long at)
+    private int? TryReadCached(Span<byte> into, long at, out bool missing)
     {
+        missing = false;
         if (!EventLoop.OnAnyLoopThread || s_noCachedReads) return null;
         var r = Syscalls.PreadCached(file, into, at);
         if (r.Ok) return (int)r.Bytes;
-        if (r.Errno == (int)Errno.EAGAIN) return null;
+        if (r.Errno == (int)Errno.EAGAIN)
+        {
+            missing = true;
+            return null;
+        }
         if (r.Errno is (int)Errno.EOPNOTSUPP or (int)Errno.ENOSYS or (int)Errno.EINVAL)
         {
             s_noCachedReads = true; // this kernel or file system cannot read without waiting: probed first, as before
