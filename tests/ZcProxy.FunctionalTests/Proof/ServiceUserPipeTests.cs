@@ -11,8 +11,9 @@ namespace ZcProxy.Tests.Proof;
 
 /// <summary>
 /// Splice pipes under the shipped unit's unprivileged user (User=zcproxy in ZcProxy.service): the per-user pipe
-/// quota (fs.pipe-user-pages-soft, 64 MiB by default) binds it, not root. The real zcproxy process runs as nobody;
-/// many keep-alive connections each get a spliced body and then sit idle, and a big download follows.
+/// quota (fs.pipe-user-pages-soft, 64 MiB by default) binds it, not root. The real zcproxy process runs as an unprivileged
+/// user of this test run's own (<see cref="ServiceUserFactAttribute.Uid"/>); many keep-alive connections each get a
+/// spliced body and then sit idle, and a big download follows.
 /// </summary>
 [Collection(StraceProofCollection.Name)]
 public sealed class ServiceUserPipeTests(ITestOutputHelper output)
@@ -42,7 +43,7 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
         using var proxy = ProxyProcess.Start(["--config", dir.MainFile], launcher: ServiceUserFactAttribute.Launcher);
         var (proxyUrl, adminUrl) = await proxy.WaitForListenersAsync();
         var url = new Uri(proxyUrl);
-        Assert.Contains("Uid:\t65534\t", await File.ReadAllTextAsync($"/proc/{proxy.Pid}/status")); // really nobody
+        Assert.Contains($"Uid:\t{ServiceUserFactAttribute.Uid}\t", await File.ReadAllTextAsync($"/proc/{proxy.Pid}/status")); // really unprivileged
 
         // Warm-up on a connection that closes: the upstream connection, the reactor, one pipe exist from now on.
         int listeners = Fds(proxy.Pid, url.Port).Sockets;
@@ -181,7 +182,7 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
         return socket;
     }
 
-    /// <summary>A python3 script run as nobody that holds its pipes until disposed (stdin closed, then killed by pid).</summary>
+    /// <summary>A python3 script run as the service user that holds its pipes until disposed (stdin closed, then killed by pid).</summary>
     private sealed class QuotaHog : IDisposable
     {
         private readonly System.Diagnostics.Process _process;
@@ -242,12 +243,20 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
 }
 
 /// <summary>
-/// A fact that runs the proxy as the unprivileged user nobody (setpriv) and traces it with strace: skipped, with the
-/// reason, unless the tests run as root with setpriv and strace usable.
+/// A fact that runs the proxy as an unprivileged user (setpriv) and traces it with strace: skipped, with the reason,
+/// unless the tests run as root with setpriv and strace usable.
 /// </summary>
 public sealed class ServiceUserFactAttribute : FactAttribute
 {
-    public static readonly string[] Launcher = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"];
+    /// <summary>
+    /// An unprivileged uid of this test process's own rather than nobody's: the kernel's pipe quota is per user, so
+    /// another test run at the same time (a second suite, another checkout's) running as nobody, above all while its
+    /// quota hog holds the whole quota, would leave the proxy here 2-page pipes. A pid is unique among live processes,
+    /// so is this uid; running as it needs no passwd entry (the group stays nogroup).
+    /// </summary>
+    public static readonly int Uid = 2_000_000_000 + Environment.ProcessId;
+
+    public static readonly string[] Launcher = ["setpriv", $"--reuid={Uid}", "--regid=nogroup", "--clear-groups"];
 
     public ServiceUserFactAttribute()
     {
