@@ -55,19 +55,14 @@ internal static unsafe partial class Syscalls
     /// <summary>fstat(2) of an open file (through statx with AT_EMPTY_PATH); null with the errno when it fails.</summary>
     public static FileStatus? Status(SafeFileHandle file, out int errno)
     {
-        bool added = false;
-        file.DangerousAddRef(ref added);
-        try
-        {
-            StatxBuffer buffer;
-            byte empty = 0;
-            int r;
-            do { r = Libc.statx((int)file.DangerousGetHandle(), &empty, Libc.AT_EMPTY_PATH, Libc.StatxBasics, &buffer); } while (r < 0 && LastErrno() == EINTR);
-            errno = r < 0 ? LastErrno() : 0;
-            if (r < 0) return null;
-            int type = buffer.Mode & S_IFMT;
-            return new FileStatus(type == S_IFREG, type == S_IFDIR, (long)buffer.Size, (long)buffer.Inode, buffer.MtimeSeconds, buffer.MtimeNanoseconds);
-        }
-        finally { if (added) file.DangerousRelease(); }
+        using var lease = FdLease.Acquire(file);
+        StatxBuffer buffer;
+        byte empty = 0;
+        int r;
+        do { r = Libc.statx(lease.Fd, &empty, Libc.AT_EMPTY_PATH, Libc.StatxBasics, &buffer); } while (r < 0 && LastErrno() == EINTR);
+        errno = r < 0 ? LastErrno() : 0;
+        if (r < 0) return null;
+        int type = buffer.Mode & S_IFMT;
+        return new FileStatus(type == S_IFREG, type == S_IFDIR, (long)buffer.Size, (long)buffer.Inode, buffer.MtimeSeconds, buffer.MtimeNanoseconds);
     }
 }

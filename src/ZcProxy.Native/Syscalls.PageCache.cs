@@ -15,16 +15,11 @@ internal static unsafe partial class Syscalls
     /// </summary>
     public static SysResult CachedPages(SafeHandle file, long offset, long length)
     {
-        bool added = false;
-        try
-        {
-            file.DangerousAddRef(ref added);
-            var range = new CacheStatRange { Offset = (ulong)offset, Length = (ulong)length };
-            CacheStatCounts counts;
-            long r = Libc.syscall_cachestat(Libc.CacheStatSyscall, (int)file.DangerousGetHandle(), &range, &counts, 0);
-            return r == 0 ? new SysResult((long)counts.Cached, 0) : new SysResult(0, LastErrno());
-        }
-        finally { if (added) file.DangerousRelease(); }
+        using var lease = FdLease.Acquire(file);
+        var range = new CacheStatRange { Offset = (ulong)offset, Length = (ulong)length };
+        CacheStatCounts counts;
+        long r = Libc.syscall_cachestat(Libc.CacheStatSyscall, lease.Fd, &range, &counts, 0);
+        return r == 0 ? new SysResult((long)counts.Cached, 0) : new SysResult(0, LastErrno());
     }
 
     /// <summary>
@@ -34,20 +29,14 @@ internal static unsafe partial class Syscalls
     /// </summary>
     public static SysResult PreadCached(SafeHandle file, Span<byte> buffer, long offset)
     {
-        bool added = false;
-        try
+        using var lease = FdLease.Acquire(file);
+        nint n;
+        fixed (byte* p = buffer)
         {
-            file.DangerousAddRef(ref added);
-            int fd = (int)file.DangerousGetHandle();
-            nint n;
-            fixed (byte* p = buffer)
-            {
-                var segment = new IoSegment((nint)p, buffer.Length);
-                do { n = Libc.preadv2(fd, &segment, 1, offset, Libc.RWF_NOWAIT); } while (n < 0 && LastErrno() == EINTR);
-            }
-            return Result(n);
+            var segment = new IoSegment((nint)p, buffer.Length);
+            do { n = Libc.preadv2(lease.Fd, &segment, 1, offset, Libc.RWF_NOWAIT); } while (n < 0 && LastErrno() == EINTR);
         }
-        finally { if (added) file.DangerousRelease(); }
+        return Result(n);
     }
 
     /// <summary>Pages (of <see cref="PageSize"/>) that hold bytes [offset, offset+length).</summary>

@@ -15,11 +15,10 @@ internal static unsafe partial class Syscalls
     /// </summary>
     public static short PollNow(SafeHandle handle, int events)
     {
-        bool added = false;
-        try
+        if (!FdLease.TryAcquire(handle, out var lease)) return POLLERR;
+        using (lease)
         {
-            handle.DangerousAddRef(ref added);
-            pollfd fd = new() { fd = (int)handle.DangerousGetHandle(), events = (short)events };
+            pollfd fd = new() { fd = lease.Fd, events = (short)events };
             while (true)
             {
                 int n = LibC.poll(&fd, 1u, 0);
@@ -28,7 +27,5 @@ internal static unsafe partial class Syscalls
                 if (errno != EINTR) throw new ErrnoException("poll", errno);
             }
         }
-        catch (ObjectDisposedException) { return POLLERR; }
-        finally { if (added) handle.DangerousRelease(); }
     }
 }

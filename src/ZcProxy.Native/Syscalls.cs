@@ -8,7 +8,7 @@ namespace ZcProxy.Native;
 /// <summary>
 /// Checked wrappers over libc (Tmds.LibC's bindings, and <see cref="Libc"/> for what it lacks): EINTR is retried;
 /// data-moving calls return a <see cref="SysResult"/>, setup calls throw <see cref="ErrnoException"/>.
-/// Fds are raw ints here; callers hold a SafeHandle reference (DangerousAddRef) while using them.
+/// Fds are raw ints here; callers hold the SafeHandle open (<see cref="FdLease"/>) while using them.
 /// </summary>
 internal static unsafe partial class Syscalls
 {
@@ -60,32 +60,20 @@ internal static unsafe partial class Syscalls
 
     public static SysResult Pread(SafeHandle file, Span<byte> buffer, long offset)
     {
-        bool added = false;
-        try
-        {
-            file.DangerousAddRef(ref added);
-            int fd = (int)file.DangerousGetHandle();
-            long n;
-            fixed (byte* p = buffer)
-                do { n = LibC.pread(fd, p, buffer.Length, offset); } while (n < 0 && LastErrno() == EINTR);
-            return Result(n);
-        }
-        finally { if (added) file.DangerousRelease(); }
+        using var lease = FdLease.Acquire(file);
+        long n;
+        fixed (byte* p = buffer)
+            do { n = LibC.pread(lease.Fd, p, buffer.Length, offset); } while (n < 0 && LastErrno() == EINTR);
+        return Result(n);
     }
 
     public static SysResult Pwrite(SafeHandle file, ReadOnlySpan<byte> buffer, long offset)
     {
-        bool added = false;
-        try
-        {
-            file.DangerousAddRef(ref added);
-            int fd = (int)file.DangerousGetHandle();
-            long n;
-            fixed (byte* p = buffer)
-                do { n = LibC.pwrite(fd, p, buffer.Length, offset); } while (n < 0 && LastErrno() == EINTR);
-            return Result(n);
-        }
-        finally { if (added) file.DangerousRelease(); }
+        using var lease = FdLease.Acquire(file);
+        long n;
+        fixed (byte* p = buffer)
+            do { n = LibC.pwrite(lease.Fd, p, buffer.Length, offset); } while (n < 0 && LastErrno() == EINTR);
+        return Result(n);
     }
 
     /// <summary>pwrite(2) of all of <paramref name="buffer"/> (a short write goes on from where it stopped): its length, or the first failure (a write of 0 bytes is EIO).</summary>
@@ -151,14 +139,9 @@ internal static unsafe partial class Syscalls
     /// <summary>posix_fadvise returns the error number instead of setting errno.</summary>
     public static void Fadvise(SafeHandle file, long offset, long length, int advice)
     {
-        bool added = false;
-        try
-        {
-            file.DangerousAddRef(ref added);
-            int r = LibC.posix_fadvise((int)file.DangerousGetHandle(), offset, length, advice);
-            if (r != 0) throw new ErrnoException("posix_fadvise", r);
-        }
-        finally { if (added) file.DangerousRelease(); }
+        using var lease = FdLease.Acquire(file);
+        int r = LibC.posix_fadvise(lease.Fd, offset, length, advice);
+        if (r != 0) throw new ErrnoException("posix_fadvise", r);
     }
 
     public static FileDescriptor EpollCreate()

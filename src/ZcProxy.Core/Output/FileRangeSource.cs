@@ -86,12 +86,10 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
     public override async ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
     {
         // The file stays open for the whole move (a file handle's close waits for its references; it never spins like a socket's).
-        bool added = false;
-        try { file.DangerousAddRef(ref added); }
-        catch (ObjectDisposedException) { return BodyResult.Failed(BodyOutcome.SourceFailed, "the file was closed"); }
-        try
+        if (!FdLease.TryAcquire(file, out var lease)) return BodyResult.Failed(BodyOutcome.SourceFailed, "the file was closed");
+        using (lease)
         {
-            int fileFd = (int)file.DangerousGetHandle();
+            int fileFd = lease.Fd;
             long position = offset, left = length;
             while (left > 0)
             {
@@ -124,7 +122,6 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
             }
             return BodyResult.Complete;
         }
-        finally { if (added) file.DangerousRelease(); }
     }
 
     /// <summary>One sendfile(2) of up to <paramref name="count"/> bytes from <paramref name="from"/>; null when the client socket is closed.</summary>

@@ -135,11 +135,14 @@ internal sealed partial class SocketBody
         sinking = sink.TryTake(count, out var file, out long offset);
         if (sinking)
         {
-            bool added = false;
-            try
+            if (!FdLease.TryAcquire(file!, out var lease))
             {
-                file!.DangerousAddRef(ref added);
-                int fd = (int)file.DangerousGetHandle();
+                sink.SpliceFailed((int)Errno.EBADF);
+                sinking = false;
+            }
+            else using (lease)
+            {
+                int fd = lease.Fd;
                 while (count > 0)
                 {
                     // The pipe holds these bytes, so this does not wait on it; a file write may wait for the disk, as a write(2) would.
@@ -155,12 +158,6 @@ internal sealed partial class SocketBody
                     sink.Spliced(r.Bytes);
                 }
             }
-            catch (ObjectDisposedException)
-            {
-                sink.SpliceFailed((int)Errno.EBADF);
-                sinking = false;
-            }
-            finally { if (added) file!.DangerousRelease(); }
         }
         return count == 0 || Drop(pipe, count);
     }

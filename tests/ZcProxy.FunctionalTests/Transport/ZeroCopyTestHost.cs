@@ -11,6 +11,7 @@ using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Output;
 using ZcProxy.Core.Transport;
 using ZcProxy.Core.Upstream;
+using ZcProxy.Native;
 
 namespace ZcProxy.Tests.Transport;
 
