@@ -57,7 +57,7 @@ internal sealed partial class FileRangeSending
             reason = FileSendReason.NoDirectIo; // the file system refuses O_DIRECT (tmpfs), or the file changed under us
         }
         _sends[(BodyMechanism.Sendfile, reason)].Increment();
-        return new FileRangeSource(file, offset, length, bulk: length >= policy.Threshold, withHead: length < FileRangeSource.SendfileFrom);
+        return new FileRangeSource(file, offset, length, withHead: length < FileRangeSource.SendfileFrom);
     }
 
     /// <summary>

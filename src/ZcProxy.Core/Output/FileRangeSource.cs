@@ -9,12 +9,12 @@ namespace ZcProxy.Core.Output;
 
 /// <summary>
 /// A byte range of a file sent from the page cache (<see cref="FileRangeSending"/> chose it): moved with sendfile(2), or copied with preads.
-/// The file handle stays the caller's. <paramref name="bulk"/>: a body of at least DirectIoThreshold, whose reads and
-/// sendfiles never run on an event loop (<see cref="LoopFileIo"/>). <paramref name="withHead"/>: the range offers no
+/// The file handle stays the caller's. Reads and sendfiles of pages the page cache holds run where the caller is (an event
+/// loop too), the others on the thread pool (<see cref="LoopFileIo"/>). <paramref name="withHead"/>: the range offers no
 /// sendfile of its own, so it is read and leaves with the response head in one write (<see cref="FileRangeSending"/> asks
 /// it below <see cref="SendfileFrom"/>; nginx writes a head with writev, then sendfile).
 /// </summary>
-internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length, bool bulk = false, bool withHead = false) : BodySource
+internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length, bool withHead = false) : BodySource
 {
     private const int CopyBufferSize = 128 * 1024;
     /// <summary>
@@ -48,8 +48,8 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
         try
         {
             bool missing = false;
-            if (!bulk && TryReadCached(into.Span, at, out missing) is { } cached) n = cached;
-            else n = missing || LoopFileIo.MustLeaveLoop(file, at, into.Length, bulk)
+            if (TryReadCached(into.Span, at, out missing) is { } cached) n = cached;
+            else n = missing || LoopFileIo.MustLeaveLoop(file, at, into.Length)
                 ? await RandomAccess.ReadAsync(file, into, at, CancellationToken.None)
                 : RandomAccess.Read(file, into.Span, at);
         }
@@ -96,11 +96,11 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
                 if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
                 long count = Math.Min(left, SendfileChunk);
                 int sequence = to.ClientSocket.WriteSequence;
-                // A sendfile reads the pages it sends: when some are not in memory it waits for the disk, so it runs on the
-                // thread pool instead of the loop (LoopFileIo), as does every call of a bulk body; the next call comes back
-                // to the loop after a wait.
+                // A sendfile reads the pages it sends: when some are not in memory it waits for the disk, so that call runs
+                // on the thread pool instead of the loop (LoopFileIo); the calls after it run where that await resumed (the
+                // pool, usually) until the socket is full, and the move comes back to the loop with the wait for the client.
                 long from = position;
-                var sent = LoopFileIo.MustLeaveLoop(file, from, count, bulk)
+                var sent = LoopFileIo.MustLeaveLoop(file, from, count)
                     ? await Task.Run(() => SendChunk(to, fileFd, from, count))
                     : SendChunk(to, fileFd, from, count);
                 if (sent is not { } r) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
