@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using ZcProxy.Core.Output;
 
 namespace ZcProxy.Core.Transport;
@@ -30,6 +31,17 @@ internal sealed partial class ZeroCopyOutputWriter
         _holeToken = cancellationToken;
         _holeResult = null;
     }
+
+    /// <summary>
+    /// Runs the open hole now, in a flush of this writer called directly rather than through Kestrel's: when a move
+    /// waits for a socket (any body larger than the socket buffers), Kestrel's ConcurrentPipeWriter completes its
+    /// pending flush through a TaskCompletionSource with RunContinuationsAsynchronously, which would resume the rest of
+    /// the request on the thread pool instead of on this connection's loop. The caller flushes through Kestrel after
+    /// (its bookkeeping), which then finds nothing to send. Only when Kestrel passed every hole byte straight through
+    /// (its head is then in this writer too); otherwise the hole stays open for Kestrel's flush, which reports it.
+    /// </summary>
+    public ValueTask<FlushResult> FlushHoleAsync(CancellationToken cancellationToken)
+        => _hole is null || _holeSeen != _holeLength ? default : FlushAsync(cancellationToken);
 
     /// <summary>
     /// The hole's outcome after its flush, and closes it. <paramref name="thrown"/> is what the app's

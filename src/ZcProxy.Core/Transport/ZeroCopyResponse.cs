@@ -36,8 +36,9 @@ internal sealed class ZeroCopyResponse(HttpContext context, ZeroCopyConnection c
 
     /// <summary>
     /// Head into our writer (flushed with MSG_MORE), then <paramref name="length"/> scratch bytes advanced through
-    /// Kestrel's body writer, so Kestrel's Content-Length and keep-alive bookkeeping stay right, and one flush in
-    /// which our writer runs <paramref name="move"/> to move the real bytes in the kernel. A failure has aborted the connection.
+    /// Kestrel's body writer, so Kestrel's Content-Length and keep-alive bookkeeping stay right; our writer then runs
+    /// <paramref name="move"/> to move the real bytes in the kernel (<see cref="ZeroCopyOutputWriter.FlushHoleAsync"/>:
+    /// on this loop, not behind Kestrel's flush), and Kestrel's flush follows. A failure has aborted the connection.
     /// </summary>
     public async Task<BodyResult> SendHoleAsync(Func<CancellationToken, ValueTask<BodyResult>> move, long length)
     {
@@ -57,6 +58,7 @@ internal sealed class ZeroCopyResponse(HttpContext context, ZeroCopyConnection c
                 body.Advance(n);
                 left -= n;
             }
+            await output.FlushHoleAsync(aborted);
             await body.FlushAsync(aborted);
         }
         catch (Exception e) { thrown = e; }

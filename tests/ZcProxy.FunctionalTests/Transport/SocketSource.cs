@@ -18,6 +18,10 @@ public sealed class SocketSource : IAsyncDisposable
 
     public SocketSource() => _listener.Start();
 
+    /// <summary>When set, every feeder sends this many bytes, then waits for <see cref="Release"/> before the rest.</summary>
+    public long? HoldAfter { get; set; }
+    public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public async Task<Socket> ConnectAsync(long send, End end)
     {
         var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -32,9 +36,11 @@ public sealed class SocketSource : IAsyncDisposable
         try
         {
             var buffer = new byte[256 * 1024];
+            long? holdAt = HoldAfter;
             for (long done = 0; done < send;)
             {
-                int n = (int)Math.Min(buffer.Length, send - done);
+                if (done == holdAt) await Release.Task.WaitAsync(_stop.Token);
+                int n = (int)Math.Min(buffer.Length, Math.Min(send, done < holdAt ? holdAt.Value : send) - done);
                 BodyPattern.Fill(buffer.AsSpan(0, n), done);
                 await server.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, _stop.Token);
                 done += n;

@@ -23,4 +23,42 @@ public sealed class SpliceTests
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Splice, size);
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Copy, 0);
     }
+
+    /// <summary>
+    /// A body whose splice waits for its source (the upstream sends the first MiB, then holds the rest until the client
+    /// has it), sent from the connection's event loop as the forwarder does, resumes the request on that loop: the hole
+    /// runs outside Kestrel's flush, whose pending flush would complete on the thread pool. Byte-exact, and the
+    /// connection carries the next request.
+    /// </summary>
+    [Fact]
+    public async Task Splice_ThatWaits_ResumesOnTheLoop_ByteExact()
+    {
+        const long size = 4 << 20, held = 1 << 20;
+        await using var host = await ZeroCopyTestHost.StartAsync();
+        host.Source.HoldAfter = held;
+        using var client = new HttpClient { BaseAddress = host.BaseAddress };
+        using (var response = await client.GetAsync($"/splice?size={size}&onLoop=true", HttpCompletionOption.ResponseHeadersRead))
+        {
+            await using var body = await response.Content.ReadAsStreamAsync();
+            using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            var buffer = new byte[256 * 1024];
+            long length = 0;
+            for (int n; (n = await body.ReadAsync(buffer)) > 0;)
+            {
+                hash.AppendData(buffer, 0, n);
+                length += n;
+                // Everything sent before the hold has arrived: the splice is waiting for its source now.
+                if (length == held) host.Source.Release.TrySetResult();
+            }
+            Assert.Equal((size, BodyPattern.Sha256(size)), (length, Convert.ToHexString(hash.GetHashAndReset())));
+        }
+        Assert.True(host.Source.Release.Task.IsCompleted, "the body was not held: nothing waited");
+        // The client may have the last byte before the handler goes on.
+        await Poll.UntilAsync(() => !host.SpliceEndedOnLoop.IsEmpty, "the splice handler to go on after its body");
+        Assert.Equal([true], host.SpliceEndedOnLoop);
+        // Keep-alive: the same connection serves the next body.
+        var (status, length2, sha) = await SendFileTests.GetHashedAsync(client, "/splice?size=65536");
+        Assert.Equal((HttpStatusCode.OK, 65536L, BodyPattern.Sha256(65536)), (status, length2, sha));
+        await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Splice, size + 65536);
+    }
 }

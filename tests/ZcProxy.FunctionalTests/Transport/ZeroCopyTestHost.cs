@@ -10,6 +10,7 @@ using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Output;
 using ZcProxy.Core.Transport;
+using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Core.Upstream;
 using ZcProxy.Native;
 
@@ -20,8 +21,9 @@ namespace ZcProxy.Tests.Transport;
 /// (SpliceThreshold 0, so every socket body may be spliced):
 ///   /file?size=N          a FileRangeSource of an N-byte pattern file (Content-Length N)
 ///   /file-short?size=N&amp;promise=M  a FileRangeSource promising M bytes of an N-byte file
-///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen][&amp;idleMs=T]  a SocketBody of N promised bytes from a
-///                         socket source sending M, each wait bounded by T ms
+///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen][&amp;idleMs=T][&amp;onLoop=true]  a SocketBody of N promised
+///                         bytes from a socket source sending M, each wait bounded by T ms; onLoop: sent from the
+///                         connection's event loop thread
 ///   /status/{code}        a file body on a 204/304 (headers only)
 ///   /direct?size=N[&amp;offset=O][&amp;count=C][&amp;promise=P][&amp;started=true]  a DirectFileSource of C bytes (default N-O)
 ///                         from O of the N-byte file, promising P bytes (default C); started: after Response.StartAsync
@@ -52,6 +54,8 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     private ResponseBodySender Sender => _app.Services.GetRequiredService<ResponseBodySender>();
     /// <summary>Each handler's end: how its body transfer ended.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<(string Path, BodyResult Result)> Outcomes { get; } = new();
+    /// <summary>Per splice handler: whether it went on on its connection's event loop after the body (not on a pool thread).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<bool> SpliceEndedOnLoop { get; } = new();
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
     public Func<HttpContext, Task>? BeforeBody { get; set; }
 
@@ -132,14 +136,18 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         Record(context, await Sender.SendAsync(context, source));
     }
 
-    private async Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end, int? idleMs)
+    private async Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end, int? idleMs, bool? onLoop)
     {
         using var upstream = new UpstreamConnection(await Source.ConnectAsync(send ?? size, end ?? SocketSource.End.Close), "test-source");
+        var connection = context.Features.Get<ZeroCopyConnection>()!;
+        if (onLoop == true) await connection.Loop.SwitchTo(); // as the forwarder runs, with its upstream on the loop
         if (BeforeBody is { } before) await before(context);
         context.Response.ContentLength = size;
         var idle = idleMs is { } ms ? TimeSpan.FromMilliseconds(ms) : Timeout.InfiniteTimeSpan;
         await using var source = new SocketBody(upstream, size, idle, context.RequestAborted);
-        Record(context, await Sender.SendAsync(context, source));
+        var result = await Sender.SendAsync(context, source);
+        SpliceEndedOnLoop.Enqueue(connection.Loop.IsLoopThread);
+        Record(context, result);
     }
 
     private async Task StatusAsync(HttpContext context, int code)
