@@ -31,6 +31,13 @@ internal abstract class BodySource : IAsyncDisposable
     public virtual ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
         => throw new NotSupportedException($"{GetType().Name} can only be copied");
 
+    /// <summary>
+    /// For a <see cref="MoveAsync"/> about to run: the body's first bytes when they are in user space already (a socket
+    /// body's prefix), handed over to be sent with the response head in one send; <see cref="MoveAsync"/> then moves only
+    /// the rest, and is called only after the lead was sent. Empty: nothing to hand over.
+    /// </summary>
+    public virtual ReadOnlyMemory<byte> TakeLead() => default;
+
     /// <summary>True when <see cref="MoveTeeingAsync"/> can also write the bytes into a file on the way (a spliced socket body).</summary>
     public virtual bool CanTee => false;
 

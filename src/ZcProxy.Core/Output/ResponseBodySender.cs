@@ -47,9 +47,11 @@ internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics me
         var connection = zeroCopy.Connection;
         try
         {
+            // A teeing move writes the lead into its file too, so it keeps it.
+            var lead = teePipe is null ? source.TakeLead() : default;
             result = await zeroCopy.SendHoleAsync(token => teePipe is not null
                 ? source.MoveTeeingAsync(connection, pipe!, new FileTee(teePipe, sink!), token)
-                : source.MoveAsync(connection, pipe, token), source.Length);
+                : source.MoveAsync(connection, pipe, token), source.Length, lead);
         }
         finally
         {

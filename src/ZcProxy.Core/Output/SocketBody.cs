@@ -19,6 +19,7 @@ internal sealed partial class SocketBody : UpstreamBody
     private const int CopyBufferSize = 64 * 1024;
     private readonly long _length;
     private ReadOnlyMemory<byte> _prefix;
+    private int _lead;
     private long _left;
     private byte[]? _buffer;
 
@@ -59,6 +60,16 @@ internal sealed partial class SocketBody : UpstreamBody
         return SourceRead.Of(_buffer.AsMemory(0, n));
     }
 
+    /// <summary>The prefix goes with the response head (one send instead of two); the move splices the rest.</summary>
+    public override ReadOnlyMemory<byte> TakeLead()
+    {
+        var lead = _prefix;
+        _prefix = default;
+        _lead = lead.Length;
+        _left -= lead.Length;
+        return lead;
+    }
+
     /// <summary>
     /// upstream → pipe → client (<see cref="SpliceMove"/>). Each wait is bounded by the body-idle timeout: a stalled
     /// upstream timed out, a client that takes nothing failed; a client that hangs up meanwhile fails the wait for
@@ -70,6 +81,9 @@ internal sealed partial class SocketBody : UpstreamBody
         var ends = new ResponseEnds(this, to);
         try
         {
+            // Called once the lead left with the head: it was in user space, so it counts as copied.
+            if (_lead > 0) to.Shared.Metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, _lead);
+            _lead = 0;
             if (!_prefix.IsEmpty)
             {
                 var sent = await SendPrefixAsync(ends, cancellationToken);

@@ -7,6 +7,7 @@ namespace ZcProxy.Core.Transport;
 internal sealed partial class ZeroCopyOutputWriter
 {
     private Func<CancellationToken, ValueTask<BodyResult>>? _hole;
+    private ReadOnlyMemory<byte> _holeLead;
     private long _holeLength;
     private long _holeSeen;
     private CancellationToken _holeToken;
@@ -19,9 +20,12 @@ internal sealed partial class ZeroCopyOutputWriter
     /// <summary>
     /// From now on GetMemory hands out scratch memory and Advance counts hole bytes; the next flush sends what is
     /// buffered, then runs <paramref name="move"/>, which moves <paramref name="length"/> bytes into the socket.
-    /// Call after the response head was written.
+    /// Call after the response head was written. <paramref name="lead"/>: the hole's first bytes when they are in user
+    /// space already (a socket body's prefix, part of <paramref name="length"/>): they leave with the buffered head in
+    /// one gathered send, and the move is called only once they are sent (it then moves the rest). Valid until EndHole.
     /// </summary>
-    public void BeginHole(Func<CancellationToken, ValueTask<BodyResult>> move, long length, CancellationToken cancellationToken)
+    public void BeginHole(Func<CancellationToken, ValueTask<BodyResult>> move, long length, CancellationToken cancellationToken,
+        ReadOnlyMemory<byte> lead = default)
     {
         if (_hole is not null) throw new InvalidOperationException("a body hole is already open");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
@@ -30,6 +34,25 @@ internal sealed partial class ZeroCopyOutputWriter
         _holeSeen = 0;
         _holeToken = cancellationToken;
         _holeResult = null;
+        _holeLead = lead;
+    }
+
+    /// <summary>
+    /// Copies the hole's lead behind the buffered bytes (everything Kestrel wrote before the hole), so one send takes
+    /// both: a copy of a few KiB costs less than a syscall. Not when Kestrel's count disagrees (the hole then fails unsent).
+    /// </summary>
+    private void BufferLead()
+    {
+        if (_holeLead.IsEmpty || _holeSeen != _holeLength) return;
+        for (var lead = _holeLead.Span; !lead.IsEmpty;)
+        {
+            var room = BufferMemory(1).Span;
+            int n = Math.Min(room.Length, lead.Length);
+            lead[..n].CopyTo(room);
+            Commit(n);
+            lead = lead[n..];
+        }
+        _holeLead = default;
     }
 
     /// <summary>
@@ -58,6 +81,7 @@ internal sealed partial class ZeroCopyOutputWriter
         else result = BodyResult.Complete;
         _hole = null;
         _holeResult = null;
+        _holeLead = default;
         _expectHole = false;
         if (!result.IsComplete) Fault(new IOException(result.Reason));
         return result;

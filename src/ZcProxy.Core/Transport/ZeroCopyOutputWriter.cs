@@ -35,7 +35,12 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
     {
         if (_hole is not null) return _connection.Shared.Scratch;
         ArgumentOutOfRangeException.ThrowIfNegative(sizeHint);
-        int needed = Math.Max(sizeHint, 1);
+        return BufferMemory(Math.Max(sizeHint, 1));
+    }
+
+    /// <summary>At least <paramref name="needed"/> bytes of buffer after the last buffered byte.</summary>
+    private Memory<byte> BufferMemory(int needed)
+    {
         if (_segments.Count > 0 && _segments[^1] is { } tail && tail.Array.Length - tail.End >= needed)
             return tail.Array.AsMemory(tail.End);
         var segment = new Segment(_connection.Shared.RentBlock(needed));
@@ -54,6 +59,12 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
             return;
         }
         if (bytes == 0) return;
+        Commit(bytes);
+    }
+
+    /// <summary>Counts <paramref name="bytes"/> written into the memory <see cref="BufferMemory"/> handed out as buffered.</summary>
+    private void Commit(int bytes)
+    {
         var tail = _segments.Count > 0 ? _segments[^1] : throw new InvalidOperationException("Advance without GetMemory");
         if (tail.End + bytes > tail.Array.Length) throw new InvalidOperationException("Advance beyond the memory handed out");
         tail.End += bytes;
@@ -74,6 +85,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         {
             await _sendGate.WaitAsync(cancellationToken); // never in the middle of an interim head (ZeroCopyOutputWriter.Interim.cs)
             gated = true;
+            if (_hole is not null) BufferLead();
             await SendBufferedAsync(more: _hole is not null || _expectHole, cancellationToken);
             if (_hole is not null) await MoveHoleAsync(cancellationToken);
             return new FlushResult(isCanceled: false, isCompleted: _completed);

@@ -38,9 +38,11 @@ internal sealed class ZeroCopyResponse(HttpContext context, ZeroCopyConnection c
     /// Head into our writer (flushed with MSG_MORE), then <paramref name="length"/> scratch bytes advanced through
     /// Kestrel's body writer, so Kestrel's Content-Length and keep-alive bookkeeping stay right; our writer then runs
     /// <paramref name="move"/> to move the real bytes in the kernel (<see cref="ZeroCopyOutputWriter.FlushHoleAsync"/>:
-    /// on this loop, not behind Kestrel's flush), and Kestrel's flush follows. A failure has aborted the connection.
+    /// on this loop, not behind Kestrel's flush), and Kestrel's flush follows. <paramref name="lead"/>: the first of the
+    /// <paramref name="length"/> bytes, in user space already, sent with the head (<see cref="ZeroCopyOutputWriter.BeginHole"/>).
+    /// A failure has aborted the connection.
     /// </summary>
-    public async Task<BodyResult> SendHoleAsync(Func<CancellationToken, ValueTask<BodyResult>> move, long length)
+    public async Task<BodyResult> SendHoleAsync(Func<CancellationToken, ValueTask<BodyResult>> move, long length, ReadOnlyMemory<byte> lead = default)
     {
         var aborted = context.RequestAborted;
         var output = connection.Output;
@@ -50,7 +52,7 @@ internal sealed class ZeroCopyResponse(HttpContext context, ZeroCopyConnection c
         {
             output.ExpectHole();
             await kestrelBody.StartAsync(aborted);
-            output.BeginHole(move, length, aborted);
+            output.BeginHole(move, length, aborted, lead);
             for (long left = length; left > 0;)
             {
                 var memory = body.GetMemory();

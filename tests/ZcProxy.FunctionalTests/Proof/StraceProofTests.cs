@@ -59,9 +59,12 @@ public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : I
         Assert.Equal(spliceBefore + copyBefore + ProofRig.HugeBody, counted);
         Assert.True(log.CallsOf("splice") > 0, "the -c table shows splice calls");
         // splice(pipe, NULL, client socket, ...) return values: the body bytes the kernel moved to the client. The only
-        // others are those that came with the head in its one recv (at most HeadReadSize), sent ahead with send(2).
+        // others are those that came with the head in its one recv (at most HeadReadSize), sent with the response head
+        // in its one gathered sendmsg.
         long splicedToClient = log.BytesOf(c => c.Name == "splice" && ToClient(c.Argument(2)));
-        long sentAhead = log.BytesOf(c => c.Name == "sendto" && ToClient(c.Argument(0)));
+        long headBytes = System.Text.Encoding.ASCII.GetByteCount(client.LastHead) + 4; // and its blank line
+        long sentAhead = log.BytesOf(c => c.Name is "sendmsg" or "sendto" && ToClient(c.Argument(0))) - headBytes;
+        Assert.Equal(1, log.Calls.Count(c => c.Result > 0 && c.Name is "sendmsg" or "sendto" && ToClient(c.Argument(0)))); // head and prefix together
         output.WriteLine($"spliced to the client: {splicedToClient} bytes; sent ahead of the splice (came with the head): {sentAhead} bytes");
         Assert.InRange(splicedToClient, ProofRig.HugeBody - UpstreamConnection.HeadReadSize, ProofRig.HugeBody);
         Assert.Equal(ProofRig.HugeBody, splicedToClient + sentAhead);

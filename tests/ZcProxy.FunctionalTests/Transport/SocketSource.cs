@@ -20,6 +20,8 @@ public sealed class SocketSource : IAsyncDisposable
 
     /// <summary>When set, every feeder sends this many bytes, then waits for <see cref="Release"/> before the rest.</summary>
     public long? HoldAfter { get; set; }
+    /// <summary>When set, sent first, in one send with the body bytes up to <see cref="HoldAfter"/> (a response head and its body's start).</summary>
+    public string? Head { get; set; }
     public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public async Task<Socket> ConnectAsync(long send, End end)
@@ -37,7 +39,15 @@ public sealed class SocketSource : IAsyncDisposable
         {
             var buffer = new byte[256 * 1024];
             long? holdAt = HoldAfter;
-            for (long done = 0; done < send;)
+            long done = 0;
+            if (Head is { } head)
+            {
+                int headLength = System.Text.Encoding.ASCII.GetBytes(head, buffer);
+                done = Math.Min(send, holdAt ?? 0);
+                BodyPattern.Fill(buffer.AsSpan(headLength, (int)done), 0);
+                await server.SendAsync(buffer.AsMemory(0, headLength + (int)done), SocketFlags.None, _stop.Token);
+            }
+            while (done < send)
             {
                 if (done == holdAt) await Release.Task.WaitAsync(_stop.Token);
                 int n = (int)Math.Min(buffer.Length, Math.Min(send, done < holdAt ? holdAt.Value : send) - done);

@@ -37,21 +37,7 @@ public sealed class SpliceTests
         await using var host = await ZeroCopyTestHost.StartAsync();
         host.Source.HoldAfter = held;
         using var client = new HttpClient { BaseAddress = host.BaseAddress };
-        using (var response = await client.GetAsync($"/splice?size={size}&onLoop=true", HttpCompletionOption.ResponseHeadersRead))
-        {
-            await using var body = await response.Content.ReadAsStreamAsync();
-            using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-            var buffer = new byte[256 * 1024];
-            long length = 0;
-            for (int n; (n = await body.ReadAsync(buffer)) > 0;)
-            {
-                hash.AppendData(buffer, 0, n);
-                length += n;
-                // Everything sent before the hold has arrived: the splice is waiting for its source now.
-                if (length == held) host.Source.Release.TrySetResult();
-            }
-            Assert.Equal((size, BodyPattern.Sha256(size)), (length, Convert.ToHexString(hash.GetHashAndReset())));
-        }
+        Assert.Equal((size, BodyPattern.Sha256(size)), await GetReleasingAsync(client, $"/splice?size={size}&onLoop=true", host.Source, held));
         Assert.True(host.Source.Release.Task.IsCompleted, "the body was not held: nothing waited");
         // The client may have the last byte before the handler goes on.
         await Poll.UntilAsync(() => !host.SpliceEndedOnLoop.IsEmpty, "the splice handler to go on after its body");
@@ -60,5 +46,47 @@ public sealed class SpliceTests
         var (status, length2, sha) = await SendFileTests.GetHashedAsync(client, "/splice?size=65536");
         Assert.Equal((HttpStatusCode.OK, 65536L, BodyPattern.Sha256(65536)), (status, length2, sha));
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Splice, size + 65536);
+    }
+
+    /// <summary>
+    /// The body bytes that came with the upstream's head in the head's one read (the prefix) leave with the response head
+    /// in one send, counted as copied; the rest is spliced. The prefix may be the whole body. Byte-exact, twice on one
+    /// keep-alive connection.
+    /// </summary>
+    [Theory]
+    [InlineData(100, 100)]
+    [InlineData(64 * 1024, 1)]
+    [InlineData(64 * 1024, 7000)]
+    public async Task Splice_PrefixFromTheHeadRead_LeavesWithTheHead_RestSpliced(long size, long prefix)
+    {
+        await using var host = await ZeroCopyTestHost.StartAsync();
+        host.Source.Head = $"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n";
+        host.Source.HoldAfter = prefix; // the rest comes once the client has the prefix: the head's read cannot take it
+        using var client = new HttpClient { BaseAddress = host.BaseAddress };
+        var path = $"/splice?size={size}&head=true&onLoop=true";
+        Assert.Equal((size, BodyPattern.Sha256(size)), await GetReleasingAsync(client, path, host.Source, prefix));
+        await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Copy, prefix);
+        await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Splice, size - prefix);
+        // Released now: the second head's read may take more of its body along.
+        Assert.Equal((size, BodyPattern.Sha256(size)), await GetReleasingAsync(client, path, host.Source, prefix));
+    }
+
+    /// <summary>GETs <paramref name="path"/>, releasing the source's held bytes once the first <paramref name="held"/> body bytes arrived.</summary>
+    private static async Task<(long Length, string Sha)> GetReleasingAsync(HttpClient client, string path, SocketSource source, long held)
+    {
+        using var response = await client.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await using var body = await response.Content.ReadAsStreamAsync();
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var buffer = new byte[256 * 1024];
+        long length = 0;
+        for (int n; (n = await body.ReadAsync(buffer)) > 0;)
+        {
+            hash.AppendData(buffer, 0, n);
+            length += n;
+            // Everything sent before the hold has arrived: the splice is waiting for its source now.
+            if (length == held) source.Release.TrySetResult();
+        }
+        return (length, Convert.ToHexString(hash.GetHashAndReset()));
     }
 }

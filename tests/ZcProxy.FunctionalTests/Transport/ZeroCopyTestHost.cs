@@ -23,7 +23,8 @@ namespace ZcProxy.Tests.Transport;
 ///   /file-short?size=N&amp;promise=M  a FileRangeSource promising M bytes of an N-byte file
 ///   /splice?size=N[&amp;send=M][&amp;end=Close|Reset|StayOpen][&amp;idleMs=T][&amp;onLoop=true]  a SocketBody of N promised
 ///                         bytes from a socket source sending M, each wait bounded by T ms; onLoop: sent from the
-///                         connection's event loop thread
+///                         connection's event loop thread; head: the source sends a response head first (SocketSource.Head),
+///                         read as the forwarder does, so the body bytes that come with it are the body's prefix
 ///   /status/{code}        a file body on a 204/304 (headers only)
 ///   /direct?size=N[&amp;offset=O][&amp;count=C][&amp;promise=P][&amp;started=true]  a DirectFileSource of C bytes (default N-O)
 ///                         from O of the N-byte file, promising P bytes (default C); started: after Response.StartAsync
@@ -136,9 +137,10 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         Record(context, await Sender.SendAsync(context, source));
     }
 
-    private async Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end, int? idleMs, bool? onLoop)
+    private async Task SpliceAsync(HttpContext context, long size, long? send, SocketSource.End? end, int? idleMs, bool? onLoop, bool? head)
     {
         using var upstream = new UpstreamConnection(await Source.ConnectAsync(send ?? size, end ?? SocketSource.End.Close), "test-source");
+        if (head == true) await upstream.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, context.RequestAborted); // the body's start comes with it
         var connection = context.Features.Get<ZeroCopyConnection>()!;
         if (onLoop == true) await connection.Loop.SwitchTo(); // as the forwarder runs, with its upstream on the loop
         if (BeforeBody is { } before) await before(context);
