@@ -16,8 +16,13 @@ namespace ZcProxy.Core.Output;
 /// </summary>
 internal sealed partial class FileRangeSending
 {
-    /// <summary>A range counts as resident when at most an eighth of its pages are missing (sendfile then reads those few).</summary>
-    internal const double ResidentShare = 7.0 / 8.0;
+    /// <summary>
+    /// A range counts as resident only when every one of its pages is in the page cache. A sendfile of a range that is
+    /// merely mostly resident reads the missing pages back into the page cache: with an eighth allowed, each hit of a
+    /// partly evicted 64 MiB entry pulled up to 8 MiB back in, under a memory limit that evicted other pages (the hot set's
+    /// among them), which were read back in turn (pollution benchmark, docs/direct-io.md).
+    /// </summary>
+    internal const double ResidentShare = 1.0;
 
     private readonly ILogger<FileRangeSending> _log;
     private readonly Dictionary<(BodyMechanism, FileSendReason), Counter> _sends = [];
