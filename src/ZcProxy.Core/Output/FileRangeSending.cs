@@ -11,7 +11,8 @@ namespace ZcProxy.Core.Output;
 /// (<see cref="FileRangeSource"/>), or read with O_DIRECT into aligned buffers (<see cref="DirectFileSource"/>), so a
 /// big cold file neither pays for the page cache nor pushes hot small files out of it. Under
 /// <see cref="DirectIoMode.Residency"/> the page cache is asked, with cachestat(2), how much of the range it holds
-/// (docs/direct-io.md says why cachestat and what it costs). Every decision is counted in
+/// (docs/direct-io.md says why cachestat and what it costs); a range it lacks is brought back (re-admitted) when it is
+/// hit cold repeatedly and the memory has free room for it (<see cref="PageCacheRoom"/>). Every decision is counted in
 /// <c>zcproxy_file_sends_total{mechanism, reason}</c>.
 /// </summary>
 internal sealed partial class FileRangeSending
@@ -24,13 +25,20 @@ internal sealed partial class FileRangeSending
     /// </summary>
     internal const double ResidentShare = 1.0;
 
+    /// <summary>The cold hits (within <see cref="ColdHits.Window"/> of each other) after which a range may be re-admitted.</summary>
+    internal const int ReadmitAfterColdHits = 2;
+
     private readonly ILogger<FileRangeSending> _log;
+    private readonly PageCacheRoom _room;
+    private readonly ColdHits _coldHits;
     private readonly Dictionary<(BodyMechanism, FileSendReason), Counter> _sends = [];
     private volatile bool _cachestatMissing;
 
-    public FileRangeSending(ProxyMetrics metrics, ILogger<FileRangeSending> log)
+    public FileRangeSending(ProxyMetrics metrics, PageCacheRoom room, TimeProvider time, ILogger<FileRangeSending> log)
     {
         _log = log;
+        _room = room;
+        _coldHits = new ColdHits(time);
         var family = metrics.Counters("zcproxy_file_sends_total",
             "File ranges (cache hits, static files) sent, by mechanism and by why it was chosen (DirectIo policy).", "mechanism", "reason");
         foreach (var (mechanism, reason) in new[]
@@ -38,7 +46,7 @@ internal sealed partial class FileRangeSending
             (BodyMechanism.Sendfile, FileSendReason.Small), (BodyMechanism.Sendfile, FileSendReason.Resident),
             (BodyMechanism.DirectIo, FileSendReason.Cold), (BodyMechanism.DirectIo, FileSendReason.Threshold),
             (BodyMechanism.DirectIo, FileSendReason.ResidencyUnknown), (BodyMechanism.Sendfile, FileSendReason.Off),
-            (BodyMechanism.Sendfile, FileSendReason.NoDirectIo),
+            (BodyMechanism.Sendfile, FileSendReason.NoDirectIo), (BodyMechanism.Sendfile, FileSendReason.Readmitted),
         })
             _sends[(mechanism, reason)] = family.WithLabels(mechanism == BodyMechanism.Sendfile ? "sendfile" : "directio", ReasonLabel(reason));
     }
@@ -51,7 +59,9 @@ internal sealed partial class FileRangeSending
     /// </summary>
     public BodySource Open(SafeFileHandle file, string path, long fileLength, long offset, long length, long objectLength, DirectIoPolicy policy)
     {
-        var (mechanism, reason) = Choose(policy, length, objectLength, () => ResidentShareOf(file, offset, length));
+        var (mechanism, reason) = Choose(policy, length, objectLength, () => ResidentShareOf(file, offset, length),
+            () => new Readmission(_coldHits.Note(path), _room.Fits));
+        if (reason == FileSendReason.Readmitted) _coldHits.Forget(path);
         if (mechanism == BodyMechanism.DirectIo)
         {
             if (DirectFileSource.TryOpen(path, fileLength, offset, length) is { } direct)
@@ -67,9 +77,11 @@ internal sealed partial class FileRangeSending
 
     /// <summary>
     /// The rule itself: <paramref name="residentShare"/> (the share of the range's pages in the page cache, null when
-    /// unknown) is asked only under Residency and only for a range of at least the threshold.
+    /// unknown) is asked only under Residency and only for a range of at least the threshold; <paramref name="readmission"/>
+    /// (which counts the hit as cold) only for a range not wholly resident.
     /// </summary>
-    internal static (BodyMechanism Mechanism, FileSendReason Reason) Choose(DirectIoPolicy policy, long length, long objectLength, Func<double?> residentShare)
+    internal static (BodyMechanism Mechanism, FileSendReason Reason) Choose(DirectIoPolicy policy, long length, long objectLength,
+        Func<double?> residentShare, Func<Readmission> readmission)
     {
         switch (policy.Mode)
         {
@@ -79,12 +91,16 @@ internal sealed partial class FileRangeSending
                 return objectLength >= policy.Threshold ? (BodyMechanism.DirectIo, FileSendReason.Threshold) : (BodyMechanism.Sendfile, FileSendReason.Small);
             default:
                 if (length < policy.Threshold) return (BodyMechanism.Sendfile, FileSendReason.Small);
-                return residentShare() switch
-                {
-                    null => (BodyMechanism.DirectIo, FileSendReason.ResidencyUnknown),
-                    >= ResidentShare => (BodyMechanism.Sendfile, FileSendReason.Resident),
-                    _ => (BodyMechanism.DirectIo, FileSendReason.Cold),
-                };
+                var share = residentShare();
+                if (share is null) return (BodyMechanism.DirectIo, FileSendReason.ResidencyUnknown);
+                if (share >= ResidentShare) return (BodyMechanism.Sendfile, FileSendReason.Resident);
+                // Not in memory: O_DIRECT, so it pushes nothing out. Unless it keeps being asked for and the memory has free
+                // room for all of it: then sendfile reads it back in, and its next hits find it resident (an entry paged out
+                // once, by DAMON or a past squeeze, would otherwise stay on the disk for good while memory sits free).
+                var r = readmission();
+                return r.ColdHits >= ReadmitAfterColdHits && r.Fits(length)
+                    ? (BodyMechanism.Sendfile, FileSendReason.Readmitted)
+                    : (BodyMechanism.DirectIo, FileSendReason.Cold);
         }
     }
 
@@ -113,6 +129,7 @@ internal sealed partial class FileRangeSending
         FileSendReason.Threshold => "threshold",
         FileSendReason.ResidencyUnknown => "residency_unknown",
         FileSendReason.Off => "off",
+        FileSendReason.Readmitted => "readmitted",
         _ => "no_direct_io",
     };
 
@@ -137,4 +154,13 @@ internal enum FileSendReason
     Off,
     /// <summary>O_DIRECT was chosen but the file system refused it (tmpfs): sendfile.</summary>
     NoDirectIo,
+    /// <summary>Residency: not in the page cache, but hit cold again lately and the memory has free room: sendfile brings it back.</summary>
+    Readmitted,
 }
+
+/// <summary>
+/// What re-admission knows of a range the page cache lacks: its cold hits lately, this one included
+/// (<see cref="ColdHits"/>), and whether that many more bytes in the page cache leave the free-memory margin
+/// (<see cref="PageCacheRoom.Fits"/>).
+/// </summary>
+internal readonly record struct Readmission(int ColdHits, Func<long, bool> Fits);

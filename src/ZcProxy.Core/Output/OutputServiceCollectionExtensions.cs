@@ -16,6 +16,8 @@ internal static class OutputServiceCollectionExtensions
         services.TryAddSingleton<ForwardingMetrics>();
         services.TryAddSingleton<ResponseBodySender>();
         services.TryAddSingleton<BodyOutcomeReport>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<PageCacheRoom>();
         services.TryAddSingleton<FileRangeSending>();
         services.TryAddSingleton<ErrorPages>();
         services.TryAddSingleton<StaticFiles>();

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using ZcProxy.Core.Output;
 using ZcProxy.Native;
 using ZcProxy.Tests.Balancing;
 using ZcProxy.Tests.Infrastructure;
@@ -125,6 +126,40 @@ public sealed class CacheDirectIoTests
         // Something else reads the file (as a sendfile hit of a resident entry would): hot again.
         await File.ReadAllBytesAsync(entry);
         await HitAsync("sendfile", "resident", hotBytes);
+        Assert.Equal(1, rig.Origin.Requests);
+    }
+
+    [Fact]
+    public async Task Residency_EntryDropped_HitAgainWithFreeMemory_BroughtBackBySendfile()
+    {
+        var body = CacheRig.RandomBody(Size, 24);
+        await using var rig = await CacheRig.StartAsync(Serve(body), OpensEveryHit);
+        await rig.SendAsync("/big");
+        var entry = await CommittedEntryAsync(rig.CachePath, Size);
+        await MakeColdAsync(entry);
+        // The proxy runs in this process: the same memory cgroup and system, so the same answer about free room.
+        bool roomy = new PageCacheRoom(TimeProvider.System).Fits(Size);
+
+        async Task HitAsync(string mechanism, string reason)
+        {
+            double sends = await rig.MetricAsync(Sends(mechanism, reason)), bytes = await rig.MetricAsync(Bytes(mechanism));
+            var hit = await rig.SendAsync("/big");
+            Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
+            Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+            Assert.Equal(sends + 1, await rig.MetricAsync(Sends(mechanism, reason)));
+            Assert.Equal(bytes + Size, await rig.MetricAsync(Bytes(mechanism)));
+        }
+
+        await HitAsync("directio", "cold"); // hit cold once: O_DIRECT, it may never be asked for again
+        Assert.True(CachedShare(entry, out long pages) < pages / 8, "an O_DIRECT hit does not bring the entry back");
+        if (!roomy)
+        {
+            await HitAsync("directio", "cold"); // no free room: bringing it back would push other pages out
+            return;
+        }
+        await HitAsync("sendfile", "readmitted"); // hit cold again, memory free: sendfile reads it back in
+        Assert.InRange(CachedShare(entry, out _), Size / 4096, pages); // the whole body is back in the page cache
+        await HitAsync("sendfile", "resident");
         Assert.Equal(1, rig.Origin.Requests);
     }
 

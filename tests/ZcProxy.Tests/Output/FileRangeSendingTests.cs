@@ -9,12 +9,36 @@ public sealed class FileRangeSendingTests
 {
     private const long Threshold = 4L << 20;
 
-    private static (BodyMechanism, FileSendReason) Choose(DirectIoMode mode, long length, long objectLength, double? resident, Action? asked = null)
+    private static (BodyMechanism, FileSendReason) Choose(DirectIoMode mode, long length, long objectLength, double? resident, Action? asked = null,
+        int coldHits = 1, bool fits = true)
         => FileRangeSending.Choose(new DirectIoPolicy(mode, Threshold), length, objectLength, () =>
         {
             asked?.Invoke();
             return resident;
-        });
+        }, () => new Readmission(coldHits, _ => fits));
+
+    [Theory]
+    [InlineData(1, true, "DirectIo", "Cold")] // hit cold once: O_DIRECT, whatever the room
+    [InlineData(2, true, "Sendfile", "Readmitted")] // hit cold again lately, and the memory has room: brought back
+    [InlineData(5, false, "DirectIo", "Cold")] // no room: it would push other pages out
+    public void Residency_ColdRange_Readmitted_OnlyWhenHitAgainAndTheMemoryHasRoom(int coldHits, bool fits, string mechanism, string reason)
+        => Assert.Equal((Enum.Parse<BodyMechanism>(mechanism), Enum.Parse<FileSendReason>(reason)),
+            Choose(DirectIoMode.Residency, 64L << 20, 64L << 20, 0.5, coldHits: coldHits, fits: fits));
+
+    [Fact]
+    public void Readmission_AsksForRoomForTheWholeRange_AndIsNotAskedOfResidentOrSmallRanges()
+    {
+        long askedFor = 0;
+        int asked = 0;
+        var policy = new DirectIoPolicy(DirectIoMode.Residency, Threshold);
+        Readmission Counting() { asked++; return new Readmission(2, bytes => { askedFor = bytes; return true; }); }
+        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, () => 0.9, Counting);
+        Assert.Equal(64L << 20, askedFor);
+        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, () => 1.0, Counting);
+        FileRangeSending.Choose(policy, Threshold - 1, 1L << 30, () => 0.0, Counting);
+        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, () => null, Counting);
+        Assert.Equal(1, asked); // a cold hit is counted once, and only a cold hit
+    }
 
     [Theory]
     [InlineData(Threshold, 1.0, "Sendfile", "Resident")]
