@@ -1,11 +1,14 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Yarp.ReverseProxy.Health;
+using Yarp.ReverseProxy.Model;
 
 namespace ZcProxy.Core.Balancing;
 
 /// <summary>
 /// The pool steps of the proxy pipeline. Order (see ProxyHost): UseAdminState, UseSessionAffinity, UseCircuitBreakers,
-/// UseBackupDestinations, UseLoadBalancing, UsePassiveHealthChecks, (upstream timing), UseRetries,
+/// UseBackupDestinations, UseLoadBalancing, UsePassiveHealthChecksWhereEnabled, (upstream timing), UseRetries,
 /// UseConnectionLimits, UseCircuitBreakerFeedback, then the forwarder. Everything after UseRetries runs once per try.
 /// </summary>
 internal static class BalancingPipelineExtensions
@@ -19,6 +22,23 @@ internal static class BalancingPipelineExtensions
 
     public static IReverseProxyApplicationBuilder UseBackupDestinations(this IReverseProxyApplicationBuilder proxy)
         => proxy.UseStep<BackupDestinationsStep>(static (s, c, n) => s.InvokeAsync(c, n));
+
+    /// <summary>
+    /// YARP's passive health checks, run only for clusters that enable them: YARP's middleware is an async frame around
+    /// the whole try for every request (a box each time the upstream read suspends it) and does nothing afterwards
+    /// unless the cluster's HealthCheck.Passive.Enabled is set.
+    /// </summary>
+    public static IReverseProxyApplicationBuilder UsePassiveHealthChecksWhereEnabled(this IReverseProxyApplicationBuilder proxy)
+    {
+        proxy.Use(next =>
+        {
+            var health = ActivatorUtilities.CreateInstance<PassiveHealthCheckMiddleware>(proxy.ApplicationServices, next);
+            return context => PassiveHealthEnabled(context.GetReverseProxyFeature().Cluster) ? health.Invoke(context) : next(context);
+        });
+        return proxy;
+    }
+
+    internal static bool PassiveHealthEnabled(ClusterModel cluster) => cluster.Config.HealthCheck?.Passive?.Enabled == true;
 
     public static IReverseProxyApplicationBuilder UseRetries(this IReverseProxyApplicationBuilder proxy)
         => proxy.UseStep<RetryStep>(static (s, c, n) => s.InvokeAsync(c, n));

@@ -198,7 +198,7 @@ internal static class ProxyHost
             proxy.UseCircuitBreakers();
             proxy.UseBackupDestinations();
             proxy.UseLoadBalancing();
-            proxy.UsePassiveHealthChecks();
+            proxy.UsePassiveHealthChecksWhereEnabled();
             var upstreamTiming = app.Services.GetRequiredService<UpstreamTimingStep>();
             proxy.Use(upstreamTiming.InvokeAsync);
             proxy.UseRetries();
