@@ -9,7 +9,8 @@ namespace ZcProxy.Core.Balancing;
 /// <summary>
 /// The pool steps of the proxy pipeline. Order (see ProxyHost): UseAdminState, UseSessionAffinity, UseCircuitBreakers,
 /// UseBackupDestinations, UseLoadBalancing, UsePassiveHealthChecksWhereEnabled, (upstream timing), UseRetries,
-/// UseConnectionLimits, UseCircuitBreakerFeedback, then the forwarder. Everything after UseRetries runs once per try.
+/// UseConnectionLimits (which also feeds the breakers: CircuitBreakerFeedback), then the forwarder. Everything after
+/// UseRetries runs once per try.
 /// </summary>
 internal static class BalancingPipelineExtensions
 {
@@ -43,11 +44,9 @@ internal static class BalancingPipelineExtensions
     public static IReverseProxyApplicationBuilder UseRetries(this IReverseProxyApplicationBuilder proxy)
         => proxy.UseStep<RetryStep>(static (s, c, n) => s.InvokeAsync(c, n));
 
+    /// <summary>Per try: the destination's connection slot, its in-flight count, and its breaker's verdict.</summary>
     public static IReverseProxyApplicationBuilder UseConnectionLimits(this IReverseProxyApplicationBuilder proxy)
         => proxy.UseStep<ConnectionLimitStep>(static (s, c, n) => s.InvokeAsync(c, n));
-
-    public static IReverseProxyApplicationBuilder UseCircuitBreakerFeedback(this IReverseProxyApplicationBuilder proxy)
-        => proxy.UseStep<CircuitBreakerFeedbackStep>(static (s, c, n) => s.InvokeAsync(c, n));
 
     private static IReverseProxyApplicationBuilder UseStep<TStep>(this IReverseProxyApplicationBuilder proxy,
         Func<TStep, Microsoft.AspNetCore.Http.HttpContext, Microsoft.AspNetCore.Http.RequestDelegate, Task> invoke) where TStep : notnull

@@ -42,7 +42,6 @@ internal static class BalancingServiceCollectionExtensions
         services.TryAddSingleton<BackupDestinationsStep>();
         services.TryAddSingleton<RetryStep>();
         services.TryAddSingleton<ConnectionLimitStep>();
-        services.TryAddSingleton<CircuitBreakerFeedbackStep>();
         return services;
     }
 

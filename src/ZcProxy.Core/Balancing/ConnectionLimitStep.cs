@@ -7,7 +7,8 @@ namespace ZcProxy.Core.Balancing;
 /// Pipeline step around each try (inside retries): takes one of the picked destination's MaxConnections slots.
 /// When it is full, another candidate with a free slot is used instead; when none has one, the request waits in the
 /// destination's bounded queue for QueueTimeout; a full queue or the timeout ends the try with 503 + Retry-After
-/// (retried on another destination when retries allow). Also keeps the in-flight count the policies balance on.
+/// (retried on another destination when retries allow). Also keeps the in-flight count the policies balance on, and
+/// runs the try through the destination's breaker (<see cref="CircuitBreakerFeedback"/>) within the same await.
 /// </summary>
 internal sealed class ConnectionLimitStep(DestinationRegistry pools)
 {
@@ -56,7 +57,17 @@ internal sealed class ConnectionLimitStep(DestinationRegistry pools)
         long start = pools.Time.GetTimestamp();
         try
         {
-            await next(context);
+            if (!CircuitBreakerFeedback.TryBegin(context, pool, runtime, out var breaker, out bool trial)) return;
+            try
+            {
+                await next(context);
+            }
+            catch
+            {
+                breaker?.Abandon(trial);
+                throw;
+            }
+            CircuitBreakerFeedback.End(context, pool, runtime, breaker, trial);
         }
         finally
         {

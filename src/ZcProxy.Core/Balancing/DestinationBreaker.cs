@@ -62,16 +62,19 @@ internal sealed class DestinationBreaker(int maxFails, double? failRatio, TimeSp
         }
         catch
         {
-            if (trial) lock (_lock) _trialInFlight = false; // no verdict: the next try is the trial
+            Abandon(trial);
             throw;
         }
         Record(failed, trial);
         return true;
     }
 
-    private bool BreakRunning() => time.GetUtcNow().UtcTicks < Interlocked.Read(ref _openUntilUtcTicks);
-
-    private bool TryEnter(out bool trial)
+    /// <summary>
+    /// The start of a try run by a caller's own await (the proxy's per-try step: no async frame of the breaker's): false when
+    /// the breaker refuses it. A try entered ends with <see cref="Record"/> or, when it threw, <see cref="Abandon"/>.
+    /// </summary>
+    /// <param name="trial">The try is the half-open breaker's trial, whose outcome closes or opens it.</param>
+    public bool TryEnter(out bool trial)
     {
         trial = false;
         lock (_lock)
@@ -84,7 +87,16 @@ internal sealed class DestinationBreaker(int maxFails, double? failRatio, TimeSp
         }
     }
 
-    private void Record(bool failed, bool trial)
+    /// <summary>A try that ended without a verdict (it threw): when it was the trial, the next try is.</summary>
+    public void Abandon(bool trial)
+    {
+        if (trial) lock (_lock) _trialInFlight = false;
+    }
+
+    private bool BreakRunning() => time.GetUtcNow().UtcTicks < Interlocked.Read(ref _openUntilUtcTicks);
+
+    /// <summary>The outcome of a try entered with <see cref="TryEnter"/>.</summary>
+    public void Record(bool failed, bool trial)
     {
         Action? changed = null;
         lock (_lock)

@@ -202,8 +202,7 @@ internal static class ProxyHost
             var upstreamTiming = app.Services.GetRequiredService<UpstreamTimingStep>();
             proxy.Use(upstreamTiming.InvokeAsync);
             proxy.UseRetries();
-            proxy.UseConnectionLimits();
-            proxy.UseCircuitBreakerFeedback();
+            proxy.UseConnectionLimits(); // and the breakers' feedback, in the same frame
             proxy.UseZeroCopyForwarding(); // last: declines to YARP's forwarder per request (TLS/h2 clients, upgrades, https upstreams, ZeroCopy.Enabled false)
         });
         return app;

@@ -127,5 +127,27 @@ public class DestinationBreakerNginxTests
         await breaker.TryExecuteAsync(Fail, 0);
         Assert.True(breaker.IsBlocking); // 3 failures among 4 tries within 10 s: no ratio asked
     }
-}
 
+    /// <summary>The per-try step's own form (no async frame of the breaker's): enter, then record or abandon.</summary>
+    [Fact]
+    public void EnteredTries_RecordedOrAbandoned_DecideLikeTryExecute()
+    {
+        var clock = new ManualTimeProvider();
+        var breaker = new DestinationBreaker(1, null, TimeSpan.FromSeconds(10), clock);
+        Assert.True(breaker.TryEnter(out bool trial));
+        Assert.False(trial);
+        breaker.Record(failed: true, trial);
+        Assert.True(breaker.IsBlocking);
+        Assert.False(breaker.TryEnter(out _)); // open: refused
+
+        clock.Advance(TimeSpan.FromSeconds(11));
+        Assert.True(breaker.TryEnter(out trial));
+        Assert.True(trial);
+        Assert.False(breaker.TryEnter(out _)); // the trial is in flight
+        breaker.Abandon(trial); // it threw: no verdict, the next try is the trial
+        Assert.True(breaker.TryEnter(out trial));
+        Assert.True(trial);
+        breaker.Record(failed: false, trial);
+        Assert.Equal(BreakerState.Closed, breaker.State);
+    }
+}
