@@ -13,7 +13,7 @@ internal sealed class AdminStateStep(DestinationRegistry pools)
 {
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        var proxy = context.GetReverseProxyFeature();
+        var proxy = context.ReverseProxyFeature();
         var clusterId = proxy.Cluster.Config.ClusterId;
         var available = proxy.AvailableDestinations;
         bool anyDisabled = false, anyDraining = false;
@@ -37,7 +37,7 @@ internal sealed class AdminStateStep(DestinationRegistry pools)
     /// the affinitized destination; when the request has no affinity, or its destination is gone, the list stays).
     /// </summary>
     public static bool BoundByAffinity(HttpContext context, IReadOnlyList<DestinationState> available)
-        => available.Count == 1 && context.Features.Get<CandidatesBeforeAffinity>() is { } before && !ReferenceEquals(before.Candidates, available);
+        => available.Count == 1 && context.Find<CandidatesBeforeAffinity>() is { } before && !ReferenceEquals(before.Candidates, available);
 
     private sealed record CandidatesBeforeAffinity(IReadOnlyList<DestinationState> Candidates);
 }

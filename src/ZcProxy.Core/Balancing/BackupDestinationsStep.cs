@@ -18,7 +18,7 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
 
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        var proxy = context.GetReverseProxyFeature();
+        var proxy = context.ReverseProxyFeature();
         var config = proxy.Cluster.Config;
         var available = proxy.AvailableDestinations;
         // Without backups (the usual case) the candidates are the primaries as they are: no list is made per request.

@@ -34,7 +34,7 @@ internal static class BalancingPipelineExtensions
         proxy.Use(next =>
         {
             var health = ActivatorUtilities.CreateInstance<PassiveHealthCheckMiddleware>(proxy.ApplicationServices, next);
-            return context => PassiveHealthEnabled(context.GetReverseProxyFeature().Cluster) ? health.Invoke(context) : next(context);
+            return context => PassiveHealthEnabled(context.ReverseProxyFeature().Cluster) ? health.Invoke(context) : next(context);
         });
         return proxy;
     }

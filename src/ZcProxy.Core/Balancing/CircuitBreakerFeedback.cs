@@ -34,7 +34,7 @@ internal static class CircuitBreakerFeedback
     private static bool IsFailure(HttpContext context, ClusterBalancingSettings settings)
     {
         if (context.RequestAborted.IsCancellationRequested) return false; // the client left: not the destination's fault
-        if (context.Features.Get<IForwarderErrorFeature>() is { } error)
+        if (context.Find<IForwarderErrorFeature>() is { } error)
             return IsUpstreamFailure(error.Error);
         return settings.FailOnStatuses.Contains(context.Response.StatusCode);
     }

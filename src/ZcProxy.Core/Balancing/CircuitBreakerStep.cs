@@ -13,7 +13,7 @@ internal sealed class CircuitBreakerStep(DestinationRegistry pools)
 {
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        var proxy = context.GetReverseProxyFeature();
+        var proxy = context.ReverseProxyFeature();
         var clusterId = proxy.Cluster.Config.ClusterId;
         var settings = ClusterBalancingSettings.For(proxy.Cluster.Config);
         bool anyOut = false;

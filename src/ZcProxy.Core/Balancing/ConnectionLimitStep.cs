@@ -14,8 +14,8 @@ internal sealed class ConnectionLimitStep(DestinationRegistry pools)
 {
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        var proxy = context.GetReverseProxyFeature();
-        var pool = context.Features.Get<BalancingRequestFeature>();
+        var proxy = context.ReverseProxyFeature();
+        var pool = context.Find<BalancingRequestFeature>();
         if (pool is null || proxy.AvailableDestinations.Count == 0) { await next(context); return; }
 
         var destination = proxy.AvailableDestinations[0];

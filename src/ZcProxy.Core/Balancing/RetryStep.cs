@@ -27,7 +27,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
 
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        var pool = context.Features.Get<BalancingRequestFeature>();
+        var pool = context.Find<BalancingRequestFeature>();
         if (pool is null) { await next(context); return; }
         var settings = pool.Settings;
         long start = pools.Time.GetTimestamp();
@@ -38,7 +38,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
         bool bodyReplayable = settings.Retries > 0 && methodAllowed && PrepareBody(context, settings);
 
         ResponseHeadGate? gate = null;
-        var originalBody = context.Features.Get<IHttpResponseBodyFeature>();
+        var originalBody = context.Find<IHttpResponseBodyFeature>();
         if (settings.RetryOnStatuses.Count > 0 && originalBody is not null && bodyReplayable)
         {
             gate = Gate(context, pool, originalBody, start);
@@ -73,7 +73,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
                 context.Response.Clear();
                 gate?.Reset();
                 if (context.Request.Body.CanSeek) context.Request.Body.Position = 0;
-                context.GetReverseProxyFeature().AvailableDestinations = nextDestination;
+                context.ReverseProxyFeature().AvailableDestinations = nextDestination;
                 pool.Current = null;
             }
         }
@@ -101,7 +101,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
     {
         if (pool.Rejection != TryRejection.None) return pool.Rejection == TryRejection.BreakerOpen ? RetryReason.Breaker : RetryReason.Queue;
         var settings = pool.Settings;
-        if (context.Features.Get<IForwarderErrorFeature>() is { } error)
+        if (context.Find<IForwarderErrorFeature>() is { } error)
         {
             return TryFailures.Classify(error) switch
             {
@@ -138,7 +138,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
     /// <summary>Buffers a small request body so that a retry can replay it; false when a body cannot be replayed.</summary>
     private static bool PrepareBody(HttpContext context, ClusterBalancingSettings settings)
     {
-        if (context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false }) return true;
+        if (context.Find<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false }) return true;
         var length = context.Request.ContentLength;
         if (length == 0) return true;
         if (length is null || length > settings.RetryBodyLimit) return false;

@@ -17,7 +17,7 @@ namespace ZcProxy.Core.Compression;
 internal sealed class CompressionStep(RuntimeOptions options)
 {
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
-        => InvokeAsync(context, context.Features.Get<IReverseProxyFeature>()?.Route.Config, next);
+        => InvokeAsync(context, context.Find<IReverseProxyFeature>()?.Route.Config, next);
 
     /// <summary>For a route answered outside YARP's proxy pipeline (Static, Return): compressed as a proxied one.</summary>
     public Task InvokeAsync(HttpContext context, RouteConfig? route, RequestDelegate next)

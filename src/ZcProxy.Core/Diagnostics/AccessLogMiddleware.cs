@@ -25,7 +25,7 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
         {
             var elapsed = Stopwatch.GetElapsedTime(start);
             metrics.CountStatus(context.Response.StatusCode);
-            var proxy = context.Features.Get<IReverseProxyFeature>();
+            var proxy = context.Find<IReverseProxyFeature>();
             metrics.For(proxy?.Route.Config.RouteId ?? "", proxy?.Cluster?.Config.ClusterId ?? "").Duration.Observe(elapsed.TotalSeconds);
             if (writer.Enabled && !RouteTurnsLogOff(proxy)) writer.Write(context, elapsed);
         }

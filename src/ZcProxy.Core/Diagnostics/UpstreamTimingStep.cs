@@ -15,18 +15,18 @@ internal sealed class UpstreamTimingStep(RequestMetrics metrics, ErrorPages page
 {
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        var proxy = context.GetReverseProxyFeature();
+        var proxy = context.ReverseProxyFeature();
         var timing = new UpstreamTiming(metrics.For(proxy.Route.Config.RouteId, proxy.Cluster?.Config.ClusterId ?? ""), Stopwatch.GetTimestamp());
         context.Features.Set(timing);
         await next(context);
         timing.Address = proxy.ProxiedDestination?.Model.Config.Address;
         timing.Completed();
 
-        var error = context.Features.Get<IForwarderErrorFeature>();
+        var error = context.Find<IForwarderErrorFeature>();
         if (error is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested) return;
         // Keep a status the forwarder chose (413 for an oversized body, 504 for a timeout...); otherwise 502.
         var status = context.Response.StatusCode >= 400 ? context.Response.StatusCode : StatusCodes.Status502BadGateway;
-        var upstream = context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination?.Model.Config.Address ?? "no destination";
+        var upstream = context.Find<IReverseProxyFeature>()?.ProxiedDestination?.Model.Config.Address ?? "no destination";
         await pages.WriteAsync(context, status, status == StatusCodes.Status413PayloadTooLarge
             ? "the request body exceeds the configured limit"
             : $"upstream {upstream}: {Describe(error.Error)}");

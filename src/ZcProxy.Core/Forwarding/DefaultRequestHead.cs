@@ -41,7 +41,7 @@ internal static class DefaultRequestHead
     {
         var request = context.Request;
         if (destination.PathPrefix is not { } prefix || request.PathBase.HasValue) return false;
-        if (Target(request, context.Features.Get<IHttpRequestFeature>()?.RawTarget) is not { } target) return false;
+        if (Target(request, context.Find<IHttpRequestFeature>()?.RawTarget) is not { } target) return false;
 
         head.AppendLatin1(request.Method);
         head.Append(" "u8);
@@ -161,7 +161,7 @@ internal static class DefaultRequestHead
         {
             // The trace context is replaced only when there is an activity to propagate (TraceContext.Propagate).
             _traceFields = Activity.Current is null ? null : TraceFields();
-            var connection = context.Features.Get<ReceivedConnectionField>()?.Values ?? context.Request.Headers.Connection;
+            var connection = context.Find<ReceivedConnectionField>()?.Values ?? context.Request.Headers.Connection;
             if (ConnectionOptionsTransforms.MayNameFields(connection)) _connectionOptions = [.. ConnectionOptionsTransforms.Options(connection)];
         }
 

@@ -23,14 +23,14 @@ internal static class InterimResponses
 
     /// <summary>The state for <see cref="ForwardAsync"/>, or null when this client must not get interim responses.</summary>
     public static HttpContext? Recipient(HttpContext context)
-        => HttpProtocol.IsHttp11(context.Request.Protocol) && context.Features.Get<ZeroCopyConnection>() is not null ? context : null;
+        => HttpProtocol.IsHttp11(context.Request.Protocol) && context.Find<ZeroCopyConnection>() is not null ? context : null;
 
     /// <summary>A callback for <see cref="UpstreamConnection.ReadResponseHeadAsync"/>, its state the client's HttpContext.</summary>
     public static async ValueTask ForwardAsync(ResponseHead head, object? state)
     {
         var context = (HttpContext)state!;
         if (head.StatusCode == StatusCodes.Status100Continue || context.Response.HasStarted) return;
-        if (context.Features.Get<ZeroCopyConnection>() is not { } connection) return;
+        if (context.Find<ZeroCopyConnection>() is not { } connection) return;
         try { await connection.Output.SendInterimAsync(Serialize(head), context.RequestAborted); }
         catch (OperationCanceledException) { } // the client went away; the forwarder notices it on its own
     }

@@ -15,7 +15,7 @@ internal sealed class RequestBodyLimitStep(ErrorPages pages)
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         ClientBodyTimeout.TakeOver(context);
-        var limit = context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
+        var limit = context.Find<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
         if (limit is null || context.Request.ContentLength is not { } length || length <= limit) return next(context);
         context.Response.Headers.Connection = "close"; // the unread body makes the connection unusable
         return pages.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "the request body exceeds the configured limit");

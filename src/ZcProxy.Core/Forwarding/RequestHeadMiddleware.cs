@@ -24,12 +24,12 @@ internal sealed partial class RequestHeadMiddleware(RequestDelegate next, ILogge
     {
         var request = context.Request;
         if (!HttpProtocol.IsHttp11(request.Protocol) && !HttpProtocol.IsHttp10(request.Protocol)) return next(context);
-        var tap = context.Features.Get<RequestHeadTap>();
+        var tap = context.Find<RequestHeadTap>();
         var parsed = request.Headers.Connection;
         StringValues? connection = null;
         if (tap is not null)
         {
-            var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
+            var rawTarget = context.Find<IHttpRequestFeature>()?.RawTarget;
             // Kestrel shortens a Connection field but never drops one: without it, the head had none to look for.
             if (parsed.Count == 0 || string.IsNullOrEmpty(rawTarget)) tap.Forget();
             else connection = tap.TakeConnectionField(request.Method, rawTarget, request.Protocol);

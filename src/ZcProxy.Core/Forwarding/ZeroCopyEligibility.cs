@@ -17,9 +17,9 @@ internal static class ZeroCopyEligibility
     {
         var request = context.Request;
         if (!HttpProtocol.IsHttp11(request.Protocol) && !HttpProtocol.IsHttp10(request.Protocol)) return false;
-        if (request.IsHttps || context.Features.Get<ITlsConnectionFeature>() is not null) return false;
+        if (request.IsHttps || context.Find<ITlsConnectionFeature>() is not null) return false;
         if (HttpMethods.IsConnect(request.Method)) return false;
-        if (request.Headers.ContainsKey("Upgrade") || context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true)
+        if (request.Headers.ContainsKey("Upgrade") || context.Find<IHttpUpgradeFeature>()?.IsUpgradableRequest == true)
             return TunnelableUpgrade(context) is not null;
         return true;
     }
@@ -32,7 +32,7 @@ internal static class ZeroCopyEligibility
     public static string? TunnelableUpgrade(HttpContext context)
     {
         var request = context.Request;
-        if (context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest != true || context.Features.Get<Transport.ZeroCopyConnection>() is null) return null;
+        if (context.Find<IHttpUpgradeFeature>()?.IsUpgradableRequest != true || context.Find<Transport.ZeroCopyConnection>() is null) return null;
         if (request.ContentLength > 0 || request.Headers.ContainsKey("Transfer-Encoding")) return null;
         var upgrade = request.Headers.Upgrade.ToString();
         if (upgrade.Length == 0 || upgrade.Split(',').Any(p => p.Trim().Equals("h2c", StringComparison.OrdinalIgnoreCase))) return null;

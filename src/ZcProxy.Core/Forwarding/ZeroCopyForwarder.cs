@@ -31,7 +31,7 @@ internal sealed partial class ZeroCopyForwarder(
     public Task InvokeAsync(HttpContext context)
     {
         var zeroCopy = options.Current.ZeroCopy;
-        var proxy = context.GetReverseProxyFeature();
+        var proxy = context.ReverseProxyFeature();
         var destinations = proxy.AvailableDestinations;
         var requestConfig = proxy.Cluster.Config.HttpRequest;
         // No destination: YARP's forwarder answers 503 and reports NoAvailableDestinations.
@@ -109,13 +109,13 @@ internal sealed partial class ZeroCopyForwarder(
             Fail(context, ForwarderError.RequestCreation, StatusCodes.Status502BadGateway, e, null);
             return;
         }
-        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        context.Find<IHttpResponseBodyFeature>()?.DisableBuffering();
         try
         {
             var key = destination.PoolKey;
             // Upstream sockets live on the client connection's event loop (and come from that loop's pool): the request
             // and its upstream I/O stay on one thread. Clients of Kestrel's socket transport use .NET's socket engine.
-            var loop = context.Features.Get<ZeroCopyConnection>()?.Loop;
+            var loop = context.Find<ZeroCopyConnection>()?.Loop;
             bool canRetry = framing == RequestBodyFraming.None && IsIdempotent(request.Method);
             UpstreamConnection? connection = null;
             ResponseHead head;
@@ -133,7 +133,7 @@ internal sealed partial class ZeroCopyForwarder(
                         Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e, UpstreamErrorKind.Connect, requestSent: false);
                         return;
                     }
-                    context.Features.Get<UpstreamTiming>()?.Connected(Stopwatch.GetElapsedTime(connectStart));
+                    context.Find<UpstreamTiming>()?.Connected(Stopwatch.GetElapsedTime(connectStart));
                 }
                 connection.RequestCount++;
                 long sentBefore = connection.BytesSent;
@@ -142,7 +142,7 @@ internal sealed partial class ZeroCopyForwarder(
                 var failure = await ExchangeAsync(context, connection, requestHead.Written, framing, isHead, timeouts);
                 if (failure is null)
                 {
-                    context.Features.Get<UpstreamTiming>()?.HeadReceived();
+                    context.Find<UpstreamTiming>()?.HeadReceived();
                     head = connection.LastHead!;
                     break;
                 }
@@ -244,7 +244,7 @@ internal sealed partial class ZeroCopyForwarder(
         // Kestrel's UpgradeAsync writes Connection: Upgrade; the protocol switched to comes from the upstream's head.
         foreach (var (name, value) in head.Headers)
             if (name.Equals("Upgrade", StringComparison.OrdinalIgnoreCase)) context.Response.Headers.Upgrade = value;
-        var client = context.Features.Get<ZeroCopyConnection>()!;
+        var client = context.Find<ZeroCopyConnection>()!;
         if (!await tunnel.RunAsync(context, client, connection, timeouts.BodyIdle) && !context.Response.HasStarted)
         {
             context.Response.Clear();
@@ -362,7 +362,7 @@ internal sealed partial class ZeroCopyForwarder(
         context.Response.StatusCode = head.StatusCode;
         if (head.ReasonPhrase != Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(head.StatusCode))
         {
-            var responseFeature = context.Features.Get<IHttpResponseFeature>();
+            var responseFeature = context.Find<IHttpResponseFeature>();
             if (responseFeature is not null) responseFeature.ReasonPhrase = head.ReasonPhrase;
         }
         if (transformer is null)
@@ -399,7 +399,7 @@ internal sealed partial class ZeroCopyForwarder(
 
     private static RequestBodyFraming RequestFraming(HttpContext context)
     {
-        bool hasBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody
+        bool hasBody = context.Find<IHttpRequestBodyDetectionFeature>()?.CanHaveBody
             ?? (context.Request.ContentLength > 0 || context.Request.Headers.ContainsKey("Transfer-Encoding"));
         if (!hasBody) return RequestBodyFraming.None;
         return context.Request.ContentLength is not null && !context.Request.Headers.ContainsKey("Transfer-Encoding")

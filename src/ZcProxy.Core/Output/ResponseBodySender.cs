@@ -24,7 +24,7 @@ internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics me
     public Task<BodyResult> SendAsync(HttpContext context, BodySource source)
     {
         if (CarriesNoBody(context)) return Task.FromResult(BodyResult.Complete);
-        if (context.Features.Get<ZeroCopyResponse>() is { } zeroCopy && source.Hole is { } hole && MayMoveInKernel(context, zeroCopy, source, hole, out var sink))
+        if (context.Find<ZeroCopyResponse>() is { } zeroCopy && source.Hole is { } hole && MayMoveInKernel(context, zeroCopy, source, hole, out var sink))
         {
             var pipes = zeroCopy.Connection.Shared.Pipes;
             var pipe = hole == BodyMechanism.Splice ? pipes.TryLease() : null;
@@ -85,7 +85,7 @@ internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics me
     private static bool NobodyNeedsTheBytes(HttpContext context, IHttpResponseBodyFeature kestrelBody, out IBodyFileSink? sink)
     {
         sink = null;
-        for (var feature = context.Features.Get<IHttpResponseBodyFeature>(); !ReferenceEquals(feature, kestrelBody);)
+        for (var feature = context.Find<IHttpResponseBodyFeature>(); !ReferenceEquals(feature, kestrelBody);)
         {
             if (feature is not IResponseBodyObserver observer) return false;
             if (observer.NeedsBytes)

@@ -16,7 +16,7 @@ namespace ZcProxy.Core.RateLimiting;
 internal sealed class RateLimitStep(RateLimitPolicies policies)
 {
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
-        => InvokeAsync(context, context.Features.Get<IReverseProxyFeature>()?.Route.Config, next);
+        => InvokeAsync(context, context.Find<IReverseProxyFeature>()?.Route.Config, next);
 
     /// <summary>For a route answered outside YARP's proxy pipeline (Static, Return): the same limit as a proxied one.</summary>
     public Task InvokeAsync(HttpContext context, RouteConfig? route, RequestDelegate next)

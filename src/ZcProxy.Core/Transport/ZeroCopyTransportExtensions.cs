@@ -51,10 +51,10 @@ internal static class ZeroCopyTransportExtensions
     /// </summary>
     public static IApplicationBuilder UseZeroCopyResponses(this IApplicationBuilder app) => app.Use(static (context, next) =>
     {
-        var connection = context.Features.Get<ZeroCopyConnection>();
+        var connection = context.Find<ZeroCopyConnection>();
         if (connection is null || context.Request.IsHttps
             || !(HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
-            || context.Features.Get<IHttpResponseBodyFeature>() is not { } kestrelBody)
+            || context.Find<IHttpResponseBodyFeature>() is not { } kestrelBody)
             return next(context);
         // Kestrel resets its per-request features before the next request on the connection, this one included.
         context.Features.Set(new ZeroCopyResponse(context, connection, kestrelBody));
