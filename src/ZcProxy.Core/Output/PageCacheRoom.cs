@@ -6,8 +6,9 @@ namespace ZcProxy.Core.Output;
 /// How much the page cache may still grow without the kernel evicting anything to make room: the memory cgroup's free
 /// room (v1 <c>memory.limit_in_bytes − memory.usage_in_bytes</c>, v2 <c>memory.max − memory.current</c>) and the
 /// system's <c>MemFree</c> (not MemAvailable, which counts the page cache the kernel would have to evict), the smaller.
-/// A large body is let into the page cache (a fill kept there, a cold hit sent by sendfile) only when it
-/// <see cref="Fits"/>, so it never pushes other pages out (docs/direct-io.md, "Admission"). Read at most every
+/// A large range the page cache lacks is re-admitted (a repeated cold hit sent by sendfile, <see cref="FileRangeSending"/>)
+/// only when it <see cref="Fits"/>, so it never pushes other pages out (docs/direct-io.md, "Re-admission"); fills do not
+/// ask it (yet). Read at most every
 /// <see cref="RefreshEvery"/> (a few small procfs/cgroupfs files), on the injected clock.
 /// </summary>
 internal sealed class PageCacheRoom
