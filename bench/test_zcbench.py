@@ -169,7 +169,11 @@ class PlanTests(unittest.TestCase):
 
     def test_quick_is_smaller_and_cache_targets_have_cache_workloads(self):
         self.assertLess(len(plan.all_cases("quick")), len(plan.all_cases("full")))
-        self.assertNotIn("zc-cache/64k-c16", self.ids(""))
+        # issue 12 asks for 64 KiB cache hits (CPU-s/GB against nginx proxy_cache): in the full run, not the quick one
+        self.assertIn("zc-cache/64k-c16", self.ids(""))
+        self.assertIn("nginx-cache/64k-c16", self.ids(""))
+        self.assertNotIn("zc-cache/64k-c16", self.ids("", "quick"))
+        self.assertNotIn("zc-cache/64k-c64", self.ids(""))
 
     def test_static_keyword_selects_the_static_rows_at_1k_1m_256m(self):
         self.assertEqual(sorted(self.ids("static")), sorted(

@@ -82,7 +82,7 @@ ACCESS_LOG_WORKLOADS = {
     "quick": ["1k-c16"],
 }
 CACHE_WORKLOADS = {
-    "full": ["1k-c16", "1m-c8", "16m-c4", "256m-c2"],
+    "full": ["1k-c16", "64k-c16", "1m-c8", "16m-c4", "256m-c2"],
     "quick": ["1k-c16", "16m-c4", "256m-c2"],
 }
 # TCP mode: wrk's keep-alive HTTP connections relayed byte for byte to the origin (the bodies flow upstream -> client).
