@@ -11,8 +11,8 @@ namespace ZcProxy.Core.Caching;
 /// directory, renamed into place (no fsync: a crash leaves a temp file the loader deletes) only when the body
 /// is complete and its length verified. Any write error abandons the entry, never the client's response.
 /// The body arrives copied (<see cref="Write"/>) or, when the response is spliced, written by the kernel from a tee of
-/// the splice pipe (<see cref="IBodyFileSink"/>), or, for a large spliced fill under DirectIo "threshold", read out of
-/// the tee's pipe into aligned buffers and written with O_DIRECT (<see cref="DirectFillWriter"/>);
+/// the splice pipe (<see cref="IBodyFileSink"/>), or, for a large spliced fill kept out of the page cache
+/// (<see cref="FillAdmission"/>), read out of the tee's pipe into aligned buffers and written with O_DIRECT (<see cref="DirectFillWriter"/>);
 /// zcproxy_cache_fill_bytes_total counts which (copy, splice, directio).
 /// </summary>
 internal sealed partial class CacheFill : IDisposable, IBodyFileSink, IDirectFileSink
@@ -25,6 +25,7 @@ internal sealed partial class CacheFill : IDisposable, IBodyFileSink, IDirectFil
     private readonly long? _declaredLength;
     private readonly long _maxEntrySize;
     private readonly bool _keepOutOfPageCache;
+    private readonly long _reservedRoom;
     private StoredResponse _head;
     private SafeFileHandle? _file;
     private long _bodyOffset;
@@ -42,15 +43,14 @@ internal sealed partial class CacheFill : IDisposable, IBodyFileSink, IDirectFil
         _hash = hash;
         _declaredLength = declaredLength;
         _maxEntrySize = cache.Options.MaxEntrySize;
-        // Under "threshold" a big entry is always read with O_DIRECT, so its pages are of no use in the page cache. Under
-        // "residency" they stay: a new entry is the likeliest to be asked for again, hits of it go out with sendfile while
-        // the kernel keeps it, and once evicted it is read with O_DIRECT and does not come back.
+        // Whether the new entry's pages stay in the page cache: FillAdmission decides (by DirectIo, the length and, under
+        // "residency", the memory's free room). Those that do not are kept out: when spliced, written with O_DIRECT
+        // (bench/fill-cost: 0.36–0.39 CPU-s/GB against 0.5–1.5 through the page cache, docs/direct-io.md); when copied,
+        // dropped behind the writes with DONTNEED.
         var options = cache.Options;
-        _keepOutOfPageCache = options.DirectIo == Output.DirectIoMode.Threshold && (declaredLength is null || declaredLength >= options.DirectIoThreshold);
-        // The same entries, when their body is spliced, skip the page cache altogether: O_DIRECT writes (bench/fill-cost:
-        // 0.36–0.39 CPU-s/GB against 0.5–1.5 through the page cache, docs/direct-io.md). Not under "residency", which
-        // wants a new entry in memory (its hits go by sendfile), nor "off" (nginx's directio off).
-        _mayWriteDirect = options.DirectIo == Output.DirectIoMode.Threshold && declaredLength >= options.DirectIoThreshold;
+        _keepOutOfPageCache = !FillAdmission.KeepsInPageCache(new DirectIoPolicy(options.DirectIo, options.DirectIoThreshold), declaredLength,
+            cache.Room, out _reservedRoom);
+        _mayWriteDirect = _keepOutOfPageCache && declaredLength >= options.DirectIoThreshold;
         _tempPath = $"{cache.PathFor(hash)}.{cache.TempTag}-{Guid.NewGuid():N}.tmp";
     }
 
@@ -68,7 +68,11 @@ internal sealed partial class CacheFill : IDisposable, IBodyFileSink, IDirectFil
         try
         {
             var block = EntryFile.Serialize(head, out fill._bodyOffset);
-            if (block.Length == 0 || block.Length > EntryFile.MaxHeaderBlock) return null;
+            if (block.Length == 0 || block.Length > EntryFile.MaxHeaderBlock)
+            {
+                fill.Abort("the head does not fit an entry", null, counted: false);
+                return null;
+            }
             Directory.CreateDirectory(Path.GetDirectoryName(fill._tempPath)!);
             fill._file = File.OpenHandle(fill._tempPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read | FileShare.Delete);
             RandomAccess.Write(fill._file, block, 0);
@@ -205,6 +209,7 @@ internal sealed partial class CacheFill : IDisposable, IBodyFileSink, IDirectFil
             File.Move(_tempPath, finalPath, overwrite: true);
             Committed = true;
             _done = true;
+            ReleaseRoom();
             _cache.Committed(new IndexEntry
             {
                 Hash = _hash, Key = _head.Key, Vary = _head.Vary, Size = _bodyOffset + _written, ResponseTime = _head.ResponseTime,
@@ -223,6 +228,7 @@ internal sealed partial class CacheFill : IDisposable, IBodyFileSink, IDirectFil
     {
         if (_done) return;
         _done = true;
+        ReleaseRoom();
         _direct?.Dispose();
         _direct = null;
         _file?.Dispose();
@@ -233,6 +239,12 @@ internal sealed partial class CacheFill : IDisposable, IBodyFileSink, IDirectFil
             _cache.Metrics.FillErrors.Increment();
             LogFillFailed(_cache.Log, _head.Key, reason, error?.Message ?? "");
         }
+    }
+
+    /// <summary>The room this fill took is either in the page cache now or not coming.</summary>
+    private void ReleaseRoom()
+    {
+        if (_reservedRoom > 0) _cache.Room.Release(_reservedRoom);
     }
 
     public void Dispose()

@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using ZcProxy.Core.Configuration;
+using ZcProxy.Core.Output;
 using ZcProxy.Native;
 
 namespace ZcProxy.Core.Caching;
@@ -17,7 +18,8 @@ internal sealed partial class DiskCache
     private readonly CacheOptions _initial;
     private readonly ILogger _log;
 
-    public DiskCache(CacheOptions options, RuntimeOptions runtime, CacheMetrics metrics, CacheIndex index, CacheLock cacheLock, TimeProvider time, ILogger<DiskCache> log)
+    public DiskCache(CacheOptions options, RuntimeOptions runtime, CacheMetrics metrics, CacheIndex index, CacheLock cacheLock, PageCacheRoom room,
+        TimeProvider time, ILogger<DiskCache> log)
     {
         _initial = options;
         _runtime = runtime;
@@ -25,6 +27,7 @@ internal sealed partial class DiskCache
         Metrics = metrics;
         Index = index;
         Lock = cacheLock;
+        Room = room;
         Time = time;
         Root = Path.GetFullPath(options.Path);
         try { Directory.CreateDirectory(Root); }
@@ -38,6 +41,8 @@ internal sealed partial class DiskCache
     public string Root { get; }
     public CacheIndex Index { get; }
     public CacheLock Lock { get; }
+    /// <summary>The memory's free room, which a large fill must find to stay in the page cache (<see cref="FillAdmission"/>).</summary>
+    public PageCacheRoom Room { get; }
     public CacheMinUses MinUses { get; } = new();
     public CacheMetrics Metrics { get; }
     public TimeProvider Time { get; }

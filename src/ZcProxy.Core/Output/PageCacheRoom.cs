@@ -7,8 +7,8 @@ namespace ZcProxy.Core.Output;
 /// room (v1 <c>memory.limit_in_bytes − memory.usage_in_bytes</c>, v2 <c>memory.max − memory.current</c>) and the
 /// system's <c>MemFree</c> (not MemAvailable, which counts the page cache the kernel would have to evict), the smaller.
 /// A large range the page cache lacks is re-admitted (a repeated cold hit sent by sendfile, <see cref="FileRangeSending"/>)
-/// only when it <see cref="Fits"/>, so it never pushes other pages out (docs/direct-io.md, "Re-admission"); fills do not
-/// ask it (yet). Read at most every
+/// only when it <see cref="Fits"/>, and a large cache fill stays in the page cache only when it can <see cref="TryReserve"/>
+/// its length (<c>Caching/FillAdmission</c>), so neither pushes other pages out (docs/direct-io.md). Read at most every
 /// <see cref="RefreshEvery"/> (a few small procfs/cgroupfs files), on the injected clock.
 /// </summary>
 internal sealed class PageCacheRoom
@@ -26,6 +26,7 @@ internal sealed class PageCacheRoom
     private long _readAt;
     private bool _read;
     private Reading? _reading;
+    private long _reserved;
 
     /// <summary>Free bytes and the total they are out of (for the margin).</summary>
     internal readonly record struct Room(long Free, long Total);
@@ -50,22 +51,50 @@ internal sealed class PageCacheRoom
     /// True when <paramref name="bytes"/> more in the page cache leave at least the margin free, in the cgroup and in the
     /// system; false when they do not, or the room cannot be read.
     /// </summary>
-    public bool Fits(long bytes) => Current() is { } reading && reading.Fits(bytes);
+    public bool Fits(long bytes)
+    {
+        lock (_lock) return CurrentLocked() is { } reading && reading.Fits(bytes + _reserved);
+    }
+
+    /// <summary>
+    /// <see cref="Fits"/>, and if so the bytes are counted as taken until <see cref="Release"/>: fills still being written
+    /// are not in the memory numbers yet (nor in a reading up to <see cref="RefreshEvery"/> old), and without this each of
+    /// a burst of fills would see the same room.
+    /// </summary>
+    public bool TryReserve(long bytes)
+    {
+        lock (_lock)
+        {
+            if (CurrentLocked() is not { } reading || !reading.Fits(bytes + _reserved)) return false;
+            _reserved += bytes;
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Gives back what <see cref="TryReserve"/> took once the bytes are written (now in the memory numbers) or not coming;
+    /// the next question reads the numbers again, since the cached reading has neither.
+    /// </summary>
+    public void Release(long bytes)
+    {
+        lock (_lock)
+        {
+            _reserved = Math.Max(0, _reserved - bytes);
+            _read = false;
+        }
+    }
 
     internal static bool Fits(Room room, long bytes) => room.Free - bytes >= Math.Max(MinMargin, room.Total / 8);
 
-    /// <summary>The room now (null: unreadable), read again only when the last reading is older than <see cref="RefreshEvery"/>.</summary>
-    internal Reading? Current()
+    /// <summary>The room now (null: unreadable), read again only when the last reading is older than <see cref="RefreshEvery"/>; under _lock.</summary>
+    private Reading? CurrentLocked()
     {
         long now = _time.GetTimestamp();
-        lock (_lock)
-        {
-            if (_read && _time.GetElapsedTime(_readAt, now) < RefreshEvery) return _reading;
-            _reading = Read();
-            _readAt = now;
-            _read = true;
-            return _reading;
-        }
+        if (_read && _time.GetElapsedTime(_readAt, now) < RefreshEvery) return _reading;
+        _reading = Read();
+        _readAt = now;
+        _read = true;
+        return _reading;
     }
 
     private Reading? Read()

@@ -29,11 +29,12 @@ internal static class ProxyHost
     /// <summary>
     /// Proves what the start needs from the machine, starts the demo origins (if configured, before the proxy's first
     /// health probes) and then the proxy. Whatever stops it is a <see cref="StartupException"/> with one line saying
-    /// what and where; nothing is left running then.
+    /// what and where; nothing is left running then. <paramref name="replaceServices"/>: tests swap a service for a fake
+    /// (a PageCacheRoom over a fake /proc) after everything is registered.
     /// </summary>
-    public static async Task<WebApplication> StartAsync(string mainFile, LoadedConfig config)
+    public static async Task<WebApplication> StartAsync(string mainFile, LoadedConfig config, Action<IServiceCollection>? replaceServices = null)
     {
-        var app = Build(mainFile, config);
+        var app = Build(mainFile, config, replaceServices);
         var demo = app.Services.GetRequiredService<DemoOrigins>();
         try
         {
@@ -51,7 +52,7 @@ internal static class ProxyHost
     }
 
     /// <summary>Builds the app (nothing listens yet); throws <see cref="StartupException"/> if the machine cannot run it.</summary>
-    private static WebApplication Build(string mainFile, LoadedConfig config)
+    private static WebApplication Build(string mainFile, LoadedConfig config, Action<IServiceCollection>? replaceServices)
     {
         var options = config.Options;
         var mainDirectory = Path.GetDirectoryName(Path.GetFullPath(mainFile))!;
@@ -162,6 +163,7 @@ internal static class ProxyHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<DemoOrigins>();
         sockets.ObserveBinds(builder.Services); // last: every listener factory is registered by now
+        replaceServices?.Invoke(builder.Services);
 
         var app = builder.Build();
         lifetime = app.Lifetime;

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using ZcProxy.Tests.Infrastructure;
 
 namespace ZcProxy.Tests.Caching;
@@ -32,8 +33,9 @@ public sealed class CacheRig : IAsyncDisposable
 
     /// <param name="zeroCopy">ZeroCopy.Enabled: true forwards misses with ZcProxy's forwarder, false with YARP's.</param>
     /// <param name="routeMetadata">Extra Metadata of the cached route, as JSON members (<c>"CacheIgnoreHeaders": "Set-Cookie"</c>).</param>
+    /// <param name="replaceServices">Swaps proxy services for fakes (<see cref="InProcessProxy.StartAsync"/>).</param>
     public static async Task<CacheRig> StartAsync(Action<WebApplication> endpoints, string cacheSettings = "", string? cachePath = null, ConfigDirectory? dir = null,
-        bool zeroCopy = true, string routeMetadata = "")
+        bool zeroCopy = true, string routeMetadata = "", Action<IServiceCollection>? replaceServices = null)
     {
         var origin = await TestOrigin.StartAsync("origin", endpoints);
         dir ??= new ConfigDirectory();
@@ -51,7 +53,7 @@ public sealed class CacheRig : IAsyncDisposable
             "AccessLog": { "Path": "off" },
             "ZeroCopy": { "Enabled": {{(zeroCopy ? "true" : "false")}} }
             """);
-        var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        var proxy = await InProcessProxy.StartAsync(dir.MainFile, replaceServices);
         return new CacheRig(origin, dir, proxy);
     }
 

@@ -16,11 +16,12 @@ public sealed class InProcessProxy : IAsyncDisposable
     public string Url { get; private set; } = "";
     public string AdminUrl { get; private set; } = "";
 
-    public static async Task<InProcessProxy> StartAsync(string mainFile)
+    /// <param name="replaceServices">Swaps services for fakes after the proxy registered its own (<c>services.Replace(...)</c>).</param>
+    public static async Task<InProcessProxy> StartAsync(string mainFile, Action<IServiceCollection>? replaceServices = null)
     {
         var (config, errors) = await CheckCommand.LoadAndValidateAsync(mainFile);
         if (config is null) throw new InvalidOperationException("invalid test config:\n" + string.Join("\n", errors));
-        var app = await ProxyHost.StartAsync(mainFile, config);
+        var app = await ProxyHost.StartAsync(mainFile, config, replaceServices);
         var listeners = app.Services.GetRequiredService<ListenerRegistry>();
         return new InProcessProxy(app)
         {

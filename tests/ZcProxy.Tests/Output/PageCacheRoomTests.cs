@@ -98,4 +98,30 @@ public sealed class PageCacheRoomTests : IDisposable
         Directory.Delete(Proc, recursive: true);
         Assert.False(Room().Fits(1));
     }
+
+    [Fact]
+    public void Reserved_CountsAgainstTheRoom_UntilReleased_ThenReadAgain()
+    {
+        Meminfo(totalMiB: 8192, freeMiB: 4096);
+        Write("proc/self/cgroup", "0::/\n");
+        var room = Room();
+        Assert.True(room.TryReserve(2000 * MiB)); // 4096 - 2000 >= 1024 (8192 / 8)
+        Assert.False(room.TryReserve(2000 * MiB)); // the same reading, 2000 taken: 4096 - 4000 < 1024
+        Assert.False(room.Fits(2000 * MiB)); // re-admission sees what fills took
+        Assert.True(room.TryReserve(1000 * MiB)); // 4096 - 3000 >= 1024
+        Meminfo(totalMiB: 8192, freeMiB: 2096); // the first fill's 2000 MiB are in the page cache now
+        room.Release(2000 * MiB);
+        Assert.False(room.Fits(73 * MiB)); // read again without waiting for the clock: 2096 - 1000 - 73 < 1024
+        Assert.True(room.Fits(72 * MiB));
+        room.Release(1000 * MiB);
+        Assert.True(room.Fits(1072 * MiB));
+        Assert.False(room.Fits(1073 * MiB));
+    }
+
+    [Fact]
+    public void Unreadable_ReservesNothing()
+    {
+        Directory.Delete(Proc, recursive: true);
+        Assert.False(Room().TryReserve(1));
+    }
 }
