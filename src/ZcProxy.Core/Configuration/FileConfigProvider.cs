@@ -145,6 +145,9 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         // The zero-copy transport is wired into the listeners at start: Enabled stays as it was (KeepRestartOnlyValues).
         if (before.ZeroCopy.Enabled != after.ZeroCopy.Enabled)
             LogNeedsRestart("ZeroCopy.Enabled", after.ZeroCopy.Enabled ? "true" : "false");
+        // The relay pipe pool is sized once (its pipes are reused); new relays keep the start-up size.
+        if (before.ZeroCopy.RelayPipeSize != after.ZeroCopy.RelayPipeSize)
+            LogNeedsRestart("ZeroCopy.RelayPipeSize", after.ZeroCopy.RelayPipeSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (before.Discovery != after.Discovery && !SameDiscovery(before.Discovery, after.Discovery))
             LogNeedsRestart("Discovery", "changed");
         if (before.Cache?.Path != after.Cache?.Path)

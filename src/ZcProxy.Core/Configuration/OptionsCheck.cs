@@ -25,6 +25,9 @@ internal static class OptionsCheck
         Timeout(zeroCopy.ClientBodyTimeout, "$.ZeroCopy.ClientBodyTimeout", Error);
         if (zeroCopy.MaxIdleConnectionsPerDestination < 0)
             Error("$.ZeroCopy.MaxIdleConnectionsPerDestination", "must not be negative (0 keeps no idle upstream connection)");
+        // The kernel rounds a pipe up to a power of two pages (and accounts it so against the quota); below 64 KiB a pipe is not worth splicing through.
+        if (zeroCopy.RelayPipeSize is < Transport.PipeBudget.KernelDefaultPipeSize or > Transport.PipeBudget.MaxConfigurablePipeSize || !long.IsPow2(zeroCopy.RelayPipeSize))
+            Error("$.ZeroCopy.RelayPipeSize", $"must be a power of two from 64KiB to 64MiB, e.g. \"256KiB\" (was {zeroCopy.RelayPipeSize})");
 
         var limits = options.Limits;
         // Kestrel refuses these at start; nginx's "keepalive_timeout 0" (no keep-alive) has no Kestrel equivalent.

@@ -181,6 +181,11 @@ internal sealed record ZeroCopyOptions
     public TimeSpan ClientBodyTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public int MaxIdleConnectionsPerDestination { get; init; } = 64;
     public TimeSpan IdleConnectionTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// Pipe size of relays (TCP streams, upgraded connections): a power of two from 64 KiB, capped at fs.pipe-max-size;
+    /// read at start. Larger pipes cost the proxy fewer calls per byte and shift work onto its peers (docs/transport.md).
+    /// </summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long RelayPipeSize { get; init; } = Transport.PipeBudget.DefaultRelayPipeSize;
 }
 
 internal sealed record CacheOptions

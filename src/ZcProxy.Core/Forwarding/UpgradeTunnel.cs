@@ -31,7 +31,7 @@ internal sealed partial class UpgradeTunnel(RelayIdleSweeper sweeper, Forwarding
         var fromUpstream = upstream.PrefetchedBody.ToArray();
         upstream.ReleasePrefetchedBody();
         if (upstream.Loop != client.Loop) upstream.MoveTo(client.Loop); // a relay's sockets share one loop
-        var relay = new SpliceRelay(client.ClientSocket, upstream.Readiness!, client.Shared.Pipes, metrics.Body, idleTimeout);
+        var relay = new SpliceRelay(client.ClientSocket, upstream.Readiness!, client.Shared.RelayPipes, metrics.Body, idleTimeout);
         // Kestrel aborting the connection (the drain after SIGTERM ran out, a limit) stops the tunnel before it shuts the socket.
         var fromClient = client.StartTunnel(() => relay.Stop(RelayEnd.Stopped));
         sweeper.Watch(relay);

@@ -55,7 +55,7 @@ internal sealed partial class StreamProxyService : IHostedService, IDisposable
     public RelayIdleSweeper Sweeper { get; }
     internal ILogger ListenerLog { get; }
     public EventLoops Loops => _loops.Value;
-    public SplicePipePool Pipes => _services.GetRequiredService<SplicePipePool>();
+    public SplicePipePool Pipes => _services.GetRequiredKeyedService<SplicePipePool>(ZeroCopyTransportExtensions.RelayPipesKey);
 
     /// <summary>Connections open right now, all streams (for tests and leak checks).</summary>
     public int OpenConnections => _sessions.Count;

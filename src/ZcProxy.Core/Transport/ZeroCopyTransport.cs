@@ -1,25 +1,31 @@
+using Microsoft.Extensions.DependencyInjection;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Transport;
 
 /// <summary>
-/// What all zero-copy connections share: the event loops, the splice pipe pool, the metrics, and the
+/// What all zero-copy connections share: the event loops, the splice pipe pools, the metrics, and the
 /// scratch buffer standing for hole bytes (never written by anyone, so sharing it is safe).
 /// </summary>
 internal sealed class ZeroCopyTransport
 {
     public const int ScratchSize = 1 << 20;
 
-    public ZeroCopyTransport(EventLoops loops, SplicePipePool pipes, ProxyMetrics metrics)
+    public ZeroCopyTransport(EventLoops loops, SplicePipePool pipes,
+        [FromKeyedServices(ZeroCopyTransportExtensions.RelayPipesKey)] SplicePipePool relayPipes, ProxyMetrics metrics)
     {
         Loops = loops;
         Pipes = pipes;
+        RelayPipes = relayPipes;
         Metrics = metrics;
     }
 
     public EventLoops Loops { get; }
+    /// <summary>Pipes for HTTP bodies (response and request bodies).</summary>
     public SplicePipePool Pipes { get; }
+    /// <summary>Pipes for relays of upgraded connections (a pool of their own, shared with the stream proxy).</summary>
+    public SplicePipePool RelayPipes { get; }
     public ProxyMetrics Metrics { get; }
     /// <summary>
     /// Stands for hole bytes: handed to Kestrel as the space a response hole's bytes are "written" to (nobody writes

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport.Loops;
 
@@ -30,16 +31,23 @@ internal static class ZeroCopyTransportExtensions
     }
 
     /// <summary>
-    /// The event loops (one per core, started when first resolved) and the splice pipe pool, shared by the zero-copy
-    /// HTTP transport and the stream proxy.
+    /// The event loops (one per core, started when first resolved) and the two splice pipe pools (each made when first
+    /// resolved), shared by the zero-copy HTTP transport and the stream proxy: HTTP bodies', and relays' (keyed
+    /// <see cref="RelayPipesKey"/>: TCP streams and upgraded connections, pipes of ZeroCopy.RelayPipeSize).
     /// </summary>
     public static IServiceCollection AddEventLoops(this IServiceCollection services)
     {
         services.TryAddSingleton<ProxyMetrics>();
         services.TryAddSingleton(sp => new EventLoops(Environment.ProcessorCount, sp.GetService<ILogger<EventLoop>>()));
-        services.TryAddSingleton(sp => new SplicePipePool(PipeBudget.FromKernel(), sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>()));
+        services.TryAddSingleton(sp => new SplicePipePool(PipeBudget.ForBodies(), sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>()));
+        services.TryAddKeyedSingleton(RelayPipesKey, (sp, _) => new SplicePipePool(
+            PipeBudget.ForRelays(sp.GetService<RuntimeOptions>()?.Current.ZeroCopy.RelayPipeSize ?? PipeBudget.DefaultRelayPipeSize),
+            sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>(), SplicePipeUse.Relays));
         return services;
     }
+
+    /// <summary>The service key of the relays' pipe pool.</summary>
+    public const string RelayPipesKey = "relay";
 
     /// <summary>A plaintext HTTP/1.x listener on <paramref name="address"/>:<paramref name="port"/> served by ZcProxy's transport.</summary>
     public static void ListenZeroCopy(this KestrelServerOptions kestrel, IPAddress address, int port, Action<ListenOptions> configure)

@@ -183,7 +183,7 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
     }
 
     /// <summary>A python3 script run as the service user that holds its pipes until disposed (stdin closed, then killed by pid).</summary>
-    private sealed class QuotaHog : IDisposable
+    internal sealed class QuotaHog : IDisposable
     {
         private readonly System.Diagnostics.Process _process;
 

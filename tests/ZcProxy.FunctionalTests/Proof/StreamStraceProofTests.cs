@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using Xunit.Abstractions;
+using ZcProxy.Core.Transport;
 using ZcProxy.Tests.StreamProxy;
 
 namespace ZcProxy.Tests.Proof;
@@ -57,6 +58,10 @@ public sealed class StreamStraceProofTests(ITestOutputHelper output)
         Assert.Equal(Size, toUpstream);
         Assert.Equal(Size, toClient);
         Assert.True(userSpace < Size / 1024, $"{userSpace} bytes went through user space, expected well under 256 KiB");
+        // Relays splice through pipes of their own pool (ZeroCopy.RelayPipeSize, 256 KiB), not the body pool's 1 MiB ones.
+        long largest = log.Calls.Where(c => c.Name == "splice" && c.Result > 0).Max(c => c.Result);
+        output.WriteLine($"largest splice: {largest} bytes");
+        Assert.InRange(largest, PipeBudget.KernelDefaultPipeSize + 1, PipeBudget.DefaultRelayPipeSize);
     }
 
     private static async Task<long> BodyBytesAsync(string admin, string mechanism, string direction)

@@ -42,6 +42,9 @@ public class CheckCompletenessTests
     [InlineData("\"ZeroCopy\": { \"ClientBodyTimeout\": \"0s\" }", "$.ZeroCopy.ClientBodyTimeout", "greater than zero")]
     [InlineData("\"ZeroCopy\": { \"ClientBodyTimeout\": \"30d\" }", "$.ZeroCopy.ClientBodyTimeout", "at most 24d")]
     [InlineData("\"ZeroCopy\": { \"MaxIdleConnectionsPerDestination\": -1 }", "$.ZeroCopy.MaxIdleConnectionsPerDestination", "must not be negative")]
+    [InlineData("\"ZeroCopy\": { \"RelayPipeSize\": \"32KiB\" }", "$.ZeroCopy.RelayPipeSize", "power of two from 64KiB")]
+    [InlineData("\"ZeroCopy\": { \"RelayPipeSize\": \"300KiB\" }", "$.ZeroCopy.RelayPipeSize", "power of two from 64KiB")]
+    [InlineData("\"ZeroCopy\": { \"RelayPipeSize\": \"1GiB\" }", "$.ZeroCopy.RelayPipeSize", "power of two from 64KiB")]
     // Timers take at most ~24.8 days: a longer timeout throws on every request (CancelAfter, WaitAsync) or at shutdown.
     [InlineData("\"ZeroCopy\": { \"ConnectTimeout\": \"30d\" }", "$.ZeroCopy.ConnectTimeout", "at most 24d")]
     [InlineData("\"DrainTimeout\": \"30d\"", "$.DrainTimeout", "at most 24d")]

@@ -9,16 +9,46 @@ public sealed class SplicePipePoolTests
     private const int Page = 4096;
 
     [Theory]
-    [InlineData(1 << 20, 16384, 0, 1 << 20, 48)]       // the defaults: 3/4 of the 64 MiB soft quota in 1 MiB pipes
-    [InlineData(1 << 20, 16384, 4096, 512 * 1024, 24)] // a hard limit below the soft one binds (12 MiB of budget)
-    [InlineData(1 << 20, 1024, 0, 128 * 1024, 24)]     // a small quota: smaller pipes, so that at least 16 bodies splice at once
-    [InlineData(1 << 20, 64, 0, 64 * 1024, 3)]         // never below the kernel's default pipe
-    [InlineData(65536, 16384, 0, 65536, 768)]          // fs.pipe-max-size caps the size
+    [InlineData(1 << 20, 16384, 0, 1 << 20, 32)]       // the defaults: half the 64 MiB soft quota in 1 MiB pipes
+    [InlineData(1 << 20, 16384, 4096, 512 * 1024, 16)] // a hard limit below the soft one binds (8 MiB of budget)
+    [InlineData(1 << 20, 1024, 0, 128 * 1024, 16)]     // a small quota: smaller pipes, so that at least 16 bodies splice at once
+    [InlineData(1 << 20, 64, 0, 64 * 1024, 2)]         // never below the kernel's default pipe
+    [InlineData(65536, 16384, 0, 65536, 512)]          // fs.pipe-max-size caps the size
     [InlineData(1 << 20, 0, 0, 1 << 20, 1024)]         // no quota at all: still bounded
     public void Budget_IsSizedAgainstTheKernelsPipeLimits(long pipeMaxSize, long softPages, long hardPages, int size, int max)
     {
         var budget = PipeBudget.For(pipeMaxSize, softPages, hardPages, Page);
         Assert.Equal((size, max), (budget.PipeSize, budget.MaxPipes));
+    }
+
+    [Theory]
+    [InlineData(256 * 1024, 1 << 20, 16384, 256 * 1024, 64)]  // the defaults: a quarter of the 64 MiB quota in 256 KiB pipes
+    [InlineData(1 << 20, 1 << 20, 16384, 1 << 20, 16)]        // ZeroCopy.RelayPipeSize 1 MiB
+    [InlineData(4 << 20, 1 << 20, 16384, 1 << 20, 16)]        // capped at fs.pipe-max-size
+    [InlineData(64 * 1024, 1 << 20, 16384, 64 * 1024, 256)]
+    [InlineData(256 * 1024, 1 << 20, 2048, 128 * 1024, 16)]   // a small quota: smaller pipes, at least 16 of them
+    public void RelayBudget_IsAQuarterOfTheQuota_InPipesOfTheConfiguredSize(long relayPipeSize, long pipeMaxSize, long softPages, int size, int max)
+    {
+        var budget = PipeBudget.For(pipeMaxSize, softPages, 0, Page, relayPipeSize, PipeBudget.RelayQuarters);
+        Assert.Equal((size, max), (budget.PipeSize, budget.MaxPipes));
+        var bodies = PipeBudget.For(pipeMaxSize, softPages, 0, Page);
+        // Both pools at their limits stay within three quarters of the quota (the rest is the runtime's and other processes').
+        Assert.True((long)budget.PipeSize * budget.MaxPipes + (long)bodies.PipeSize * bodies.MaxPipes <= softPages * Page / 4 * 3);
+    }
+
+    [Fact]
+    public void RelayPool_HasMetricsOfItsOwn_BesideTheBodyPool()
+    {
+        var metrics = new ProxyMetrics();
+        using var bodies = new SplicePipePool(new PipeBudget(PipeBudget.KernelDefaultPipeSize, 1, "test"), metrics);
+        using var relays = new SplicePipePool(new PipeBudget(PipeBudget.KernelDefaultPipeSize, 1, "test"), metrics, use: SplicePipeUse.Relays);
+        var relayPipe = relays.TryLease();
+        Assert.NotNull(relayPipe);
+        Assert.Null(relays.TryLease()); // the relay pool is spent ...
+        Assert.NotNull(bodies.TryLease()); // ... the body pool is not
+        Assert.Equal(1, metrics.CounterValue("zcproxy_relay_pipe_shortages_total"));
+        Assert.Equal(0, metrics.CounterValue("zcproxy_splice_pipe_shortages_total"));
+        Assert.Equal((1, 1), (relays.Leased, bodies.Leased));
     }
 
     [Fact]
