@@ -12,6 +12,8 @@ namespace ZcProxy.Core.Forwarding;
 /// in the order it keeps them (its own, then its content's), each under the name it writes, without YARP's
 /// hop-by-hop list and the fields the upstream's Connection header names; a Strict-Transport-Security the proxy has
 /// already set is kept; a "Content-Length: 0" on a response that cannot have a body is dropped.
+/// What to copy is worked out once per head (<see cref="DefaultResponseFields"/>, kept with it): a keep-alive
+/// connection hands out the same head response after response (<see cref="ResponseHeadParser"/>).
 /// </summary>
 internal static class DefaultResponseHead
 {
@@ -24,17 +26,35 @@ internal static class DefaultResponseHead
 
     public static void Copy(HttpResponse response, ResponseHead head)
     {
+        var fields = head.DefaultFields ??= Plan(head);
         var destination = response.Headers;
-        var fields = head.Headers;
-        bool keepProxySts = !StringValues.IsNullOrEmpty(destination.StrictTransportSecurity);
-        CopyPlace(destination, fields, HeaderPlace.Headers, keepProxySts);
-        CopyPlace(destination, fields, HeaderPlace.Content, keepProxySts);
-
-        if (head.StatusCode is (>= 100 and < 200) or 204 or 205 && LengthIsZero(fields)) destination.ContentLength = null;
-        RemoveConnectionOptions(destination, fields);
+        bool keepProxySts = fields.HasStrictTransportSecurity && !StringValues.IsNullOrEmpty(destination.StrictTransportSecurity);
+        foreach (var field in fields.Copied)
+        {
+            if (keepProxySts && field.IsStrictTransportSecurity) continue;
+            var present = destination[field.Name];
+            destination[field.Name] = present.Count == 0 ? field.Values : StringValues.Concat(present, field.Values);
+        }
+        if (fields.DropsZeroLength) destination.ContentLength = null;
+        foreach (var name in fields.Removed) destination.Remove(name);
     }
 
-    private static void CopyPlace(IHeaderDictionary destination, IReadOnlyList<KeyValuePair<string, string>> fields, HeaderPlace place, bool keepProxySts)
+    /// <summary>The head's fields as they are copied: grouped by the name written, the message's own place first, then its content's.</summary>
+    private static DefaultResponseFields Plan(ResponseHead head)
+    {
+        var copied = new List<DefaultResponseFields.Field>(head.Headers.Count);
+        AddPlace(copied, head.Headers, HeaderPlace.Headers);
+        AddPlace(copied, head.Headers, HeaderPlace.Content);
+        string[] removed = [];
+        var connection = ConnectionValues(head.Headers);
+        if (ConnectionOptionsTransforms.MayNameFields(connection)) removed = [.. ConnectionOptionsTransforms.Options(connection)];
+        return new DefaultResponseFields(
+            [.. copied],
+            DropsZeroLength: head.StatusCode is (>= 100 and < 200) or 204 or 205 && LengthIsZero(head.Headers),
+            removed);
+    }
+
+    private static void AddPlace(List<DefaultResponseFields.Field> copied, IReadOnlyList<KeyValuePair<string, string>> fields, HeaderPlace place)
     {
         for (int i = 0; i < fields.Count; i++)
         {
@@ -42,9 +62,11 @@ internal static class DefaultResponseHead
             if (NotCopied.Contains(name)) continue;
             var kind = HeaderClassifier.Classify(name);
             if (kind.InResponse != place) continue;
-            if (keepProxySts && kind.NameFor(name).Equals("Strict-Transport-Security", StringComparison.OrdinalIgnoreCase)) continue;
             var written = kind.NameFor(name);
-            destination[written] = StringValues.Concat(destination[written], value);
+            // Repeated names (any case: the response's dictionary ignores it) are joined as the dictionary would join them.
+            int same = copied.FindIndex(f => f.Name.Equals(written, StringComparison.OrdinalIgnoreCase));
+            if (same >= 0) copied[same] = copied[same] with { Values = StringValues.Concat(copied[same].Values, value) };
+            else copied.Add(new(written, value, written.Equals("Strict-Transport-Security", StringComparison.OrdinalIgnoreCase)));
         }
     }
 
@@ -62,12 +84,22 @@ internal static class DefaultResponseHead
         return count == 1 && zero;
     }
 
-    private static void RemoveConnectionOptions(IHeaderDictionary destination, IReadOnlyList<KeyValuePair<string, string>> fields)
+    private static StringValues ConnectionValues(IReadOnlyList<KeyValuePair<string, string>> fields)
     {
         StringValues connection = default;
         for (int i = 0; i < fields.Count; i++)
             if (fields[i].Key.Equals("Connection", StringComparison.OrdinalIgnoreCase)) connection = StringValues.Concat(connection, fields[i].Value);
-        if (!ConnectionOptionsTransforms.MayNameFields(connection)) return;
-        foreach (var name in ConnectionOptionsTransforms.Options(connection)) destination.Remove(name);
+        return connection;
     }
+}
+
+/// <summary>What <see cref="DefaultResponseHead"/> copies of one upstream head, worked out once and kept with it.</summary>
+/// <param name="Copied">The fields copied, by the name written, in the order they are set.</param>
+/// <param name="DropsZeroLength">A "Content-Length: 0" on a response that cannot have a body: removed after the copy.</param>
+/// <param name="Removed">The names the upstream's Connection header lists (hop-by-hop): removed after the copy.</param>
+internal sealed record DefaultResponseFields(DefaultResponseFields.Field[] Copied, bool DropsZeroLength, string[] Removed)
+{
+    public bool HasStrictTransportSecurity { get; } = Array.Exists(Copied, f => f.IsStrictTransportSecurity);
+
+    public readonly record struct Field(string Name, StringValues Values, bool IsStrictTransportSecurity);
 }

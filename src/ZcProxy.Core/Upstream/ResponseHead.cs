@@ -30,4 +30,10 @@ internal sealed class ResponseHead
     public required int HeadLength { get; init; }
 
     public bool IsInterim => StatusCode is >= 100 and < 200;
+
+    /// <summary>
+    /// What the default response copy makes of these fields (<see cref="Forwarding.DefaultResponseHead"/>), set by it
+    /// on first use: the same head comes back response after response on a keep-alive connection.
+    /// </summary>
+    internal Forwarding.DefaultResponseFields? DefaultFields { get; set; }
 }

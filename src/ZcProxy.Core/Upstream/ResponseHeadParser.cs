@@ -11,7 +11,9 @@ namespace ZcProxy.Core.Upstream;
 /// single "chunked", Transfer-Encoding in HTTP/1.0, heads over the size or header-count limit.
 /// Strings are reused from <c>previous</c> (the last head read on the same connection) where the bytes are the same:
 /// an upstream sends the same fields response after response, and their strings were most of what a small proxied
-/// request allocated (Kestrel reuses request-header strings per connection the same way).
+/// request allocated (Kestrel reuses request-header strings per connection the same way). A head whose fields are all
+/// <c>previous</c>'s shares its field array, and one that is the same in everything is <c>previous</c> itself (heads are
+/// immutable): a keep-alive connection answering the same resource allocates no head at all until its Date changes.
 /// </summary>
 internal static class ResponseHeadParser
 {
@@ -64,10 +66,11 @@ internal static class ResponseHeadParser
             headers.Add(new(name, value));
         }
 
-        return Frame(statusCode, reason, minor, headers, position, requestWasHead);
+        return Frame(statusCode, reason, minor, headers, position, requestWasHead, previous);
     }
 
-    private static ResponseHeadParseResult Frame(int status, string reason, int minor, List<KeyValuePair<string, string>> headers, int headLength, bool requestWasHead)
+    private static ResponseHeadParseResult Frame(int status, string reason, int minor, List<KeyValuePair<string, string>> headers, int headLength,
+        bool requestWasHead, ResponseHead? previous)
     {
         long contentLength = -1;
         bool hasTransferEncoding = false, chunked = false, close = false, keepAliveToken = false;
@@ -119,17 +122,31 @@ internal static class ResponseHeadParser
         else framing = BodyFraming.CloseDelimited;
 
         bool keepAlive = !close && (minor == 1 || keepAliveToken) && framing != BodyFraming.CloseDelimited;
+        if (framing != BodyFraming.ContentLength) contentLength = -1;
+        bool sameFields = previous is not null && SameStrings(previous.Headers, headers);
+        if (sameFields && previous!.StatusCode == status && ReferenceEquals(previous.ReasonPhrase, reason) && previous.MinorVersion == minor
+            && previous.Framing == framing && previous.ContentLength == contentLength && previous.KeepAlive == keepAlive && previous.HeadLength == headLength)
+            return ResponseHeadParseResult.Complete(previous);
         return ResponseHeadParseResult.Complete(new ResponseHead
         {
             StatusCode = status,
             ReasonPhrase = reason,
             MinorVersion = minor,
-            Headers = headers.ToArray(),
+            Headers = sameFields ? previous!.Headers : headers.ToArray(),
             Framing = framing,
-            ContentLength = framing == BodyFraming.ContentLength ? contentLength : -1,
+            ContentLength = contentLength,
             KeepAlive = keepAlive,
             HeadLength = headLength,
         });
+    }
+
+    /// <summary>The same field strings (not just equal ones: <see cref="Reuse"/> made them the same where the bytes were).</summary>
+    private static bool SameStrings(IReadOnlyList<KeyValuePair<string, string>> previous, List<KeyValuePair<string, string>> fields)
+    {
+        if (previous.Count != fields.Count) return false;
+        for (int i = 0; i < fields.Count; i++)
+            if (!ReferenceEquals(previous[i].Key, fields[i].Key) || !ReferenceEquals(previous[i].Value, fields[i].Value)) return false;
+        return true;
     }
 
     private static ReadOnlySpan<byte> HttpSlash => "HTTP/1."u8;

@@ -150,6 +150,29 @@ public class ResponseHeadParserTests
     }
 
     [Fact]
+    public void Parse_TheSameHeadAgain_IsThePreviousHead_AndTheSameFieldsShareTheirArray()
+    {
+        var bytes = "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\n\r\n"u8.ToArray();
+        var first = ResponseHeadParser.Parse(bytes, false).Head!;
+        var again = ResponseHeadParser.Parse(bytes, false, null, first).Head!;
+        Assert.Same(first, again); // heads are immutable: nothing allocated for a repeated one
+
+        var toHead = ResponseHeadParser.Parse(bytes, requestWasHead: true, null, first).Head!;
+        Assert.NotSame(first, toHead);
+        Assert.Equal(BodyFraming.None, toHead.Framing);
+        Assert.Same(first.Headers, toHead.Headers);
+
+        var otherStatus = ResponseHeadParser.Parse("HTTP/1.1 201 OK\r\nServer: nginx\r\nContent-Length: 5\r\n\r\n"u8, false, null, first).Head!;
+        Assert.Equal(201, otherStatus.StatusCode);
+        Assert.Same(first.Headers, otherStatus.Headers);
+
+        var otherValue = ResponseHeadParser.Parse("HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 6\r\n\r\n"u8, false, null, first).Head!;
+        Assert.NotSame(first.Headers, otherValue.Headers);
+        Assert.Equal(6, otherValue.ContentLength);
+        Assert.Equal("5", first.Headers[1].Value); // the previous head is untouched
+    }
+
+    [Fact]
     public void Parse_AfterALongerHead_HasOnlyItsOwnFields()
     {
         var longer = Complete("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nContent-Length: 0\r\n\r\n");
