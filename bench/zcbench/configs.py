@@ -183,9 +183,9 @@ backend be
 """
 
 
-def zcproxy_stream(port, admin_port, origin_port):
+def zcproxy_stream(port, admin_port, origin_port, relay_pipe_size=0):
     """ZcProxy TCP stream mode: one Streams entry relaying to the origin. The HTTP listener is
-    required by the config but takes no traffic here."""
+    required by the config but takes no traffic here. relay_pipe_size: ZeroCopy.RelayPipeSize (0: the default)."""
     conf = {
         "Listen": [{"Url": "http://127.0.0.1:0"}],
         "Admin": {"Url": f"http://127.0.0.1:{admin_port}"},
@@ -196,6 +196,8 @@ def zcproxy_stream(port, admin_port, origin_port):
                 "o1": {"Address": f"tcp://127.0.0.1:{origin_port}"}}}},
         },
     }
+    if relay_pipe_size:
+        conf["ZeroCopy"] = {"RelayPipeSize": relay_pipe_size}
     return json.dumps(conf, indent=2) + "\n"
 
 

@@ -44,6 +44,7 @@ class Target:
     tcp: bool = False  # a layer-4 proxy (TCP stream mode) in front of the same HTTP origin
     tls: bool = False  # clients speak HTTPS to it (certificate made by the bench, see tls.py)
     static: bool = False  # serves the bench's files from disk itself (no origin in the path)
+    relay_pipe_size: int = 0  # TCP stream mode: ZeroCopy.RelayPipeSize in bytes (0: ZcProxy's default)
 
 
 TARGETS = [
@@ -61,6 +62,10 @@ TARGETS = [
     Target("nginx-cache-aio", "nginx", "cache-aio", cache=True,
            description="nginx proxy_cache hits, aio threads + directio 4m"),
     Target("zc-tcp", "zcproxy", "tcp", tcp=True, description="ZcProxy TCP stream mode (Streams, splice both ways)"),
+    Target("zc-tcp-64k", "zcproxy", "tcp", tcp=True, relay_pipe_size=64 * 1024,
+           description="zc-tcp with RelayPipeSize 64 KiB (HAProxy's pipe size)"),
+    Target("zc-tcp-1m", "zcproxy", "tcp", tcp=True, relay_pipe_size=1 << 20,
+           description="zc-tcp with RelayPipeSize 1 MiB (the relays' pipes before 2026-12-03)"),
     Target("haproxy-tcp", "haproxy", "tcp-splice", tcp=True,
            description="HAProxy mode tcp, option splice-request/-response"),
     Target("nginx-stream", "nginx", "stream", tcp=True, description="nginx stream {} proxy_pass"),

@@ -126,6 +126,10 @@ def ratio_specs(case_ids):
                                    "gbps", ">= 1.0"))
             specs.append(RatioSpec(f"ZcProxy TCP / nginx stream CPU-s/GB, {wl}", cid, f"nginx-stream/{wl}",
                                    "cpu_per_gb", "<= 1.0"))
+        if target in ("zc-tcp-64k", "zc-tcp-1m"):  # the relay pipe size's trade, without a goal
+            for metric, label in (("cpu_per_gb", "CPU-s/GB"), ("gbps", "GB/s")):
+                specs.append(RatioSpec(f"ZcProxy TCP {target[7:]} pipes / HAProxy mode tcp (splice) {label}, {wl}", cid,
+                                       f"haproxy-tcp/{wl}", metric))
         if target == "zc-tls":  # issue 18: the cost of ZcProxy's TLS (YARP's path) per request and per byte, against nginx
             if size == "1k":
                 specs.append(RatioSpec(f"ZcProxy TLS / nginx TLS CPU µs/req, {wl}", cid, f"nginx-tls/{wl}", "us_per_req"))
