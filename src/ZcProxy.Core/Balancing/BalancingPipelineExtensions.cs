@@ -8,9 +8,8 @@ namespace ZcProxy.Core.Balancing;
 
 /// <summary>
 /// The pool steps of the proxy pipeline. Order (see ProxyHost): UseAdminState, UseSessionAffinity, UseCircuitBreakers,
-/// UseBackupDestinations, UseLoadBalancing, UsePassiveHealthChecksWhereEnabled, (upstream timing), UseRetries,
-/// UseConnectionLimits (which also feeds the breakers: CircuitBreakerFeedback), then the forwarder. Everything after
-/// UseRetries runs once per try.
+/// UseBackupDestinations, UseLoadBalancing, UsePassiveHealthChecksWhereEnabled, then UseUpstreamTries (one frame:
+/// upstream timing, retries, and per try the connection limits, the breakers' feedback and the forwarder).
 /// </summary>
 internal static class BalancingPipelineExtensions
 {
@@ -40,13 +39,6 @@ internal static class BalancingPipelineExtensions
     }
 
     internal static bool PassiveHealthEnabled(ClusterModel cluster) => cluster.Config.HealthCheck?.Passive?.Enabled == true;
-
-    public static IReverseProxyApplicationBuilder UseRetries(this IReverseProxyApplicationBuilder proxy)
-        => proxy.UseStep<RetryStep>(static (s, c, n) => s.InvokeAsync(c, n));
-
-    /// <summary>Per try: the destination's connection slot, its in-flight count, and its breaker's verdict.</summary>
-    public static IReverseProxyApplicationBuilder UseConnectionLimits(this IReverseProxyApplicationBuilder proxy)
-        => proxy.UseStep<ConnectionLimitStep>(static (s, c, n) => s.InvokeAsync(c, n));
 
     private static IReverseProxyApplicationBuilder UseStep<TStep>(this IReverseProxyApplicationBuilder proxy,
         Func<TStep, Microsoft.AspNetCore.Http.HttpContext, Microsoft.AspNetCore.Http.RequestDelegate, Task> invoke) where TStep : notnull

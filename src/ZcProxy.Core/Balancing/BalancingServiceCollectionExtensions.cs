@@ -41,7 +41,7 @@ internal static class BalancingServiceCollectionExtensions
         services.TryAddSingleton<CircuitBreakerStep>();
         services.TryAddSingleton<BackupDestinationsStep>();
         services.TryAddSingleton<RetryStep>();
-        services.TryAddSingleton<ConnectionLimitStep>();
+        services.TryAddSingleton<ConnectionLimits>();
         return services;
     }
 

@@ -7,7 +7,7 @@ namespace ZcProxy.Core.Balancing;
 /// Runs a try through its destination's breaker and tells the destination how the try went. A failure is a forwarding
 /// error before the response (connect, send, timeout, bad head: what either forwarder reports through
 /// <see cref="IForwarderErrorFeature"/>) or a FailOn status. A breaker that refuses the try (half-open with its trial in
-/// flight) ends it like a full queue does. Called by <see cref="ConnectionLimitStep"/> around its own await of the try:
+/// flight) ends it like a full queue does. Called by <see cref="ConnectionLimits"/> around the retry step's await of the try:
 /// a step of its own would be one more async frame (and box) per proxied request, three with a breaker.
 /// </summary>
 internal static class CircuitBreakerFeedback

@@ -10,25 +10,36 @@ using ZcProxy.Core.Output;
 namespace ZcProxy.Core.Balancing;
 
 /// <summary>
-/// nginx's <c>proxy_next_upstream</c> as a pipeline step around each try: when a try fails before any response
-/// byte reached the client (a forwarding error or timeout reported through <see cref="IForwarderErrorFeature"/>, a
-/// RetryOn status held back by <see cref="ResponseHeadGate"/>, or a full queue / open breaker), the request goes to
-/// the next untried destination, picked by the cluster's policy. Bounded by Retries (default: every destination once)
-/// and RetryTimeout. Tries that never reached a destination (connect refused or timed out, nothing of the request
-/// accepted, queue, breaker) are repeated for any method: the request body was not read. Tries that failed after the
-/// request was sent are repeated only for idempotent methods unless RetryNonIdempotent, and with a request body only
-/// when it was buffered within RetryBodyLimit.
+/// The one async frame of a proxied request around its upstream tries: upstream timing (<see cref="UpstreamTimingStep"/>),
+/// then nginx's <c>proxy_next_upstream</c> around each try, and per try the destination's connection slot and breaker
+/// (<see cref="ConnectionLimits"/>) around the forwarder. One frame instead of one per concern: each frame the upstream
+/// read suspends is a heap box per request.
+/// When a try fails before any response byte reached the client (a forwarding error or timeout reported through
+/// <see cref="IForwarderErrorFeature"/>, a RetryOn status held back by <see cref="ResponseHeadGate"/>, or a full
+/// queue / open breaker), the request goes to the next untried destination, picked by the cluster's policy. Bounded by
+/// Retries (default: every destination once) and RetryTimeout. Tries that never reached a destination (connect refused
+/// or timed out, nothing of the request accepted, queue, breaker) are repeated for any method: the request body was
+/// not read. Tries that failed after the request was sent are repeated only for idempotent methods unless
+/// RetryNonIdempotent, and with a request body only when it was buffered within RetryBodyLimit.
 /// It also answers a request whose last try was refused locally with 503 and Retry-After.
 /// </summary>
-internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries, IEnumerable<ILoadBalancingPolicy> policies, ErrorPages pages, ILogger<RetryStep> logger)
+internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries, IEnumerable<ILoadBalancingPolicy> policies, ErrorPages pages,
+    ConnectionLimits limits, UpstreamTimingStep timing, ILogger<RetryStep> logger)
 {
     private readonly Dictionary<string, ILoadBalancingPolicy> _policies = policies
         .GroupBy(p => p.Name, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
 
-    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    /// <param name="forward">One try: the forwarder (which declines to YARP's where it does not qualify).</param>
+    public async Task InvokeAsync(HttpContext context, Func<HttpContext, ValueTask> forward)
     {
+        var timer = timing.Start(context);
         var pool = context.Find<BalancingRequestFeature>();
-        if (pool is null) { await next(context); return; }
+        if (pool is null)
+        {
+            await forward(context);
+            await timing.FinishAsync(context, timer);
+            return;
+        }
         var settings = pool.Settings;
         long start = pools.Time.GetTimestamp();
         bool methodAllowed = settings.RetryNonIdempotent || HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method)
@@ -50,14 +61,25 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
             {
                 pool.Tries++;
                 pool.Rejection = TryRejection.None;
-                await next(context);
-                if (pool.Current is { } tried) pool.MarkTried(tried);
+                // One try inside its slot and breaker, awaited here rather than in an async method of its own.
+                var slot = await limits.EnterAsync(context, pool); // completes at once unless the request queues
+                bool completed = false;
+                try
+                {
+                    if (slot.Forward) await forward(context);
+                    completed = true;
+                }
+                finally
+                {
+                    limits.Exit(context, pool, slot, completed);
+                }
 
                 var reason = WhyRetry(context, pool, gate, bodyReplayable);
                 // A response the gate held back was dropped on the promise of another try: keep it even if a limit
                 // has been reached since.
                 bool heldBack = gate?.Discarded == true;
                 if (reason is null || context.Response.HasStarted || (!heldBack && !CanTryAgain(context, pool, start))) break;
+                if (pool.Current is { } tried) pool.MarkTried(tried); // only a request tried again pays for the list
                 var nextDestination = PickNext(context, pool);
                 if (nextDestination is null)
                 {
@@ -84,6 +106,7 @@ internal sealed class RetryStep(DestinationRegistry pools, RetryMetrics retries,
 
         if (pool.Rejection != TryRejection.None && !context.Response.HasStarted)
             await WriteRejectionAsync(context, pool);
+        await timing.FinishAsync(context, timer);
     }
 
     // Methods, and the gate's lambda made only where there is a gate: local functions capturing these would cost a closure per request.

@@ -7,27 +7,34 @@ using ZcProxy.Core.Output;
 namespace ZcProxy.Core.Diagnostics;
 
 /// <summary>
-/// The proxy-pipeline step around the upstream tries (retries included): times the upstream exchange for the
-/// metrics and the access log (<see cref="UpstreamTiming"/>), and turns a forwarding failure that produced no
-/// response yet into a short, readable error body.
+/// Around the upstream tries (retries included), within <see cref="Balancing.RetryStep"/>'s frame rather than a frame
+/// of its own: times the upstream exchange for the metrics and the access log (<see cref="UpstreamTiming"/>), and
+/// turns a forwarding failure that produced no response yet into a short, readable error body.
 /// </summary>
 internal sealed class UpstreamTimingStep(RequestMetrics metrics, ErrorPages pages)
 {
-    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    /// <summary>Before the first try.</summary>
+    public UpstreamTiming Start(HttpContext context)
     {
         var proxy = context.ReverseProxyFeature();
         var timing = new UpstreamTiming(metrics.For(proxy.Route.Config.RouteId, proxy.Cluster?.Config.ClusterId ?? ""), Stopwatch.GetTimestamp());
         context.Features.Set(timing);
-        await next(context);
+        return timing;
+    }
+
+    /// <summary>After the last try: completes the timing; a completed task unless an error body is to be written.</summary>
+    public Task FinishAsync(HttpContext context, UpstreamTiming timing)
+    {
+        var proxy = context.ReverseProxyFeature();
         timing.Address = proxy.ProxiedDestination?.Model.Config.Address;
         timing.Completed();
 
         var error = context.Find<IForwarderErrorFeature>();
-        if (error is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested) return;
+        if (error is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested) return Task.CompletedTask;
         // Keep a status the forwarder chose (413 for an oversized body, 504 for a timeout...); otherwise 502.
         var status = context.Response.StatusCode >= 400 ? context.Response.StatusCode : StatusCodes.Status502BadGateway;
-        var upstream = context.Find<IReverseProxyFeature>()?.ProxiedDestination?.Model.Config.Address ?? "no destination";
-        await pages.WriteAsync(context, status, status == StatusCodes.Status413PayloadTooLarge
+        var upstream = proxy.ProxiedDestination?.Model.Config.Address ?? "no destination";
+        return pages.WriteAsync(context, status, status == StatusCodes.Status413PayloadTooLarge
             ? "the request body exceeds the configured limit"
             : $"upstream {upstream}: {Describe(error.Error)}");
     }

@@ -27,8 +27,12 @@ internal sealed partial class ZeroCopyForwarder(
     RequestDelegate next, UpstreamConnectionPool pool, RuntimeOptions options, ForwardingMetrics metrics,
     ResponseBodySender sender, BodyOutcomeReport report, DefaultTransforms defaultTransforms, UpgradeTunnel tunnel, ILogger<ZeroCopyForwarder> logger)
 {
-    // Not async itself (nor ForwardToAsync): one frame fewer to box each time the upstream read suspends the request.
-    public Task InvokeAsync(HttpContext context)
+    /// <summary>
+    /// One try, as <see cref="Balancing.RetryStep"/> awaits it: a ValueTask, so the pooled forward is awaited directly
+    /// (as a middleware's Task it would allocate a wrapper whenever the upstream read suspends it).
+    /// Not async itself (nor ForwardToAsync): one frame fewer to box each time the upstream read suspends the request.
+    /// </summary>
+    public ValueTask ForwardOrDeclineAsync(HttpContext context)
     {
         var zeroCopy = options.Current.ZeroCopy;
         var proxy = context.ReverseProxyFeature();
@@ -36,18 +40,18 @@ internal sealed partial class ZeroCopyForwarder(
         var requestConfig = proxy.Cluster.Config.HttpRequest;
         // No destination: YARP's forwarder answers 503 and reports NoAvailableDestinations.
         if (!zeroCopy.Enabled || destinations.Count == 0 || !ZeroCopyEligibility.ClientQualifies(context))
-            return DeclineAsync(context);
+            return new ValueTask(DeclineAsync(context));
         // Like YARP's forwarder: load balancing normally leaves one; otherwise pick at random.
         var destination = destinations.Count == 1 ? destinations[0] : destinations[Random.Shared.Next(destinations.Count)];
         if (!ZeroCopyEligibility.DestinationQualifies(destination.Model.Config, requestConfig, out var target))
-            return DeclineAsync(context);
+            return new ValueTask(DeclineAsync(context));
 
         proxy.ProxiedDestination = destination;
         metrics.ZeroCopy.Increment();
         // Requests in flight per destination are counted by the pool steps around every try (DestinationRuntime), for
         // both forwarders alike; YARP's DestinationState.ConcurrentRequestCount is YARP's own and not written here.
         return ForwardAsync(context, proxy.Route.Transformer, defaultTransforms.AreDefault(proxy.Route, proxy.Cluster), destination.Model.Config.Address, target!,
-            UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata)).AsTask();
+            UpstreamTimeouts.For(zeroCopy, requestConfig, proxy.Cluster.Config.Metadata));
     }
 
     /// <summary>

@@ -1,7 +1,9 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Balancing;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Upstream;
 
@@ -22,12 +24,19 @@ internal static class ZeroCopyForwardingExtensions
     }
 
     /// <summary>
-    /// Adds the zero-copy forwarder as the last proxy step: after load balancing and passive health checks, before
-    /// YARP's own forwarder, which handles whatever this step declines. ZeroCopy.Enabled is read per request.
+    /// The last proxy step: the upstream tries (<see cref="RetryStep"/>: upstream timing, retries, per try the
+    /// connection slot and breaker) around the zero-copy forwarder, in one async frame. The forwarder declines to YARP's
+    /// own (the next middleware) per request; ZeroCopy.Enabled is read per request.
     /// </summary>
-    public static IReverseProxyApplicationBuilder UseZeroCopyForwarding(this IReverseProxyApplicationBuilder proxy)
+    public static IReverseProxyApplicationBuilder UseUpstreamTries(this IReverseProxyApplicationBuilder proxy)
     {
-        proxy.UseMiddleware<ZeroCopyForwarder>();
+        var retries = proxy.ApplicationServices.GetRequiredService<RetryStep>();
+        proxy.Use(next =>
+        {
+            var forwarder = ActivatorUtilities.CreateInstance<ZeroCopyForwarder>(proxy.ApplicationServices, next);
+            Func<HttpContext, ValueTask> forward = forwarder.ForwardOrDeclineAsync;
+            return context => retries.InvokeAsync(context, forward);
+        });
         return proxy;
     }
 }

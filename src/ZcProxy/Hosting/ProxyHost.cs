@@ -201,11 +201,9 @@ internal static class ProxyHost
             proxy.UseBackupDestinations();
             proxy.UseLoadBalancing();
             proxy.UsePassiveHealthChecksWhereEnabled();
-            var upstreamTiming = app.Services.GetRequiredService<UpstreamTimingStep>();
-            proxy.Use(upstreamTiming.InvokeAsync);
-            proxy.UseRetries();
-            proxy.UseConnectionLimits(); // and the breakers' feedback, in the same frame
-            proxy.UseZeroCopyForwarding(); // last: declines to YARP's forwarder per request (TLS/h2 clients, upgrades, https upstreams, ZeroCopy.Enabled false)
+            // Last, one frame: upstream timing, retries, per try the connection limit and breaker, then the zero-copy
+            // forwarder, which declines to YARP's per request (TLS/h2 clients, upgrades, https upstreams, ZeroCopy.Enabled false).
+            proxy.UseUpstreamTries();
         });
         return app;
     }

@@ -21,6 +21,35 @@ public class PerRequestAllocationTests
     [Fact]
     public async Task ASmallProxiedRequest_AllocatesLittleOnTheLoops()
     {
+        long perRequest = await AllocatedPerRequestAsync(Connections, RequestsPerConnection);
+#if DEBUG
+        const long Bound = 5_100; // Debug state machines are classes, allocated per call
+#else
+        const long Bound = 2_800;
+#endif
+        Assert.True(perRequest < Bound, $"{perRequest} B allocated on the event loops per proxied 1 KiB request (bound {Bound})");
+    }
+
+    /// <summary>
+    /// One request at a time: every pooled async box is reused, so what remains does not depend on how many requests a
+    /// loop has in flight. The steps around the upstream tries (timing, retries, connection limit, breaker) are one
+    /// async frame awaiting the forwarder's ValueTask: as three frames awaiting a Task they cost ~350 B more here.
+    /// Measured in Release: 1,696 B/request before, 1,344 after.
+    /// </summary>
+    [Fact]
+    public async Task OneRequestAtATime_TheTriesCostOneFrame()
+    {
+        long perRequest = await AllocatedPerRequestAsync(connections: 1, requestsPerConnection: 1_000);
+#if DEBUG
+        const long Bound = 4_200; // 3,952 measured after
+#else
+        const long Bound = 1_500;
+#endif
+        Assert.True(perRequest < Bound, $"{perRequest} B allocated on the event loops per proxied 1 KiB request, one at a time (bound {Bound})");
+    }
+
+    private static async Task<long> AllocatedPerRequestAsync(int connections, int requestsPerConnection)
+    {
         var body = new string('x', 1024);
         await using var origin = RawSocketOrigin.Start(async (_, socket) =>
         {
@@ -33,17 +62,11 @@ public class PerRequestAllocationTests
         var clients = new List<(System.Net.Sockets.Socket Socket, RawReader Reader)>();
         try
         {
-            for (int i = 0; i < Connections; i++) clients.Add(await bed.ConnectRawAsync());
-            await RunAsync(clients, RequestsPerConnection); // JIT, pools, upstream connections
+            for (int i = 0; i < connections; i++) clients.Add(await bed.ConnectRawAsync());
+            await RunAsync(clients, requestsPerConnection); // JIT, pools, upstream connections
             long before = await AllocatedOnLoopsAsync(loops);
-            await RunAsync(clients, RequestsPerConnection);
-            long perRequest = (await AllocatedOnLoopsAsync(loops) - before) / (Connections * RequestsPerConnection);
-#if DEBUG
-            const long Bound = 5_100; // Debug state machines are classes, allocated per call
-#else
-            const long Bound = 2_800;
-#endif
-            Assert.True(perRequest < Bound, $"{perRequest} B allocated on the event loops per proxied 1 KiB request (bound {Bound})");
+            await RunAsync(clients, requestsPerConnection);
+            return (await AllocatedOnLoopsAsync(loops) - before) / (connections * requestsPerConnection);
         }
         finally
         {
