@@ -23,6 +23,7 @@ namespace ZcProxy.Core.Transport;
 internal sealed class RequestHeadTap : PipeReader
 {
     private readonly PipeReader _inner;
+    private readonly ZeroCopyInput? _input; // the zero-copy transport's: its unconsumed bytes are the last read's buffer
     private readonly int _limit;
     private ReadOnlySequence<byte> _lastBuffer;
     private byte[]? _kept;
@@ -32,11 +33,14 @@ internal sealed class RequestHeadTap : PipeReader
     public RequestHeadTap(PipeReader inner, int limit)
     {
         _inner = inner;
+        _input = inner as ZeroCopyInput;
         _limit = limit;
     }
 
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
+        // Nothing to remember: the zero-copy input still holds the buffer when Kestrel advances (no frame per waiting read).
+        if (_input is not null) return _input.ReadAsync(cancellationToken);
         var pending = _inner.ReadAsync(cancellationToken);
         if (!pending.IsCompletedSuccessfully) return Remember(pending);
         var result = pending.Result;
@@ -54,6 +58,7 @@ internal sealed class RequestHeadTap : PipeReader
 
     public override bool TryRead(out ReadResult result)
     {
+        if (_input is not null) return _input.TryRead(out result);
         if (!_inner.TryRead(out result)) return false;
         _lastBuffer = result.Buffer;
         return true;
@@ -63,7 +68,8 @@ internal sealed class RequestHeadTap : PipeReader
 
     public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
     {
-        Keep(_lastBuffer.Slice(_lastBuffer.Start, consumed));
+        var buffer = _input is not null ? _input.Sequence() : _lastBuffer;
+        Keep(buffer.Slice(buffer.Start, consumed));
         _lastBuffer = default;
         _inner.AdvanceTo(consumed, examined);
     }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
 using Microsoft.AspNetCore.Connections;
 using ZcProxy.Native;
 using static ZcProxy.Native.LinuxConstants;
@@ -22,7 +23,7 @@ namespace ZcProxy.Core.Transport;
 /// the body is still read from the socket in order.
 /// </para>
 /// </summary>
-internal sealed class ZeroCopyInput : PipeReader
+internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
 {
     /// <summary>A recv into less free space than this takes a fresh block instead.</summary>
     private const int MinimumReadSpace = 2048;
@@ -37,7 +38,17 @@ internal sealed class ZeroCopyInput : PipeReader
     private bool _drained;       // the last recv came back short: wait for an edge before the next one
     private bool _splicing;      // a request body is being spliced from the socket: no recv
 
-    public ZeroCopyInput(ZeroCopyConnection connection) => _connection = connection;
+    private ManualResetValueTaskSourceCore<ReadResult> _pending; // the read waiting for the socket (one reader at a time)
+    private CancellationToken _pendingToken;
+    private CancellationTokenRegistration _pendingRegistration;
+    private ValueTaskAwaiter<bool> _waiting;
+    private readonly Action _onReadable;
+
+    public ZeroCopyInput(ZeroCopyConnection connection)
+    {
+        _connection = connection;
+        _onReadable = OnReadable;
+    }
 
     /// <summary>True once recv returned 0 (the peer finished sending).</summary>
     public bool EndOfStream => Volatile.Read(ref _endOfStream);
@@ -62,19 +73,55 @@ internal sealed class ZeroCopyInput : PipeReader
         return false;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Reads without a state machine of its own: a read that has to wait for the socket is this object's own pending
+    /// value task (<see cref="OnReadable"/> resumes it on the loop), so a waiting read allocates nothing, however many
+    /// requests the loop has in flight (a pooled async frame is reused only while one per thread is free).
+    /// </summary>
+    public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        ObjectDisposedException.ThrowIf(_completed, this);
-        var socket = _connection.ClientSocket;
-        using var registration = cancellationToken.CanBeCanceled
+        int seen;
+        try
+        {
+            ObjectDisposedException.ThrowIf(_completed, this);
+            if (TryReadNow(cancellationToken, out var result, out seen)) return new ValueTask<ReadResult>(result);
+        }
+        catch (Exception e)
+        {
+            return ValueTask.FromException<ReadResult>(e); // as an async method would: a failed read, not a throwing call
+        }
+        _pending.Reset();
+        _pendingToken = cancellationToken;
+        _pendingRegistration = cancellationToken.CanBeCanceled
             ? cancellationToken.UnsafeRegister(static s => ((ZeroCopyInput)s!)._connection.ClientSocket.WakeReader(), this) : default;
+        var version = _pending.Version;
+        WaitThenRead(seen);
+        return new ValueTask<ReadResult>(this, version);
+    }
+
+    /// <summary>
+    /// The read loop up to the point where it would wait: true with a result (or it throws), false when the socket
+    /// has to become readable first (<paramref name="seen"/>: the read sequence to wait past).
+    /// </summary>
+    private bool TryReadNow(CancellationToken cancellationToken, out ReadResult result, out int seen)
+    {
+        var socket = _connection.ClientSocket;
         while (true)
         {
-            if (Interlocked.Exchange(ref _cancelRequested, 0) == 1) return new ReadResult(Sequence(), isCanceled: true, isCompleted: _endOfStream);
+            if (Interlocked.Exchange(ref _cancelRequested, 0) == 1)
+            {
+                result = new ReadResult(Sequence(), isCanceled: true, isCompleted: _endOfStream);
+                seen = 0;
+                return true;
+            }
             cancellationToken.ThrowIfCancellationRequested();
             if (_connection.InputFailure is { } failure) throw failure;
-            if ((Buffered > 0 && !_examinedAll) || _endOfStream) return new ReadResult(Sequence(), isCanceled: false, isCompleted: _endOfStream);
+            if ((Buffered > 0 && !_examinedAll) || _endOfStream)
+            {
+                result = new ReadResult(Sequence(), isCanceled: false, isCompleted: _endOfStream);
+                seen = 0;
+                return true;
+            }
             // The splice owns the socket's bytes: a read that wants more than was credited is a bug, not a wait.
             if (_splicing) throw new InvalidOperationException("the request body is being spliced: the socket is not the reader's");
 
@@ -99,9 +146,77 @@ internal sealed class ZeroCopyInput : PipeReader
                 _seenSequence = sequence;
                 continue; // the loop re-checks the sequence: an edge may have come meanwhile
             }
-            await socket.WaitReadableAsync(_seenSequence);
+            result = default;
+            seen = _seenSequence;
+            return false;
         }
     }
+
+    /// <summary>Waits for the socket (past <paramref name="seen"/>), then reads; completes the pending read when it can.</summary>
+    private void WaitThenRead(int seen)
+    {
+        try
+        {
+            while (true)
+            {
+                if (!PassedAtOnce(_connection.ClientSocket.WaitReadableAsync(seen))) return;
+                if (TryReadNow(_pendingToken, out var result, out seen))
+                {
+                    FinishRead(result, null);
+                    return;
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            FinishRead(default, e);
+        }
+    }
+
+    /// <summary>True when <paramref name="wait"/> is already over; else <see cref="OnReadable"/> runs when it is.</summary>
+    private bool PassedAtOnce(ValueTask<bool> wait)
+    {
+        var awaiter = wait.GetAwaiter();
+        if (awaiter.IsCompleted)
+        {
+            awaiter.GetResult();
+            return true;
+        }
+        _waiting = awaiter;
+        awaiter.UnsafeOnCompleted(_onReadable);
+        return false;
+    }
+
+    private void OnReadable()
+    {
+        try
+        {
+            _waiting.GetResult();
+            _waiting = default;
+            if (TryReadNow(_pendingToken, out var result, out int seen)) FinishRead(result, null);
+            else WaitThenRead(seen);
+        }
+        catch (Exception e)
+        {
+            FinishRead(default, e);
+        }
+    }
+
+    /// <summary>Ends the pending read; its continuation (Kestrel's parser) runs inline, on the loop.</summary>
+    private void FinishRead(ReadResult result, Exception? error)
+    {
+        // Before the continuation: it may start the next read, which registers anew.
+        _pendingRegistration.Dispose();
+        _pendingRegistration = default;
+        _pendingToken = default;
+        if (error is null) _pending.SetResult(result);
+        else _pending.SetException(error);
+    }
+
+    ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _pending.GetResult(token);
+    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _pending.GetStatus(token);
+    void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+        => _pending.OnCompleted(continuation, state, token, flags);
 
     /// <summary>Chains <paramref name="segment"/> after the tail (or starts the sequence with it); it becomes the tail.</summary>
     private Segment Append(Segment segment)
@@ -158,7 +273,8 @@ internal sealed class ZeroCopyInput : PipeReader
         }
     }
 
-    private ReadOnlySequence<byte> Sequence()
+    /// <summary>What a read returns now: every unconsumed byte (the tap slices what Kestrel consumed from it).</summary>
+    internal ReadOnlySequence<byte> Sequence()
         => _head is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(_head, _headStart, _tail!, _tail!.End);
 
     public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
 using System.Text;
 using ZcProxy.Core.Transport;
 
@@ -77,4 +79,56 @@ public sealed class PullInputTests
             Assert.Equal(1000 + i, body);
         }
     }
+    /// <summary>
+    /// A read that waits for the socket allocates no frame: the input is its own pending value task. Several
+    /// connections' reads wait at once on one loop, more than pooled async frames (one per thread and one per core)
+    /// could serve: as an async method each waiting read boxed its frame (~200 B).
+    /// </summary>
+    [Fact]
+    public async Task WaitingReads_AllocateNoFrame()
+    {
+        const int Connections = 12;
+        var held = new ConcurrentQueue<ZeroCopyConnection>();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await ZeroCopyTestHost.StartAsync(beforeHttp: connection =>
+        {
+            held.Enqueue(connection.Features.Get<ZeroCopyConnection>()!);
+            return release.Task;
+        });
+        var clients = new List<RawHttpClient>();
+        try
+        {
+            for (int i = 0; i < Connections; i++) clients.Add(await RawHttpClient.ConnectAsync(host.BaseAddress));
+            await Poll.UntilAsync(() => held.Count == Connections, "every connection accepted and held before HTTP");
+            var busiest = held.GroupBy(c => c.Loop).OrderByDescending(g => g.Count()).First().ToArray();
+            Assert.True(busiest.Length >= 4, $"{busiest.Length} connections on the busiest loop");
+
+            var reads = new ValueTask<ReadResult>[busiest.Length];
+            var measured = new TaskCompletionSource<(long Bytes, int Pending)>(TaskCreationOptions.RunContinuationsAsynchronously);
+            busiest[0].Loop.Post(_ =>
+            {
+                Keep(reads, 0, busiest[0].Input.ReadAsync()); // the first read's recv rents the loop's first block
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 1; i < busiest.Length; i++) Keep(reads, i, busiest[i].Input.ReadAsync());
+                long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+                measured.SetResult((bytes, reads.Count(r => !r.IsCompleted)));
+            }, null);
+            var (allocated, pending) = await measured.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(busiest.Length, pending); // nothing was sent: every read waits
+            // Each read's first recv finds the socket empty and drops the block's Segment (64 B); a boxed frame is ~200 B more.
+            long perRead = allocated / (busiest.Length - 1);
+            Assert.True(perRead <= 64, $"{allocated} B allocated by {busiest.Length - 1} waiting reads");
+
+            foreach (var client in clients) client.Dispose(); // the waiting reads end with the end of the stream
+            foreach (var read in reads) Assert.True((await read.AsTask().WaitAsync(TimeSpan.FromSeconds(30))).IsCompleted);
+        }
+        finally
+        {
+            foreach (var client in clients) client.Dispose();
+            release.SetResult();
+        }
+    }
+
+    /// <summary>Holds a read to be awaited once, later.</summary>
+    private static void Keep(ValueTask<ReadResult>[] reads, int index, ValueTask<ReadResult> read) => reads[index] = read;
 }
