@@ -143,7 +143,22 @@ internal sealed partial class ZeroCopyForwarder(
                 long sentBefore = connection.BytesSent;
 
                 // :: Send the head and body, then read the response head (interim 1xx heads skipped).
-                var failure = await ExchangeAsync(context, connection, requestHead.Written, framing, isHead, timeouts);
+                var failure = await SendHeadAsync(connection, requestHead.Written, aborted);
+                if (failure is null && framing != RequestBodyFraming.None) failure = await ExchangeBodyAsync(context, connection, framing, isHead, timeouts);
+                else if (failure is null)
+                {
+                    // Nothing races the head read of a bodiless request (most requests): awaited here, not in a frame of its own
+                    // (each frame the upstream read suspends is a heap box). One timeout per connection, ended in the finally.
+                    var headToken = connection.BeginHeadTimeout(aborted);
+                    try
+                    {
+                        var headRead = ReadHeadAsync(context, connection, isHead, headToken);
+                        connection.ArmHeadTimeout(timeouts.ResponseHead);
+                        connection.LastHead = await headRead;
+                    }
+                    catch (Exception e) { failure = HeadFailure(e, timeouts, aborted.IsCancellationRequested); }
+                    finally { connection.EndHeadTimeout(); }
+                }
                 if (failure is null)
                 {
                     context.Find<UpstreamTiming>()?.HeadReceived();
@@ -258,21 +273,14 @@ internal sealed partial class ZeroCopyForwarder(
 
     private readonly record struct ExchangeFailure(ForwarderError Error, int Status, UpstreamErrorKind? Kind, Exception Exception, bool BeforeAnyResponseByte);
 
-    /// <summary>
-    /// Sends the request head and body while already reading the response head: an upstream may answer before
-    /// it has read the whole body (413, 401...) and close. Then sending stops, that response is forwarded, and
-    /// <see cref="UpstreamConnection.RequestIncomplete"/> tells the caller that neither connection can be reused.
-    /// </summary>
-    /// <remarks>Pooled (no box per request): the upstream read suspends it on every request.</remarks>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<ExchangeFailure?> ExchangeAsync(HttpContext context, UpstreamConnection connection, ReadOnlyMemory<byte> requestHead,
-        RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts)
+    /// <summary>Sends the request head: a failure here left nothing of the request (body included) with the upstream.</summary>
+    private static async ValueTask<ExchangeFailure?> SendHeadAsync(UpstreamConnection connection, ReadOnlyMemory<byte> requestHead, CancellationToken aborted)
     {
-        var aborted = context.RequestAborted;
         connection.RequestIncomplete = false;
         try
         {
             await connection.SendAsync(requestHead, aborted);
+            return null;
         }
         catch (Exception e) when (!aborted.IsCancellationRequested)
         {
@@ -282,64 +290,76 @@ internal sealed partial class ZeroCopyForwarder(
         {
             return new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false);
         }
+    }
 
+    /// <summary>
+    /// The response head read, started (its timeout is the caller's to arm). One greedy recv for a head and a small body;
+    /// body bytes that come with the head go to the client first. Interim responses (103 Early Hints...) go on to an
+    /// HTTP/1.1 client as they arrive.
+    /// </summary>
+    private static ValueTask<ResponseHead> ReadHeadAsync(HttpContext context, UpstreamConnection connection, bool isHead, CancellationToken headToken)
+    {
+        var interimRecipient = InterimResponses.Recipient(context);
+        return connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headToken,
+            interimRecipient is null ? null : InterimResponses.ForwardAsync, interimRecipient);
+    }
+
+    /// <summary>
+    /// After the request head: sends the body while already reading the response head, as an upstream may answer before
+    /// it has read the whole body (413, 401...) and close. Then sending stops, that response is forwarded, and
+    /// <see cref="UpstreamConnection.RequestIncomplete"/> tells the caller that neither connection can be reused.
+    /// </summary>
+    /// <remarks>Pooled (no box per request): the upstream read suspends it on every request with a body.</remarks>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ExchangeFailure?> ExchangeBodyAsync(HttpContext context, UpstreamConnection connection,
+        RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts)
+    {
+        var aborted = context.RequestAborted;
         // One timeout source per connection, reused (not a linked source and a timer per request); ended in the finally.
         var headToken = connection.BeginHeadTimeout(aborted);
         try
         {
             // The response head is read from now on; its timeout starts once the request is sent (or sending failed).
-            // One greedy recv for a head and a small body; body bytes that come with the head go to the client first.
-            // Interim responses (103 Early Hints...) go on to an HTTP/1.1 client as they arrive.
-            var interimRecipient = InterimResponses.Recipient(context);
-            var headRead = connection.ReadResponseHeadAsync(isHead, ResponseHeadLimits.Default, headToken,
-                interimRecipient is null ? null : InterimResponses.ForwardAsync, interimRecipient);
-            if (framing != RequestBodyFraming.None)
+            // Raced with the body: a Task (a pooled ValueTask may be awaited only once).
+            var headTask = ReadHeadAsync(context, connection, isHead, headToken).AsTask();
+            using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+            var zeroCopy = options.Current.ZeroCopy;
+            var splicing = new RequestBodySplicing(zeroCopy.SpliceThreshold, zeroCopy.ClientBodyTimeout, timeouts.BodyIdle);
+            var bodyTask = RequestBodySender.SendAsync(context, connection, framing, metrics.Body, splicing, stopBody.Token);
+            if (await Task.WhenAny(bodyTask, headTask) == headTask && headTask.IsCompletedSuccessfully)
             {
-                // Raced with the body: a Task (a pooled ValueTask may be awaited only once).
-                var headTask = headRead.AsTask();
-                using var stopBody = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-                var zeroCopy = options.Current.ZeroCopy;
-                var splicing = new RequestBodySplicing(zeroCopy.SpliceThreshold, zeroCopy.ClientBodyTimeout, timeouts.BodyIdle);
-                var bodyTask = RequestBodySender.SendAsync(context, connection, framing, metrics.Body, splicing, stopBody.Token);
-                if (await Task.WhenAny(bodyTask, headTask) == headTask && headTask.IsCompletedSuccessfully)
-                {
-                    // An early response: stop sending (the upstream is not reading any more) and forward it.
-                    stopBody.Cancel();
-                    try { await bodyTask; connection.RequestIncomplete = false; }
-                    catch { connection.RequestIncomplete = true; }
-                    if (connection.RequestIncomplete) LogEarlyResponse(logger, connection.DestinationKey, headTask.Result.StatusCode);
-                    connection.LastHead = headTask.Result;
-                    return null;
-                }
-                ExchangeFailure? sendFailure = null;
-                try { await bodyTask; }
-                catch (ClientBodyException e)
-                {
-                    // The client stalled (408, nginx's client_body_timeout) or failed: its fault, not the destination's.
-                    connection.RequestIncomplete = true;
-                    sendFailure = new(ForwarderError.RequestBodyClient, e.TimedOut ? StatusCodes.Status408RequestTimeout : StatusCodes.Status400BadRequest, null, e, false);
-                }
-                catch (Exception e) when (!aborted.IsCancellationRequested)
-                {
-                    // The upstream may have answered and closed while we were sending: prefer its response if one arrives.
-                    connection.RequestIncomplete = true;
-                    sendFailure = new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.Send, e, true);
-                }
-                catch (Exception e) { sendFailure = new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false); }
-                if (sendFailure is { Kind: not UpstreamErrorKind.Send })
-                {
-                    connection.CancelHeadRead();
-                    try { await headTask; } catch { }
-                    return sendFailure;
-                }
-                connection.ArmHeadTimeout(timeouts.ResponseHead);
-                try { connection.LastHead = await headTask; return null; }
-                catch (Exception e) { return sendFailure ?? HeadFailure(e, timeouts, aborted.IsCancellationRequested); }
+                // An early response: stop sending (the upstream is not reading any more) and forward it.
+                stopBody.Cancel();
+                try { await bodyTask; connection.RequestIncomplete = false; }
+                catch { connection.RequestIncomplete = true; }
+                if (connection.RequestIncomplete) LogEarlyResponse(logger, connection.DestinationKey, headTask.Result.StatusCode);
+                connection.LastHead = headTask.Result;
+                return null;
             }
-
+            ExchangeFailure? sendFailure = null;
+            try { await bodyTask; }
+            catch (ClientBodyException e)
+            {
+                // The client stalled (408, nginx's client_body_timeout) or failed: its fault, not the destination's.
+                connection.RequestIncomplete = true;
+                sendFailure = new(ForwarderError.RequestBodyClient, e.TimedOut ? StatusCodes.Status408RequestTimeout : StatusCodes.Status400BadRequest, null, e, false);
+            }
+            catch (Exception e) when (!aborted.IsCancellationRequested)
+            {
+                // The upstream may have answered and closed while we were sending: prefer its response if one arrives.
+                connection.RequestIncomplete = true;
+                sendFailure = new(ForwarderError.Request, StatusCodes.Status502BadGateway, UpstreamErrorKind.Send, e, true);
+            }
+            catch (Exception e) { sendFailure = new(ForwarderError.RequestCanceled, StatusCodes.Status400BadRequest, null, e, false); }
+            if (sendFailure is { Kind: not UpstreamErrorKind.Send })
+            {
+                connection.CancelHeadRead();
+                try { await headTask; } catch { }
+                return sendFailure;
+            }
             connection.ArmHeadTimeout(timeouts.ResponseHead);
-            try { connection.LastHead = await headRead; return null; }
-            catch (Exception e) { return HeadFailure(e, timeouts, aborted.IsCancellationRequested); }
+            try { connection.LastHead = await headTask; return null; }
+            catch (Exception e) { return sendFailure ?? HeadFailure(e, timeouts, aborted.IsCancellationRequested); }
         }
         finally
         {
