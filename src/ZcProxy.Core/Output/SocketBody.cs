@@ -17,18 +17,34 @@ namespace ZcProxy.Core.Output;
 internal sealed partial class SocketBody : UpstreamBody
 {
     private const int CopyBufferSize = 64 * 1024;
-    private readonly long _length;
+    private long _length;
     private ReadOnlyMemory<byte> _prefix;
     private int _lead;
     private long _left;
     private byte[]? _buffer;
 
     public SocketBody(UpstreamConnection connection, long length, TimeSpan idleTimeout, CancellationToken aborted) : base(connection, idleTimeout, aborted)
+        => Start(length);
+
+    /// <summary>
+    /// The body of the response just read on <paramref name="connection"/>, in the object its previous response's body
+    /// used (disposed by then: a connection carries one exchange at a time), so a keep-alive connection makes one.
+    /// </summary>
+    public static SocketBody For(UpstreamConnection connection, long length, TimeSpan idleTimeout, CancellationToken aborted)
+    {
+        if (connection.LastBody is not { } body) return connection.LastBody = new SocketBody(connection, length, idleTimeout, aborted);
+        body.Reuse(idleTimeout, aborted);
+        body.Start(length);
+        return body;
+    }
+
+    private void Start(long length)
     {
         _length = length;
         _left = length;
+        _lead = 0;
         // The head reader never keeps more than Content-Length, so the whole prefix belongs to this body.
-        _prefix = connection.PrefetchedBody;
+        _prefix = Connection.PrefetchedBody;
     }
 
     public override long Length => _length;

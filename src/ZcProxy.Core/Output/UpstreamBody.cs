@@ -9,7 +9,7 @@ namespace ZcProxy.Core.Output;
 /// </summary>
 internal abstract class UpstreamBody : BodySource
 {
-    private readonly CancellationToken _aborted;
+    private CancellationToken _aborted;
     private IdleTimeoutReader? _reader;
 
     private protected UpstreamBody(UpstreamConnection connection, TimeSpan idleTimeout, CancellationToken aborted)
@@ -20,7 +20,15 @@ internal abstract class UpstreamBody : BodySource
     }
 
     private protected UpstreamConnection Connection { get; }
-    private protected TimeSpan IdleTimeout { get; }
+    private protected TimeSpan IdleTimeout { get; private set; }
+
+    /// <summary>Makes a disposed body the next response's on the same connection (see <see cref="SocketBody.For"/>).</summary>
+    private protected void Reuse(TimeSpan idleTimeout, CancellationToken aborted)
+    {
+        IdleTimeout = idleTimeout;
+        _aborted = aborted;
+        _reader = null;
+    }
 
     /// <summary>The connection's stream, each read bounded by the idle timeout; made at the first read (a small body often arrived whole with its head).</summary>
     private protected IdleTimeoutReader Reader => _reader ??= new IdleTimeoutReader(Connection.Stream, IdleTimeout, _aborted);
@@ -28,10 +36,10 @@ internal abstract class UpstreamBody : BodySource
     /// <summary>The body as its head frames it: Content-Length (none: 0), chunked, or until the upstream closes.</summary>
     public static UpstreamBody Open(UpstreamConnection connection, ResponseHead head, TimeSpan idleTimeout, CancellationToken aborted) => head.Framing switch
     {
-        BodyFraming.None => new SocketBody(connection, 0, idleTimeout, aborted),
-        BodyFraming.ContentLength => new SocketBody(connection, head.ContentLength, idleTimeout, aborted),
+        BodyFraming.None => SocketBody.For(connection, 0, idleTimeout, aborted),
+        BodyFraming.ContentLength => SocketBody.For(connection, head.ContentLength, idleTimeout, aborted),
         BodyFraming.Chunked => new ChunkedBody(connection, idleTimeout, aborted),
-        _ => new SocketBody(connection, -1, idleTimeout, aborted),
+        _ => SocketBody.For(connection, -1, idleTimeout, aborted),
     };
 
     /// <summary>True once the body was read to its exact end: the connection may carry another request.</summary>
@@ -50,6 +58,7 @@ internal abstract class UpstreamBody : BodySource
     public override ValueTask DisposeAsync()
     {
         _reader?.Dispose();
+        _reader = null;
         Connection.ReleasePrefetchedBody();
         return ValueTask.CompletedTask;
     }

@@ -43,7 +43,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
     {
         if (_segments.Count > 0 && _segments[^1] is { } tail && tail.Array.Length - tail.End >= needed)
             return tail.Array.AsMemory(tail.End);
-        var segment = new Segment(_connection.Shared.RentBlock(needed));
+        var segment = Segment.Rent(_connection.Shared.RentBlock(needed));
         _segments.Add(segment);
         return segment.Array;
     }
@@ -200,6 +200,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         for (int i = 0; i < drop && _segments.Count > 1; i++)
         {
             _connection.Shared.ReturnBlock(_segments[0].Array);
+            Segment.Return(_segments[0]);
             _segments.RemoveAt(0);
         }
     }
@@ -236,17 +237,45 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
 
     private void ReleaseSegments()
     {
-        foreach (var segment in _segments) _connection.Shared.ReturnBlock(segment.Array);
+        foreach (var segment in _segments)
+        {
+            _connection.Shared.ReturnBlock(segment.Array);
+            Segment.Return(segment);
+        }
         _segments.Clear();
         _unflushed = 0;
     }
 
-    /// <summary>A pinned block and the part of it that holds unsent bytes.</summary>
-    private sealed class Segment(byte[] array)
+    /// <summary>
+    /// A pinned block and the part of it that holds unsent bytes. The holders are kept per thread when their block goes
+    /// back to the pool (the block itself goes to the shared pool): every response rents one, and an idle connection holds none.
+    /// </summary>
+    private sealed class Segment
     {
-        public byte[] Array { get; } = array;
-        public nint Address { get; } = System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(array, 0);
+        private const int MaxSpare = 64;
+        [ThreadStatic] private static Stack<Segment>? t_spare;
+
+        public byte[] Array { get; private set; } = [];
+        public nint Address { get; private set; }
         public int Start;
         public int End;
+
+        public static Segment Rent(byte[] block)
+        {
+            var segment = t_spare is { Count: > 0 } spare ? spare.Pop() : new Segment();
+            segment.Array = block;
+            segment.Address = System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(block, 0);
+            segment.Start = segment.End = 0;
+            return segment;
+        }
+
+        /// <summary>Once its block went back: the holder no longer refers to it.</summary>
+        public static void Return(Segment segment)
+        {
+            segment.Array = [];
+            segment.Address = 0;
+            var spare = t_spare ??= new Stack<Segment>();
+            if (spare.Count < MaxSpare) spare.Push(segment);
+        }
     }
 }

@@ -38,6 +38,9 @@ internal sealed partial class UpstreamConnection : IDisposable
     /// <summary>The final response head most recently read on this connection (the parser reuses its strings for the next).</summary>
     public ResponseHead? LastHead { get; set; }
 
+    /// <summary>The object the last response's body was read through (<see cref="Output.SocketBody.For"/> reuses it).</summary>
+    internal Output.SocketBody? LastBody { get; set; }
+
     /// <summary>The upstream answered before the request body was completely sent: this connection is mid-request and cannot be reused.</summary>
     public bool RequestIncomplete { get; set; }
 

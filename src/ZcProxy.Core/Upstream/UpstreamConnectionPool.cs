@@ -18,7 +18,7 @@ namespace ZcProxy.Core.Upstream;
 internal sealed class UpstreamConnectionPool : IDisposable
 {
     /// <summary>Idle connections per (event loop, destination): a loop-native connection is only ever used on its own loop (-1: none).</summary>
-    private readonly ConcurrentDictionary<(int Loop, string Destination), ConcurrentStack<UpstreamConnection>> _idle = new(KeyComparer.Instance);
+    private readonly ConcurrentDictionary<(int Loop, string Destination), IdleStack> _idle = new(KeyComparer.Instance);
     private readonly RuntimeOptions _options;
     private readonly TimeProvider _time;
     private readonly Counter _opened, _reused, _stale;
@@ -58,7 +58,7 @@ internal sealed class UpstreamConnectionPool : IDisposable
         return null;
     }
 
-    private UpstreamConnection? TryPopUsable(ConcurrentStack<UpstreamConnection> stack, TimeSpan idleTimeout)
+    private UpstreamConnection? TryPopUsable(IdleStack stack, TimeSpan idleTimeout)
     {
         while (stack.TryPop(out var connection))
         {
@@ -134,15 +134,15 @@ internal sealed class UpstreamConnectionPool : IDisposable
     public void Return(UpstreamConnection connection)
     {
         var max = _options.Current.ZeroCopy.MaxIdleConnectionsPerDestination;
-        var stack = _idle.GetOrAdd((connection.Loop?.Index ?? -1, connection.DestinationKey), static _ => new ConcurrentStack<UpstreamConnection>());
-        if (max <= 0 || stack.Count >= max)
+        var stack = _idle.GetOrAdd((connection.Loop?.Index ?? -1, connection.DestinationKey), static _ => new IdleStack());
+        // Parked before it is pushed: another loop may take it at once.
+        connection.Park();
+        connection.LastUsed = _time.GetTimestamp();
+        if (!stack.TryPush(connection, max))
         {
             connection.Dispose();
             return;
         }
-        connection.Park();
-        connection.LastUsed = _time.GetTimestamp();
-        stack.Push(connection);
         Interlocked.Increment(ref _idleCount);
     }
 
@@ -173,6 +173,39 @@ internal sealed class UpstreamConnectionPool : IDisposable
         _sweeper.Dispose();
         foreach (var stack in _idle.Values)
             while (stack.TryPop(out var connection)) connection.Dispose();
+    }
+
+    /// <summary>
+    /// One (loop, destination)'s idle connections, the most recently used on top: an array stack under a lock, taken
+    /// for a push or pop only (a ConcurrentStack allocates a node per push, and a connection is pushed once per request).
+    /// </summary>
+    private sealed class IdleStack
+    {
+        private readonly Stack<UpstreamConnection> _stack = new();
+        private readonly Lock _lock = new();
+
+        public bool IsEmpty { get { lock (_lock) return _stack.Count == 0; } }
+
+        public bool TryPop([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out UpstreamConnection connection)
+        {
+            lock (_lock) return _stack.TryPop(out connection);
+        }
+
+        public void Push(UpstreamConnection connection)
+        {
+            lock (_lock) _stack.Push(connection);
+        }
+
+        /// <summary>Pushes unless <paramref name="max"/> connections are idle already (or max is 0).</summary>
+        public bool TryPush(UpstreamConnection connection, int max)
+        {
+            lock (_lock)
+            {
+                if (_stack.Count >= max) return false;
+                _stack.Push(connection);
+                return true;
+            }
+        }
     }
 
     private sealed class KeyComparer : IEqualityComparer<(int Loop, string Destination)>
