@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 
 namespace ZcProxy.Core.Upstream;
@@ -174,8 +175,7 @@ internal static class ResponseHeadParser
         }
         if (status is < 100 or > 599) return "status code out of range";
         var reasonBytes = line[13..];
-        foreach (var b in reasonBytes)
-            if (!IsFieldValueByte(b)) return "invalid character in reason phrase";
+        if (reasonBytes.ContainsAny(NotFieldValueBytes)) return "invalid character in reason phrase";
         reason = Reuse(reasonBytes, previousReason);
         return null;
     }
@@ -188,11 +188,9 @@ internal static class ResponseHeadParser
         int colon = line.IndexOf((byte)':');
         if (colon <= 0) return "header line without a field name";
         var nameBytes = line[..colon];
-        foreach (var b in nameBytes)
-            if (!IsTokenByte(b)) return "invalid character in header field name"; // also rejects "Name : value"
+        if (nameBytes.ContainsAnyExcept(TokenBytes)) return "invalid character in header field name"; // also rejects "Name : value"
         var valueBytes = line[(colon + 1)..];
-        foreach (var b in valueBytes)
-            if (!IsFieldValueByte(b)) return "invalid character in header field value";
+        if (valueBytes.ContainsAny(NotFieldValueBytes)) return "invalid character in header field value";
         name = Reuse(nameBytes, previous.Key);
         value = Reuse(valueBytes.Trim(" \t"u8), previous.Value);
         return null;
@@ -214,12 +212,20 @@ internal static class ResponseHeadParser
         return true;
     }
 
+    // Checked a vector at a time (SearchValues): every byte of every field passes these checks.
     // tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
-    private static bool IsTokenByte(byte b) =>
-        b is >= (byte)'a' and <= (byte)'z' or >= (byte)'A' and <= (byte)'Z' or >= (byte)'0' and <= (byte)'9'
-        || b is (byte)'!' or (byte)'#' or (byte)'$' or (byte)'%' or (byte)'&' or (byte)'\'' or (byte)'*' or (byte)'+'
-            or (byte)'-' or (byte)'.' or (byte)'^' or (byte)'_' or (byte)'`' or (byte)'|' or (byte)'~';
+    private static readonly SearchValues<byte> TokenBytes =
+        SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
 
-    // VCHAR, SP, HTAB, obs-text; never CR, LF, NUL or other controls.
-    private static bool IsFieldValueByte(byte b) => b is (byte)'\t' or >= 0x20 and not 0x7F;
+    // A field value or reason phrase is VCHAR, SP, HTAB, obs-text: never CR, LF, NUL, other controls or DEL.
+    private static readonly SearchValues<byte> NotFieldValueBytes = SearchValues.Create(NotFieldValue());
+
+    private static byte[] NotFieldValue()
+    {
+        var bytes = new List<byte>();
+        for (int b = 0; b < 0x20; b++)
+            if (b != '\t') bytes.Add((byte)b);
+        bytes.Add(0x7F);
+        return [.. bytes];
+    }
 }

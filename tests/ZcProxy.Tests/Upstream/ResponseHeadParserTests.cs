@@ -91,6 +91,10 @@ public class ResponseHeadParserTests
     [InlineData("HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", "without a field name")]
     [InlineData("HTTP/1.1 200 OK\r\nX-A: a\0b\r\n\r\n", "field value")]
     [InlineData("HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n", "field value")]
+    [InlineData("HTTP/1.1 200 OK\r\nX-A: 0123456789012345678901234567890123456789\u007F\r\n\r\n", "field value")]
+    [InlineData("HTTP/1.1 200 OK\r\nX(A: 1\r\n\r\n", "field name")]
+    [InlineData("HTTP/1.1 200 OK\r\nX-Abcdefghijklmnopqrstuvwxyz0123456789@: 1\r\n\r\n", "field name")]
+    [InlineData("HTTP/1.1 200 O\u0001K\r\n\r\n", "reason phrase")]
     [InlineData("HTTP/1.1 200 OK\nX-A: 1\r\n\r\n", "bare LF")]
     [InlineData("HTTP/1.1 200 OK\r\nX-A: 1\n\n", "bare LF")]
     [InlineData("HTTP/2 200 OK\r\n\r\n", "status line")]
@@ -147,6 +151,15 @@ public class ResponseHeadParserTests
         Assert.Equal(new KeyValuePair<string, string>("X-Mixed", "caf\u00e9"), second.Headers[2]); // obs-text: compared, never mixed up
         Assert.Equal("content-length", second.Headers[3].Key); // case is the upstream's, not the previous head's
         Assert.Equal(5, second.ContentLength);
+    }
+
+    [Fact]
+    public void Parse_AcceptsEveryTokenCharInNames_AndTabsAndObsTextInValues()
+    {
+        const string name = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        var head = Complete($"HTTP/1.1 200 Caf\u00e9\tOK\r\n{name}: a\tb \u00ff~\r\nContent-Length: 0\r\n\r\n");
+        Assert.Equal("Caf\u00e9\tOK", head.ReasonPhrase);
+        Assert.Equal(new KeyValuePair<string, string>(name, "a\tb \u00ff~"), head.Headers[0]);
     }
 
     [Fact]
