@@ -6,6 +6,12 @@
 //   tee-read-directio  upstream -> pipe A; tee(A -> B); splice(B -> client); read(A -> aligned buffer); pwrite O_DIRECT:
 //             the client's bytes stay in the kernel, the file's pass through user space once (one copy, no page cache)
 //   tee-odirect  as tee, but the file opened O_DIRECT (splice into an O_DIRECT file), to see whether the kernel takes it
+//   tee-fadvise  as tee, and every 8 MiB posix_fadvise(DONTNEED) of all written so far (ZcProxy's rule for copied fills
+//             kept out of the page cache): starts write-back, drops the pages already clean
+//   tee-dropbehind  as tee, and every 8 MiB sync_file_range(WRITE) of the chunk just written, then
+//             sync_file_range(WAIT) + DONTNEED of the chunk before it (written back by then): pages dropped behind the writes
+// Besides the CPU, the page cache the fill occupies: the most of the file cached at any 8 MiB step, and what is
+// cached when the relay ends (before the final fdatasync): what a fill leaves in memory.
 // Over TCP on 127.0.0.1: a producer thread sends the body, a consumer thread discards what the client socket gets
 // (recv MSG_TRUNC), and the relay thread in the middle is measured: CLOCK_THREAD_CPUTIME_ID around the whole body,
 // including the fdatasync at the end (so the write-back of page-cache fills is charged to it, as the flusher would be).
@@ -21,11 +27,44 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { Chunk = 1 << 20, PipeSize = 1 << 20 };
+enum { Chunk = 1 << 20, PipeSize = 1 << 20, DropEvery = 8 << 20 };
 static long total;
+static long peakCached; // pages, the most seen at a DropEvery step
+
+struct cachestat_range { unsigned long long off, len; };
+struct cachestat { unsigned long long cache, dirty, writeback, evicted, recently_evicted; };
+static long cached_pages(int fd)
+{
+    struct cachestat_range r = { 0, 0 };
+    struct cachestat st;
+    return syscall(451, fd, &r, &st, 0) == 0 ? (long)st.cache : -1;
+}
+
+/* After the file reached `off` bytes: the mode's page-cache handling at each DropEvery boundary crossed. */
+static void behind(const char *mode, int file, long *next, long off)
+{
+    while (off >= *next)
+    {
+        long chunk = *next - DropEvery;
+        if (!strcmp(mode, "tee-fadvise")) posix_fadvise(file, 0, *next, POSIX_FADV_DONTNEED);
+        else if (!strcmp(mode, "tee-dropbehind"))
+        {
+            sync_file_range(file, chunk, DropEvery, SYNC_FILE_RANGE_WRITE);
+            if (chunk >= DropEvery)
+            {
+                sync_file_range(file, chunk - DropEvery, DropEvery, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+                posix_fadvise(file, chunk - DropEvery, DropEvery, POSIX_FADV_DONTNEED);
+            }
+        }
+        long c = cached_pages(file);
+        if (c > peakCached) peakCached = c;
+        *next += DropEvery;
+    }
+}
 
 static void die(const char *what) { perror(what); exit(1); }
 static double secs(clockid_t c) { struct timespec t; clock_gettime(c, &t); return t.tv_sec + t.tv_nsec / 1e9; }
@@ -130,6 +169,7 @@ static void relay(const char *mode, int up, int client, int file)
         pipe_pair(a);
         pipe_pair(b);
         loff_t off = 0;
+        long next = DropEvery;
         for (long moved = 0; moved < total;)
         {
             ssize_t n = splice(up, NULL, a[1], NULL, total - moved < PipeSize ? total - moved : PipeSize, SPLICE_F_MOVE);
@@ -143,6 +183,7 @@ static void relay(const char *mode, int up, int client, int file)
                 drain(a[0], file, &off, t); // the file takes exactly what was duplicated, so A's head is always un-teed bytes
                 teed += t;
             }
+            behind(mode, file, &next, off);
             drain(b[0], client, NULL, n);
         }
         close(a[0]); close(a[1]); close(b[0]); close(b[1]);
@@ -168,12 +209,12 @@ int main(int argc, char **argv)
     pthread_setname_np(pthread_self(), "relay");
     setvbuf(stdout, NULL, _IOLBF, 0);
     int runs = argc > 3 ? atoi(argv[3]) : 3;
-    const char *all[] = { "splice", "tee", "copy", "directio", "tee-read-directio", "tee-odirect" };
+    const char *all[] = { "splice", "tee", "copy", "directio", "tee-read-directio", "tee-odirect", "tee-fadvise", "tee-dropbehind" };
     const char **modes = argc > 4 ? (const char **)&argv[4] : all;
     int count = argc > 4 ? argc - 4 : (int)(sizeof all / sizeof all[0]);
     if (count > 8 || runs > 16) { fprintf(stderr, "at most 8 mechanisms and 16 runs\n"); return 2; }
     printf("%ld MiB per run, %d interleaved runs; relay thread CPU incl. fdatasync: median (min-max) CPU-s/GB; median wall GB/s\n", total >> 20, runs);
-    double cpu[8][16], wall[8][16], sync[8][16];
+    double cpu[8][16], wall[8][16], sync[8][16], peak[8][16], left[8][16];
     int usable[8];
     for (int m = 0; m < count; m++) usable[m] = 1;
     // Interleaved (every mechanism once per round) so that load from other work on the machine hits them alike.
@@ -209,9 +250,13 @@ int main(int argc, char **argv)
                 close(up_w); close(up_r); close(cl_w); close(cl_r); close(file); unlink(path);
                 continue;
             }
+            peakCached = 0;
             double t0 = secs(CLOCK_THREAD_CPUTIME_ID), w0 = secs(CLOCK_MONOTONIC);
             relay(modes[m], up_r, cl_w, file);
             double t1 = secs(CLOCK_THREAD_CPUTIME_ID);
+            long cachedAtEnd = cached_pages(file);
+            left[m][r] = cachedAtEnd * 4096.0 / (1 << 20);
+            peak[m][r] = (peakCached > cachedAtEnd ? peakCached : cachedAtEnd) * 4096.0 / (1 << 20);
             if (strcmp(modes[m], "splice")) fdatasync(file);
             cpu[m][r] = secs(CLOCK_THREAD_CPUTIME_ID) - t0;
             sync[m][r] = secs(CLOCK_THREAD_CPUTIME_ID) - t1;
@@ -227,9 +272,10 @@ int main(int argc, char **argv)
     for (int m = 0; m < count; m++)
     {
         if (!usable[m]) continue;
-        sort(cpu[m], runs); sort(wall[m], runs); sort(sync[m], runs);
-        printf("%-12s %6.3f (%.3f-%.3f) CPU-s/GB, of which fdatasync %.3f   %5.2f GB/s\n", modes[m], cpu[m][runs / 2] / gb, cpu[m][0] / gb,
-               cpu[m][runs - 1] / gb, sync[m][runs / 2] / gb, gb / wall[m][runs / 2]);
+        sort(cpu[m], runs); sort(wall[m], runs); sort(sync[m], runs); sort(peak[m], runs); sort(left[m], runs);
+        printf("%-12s %6.3f (%.3f-%.3f) CPU-s/GB, of which fdatasync %.3f   %5.2f GB/s   cached MiB: peak %.0f, at the end %.0f\n", modes[m],
+               cpu[m][runs / 2] / gb, cpu[m][0] / gb, cpu[m][runs - 1] / gb, sync[m][runs / 2] / gb, gb / wall[m][runs / 2],
+               peak[m][runs / 2], left[m][runs / 2]);
     }
     return 0;
 }
