@@ -24,8 +24,8 @@ internal sealed partial class CacheFill : IDisposable, IBodyFileSink, IDirectFil
     private readonly string _tempPath;
     private readonly long? _declaredLength;
     private readonly long _maxEntrySize;
-    private readonly bool _keepOutOfPageCache;
-    private readonly long _reservedRoom;
+    private bool _keepOutOfPageCache;
+    private long _reservedRoom;
     private StoredResponse _head;
     private SafeFileHandle? _file;
     private long _bodyOffset;
@@ -172,6 +172,8 @@ internal sealed partial class CacheFill : IDisposable, IBodyFileSink, IDirectFil
     private void Wrote(long bytes)
     {
         _written += bytes;
+        if (!_keepOutOfPageCache && _written > _reservedRoom && _reservedRoom > 0)
+            _keepOutOfPageCache = !FillAdmission.KeepsGrowing(_written, ref _reservedRoom, _cache.Room); // a body of unknown length outgrew its room
         // Big bodies are written so they do not push hot entries out of the page cache: DONTNEED starts
         // write-back of what was written and drops what is already clean (nginx does the same with directio).
         if (_keepOutOfPageCache && _written - _advised >= AdviseEvery)

@@ -30,11 +30,26 @@ internal static class FillAdmission
                 return !large;
             default:
                 if (!large) return true;
-                // A body of unknown length asks for the least a large one has; a longer one overshoots by the rest.
+                // A body of unknown length asks for the least a large one has, and for more as it grows (KeepsGrowing).
                 long bytes = declaredLength ?? policy.Threshold;
                 if (!room.TryReserve(bytes)) return false;
                 reserved = bytes;
                 return true;
         }
+    }
+
+    /// <summary>
+    /// For a fill kept in the page cache with <paramref name="reserved"/> bytes of room (a body of unknown length):
+    /// once it has <paramref name="written"/> more than that, it asks for as much again. True while it may stay;
+    /// false when the room is refused, and the fill is dropped from the page cache from then on, what it wrote included.
+    /// </summary>
+    public static bool KeepsGrowing(long written, ref long reserved, PageCacheRoom room)
+    {
+        while (written > reserved)
+        {
+            if (!room.TryReserve(reserved)) return false;
+            reserved *= 2;
+        }
+        return true;
     }
 }

@@ -68,6 +68,22 @@ public sealed class FillAdmissionTests : IDisposable
     }
 
     [Fact]
+    public void UnknownLength_OutgrowingItsRoom_AsksForAsMuchAgain_UntilRefused()
+    {
+        CgroupUsage(1024 - 128 - 20); // 148 MiB free over the 128 MiB margin: 20 MiB in all
+        var room = Room();
+        Assert.True(FillAdmission.KeepsInPageCache(Residency, null, room, out long reserved));
+        Assert.True(FillAdmission.KeepsGrowing(4 * MiB, ref reserved, room)); // within what it has: nothing asked
+        Assert.Equal(4 * MiB, reserved);
+        Assert.True(FillAdmission.KeepsGrowing(9 * MiB, ref reserved, room)); // 4 more, then 8 more: 16 taken
+        Assert.Equal(16 * MiB, reserved);
+        Assert.False(FillAdmission.KeepsGrowing(17 * MiB, ref reserved, room)); // 16 more do not fit in the 4 left
+        Assert.Equal(16 * MiB, reserved); // what it holds, given back when the fill ends
+        room.Release(reserved);
+        Assert.True(room.Fits(20 * MiB));
+    }
+
+    [Fact]
     public void Residency_RoomUnreadable_KeepsLargeFillsOut()
     {
         Directory.Delete(Path.Combine(_root, "proc"), recursive: true);
