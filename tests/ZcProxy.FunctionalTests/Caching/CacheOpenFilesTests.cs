@@ -70,8 +70,9 @@ public class CacheOpenFilesTests
         // A head a 304 refreshed is answered with its own freshness, never the kept head's.
         var now = cache.Time.GetUtcNow();
         var refreshed = first.With(first.Response with { ResponseTime = first.Response.ResponseTime.AddSeconds(-30), RequestTime = first.Response.RequestTime.AddSeconds(-30) });
-        // (30 s longer in the cache; its apparent age, against a Date of whole seconds, may lose up to a second)
-        Assert.InRange(refreshed.Freshness(IgnoredHeaders.None, null).AgeAt(now) - freshness.AgeAt(now), TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(30));
+        // (30 s longer in the cache; its apparent age, against the origin's Date, loses what Date lags the request: whole
+        // seconds, and Kestrel updates its Date once a second on a timer, which lags further on a busy machine: 28.97 s seen)
+        Assert.InRange(refreshed.Freshness(IgnoredHeaders.None, null).AgeAt(now) - freshness.AgeAt(now), TimeSpan.FromSeconds(25), TimeSpan.FromSeconds(30));
     }
 
     [Fact]
