@@ -9,7 +9,9 @@ second wrk streams the large cold objects alongside. Measured per target:
   disk read         read_bytes of /proc/PID/io over the target's process tree (bytes fetched from the block device)
   excess read       disk read minus the cold bytes delivered (cold objects cannot be in memory: every cold byte is
                     read from disk once at best; what is read beyond that is the hot set being re-read)
-  hot resident      share of the hot set's cache-file pages in the page cache at the end (cachestat(2))
+  hot resident      share of the hot set's cache-file pages in the page cache when the timed phase starts (after the
+                    priming) and at its end (cachestat(2))
+  limit hits        the cgroup's memory.failcnt over the timed phase: charges that found the limit reached (reclaim)
   CPU-s/GB, GB/s    the target's CPU per GB delivered (hot + cold), and the delivered throughput
 Then one cold hit of the largest object through ZcProxy (entry dropped from the page cache with
 posix_fadvise(DONTNEED)), beside `dd iflag=direct` of the same entry file: the device limit.
@@ -100,6 +102,11 @@ class MemoryCgroup:
     def limit(self, nbytes):
         with open(os.path.join(self.path, "memory.limit_in_bytes"), "w") as f:
             f.write(str(nbytes))
+
+    def failcnt(self):
+        """How often the cgroup's usage hit its limit (each time the kernel had to reclaim to charge a page)."""
+        with open(os.path.join(self.path, "memory.failcnt")) as f:
+            return int(f.read())
 
     def remove(self):
         try:
@@ -240,6 +247,8 @@ def measure(name, kind, setting, args, scale, work_dir, origin_port):
         # The limit: what the target holds itself once started, plus the page-cache budget (the same for all).
         cgroup.limit(tree_rss_bytes(svc.pid) + scale["budget"])
         prime(port, scale)
+        resident0 = hot_resident_share(cache_dir, scale["hot_size"] + MiB)
+        failcnt0 = cgroup.failcnt()
         read0, cpu0 = tree_read_bytes(svc.pid), procstat.tree_cpu_seconds(svc.pid)
         hot = run_wrk(port, HOT_LUA % (14, scale["hot"] - 1), 8, scale["seconds"], work_dir, f"{name}-hot")
         cold = run_wrk(port, COLD_LUA % scale["cold"], 2, scale["seconds"], work_dir, f"{name}-cold")
@@ -249,13 +258,15 @@ def measure(name, kind, setting, args, scale, work_dir, origin_port):
             subprocess.run(["sh", "-c", args.during], env=env, timeout=scale["seconds"] + 120, check=False)
         outs = [p.communicate(timeout=scale["seconds"] + 120)[0] for p in (hot, cold)]
         read1, cpu1 = tree_read_bytes(svc.pid), procstat.tree_cpu_seconds(svc.pid)
+        failcnt1 = cgroup.failcnt()
         h, c = wrk.parse(outs[0]), wrk.parse(outs[1])
         delivered = h["bytes"] + c["bytes"]
         seconds = max(h["duration_s"], c["duration_s"])
         row = dict(target=name, hot_rps=h["requests"] / h["duration_s"], p50_ms=h["p50_us"] / 1000,
                    p99_ms=h["p99_us"] / 1000, disk_mib=(read1 - read0) / MiB,
                    excess_mib=max(0, read1 - read0 - c["bytes"]) / MiB, cold_mib=c["bytes"] / MiB,
-                   hot_resident=hot_resident_share(cache_dir, scale["hot_size"] + MiB),
+                   hot_resident=hot_resident_share(cache_dir, scale["hot_size"] + MiB), hot_resident_start=resident0,
+                   failcnt=failcnt1 - failcnt0,
                    cpu_s_gb=(cpu1 - cpu0) / (delivered / 1e9) if delivered else float("nan"),
                    gbps=delivered / 1e9 / seconds, errors=h["errors"] + c["errors"])
         if kind == "zcproxy" and setting == "residency":
@@ -299,15 +310,16 @@ def table(rows, scale, header):
              f"(cgroup v1 memory limit = the target's RSS after start + budget), {scale['seconds']} s timed, "
              "hot: wrk 8 connections random objects, cold: wrk 2 connections in turn.", "",
              "| target | hot p50 ms | hot p99 ms | hot req/s | disk read MiB | excess read MiB | cold MiB served "
-             "| hot resident at end | CPU-s/GB | GB/s | errors |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| hot resident at start / end | limit hits | CPU-s/GB | GB/s | errors |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "failed" in r:
-            lines.append(f"| {r['target']} | not measured: {r['failed']} |||||||||| ")
+            lines.append(f"| {r['target']} | not measured: {r['failed']} ||||||||||| ")
             continue
         lines.append(f"| {r['target']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['hot_rps']:.0f} | "
                      f"{r['disk_mib']:.0f} | {r['excess_mib']:.0f} | {r['cold_mib']:.0f} | "
-                     f"{100 * r['hot_resident']:.0f} % | {r['cpu_s_gb']:.3f} | {r['gbps']:.2f} | {r['errors']} |")
+                     f"{100 * r['hot_resident_start']:.0f} / {100 * r['hot_resident']:.0f} % | {r['failcnt']} | "
+                     f"{r['cpu_s_gb']:.3f} | {r['gbps']:.2f} | {r['errors']} |")
     for r in rows:
         if "cold_hit" in r:
             hit, dd = r["cold_hit"]
