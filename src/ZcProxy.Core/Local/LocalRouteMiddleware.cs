@@ -19,9 +19,14 @@ internal sealed class LocalRouteMiddleware(RequestDelegate next, ErrorPages page
         var endpoint = context.GetEndpoint();
         if (endpoint is null) return pages.WriteAsync(context, StatusCodes.Status404NotFound, "no route matches this request");
         if (endpoint.Metadata.GetMetadata<RouteModel>() is { Cluster: null } route && LocalRoute.For(route.Config) is { } local)
-            return rateLimits.InvokeAsync(context, route.Config, limited => compression.InvokeAsync(limited, route.Config, answered => Answer(answered, local)));
+            return AnswerLocally(context, route, local);
         return next(context);
     }
+
+    // Apart from InvokeAsync: its lambdas capture the route, and a closure over InvokeAsync's locals would be made for
+    // every request, proxied ones included.
+    private Task AnswerLocally(HttpContext context, RouteModel route, LocalRoute local)
+        => rateLimits.InvokeAsync(context, route.Config, limited => compression.InvokeAsync(limited, route.Config, answered => Answer(answered, local)));
 
     private Task Answer(HttpContext context, LocalRoute local)
         => local.Files is { } root ? files.ServeAsync(context, root) : local.Answer!.WriteAsync(context);

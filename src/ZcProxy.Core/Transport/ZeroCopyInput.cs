@@ -241,7 +241,7 @@ internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
         var tail = _tail;
         if (tail is null || !tail.Pooled || tail.Block.Length - tail.End < MinimumReadSpace)
         {
-            tail = Append(new Segment(_connection.Shared.RentBlock(ZeroCopyTransport.BlockSize), pooled: true));
+            tail = Append(Segment.Rent(_connection.Shared.RentBlock(ZeroCopyTransport.BlockSize), pooled: true));
         }
         int space = tail.Block.Length - tail.End;
         int sequence = _connection.ClientSocket.ReadSequence;
@@ -314,10 +314,10 @@ internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
     internal byte[] TakeBuffered()
     {
         var buffered = Sequence().ToArray();
-        while (_head is not null)
+        while (_head is { } done)
         {
-            Return(_head);
-            _head = (Segment?)_head.Next;
+            _head = (Segment?)done.Next; // before Return: a returned segment forgets its chain
+            Return(done);
         }
         _tail = null;
         _headStart = 0;
@@ -344,7 +344,7 @@ internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
             var tail = _tail;
             if (tail is null || tail.Pooled || tail.End == scratch.Length)
             {
-                tail = Append(new Segment(scratch, pooled: false));
+                tail = Append(Segment.Rent(scratch, pooled: false));
             }
             int add = (int)Math.Min(bytes, scratch.Length - tail.End);
             tail.Advance(add);
@@ -363,6 +363,7 @@ internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
     private void Return(Segment segment)
     {
         if (segment.Pooled) _connection.Shared.ReturnBlock(segment.Block);
+        Segment.Recycle(segment);
     }
 
     public override void CancelPendingRead()
@@ -375,10 +376,10 @@ internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
     {
         if (_completed) return;
         _completed = true;
-        while (_head is not null)
+        while (_head is { } done)
         {
-            Return(_head);
-            _head = (Segment?)_head.Next;
+            _head = (Segment?)done.Next; // before Return: a returned segment forgets its chain
+            Return(done);
         }
         _tail = null;
     }
@@ -389,16 +390,47 @@ internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
     /// </summary>
     private sealed class Segment : ReadOnlySequenceSegment<byte>
     {
-        public Segment(byte[] block, bool pooled)
+        /// <summary>
+        /// Spare segment objects of this thread (the loop's, where reads and AdvanceTo run): a request's head takes one
+        /// and gives it back when consumed, so it need not be allocated each time. Bounded; a connection keeps none.
+        /// </summary>
+        [ThreadStatic] private static Stack<Segment>? t_spares;
+        private const int MaxSpares = 64;
+
+        private Segment(byte[] block, bool pooled) => Reset(block, pooled);
+
+        public static Segment Rent(byte[] block, bool pooled)
+        {
+            if (t_spares is { Count: > 0 } spares)
+            {
+                var segment = spares.Pop();
+                segment.Reset(block, pooled);
+                return segment;
+            }
+            return new Segment(block, pooled);
+        }
+
+        /// <summary>Its bytes were consumed (the reader's contract: nobody looks at them again) or dropped.</summary>
+        public static void Recycle(Segment segment)
+        {
+            segment.Reset([], pooled: false); // holds no block while spare
+            var spares = t_spares ??= new Stack<Segment>(MaxSpares);
+            if (spares.Count < MaxSpares) spares.Push(segment);
+        }
+
+        private void Reset(byte[] block, bool pooled)
         {
             Block = block;
             Pooled = pooled;
+            End = 0;
             Memory = block.AsMemory(0, 0);
+            Next = null;
+            base.RunningIndex = 0;
         }
 
-        public byte[] Block { get; }
+        public byte[] Block { get; private set; } = [];
         /// <summary>False for the shared scratch: never returned to the pool, never received into.</summary>
-        public bool Pooled { get; }
+        public bool Pooled { get; private set; }
         public int End { get; private set; }
 
         public new long RunningIndex
