@@ -21,7 +21,6 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
     private volatile bool _completed;
     private int _flushing;
     private volatile bool _flushCancelRequested;
-    private CancellationTokenSource? _flushCancel;
 
     public ZeroCopyOutputWriter(ZeroCopyConnection connection) => _connection = connection;
 
@@ -116,10 +115,11 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         }
     }
 
+    /// <summary>A pending wait for the socket wakes and throws (<see cref="WaitWritableAsync"/>); a later flush returns cancelled.</summary>
     public override void CancelPendingFlush()
     {
         _flushCancelRequested = true;
-        try { Volatile.Read(ref _flushCancel)?.Cancel(); } catch (ObjectDisposedException) { }
+        if (Volatile.Read(ref _flushing) != 0) _connection.ClientSocket.WakeWriter(); // a flush that starts later sees the flag
     }
 
     /// <summary>Completion sends what it can without waiting (Kestrel flushes before completing), then frees the buffers.</summary>
@@ -209,22 +209,30 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
     /// Waits until the client socket can take more bytes: a write edge after <paramref name="sequence"/>, the
     /// socket's <see cref="Loops.LoopSocket.WriteSequence"/> taken before the syscall that hit EAGAIN. Throws when the
     /// connection is gone or the flush was cancelled. May return without room (a wake): the caller retries its syscall.
+    /// Nothing is allocated per wait (a large body waits once per socket buffer): CancelPendingFlush and the connection's
+    /// end wake the writer themselves, and <paramref name="cancellationToken"/> (usually none) is registered only while armed.
     /// </summary>
     internal async ValueTask WaitWritableAsync(int sequence, CancellationToken cancellationToken)
     {
-        var cancel = new CancellationTokenSource();
-        Volatile.Write(ref _flushCancel, cancel);
-        try
+        var socket = _connection.ClientSocket;
+        ThrowIfCannotWait(cancellationToken);
+        var wait = socket.WaitWritableAsync(sequence);
+        // Registered once armed: a token cancelled meanwhile runs the wake at once, which then finds the wait armed. A flush
+        // cancel that came just before the arming wakes it the same way.
+        using (socket.WakeWriterOn(cancellationToken))
         {
-            if (_flushCancelRequested) cancel.Cancel();
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, cancel.Token, _connection.Aborted);
-            await _connection.ClientSocket.WaitWritableAsync(sequence, linked.Token);
+            if (_flushCancelRequested) socket.WakeWriter();
+            await wait;
         }
-        finally
-        {
-            Volatile.Write(ref _flushCancel, null);
-            cancel.Dispose();
-        }
+        ThrowIfCannotWait(cancellationToken);
+    }
+
+    /// <summary>The reasons a wait for the socket ends in an exception: its failure, the token, a flush cancel, the connection's end.</summary>
+    private void ThrowIfCannotWait(CancellationToken cancellationToken)
+    {
+        _connection.ClientSocket.ThrowIfFailedOrCanceled(cancellationToken);
+        if (_flushCancelRequested) throw new OperationCanceledException("the flush was cancelled");
+        if (_connection.IsAborted) throw new OperationCanceledException("the client connection was closed");
     }
 
     private void Fault(Exception e)

@@ -60,7 +60,7 @@ internal sealed class LoopSocket
     public async ValueTask WaitWritableAsync(int seen, CancellationToken cancellationToken)
     {
         ThrowIfFailedOrCanceled(cancellationToken);
-        using (cancellationToken.CanBeCanceled ? cancellationToken.UnsafeRegister(static s => ((LoopSocket)s!).WakeWriter(), this) : default)
+        using (WakeWriterOn(cancellationToken))
             await _writer.WaitAsync(ref _writeSequence, seen);
         ThrowIfFailedOrCanceled(cancellationToken);
     }
@@ -68,6 +68,10 @@ internal sealed class LoopSocket
     /// <summary>Wakes a pending read wait when <paramref name="cancellationToken"/> is cancelled (dispose after the wait); nothing for an uncancellable token.</summary>
     public CancellationTokenRegistration WakeReaderOn(CancellationToken cancellationToken)
         => cancellationToken.CanBeCanceled ? cancellationToken.UnsafeRegister(static s => ((LoopSocket)s!).WakeReader(), this) : default;
+
+    /// <summary>As <see cref="WakeReaderOn"/>, for the write wait.</summary>
+    public CancellationTokenRegistration WakeWriterOn(CancellationToken cancellationToken)
+        => cancellationToken.CanBeCanceled ? cancellationToken.UnsafeRegister(static s => ((LoopSocket)s!).WakeWriter(), this) : default;
 
     /// <summary>What a cancellable wait checks before and after waiting: the socket's failure, then the token.</summary>
     public void ThrowIfFailedOrCanceled(CancellationToken cancellationToken)
