@@ -140,6 +140,7 @@ internal sealed partial class SocketBody : UpstreamBody
         protected override LoopSocket SinkSocket => _client.ClientSocket;
         protected override LoopSocket SourceSocket() => _upstream ??= _client.RegisterSource(Source);
         protected override void WakeSource() => Volatile.Read(ref _upstream)?.WakeReader(); // nothing waits on a source not registered yet
+        protected override LoopSocket? RegisteredSource => Volatile.Read(ref _upstream);
         protected override TimeSpan SourceIdle => _body.IdleTimeout;
         protected override TimeSpan SinkIdle => _body.IdleTimeout;
 

@@ -30,6 +30,8 @@ internal abstract class SpliceEnds
     protected abstract LoopSocket SinkSocket { get; }
     /// <summary>The source's registration with the client's loop (made at the first wait when it has none yet).</summary>
     protected abstract LoopSocket SourceSocket();
+    /// <summary>The source's registration if it has one already (a write wait pauses its reads), else null.</summary>
+    protected virtual LoopSocket? RegisteredSource => SourceSocket();
     /// <summary>How long the source may send nothing, and the sink take nothing.</summary>
     protected abstract TimeSpan SourceIdle { get; }
     protected abstract TimeSpan SinkIdle { get; }
@@ -63,14 +65,17 @@ internal abstract class SpliceEnds
     public async ValueTask<BodyResult> SinkWritableAsync(int sequence, CancellationToken cancellationToken)
     {
         var socket = SinkSocket;
-        return Ended(socket, await Waits(cancellationToken).WaitAsync(socket, forWrite: true, sequence, SinkIdle, cancellationToken), stalled: true);
+        // The source's data is not read until the sink takes bytes: it need not wake the loop meanwhile.
+        return Ended(socket, await Waits(cancellationToken).WaitAsync(socket, forWrite: true, sequence, SinkIdle, cancellationToken,
+            idleReader: RegisteredSource), stalled: true);
     }
 
-    /// <summary>The move is over: its token no longer wakes anything (idempotent).</summary>
+    /// <summary>The move is over: its token no longer wakes anything, the source's reads wake its loop again (idempotent).</summary>
     public void EndWaits()
     {
         _wake.Dispose();
         _wake = default;
+        if (_wait is not null) RegisteredSource?.ResumeReads();
     }
 
     /// <summary>

@@ -24,12 +24,17 @@ internal sealed class SpliceWait
     /// <summary>
     /// Until <paramref name="socket"/> is readable (or writable, <paramref name="forWrite"/>) after <paramref name="seen"/>,
     /// its sequence taken before the syscall that hit EAGAIN; at most <paramref name="idle"/> (Infinite: unbounded).
-    /// The caller wakes it on cancellation (<see cref="SpliceEnds"/> registers once per move).
+    /// The caller wakes it on cancellation (<see cref="SpliceEnds"/> registers once per move). <paramref name="idleReader"/>: a
+    /// socket whose data nobody reads during this wait (a write wait's source): its reads stop waking the loop until a read
+    /// wait of it (<see cref="LoopSocket.PauseReads"/>); the caller resumes them when the move ends.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<SpliceWaitEnd> WaitAsync(LoopSocket socket, bool forWrite, int seen, TimeSpan idle, CancellationToken cancellationToken)
+    public async ValueTask<SpliceWaitEnd> WaitAsync(LoopSocket socket, bool forWrite, int seen, TimeSpan idle, CancellationToken cancellationToken,
+        LoopSocket? idleReader = null)
     {
         if (!socket.Loop.IsLoopThread) await socket.Loop.SwitchTo();
+        if (forWrite) idleReader?.PauseReads();
+        else socket.ResumeReads(); // before arming: data that came while paused is reported by the re-enabling itself
         if (socket.Failure is not null) return SpliceWaitEnd.Failed;
         if (cancellationToken.IsCancellationRequested) return SpliceWaitEnd.Cancelled;
         bool bounded = idle != Timeout.InfiniteTimeSpan;

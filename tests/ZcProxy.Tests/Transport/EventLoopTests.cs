@@ -101,4 +101,40 @@ public sealed class EventLoopTests
             loop.Unregister(socket, fdStaysOpen: true);
         }
     }
+    [Fact]
+    public async Task PausedReads_DoNotWakeTheLoop_AndResumingReportsWhatCameMeanwhile()
+    {
+        using var loop = new EventLoop(0);
+        var (listener, a, b) = await ConnectedPairAsync();
+        using (listener) using (a) using (b)
+        {
+            var socket = loop.Register(a.SafeHandle);
+            await Poll.UntilAsync(() => socket.WriteSequence > 0, "the registration reports the socket writable");
+            await OnLoopAsync(loop, socket.PauseReads);
+            int seen = socket.ReadSequence;
+            await b.SendAsync(new byte[] { 1 }, SocketFlags.None);
+            await Poll.UntilAsync(() => a.Available > 0, "the byte reached the socket");
+            // Two loop iterations after the byte arrived: an event for it would have been dispatched by now.
+            await OnLoopAsync(loop, () => { });
+            await OnLoopAsync(loop, () => { });
+            Assert.Equal(seen, socket.ReadSequence);
+
+            // Resumed, the kernel reports the byte that came meanwhile: a read wait from the old snapshot completes.
+            await OnLoopAsync(loop, socket.ResumeReads);
+            Assert.True(await socket.WaitReadableAsync(seen).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.NotEqual(seen, socket.ReadSequence);
+            loop.Unregister(socket, fdStaysOpen: true);
+        }
+    }
+
+    private static Task OnLoopAsync(EventLoop loop, Action action)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        loop.Post(_ =>
+        {
+            action();
+            done.SetResult();
+        }, null);
+        return done.Task.WaitAsync(TimeSpan.FromSeconds(10));
+    }
 }

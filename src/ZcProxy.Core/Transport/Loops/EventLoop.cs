@@ -89,6 +89,17 @@ internal sealed partial class EventLoop : IDisposable
         socket.OnLoopStopped(new ObjectDisposedException(nameof(LoopSocket)));
     }
 
+    /// <summary>
+    /// Whether read events of <paramref name="socket"/>'s fd wake this loop (EPOLL_CTL_MOD; hang-ups, errors and write
+    /// events always do). Turned back on, the kernel reports at once what is already readable, so no data is missed.
+    /// </summary>
+    internal void SetReadInterest(LoopSocket socket, bool reads)
+    {
+        if (_epoll.IsClosed || !FdLease.TryAcquire(socket.Handle, out var lease)) return;
+        // ENOENT: the fd left this loop meanwhile (unregistered, closed); nothing to change then.
+        using (lease) Syscalls.EpollControl(_epoll, EPOLL_CTL_MOD, lease.Fd, reads ? RegisteredEvents : RegisteredEvents & ~EPOLLIN, socket.Token);
+    }
+
     /// <summary>Runs <paramref name="work"/> on the loop thread soon (at the end of the current iteration when called from it).</summary>
     public void Post(Action<object?> work, object? state)
     {
