@@ -29,7 +29,7 @@ internal sealed partial class FileRangeSending
     internal const int ReadmitAfterColdHits = 2;
 
     private readonly ILogger<FileRangeSending> _log;
-    private readonly PageCacheRoom _room;
+    private readonly Func<long, bool> _fits; // made once: a method group makes a delegate per use
     private readonly ColdHits _coldHits;
     private readonly Dictionary<(BodyMechanism, FileSendReason), Counter> _sends = [];
     private volatile bool _cachestatMissing;
@@ -37,7 +37,7 @@ internal sealed partial class FileRangeSending
     public FileRangeSending(ProxyMetrics metrics, PageCacheRoom room, TimeProvider time, ILogger<FileRangeSending> log)
     {
         _log = log;
-        _room = room;
+        _fits = room.Fits;
         _coldHits = new ColdHits(time);
         var family = metrics.Counters("zcproxy_file_sends_total",
             "File ranges (cache hits, static files) sent, by mechanism and by why it was chosen (DirectIo policy).", "mechanism", "reason");
@@ -59,8 +59,9 @@ internal sealed partial class FileRangeSending
     /// </summary>
     public BodySource Open(SafeFileHandle file, string path, long fileLength, long offset, long length, long objectLength, DirectIoPolicy policy)
     {
-        var (mechanism, reason) = Choose(policy, length, objectLength, () => ResidentShareOf(file, offset, length),
-            () => new Readmission(_coldHits.Note(path), _room.Fits));
+        var (mechanism, reason) = AsksResidency(policy, length)
+            ? ChooseByResidency(file, path, offset, length, objectLength, policy)
+            : Choose(policy, length, objectLength, s_notAsked, s_notAskedReadmission);
         if (reason == FileSendReason.Readmitted) _coldHits.Forget(path);
         if (mechanism == BodyMechanism.DirectIo)
         {
@@ -74,6 +75,16 @@ internal sealed partial class FileRangeSending
         _sends[(BodyMechanism.Sendfile, reason)].Increment();
         return new FileRangeSource(file, offset, length, withHead: length < FileRangeSource.SendfileFrom);
     }
+
+    /// <summary>Only a range the residency rule asks the page cache about needs the probes (closures made per call): small hits make none.</summary>
+    private static bool AsksResidency(DirectIoPolicy policy, long length) => policy.Mode == DirectIoMode.Residency && length >= policy.Threshold;
+
+    private (BodyMechanism Mechanism, FileSendReason Reason) ChooseByResidency(SafeFileHandle file, string path, long offset, long length,
+        long objectLength, DirectIoPolicy policy)
+        => Choose(policy, length, objectLength, () => ResidentShareOf(file, offset, length), () => new Readmission(_coldHits.Note(path), _fits));
+
+    private static readonly Func<double?> s_notAsked = static () => throw new System.Diagnostics.UnreachableException("the rule asked about residency");
+    private static readonly Func<Readmission> s_notAskedReadmission = static () => throw new System.Diagnostics.UnreachableException("the rule asked about re-admission");
 
     /// <summary>
     /// The rule itself: <paramref name="residentShare"/> (the share of the range's pages in the page cache, null when
