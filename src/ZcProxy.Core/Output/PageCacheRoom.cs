@@ -53,7 +53,7 @@ internal sealed class PageCacheRoom
     /// </summary>
     public bool Fits(long bytes)
     {
-        lock (_lock) return CurrentLocked() is { } reading && reading.Fits(bytes + _reserved);
+        lock (_lock) return FitsLocked(bytes);
     }
 
     /// <summary>
@@ -65,7 +65,7 @@ internal sealed class PageCacheRoom
     {
         lock (_lock)
         {
-            if (CurrentLocked() is not { } reading || !reading.Fits(bytes + _reserved)) return false;
+            if (!FitsLocked(bytes)) return false;
             _reserved += bytes;
             return true;
         }
@@ -83,6 +83,9 @@ internal sealed class PageCacheRoom
             _read = false;
         }
     }
+
+    /// <summary>The rule both questions ask, reservations counted as taken; under _lock.</summary>
+    private bool FitsLocked(long bytes) => CurrentLocked() is { } reading && reading.Fits(bytes + _reserved);
 
     internal static bool Fits(Room room, long bytes) => room.Free - bytes >= Math.Max(MinMargin, room.Total / 8);
 
