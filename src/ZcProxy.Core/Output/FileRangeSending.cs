@@ -59,9 +59,7 @@ internal sealed partial class FileRangeSending
     /// </summary>
     public BodySource Open(SafeFileHandle file, string path, long fileLength, long offset, long length, long objectLength, DirectIoPolicy policy)
     {
-        var (mechanism, reason) = AsksResidency(policy, length)
-            ? ChooseByResidency(file, path, offset, length, objectLength, policy)
-            : Choose(policy, length, objectLength, s_notAsked, s_notAskedReadmission);
+        var (mechanism, reason) = Choose(policy, length, objectLength, new FileQuestions(this, file, path, offset, length));
         if (reason == FileSendReason.Readmitted) _coldHits.Forget(path);
         if (mechanism == BodyMechanism.DirectIo)
         {
@@ -76,23 +74,21 @@ internal sealed partial class FileRangeSending
         return new FileRangeSource(file, offset, length, withHead: length < FileRangeSource.SendfileFrom);
     }
 
-    /// <summary>Only a range the residency rule asks the page cache about needs the probes (closures made per call): small hits make none.</summary>
-    private static bool AsksResidency(DirectIoPolicy policy, long length) => policy.Mode == DirectIoMode.Residency && length >= policy.Threshold;
+    /// <summary>The rule's questions about one open file's range: a struct, so asking them allocates nothing (no closures per hit).</summary>
+    private readonly struct FileQuestions(FileRangeSending owner, SafeFileHandle file, string path, long offset, long length) : IResidencyQuestions
+    {
+        public double? ResidentShare() => owner.ResidentShareOf(file, offset, length);
 
-    private (BodyMechanism Mechanism, FileSendReason Reason) ChooseByResidency(SafeFileHandle file, string path, long offset, long length,
-        long objectLength, DirectIoPolicy policy)
-        => Choose(policy, length, objectLength, () => ResidentShareOf(file, offset, length), () => new Readmission(_coldHits.Note(path), _fits));
-
-    private static readonly Func<double?> s_notAsked = static () => throw new System.Diagnostics.UnreachableException("the rule asked about residency");
-    private static readonly Func<Readmission> s_notAskedReadmission = static () => throw new System.Diagnostics.UnreachableException("the rule asked about re-admission");
+        public Readmission Readmission() => new(owner._coldHits.Note(path), owner._fits);
+    }
 
     /// <summary>
-    /// The rule itself: <paramref name="residentShare"/> (the share of the range's pages in the page cache, null when
-    /// unknown) is asked only under Residency and only for a range of at least the threshold; <paramref name="readmission"/>
-    /// (which counts the hit as cold) only for a range not wholly resident.
+    /// The rule itself: <see cref="IResidencyQuestions.ResidentShare"/> is asked only under Residency and only for a range
+    /// of at least the threshold; <see cref="IResidencyQuestions.Readmission"/> (which counts the hit as cold) only for a
+    /// range not wholly resident.
     /// </summary>
-    internal static (BodyMechanism Mechanism, FileSendReason Reason) Choose(DirectIoPolicy policy, long length, long objectLength,
-        Func<double?> residentShare, Func<Readmission> readmission)
+    internal static (BodyMechanism Mechanism, FileSendReason Reason) Choose<TQuestions>(DirectIoPolicy policy, long length, long objectLength,
+        TQuestions questions) where TQuestions : IResidencyQuestions
     {
         switch (policy.Mode)
         {
@@ -102,13 +98,13 @@ internal sealed partial class FileRangeSending
                 return objectLength >= policy.Threshold ? (BodyMechanism.DirectIo, FileSendReason.Threshold) : (BodyMechanism.Sendfile, FileSendReason.Small);
             default:
                 if (length < policy.Threshold) return (BodyMechanism.Sendfile, FileSendReason.Small);
-                var share = residentShare();
+                var share = questions.ResidentShare();
                 if (share is null) return (BodyMechanism.DirectIo, FileSendReason.ResidencyUnknown);
                 if (share >= ResidentShare) return (BodyMechanism.Sendfile, FileSendReason.Resident);
                 // Not in memory: O_DIRECT, so it pushes nothing out. Unless it keeps being asked for and the memory has free
                 // room for all of it: then sendfile reads it back in, and its next hits find it resident (an entry paged out
                 // once, by DAMON or a past squeeze, would otherwise stay on the disk for good while memory sits free).
-                var r = readmission();
+                var r = questions.Readmission();
                 return r.ColdHits >= ReadmitAfterColdHits && r.Fits(length)
                     ? (BodyMechanism.Sendfile, FileSendReason.Readmitted)
                     : (BodyMechanism.DirectIo, FileSendReason.Cold);
@@ -175,3 +171,13 @@ internal enum FileSendReason
 /// (<see cref="PageCacheRoom.Fits"/>).
 /// </summary>
 internal readonly record struct Readmission(int ColdHits, Func<long, bool> Fits);
+
+/// <summary>What the DirectIo rule (<see cref="FileRangeSending.Choose"/>) may ask about a range, and only when it must.</summary>
+internal interface IResidencyQuestions
+{
+    /// <summary>The share of the range's pages in the page cache; null when the kernel cannot tell.</summary>
+    double? ResidentShare();
+
+    /// <summary>Counts this hit as cold and tells whether the range may be brought back into the page cache.</summary>
+    Readmission Readmission();
+}

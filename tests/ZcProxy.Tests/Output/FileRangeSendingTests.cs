@@ -11,11 +11,18 @@ public sealed class FileRangeSendingTests
 
     private static (BodyMechanism, FileSendReason) Choose(DirectIoMode mode, long length, long objectLength, double? resident, Action? asked = null,
         int coldHits = 1, bool fits = true)
-        => FileRangeSending.Choose(new DirectIoPolicy(mode, Threshold), length, objectLength, () =>
+        => FileRangeSending.Choose(new DirectIoPolicy(mode, Threshold), length, objectLength, new Questions(() =>
         {
             asked?.Invoke();
             return resident;
-        }, () => new Readmission(coldHits, _ => fits));
+        }, () => new Readmission(coldHits, _ => fits)));
+
+    private sealed class Questions(Func<double?> residentShare, Func<Readmission> readmission) : IResidencyQuestions
+    {
+        public double? ResidentShare() => residentShare();
+
+        public Readmission Readmission() => readmission();
+    }
 
     [Theory]
     [InlineData(1, true, "DirectIo", "Cold")] // hit cold once: O_DIRECT, whatever the room
@@ -32,11 +39,11 @@ public sealed class FileRangeSendingTests
         int asked = 0;
         var policy = new DirectIoPolicy(DirectIoMode.Residency, Threshold);
         Readmission Counting() { asked++; return new Readmission(2, bytes => { askedFor = bytes; return true; }); }
-        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, () => 0.9, Counting);
+        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, new Questions(() => 0.9, Counting));
         Assert.Equal(64L << 20, askedFor);
-        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, () => 1.0, Counting);
-        FileRangeSending.Choose(policy, Threshold - 1, 1L << 30, () => 0.0, Counting);
-        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, () => null, Counting);
+        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, new Questions(() => 1.0, Counting));
+        FileRangeSending.Choose(policy, Threshold - 1, 1L << 30, new Questions(() => 0.0, Counting));
+        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, new Questions(() => null, Counting));
         Assert.Equal(1, asked); // a cold hit is counted once, and only a cold hit
     }
 
