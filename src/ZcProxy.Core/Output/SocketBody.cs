@@ -72,7 +72,11 @@ internal sealed partial class SocketBody : UpstreamBody
         catch (Exception e) { return Failed(e, cancellationToken); }
         if (n == 0)
             return _length < 0 ? SourceRead.End : SourceRead.Failed(BodyOutcome.SourceEnded, $"the upstream closed with {_left} of {_length} body bytes unsent");
-        if (_length >= 0) _left -= n;
+        if (_length >= 0)
+        {
+            _left -= n;
+            if (_left == 0) Connection.ResponseReadToEnd(); // the next head read waits for an edge, not an EAGAIN
+        }
         return SourceRead.Of(_buffer.AsMemory(0, n));
     }
 
@@ -152,6 +156,15 @@ internal sealed partial class SocketBody : UpstreamBody
         public override BodyResult SourceEnded(long left) => BodyResult.Failed(BodyOutcome.SourceEnded, $"the upstream closed {left} bytes before the promised length");
         public override BodyResult SinkFailed(string reason) => BodyResult.Failed(BodyOutcome.ClientFailed, $"client connection failed: {reason}");
         public override BodyResult Cancelled() => BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
+
+        /// <summary>
+        /// The body is out of the upstream socket: its next head read waits for an edge rather than a recv that would
+        /// EAGAIN (a borrowed .NET socket's sequences are this move's registration's, not the connection's).
+        /// </summary>
+        public override void SourceReadToEnd(int sequence)
+        {
+            if (!_borrowed) _body.Connection.ResponseReadToEnd(sequence);
+        }
 
         public override void Delivered(long bytes)
         {

@@ -49,6 +49,8 @@ internal abstract class SpliceEnds
 
     /// <summary><paramref name="bytes"/> left the source for the pipe.</summary>
     public virtual void Taken(long bytes) { }
+    /// <summary>The source's last byte of this move left it in a splice begun at read sequence <paramref name="sequence"/>.</summary>
+    public virtual void SourceReadToEnd(int sequence) { }
     /// <summary><paramref name="bytes"/> reached the sink: counted as spliced.</summary>
     public abstract void Delivered(long bytes);
 

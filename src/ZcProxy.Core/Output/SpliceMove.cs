@@ -30,7 +30,9 @@ internal static class SpliceMove
                 bool progress = false;
                 // Readiness snapshots before the syscalls: an edge after them ends the waits below.
                 int readSequence = ends.SourceSequence, writeSequence = ends.SinkSequence;
+                bool reading = toRead > 0;
                 if (Fill(ends, pipe, ref toRead, ref progress) is { } readFailed) return readFailed;
+                if (reading && toRead == 0) ends.SourceReadToEnd(readSequence);
                 if (between is not null && pipe.Buffered > 0 && drained.Buffered < drained.Capacity)
                 {
                     long before = drained.Buffered;

@@ -137,6 +137,23 @@ internal sealed partial class UpstreamConnection
     }
 
     /// <summary>
+    /// The response's last byte left the socket in a read (a recv or a body's splice) that began at read sequence
+    /// <paramref name="sequence"/>: nothing more is due before the next request, so the next head read waits for an edge
+    /// after it instead of a recv that would surely EAGAIN (a body read to its exact length ends on a full read, which
+    /// alone does not say the socket is empty). Bytes an upstream sends past its framing are then read with the next
+    /// response and fail its parse, as they would at once. No-op for a connection on .NET's socket engine.
+    /// </summary>
+    internal void ResponseReadToEnd(int sequence)
+    {
+        if (Readiness is null) return;
+        _drained = true;
+        _seenSequence = sequence;
+    }
+
+    /// <summary>The same after a recv of this connection's own (<see cref="TryReceiveOnLoop"/> kept its sequence).</summary>
+    internal void ResponseReadToEnd() => ResponseReadToEnd(_seenSequence);
+
+    /// <summary>
     /// An idle connection moves to another loop (its own loop's pool had none for a request there): out of the old
     /// epoll set, into the new one. The socket is known empty (the pool checked it), so the next read waits for an edge.
     /// </summary>

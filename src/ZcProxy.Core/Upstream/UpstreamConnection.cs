@@ -109,6 +109,9 @@ internal sealed partial class UpstreamConnection : IDisposable
                         continue; // the next head may be in the same bytes
                     }
                     KeepBodyPrefix(head, ref buffer, start, count - start);
+                    // The whole response came in the recvs of its head: the socket holds nothing more that is due.
+                    long due = head.StatusCode == 101 ? -1 : head.Framing switch { BodyFraming.None => 0, BodyFraming.ContentLength => head.ContentLength, _ => -1 };
+                    if (!OverRead && _prefetchedCount == due) ResponseReadToEnd();
                     return head;
                 }
                 // Incomplete: make room after what is unparsed, then one more recv.

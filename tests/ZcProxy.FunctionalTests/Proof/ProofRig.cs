@@ -16,6 +16,7 @@ public sealed class ProofRig : IAsyncLifetime
 {
     public const long HugeBody = 256L << 20;
     public const int SmallBody = 100_000;
+    public const int MediumBody = 64 * 1024;
     public const int CachedSmall = 200_000;
     public const int CachedTiny = 1024;
     public const int CachedLarge = 3 << 20;
@@ -31,6 +32,7 @@ public sealed class ProofRig : IAsyncLifetime
     public ProxyProcess Proxy => _proxy!;
     public Uri ProxyUrl { get; private set; } = null!;
     public string AdminUrl { get; private set; } = "";
+    public int OriginPort => _origin!.Port;
     public string CachePath => Path.Combine(_dir!.Root, "cache");
     public string StaticRoot => Path.Combine(_dir!.Root, "www");
 
@@ -40,6 +42,12 @@ public sealed class ProofRig : IAsyncLifetime
         {
             app.MapGet("/plain/huge", (HttpContext c) => WriteBodyAsync(c, HugeBody, cacheable: false));
             app.MapGet("/plain/small", (HttpContext c) => WriteBodyAsync(c, SmallBody, cacheable: false));
+            // Answers after a pause: the proxy's first look at the upstream socket after sending the request finds nothing.
+            app.MapGet("/plain/medium", async (HttpContext c) =>
+            {
+                await Task.Delay(20, c.RequestAborted);
+                await WriteBodyAsync(c, MediumBody, cacheable: false);
+            });
             app.MapGet("/cached/small", (HttpContext c) => WriteBodyAsync(c, CachedSmall, cacheable: true));
             app.MapGet("/cached/tiny", (HttpContext c) => WriteBodyAsync(c, CachedTiny, cacheable: true));
             app.MapGet("/cached/large", (HttpContext c) => WriteBodyAsync(c, CachedLarge, cacheable: true));

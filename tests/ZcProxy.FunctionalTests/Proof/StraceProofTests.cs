@@ -81,6 +81,42 @@ public sealed class StraceProofTests(ProofRig rig, ITestOutputHelper output) : I
     }
 
     /// <summary>
+    /// Keep-alive requests for a 64 KiB body (spliced but for what came with its head) cost one recv each on the upstream
+    /// socket: a body spliced to its exact length leaves the connection known drained, so the next head read waits for the
+    /// upstream's data instead of trying a recv that can only find nothing (the origin answers after a pause, so the data is
+    /// never there yet when the request has just gone out).
+    /// </summary>
+    [StraceFact]
+    public async Task UncachedRoute_64KiB_KeepAlive_OneUpstreamRecvPerResponse_NoneFindsNothing()
+    {
+        const int requests = 4;
+        string sha = BodyPattern.Sha256(ProofRig.MediumBody);
+        using var client = await RawHttpClient.ConnectAsync(rig.ProxyUrl);
+        await client.SendAsync(RawHttpClient.Get("/plain/medium"));
+        Assert.Equal(sha, (await client.ReadResponseAsync()).Sha); // an upstream connection in the pool, its last body spliced
+        long spliceBefore = await rig.BodyBytesAsync("splice");
+        StraceLog log;
+        using (var strace = await StraceSession.AttachAsync(rig.Proxy.Pid, Syscalls))
+        {
+            for (int i = 0; i < requests; i++)
+            {
+                await client.SendAsync(RawHttpClient.Get("/plain/medium"));
+                var response = await client.ReadResponseAsync();
+                Assert.Equal((200, ProofRig.MediumBody, sha), (response.Status, response.BodyLength, response.Sha));
+            }
+            log = await strace.StopAsync();
+        }
+        Report($"{requests} keep-alive requests for 64 KiB through /plain/medium", log);
+
+        var upstreamReads = log.Calls.Where(c => c.Name is "recvfrom" or "recvmsg" or "read" && StraceLog.IsSocketWithRemotePort(c.Argument(0), rig.OriginPort)).ToList();
+        output.WriteLine($"upstream reads: {string.Join("; ", upstreamReads.Select(c => $"{c.Name} = {c.Result}"))}");
+        Assert.True(log.BytesOf(c => c.Name == "splice" && ToClient(c.Argument(2))) > 0, "the bodies were spliced");
+        Assert.True(await rig.BodyBytesAsync("splice") > spliceBefore);
+        Assert.DoesNotContain(upstreamReads, c => c.Result < 0); // no recv that found the socket empty (EAGAIN)
+        Assert.Equal(requests, upstreamReads.Count); // each head (and the body bytes with it) in one recv
+    }
+
+    /// <summary>
     /// A 256 MiB MISS on a cached route is spliced to the client and teed into the entry's temp file in the kernel
     /// (tee(2) of the splice pipe, splice(2) of the original into the file): strace sees the whole body in splice
     /// calls to the client socket and to the cache file, and almost nothing in read/write/recv/send. The next request
