@@ -1,6 +1,7 @@
 using Microsoft.Win32.SafeHandles;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport;
+using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Native;
 using static ZcProxy.Native.LinuxConstants;
 
@@ -49,6 +50,7 @@ internal sealed class DirectFileSource(SafeFileHandle directFile, long offset, l
     {
         await using var reader = new DirectReadAhead(directFile, offset, length);
         long left = length;
+        var turn = new LoopTurn();
         while (true)
         {
             var (next, read) = await reader.NextAsync();
@@ -61,15 +63,18 @@ internal sealed class DirectFileSource(SafeFileHandle directFile, long offset, l
                 SysResult r;
                 int sequence = to.ClientSocket.WriteSequence;
                 if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
-                using (client) r = Syscalls.Send(client.Fd, chunk.Span[sent..], MSG_DONTWAIT | (more ? MSG_MORE : 0));
+                int count = (int)turn.Allow(chunk.Count - sent);
+                using (client) r = Syscalls.Send(client.Fd, chunk.Span.Slice(sent, count), MSG_DONTWAIT | (more ? MSG_MORE : 0));
                 if (r.Ok && r.Bytes > 0)
                 {
                     sent += (int)r.Bytes;
                     left -= r.Bytes;
                     to.Shared.Metrics.AddBodyBytes(BodyMechanism.DirectIo, BodyDirection.Response, r.Bytes);
+                    if (turn.Spend(r.Bytes) && left > 0) await turn.YieldAsync(); // the loop's other connections first
                 }
                 else if (r.WouldBlock)
                 {
+                    turn.End();
                     var ready = await KernelWaits.ClientWritableAsync(to, sequence, Timeout.InfiniteTimeSpan, cancellationToken);
                     if (!ready.IsComplete) return ready;
                 }

@@ -91,10 +91,11 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
         {
             int fileFd = lease.Fd;
             long position = offset, left = length;
+            var turn = new LoopTurn();
             while (left > 0)
             {
                 if (cancellationToken.IsCancellationRequested) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client connection was aborted");
-                long count = Math.Min(left, SendfileChunk);
+                long count = turn.Allow(Math.Min(left, SendfileChunk));
                 int sequence = to.ClientSocket.WriteSequence;
                 // A sendfile reads the pages it sends: when some are not in memory it waits for the disk, so that call runs
                 // on the thread pool instead of the loop (LoopFileIo); the calls after it run where that await resumed (the
@@ -110,9 +111,11 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
                     position += r.Bytes;
                     left -= r.Bytes;
                     to.Shared.Metrics.AddBodyBytes(BodyMechanism.Sendfile, BodyDirection.Response, r.Bytes);
+                    if (turn.Spend(r.Bytes) && left > 0) await turn.YieldAsync(); // the loop's other connections first
                 }
                 else if (r.WouldBlock)
                 {
+                    turn.End();
                     var ready = await KernelWaits.ClientWritableAsync(to, sequence, Timeout.InfiniteTimeSpan, cancellationToken);
                     if (!ready.IsComplete) return ready;
                 }

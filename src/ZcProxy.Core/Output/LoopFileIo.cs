@@ -19,8 +19,8 @@ namespace ZcProxy.Core.Output;
 /// The rule is the same for a bulk body (at least DirectIoThreshold, sent from the page cache because it is resident):
 /// its resident sendfiles run on the loop, as nginx's do. Sending them on the pool cost a hop per wait for the client
 /// and woke the idle loop on every write edge: 256 MiB hits 0.19 against 0.12 CPU-s/GB, 4,300 against 900 context
-/// switches per GB (docs/direct-io.md). What a loop spends on one connection's turn is bounded by the socket's send
-/// buffer (the call after it fills answers EAGAIN).
+/// switches per GB (docs/direct-io.md). What a loop spends on one connection's turn is bounded by
+/// <see cref="Transport.Loops.LoopTurn"/> (2 MiB), or less when the socket fills first.
 /// </summary>
 internal static class LoopFileIo
 {

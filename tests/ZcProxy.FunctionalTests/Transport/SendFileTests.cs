@@ -1,6 +1,8 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Tests.Transport;
 
@@ -23,6 +25,30 @@ public sealed class SendFileTests
         Assert.Equal(BodyPattern.Sha256(size), sha);
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Sendfile, size);
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Copy, 0);
+    }
+
+    /// <summary>
+    /// A large body sent from its event loop gives the loop up after each turn's share (LoopTurn): counted, every turn a
+    /// loop thread ended sent at most LoopTurn.Bytes, and the body took several turns, so a small hit of the same loop waits
+    /// behind one share, not behind the whole body.
+    /// </summary>
+    [Fact]
+    public async Task LargeSendfileBody_OnTheLoop_SendsAtMostOneShareOfTheLoopPerTurn()
+    {
+        long size = 5 * LoopTurn.Bytes + 12345;
+        var turns = new ConcurrentQueue<long>();
+        Action<long> record = turns.Enqueue;
+        LoopTurn.Ended += record;
+        try
+        {
+            await using var host = await ZeroCopyTestHost.StartAsync();
+            using var client = new HttpClient { BaseAddress = host.BaseAddress };
+            var (status, length, sha) = await GetHashedAsync(client, $"/file?size={size}");
+            Assert.Equal((HttpStatusCode.OK, size, BodyPattern.Sha256(size)), (status, length, sha));
+        }
+        finally { LoopTurn.Ended -= record; }
+        Assert.NotEmpty(turns); // the body's turns, and any other test's running meanwhile: none may exceed the share
+        Assert.All(turns, bytes => Assert.InRange(bytes, 1, LoopTurn.Bytes));
     }
 
     [Theory]

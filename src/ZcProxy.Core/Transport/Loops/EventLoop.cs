@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using ZcProxy.Native;
@@ -19,6 +20,7 @@ internal sealed partial class EventLoop : IDisposable
     private static readonly uint RegisteredEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     private readonly ConcurrentDictionary<ulong, LoopSocket> _sockets = new();
     private readonly ConcurrentQueue<(Action<object?> Work, object? State)> _posted = new();
+    private readonly Queue<Action> _nextTurn = new(); // loop thread only: see YieldTurn
     private readonly FileDescriptor _epoll;
     private readonly FileDescriptor _wake;
     private readonly Thread _thread;
@@ -50,9 +52,17 @@ internal sealed partial class EventLoop : IDisposable
     public bool IsLoopThread => Thread.CurrentThread == _thread;
 
     /// <summary>True on any event loop's thread: code that may wait for the disk must not run there (Output/LoopFileIo).</summary>
-    public static bool OnAnyLoopThread => t_onLoopThread;
+    public static bool OnAnyLoopThread => t_current is not null;
 
-    [ThreadStatic] private static bool t_onLoopThread;
+    [ThreadStatic] private static EventLoop? t_current;
+
+    /// <summary>
+    /// <c>await EventLoop.YieldTurn()</c>: on a loop thread, continues only after the loop's next epoll_wait has dispatched
+    /// the events that are ready by then, so one connection's long run of work (a body's sends, <see cref="LoopTurn"/>)
+    /// does not make the loop's other connections wait until it is done (nginx posts such a write event to
+    /// <c>ngx_posted_next_events</c>). Off the loops it continues at once.
+    /// </summary>
+    public static TurnAwaitable YieldTurn() => new(t_current);
 
     /// <summary>The loop thread's kernel thread id (its /proc/self/task entry), once it runs; tests read its I/O counters.</summary>
     public int NativeThreadId { get; private set; }
@@ -114,13 +124,13 @@ internal sealed partial class EventLoop : IDisposable
     private void Run()
     {
         Span<(uint Events, ulong Token)> ready = new (uint, ulong)[256];
-        t_onLoopThread = true;
+        t_current = this;
         NativeThreadId = Syscalls.GetThreadId();
         try
         {
             while (!_stopping)
             {
-                int n = Syscalls.EpollWait(_epoll, ready, _posted.IsEmpty ? DeadlineWaitMilliseconds() : 0);
+                int n = Syscalls.EpollWait(_epoll, ready, _posted.IsEmpty && _nextTurn.Count == 0 ? DeadlineWaitMilliseconds() : 0);
                 for (int i = 0; i < n; i++)
                 {
                     var (events, token) = ready[i];
@@ -133,6 +143,7 @@ internal sealed partial class EventLoop : IDisposable
                     if (_sockets.TryGetValue(token, out var socket)) Dispatch(socket, events);
                 }
                 RunPosted();
+                RunYielded();
                 SweepDeadlines();
             }
         }
@@ -143,6 +154,30 @@ internal sealed partial class EventLoop : IDisposable
         _stopping = true;
         var stopped = new ObjectDisposedException(nameof(EventLoop));
         foreach (var socket in _sockets.Values) socket.OnLoopStopped(stopped);
+        RunYielded(); // they find their sockets failed (a yield while stopping continues at once)
+    }
+
+    /// <summary>
+    /// The continuations that yielded before this call (during this turn's dispatch or the one before); those that yield
+    /// again while running wait for the next turn, behind the events it brings.
+    /// </summary>
+    private void RunYielded()
+    {
+        for (int due = _nextTurn.Count; due > 0 && _nextTurn.TryDequeue(out var continuation); due--)
+        {
+            try { continuation(); }
+            catch (Exception e) when (_log is not null) { LogContinuationFailed(_log, Index, e); }
+        }
+    }
+
+    /// <summary>What <see cref="YieldTurn"/> returns: its continuation runs on this loop's next turn.</summary>
+    internal readonly struct TurnAwaitable(EventLoop? loop) : ICriticalNotifyCompletion
+    {
+        public TurnAwaitable GetAwaiter() => this;
+        public bool IsCompleted => loop is null || loop._stopping;
+        public void GetResult() { }
+        public void OnCompleted(Action continuation) => loop!._nextTurn.Enqueue(continuation);
+        public void UnsafeOnCompleted(Action continuation) => loop!._nextTurn.Enqueue(continuation);
     }
 
     private void Dispatch(LoopSocket socket, uint events)
