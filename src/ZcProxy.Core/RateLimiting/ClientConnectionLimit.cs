@@ -18,14 +18,17 @@ internal sealed class ClientConnectionLimit(RuntimeOptions runtime, RateLimitMet
     private readonly object _lock = new();
     private (int Limit, PartitionedRateLimiter<IPAddress> Limiter)? _current;
 
-    public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
+    public Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
     {
         int limit = runtime.Current.Limits.MaxConnectionsPerClient;
+        // Without a limit, no async frame of its own: it would live as long as the connection (128 B per idle one).
         if (limit <= 0 || RateLimitKey.Normalize((connection.RemoteEndPoint as IPEndPoint)?.Address) is not { } address)
-        {
-            await next(connection);
-            return;
-        }
+            return next(connection);
+        return LimitedAsync(connection, next, limit, address);
+    }
+
+    private async Task LimitedAsync(ConnectionContext connection, ConnectionDelegate next, int limit, IPAddress address)
+    {
         using var lease = LimiterFor(limit).AttemptAcquire(address);
         if (!lease.IsAcquired)
         {

@@ -11,7 +11,6 @@ internal sealed partial class ZeroCopyConnection : IConnectionIdFeature, IConnec
     IConnectionLifetimeFeature, IConnectionEndPointFeature
 {
     private static long s_lastId = DateTime.UtcNow.Ticks;
-    private readonly IDuplexPipe _duplex;
     private IDuplexPipe? _transportOverride;
     private IFeatureCollection? _features;
     private IDictionary<object, object?>? _items;
@@ -26,13 +25,13 @@ internal sealed partial class ZeroCopyConnection : IConnectionIdFeature, IConnec
     /// <summary>Kestrel's byte stream. Replacing it is refused: holes and splices write to the socket underneath.</summary>
     IDuplexPipe IConnectionTransportFeature.Transport
     {
-        get => _transportOverride ?? _duplex;
+        get => _transportOverride ?? this;
         set => _transportOverride = value;
     }
 
     public override IDuplexPipe Transport
     {
-        get => _transportOverride ?? _duplex;
+        get => _transportOverride ?? this;
         set => _transportOverride = value;
     }
 

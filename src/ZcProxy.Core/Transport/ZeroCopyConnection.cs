@@ -14,11 +14,12 @@ namespace ZcProxy.Core.Transport;
 /// connection. Splice pipes are leased per body from <see cref="SplicePipePool"/>, never kept by an idle connection. It is Kestrel's ConnectionContext and, as a connection feature, what the request middleware finds
 /// in HttpContext.Features.
 /// </summary>
-internal sealed partial class ZeroCopyConnection : ConnectionContext
+internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPipe, ILoopSocketTroubleHandler
 {
     private readonly CancellationTokenSource _closed = new();
-    private readonly object _lock = new();
-    private readonly List<LoopSocket> _sources = [];
+    // Copy-on-write, swapped with Interlocked: an idle connection (no body source registered) holds the shared empty
+    // array, not a list and a lock object of its own.
+    private LoopSocket[] _sources = [];
     private int _abortedFlag, _closedFired, _disposed, _tunnel;
     private Exception? _inputFailure;
     private Action? _tunnelAborted;
@@ -31,9 +32,8 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
         RemoteEndPoint = remote;
         Input = new ZeroCopyInput(this);
         Output = new ZeroCopyOutputWriter(this);
-        _duplex = new Duplex(Input, Output);
         ClientSocket = loop.Register(socket);
-        ClientSocket.Trouble = (_, bits) => OnTrouble(bits);
+        ClientSocket.Trouble = this;
         transport.ConnectionOpened();
     }
 
@@ -58,7 +58,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
     public LoopSocket RegisterSource(System.Runtime.InteropServices.SafeHandle source)
     {
         var registration = Loop.Register(source);
-        lock (_lock) _sources.Add(registration);
+        UpdateSources(registration, static (sources, added) => [.. sources, added]);
         if (IsAborted) registration.Fail(new ConnectionAbortedException("the client connection was aborted"));
         return registration;
     }
@@ -66,8 +66,19 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
     /// <summary>Takes the source's fd off the loop; the fd itself stays open (it belongs to an upstream connection).</summary>
     public void UnregisterSource(LoopSocket registration)
     {
-        lock (_lock) _sources.Remove(registration);
+        UpdateSources(registration, static (sources, removed) => Array.FindAll(sources, s => s != removed));
         Loop.Unregister(registration, fdStaysOpen: true);
+    }
+
+    private void UpdateSources(LoopSocket registration, Func<LoopSocket[], LoopSocket, LoopSocket[]> change)
+    {
+        var sources = Volatile.Read(ref _sources);
+        while (true)
+        {
+            var seen = Interlocked.CompareExchange(ref _sources, change(sources, registration), sources);
+            if (seen == sources) return;
+            sources = seen;
+        }
     }
 
     /// <summary>
@@ -127,7 +138,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
     /// the close once it has taken the last of them (<see cref="OnBytesBeforeHangUpTaken"/>): the hang-up is reported
     /// once by epoll, so nobody else would notice it while a request without a body runs and nothing reads.
     /// </summary>
-    private void OnTrouble(uint bits)
+    void ILoopSocketTroubleHandler.OnTrouble(uint bits)
     {
         if ((bits & (EPOLLHUP | EPOLLERR)) == 0 && UnreadBytes() > 0) return;
         OnPeerClosed();
@@ -169,9 +180,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
 
     private void WakeAll(Exception reason)
     {
-        LoopSocket[] sources;
-        lock (_lock) sources = [.. _sources];
-        foreach (var source in sources) source.Fail(reason);
+        foreach (var source in Volatile.Read(ref _sources)) source.Fail(reason);
         if (Volatile.Read(ref _abortedFlag) != 0) ClientSocket.Fail(reason);
         else
         {
@@ -192,9 +201,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext
         Shared.ConnectionClosed();
     }
 
-    private sealed class Duplex(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input { get; } = input;
-        public PipeWriter Output { get; } = output;
-    }
+    // The connection is its own transport pipe (no Duplex object per connection).
+    PipeReader IDuplexPipe.Input => Input;
+    PipeWriter IDuplexPipe.Output => Output;
 }

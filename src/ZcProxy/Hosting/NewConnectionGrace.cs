@@ -11,8 +11,15 @@ namespace ZcProxy.Hosting;
 /// way a client can see the restart at all. This hands Kestrel's HTTP layer a close request that waits until the
 /// connection is <see cref="Grace"/> old; by then its first request is in progress and is served (with
 /// Connection: close), while older idle keep-alive connections close at once, as before.
+/// <para>
+/// Nothing to dispose when the connection ends, so no async frame waits for that (it lived as long as the connection:
+/// 120 B per idle one): the registration on Kestrel's close request dies with Kestrel's connection, the source has no
+/// timer or wait handle, and a grace timer (only during a stop, for at most <see cref="Grace"/>) ends by firing.
+/// </para>
 /// </summary>
-internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeature, IDisposable
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001",
+    Justification = "Lives exactly as long as its connection; the source has no timer or wait handle, the grace timer fires once within a second.")]
+internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeature
 {
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(1);
 
@@ -21,7 +28,6 @@ internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeatur
     private readonly long _acceptedAt;
     // No timer until a close request has to wait: every idle keep-alive connection holds one of these.
     private readonly CancellationTokenSource _closeRequested = new();
-    private readonly CancellationTokenRegistration _registration;
     private ITimer? _graceTimer;
 
     public NewConnectionGrace(IConnectionLifetimeNotificationFeature inner, TimeProvider time)
@@ -30,7 +36,7 @@ internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeatur
         _time = time;
         _acceptedAt = time.GetTimestamp();
         ConnectionClosedRequested = _closeRequested.Token;
-        _registration = inner.ConnectionClosedRequested.UnsafeRegister(static state => ((NewConnectionGrace)state!).OnCloseRequested(), this);
+        _ = inner.ConnectionClosedRequested.UnsafeRegister(static state => ((NewConnectionGrace)state!).OnCloseRequested(), this);
     }
 
     public CancellationToken ConnectionClosedRequested { get; set; }
@@ -40,28 +46,9 @@ internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeatur
     private void OnCloseRequested()
     {
         var remaining = Grace - _time.GetElapsedTime(_acceptedAt);
-        try
-        {
-            if (remaining <= TimeSpan.Zero) _closeRequested.Cancel();
-            else _graceTimer = _time.CreateTimer(static s => ((NewConnectionGrace)s!).PassCloseRequest(), this, remaining, Timeout.InfiniteTimeSpan);
-        }
-        catch (ObjectDisposedException)
-        {
-            // The connection ended while the close request was on its way.
-        }
-    }
-
-    private void PassCloseRequest()
-    {
-        try { _closeRequested.Cancel(); }
-        catch (ObjectDisposedException) { } // the connection ended within its grace
-    }
-
-    public void Dispose()
-    {
-        _registration.Dispose();
-        _graceTimer?.Dispose();
-        _closeRequested.Dispose();
+        if (remaining <= TimeSpan.Zero) _closeRequested.Cancel();
+        // Kept in a field: an unreferenced timer may be collected before it fires.
+        else _graceTimer ??= _time.CreateTimer(static s => ((NewConnectionGrace)s!)._closeRequested.Cancel(), this, remaining, Timeout.InfiniteTimeSpan);
     }
 }
 
@@ -69,15 +56,10 @@ internal static class NewConnectionGraceExtensions
 {
     /// <summary>Before the HTTP layer (and after nothing that needs the original feature): see <see cref="NewConnectionGrace"/>.</summary>
     public static void UseNewConnectionGrace(this ListenOptions listenOptions, TimeProvider time) =>
-        listenOptions.Use(next => async connection =>
+        listenOptions.Use(next => connection =>
         {
-            if (connection.Features.Get<IConnectionLifetimeNotificationFeature>() is not { } inner)
-            {
-                await next(connection);
-                return;
-            }
-            using var grace = new NewConnectionGrace(inner, time);
-            connection.Features.Set<IConnectionLifetimeNotificationFeature>(grace);
-            await next(connection);
+            if (connection.Features.Get<IConnectionLifetimeNotificationFeature>() is { } inner)
+                connection.Features.Set<IConnectionLifetimeNotificationFeature>(new NewConnectionGrace(inner, time));
+            return next(connection);
         });
 }

@@ -248,6 +248,7 @@ internal static class ProxyHost
             o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
             o.ColorBehavior = Console.IsOutputRedirected || Console.IsErrorRedirected ? LoggerColorBehavior.Disabled : LoggerColorBehavior.Default;
         });
+        ScopelessLoggerProvider.Wrap<ConsoleLoggerProvider>(logging.Services);
         logging.SetMinimumLevel(LogLevel.Information);
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);

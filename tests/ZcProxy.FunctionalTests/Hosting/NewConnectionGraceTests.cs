@@ -21,7 +21,7 @@ public class NewConnectionGraceTests
     {
         var time = new ManualTimeProvider();
         var kestrel = new KestrelLifetime();
-        using var grace = new NewConnectionGrace(kestrel, time);
+        var grace = new NewConnectionGrace(kestrel, time);
         time.Advance(TimeSpan.FromMilliseconds(100));
 
         grace.RequestClose(); // what Kestrel's drain does to every connection
@@ -47,7 +47,7 @@ public class NewConnectionGraceTests
     public void AnIdleConnection_HoldsNoTimer()
     {
         var time = new TimerCountingTime();
-        using var grace = new NewConnectionGrace(new KestrelLifetime(), time);
+        var grace = new NewConnectionGrace(new KestrelLifetime(), time);
         Assert.Equal(0, time.TimersCreated);
     }
 
@@ -56,7 +56,7 @@ public class NewConnectionGraceTests
     {
         var time = new TimerCountingTime();
         var kestrel = new KestrelLifetime();
-        using var grace = new NewConnectionGrace(kestrel, time);
+        var grace = new NewConnectionGrace(kestrel, time);
         time.Clock.Advance(NewConnectionGrace.Grace - TimeSpan.FromMilliseconds(50));
 
         grace.RequestClose();
@@ -71,7 +71,7 @@ public class NewConnectionGraceTests
     {
         var time = new ManualTimeProvider();
         var kestrel = new KestrelLifetime();
-        using var grace = new NewConnectionGrace(kestrel, time);
+        var grace = new NewConnectionGrace(kestrel, time);
         time.Advance(NewConnectionGrace.Grace);
 
         grace.RequestClose();

@@ -61,8 +61,10 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     public Func<HttpContext, Task>? BeforeBody { get; set; }
 
     /// <param name="beforeHttp">Runs on each accepted connection before Kestrel's HTTP handling reads anything (tests hold it back).</param>
+    /// <param name="listener">Adds connection middleware to the listener (as ProxyHost does to proxy listeners).</param>
     public static async Task<ZeroCopyTestHost> StartAsync(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols? protocols = null,
-        Func<Microsoft.AspNetCore.Connections.ConnectionContext, Task>? beforeHttp = null)
+        Func<Microsoft.AspNetCore.Connections.ConnectionContext, Task>? beforeHttp = null,
+        Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions>? listener = null)
     {
         var directory = Directory.CreateTempSubdirectory("zc-transport-").FullName;
         var builder = WebApplication.CreateSlimBuilder();
@@ -73,6 +75,7 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k => k.ListenZeroCopy(IPAddress.Loopback, 0, lo =>
         {
             if (protocols is { } p) lo.Protocols = p;
+            listener?.Invoke(lo);
             if (beforeHttp is not null) lo.Use(next => async connection =>
             {
                 await beforeHttp(connection);

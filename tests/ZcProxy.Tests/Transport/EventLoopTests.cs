@@ -92,15 +92,22 @@ public sealed class EventLoopTests
         using (listener) using (a)
         {
             var socket = loop.Register(a.SafeHandle);
-            uint reported = 0;
-            socket.Trouble = (_, bits) => reported |= bits;
+            var reported = new TroubleRecorder();
+            socket.Trouble = reported;
             b.LingerState = new LingerOption(true, 0);
             b.Close();
-            await Poll.UntilAsync(() => Volatile.Read(ref reported) != 0, "the loop reports the reset");
+            await Poll.UntilAsync(() => reported.Bits != 0, "the loop reports the reset");
             Assert.NotEqual(0u, socket.TroubleSeen & (ZcProxy.Native.LinuxConstants.EPOLLERR | ZcProxy.Native.LinuxConstants.EPOLLHUP));
             loop.Unregister(socket, fdStaysOpen: true);
         }
     }
+    private sealed class TroubleRecorder : ILoopSocketTroubleHandler
+    {
+        private int _bits;
+        public uint Bits => (uint)Volatile.Read(ref _bits);
+        public void OnTrouble(uint bits) => Interlocked.Or(ref _bits, (int)bits);
+    }
+
     [Fact]
     public async Task PausedReads_DoNotWakeTheLoop_AndResumingReportsWhatCameMeanwhile()
     {

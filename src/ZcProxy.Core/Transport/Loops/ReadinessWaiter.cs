@@ -34,6 +34,10 @@ internal sealed class ReadinessWaiter : IValueTaskSource<bool>
 
     public bool IsArmed => Volatile.Read(ref _armed) != 0;
 
+    /// <summary>As awaiting the current wait's value task (its continuation runs where the wait completes).</summary>
+    public void OnWaitOver(Action<object?> continuation, object state)
+        => _core.OnCompleted(continuation, state, _core.Version, ValueTaskSourceOnCompletedFlags.None);
+
     public bool GetResult(short token) => _core.GetResult(token);
     public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
