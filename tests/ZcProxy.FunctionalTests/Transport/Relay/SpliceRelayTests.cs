@@ -60,4 +60,90 @@ public sealed class SpliceRelayTests
         Assert.True(metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Request) + metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response) > 0);
         Assert.Equal(0, pipes.Leased);
     }
+
+    [Fact]
+    public async Task WhileTheClientIsFull_TheUpstreamsDataDoesNotWakeTheLoop()
+    {
+        // The client reads nothing at first: the relay fills its pipe and waits for the client. The upstream keeps
+        // sending meanwhile; each segment it lands on the proxy's upstream socket was a read event that woke the loop
+        // for nothing (the relay cannot take it before the client takes bytes). Counted as the upstream socket's read
+        // events (its read sequence), which must not move while the relay only waits for the client.
+        using var loop = new EventLoop(0);
+        var (client, clientEnd) = await LoopbackPair.ConnectAsync();
+        var (upstream, upstreamEnd) = await SmallSegmentPairAsync();
+        using (client) using (clientEnd) using (upstream) using (upstreamEnd)
+        {
+            client.ReceiveBufferSize = 16 * 1024;
+            clientEnd.SendBufferSize = 16 * 1024;
+            using var pipes = new SplicePipePool(new PipeBudget(PipeBudget.KernelDefaultPipeSize, 2, "test"));
+            var clientSocket = loop.Register(clientEnd.SafeHandle);
+            var upstreamSocket = loop.Register(upstreamEnd.SafeHandle);
+            var relay = new SpliceRelay(clientSocket, upstreamSocket, pipes, new ProxyMetrics(), TimeSpan.FromMinutes(1));
+            var running = relay.RunAsync();
+
+            // Everything between the upstream and the client fills up: the upstream's sends would block.
+            upstream.Blocking = false;
+            var chunk = new byte[4096];
+            long sent = 0;
+            var filling = System.Diagnostics.Stopwatch.StartNew();
+            while (filling.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                try { sent += upstream.Send(chunk); }
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.WouldBlock)
+                {
+                    // The relay may still be moving bytes: full means a send blocks after the relay had time to run.
+                    await FenceAsync(client, upstream);
+                    try { sent += upstream.Send(chunk); }
+                    catch (SocketException again) when (again.SocketErrorCode == SocketError.WouldBlock) { break; }
+                }
+            }
+            upstream.Blocking = true;
+            int before = upstreamSocket.ReadSequence;
+
+            // The client takes 256 KiB: the relay drains and tops its pipe up from the upstream socket, whose window opens,
+            // so the upstream lands more segments, while the relay waits for the client.
+            // The upstream has far more to send than the client takes, so the relay never finds its source empty.
+            var topUp = Task.Run(() => upstream.Send(new byte[8 << 20]));
+            var sink = new byte[256 * 1024];
+            for (int got = 0; got < sink.Length;) got += await client.ReceiveAsync(sink.AsMemory(got));
+            await FenceAsync(client, upstream);
+            Assert.Equal(before, upstreamSocket.ReadSequence);
+
+            relay.Stop(RelayEnd.Stopped);
+            await running.WaitAsync(TimeSpan.FromSeconds(30));
+            upstream.Close(0); // unblocks the top-up send
+            await Task.WhenAny(topUp);
+            Assert.True(sent > 0);
+        }
+    }
+
+    /// <summary>
+    /// A loopback pair with 1,400-byte segments (a network's, not loopback's 64 KiB): the receiver's window then opens
+    /// as soon as the relay takes some bytes, and the sender lands many segments, as over a real network.
+    /// </summary>
+    private static async Task<(Socket Peer, Socket Proxy)> SmallSegmentPairAsync()
+    {
+        const int TcpMaxSegment = 2; // TCP_MAXSEG
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.SetRawSocketOption((int)ProtocolType.Tcp, TcpMaxSegment, BitConverter.GetBytes(1400));
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var peer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        peer.SetRawSocketOption((int)ProtocolType.Tcp, TcpMaxSegment, BitConverter.GetBytes(1400));
+        await peer.ConnectAsync(listener.LocalEndPoint!);
+        var proxy = await listener.AcceptAsync();
+        proxy.Blocking = false;
+        return (peer, proxy);
+    }
+
+    /// <summary>
+    /// One byte client → upstream through the relay: when it arrives, the loop has handled every event queued before it
+    /// (epoll reports ready fds in the order they became ready).
+    /// </summary>
+    private static async Task FenceAsync(Socket client, Socket upstream)
+    {
+        await client.SendAsync(new byte[] { 1 });
+        var one = new byte[1];
+        Assert.Equal(1, await upstream.ReceiveAsync(one.AsMemory()).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+    }
 }
