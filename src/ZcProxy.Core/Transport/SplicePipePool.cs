@@ -12,7 +12,7 @@ namespace ZcProxy.Core.Transport;
 /// is copied instead, as HAProxy does past maxpipes. An empty pipe after a complete transfer goes back to the idle set
 /// (bounded); any other is closed, since it may hold bytes of a broken body. A pipe the kernel would not resize
 /// (F_SETPIPE_SZ refused: the user's pipe quota nearly used up) but that kept the kernel's default 64 KiB is used as
-/// it is: smaller pipes, more splice calls, never a failed connection. Two pools exist: HTTP bodies' and relays'
+/// it is for that transfer (smaller pipes, more splice calls, never a failed connection), then closed rather than kept idle. Two pools exist: HTTP bodies' and relays'
 /// (<see cref="SplicePipeUse"/>), each with its own share of the quota, metrics and log lines.
 /// </summary>
 internal sealed partial class SplicePipePool : IDisposable
@@ -22,6 +22,7 @@ internal sealed partial class SplicePipePool : IDisposable
 
     private readonly ConcurrentQueue<SplicePipe> _idle = new();
     private readonly ILogger? _log;
+    private readonly Func<int, SplicePipe> _createPipe;
     private readonly Counter? _shortages;
     private readonly int _maxIdle;
     private readonly string _name, _transfers;
@@ -29,9 +30,12 @@ internal sealed partial class SplicePipePool : IDisposable
     private long _nextShortageLog, _nextRefusalLog;
     private volatile bool _disposed;
 
-    public SplicePipePool(PipeBudget budget, ProxyMetrics? metrics = null, ILogger<SplicePipePool>? log = null, SplicePipeUse use = SplicePipeUse.Bodies)
+    /// <param name="createPipe">Makes a pipe of the asked size (tests stand in for a kernel that refuses F_SETPIPE_SZ).</param>
+    public SplicePipePool(PipeBudget budget, ProxyMetrics? metrics = null, ILogger<SplicePipePool>? log = null, SplicePipeUse use = SplicePipeUse.Bodies,
+        Func<int, SplicePipe>? createPipe = null)
     {
         Budget = budget;
+        _createPipe = createPipe ?? SplicePipe.Create;
         _log = log;
         _maxIdle = Math.Min(MaxIdlePipes, budget.MaxPipes);
         (_name, _transfers) = use == SplicePipeUse.Relays ? ("relay pipes", "relayed bytes") : ("splice pipes", "bodies");
@@ -63,7 +67,7 @@ internal sealed partial class SplicePipePool : IDisposable
         }
         if (Interlocked.Increment(ref _open) > Budget.MaxPipes) return Shortage(null, "all pipes are in use");
         SplicePipe pipe;
-        try { pipe = SplicePipe.Create(Budget.PipeSize); }
+        try { pipe = _createPipe(Budget.PipeSize); }
         catch (ErrnoException e) { return Shortage(null, e.Message); }
         // F_SETPIPE_SZ was refused (quota exceeded): the pipe may be down to 2 pages, thousands of calls for a big body.
         if (pipe.Capacity < PipeBudget.KernelDefaultPipeSize)
@@ -73,10 +77,14 @@ internal sealed partial class SplicePipePool : IDisposable
         return pipe;
     }
 
-    /// <summary>Takes back a leased pipe; closes it after a failed transfer, or unless it is certainly empty and there is room.</summary>
+    /// <summary>
+    /// Takes back a leased pipe; closes it after a failed transfer, or unless it is certainly empty, full-sized and there
+    /// is room. A pipe the kernel would not size (it kept 64 KiB) is closed too: kept idle, it would serve every later
+    /// lease at a quarter of the calls' size long after the quota has room again; a new pipe asks the kernel again.
+    /// </summary>
     public void Return(SplicePipe pipe, bool transferComplete)
     {
-        if (_disposed || !transferComplete || pipe.Buffered != 0)
+        if (_disposed || !transferComplete || pipe.Buffered != 0 || pipe.Capacity < Budget.PipeSize)
         {
             Close(pipe);
             return;

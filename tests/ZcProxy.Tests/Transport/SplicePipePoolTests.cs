@@ -86,4 +86,33 @@ public sealed class SplicePipePoolTests
         Assert.Null(pool.TryLease());
         Assert.Equal((0, 1L), (pool.Leased, metrics.CounterValue("zcproxy_splice_pipe_shortages_total")));
     }
+
+    [Fact]
+    public void Return_APipeTheKernelWouldNotResize_IsClosed_SoTheNextLeaseAsksForAFullSizedOne()
+    {
+        // A kernel that refuses F_SETPIPE_SZ (the user's pipe quota nearly used up) leaves a pipe at its default 64 KiB:
+        // it serves the transfer it was made for, but must not stand in for a full-sized pipe afterwards.
+        var asked = new List<int>();
+        bool refuse = true;
+        using var pool = new SplicePipePool(new PipeBudget(256 * 1024, 4, "test"), createPipe: size =>
+        {
+            asked.Add(size);
+            return SplicePipe.Create(refuse ? PipeBudget.KernelDefaultPipeSize : size);
+        });
+        var small = pool.TryLease();
+        Assert.NotNull(small);
+        Assert.Equal(PipeBudget.KernelDefaultPipeSize, small.Capacity);
+        pool.Return(small, transferComplete: true);
+        Assert.True(small.IsClosed);
+        Assert.Equal((0, 0), (pool.Leased, pool.IdleCount));
+
+        refuse = false; // the quota has room again
+        var full = pool.TryLease();
+        Assert.NotNull(full);
+        Assert.Equal(256 * 1024, full.Capacity);
+        Assert.Equal([256 * 1024, 256 * 1024], asked);
+        pool.Return(full, transferComplete: true);
+        Assert.False(full.IsClosed); // a full-sized pipe is kept for the next transfer
+        Assert.Same(full, pool.TryLease());
+    }
 }
