@@ -109,9 +109,6 @@ internal sealed partial class UpstreamConnection : IDisposable
                         continue; // the next head may be in the same bytes
                     }
                     KeepBodyPrefix(head, ref buffer, start, count - start);
-                    // The whole response came in the recvs of its head: the socket holds nothing more that is due.
-                    long due = head.StatusCode == 101 ? -1 : head.Framing switch { BodyFraming.None => 0, BodyFraming.ContentLength => head.ContentLength, _ => -1 };
-                    if (!OverRead && _prefetchedCount == due) ResponseReadToEnd();
                     return head;
                 }
                 // Incomplete: make room after what is unparsed, then one more recv.
@@ -182,14 +179,16 @@ internal sealed partial class UpstreamConnection : IDisposable
     private void KeepBodyPrefix(ResponseHead head, ref byte[]? buffer, int offset, int received)
     {
         // After a 101 every byte is the new protocol's (an upgraded connection's tunnel sends them on first).
-        long allowed = head.StatusCode == 101 ? received : head.Framing switch
+        var (allowed, lengthKnown) = head.StatusCode == 101 ? ((long)received, false) : head.Framing switch
         {
-            BodyFraming.ContentLength => head.ContentLength,
-            BodyFraming.Chunked or BodyFraming.CloseDelimited => received,
-            _ => 0,
+            BodyFraming.ContentLength => (head.ContentLength, true),
+            BodyFraming.Chunked or BodyFraming.CloseDelimited => ((long)received, false),
+            _ => (0L, true),
         };
         int keep = (int)Math.Min(received, allowed);
         OverRead = received > keep;
+        // The whole response came in the recvs of its head: the socket holds nothing more that is due.
+        if (lengthKnown && !OverRead && keep == allowed) ResponseReadToEnd();
         if (keep == 0) return;
         _prefetched = buffer;
         _prefetchedOffset = offset;
