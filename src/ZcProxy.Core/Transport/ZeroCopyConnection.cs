@@ -66,9 +66,18 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
     /// <summary>Takes the source's fd off the loop; the fd itself stays open (it belongs to an upstream connection).</summary>
     public void UnregisterSource(LoopSocket registration)
     {
-        UpdateSources(registration, static (sources, removed) => Array.FindAll(sources, s => s != removed));
+        UpdateSources(registration, s_without);
         Loop.Unregister(registration, fdStaysOpen: true);
     }
+
+    // Made once: a lambda that captured the removed registration was a closure per spliced body.
+    private static readonly Func<LoopSocket[], LoopSocket, LoopSocket[]> s_without = static (sources, removed) =>
+    {
+        int at = Array.IndexOf(sources, removed);
+        if (at < 0) return sources;
+        if (sources.Length == 1) return [];
+        return [.. sources.AsSpan(0, at), .. sources.AsSpan(at + 1)];
+    };
 
     private void UpdateSources(LoopSocket registration, Func<LoopSocket[], LoopSocket, LoopSocket[]> change)
     {
