@@ -7,6 +7,7 @@ namespace ZcProxy.Core.Transport.Loops;
 /// and a loopback client that reads as fast as the loop sends never fills it: a 64 MiB resident hit went out in one
 /// loop iteration while the small hits of the same loop waited (pollution benchmark, docs/transport.md). A wait
 /// (the client socket full, a read on the pool) ends the turn too. Off the loops nothing is counted or capped.
+/// Relays (TCP streams, upgraded connections) count what each direction splices into its sink the same way.
 /// </summary>
 internal struct LoopTurn
 {

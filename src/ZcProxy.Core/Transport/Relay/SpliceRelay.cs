@@ -113,7 +113,8 @@ internal sealed class SpliceRelay
     /// the sink, its source's read events are off (<see cref="LoopSocket.PauseReads"/>): on loopback the source's
     /// peer keeps sending meanwhile, and each segment woke the loop for nothing (about half of all wake-ups of a
     /// 16 MiB transfer). They are back on before the direction waits for the source (the kernel then reports what
-    /// arrived meanwhile) and when it ends.
+    /// arrived meanwhile) and when it ends. A direction that never has to wait (peers as fast as the loop) splices at
+    /// most <see cref="LoopTurn.Bytes"/> into its sink per loop turn, then yields the loop (docs/transport.md, "Fair turns").
     /// </summary>
     private async ValueTask MoveAsync(LoopSocket from, LoopSocket to, ReadOnlyMemory<byte> first, BodyDirection direction)
     {
@@ -128,6 +129,9 @@ internal sealed class SpliceRelay
             // more (EAGAIN or a partial splice); and since the last drain: the pipe took no more (EAGAIN with bytes in it:
             // its slots may be full while its byte count is not).
             bool sourceDry = false, sinkFull = false, pipeFull = false;
+            // A direction that never finds its source empty nor its sink full (a fast loopback reader) would otherwise
+            // hold the loop for the whole transfer: it splices at most LoopTurn.Bytes into the sink per loop turn.
+            var turn = new LoopTurn();
             while (!Ended)
             {
                 // Readiness snapshots before the syscalls: an edge after them ends the waits below.
@@ -154,9 +158,10 @@ internal sealed class SpliceRelay
                     else if (pipe.Buffered == 0) sourceDry = true;
                     else pipeFull = true;
                 }
+                bool turnUsedUp = false;
                 if (pipe is { Buffered: > 0 } && !sinkFull)
                 {
-                    long offered = pipe.Buffered;
+                    long offered = turn.Allow(pipe.Buffered);
                     var w = Splice(to, pipe.ReadFd, offered, toPipe: false);
                     if (w.Ok && w.Bytes > 0)
                     {
@@ -164,6 +169,7 @@ internal sealed class SpliceRelay
                         Count(direction, BodyMechanism.Splice, w.Bytes);
                         sinkFull = w.Bytes < offered;
                         pipeFull = false;
+                        turnUsedUp = turn.Spend(w.Bytes);
                     }
                     else if (w.WouldBlock) sinkFull = true;
                     else
@@ -171,6 +177,14 @@ internal sealed class SpliceRelay
                         Fail(toFailed, w.Ok ? $"{Side(to)}: splice moved 0 bytes" : $"{Side(to)}: {w.ToException("splice").Message}");
                         return;
                     }
+                }
+                if (turnUsedUp && !sinkFull)
+                {
+                    // This direction sent its share of the loop's turn and could go on: the loop's other connections
+                    // (and this relay's other direction) get their turn first. Nothing is known blocked here (a
+                    // drain just succeeded in full), and the snapshots are taken again after the yield.
+                    await turn.YieldAsync();
+                    continue;
                 }
                 if (eof && (pipe is null || pipe.Buffered == 0))
                 {
@@ -184,6 +198,7 @@ internal sealed class SpliceRelay
                     // first while the source has some, then wait with the source's reads off.
                     if (CanFill(pipe, eof, sourceDry, pipeFull)) continue;
                     from.PauseReads();
+                    turn.End();
                     await to.WaitWritableAsync(writeSequence);
                 }
                 else if (sourceDry)
@@ -192,6 +207,7 @@ internal sealed class SpliceRelay
                     _pipes.Return(pipe!, transferComplete: true);
                     pipe = null;
                     pipeFull = false;
+                    turn.End();
                     await WaitReadableAsync(from, readSequence);
                 }
                 else continue; // the pipe is empty and the source may have more

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using ZcProxy.Core.Diagnostics;
@@ -13,9 +14,10 @@ namespace ZcProxy.Tests.Transport.Relay;
 public sealed class SpliceRelayTests
 {
     private static async Task<(RelayEnd End, (long, string) AtClient, (long, string) AtUpstream, ProxyMetrics Metrics)> ExchangeAsync(
-        SplicePipePool pipes, long size)
+        SplicePipePool pipes, long size, EventLoop? on = null)
     {
-        using var loop = new EventLoop(0);
+        using var owned = on is null ? new EventLoop(0) : null;
+        var loop = on ?? owned!;
         var (client, clientEnd) = await LoopbackPair.ConnectAsync();
         var (upstream, upstreamEnd) = await LoopbackPair.ConnectAsync();
         using (client) using (clientEnd) using (upstream) using (upstreamEnd)
@@ -59,6 +61,35 @@ public sealed class SpliceRelayTests
         Assert.Equal(Size, metrics.GetBodyBytes(BodyMechanism.Copy, BodyDirection.Response) + metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response));
         Assert.True(metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Request) + metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response) > 0);
         Assert.Equal(0, pipes.Leased);
+    }
+
+    /// <summary>
+    /// A relay whose peers read as fast as it splices never finds a source empty or a sink full, so without a cap it held
+    /// its loop for the whole transfer (up to 14 MB in one loop iteration at 256 MiB, docs/transport.md): each direction
+    /// splices at most LoopTurn.Bytes into its sink per loop turn, then yields the loop. Counted on this test's own loop:
+    /// every turn it ended moved at most one share, byte-exact both ways.
+    /// </summary>
+    [Fact]
+    public async Task AFastTransfer_SplicesAtMostOneShareOfTheLoopPerTurn()
+    {
+        long size = 6 * LoopTurn.Bytes + 12345;
+        using var loop = new EventLoop(0);
+        var turns = new ConcurrentQueue<long>();
+        Action<long> record = bytes => { if (loop.IsLoopThread) turns.Enqueue(bytes); };
+        LoopTurn.Ended += record;
+        try
+        {
+            using var pipes = new SplicePipePool(new PipeBudget(256 * 1024, 2, "test"));
+            var (end, atClient, atUpstream, metrics) = await ExchangeAsync(pipes, size, loop);
+            Assert.Equal(RelayEnd.Completed, end);
+            Assert.Equal((size, BodyPattern.Sha256(size)), atClient);
+            Assert.Equal((size, BodyPattern.Sha256(size)), atUpstream);
+            Assert.Equal(size, metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Request));
+            Assert.Equal(size, metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response));
+        }
+        finally { LoopTurn.Ended -= record; }
+        Assert.NotEmpty(turns);
+        Assert.All(turns, bytes => Assert.InRange(bytes, 1, LoopTurn.Bytes));
     }
 
     [Fact]
