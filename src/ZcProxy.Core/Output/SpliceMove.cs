@@ -1,4 +1,5 @@
 using ZcProxy.Core.Transport;
+using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Native;
 using static ZcProxy.Native.LinuxConstants;
 
@@ -9,7 +10,10 @@ namespace ZcProxy.Core.Output;
 /// socket, with non-blocking splice(2) calls on the connection's event loop. The pipe's fill level is tracked so that
 /// EAGAIN from the source side means "no data yet" (the pipe has room) and EAGAIN from the sink side means "socket
 /// full". When neither can move, it waits for the side that blocks (the ends bound each wait by an idle timeout).
-/// Response bodies, request bodies and cache fills (through a <see cref="SpliceStage"/>) all run this loop.
+/// Response bodies, request bodies and cache fills (through a <see cref="SpliceStage"/>) all run this loop. On an
+/// event loop it delivers at most one <see cref="LoopTurn"/> share per loop turn, then lets the loop's other
+/// connections run: a fast upstream and a client that reads as fast never make it wait, so without the cap one large
+/// body went out in one loop iteration.
 /// </summary>
 internal static class SpliceMove
 {
@@ -24,6 +28,7 @@ internal static class SpliceMove
         {
             var drained = between?.Out ?? pipe;
             long toRead = length, toWrite = length;
+            var turn = new LoopTurn();
             while (toWrite > 0)
             {
                 if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
@@ -41,14 +46,16 @@ internal static class SpliceMove
                 }
                 if (drained.Buffered > 0)
                 {
-                    if (Drain(ends, drained, out long sent) is { } writeFailed) return writeFailed;
+                    if (Drain(ends, drained, turn.Allow(drained.Buffered), out long sent) is { } writeFailed) return writeFailed;
                     if (sent > 0)
                     {
                         toWrite -= sent;
+                        if (turn.Spend(sent) && toWrite > 0) await turn.YieldAsync(); // the loop's other connections first
                         continue;
                     }
                     if (!progress)
                     {
+                        turn.End();
                         var writable = await ends.SinkWritableAsync(writeSequence, cancellationToken);
                         if (!writable.IsComplete) return writable;
                     }
@@ -56,6 +63,7 @@ internal static class SpliceMove
                 }
                 if (!progress)
                 {
+                    turn.End();
                     var readable = await ends.SourceReadableAsync(readSequence, cancellationToken);
                     if (!readable.IsComplete) return readable;
                 }
@@ -86,15 +94,16 @@ internal static class SpliceMove
     }
 
     /// <summary>
-    /// pipe → sink: one non-blocking splice of what the pipe holds, counted as delivered. Null: go on
-    /// (<paramref name="sent"/> is 0 when the sink is full); otherwise how the move ended.
+    /// pipe → sink: one non-blocking splice of what the pipe holds, at most <paramref name="most"/> bytes (what the
+    /// loop turn has left), counted as delivered. Null: go on (<paramref name="sent"/> is 0 when the sink is full);
+    /// otherwise how the move ended.
     /// </summary>
-    public static BodyResult? Drain(SpliceEnds ends, SplicePipe pipe, out long sent)
+    public static BodyResult? Drain(SpliceEnds ends, SplicePipe pipe, long most, out long sent)
     {
         sent = 0;
         if (!FdLease.TryAcquire(ends.Sink, out var to)) return ends.SinkFailed("its socket was closed");
         SysResult w;
-        using (to) w = Syscalls.Splice(pipe.ReadFd, to.Fd, pipe.Buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        using (to) w = Syscalls.Splice(pipe.ReadFd, to.Fd, Math.Min(pipe.Buffered, most), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (w.Ok && w.Bytes > 0)
         {
             sent = w.Bytes;

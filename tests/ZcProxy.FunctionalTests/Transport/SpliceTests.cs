@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Net;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Tests.Transport;
 
@@ -22,6 +24,33 @@ public sealed class SpliceTests
         Assert.Equal(BodyPattern.Sha256(size), sha);
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Splice, size);
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Copy, 0);
+    }
+
+    /// <summary>
+    /// A spliced body moved from its event loop (as the forwarder's, and a cache fill's, on a MISS) gives the loop up after
+    /// each turn's share (LoopTurn), as sendfile bodies do: every turn a loop thread ended sent at most LoopTurn.Bytes, and
+    /// the turns add up to the body, so a fast upstream and a fast client do not hold the loop for the whole body.
+    /// </summary>
+    [Fact]
+    public async Task LargeSplicedBody_OnTheLoop_SendsAtMostOneShareOfTheLoopPerTurn()
+    {
+        long size = 5 * LoopTurn.Bytes + 12345;
+        var turns = new ConcurrentQueue<long>();
+        Action<long> record = turns.Enqueue;
+        LoopTurn.Ended += record;
+        try
+        {
+            await using var host = await ZeroCopyTestHost.StartAsync();
+            using var client = new HttpClient { BaseAddress = host.BaseAddress };
+            var (status, length, sha) = await SendFileTests.GetHashedAsync(client, $"/splice?size={size}&onLoop=true");
+            Assert.Equal((HttpStatusCode.OK, size, BodyPattern.Sha256(size)), (status, length, sha));
+            await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Splice, size);
+        }
+        finally { LoopTurn.Ended -= record; }
+        // Every byte of the body left in some turn of its loop; all but the last turn (which ends with the move, not by a
+        // yield or a wait) were recorded. Any other test's turns may be there too.
+        Assert.True(turns.Sum() >= size - LoopTurn.Bytes, $"turns recorded {turns.Sum()} bytes of a {size}-byte body");
+        Assert.All(turns, bytes => Assert.InRange(bytes, 1, LoopTurn.Bytes));
     }
 
     /// <summary>
