@@ -1,4 +1,6 @@
+using System.Buffers;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Primitives;
 
 namespace ZcProxy.Core.Forwarding;
 
@@ -15,12 +17,7 @@ internal static class RequestHeadCheck
     /// <summary>Null when the head is acceptable, else why not (for the log).</summary>
     public static string? Problem(HttpRequest request)
     {
-        foreach (var (name, values) in request.Headers)
-        {
-            if (!IsToken(name)) return "invalid character in a header field name";
-            foreach (var value in values)
-                if (value is not null && HasControlCharacter(value)) return $"control character in the value of {name}";
-        }
+        if (FieldProblem(request.Headers) is { } fieldProblem) return fieldProblem;
         var transferEncoding = request.Headers.TransferEncoding;
         if (transferEncoding.Count > 0)
         {
@@ -33,7 +30,33 @@ internal static class RequestHeadCheck
         return null;
     }
 
-    private static bool IsSingleChunked(Microsoft.Extensions.Primitives.StringValues values)
+    /// <summary>
+    /// Every field's name and values, read from a copy in a pooled array: enumerating the headers through the interface
+    /// costs Kestrel's boxed enumerator, which it keeps for one enumeration per request, and the forwarder's head
+    /// (<see cref="DefaultRequestHead"/>) enumerates them after this check.
+    /// </summary>
+    private static string? FieldProblem(IHeaderDictionary headers)
+    {
+        int count = headers.Count;
+        var fields = ArrayPool<KeyValuePair<string, StringValues>>.Shared.Rent(count);
+        try
+        {
+            headers.CopyTo(fields, 0);
+            foreach (var (name, values) in fields.AsSpan(0, count))
+            {
+                if (!IsToken(name)) return "invalid character in a header field name";
+                foreach (var value in values)
+                    if (value is not null && HasControlCharacter(value)) return $"control character in the value of {name}";
+            }
+            return null;
+        }
+        finally
+        {
+            ArrayPool<KeyValuePair<string, StringValues>>.Shared.Return(fields, clearArray: true);
+        }
+    }
+
+    private static bool IsSingleChunked(StringValues values)
     {
         int codings = 0;
         foreach (var value in values)
