@@ -178,12 +178,13 @@ internal sealed class SpliceRelay
                         return;
                     }
                 }
-                if (turnUsedUp && !sinkFull)
+                if (turnUsedUp)
                 {
-                    // This direction sent its share of the loop's turn and could go on: the loop's other connections
-                    // (and this relay's other direction) get their turn first. Nothing is known blocked here (a
-                    // drain just succeeded in full), and the snapshots are taken again after the yield.
+                    // This direction sent its share of the loop's turn: the loop's other connections (and this relay's
+                    // other direction) get their turn first. A sink that was full is tried again after the yield (the
+                    // readiness snapshots are taken anew, so an edge during the yield is not waited for in vain).
                     await turn.YieldAsync();
+                    sinkFull = false;
                     continue;
                 }
                 if (eof && (pipe is null || pipe.Buffered == 0))
@@ -198,8 +199,9 @@ internal sealed class SpliceRelay
                     // first while the source has some, then wait with the source's reads off.
                     if (CanFill(pipe, eof, sourceDry, pipeFull)) continue;
                     from.PauseReads();
-                    turn.End();
-                    await to.WaitWritableAsync(writeSequence);
+                    var writable = to.WaitWritableAsync(writeSequence);
+                    if (!writable.IsCompleted) turn.End(); // a wait already over (an edge came meanwhile) goes on within this turn
+                    await writable;
                 }
                 else if (sourceDry)
                 {
@@ -207,8 +209,9 @@ internal sealed class SpliceRelay
                     _pipes.Return(pipe!, transferComplete: true);
                     pipe = null;
                     pipeFull = false;
-                    turn.End();
-                    await WaitReadableAsync(from, readSequence);
+                    var readable = WaitReadableAsync(from, readSequence);
+                    if (!readable.IsCompleted) turn.End();
+                    await readable;
                 }
                 else continue; // the pipe is empty and the source may have more
                 sourceDry = sinkFull = false;
