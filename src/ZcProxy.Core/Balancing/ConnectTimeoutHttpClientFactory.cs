@@ -28,6 +28,8 @@ internal sealed class ConnectTimeoutHttpClientFactory(ILogger<ForwarderHttpClien
         handler.ConnectCallback = UpstreamTimingHandler.ConnectAsync;
         // Trace context is TraceContext's to write, as on the zero-copy path (no HttpClient Activity per upstream request).
         handler.ActivityHeadersPropagator = null;
+        // An upstream that answers early and closes mid-upload has its answer read (see EarlyResponseBody).
+        handler.PlaintextStreamFilter = EarlyResponseConnectionStream.FilterAsync;
     }
 
     protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)

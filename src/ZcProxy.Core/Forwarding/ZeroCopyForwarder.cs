@@ -78,7 +78,23 @@ internal sealed partial class ZeroCopyForwarder(
         if (context.Request.Body is not ClientBodyTimeoutStream)
             context.Request.Body = new ClientBodyTimeoutStream(new CountingBodyStream(context.Request.Body, metrics.Body, BodyDirection.Request, context),
                 options.Current.ZeroCopy.ClientBodyTimeout);
-        await next(context);
+        if (RequestFraming(context) == RequestBodyFraming.None)
+        {
+            await next(context);
+        }
+        else
+        {
+            // This try's body, so that an upstream's early answer mid-upload is read (EarlyResponseBody); the request's
+            // own stream again afterwards (a retry rewinds it and forwards again).
+            var body = context.Request.Body;
+            var watched = new EarlyResponseBody(body, context);
+            context.Request.Body = watched;
+            EarlyResponseBody.Current = watched; // this method's flow only: YARP's HttpClient writes the request on it
+            try { await next(context); }
+            finally { context.Request.Body = body; }
+            if (watched.UpstreamStopped && context.Find<IForwarderErrorFeature>() is null)
+                LogYarpEarlyResponse(logger, context.Response.StatusCode);
+        }
         ClientBodyTimeout.AnswerIfTimedOut(context);
     }
 
@@ -439,6 +455,9 @@ internal sealed partial class ZeroCopyForwarder(
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "zero-copy forwarder: {Destination} answered {Status} before the request body was sent; forwarding it and closing both connections")]
     private static partial void LogEarlyResponse(ILogger logger, string destination, int status);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "YARP's forwarder: the upstream answered {Status} before the request body was sent and closed; forwarding it, neither connection is reused")]
+    private static partial void LogYarpEarlyResponse(ILogger logger, int status);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Debug, Message = "zero-copy forwarder: pooled connection to {Destination} failed before any response byte ({Reason}); retrying on a fresh connection")]
     private static partial void LogRetry(ILogger logger, string destination, string reason);
