@@ -52,7 +52,7 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
             await warm.SendAsync(RawHttpClient.Get($"/body?size={SmallBody}"));
             Assert.Equal(BodyPattern.Sha256(SmallBody), (await warm.ReadResponseAsync()).Sha);
         }
-        await Poll.UntilAsync(() => Fds(proxy.Pid, url.Port).Sockets == listeners + 1, "only the listeners and the pooled upstream connection left");
+        await WaitForFdsAsync(proxy.Pid, url.Port, c => c.Sockets == listeners + 1, $"only the {listeners} listeners and the pooled upstream connection left");
         // The admin endpoints too: their first request loads assemblies (an fd each), which must not count below.
         await LeasedPipesAsync(adminUrl);
         var before = Fds(proxy.Pid, url.Port);
@@ -227,6 +227,27 @@ public sealed class ServiceUserPipeTests(ITestOutputHelper output)
         /// <summary>Listeners, upstream connections and the rest.</summary>
         public int OtherSockets => Sockets - ClientSockets;
         public override string ToString() => $"{Total} (sockets {Sockets}, of which client connections {ClientSockets}; pipe ends {Pipes})";
+    }
+
+    /// <summary>Polls the fd counts; on timeout the message lists every fd the proxy holds, so it says what stayed.</summary>
+    private static async Task WaitForFdsAsync(int pid, int proxyPort, Func<FdCounts, bool> condition, string what)
+    {
+        try { await Poll.UntilAsync(() => condition(Fds(pid, proxyPort)), what); }
+        catch (TimeoutException e) { throw new TimeoutException($"{e.Message}; now {Fds(pid, proxyPort)}:\n{DescribeFds(pid)}", e); }
+    }
+
+    /// <summary>Each fd's target; a TCP socket with its local and remote port and state (from /proc/PID/net/tcp).</summary>
+    private static string DescribeFds(int pid)
+    {
+        var tcp = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var f in File.ReadLines($"/proc/{pid}/net/tcp").Skip(1).Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries)))
+            tcp.TryAdd($"socket:[{f[9]}]", $"tcp {Convert.ToInt32(f[1].Split(':')[1], 16)} -> {Convert.ToInt32(f[2].Split(':')[1], 16)} state {f[3]}");
+        return string.Join("\n", Directory.GetFiles($"/proc/{pid}/fd").Select(f =>
+        {
+            string target;
+            try { target = new FileInfo(f).LinkTarget ?? ""; } catch (IOException) { target = "(closed)"; }
+            return $"  fd {Path.GetFileName(f)}: {target}{(tcp.TryGetValue(target, out var t) ? " " + t : "")}";
+        }));
     }
 
     private static FdCounts Fds(int pid, int proxyPort)
