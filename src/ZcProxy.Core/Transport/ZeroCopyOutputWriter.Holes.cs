@@ -68,12 +68,16 @@ internal sealed partial class ZeroCopyOutputWriter
 
     /// <summary>
     /// The hole's outcome after its flush, and closes it. <paramref name="thrown"/> is what the app's
-    /// GetMemory/Advance/FlushAsync threw, if anything. A failure has faulted the writer and aborted the connection.
+    /// GetMemory/Advance/FlushAsync threw, if anything: it decides only when the hole did not run. A failure has faulted the writer and aborted the connection.
     /// </summary>
     public BodyResult EndHole(Exception? thrown = null)
     {
         BodyResult result;
         if (_holeResult is { IsComplete: false } failed) result = failed;
+        // Every byte of the hole is in the socket: what Kestrel's flush after it throws cannot take that back. A client
+        // that reads the whole body and hangs up at once has its request aborted by then (that flush throws), and calling
+        // the body failed would also close a drained upstream connection instead of pooling it.
+        else if (_holeResult is { IsComplete: true }) result = BodyResult.Complete;
         else if (thrown is not null) result = Classify(thrown);
         else if (_holeResult is null)
             result = BodyResult.Failed(BodyOutcome.TransportFailed,

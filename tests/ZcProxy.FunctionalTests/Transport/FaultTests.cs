@@ -113,6 +113,24 @@ public sealed class FaultTests
         await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Splice, 6000000);
     }
 
+    /// <summary>
+    /// Not a fault: the client read the whole body and hung up before the handler's flush after the hole ran (on a loaded
+    /// machine the FIN can be handled first). Every byte went; the body is complete, so the forwarder keeps its drained
+    /// upstream connection (it closed it, as after a failed body: ServiceUserPipeTests saw no pooled connection left).
+    /// </summary>
+    [Fact]
+    public async Task Hole_ClientHangsUpRightAfterTheLastByte_TheBodyIsComplete()
+    {
+        await using var host = await ZeroCopyTestHost.StartAsync();
+        const long Size = 256 * 1024;
+        using (var client = await RawHttpClient.ConnectAsync(host.BaseAddress))
+        {
+            await client.SendAsync(RawHttpClient.Get($"/file-then-hangup?size={Size}"));
+            Assert.Equal((200, Size, BodyPattern.Sha256(Size)), ((await client.ReadResponseAsync()) is var r ? (r.Status, r.BodyLength, r.Sha) : default));
+        }
+        Assert.Equal(BodyOutcome.Complete, await OutcomeAsync(host, "/file-then-hangup"));
+    }
+
     private static async Task<BodyOutcome> OutcomeAsync(ZeroCopyTestHost host, string path)
     {
         await Poll.UntilAsync(() => host.Outcomes.Any(o => o.Path == path), $"the {path} handler completes", Prompt);

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using ZcProxy.Core;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Output;
@@ -33,6 +34,8 @@ namespace ZcProxy.Tests.Transport;
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
 ///   POST /unread?expect=N reads no body; X-Kernel-Queued: bytes still in the socket's receive queue
 ///   /until-aborted        ends (recorded Complete) when RequestAborted fires: the client hung up while nothing was read
+///   /file-then-hangup?size=N  a file body as a hole whose move, once every byte is sent, waits for the client to hang up
+///                         (RequestAborted) before it returns: the client's FIN overtakes the rest of the response's flush
 /// The handlers record the sender's result so tests can check how the transfer ended.
 /// </summary>
 internal sealed class ZeroCopyTestHost : IAsyncDisposable
@@ -95,6 +98,7 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         app.MapGet("/file-started", host.FileAfterStartAsync);
         app.MapPost("/unread", host.UnreadAsync);
         app.MapGet("/until-aborted", host.UntilAbortedAsync);
+        app.MapGet("/file-then-hangup", host.FileThenHangUpAsync);
         await app.StartAsync();
         host.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         return host;
@@ -177,6 +181,28 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         context.Response.BodyWriter.Advance((int)size - 1);
         await context.Response.BodyWriter.FlushAsync();
         Record(context, connection.Output.EndHole());
+    }
+
+    /// <summary>
+    /// The whole body as a hole, as <see cref="ResponseBodySender"/> sends it, but the move returns only once the client,
+    /// having read the body, hung up: what a loaded machine does when the client's FIN is handled before the loop gets
+    /// back from the last sendfile or splice.
+    /// </summary>
+    private async Task FileThenHangUpAsync(HttpContext context, long size)
+    {
+        var zeroCopy = context.Find<ZeroCopyResponse>()!;
+        using var file = File.OpenHandle(PatternFile(size));
+        await using var source = new FileRangeSource(file, 0, size);
+        context.Response.ContentLength = size;
+        var result = await zeroCopy.SendHoleAsync(async token =>
+        {
+            var moved = await source.MoveAsync(zeroCopy.Connection, null, token);
+            var hungUp = new TaskCompletionSource();
+            using (context.RequestAborted.Register(() => hungUp.TrySetResult()))
+                await hungUp.Task.WaitAsync(TimeSpan.FromSeconds(30), CancellationToken.None); // the token fires with the hang-up too
+            return moved;
+        }, size);
+        Record(context, result);
     }
 
     /// <summary>Reads nothing of the request body; answers how many bytes the kernel still holds for this connection.</summary>
