@@ -3,6 +3,8 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using ZcProxy.Core.Balancing;
 using ZcProxy.Tests.Infrastructure;
 using static ZcProxy.Tests.Balancing.BalancingTestConfig;
@@ -73,17 +75,21 @@ public class FailoverTests
         using var dir = new ConfigDirectory();
         Write(dir, zeroCopy, Cluster("c", "RoundRobin", "\"MaxFails\": 3, \"FailTimeout\": \"1s\", \"FailOn\": \"500\"",
             Destination("a", flaky.Url), Destination("b", steady.Url)));
-        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        // The breaker's clock moves only when the test says: on a loaded machine three failures may take longer than the
+        // real 1 s window, or the break may end between two requests below.
+        var clock = new ManualTimeProvider();
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile, services => services.Replace(ServiceDescriptor.Singleton<TimeProvider>(clock)));
         var runtime = proxy.Get<DestinationRegistry>().Get("c", "a");
 
         for (int i = 0; i < 20 && !runtime.IsBroken; i++) await Client.GetAsync(proxy.Url + "/f");
-        Assert.True(runtime.IsBroken);
+        Assert.True(runtime.IsBroken, $"failures {runtime.Failures}, breaker {runtime.Breaker?.State}, requests {runtime.Requests}");
         Assert.Contains("\"breaker\": \"open\"", await Client.GetStringAsync(proxy.AdminUrl + "/status"));
         int seen = flaky.Requests;
-        for (int i = 0; i < 6 && runtime.IsBroken; i++) Assert.Equal("B GET /f", await Body(proxy.Url + "/f"));
-        if (runtime.IsBroken) Assert.Equal(seen, flaky.Requests); // nothing reached it while open
+        for (int i = 0; i < 6; i++) Assert.Equal("B GET /f", await Body(proxy.Url + "/f"));
+        Assert.Equal(seen, flaky.Requests); // nothing reached it while open
 
         Volatile.Write(ref failing, false);
+        clock.Advance(TimeSpan.FromSeconds(1)); // the break is over: the next try of "a" is the trial
         await Poll.UntilAsync(async () =>
         {
             await Client.GetAsync(proxy.Url + "/f");
