@@ -11,6 +11,7 @@ using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Output;
 using ZcProxy.Core.Transport;
+using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Core.Upstream;
 
 namespace ZcProxy.Core.Forwarding;
@@ -99,7 +100,7 @@ internal sealed partial class ZeroCopyForwarder(
     }
 
     // Pooled: the upstream read suspends it on every request, and its box is the largest of the request's (~400 B).
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(FramePoolBuilder))]
     private async ValueTask ForwardAsync(HttpContext context, HttpTransformer transformer, bool defaultTransforms, string destinationPrefix,
         DestinationTarget destination, UpstreamTimeouts timeouts)
     {
@@ -326,7 +327,7 @@ internal sealed partial class ZeroCopyForwarder(
     /// <see cref="UpstreamConnection.RequestIncomplete"/> tells the caller that neither connection can be reused.
     /// </summary>
     /// <remarks>Pooled (no box per request): the upstream read suspends it on every request with a body.</remarks>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))]
     private async ValueTask<ExchangeFailure?> ExchangeBodyAsync(HttpContext context, UpstreamConnection connection,
         RequestBodyFraming framing, bool isHead, UpstreamTimeouts timeouts)
     {

@@ -55,7 +55,7 @@ internal abstract class SpliceEnds
     public abstract void Delivered(long bytes);
 
     /// <summary>Until the source has bytes after <paramref name="sequence"/>; anything but Complete ends the move.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))]
     public async ValueTask<BodyResult> SourceReadableAsync(int sequence, CancellationToken cancellationToken)
     {
         var socket = SourceSocket();
@@ -63,7 +63,7 @@ internal abstract class SpliceEnds
     }
 
     /// <summary>Until the sink takes bytes again after <paramref name="sequence"/>; anything but Complete ends the move.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))]
     public async ValueTask<BodyResult> SinkWritableAsync(int sequence, CancellationToken cancellationToken)
     {
         var socket = SinkSocket;

@@ -28,7 +28,7 @@ internal sealed class SpliceWait
     /// socket whose data nobody reads during this wait (a write wait's source): its reads stop waking the loop until a read
     /// wait of it (<see cref="LoopSocket.PauseReads"/>); the caller resumes them when the move ends.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))]
     public async ValueTask<SpliceWaitEnd> WaitAsync(LoopSocket socket, bool forWrite, int seen, TimeSpan idle, CancellationToken cancellationToken,
         LoopSocket? idleReader = null)
     {

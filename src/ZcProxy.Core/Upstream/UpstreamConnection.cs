@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Native;
 
 namespace ZcProxy.Core.Upstream;
@@ -80,7 +81,7 @@ internal sealed partial class UpstreamConnection : IDisposable
     /// suspends costs a heap box; on an event loop the wait is awaited here directly, so this is the only frame below the
     /// forwarder's exchange. Await the result once.
     /// </remarks>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))]
     public async ValueTask<ResponseHead> ReadResponseHeadAsync(bool requestWasHead, ResponseHeadLimits limits, CancellationToken cancellationToken,
         Func<ResponseHead, object?, ValueTask>? onInterim = null, object? interimState = null)
     {

@@ -55,7 +55,7 @@ internal sealed class LoopSocket
     public ValueTask<bool> WaitWritableAsync(int seen) => _writer.WaitAsync(ref _writeSequence, seen);
 
     /// <summary>As <see cref="WaitReadableAsync(int)"/>, throwing on cancellation or failure.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(FramePoolBuilder))]
     public async ValueTask WaitReadableAsync(int seen, CancellationToken cancellationToken)
     {
         ThrowIfFailedOrCanceled(cancellationToken);
@@ -64,7 +64,7 @@ internal sealed class LoopSocket
         ThrowIfFailedOrCanceled(cancellationToken);
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(FramePoolBuilder))]
     public async ValueTask WaitWritableAsync(int seen, CancellationToken cancellationToken)
     {
         ThrowIfFailedOrCanceled(cancellationToken);
