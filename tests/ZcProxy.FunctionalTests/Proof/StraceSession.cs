@@ -46,9 +46,20 @@ public sealed class StraceSession : IDisposable
         return session;
     }
 
-    /// <summary>SIGINT makes strace detach, write the summary table and exit; then the output is parsed.</summary>
-    public async Task<StraceLog> StopAsync()
+    /// <summary>
+    /// SIGINT makes strace detach, write the summary table and exit; then the output is parsed. <paramref name="recorded"/>:
+    /// what the output must show before the stop. A call's bytes reach its peer at once, but strace writes the call's line
+    /// only once it has handled the thread's stop at the call's exit: a stop before that (a loaded machine) detaches the
+    /// thread with the call unrecorded. Waited for with bounded polling; if it never shows, the stop goes ahead and the
+    /// caller's assertions say what is missing.
+    /// </summary>
+    public async Task<StraceLog> StopAsync(Func<StraceLog, bool>? recorded = null)
     {
+        if (recorded is not null)
+        {
+            try { await Poll.UntilAsync(async () => recorded(StraceLog.Parse(await File.ReadAllLinesAsync(OutputFile))), "strace to record the calls"); }
+            catch (TimeoutException) { }
+        }
         using (var kill = Process.Start("kill", ["-INT", _process.Id.ToString()])) await kill.WaitForExitAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         await _process.WaitForExitAsync(cts.Token);
