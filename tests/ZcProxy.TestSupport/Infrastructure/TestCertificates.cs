@@ -90,7 +90,15 @@ public static class TestCertificates
     private static X509Certificate2 Issue(X509Certificate2 issuer, CertificateRequest request, ECDsa key)
     {
         var serial = RandomNumberGenerator.GetBytes(12);
-        using var issued = request.Create(issuer, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), serial);
+        // Within the issuer's validity: Create refuses a notAfter past the issuer's, and an intermediate made by this
+        // method a second earlier ends a second earlier (SniCertificateTests' chain failed so on a slow machine).
+        var now = DateTimeOffset.UtcNow;
+        var notBefore = Later(now.AddMinutes(-5), new DateTimeOffset(issuer.NotBefore.ToUniversalTime()));
+        var notAfter = Earlier(now.AddDays(1), new DateTimeOffset(issuer.NotAfter.ToUniversalTime()));
+        using var issued = request.Create(issuer, notBefore, notAfter, serial);
         return issued.CopyWithPrivateKey(key);
     }
+
+    private static DateTimeOffset Later(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
+    private static DateTimeOffset Earlier(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 }
