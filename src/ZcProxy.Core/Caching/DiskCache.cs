@@ -115,7 +115,7 @@ internal sealed partial class DiskCache
             return null;
         }
         var parsed = Output.LoopFileIo.MustLeaveLoop(file, 0, EntryFile.Alignment)
-            ? await Task.Run(() => EntryFile.Read(file))
+            ? await Output.LoopFileIo.OnPoolAsync(() => EntryFile.Read(file))
             : EntryFile.Read(file);
         if (parsed is null || parsed.Value.Response.Key != entry.Key)
         {

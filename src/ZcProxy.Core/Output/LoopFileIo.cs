@@ -10,7 +10,7 @@ namespace ZcProxy.Core.Output;
 /// hit held a loop for up to 16 ms, issue 14). So, on a loop thread, the bytes about to be read are first looked up in
 /// the page cache with cachestat(2) (~0.2–1 µs, docs/direct-io.md): all there, the call runs inline (it only copies
 /// or references memory); any page missing, the caller runs that one call on the thread pool, as nginx's
-/// <c>aio threads</c> runs its reads and sendfile. Off the loops (Kestrel's pool threads, YARP) nothing changes.
+/// <c>aio threads</c> runs its reads and sendfile, and then goes on on its loop (<see cref="OnPoolAsync"/>). Off the loops (Kestrel's pool threads, YARP) nothing changes.
 /// Opening waits for the disk too when the path's directory blocks or inode left memory: on a loop the open is tried
 /// with openat2(RESOLVE_CACHED), which refuses (EAGAIN) instead of reading, and then runs on the pool.
 /// When the kernel cannot tell (no cachestat before Linux 6.5, EPERM on files the proxy could not write; no
@@ -40,11 +40,30 @@ internal static class LoopFileIo
         if (EventLoop.OnAnyLoopThread && !s_noCachedOpen)
         {
             int errno = Syscalls.TryOpenCached(path, flags, out file);
-            if (errno == (int)Errno.EAGAIN) return await Task.Run(() => OpenOnPool(path, flags));
+            if (errno == (int)Errno.EAGAIN) return await OnPoolAsync(() => OpenOnPool(path, flags));
             if (errno is not ((int)Errno.ENOSYS or (int)Errno.EINVAL)) return (errno, file);
             s_noCachedOpen = true; // a kernel before 5.12: opens stay inline, as before
         }
         return (Syscalls.TryOpen(path, flags, out file), file);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/>, a call that may wait for the disk, on the thread pool; a caller on an event loop then
+    /// continues on its loop, where its connection's sockets and waits are. Without the way back, the rest of a cache hit
+    /// (its head, its sendfiles) ran on the pool after one cold open: a thread hop per wait, and the loop's sendfile
+    /// accounting missed it (CacheLoopIoTests failed so under load).
+    /// </summary>
+    public static async ValueTask<T> OnPoolAsync<T>(Func<T> work)
+    {
+        var loop = EventLoop.Current;
+        try
+        {
+            return await Task.Run(work);
+        }
+        finally
+        {
+            if (loop is not null) await loop.SwitchTo();
+        }
     }
 
     /// <summary>Tests see which opens left the loop (whether the await then completed inline is a race they cannot read).</summary>

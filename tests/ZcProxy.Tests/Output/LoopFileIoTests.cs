@@ -59,6 +59,23 @@ public sealed class LoopFileIoTests : IDisposable
     }
 
     [Fact]
+    public async Task OnALoop_AnOpenOnThePool_ContinuesOnTheLoop()
+    {
+        using var loop = new EventLoop(0);
+        var path = Path.Combine(_dir, "never-looked-up-again");
+        var after = new TaskCompletionSource<(int Errno, bool OnTheLoop)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        loop.Post(_ => _ = OpenThenLookAsync(), null);
+        Assert.Equal(((int)Errno.ENOENT, true), await after.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        async Task OpenThenLookAsync()
+        {
+            var (errno, file) = await LoopFileIo.OpenAsync(path, LinuxConstants.O_RDONLY); // not in the dentry cache: on the pool
+            file?.Dispose();
+            after.SetResult((errno, loop.IsLoopThread));
+        }
+    }
+
+    [Fact]
     public async Task OffTheLoops_OpensRunInline()
     {
         var open = LoopFileIo.OpenAsync(Path.Combine(_dir, "never-looked-up-either"), LinuxConstants.O_RDONLY);

@@ -54,6 +54,9 @@ internal sealed partial class EventLoop : IDisposable
     /// <summary>True on any event loop's thread: code that may wait for the disk must not run there (Output/LoopFileIo).</summary>
     public static bool OnAnyLoopThread => t_current is not null;
 
+    /// <summary>The loop whose thread this is, or null off the loops.</summary>
+    public static EventLoop? Current => t_current;
+
     [ThreadStatic] private static EventLoop? t_current;
 
     /// <summary>
