@@ -97,7 +97,12 @@ public class FramePoolBuilderTests
         for (int r = 0; r < Rounds; r++) Round();
         long perFrame = (GC.GetAllocatedBytesForCurrentThread() - before) / (InFlight * Rounds);
         Assert.Equal(0, wrong);
-        Assert.True(perFrame < 8, $"{perFrame} B allocated per suspended frame");
+#if DEBUG
+        const long Bound = 100; // Debug state machines are classes, one per call (64 B here); the runtime's builder adds its box
+#else
+        const long Bound = 8;
+#endif
+        Assert.True(perFrame < Bound, $"{perFrame} B allocated per suspended frame");
 
         void Round()
         {
