@@ -24,6 +24,10 @@ internal struct FramePoolBuilder<TResult>
     public readonly ValueTask<TResult> Task => _box is { } box ? new ValueTask<TResult>(box, box.Version)
         : _exception is { } e ? ValueTask.FromException<TResult>(e) : new ValueTask<TResult>(_result!);
 
+    /// <summary><see cref="Task"/> without its result, for <see cref="FramePoolBuilder"/> (its box is an IValueTaskSource too).</summary>
+    internal readonly ValueTask ResultlessTask => _box is { } box ? new ValueTask(box, box.Version)
+        : _exception is { } e ? ValueTask.FromException(e) : default;
+
     public readonly void Start<TStateMachine>(ref TStateMachine stateMachine) where TStateMachine : IAsyncStateMachine
         => default(AsyncValueTaskMethodBuilder<TResult>).Start(ref stateMachine); // runs to the first suspension, restoring the caller's context
 
@@ -53,37 +57,31 @@ internal struct FramePoolBuilder<TResult>
         => FrameBox<TResult>.Of<TStateMachine>.For(ref _box, ref stateMachine);
 }
 
-/// <summary><see cref="FramePoolBuilder{TResult}"/> for methods returning a ValueTask.</summary>
+/// <summary><see cref="FramePoolBuilder{TResult}"/> for methods returning a ValueTask: the same builder with no result.</summary>
 internal struct FramePoolBuilder
 {
-    private FrameBox<FrameBox.None>? _box;
-    private Exception? _exception;
+    private FramePoolBuilder<FrameBox.None> _frame;
 
     public static FramePoolBuilder Create() => default;
 
-    public readonly ValueTask Task => _box is { } box ? new ValueTask(box, box.Version)
-        : _exception is { } e ? ValueTask.FromException(e) : default;
+    public readonly ValueTask Task => _frame.ResultlessTask;
 
     public readonly void Start<TStateMachine>(ref TStateMachine stateMachine) where TStateMachine : IAsyncStateMachine
-        => default(AsyncValueTaskMethodBuilder).Start(ref stateMachine);
+        => _frame.Start(ref stateMachine);
 
     public readonly void SetStateMachine(IAsyncStateMachine stateMachine) { }
 
-    public void SetResult() => _box?.SetResult(default);
+    public void SetResult() => _frame.SetResult(default);
 
-    public void SetException(Exception exception)
-    {
-        if (_box is { } box) box.SetException(exception);
-        else _exception = exception;
-    }
+    public void SetException(Exception exception) => _frame.SetException(exception);
 
     public void AwaitOnCompleted<TAwaiter, TStateMachine>(ref TAwaiter awaiter, ref TStateMachine stateMachine)
         where TAwaiter : INotifyCompletion where TStateMachine : IAsyncStateMachine
-        => awaiter.OnCompleted(FrameBox<FrameBox.None>.Of<TStateMachine>.For(ref _box, ref stateMachine).MoveNextAction);
+        => _frame.AwaitOnCompleted(ref awaiter, ref stateMachine);
 
     public void AwaitUnsafeOnCompleted<TAwaiter, TStateMachine>(ref TAwaiter awaiter, ref TStateMachine stateMachine)
         where TAwaiter : ICriticalNotifyCompletion where TStateMachine : IAsyncStateMachine
-        => awaiter.UnsafeOnCompleted(FrameBox<FrameBox.None>.Of<TStateMachine>.For(ref _box, ref stateMachine).MoveNextAction);
+        => _frame.AwaitUnsafeOnCompleted(ref awaiter, ref stateMachine);
 }
 
 /// <summary>Result type of the frames of <see cref="FramePoolBuilder"/>.</summary>
