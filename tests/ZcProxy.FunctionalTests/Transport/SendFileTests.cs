@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography;
 using ZcProxy.Core.Diagnostics;
@@ -36,17 +35,15 @@ public sealed class SendFileTests
     public async Task LargeSendfileBody_OnTheLoop_SendsAtMostOneShareOfTheLoopPerTurn()
     {
         long size = 5 * LoopTurn.Bytes + 12345;
-        var turns = new ConcurrentQueue<long>();
-        Action<long> record = turns.Enqueue;
-        LoopTurn.Ended += record;
-        try
+        IReadOnlyCollection<long> turns;
+        using (var recorded = new RecordedTurns())
         {
             await using var host = await ZeroCopyTestHost.StartAsync();
             using var client = new HttpClient { BaseAddress = host.BaseAddress };
             var (status, length, sha) = await GetHashedAsync(client, $"/file?size={size}");
             Assert.Equal((HttpStatusCode.OK, size, BodyPattern.Sha256(size)), (status, length, sha));
+            turns = recorded.Bytes;
         }
-        finally { LoopTurn.Ended -= record; }
         Assert.NotEmpty(turns); // the body's turns, and any other test's running meanwhile: none may exceed the share
         Assert.All(turns, bytes => Assert.InRange(bytes, 1, LoopTurn.Bytes));
     }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport.Loops;
@@ -35,18 +34,16 @@ public sealed class SpliceTests
     public async Task LargeSplicedBody_OnTheLoop_SendsAtMostOneShareOfTheLoopPerTurn()
     {
         long size = 5 * LoopTurn.Bytes + 12345;
-        var turns = new ConcurrentQueue<long>();
-        Action<long> record = turns.Enqueue;
-        LoopTurn.Ended += record;
-        try
+        IReadOnlyCollection<long> turns;
+        using (var recorded = new RecordedTurns())
         {
             await using var host = await ZeroCopyTestHost.StartAsync();
             using var client = new HttpClient { BaseAddress = host.BaseAddress };
             var (status, length, sha) = await SendFileTests.GetHashedAsync(client, $"/splice?size={size}&onLoop=true");
             Assert.Equal((HttpStatusCode.OK, size, BodyPattern.Sha256(size)), (status, length, sha));
             await CounterAssert.BodyBytesAsync(host.Metrics, BodyMechanism.Splice, size);
+            turns = recorded.Bytes;
         }
-        finally { LoopTurn.Ended -= record; }
         // Every byte of the body left in some turn of its loop; all but the last turn (which ends with the move, not by a
         // yield or a wait) were recorded. Any other test's turns may be there too.
         Assert.True(turns.Sum() >= size - LoopTurn.Bytes, $"turns recorded {turns.Sum()} bytes of a {size}-byte body");

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using ZcProxy.Core.Diagnostics;
@@ -74,10 +73,8 @@ public sealed class SpliceRelayTests
     {
         long size = 6 * LoopTurn.Bytes + 12345;
         using var loop = new EventLoop(0);
-        var turns = new ConcurrentQueue<long>();
-        Action<long> record = bytes => { if (loop.IsLoopThread) turns.Enqueue(bytes); };
-        LoopTurn.Ended += record;
-        try
+        IReadOnlyCollection<long> turns;
+        using (var recorded = new RecordedTurns(onlyWhere: () => loop.IsLoopThread))
         {
             using var pipes = new SplicePipePool(new PipeBudget(256 * 1024, 2, "test"));
             var (end, atClient, atUpstream, metrics) = await ExchangeAsync(pipes, size, loop);
@@ -86,8 +83,8 @@ public sealed class SpliceRelayTests
             Assert.Equal((size, BodyPattern.Sha256(size)), atUpstream);
             Assert.Equal(size, metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Request));
             Assert.Equal(size, metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response));
+            turns = recorded.Bytes;
         }
-        finally { LoopTurn.Ended -= record; }
         Assert.NotEmpty(turns);
         Assert.All(turns, bytes => Assert.InRange(bytes, 1, LoopTurn.Bytes));
     }
