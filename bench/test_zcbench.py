@@ -5,7 +5,7 @@ import subprocess
 import sys
 import unittest
 
-from zcbench import ceilings, configs, metrics, plan, procstat, report, stats, syscalls, wrk
+from zcbench import ceilings, configs, metrics, plan, pollution, procstat, report, stats, syscalls, wrk
 
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:4000/16m.bin
   2 threads and 4 connections
@@ -220,6 +220,28 @@ class ReportTests(unittest.TestCase):
         self.assertEqual(row[header.index("cpu_per_gb_median")], "0.3")
         raw = report.runs_tsv([dict(run(1, 1, 1, 1), note="a\tb")]).splitlines()
         self.assertEqual(len(raw[1].split("\t")), len(report.RUN_COLUMNS))
+
+
+class PollutionColdHitTests(unittest.TestCase):
+    def test_ratio_is_against_the_median_of_several_dd_files_with_the_range_beside(self):
+        lines = pollution.cold_hit_table("zc-residency", 1.2, [1.5, 1.0, 1.2, 2.0, 0.8])
+        self.assertIn("| cold hits (entries dropped from the page cache) | GB/s | range |", lines)
+        self.assertIn("| ZcProxy zc-residency, each cold object once, 1 connection | 1.20 | |", lines)
+        self.assertIn("| `dd iflag=direct bs=1M`, median of 5 entry files | 1.20 | 0.80–2.00 |", lines)
+        self.assertIn("| ratio to dd's median (goal >= 0.9) | 1.00 | 0.60–1.50 |", lines)
+        self.assertEqual(pollution.median([3.0, 1.0, 2.0, 4.0]), 2.5)
+
+    def test_dd_reads_several_different_files(self):
+        import tempfile
+        with tempfile.TemporaryDirectory(dir="/var/tmp") as d:
+            paths = []
+            for i in range(7):
+                paths.append(os.path.join(d, f"{i}.bin"))
+                with open(paths[-1], "wb") as f:
+                    f.write(os.urandom(1 << 20))
+            samples = pollution.dd_reference(paths, files=3)
+        self.assertEqual(len(samples), 3)
+        self.assertTrue(all(s > 0 for s in samples))
 
 
 class ConfigTests(unittest.TestCase):
