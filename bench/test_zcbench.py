@@ -190,7 +190,7 @@ class PlanTests(unittest.TestCase):
 
     def test_tcp_keyword_selects_the_stream_mode_rows_at_16m_and_256m(self):
         self.assertEqual(sorted(self.ids("tcp")), sorted(
-            f"{t}/{w}" for t in ("zc-tcp", "zc-tcp-64k", "zc-tcp-1m", "haproxy-tcp", "nginx-stream")
+            f"{t}/{w}" for t in ("zc-tcp", "zc-tcp-64k", "zc-tcp-1m", "zc-tcp-256k", "haproxy-tcp", "nginx-stream")
             for w in ("16m-c4", "256m-c2")))
         self.assertEqual(self.ids("tcp", "quick"), self.ids("tcp"))
         self.assertNotIn("zc-tcp/1k-c16", self.ids(""))
@@ -260,7 +260,7 @@ class ConfigTests(unittest.TestCase):
         self.assertEqual(z["ReverseProxy"]["Clusters"]["origin"]["Destinations"]["o1"]["Address"], "tcp://127.0.0.1:3")
         self.assertNotIn("Routes", z["ReverseProxy"])
         self.assertNotIn("ZeroCopy", z)
-        self.assertEqual(json.loads(configs.zcproxy_stream(1, 2, 3, 65536))["ZeroCopy"], {"RelayPipeSize": 65536})
+        self.assertEqual(json.loads(configs.zcproxy_stream(1, 2, 3, 65536))["ZeroCopy"], {"RelayPipeSize": 65536, "RelayPipeGrowSize": 65536})
 
     def test_tcp_ratios_pair_with_haproxy_and_nginx(self):
         ids = {"zc-tcp/16m-c4", "haproxy-tcp/16m-c4", "nginx-stream/16m-c4"}

@@ -185,7 +185,8 @@ backend be
 
 def zcproxy_stream(port, admin_port, origin_port, relay_pipe_size=0):
     """ZcProxy TCP stream mode: one Streams entry relaying to the origin. The HTTP listener is
-    required by the config but takes no traffic here. relay_pipe_size: ZeroCopy.RelayPipeSize (0: the default)."""
+    required by the config but takes no traffic here. relay_pipe_size: ZeroCopy.RelayPipeSize (0: the default), a
+    fixed size: RelayPipeGrowSize set to it too, so that the pipes do not grow."""
     conf = {
         "Listen": [{"Url": "http://127.0.0.1:0"}],
         "Admin": {"Url": f"http://127.0.0.1:{admin_port}"},
@@ -197,7 +198,7 @@ def zcproxy_stream(port, admin_port, origin_port, relay_pipe_size=0):
         },
     }
     if relay_pipe_size:
-        conf["ZeroCopy"] = {"RelayPipeSize": relay_pipe_size}
+        conf["ZeroCopy"] = {"RelayPipeSize": relay_pipe_size, "RelayPipeGrowSize": relay_pipe_size}
     return json.dumps(conf, indent=2) + "\n"
 
 

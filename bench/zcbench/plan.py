@@ -66,6 +66,8 @@ TARGETS = [
            description="zc-tcp with RelayPipeSize 64 KiB (HAProxy's pipe size)"),
     Target("zc-tcp-1m", "zcproxy", "tcp", tcp=True, relay_pipe_size=1 << 20,
            description="zc-tcp with RelayPipeSize 1 MiB (the relays' pipes before 2026-12-03)"),
+    Target("zc-tcp-256k", "zcproxy", "tcp", tcp=True, relay_pipe_size=256 * 1024,
+           description="zc-tcp with fixed 256 KiB relay pipes (before they grew, 2026-12-03)"),
     Target("haproxy-tcp", "haproxy", "tcp-splice", tcp=True,
            description="HAProxy mode tcp, option splice-request/-response"),
     Target("nginx-stream", "nginx", "stream", tcp=True, description="nginx stream {} proxy_pass"),

@@ -148,6 +148,8 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         // The relay pipe pool is sized once (its pipes are reused); new relays keep the start-up size.
         if (before.ZeroCopy.RelayPipeSize != after.ZeroCopy.RelayPipeSize)
             LogNeedsRestart("ZeroCopy.RelayPipeSize", after.ZeroCopy.RelayPipeSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (before.ZeroCopy.RelayPipeGrowSize != after.ZeroCopy.RelayPipeGrowSize)
+            LogNeedsRestart("ZeroCopy.RelayPipeGrowSize", after.ZeroCopy.RelayPipeGrowSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (before.Discovery != after.Discovery && !SameDiscovery(before.Discovery, after.Discovery))
             LogNeedsRestart("Discovery", "changed");
         if (before.Cache?.Path != after.Cache?.Path)

@@ -28,6 +28,8 @@ internal static class OptionsCheck
         // The kernel rounds a pipe up to a power of two pages (and accounts it so against the quota); below 64 KiB a pipe is not worth splicing through.
         if (zeroCopy.RelayPipeSize is < Transport.PipeBudget.KernelDefaultPipeSize or > Transport.PipeBudget.MaxConfigurablePipeSize || !long.IsPow2(zeroCopy.RelayPipeSize))
             Error("$.ZeroCopy.RelayPipeSize", $"must be a power of two from 64KiB to 64MiB, e.g. \"256KiB\" (was {zeroCopy.RelayPipeSize})");
+        if (zeroCopy.RelayPipeGrowSize is < Transport.PipeBudget.KernelDefaultPipeSize or > Transport.PipeBudget.MaxConfigurablePipeSize || !long.IsPow2(zeroCopy.RelayPipeGrowSize))
+            Error("$.ZeroCopy.RelayPipeGrowSize", $"must be a power of two from 64KiB to 64MiB, e.g. \"1MiB\"; at most RelayPipeSize keeps pipes from growing (was {zeroCopy.RelayPipeGrowSize})");
 
         var limits = options.Limits;
         // Kestrel refuses these at start; nginx's "keepalive_timeout 0" (no keep-alive) has no Kestrel equivalent.

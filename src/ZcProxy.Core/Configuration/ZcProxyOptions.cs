@@ -186,6 +186,11 @@ internal sealed record ZeroCopyOptions
     /// read at start. Larger pipes cost the proxy fewer calls per byte and shift work onto its peers (docs/transport.md).
     /// </summary>
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long RelayPipeSize { get; init; } = Transport.PipeBudget.DefaultRelayPipeSize;
+    /// <summary>
+    /// The size a relay direction's pipe grows to once it moved 4 MiB (a long transfer), within an eighth of the pipe
+    /// quota; at most RelayPipeSize: pipes never grow. A power of two from 64 KiB, capped at fs.pipe-max-size; read at start.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long RelayPipeGrowSize { get; init; } = Transport.PipeBudget.DefaultRelayPipeGrowSize;
 }
 
 internal sealed record CacheOptions

@@ -13,7 +13,9 @@ namespace ZcProxy.Core.Transport;
 /// (bounded); any other is closed, since it may hold bytes of a broken body. A pipe the kernel would not resize
 /// (F_SETPIPE_SZ refused: the user's pipe quota nearly used up) but that kept the kernel's default 64 KiB is used as
 /// it is for that transfer (smaller pipes, more splice calls, never a failed connection), then closed rather than kept idle. Two pools exist: HTTP bodies' and relays'
-/// (<see cref="SplicePipeUse"/>), each with its own share of the quota, metrics and log lines.
+/// (<see cref="SplicePipeUse"/>), each with its own share of the quota, metrics and log lines. A leased pipe may grow
+/// (<see cref="TryGrow"/>: relays' long transfers) within <see cref="PipeBudget.MaxGrown"/>; it comes back shrunk to
+/// the pool's size, so what the pool holds idle is always what its budget counts.
 /// </summary>
 internal sealed partial class SplicePipePool : IDisposable
 {
@@ -23,19 +25,22 @@ internal sealed partial class SplicePipePool : IDisposable
     private readonly ConcurrentQueue<SplicePipe> _idle = new();
     private readonly ILogger? _log;
     private readonly Func<int, SplicePipe> _createPipe;
-    private readonly Counter? _shortages;
+    private readonly Func<SplicePipe, int, bool> _resizePipe;
+    private readonly Counter? _shortages, _growths, _growthsRefused;
     private readonly int _maxIdle;
     private readonly string _name, _transfers;
-    private int _open, _idleCount;
-    private long _nextShortageLog, _nextRefusalLog;
+    private int _open, _idleCount, _grown;
+    private long _nextShortageLog, _nextRefusalLog, _nextGrowthRefusalLog;
     private volatile bool _disposed;
 
     /// <param name="createPipe">Makes a pipe of the asked size (tests stand in for a kernel that refuses F_SETPIPE_SZ).</param>
+    /// <param name="resizePipe">Resizes a pipe in use, false when the kernel refuses (tests stand in for such a kernel).</param>
     public SplicePipePool(PipeBudget budget, ProxyMetrics? metrics = null, ILogger<SplicePipePool>? log = null, SplicePipeUse use = SplicePipeUse.Bodies,
-        Func<int, SplicePipe>? createPipe = null)
+        Func<int, SplicePipe>? createPipe = null, Func<SplicePipe, int, bool>? resizePipe = null)
     {
         Budget = budget;
         _createPipe = createPipe ?? SplicePipe.Create;
+        _resizePipe = resizePipe ?? (static (pipe, size) => pipe.TryResize(size));
         _log = log;
         _maxIdle = Math.Min(MaxIdlePipes, budget.MaxPipes);
         (_name, _transfers) = use == SplicePipeUse.Relays ? ("relay pipes", "relayed bytes") : ("splice pipes", "bodies");
@@ -49,13 +54,26 @@ internal sealed partial class SplicePipePool : IDisposable
             metrics.Gauge(prefix + "s_max", $"{what} allowed at once (sized against the user's pipe quota).", () => budget.MaxPipes);
             _shortages = metrics.Counter(prefix + "_shortages_total",
                 $"{what}: transfers copied instead of spliced because no pipe could be had (all in use, or the kernel's pipe quota used up).");
+            if (budget.CanGrow)
+            {
+                metrics.Gauge(prefix + "s_grown", $"{what} grown past their pool's size for a long transfer, now.", () => Grown);
+                _growths = metrics.Counter(prefix + "_growths_total", $"{what} grown for a long transfer (F_SETPIPE_SZ).");
+                _growthsRefused = metrics.Counter(prefix + "_growths_refused_total",
+                    $"{what} left at their size for a long transfer: the kernel refused F_SETPIPE_SZ (the user's pipe quota), or as many as the budget allows were grown already.");
+            }
         }
-        if (log is not null) LogBudget(log, _name, budget.PipeSize, budget.MaxPipes, budget.Basis);
+        if (log is not null)
+        {
+            LogBudget(log, _name, budget.PipeSize, budget.MaxPipes, budget.Basis);
+            if (budget.CanGrow) LogGrowth(log, _name, budget.GrowSize, PipeBudget.GrowAfterBytes, budget.MaxGrown);
+        }
     }
 
     public PipeBudget Budget { get; }
     public int IdleCount => Volatile.Read(ref _idleCount);
     public int Leased => Volatile.Read(ref _open) - IdleCount;
+    /// <summary>Leased pipes grown past <see cref="PipeBudget.PipeSize"/> now.</summary>
+    public int Grown => Volatile.Read(ref _grown);
 
     /// <summary>A pipe for one transfer; null when none can be had (the body is then copied).</summary>
     public SplicePipe? TryLease()
@@ -78,13 +96,45 @@ internal sealed partial class SplicePipePool : IDisposable
     }
 
     /// <summary>
+    /// Grows a leased, full-sized pipe to <see cref="PipeBudget.GrowSize"/> (it may hold bytes); false, and the pipe as it
+    /// was, when the budget has no growth left or the kernel refuses (the user's pipe quota: warned at most once a minute).
+    /// </summary>
+    public bool TryGrow(SplicePipe pipe)
+    {
+        if (!Budget.CanGrow || pipe.Grown || pipe.Capacity != Budget.PipeSize) return false;
+        if (Interlocked.Increment(ref _grown) > Budget.MaxGrown)
+        {
+            Interlocked.Decrement(ref _grown);
+            _growthsRefused?.Increment();
+            return false;
+        }
+        if (!_resizePipe(pipe, Budget.GrowSize))
+        {
+            Interlocked.Decrement(ref _grown);
+            _growthsRefused?.Increment();
+            if (_log is not null && TakeLogTurn(ref _nextGrowthRefusalLog)) LogGrowthRefused(_log, _name, Budget.GrowSize, pipe.Capacity);
+            return false;
+        }
+        pipe.Grown = true;
+        _growths?.Increment();
+        return true;
+    }
+
+    /// <summary>
     /// Takes back a leased pipe; closes it after a failed transfer, or unless it is certainly empty, full-sized and there
     /// is room. A pipe the kernel would not size (it kept 64 KiB) is closed too: kept idle, it would serve every later
     /// lease at a quarter of the calls' size long after the quota has room again; a new pipe asks the kernel again.
+    /// A grown pipe is shrunk back to the pool's size first (one F_SETPIPE_SZ; cheaper than a new pipe), or closed.
     /// </summary>
     public void Return(SplicePipe pipe, bool transferComplete)
     {
-        if (_disposed || !transferComplete || pipe.Buffered != 0 || pipe.Capacity < Budget.PipeSize)
+        if (pipe.Grown && (_disposed || !transferComplete || pipe.Buffered != 0 || !_resizePipe(pipe, Budget.PipeSize)))
+        {
+            Close(pipe);
+            return;
+        }
+        Shrunk(pipe);
+        if (_disposed || !transferComplete || pipe.Buffered != 0 || pipe.Capacity != Budget.PipeSize)
         {
             Close(pipe);
             return;
@@ -115,8 +165,17 @@ internal sealed partial class SplicePipePool : IDisposable
         return now >= next && Interlocked.CompareExchange(ref nextLog, now + ShortageLogIntervalMs, next) == next;
     }
 
+    /// <summary>A grown pipe is back at the pool's size (or closed): its growth is free for another.</summary>
+    private void Shrunk(SplicePipe pipe)
+    {
+        if (!pipe.Grown) return;
+        pipe.Grown = false;
+        Interlocked.Decrement(ref _grown);
+    }
+
     private void Close(SplicePipe pipe)
     {
+        Shrunk(pipe);
         pipe.Dispose();
         Interlocked.Decrement(ref _open);
     }
@@ -136,6 +195,12 @@ internal sealed partial class SplicePipePool : IDisposable
 
     [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "{Pool}: {Transfers} are copied for now: {Why} (at most {Max} pipes; logged at most once a minute)")]
     private static partial void LogShortage(ILogger logger, string pool, string transfers, string why, int max);
+
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Information, Message = "{Pool}: a direction's pipe grows to {Size} bytes after it moved {After} bytes, at most {Max} grown at once")]
+    private static partial void LogGrowth(ILogger logger, string pool, int size, long after, int max);
+
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "{Pool}: the kernel refused to grow a pipe to {Asked} bytes (F_SETPIPE_SZ: the user's pipe quota nearly used up); the transfer goes on through its {Kept} bytes (logged at most once a minute)")]
+    private static partial void LogGrowthRefused(ILogger logger, string pool, int asked, int kept);
 
     [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "{Pool}: the kernel refused to size a pipe to {Asked} bytes (F_SETPIPE_SZ: the user's pipe quota nearly used up); splicing through its {Granted} bytes (logged at most once a minute)")]
     private static partial void LogRefused(ILogger logger, string pool, int asked, int granted);

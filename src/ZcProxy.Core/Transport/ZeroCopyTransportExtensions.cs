@@ -40,9 +40,12 @@ internal static class ZeroCopyTransportExtensions
         services.TryAddSingleton<ProxyMetrics>();
         services.TryAddSingleton(sp => new EventLoops(Environment.ProcessorCount, sp.GetService<ILogger<EventLoop>>()));
         services.TryAddSingleton(sp => new SplicePipePool(PipeBudget.ForBodies(), sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>()));
-        services.TryAddKeyedSingleton(RelayPipesKey, (sp, _) => new SplicePipePool(
-            PipeBudget.ForRelays(sp.GetService<RuntimeOptions>()?.Current.ZeroCopy.RelayPipeSize ?? PipeBudget.DefaultRelayPipeSize),
-            sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>(), SplicePipeUse.Relays));
+        services.TryAddKeyedSingleton(RelayPipesKey, (sp, _) =>
+        {
+            var zeroCopy = sp.GetService<RuntimeOptions>()?.Current.ZeroCopy ?? new ZeroCopyOptions();
+            return new SplicePipePool(PipeBudget.ForRelays(zeroCopy.RelayPipeSize, zeroCopy.RelayPipeGrowSize),
+                sp.GetRequiredService<ProxyMetrics>(), sp.GetService<ILogger<SplicePipePool>>(), SplicePipeUse.Relays);
+        });
         return services;
     }
 

@@ -45,6 +45,8 @@ public class CheckCompletenessTests
     [InlineData("\"ZeroCopy\": { \"RelayPipeSize\": \"32KiB\" }", "$.ZeroCopy.RelayPipeSize", "power of two from 64KiB")]
     [InlineData("\"ZeroCopy\": { \"RelayPipeSize\": \"300KiB\" }", "$.ZeroCopy.RelayPipeSize", "power of two from 64KiB")]
     [InlineData("\"ZeroCopy\": { \"RelayPipeSize\": \"1GiB\" }", "$.ZeroCopy.RelayPipeSize", "power of two from 64KiB")]
+    [InlineData("\"ZeroCopy\": { \"RelayPipeGrowSize\": \"32KiB\" }", "$.ZeroCopy.RelayPipeGrowSize", "power of two from 64KiB")]
+    [InlineData("\"ZeroCopy\": { \"RelayPipeGrowSize\": \"768KiB\" }", "$.ZeroCopy.RelayPipeGrowSize", "power of two from 64KiB")]
     // Timers take at most ~24.8 days: a longer timeout throws on every request (CancelAfter, WaitAsync) or at shutdown.
     [InlineData("\"ZeroCopy\": { \"ConnectTimeout\": \"30d\" }", "$.ZeroCopy.ConnectTimeout", "at most 24d")]
     [InlineData("\"DrainTimeout\": \"30d\"", "$.DrainTimeout", "at most 24d")]

@@ -115,4 +115,70 @@ public sealed class SplicePipePoolTests
         Assert.False(full.IsClosed); // a full-sized pipe is kept for the next transfer
         Assert.Same(full, pool.TryLease());
     }
+
+    [Theory]
+    [InlineData(256 * 1024, 1 << 20, 1 << 20, 16384, 1 << 20, 10)]  // the defaults: an eighth of the 64 MiB quota, 768 KiB per growth
+    [InlineData(64 * 1024, 1 << 20, 1 << 20, 16384, 1 << 20, 8)]     // 960 KiB per growth
+    [InlineData(256 * 1024, 4 << 20, 1 << 20, 16384, 1 << 20, 10)]   // capped at fs.pipe-max-size
+    [InlineData(256 * 1024, 1 << 20, 256 * 1024, 16384, 0, 0)]       // fs.pipe-max-size 256 KiB: nothing to grow to
+    [InlineData(1 << 20, 1 << 20, 1 << 20, 16384, 0, 0)]             // RelayPipeGrowSize at RelayPipeSize: pipes never grow
+    [InlineData(1 << 20, 256 * 1024, 1 << 20, 16384, 0, 0)]          // ... nor below it
+    public void RelayGrowth_FitsInAnEighthOfTheQuota_BesideBothPools(long relayPipeSize, long growSize, long pipeMaxSize, long softPages, int grownSize, int maxGrown)
+    {
+        var relays = PipeBudget.For(pipeMaxSize, softPages, 0, Page, relayPipeSize, PipeBudget.RelayQuarters, growSize);
+        Assert.Equal(maxGrown > 0, relays.CanGrow);
+        if (relays.CanGrow) Assert.Equal((grownSize, maxGrown), (relays.GrowSize, relays.MaxGrown));
+        var bodies = PipeBudget.For(pipeMaxSize, softPages, 0, Page);
+        Assert.False(bodies.CanGrow);
+        // Growth never takes from the relays' own pipes (each keeps its full count) and all three stay within 7/8 of the quota.
+        long growth = relays.CanGrow ? (long)(relays.GrowSize - relays.PipeSize) * relays.MaxGrown : 0;
+        Assert.True((long)relays.PipeSize * relays.MaxPipes + (long)bodies.PipeSize * bodies.MaxPipes + growth <= softPages * Page / 8 * 7);
+    }
+
+    [Fact]
+    public void TryGrow_WithinMaxGrown_AndTheReturnedPipeIsBackAtThePoolsSize()
+    {
+        var metrics = new ProxyMetrics();
+        var budget = new PipeBudget(PipeBudget.KernelDefaultPipeSize, 3, "test") { GrowSize = 256 * 1024, MaxGrown = 1 };
+        using var pool = new SplicePipePool(budget, metrics, use: SplicePipeUse.Relays);
+        var a = pool.TryLease()!;
+        var b = pool.TryLease()!;
+        Assert.True(pool.TryGrow(a));
+        Assert.Equal((256 * 1024, 256 * 1024), (a.Capacity, a.KernelCapacity()));
+        Assert.False(pool.TryGrow(b)); // one growth at once
+        Assert.Equal((PipeBudget.KernelDefaultPipeSize, PipeBudget.KernelDefaultPipeSize), (b.Capacity, b.KernelCapacity()));
+        Assert.Equal((1, 1L, 1L), (pool.Grown, metrics.CounterValue("zcproxy_relay_pipe_growths_total"), metrics.CounterValue("zcproxy_relay_pipe_growths_refused_total")));
+
+        pool.Return(a, transferComplete: true); // empty: shrunk and kept
+        Assert.False(a.IsClosed);
+        Assert.Equal((PipeBudget.KernelDefaultPipeSize, PipeBudget.KernelDefaultPipeSize), (a.Capacity, a.KernelCapacity()));
+        Assert.Equal((0, 1), (pool.Grown, pool.IdleCount));
+        Assert.True(pool.TryGrow(b)); // the growth is free again
+
+        b.Buffered = 10;
+        pool.Return(b, transferComplete: true); // not empty: closed, and its growth freed
+        Assert.True(b.IsClosed);
+        Assert.Equal(0, pool.Grown);
+        var c = pool.TryLease()!;
+        Assert.Same(a, c);
+        Assert.True(pool.TryGrow(c));
+        pool.Return(c, transferComplete: false);
+        Assert.True(c.IsClosed);
+        Assert.Equal((0, 0, 0), (pool.Grown, pool.Leased, pool.IdleCount));
+    }
+
+    [Fact]
+    public void TryGrow_RefusedByTheKernel_LeavesThePipeAsItWas()
+    {
+        var metrics = new ProxyMetrics();
+        var budget = new PipeBudget(PipeBudget.KernelDefaultPipeSize, 2, "test") { GrowSize = 1 << 20, MaxGrown = 2 };
+        using var pool = new SplicePipePool(budget, metrics, use: SplicePipeUse.Relays,
+            resizePipe: (pipe, size) => size <= PipeBudget.KernelDefaultPipeSize && pipe.TryResize(size));
+        var pipe = pool.TryLease()!;
+        Assert.False(pool.TryGrow(pipe));
+        Assert.Equal((PipeBudget.KernelDefaultPipeSize, 0, 1L), (pipe.Capacity, pool.Grown, metrics.CounterValue("zcproxy_relay_pipe_growths_refused_total")));
+        pool.Return(pipe, transferComplete: true);
+        Assert.False(pipe.IsClosed);
+        Assert.Equal(1, pool.IdleCount);
+    }
 }

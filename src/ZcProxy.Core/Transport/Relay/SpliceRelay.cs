@@ -114,7 +114,9 @@ internal sealed class SpliceRelay
     /// peer keeps sending meanwhile, and each segment woke the loop for nothing (about half of all wake-ups of a
     /// 16 MiB transfer). They are back on before the direction waits for the source (the kernel then reports what
     /// arrived meanwhile) and when it ends. A direction that never has to wait (peers as fast as the loop) splices at
-    /// most <see cref="LoopTurn.Bytes"/> into its sink per loop turn, then yields the loop (docs/transport.md, "Fair turns").
+    /// most <see cref="LoopTurn.Bytes"/> into its sink per loop turn, then yields the loop (docs/transport.md, "Fair turns");
+    /// so does the copy fallback. A direction that moved <see cref="PipeBudget.GrowAfterBytes"/> asks the pool to grow
+    /// each pipe it leases from then on (<see cref="SplicePipePool.TryGrow"/>; refused, it goes on with the pipe as it is).
     /// </summary>
     private async ValueTask MoveAsync(LoopSocket from, LoopSocket to, ReadOnlyMemory<byte> first, BodyDirection direction)
     {
@@ -122,7 +124,8 @@ internal sealed class SpliceRelay
         var toFailed = to == _client ? RelayEnd.ClientFailed : RelayEnd.UpstreamFailed;
         if (!first.IsEmpty && !await SendAsync(to, first, direction, toFailed)) return;
         SplicePipe? pipe = null;
-        bool eof = false;
+        bool eof = false, growAsked = false;
+        long moved = 0;
         try
         {
             // What is known since the last wait: the source had nothing (EAGAIN with the pipe empty), the sink took no
@@ -138,12 +141,29 @@ internal sealed class SpliceRelay
                 int readSequence = from.ReadSequence, writeSequence = to.WriteSequence;
                 if (!eof && pipe is null && (pipe = _pipes.TryLease()) is null)
                 {
-                    // No pipe to be had (all in use, or the pipe quota used up): copy this round, as HAProxy does past maxpipes.
-                    var copied = await CopyOnceAsync(from, to, direction, fromFailed, toFailed);
+                    // No pipe to be had (all in use, or the pipe quota used up): copy this round, as HAProxy does past maxpipes,
+                    // within the loop turn's share as the splices are.
+                    var (copied, bytes) = await CopyOnceAsync(from, to, (int)turn.Allow(CopyBufferSize), direction, fromFailed, toFailed);
                     if (copied == CopyStep.Failed) return;
                     if (copied == CopyStep.End) eof = true;
-                    else if (copied == CopyStep.Empty) await WaitReadableAsync(from, readSequence);
+                    else if (copied == CopyStep.Empty)
+                    {
+                        var readable = WaitReadableAsync(from, readSequence);
+                        if (!readable.IsCompleted) turn.End();
+                        await readable;
+                    }
+                    else
+                    {
+                        moved += bytes;
+                        if (turn.Spend(bytes)) await turn.YieldAsync();
+                    }
                     if (!eof) continue;
+                }
+                if (pipe is not null && !growAsked && moved >= PipeBudget.GrowAfterBytes)
+                {
+                    // A long transfer: fewer, larger splices from now on (a pipe that may not grow stays as it is).
+                    growAsked = true;
+                    if (_pipes.TryGrow(pipe)) pipeFull = false;
                 }
                 if (CanFill(pipe, eof, sourceDry, pipeFull))
                 {
@@ -166,6 +186,7 @@ internal sealed class SpliceRelay
                     if (w.Ok && w.Bytes > 0)
                     {
                         pipe.Buffered -= w.Bytes;
+                        moved += w.Bytes;
                         Count(direction, BodyMechanism.Splice, w.Bytes);
                         sinkFull = w.Bytes < offered;
                         pipeFull = false;
@@ -208,7 +229,7 @@ internal sealed class SpliceRelay
                     // The source is empty: an idle direction holds no pipe.
                     _pipes.Return(pipe!, transferComplete: true);
                     pipe = null;
-                    pipeFull = false;
+                    pipeFull = growAsked = false;
                     var readable = WaitReadableAsync(from, readSequence);
                     if (!readable.IsCompleted) turn.End();
                     await readable;
@@ -271,23 +292,26 @@ internal sealed class SpliceRelay
 
     private enum CopyStep { Moved, Empty, End, Failed }
 
-    /// <summary>One recv(2) from <paramref name="from"/> into a pooled buffer, sent on with send(2): the fallback without a pipe.</summary>
-    private async ValueTask<CopyStep> CopyOnceAsync(LoopSocket from, LoopSocket to, BodyDirection direction, RelayEnd fromFailed, RelayEnd toFailed)
+    /// <summary>
+    /// One recv(2) of at most <paramref name="max"/> bytes from <paramref name="from"/> into a pooled buffer, sent on with
+    /// send(2): the fallback without a pipe. Returns what happened and the bytes moved.
+    /// </summary>
+    private async ValueTask<(CopyStep, long)> CopyOnceAsync(LoopSocket from, LoopSocket to, int max, BodyDirection direction, RelayEnd fromFailed, RelayEnd toFailed)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
         try
         {
             SysResult r;
             if (!FdLease.TryAcquire(from.Handle, out var lease)) r = new SysResult(0, (int)Errno.EBADF);
-            else using (lease) r = Syscalls.Recv(lease.Fd, buffer.AsSpan(0, CopyBufferSize), 0);
-            if (r.Ok && r.Bytes == 0) return CopyStep.End;
-            if (r.WouldBlock) return CopyStep.Empty;
+            else using (lease) r = Syscalls.Recv(lease.Fd, buffer.AsSpan(0, Math.Min(max, CopyBufferSize)), 0);
+            if (r.Ok && r.Bytes == 0) return (CopyStep.End, 0);
+            if (r.WouldBlock) return (CopyStep.Empty, 0);
             if (!r.Ok)
             {
                 Fail(fromFailed, $"{Side(from)}: {r.ToException("recv").Message}");
-                return CopyStep.Failed;
+                return (CopyStep.Failed, 0);
             }
-            return await SendAsync(to, buffer.AsMemory(0, (int)r.Bytes), direction, toFailed) ? CopyStep.Moved : CopyStep.Failed;
+            return await SendAsync(to, buffer.AsMemory(0, (int)r.Bytes), direction, toFailed) ? (CopyStep.Moved, r.Bytes) : (CopyStep.Failed, 0);
         }
         finally { ArrayPool<byte>.Shared.Return(buffer); }
     }

@@ -89,6 +89,94 @@ public sealed class SpliceRelayTests
         Assert.All(turns, bytes => Assert.InRange(bytes, 1, LoopTurn.Bytes));
     }
 
+    /// <summary>
+    /// The copy fallback (no pipe to be had) moved 64 KiB per round until its source was empty or its sink full, so a
+    /// fast peer held the loop as the splices did before their cap: it copies at most LoopTurn.Bytes per turn too.
+    /// </summary>
+    [Fact]
+    public async Task AFastCopiedTransfer_CopiesAtMostOneShareOfTheLoopPerTurn()
+    {
+        long size = 6 * LoopTurn.Bytes + 12345;
+        using var loop = new EventLoop(0);
+        IReadOnlyCollection<long> turns;
+        using (var recorded = new RecordedTurns(onlyWhere: () => loop.IsLoopThread))
+        {
+            using var pipes = new SplicePipePool(new PipeBudget(1 << 20, 0, "none: every lease fails"));
+            var (end, atClient, atUpstream, metrics) = await ExchangeAsync(pipes, size, loop);
+            Assert.Equal(RelayEnd.Completed, end);
+            Assert.Equal((size, BodyPattern.Sha256(size)), atClient);
+            Assert.Equal((size, BodyPattern.Sha256(size)), atUpstream);
+            Assert.Equal(size, metrics.GetBodyBytes(BodyMechanism.Copy, BodyDirection.Request));
+            Assert.Equal(size, metrics.GetBodyBytes(BodyMechanism.Copy, BodyDirection.Response));
+            turns = recorded.Bytes;
+        }
+        Assert.NotEmpty(turns);
+        Assert.All(turns, bytes => Assert.InRange(bytes, 1, LoopTurn.Bytes));
+    }
+
+    /// <summary>
+    /// A direction that moved PipeBudget.GrowAfterBytes grows its pipe (the kernel reports the grown size on the leased
+    /// pipe); a short relay's pipes keep the pool's size; every pipe comes back at the pool's size.
+    /// </summary>
+    [Theory]
+    [InlineData(16L << 20, true)]
+    [InlineData(1L << 20, false)]
+    public async Task ALongRelaysPipeGrows_AShortOnesDoesNot(long size, bool grows)
+    {
+        const int Base = 256 * 1024, Grown = 1 << 20;
+        var grownTo = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        var poolMetrics = new ProxyMetrics();
+        using var pipes = new SplicePipePool(new PipeBudget(Base, 4, "test") { GrowSize = Grown, MaxGrown = 2 }, poolMetrics, use: SplicePipeUse.Relays,
+            resizePipe: (pipe, bytes) =>
+            {
+                bool resized = pipe.TryResize(bytes);
+                if (resized && bytes > Base) grownTo.Enqueue(pipe.KernelCapacity());
+                return resized;
+            });
+        var (end, atClient, atUpstream, metrics) = await ExchangeAsync(pipes, size);
+
+        Assert.Equal(RelayEnd.Completed, end);
+        Assert.Equal((size, BodyPattern.Sha256(size)), atClient);
+        Assert.Equal((size, BodyPattern.Sha256(size)), atUpstream);
+        Assert.Equal(size, metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Request));
+        Assert.Equal(size, metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response));
+        if (grows)
+        {
+            // Both directions passed 4 MiB with a pipe in hand.
+            Assert.True(grownTo.Count >= 2, $"{grownTo.Count} growths");
+            Assert.All(grownTo, capacity => Assert.Equal(Grown, capacity));
+        }
+        else Assert.Empty(grownTo);
+        Assert.Equal(grownTo.Count, poolMetrics.CounterValue("zcproxy_relay_pipe_growths_total"));
+        Assert.Equal((0, 0), (pipes.Grown, pipes.Leased));
+        var idle = new List<SplicePipe>();
+        while (pipes.IdleCount > 0) idle.Add(pipes.TryLease()!);
+        Assert.NotEmpty(idle);
+        Assert.All(idle, pipe => Assert.Equal((Base, Base), (pipe.Capacity, pipe.KernelCapacity())));
+        foreach (var pipe in idle) pipes.Return(pipe, transferComplete: true);
+    }
+
+    /// <summary>A kernel that refuses to grow the pipe (the user's pipe quota): the long relay goes on through the pool's size, byte-exact.</summary>
+    [Fact]
+    public async Task GrowthRefused_TheLongRelayGoesOnAtThePoolsSize_ByteExact()
+    {
+        const long Size = 16L << 20;
+        const int Base = 256 * 1024;
+        var poolMetrics = new ProxyMetrics();
+        using var pipes = new SplicePipePool(new PipeBudget(Base, 4, "test") { GrowSize = 1 << 20, MaxGrown = 2 }, poolMetrics, use: SplicePipeUse.Relays,
+            resizePipe: (pipe, bytes) => bytes <= Base && pipe.TryResize(bytes));
+        var (end, atClient, atUpstream, metrics) = await ExchangeAsync(pipes, Size);
+
+        Assert.Equal(RelayEnd.Completed, end);
+        Assert.Equal((Size, BodyPattern.Sha256(Size)), atClient);
+        Assert.Equal((Size, BodyPattern.Sha256(Size)), atUpstream);
+        Assert.Equal(Size, metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Request));
+        Assert.Equal(Size, metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response));
+        Assert.Equal(0, poolMetrics.CounterValue("zcproxy_relay_pipe_growths_total"));
+        Assert.True(poolMetrics.CounterValue("zcproxy_relay_pipe_growths_refused_total") >= 2, "both directions asked to grow");
+        Assert.Equal((0, 0), (pipes.Grown, pipes.Leased));
+    }
+
     [Fact]
     public async Task WhileTheClientIsFull_TheUpstreamsDataDoesNotWakeTheLoop()
     {
