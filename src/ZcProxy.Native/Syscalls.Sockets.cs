@@ -68,6 +68,16 @@ internal static unsafe partial class Syscalls
         return LibC.ioctl(fd, LibC.FIONREAD, &n) == 0 ? n : -1;
     }
 
+    /// <summary>
+    /// Bytes written to a TCP socket that its peer has not acknowledged yet, unsent ones included (ioctl SIOCOUTQ,
+    /// which is TIOCOUTQ); -1 on error. 0 means every byte written is in the peer's kernel.
+    /// </summary>
+    public static int BytesUnacknowledged(int fd)
+    {
+        int n = 0;
+        return LibC.ioctl(fd, LibC.TIOCOUTQ, &n) == 0 ? n : -1;
+    }
+
     internal static IPEndPoint? ToEndPoint(ReadOnlySpan<byte> sockaddr)
     {
         if (sockaddr.Length < 2) return null;

@@ -3,6 +3,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using ZcProxy.Native;
 
 namespace ZcProxy.Tests.Forwarding;
 
@@ -11,6 +12,12 @@ namespace ZcProxy.Tests.Forwarding;
 /// the connection, the body being unread), or with <c>answer: false</c> resets it without a word. With a certificate
 /// it speaks HTTP/1.1 over TLS.
 /// </summary>
+/// <remarks>
+/// A close with unread data resets at once and drops whatever the origin's kernel has not sent yet: the answer must be
+/// acknowledged by the proxy's kernel before the close, or the proxy never sees it. Over TLS it was sometimes held
+/// back by Nagle behind the session tickets (sent late when the request followed the handshake closely, and not yet
+/// acknowledged) and lost with the reset: the proxy read the end of the connection and answered 502.
+/// </remarks>
 internal sealed class RejectingOrigin : IAsyncDisposable
 {
     private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -40,6 +47,7 @@ internal sealed class RejectingOrigin : IAsyncDisposable
             {
                 using (socket)
                 {
+                    socket.NoDelay = true; // the answer leaves at once, not after the proxy's (delayed) ack of earlier bytes
                     Stream stream = new NetworkStream(socket, ownsSocket: false);
                     if (_certificate is not null)
                     {
@@ -67,8 +75,10 @@ internal sealed class RejectingOrigin : IAsyncDisposable
                     }
                     await stream.WriteAsync(Encoding.ASCII.GetBytes("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!").AsMemory());
                     await stream.FlushAsync();
+                    int fd = (int)socket.SafeHandle.DangerousGetHandle();
+                    await Poll.UntilAsync(() => Syscalls.BytesUnacknowledged(fd) <= 0, "the proxy's kernel acknowledged the answer");
                     Interlocked.Increment(ref _answered);
-                } // closed with the request body unread
+                } // closed with the request body unread: a reset, which no longer drops the answer
             });
         }
     }
