@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Core.Balancing;
 
@@ -24,7 +25,12 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
         // Without backups (the usual case) the candidates are the primaries as they are: no list is made per request.
         IReadOnlyList<DestinationState> primaryList = available, backupList = Array.Empty<DestinationState>();
         if (AnyBackup(available)) (primaryList, backupList) = Split(available);
-        var pool = new BalancingRequestFeature(config.ClusterId, proxy.Route.Cluster!, ClusterBalancingSettings.For(config), primaryList, backupList);
+        var settings = ClusterBalancingSettings.For(config);
+        BalancingRequestFeature pool;
+        if (context.Find<ZeroCopyResponse>() is { } perConnection)
+            pool = perConnection.Pool is { } reused ? reused.Restart(config.ClusterId, proxy.Route.Cluster!, settings, primaryList, backupList)
+                : perConnection.Pool = new BalancingRequestFeature(config.ClusterId, proxy.Route.Cluster!, settings, primaryList, backupList);
+        else pool = new BalancingRequestFeature(config.ClusterId, proxy.Route.Cluster!, settings, primaryList, backupList);
         context.Features.Set(pool);
 
         bool useBackups = primaryList.Count == 0 && backupList.Count > 0;

@@ -7,17 +7,34 @@ internal enum TryRejection { None, QueueFull, QueueTimeout, BreakerOpen }
 
 /// <summary>
 /// Per-request pool state shared by the pool steps: the candidates before load balancing (so that a retry can pick
-/// the next one), the destinations already tried, and how the current try went.
+/// the next one), the destinations already tried, and how the current try went. A zero-copy connection keeps one and
+/// <see cref="Restart"/>s it for each of its requests (<see cref="Transport.ZeroCopyResponse.Pool"/>).
 /// </summary>
 internal sealed class BalancingRequestFeature(string clusterId, ClusterState cluster, ClusterBalancingSettings settings,
     IReadOnlyList<DestinationState> primaries, IReadOnlyList<DestinationState> backups)
 {
-    public string ClusterId { get; } = clusterId;
-    public ClusterState Cluster { get; } = cluster;
-    public ClusterBalancingSettings Settings { get; } = settings;
-    public IReadOnlyList<DestinationState> Primaries { get; } = primaries;
-    public IReadOnlyList<DestinationState> Backups { get; } = backups;
+    public string ClusterId { get; private set; } = clusterId;
+    public ClusterState Cluster { get; private set; } = cluster;
+    public ClusterBalancingSettings Settings { get; private set; } = settings;
+    public IReadOnlyList<DestinationState> Primaries { get; private set; } = primaries;
+    public IReadOnlyList<DestinationState> Backups { get; private set; } = backups;
     private List<DestinationState>? _tried; // made by the first retry's bookkeeping: most requests have one try
+
+    /// <summary>The same object for the next request: its candidates, nothing tried, no try yet.</summary>
+    public BalancingRequestFeature Restart(string clusterId, ClusterState cluster, ClusterBalancingSettings settings,
+        IReadOnlyList<DestinationState> primaries, IReadOnlyList<DestinationState> backups)
+    {
+        ClusterId = clusterId;
+        Cluster = cluster;
+        Settings = settings;
+        Primaries = primaries;
+        Backups = backups;
+        _tried?.Clear();
+        Current = null;
+        Rejection = TryRejection.None;
+        Tries = 0;
+        return this;
+    }
 
     /// <summary>Whether a try already went to <paramref name="destination"/> (the current one is not counted until marked).</summary>
     public bool HasTried(DestinationState destination) => _tried?.Contains(destination) == true;

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Output;
+using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Core.Diagnostics;
 
@@ -17,7 +18,12 @@ internal sealed class UpstreamTimingStep(RequestMetrics metrics, ErrorPages page
     public UpstreamTiming Start(HttpContext context)
     {
         var proxy = context.ReverseProxyFeature();
-        var timing = new UpstreamTiming(metrics.For(proxy.Route.Config.RouteId, proxy.Cluster?.Config.ClusterId ?? ""), Stopwatch.GetTimestamp());
+        var series = metrics.For(proxy.Route.Config.RouteId, proxy.Cluster?.Config.ClusterId ?? "");
+        long start = Stopwatch.GetTimestamp();
+        UpstreamTiming timing;
+        if (context.Find<ZeroCopyResponse>() is { } perConnection)
+            timing = perConnection.Timing is { } reused ? reused.Restart(series, start) : perConnection.Timing = new UpstreamTiming(series, start);
+        else timing = new UpstreamTiming(series, start);
         context.Features.Set(timing);
         return timing;
     }

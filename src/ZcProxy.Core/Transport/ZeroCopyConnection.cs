@@ -23,6 +23,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
     private int _abortedFlag, _closedFired, _disposed, _tunnel;
     private Exception? _inputFailure;
     private Action? _tunnelAborted;
+    private ZeroCopyResponse? _request;
 
     public ZeroCopyConnection(FileDescriptor socket, EventLoop loop, ZeroCopyTransport transport, EndPoint? local, EndPoint? remote)
     {
@@ -53,6 +54,10 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
 
     /// <summary>What reads throw once the connection was aborted or reset; null while it is healthy.</summary>
     internal Exception? InputFailure => Volatile.Read(ref _inputFailure);
+
+    /// <summary>The zero-copy side of the request starting now: one object per connection, reset per request (HTTP/1.x runs them one at a time).</summary>
+    public ZeroCopyResponse CurrentRequest(Microsoft.AspNetCore.Http.HttpContext context, Microsoft.AspNetCore.Http.Features.IHttpResponseBodyFeature kestrelBody)
+        => (_request ??= new ZeroCopyResponse(this)).Begin(context, kestrelBody);
 
     /// <summary>Registers a body source's fd on this connection's loop for readiness; a connection abort fails its waits too.</summary>
     public LoopSocket RegisterSource(System.Runtime.InteropServices.SafeHandle source)

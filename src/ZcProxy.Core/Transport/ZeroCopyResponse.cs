@@ -1,27 +1,51 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using ZcProxy.Core.Balancing;
+using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Output;
 
 namespace ZcProxy.Core.Transport;
 
 /// <summary>
-/// The zero-copy side of one HTTP/1.x response on a zero-copy connection, set per request by
+/// The zero-copy side of the current HTTP/1.x request on a zero-copy connection, set per request by
 /// <see cref="ZeroCopyTransportExtensions.UseZeroCopyResponses"/>: the connection, and Kestrel's own response body
 /// feature, captured before any step wraps it, because a hole's placeholder bytes must reach Kestrel's writer
 /// directly (<see cref="ResponseBodySender"/>), and Kestrel's own request body (Forwarding's RequestBodySplice).
+/// One per connection, made for its first request and reset by <see cref="Begin"/> for each next one (HTTP/1.x runs
+/// one request at a time, and a request's completed callbacks run before the next one starts), so it also carries the
+/// request's other per-request state objects for reuse: the upstream timing and the pool state, allocated once per
+/// connection rather than once per request.
 /// </summary>
-internal sealed class ZeroCopyResponse(HttpContext context, ZeroCopyConnection connection, IHttpResponseBodyFeature kestrelBody)
+internal sealed class ZeroCopyResponse(ZeroCopyConnection connection)
 {
+    private HttpContext _context = null!;
+    private IHttpResponseBodyFeature _kestrelBody = null!;
+
     public ZeroCopyConnection Connection => connection;
 
     /// <summary>Kestrel's feature; the body feature in HttpContext.Features may be a wrapper around it.</summary>
-    public IHttpResponseBodyFeature KestrelBody => kestrelBody;
+    public IHttpResponseBodyFeature KestrelBody => _kestrelBody;
 
     /// <summary>
     /// Kestrel's own request body stream, as the request arrived: a request body may be spliced only while nobody
     /// replaced it (a retry's buffering, a counting wrapper), since the splice bypasses whatever reads it.
     /// </summary>
-    public Stream KestrelRequestBody { get; } = context.Request.Body;
+    public Stream KestrelRequestBody { get; private set; } = Stream.Null;
+
+    /// <summary>This connection's <see cref="UpstreamTiming"/>, reset by each request that times an upstream exchange.</summary>
+    internal UpstreamTiming? Timing { get; set; }
+
+    /// <summary>This connection's <see cref="BalancingRequestFeature"/>, reset by each request that is balanced.</summary>
+    internal BalancingRequestFeature? Pool { get; set; }
+
+    /// <summary>The connection's next request begins: Kestrel's body feature as it is before any step wraps it.</summary>
+    public ZeroCopyResponse Begin(HttpContext context, IHttpResponseBodyFeature kestrelBody)
+    {
+        _context = context;
+        _kestrelBody = kestrelBody;
+        KestrelRequestBody = context.Request.Body;
+        return this;
+    }
 
     /// <summary>
     /// True while a body of <paramref name="length"/> bytes can go as a hole: the writer is healthy, the head is not
@@ -30,7 +54,7 @@ internal sealed class ZeroCopyResponse(HttpContext context, ZeroCopyConnection c
     /// </summary>
     public bool CanTakeHole(long length)
     {
-        var response = context.Response;
+        var response = _context.Response;
         return connection.Output.IsHealthy && !response.HasStarted && response.ContentLength == length && response.Headers.TransferEncoding.Count == 0;
     }
 
@@ -44,8 +68,9 @@ internal sealed class ZeroCopyResponse(HttpContext context, ZeroCopyConnection c
     /// </summary>
     public async Task<BodyResult> SendHoleAsync(Func<CancellationToken, ValueTask<BodyResult>> move, long length, ReadOnlyMemory<byte> lead = default)
     {
-        var aborted = context.RequestAborted;
+        var aborted = _context.RequestAborted;
         var output = connection.Output;
+        var kestrelBody = _kestrelBody;
         var body = kestrelBody.Writer;
         Exception? thrown = null;
         try

@@ -67,8 +67,9 @@ internal static class ZeroCopyTransportExtensions
             || !(HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
             || context.Find<IHttpResponseBodyFeature>() is not { } kestrelBody)
             return next(context);
-        // Kestrel resets its per-request features before the next request on the connection, this one included.
-        context.Features.Set(new ZeroCopyResponse(context, connection, kestrelBody));
+        // Kestrel resets its per-request features before the next request on the connection, this one included; the
+        // object itself is the connection's, reset for each request.
+        context.Features.Set(connection.CurrentRequest(context, kestrelBody));
         return next(context);
     });
 }
