@@ -5,7 +5,8 @@ namespace ZcProxy.Core.Forwarding;
 /// <summary>
 /// A request head being written: a pooled byte array that grows by doubling, filled with Latin-1 text (one byte per
 /// char, see <see cref="HeaderEncoding"/>). Field names and values are checked as <see cref="RequestHeadWriter"/>
-/// checks them: no transform or client may split the request. Give the array back with <see cref="Release"/>.
+/// checks them: no transform or client may split the request. Give the array back with <see cref="Release"/>; a
+/// zero-copy connection keeps one and <see cref="Restart"/>s it for each request's head (<see cref="Transport.ZeroCopyResponse.RequestHead"/>).
 /// </summary>
 internal sealed class HeadBuffer
 {
@@ -13,10 +14,21 @@ internal sealed class HeadBuffer
     private int _length;
     private bool _pooled;
 
-    public HeadBuffer(int capacity = 1024)
+    public HeadBuffer(int capacity = DefaultCapacity)
     {
         _buffer = ArrayPool<byte>.Shared.Rent(capacity);
         _pooled = true;
+    }
+
+    private const int DefaultCapacity = 1024;
+
+    /// <summary>The same object, empty, with a pooled array again (after <see cref="Release"/> gave the last one back).</summary>
+    public HeadBuffer Restart()
+    {
+        Release();
+        _buffer = ArrayPool<byte>.Shared.Rent(DefaultCapacity);
+        _pooled = true;
+        return this;
     }
 
     /// <summary>A finished head (from <see cref="RequestHeadWriter"/>): its bytes, not pooled.</summary>

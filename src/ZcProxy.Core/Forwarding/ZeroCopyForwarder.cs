@@ -113,7 +113,9 @@ internal sealed partial class ZeroCopyForwarder(
 
         // :: Request head: straight from Kestrel's request when the route's transforms are the defaults, else built by the
         // route's transforms exactly as for YARP's forwarder.
-        var requestHead = new HeadBuffer();
+        // On a zero-copy connection the head buffer object is the connection's (its array is rented per request).
+        var zeroCopy = context.Find<ZeroCopyResponse>();
+        var requestHead = zeroCopy?.RequestHead() ?? new HeadBuffer();
         try
         {
             if (upgrade is not null || !defaultTransforms || !DefaultRequestHead.TryWrite(context, destination, ref framing, requestHead))
@@ -136,7 +138,7 @@ internal sealed partial class ZeroCopyForwarder(
             var key = destination.PoolKey;
             // Upstream sockets live on the client connection's event loop (and come from that loop's pool): the request
             // and its upstream I/O stay on one thread. Clients of Kestrel's socket transport use .NET's socket engine.
-            var loop = context.Find<ZeroCopyConnection>()?.Loop;
+            var loop = (zeroCopy?.Connection ?? context.Find<ZeroCopyConnection>())?.Loop;
             bool canRetry = framing == RequestBodyFraming.None && IsIdempotent(request.Method);
             UpstreamConnection? connection = null;
             ResponseHead head;

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using ZcProxy.Core.Balancing;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Output;
 
 namespace ZcProxy.Core.Transport;
@@ -14,7 +15,7 @@ namespace ZcProxy.Core.Transport;
 /// One per connection, made for its first request and reset by <see cref="Begin"/> for each next one (HTTP/1.x runs
 /// one request at a time, and a request's completed callbacks run before the next one starts), so it also carries the
 /// request's other per-request state objects for reuse: the upstream timing and the pool state, allocated once per
-/// connection rather than once per request.
+/// connection rather than once per request, and the upstream request head's buffer object.
 /// </summary>
 internal sealed class ZeroCopyResponse(ZeroCopyConnection connection)
 {
@@ -37,6 +38,11 @@ internal sealed class ZeroCopyResponse(ZeroCopyConnection connection)
 
     /// <summary>This connection's <see cref="BalancingRequestFeature"/>, reset by each request that is balanced.</summary>
     internal BalancingRequestFeature? Pool { get; set; }
+
+    private HeadBuffer? _requestHead;
+
+    /// <summary>This connection's upstream request head buffer, emptied for the request now forwarded; the forwarder releases its array after the exchange.</summary>
+    internal HeadBuffer RequestHead() => _requestHead is { } reused ? reused.Restart() : _requestHead = new HeadBuffer();
 
     /// <summary>The connection's next request begins: Kestrel's body feature as it is before any step wraps it.</summary>
     public ZeroCopyResponse Begin(HttpContext context, IHttpResponseBodyFeature kestrelBody)
