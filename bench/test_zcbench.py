@@ -49,6 +49,16 @@ class ProcStatTests(unittest.TestCase):
         self.assertEqual(procstat.tree_cpu_ticks(10, stats_), 10 + 150 + 2 + 10)
         self.assertEqual(procstat.tree_cpu_ticks(999, stats_), 0)
 
+    def test_user_seconds_of_a_tree_from_proc(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as proc:
+            for pid, ppid, u, s, cu in ((10, 1, 5, 5, 7), (11, 10, 100, 50, 99), (20, 1, 1000, 1000, 0)):
+                os.makedirs(f"{proc}/{pid}")
+                with open(f"{proc}/{pid}/stat", "w") as f:
+                    f.write(f"{pid} (x) S {ppid} 0 0 0 -1 0 0 0 0 0 {u} {s} {cu} 0 20 0 1 0 1 0 0")
+            self.assertAlmostEqual(procstat.tree_user_seconds(10, proc), (5 + 100 + 7) / procstat.CLK_TCK)
+            self.assertEqual(procstat.tree_user_seconds(999, proc), 0.0)
+
     def test_vm_hwm(self):
         self.assertEqual(procstat.parse_vm_hwm_kib("Name:\tx\nVmHWM:\t  123456 kB\nVmRSS:\t 1 kB\n"), 123456)
         self.assertEqual(procstat.parse_vm_hwm_kib("Name:\tkthread\n"), 0)
@@ -340,6 +350,37 @@ class MetricsTests(unittest.TestCase):
         self.assertEqual(metrics.describe([{}]), "metrics: no response body bytes counted")
         self.assertEqual(metrics.describe([d1, None]), "metrics unavailable")
         self.assertEqual(metrics.encode(d2), "copy=100,splice=600")
+
+    def test_jit_time_from_the_runtime_meter(self):
+        text = METRICS_TEXT + ("# TYPE system_runtime_dotnet_jit_compilation_time gauge\n"
+                               "system_runtime_dotnet_jit_compilation_time 1.1837429\n")
+        self.assertAlmostEqual(metrics.parse_jit_seconds(text), 1.1837429)
+        self.assertIsNone(metrics.parse_jit_seconds(METRICS_TEXT))
+        self.assertIsNone(metrics.parse_jit_seconds(None))
+
+    def test_warm_up_goes_on_while_a_target_compiles(self):
+        before = {"zc-on": 10.0, "zc-cache": 4.0, "zc-tcp": None}
+        after = {"zc-on": 10.02, "zc-cache": 4.3, "zc-tcp": 2.0}
+        self.assertEqual(stats.still_compiling(before, after), ["zc-cache"])  # no reading: not waited for
+        self.assertEqual(stats.still_compiling({"zc-cache": 4.3}, {"zc-cache": 4.3}), [])
+
+    def test_summary_notes_the_jit_inside_timed_runs(self):
+        runs = [dict(run(1, 1, 10**9, 1), jit_s=0.12), dict(run(2, 1, 10**9, 1), jit_s=0.002),
+                dict(run(3, 1, 10**9, 1), jit_s=0.004)]
+        self.assertEqual(stats.summarize("zc-cache/16m-c4", "zc-cache", "16m-c4", runs).notes, "JIT 4 ms/run (max 120)")
+        quiet = [dict(run(1, 1, 10**9, 1), jit_s=0.002)]
+        self.assertEqual(stats.summarize("zc-cache/16m-c4", "zc-cache", "16m-c4", quiet).notes, "")
+
+    def test_proxy_and_client_cpu_counted_together(self):
+        d = stats.derive(dict(run(1, 100, 2 * 10**9, 0.4), client_cpu_s=1.6))
+        self.assertAlmostEqual(d["pair_cpu_per_gb"], 1.0)
+        self.assertNotEqual(stats.derive(run(1, 100, 10**9, 0.4))["pair_cpu_per_gb"],
+                            stats.derive(run(1, 100, 10**9, 0.4))["pair_cpu_per_gb"])  # NaN without wrk's CPU
+        labels = {s.label: s for s in stats.ratio_specs({"zc-cache/16m-c4", "nginx-cache/16m-c4",
+                                                         "zc-cache/1k-c16", "nginx-cache/1k-c16"})}
+        pair = labels["ZcProxy cache / nginx cache CPU-s/GB of proxy + wrk, 16m-c4"]
+        self.assertEqual((pair.metric, pair.goal), ("pair_cpu_per_gb", ""))
+        self.assertNotIn("ZcProxy cache / nginx cache CPU-s/GB of proxy + wrk, 1k-c16", labels)
 
     def test_summary_notes_carry_the_mechanisms(self):
         runs = [dict(run(1, 1, 10**9, 1), mech={"splice": 30}), dict(run(2, 1, 10**9, 1), mech={"copy": 10},

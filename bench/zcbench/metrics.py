@@ -17,8 +17,10 @@ def parse_body_bytes(text, direction="response"):
     return out
 
 
-def scrape(admin_port, timeout_s=5, direction="response"):
-    """One direction's counters (response: downloads; request: uploads), or None when the admin listener does not serve them."""
+_JIT_TIME = re.compile(r'^system_runtime_dotnet_jit_compilation_time(?:_seconds)?(?:_total)?(?:\{[^}]*\})?\s+([0-9.eE+]+)\s*$', re.M)
+
+
+def _metrics_text(admin_port, timeout_s):
     try:
         conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=timeout_s)
         try:
@@ -29,7 +31,25 @@ def scrape(admin_port, timeout_s=5, direction="response"):
             conn.close()
     except OSError:
         return None
-    return parse_body_bytes(text, direction) if resp.status == 200 else None
+    return text if resp.status == 200 else None
+
+
+def scrape(admin_port, timeout_s=5, direction="response"):
+    """One direction's counters (response: downloads; request: uploads), or None when the admin listener does not serve them."""
+    text = _metrics_text(admin_port, timeout_s)
+    return None if text is None else parse_body_bytes(text, direction)
+
+
+def parse_jit_seconds(text):
+    """The runtime's JIT compilation time so far (seconds), or None when /metrics does not carry it."""
+    m = _JIT_TIME.search(text or "")
+    return float(m.group(1)) if m else None
+
+
+def jit_seconds(admin_port, timeout_s=5):
+    """How long .NET's JIT has compiled in ZcProxy so far: tier-1 recompilation runs on a background thread for tens
+    of seconds after start, and the CPU it takes inside a timed run is start-up cost, not the cost of the bodies."""
+    return parse_jit_seconds(_metrics_text(admin_port, timeout_s))
 
 
 def delta(before, after):

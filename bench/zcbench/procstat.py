@@ -78,6 +78,15 @@ def tree_cpu_seconds(root, proc="/proc"):
     return tree_cpu_ticks(root, all_stats(proc)) / CLK_TCK
 
 
+def tree_user_seconds(root, proc="/proc"):
+    """The user-space part of tree_cpu_seconds (utime of the live tree plus the root's cutime)."""
+    stats = all_stats(proc)
+    pids = tree_pids(root, stats)
+    if not pids:
+        return 0.0
+    return (sum(stats[p]["utime"] for p in pids) + stats[root]["cutime"]) / CLK_TCK
+
+
 def tree_peak_rss_kib(root, proc="/proc"):
     stats = all_stats(proc)
     return sum(parse_vm_hwm_kib(_read(f"{proc}/{p}/status") or "") for p in tree_pids(root, stats))

@@ -2,7 +2,8 @@
 from .stats import METRICS
 
 RUN_COLUMNS = ["case", "target", "workload", "rep", "requests", "bytes", "duration_s", "cpu_s",
-               "p99_ms", "peak_rss_kib", "host_busy_pct", "origin_cpu_s", "client_cpu_s", "errors", "mechanisms", "note"]
+               "p99_ms", "peak_rss_kib", "host_busy_pct", "origin_cpu_s", "client_cpu_s", "user_cpu_s", "jit_s", "errors",
+               "mechanisms", "note"]
 
 
 def fmt(value, metric):
