@@ -361,8 +361,10 @@ class MetricsTests(unittest.TestCase):
     def test_warm_up_goes_on_while_a_target_compiles(self):
         before = {"zc-on": 10.0, "zc-cache": 4.0, "zc-tcp": None}
         after = {"zc-on": 10.02, "zc-cache": 4.3, "zc-tcp": 2.0}
-        self.assertEqual(stats.still_compiling(before, after), ["zc-cache"])  # no reading: not waited for
-        self.assertEqual(stats.still_compiling({"zc-cache": 4.3}, {"zc-cache": 4.3}), [])
+        warmed = {"zc-on": 15, "zc-cache": 15, "zc-tcp": 15}
+        self.assertEqual(stats.still_compiling(before, after, warmed), ["zc-cache"])  # no reading: not waited for
+        self.assertEqual(stats.still_compiling({"zc-cache": 4.3}, {"zc-cache": 4.3}, warmed), [])
+        self.assertEqual(stats.still_compiling(before, after, {"zc-cache": stats.JIT_WARM_MAX_S}), [])  # enough
 
     def test_summary_notes_the_jit_inside_timed_runs(self):
         runs = [dict(run(1, 1, 10**9, 1), jit_s=0.12), dict(run(2, 1, 10**9, 1), jit_s=0.002),

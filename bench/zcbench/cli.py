@@ -315,15 +315,18 @@ def run(args):
     return write_report(args, header, cases, bench, iperf, strace_lines, out_dir)
 
 
-def settle_jit(bench, timed, warmup_s, passes=10):
+def settle_jit(bench, timed, warmup_s):
     """ZcProxy's runtime recompiles hot methods at tier 1 on a background thread for tens of seconds after start (a
     fresh process serving 16 MiB hits: 0.36 user CPU-s/GB in its first 10 s, 0.03 once compiled; docs/direct-io.md).
-    One warm-up run per case left that inside the first timed runs, so the cases of a .NET target are warmed again
-    while it compiled for more than stats.JIT_SETTLED_S in its last pass, at most `passes` times."""
-    todo = sorted({c.target.name for c in timed if bench.services[c.target.name].admin_port})
-    for _ in range(passes):
-        if not todo:
-            return
+    One warm-up run per case left that inside the first timed runs, so the cases of a .NET target are warmed again, a
+    pass at a time, while it compiled for more than stats.JIT_SETTLED_S in its last pass, until it has had
+    stats.JIT_WARM_MAX_S of warm-up load in all (the JIT of a loaded machine may never fall below the limit)."""
+    warmed = {}
+    for c in timed:
+        if bench.services[c.target.name].admin_port:
+            warmed[c.target.name] = warmed.get(c.target.name, 0) + max(1, warmup_s)
+    todo = sorted(warmed)
+    while todo:
         before = {t: metrics.jit_seconds(bench.services[t].admin_port) for t in todo}
         for c in timed:
             if c.target.name in todo:
@@ -331,10 +334,11 @@ def settle_jit(bench, timed, warmup_s, passes=10):
                     wrk.run(bench.wrk_cmd(c, max(1, warmup_s)), wall_timeout_s=60 + warmup_s)
                 except Exception as e:
                     log(f"warm-up {c.id}: {e}")
+                warmed[c.target.name] += max(1, warmup_s)
         after = {t: metrics.jit_seconds(bench.services[t].admin_port) for t in todo}
         log("JIT in warm-up pass: " + ", ".join(
             f"{t} {after[t] - before[t]:.2f} s" if None not in (after[t], before[t]) else f"{t} ?" for t in todo))
-        todo = stats.still_compiling(before, after)
+        todo = stats.still_compiling(before, after, warmed)
 
 
 def post_checks(bench, timed, digests):

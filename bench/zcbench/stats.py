@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 METRICS = ("rps", "gbps", "cpu_per_gb", "us_per_req", "p99_ms")
 SIZE_ORDER = ("1k", "64k", "1m", "16m", "256m")
 JIT_SETTLED_S = 0.05  # JIT time per warm-up pass below which a .NET target counts as warmed up
+JIT_WARM_MAX_S = 45   # seconds of warm-up load after which it counts as warmed up anyway (30-40 s compiled here)
 
 
 def derive(run):
@@ -25,11 +26,13 @@ def derive(run):
     return r
 
 
-def still_compiling(jit_before, jit_after, limit_s=JIT_SETTLED_S):
-    """Targets whose JIT compiled for more than limit_s between two readings ({target: seconds or None}): their
-    warm-up goes on, so that background tier-1 compilation is not charged to the timed runs."""
+def still_compiling(jit_before, jit_after, warmed_s, limit_s=JIT_SETTLED_S, max_warm_s=JIT_WARM_MAX_S):
+    """Targets whose JIT compiled for more than limit_s between two readings ({target: seconds or None}) and that have
+    had less than max_warm_s of warm-up load (warmed_s: {target: seconds}): their warm-up goes on, so that background
+    tier-1 compilation is not charged to the timed runs."""
     return sorted(t for t, after in jit_after.items()
-                  if after is not None and jit_before.get(t) is not None and after - jit_before[t] > limit_s)
+                  if after is not None and jit_before.get(t) is not None and after - jit_before[t] > limit_s
+                  and warmed_s.get(t, 0) < max_warm_s)
 
 
 @dataclass
