@@ -41,14 +41,14 @@ internal sealed unsafe class AlignedBuffer : SafeHandle
         finally { if (added) DangerousRelease(); }
     }
 
-    /// <summary>pwrite of the first <paramref name="length"/> bytes at a file offset, all of them (aligned, for an O_DIRECT fd).</summary>
-    public SysResult WriteAt(SafeHandle file, int length, long offset)
+    /// <summary>pwrite of bytes [<paramref name="start"/>, +<paramref name="length"/>) at a file offset, all of them (aligned, for an O_DIRECT fd).</summary>
+    public SysResult WriteAt(SafeHandle file, int start, int length, long offset)
     {
         bool added = false;
         try
         {
             DangerousAddRef(ref added);
-            return Syscalls.PwriteAll(file, Span[..length], offset);
+            return Syscalls.PwriteAll(file, Span.Slice(start, length), offset);
         }
         finally { if (added) DangerousRelease(); }
     }

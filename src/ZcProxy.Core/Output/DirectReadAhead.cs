@@ -5,7 +5,7 @@ namespace ZcProxy.Core.Output;
 
 /// <summary>
 /// Reads a byte range of an O_DIRECT file as a sequence of chunks, with reads running ahead on
-/// <see cref="DirectReadThreads"/>: while the caller sends chunk N, chunks N+1 .. N+<see cref="ReadsInFlight"/> are
+/// <see cref="DirectIoThreads"/>: while the caller sends chunk N, chunks N+1 .. N+<see cref="ReadsInFlight"/> are
 /// being read, so one hit holds at most <see cref="BuffersPerRange"/> buffers (5 MiB). O_DIRECT wants
 /// aligned offsets and lengths, so reads start at the aligned-down offset and always ask for whole chunks; each
 /// chunk handed out is trimmed to the range (head bytes before an unaligned start, the tail past the end skipped).
@@ -74,7 +74,7 @@ internal sealed class DirectReadAhead : IAsyncDisposable
     {
         long at = _nextRead;
         _nextRead += ChunkSize;
-        _inFlight.Enqueue((DirectReadThreads.ReadAsync(buffer, _file, at), buffer, at));
+        _inFlight.Enqueue((DirectIoThreads.Shared.ReadAsync(buffer, _file, at), buffer, at));
     }
 
     public async ValueTask DisposeAsync()

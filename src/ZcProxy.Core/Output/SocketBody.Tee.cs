@@ -85,21 +85,25 @@ internal sealed partial class SocketBody
         /// <summary>A failure of the last flush gives the fill up, not the response.</summary>
         public override async ValueTask CompleteAsync()
         {
-            if (_sinking && _direct is not null && !_flushed) await _direct.FlushAsync();
+            if (_sinking && _direct is not null && !_flushed)
+            {
+                await _direct.FlushAsync();
+                await to.Loop.SwitchTo(); // the flush's last write ended on an I/O thread: the response ends on its loop
+            }
         }
     }
 
     /// <summary>
     /// Reads the <paramref name="count"/> bytes at the head of <paramref name="pipe"/> (just teed) into the O_DIRECT sink's
-    /// buffers (a wait for a buffer runs while a full one is written, on the pool); when the sink gives up, the rest is
-    /// read out and dropped. (false, _) only when the pipe would not give its bytes back.
+    /// buffers (a wait for a buffer, when all the sink's writes in flight are out, ends on the I/O thread that finished
+    /// one); when the sink gives up, the rest is read out and dropped. (false, _) only when the pipe would not give its bytes back.
     /// </summary>
     private static async ValueTask<(bool GaveBack, bool Sinking)> ReadIntoDirectAsync(ZeroCopyConnection to, SplicePipe pipe, IDirectFileSink direct, long count)
     {
         while (count > 0)
         {
             var space = await direct.SpaceAsync(count);
-            await to.Loop.SwitchTo(); // a wait for a write ends on the pool: the move goes on on its loop, where its sockets' waits are
+            await to.Loop.SwitchTo(); // a wait for a write ends on an I/O thread: the move goes on on its loop, where its sockets' waits are
             if (space.IsEmpty) return (Drop(pipe, count), false);
             var r = Syscalls.Read(pipe.ReadFd, space.Span[..(int)Math.Min(space.Length, count)]);
             if (!r.Ok || r.Bytes == 0) return (false, false);

@@ -52,6 +52,46 @@ public sealed class CacheDirectFillTests(ITestOutputHelper output)
         Assert.Equal(1, rig.Origin.Requests);
     }
 
+    /// <summary>
+    /// The O_DIRECT writes (and the tail's buffered one) run on the direct-I/O threads (Output/DirectIoThreads), not on
+    /// thread-pool workers, where each 1 MiB write held one of the pool's workers (one per core) for the disk's latency.
+    /// Proven with the kernel's per-thread accounting: wchar of /proc/self/task/TID/io counts the bytes a thread passed to
+    /// write calls, and the zc-direct-io threads' count grows by the whole body (every body byte is written once, so none
+    /// by another thread). Other tests' fills may add to it, never take from it.
+    /// </summary>
+    [Fact]
+    public async Task LargeMiss_ODirectWrites_RunOnTheDirectIoThreads()
+    {
+        const int Size = (8 << 20) + 1234;
+        var body = CacheRig.RandomBody(Size, 45);
+        await using var rig = await CacheRig.StartAsync(Serve(body), Threshold);
+        long before = DirectIoThreadsWrote();
+        var miss = await rig.SendAsync("/big");
+        Assert.Equal(("MISS", CacheRig.Sha256(body)), (CacheRig.CacheStatusOf(miss), CacheRig.Sha256(await miss.Content.ReadAsByteArrayAsync())));
+        await CacheDirectIoTests.CommittedEntryAsync(rig.CachePath, Size);
+        Assert.Equal(Size, await rig.MetricAsync(Fill("directio")));
+        long wrote = DirectIoThreadsWrote() - before;
+        Assert.True(wrote >= Size, $"the direct-I/O threads wrote {wrote} bytes of a {Size}-byte O_DIRECT fill");
+    }
+
+    /// <summary>wchar (bytes passed to write calls) of the threads named zc-direct-io-N, summed.</summary>
+    private static long DirectIoThreadsWrote()
+    {
+        long total = 0;
+        foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+        {
+            try
+            {
+                if (!File.ReadAllText(Path.Combine(task, "comm")).StartsWith("zc-direct-io-", StringComparison.Ordinal)) continue;
+                foreach (var line in File.ReadLines(Path.Combine(task, "io")))
+                    if (line.StartsWith("wchar:", StringComparison.Ordinal))
+                        total += long.Parse(line.AsSpan("wchar:".Length).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            }
+            catch (IOException) { } // the thread ended while it was read
+        }
+        return total;
+    }
+
     /// <summary>Below the threshold a fill stays spliced; residency fills: <see cref="CacheFillAdmissionTests"/>.</summary>
     [Fact]
     public async Task BelowTheThreshold_FillsStaySpliced()
