@@ -34,9 +34,11 @@ public sealed class StreamStraceProofTests(ITestOutputHelper output)
         int streamPort = int.Parse((await proxy.WaitForLineAsync(@"stream 's' listening on 127\.0\.0\.1:(\d+)")).Groups[1].Value, CultureInfo.InvariantCulture);
         int adminPort = new Uri(admin).Port;
 
+        // strace first: the origin sends as soon as the proxy connects to it, and the proxy relays that into the client
+        // socket's buffers (about 4 MiB) before the client reads; attached after the connect, strace could miss those calls.
+        using var strace = await StraceSession.AttachAsync(proxy.Pid, Syscalls);
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await client.ConnectAsync(new IPEndPoint(IPAddress.Loopback, streamPort));
-        using var strace = await StraceSession.AttachAsync(proxy.Pid, Syscalls);
         var (length, sha) = await StreamWire.ExchangeAsync(client, Size);
         await Poll.UntilAsync(() => !origin.Reports.IsEmpty, "the origin's report");
         long request = await BodyBytesReachingAsync(admin, "splice", "request", Size);
