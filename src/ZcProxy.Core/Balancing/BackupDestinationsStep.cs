@@ -26,11 +26,11 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
         IReadOnlyList<DestinationState> primaryList = available, backupList = Array.Empty<DestinationState>();
         if (AnyBackup(available)) (primaryList, backupList) = Split(available);
         var settings = ClusterBalancingSettings.For(config);
-        BalancingRequestFeature pool;
-        if (context.Find<ZeroCopyResponse>() is { } perConnection)
-            pool = perConnection.Pool is { } reused ? reused.Restart(config.ClusterId, proxy.Route.Cluster!, settings, primaryList, backupList)
-                : perConnection.Pool = new BalancingRequestFeature(config.ClusterId, proxy.Route.Cluster!, settings, primaryList, backupList);
-        else pool = new BalancingRequestFeature(config.ClusterId, proxy.Route.Cluster!, settings, primaryList, backupList);
+        // A zero-copy connection keeps one for all its requests (HTTP/1.x runs them one at a time).
+        var perConnection = context.Find<ZeroCopyResponse>();
+        var pool = perConnection?.Pool?.Restart(config.ClusterId, proxy.Route.Cluster!, settings, primaryList, backupList)
+            ?? new BalancingRequestFeature(config.ClusterId, proxy.Route.Cluster!, settings, primaryList, backupList);
+        if (perConnection is not null) perConnection.Pool = pool;
         context.Features.Set(pool);
 
         bool useBackups = primaryList.Count == 0 && backupList.Count > 0;

@@ -20,10 +20,10 @@ internal sealed class UpstreamTimingStep(RequestMetrics metrics, ErrorPages page
         var proxy = context.ReverseProxyFeature();
         var series = metrics.For(proxy.Route.Config.RouteId, proxy.Cluster?.Config.ClusterId ?? "");
         long start = Stopwatch.GetTimestamp();
-        UpstreamTiming timing;
-        if (context.Find<ZeroCopyResponse>() is { } perConnection)
-            timing = perConnection.Timing is { } reused ? reused.Restart(series, start) : perConnection.Timing = new UpstreamTiming(series, start);
-        else timing = new UpstreamTiming(series, start);
+        // A zero-copy connection keeps one for all its requests (HTTP/1.x runs them one at a time).
+        var perConnection = context.Find<ZeroCopyResponse>();
+        var timing = perConnection?.Timing?.Restart(series, start) ?? new UpstreamTiming(series, start);
+        if (perConnection is not null) perConnection.Timing = timing;
         context.Features.Set(timing);
         return timing;
     }
