@@ -128,17 +128,13 @@ internal sealed partial class SplicePipePool : IDisposable
     /// </summary>
     public void Return(SplicePipe pipe, bool transferComplete)
     {
-        if (pipe.Grown && (_disposed || !transferComplete || pipe.Buffered != 0 || !_resizePipe(pipe, Budget.PipeSize)))
+        bool reusable = !_disposed && transferComplete && pipe.Buffered == 0 && (!pipe.Grown || _resizePipe(pipe, Budget.PipeSize));
+        if (!reusable || pipe.Capacity != Budget.PipeSize)
         {
             Close(pipe);
             return;
         }
         Shrunk(pipe);
-        if (_disposed || !transferComplete || pipe.Buffered != 0 || pipe.Capacity != Budget.PipeSize)
-        {
-            Close(pipe);
-            return;
-        }
         if (Interlocked.Increment(ref _idleCount) > _maxIdle)
         {
             Interlocked.Decrement(ref _idleCount);
