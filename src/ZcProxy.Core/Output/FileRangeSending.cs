@@ -12,7 +12,8 @@ namespace ZcProxy.Core.Output;
 /// big cold file neither pays for the page cache nor pushes hot small files out of it. Under
 /// <see cref="DirectIoMode.Residency"/> the page cache is asked, with cachestat(2), how much of the range it holds
 /// (docs/direct-io.md says why cachestat and what it costs); a range it lacks is brought back (re-admitted) when it is
-/// hit cold repeatedly and the memory has free room for it (<see cref="PageCacheRoom"/>). Every decision is counted in
+/// hit cold repeatedly, or at once when at least half of it is there, and the memory has free room for what is missing
+/// (<see cref="PageCacheRoom"/>). Every decision is counted in
 /// <c>zcproxy_file_sends_total{mechanism, reason}</c>.
 /// </summary>
 internal sealed partial class FileRangeSending
@@ -21,9 +22,19 @@ internal sealed partial class FileRangeSending
     /// A range counts as resident only when every one of its pages is in the page cache. A sendfile of a range that is
     /// merely mostly resident reads the missing pages back into the page cache: with an eighth allowed, each hit of a
     /// partly evicted 64 MiB entry pulled up to 8 MiB back in, under a memory limit that evicted other pages (the hot set's
-    /// among them), which were read back in turn (pollution benchmark, docs/direct-io.md).
+    /// among them), which were read back in turn (pollution benchmark, docs/direct-io.md). So a partly resident range is
+    /// sent by sendfile only when the missing pages fit in free memory (<see cref="PartlyResidentShare"/>).
     /// </summary>
     internal const double ResidentShare = 1.0;
+
+    /// <summary>
+    /// A range with at least this share of its pages in the page cache was in memory and lost some of them (DAMON's
+    /// pageout of idle regions, reclaim): when the memory has free room for the missing pages, sendfile reads just those
+    /// back at once, without waiting for <see cref="ReadmitAfterColdHits"/>. Sent with O_DIRECT instead, the whole range
+    /// left the disk at a fraction of sendfile's speed and ~2× its CPU per byte, though nearly all of it was in memory
+    /// (9 % of the bytes of the bench's resident 256 MiB hits, issue 14; docs/direct-io.md).
+    /// </summary>
+    internal const double PartlyResidentShare = 0.5;
 
     /// <summary>The cold hits (within <see cref="ColdHits.Window"/> of each other) after which a range may be re-admitted.</summary>
     internal const int ReadmitAfterColdHits = 2;
@@ -80,6 +91,8 @@ internal sealed partial class FileRangeSending
         public double? ResidentShare() => owner.ResidentShareOf(file, offset, length);
 
         public Readmission Readmission() => new(owner._coldHits.Note(path), owner._fits);
+
+        public bool HasRoomFor(long bytes) => owner._fits(bytes);
     }
 
     /// <summary>
@@ -101,6 +114,9 @@ internal sealed partial class FileRangeSending
                 var share = questions.ResidentShare();
                 if (share is null) return (BodyMechanism.DirectIo, FileSendReason.ResidencyUnknown);
                 if (share >= ResidentShare) return (BodyMechanism.Sendfile, FileSendReason.Resident);
+                // Mostly in memory, and free room for the rest: sendfile reads back only the missing pages, evicting nothing.
+                if (share >= PartlyResidentShare && questions.HasRoomFor(MissingBytes(length, share.Value)))
+                    return (BodyMechanism.Sendfile, FileSendReason.Readmitted);
                 // Not in memory: O_DIRECT, so it pushes nothing out. Unless it keeps being asked for and the memory has free
                 // room for all of it: then sendfile reads it back in, and its next hits find it resident (an entry paged out
                 // once, by DAMON or a past squeeze, would otherwise stay on the disk for good while memory sits free).
@@ -110,6 +126,9 @@ internal sealed partial class FileRangeSending
                     : (BodyMechanism.DirectIo, FileSendReason.Cold);
         }
     }
+
+    /// <summary>The bytes of a range of <paramref name="length"/> that its resident <paramref name="share"/> leaves out, rounded up.</summary>
+    internal static long MissingBytes(long length, double share) => (long)Math.Ceiling(length * (1 - share));
 
     /// <summary>
     /// cachestat(2) over the range: one system call, no mapping, no side effect on the page cache. Null when the kernel
@@ -161,7 +180,10 @@ internal enum FileSendReason
     Off,
     /// <summary>O_DIRECT was chosen but the file system refused it (tmpfs): sendfile.</summary>
     NoDirectIo,
-    /// <summary>Residency: not in the page cache, but hit cold again lately and the memory has free room: sendfile brings it back.</summary>
+    /// <summary>
+    /// Residency: not wholly in the page cache, but either at least half of it is and the memory has free room for the
+    /// rest, or it was hit cold again lately and the memory has free room for all of it: sendfile brings it back.
+    /// </summary>
     Readmitted,
 }
 
@@ -180,4 +202,7 @@ internal interface IResidencyQuestions
 
     /// <summary>Counts this hit as cold and tells whether the range may be brought back into the page cache.</summary>
     Readmission Readmission();
+
+    /// <summary>Whether that many more bytes in the page cache leave the free-memory margin (<see cref="PageCacheRoom.Fits"/>).</summary>
+    bool HasRoomFor(long bytes);
 }

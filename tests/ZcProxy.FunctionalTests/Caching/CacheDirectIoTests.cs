@@ -163,6 +163,36 @@ public sealed class CacheDirectIoTests
         Assert.Equal(1, rig.Origin.Requests);
     }
 
+    /// <summary>
+    /// An entry that lost some of its pages (DAMON's pageout of idle memory nibbles entries idle for a minute) goes by
+    /// sendfile at its first hit when the memory has free room for the missing pages, which alone are read back; before,
+    /// the whole entry was read with O_DIRECT until its second cold hit. Without free room: O_DIRECT, as before.
+    /// </summary>
+    [Fact]
+    public async Task Residency_EntryPartlyDropped_FirstHitWithFreeMemory_SendfileReadsBackTheMissingPages()
+    {
+        const int Missing = 512 << 10;
+        var body = CacheRig.RandomBody(Size, 25);
+        await using var rig = await CacheRig.StartAsync(Serve(body), OpensEveryHit);
+        await rig.SendAsync("/big");
+        var entry = await CommittedEntryAsync(rig.CachePath, Size);
+        await MakeColdAsync(entry, new FileInfo(entry).Length - 3 * Missing / 2, Missing);
+        long cached = CachedShare(entry, out long pages);
+        Assert.True(cached < pages && cached >= pages / 2, $"{cached} of the entry's {pages} pages resident: most of it stays");
+        // The proxy runs in this process: the same memory cgroup and system, so the same answer about free room.
+        bool roomy = new PageCacheRoom(TimeProvider.System).Fits((pages - cached) * 4096 + (1 << 20));
+        var (mechanism, reason) = roomy ? ("sendfile", "readmitted") : ("directio", "cold");
+
+        double sends = await rig.MetricAsync(Sends(mechanism, reason)), bytes = await rig.MetricAsync(Bytes(mechanism));
+        var hit = await rig.SendAsync("/big");
+        Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
+        Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+        Assert.Equal(sends + 1, await rig.MetricAsync(Sends(mechanism, reason)));
+        Assert.Equal(bytes + Size, await rig.MetricAsync(Bytes(mechanism)));
+        if (roomy) Assert.Equal(pages, CachedShare(entry, out _)); // the missing pages are back
+        Assert.Equal(1, rig.Origin.Requests);
+    }
+
     [Fact]
     public async Task Threshold_HotEntry_StillReadWithODirect_AndTheFillIsDroppedFromThePageCache()
     {

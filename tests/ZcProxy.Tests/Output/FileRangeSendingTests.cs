@@ -15,13 +15,15 @@ public sealed class FileRangeSendingTests
         {
             asked?.Invoke();
             return resident;
-        }, () => new Readmission(coldHits, _ => fits)));
+        }, () => new Readmission(coldHits, _ => fits), _ => fits));
 
-    private sealed class Questions(Func<double?> residentShare, Func<Readmission> readmission) : IResidencyQuestions
+    private sealed class Questions(Func<double?> residentShare, Func<Readmission> readmission, Func<long, bool>? roomFor = null) : IResidencyQuestions
     {
         public double? ResidentShare() => residentShare();
 
         public Readmission Readmission() => readmission();
+
+        public bool HasRoomFor(long bytes) => (roomFor ?? throw new InvalidOperationException("room asked for"))(bytes);
     }
 
     [Theory]
@@ -30,7 +32,30 @@ public sealed class FileRangeSendingTests
     [InlineData(5, false, "DirectIo", "Cold")] // no room: it would push other pages out
     public void Residency_ColdRange_Readmitted_OnlyWhenHitAgainAndTheMemoryHasRoom(int coldHits, bool fits, string mechanism, string reason)
         => Assert.Equal((Enum.Parse<BodyMechanism>(mechanism), Enum.Parse<FileSendReason>(reason)),
-            Choose(DirectIoMode.Residency, 64L << 20, 64L << 20, 0.5, coldHits: coldHits, fits: fits));
+            Choose(DirectIoMode.Residency, 64L << 20, 64L << 20, 0.25, coldHits: coldHits, fits: fits));
+
+    [Theory]
+    [InlineData(0.9, true, "Sendfile", "Readmitted")] // most pages in memory, room for the rest: at the first hit
+    [InlineData(0.5, true, "Sendfile", "Readmitted")]
+    [InlineData(0.999, false, "DirectIo", "Cold")] // no room even for the missing pages: O_DIRECT, nothing pushed out
+    [InlineData(0.49, true, "DirectIo", "Cold")] // mostly gone: the cold-hit rule (hit once: O_DIRECT)
+    public void Residency_PartlyResidentRange_SentBySendfileAtOnce_WhenTheMissingPagesFitInFreeMemory(double share, bool fits, string mechanism,
+        string reason)
+        => Assert.Equal((Enum.Parse<BodyMechanism>(mechanism), Enum.Parse<FileSendReason>(reason)),
+            Choose(DirectIoMode.Residency, 64L << 20, 64L << 20, share, coldHits: 1, fits: fits));
+
+    [Fact]
+    public void PartlyResidentRange_AsksRoomForTheMissingBytesOnly_AndIsNotCountedAsAColdHit()
+    {
+        long roomAskedFor = 0;
+        int coldHitsCounted = 0;
+        var policy = new DirectIoPolicy(DirectIoMode.Residency, Threshold);
+        var questions = new Questions(() => 0.75, () => { coldHitsCounted++; return new Readmission(1, _ => true); },
+            bytes => { roomAskedFor = bytes; return true; });
+        Assert.Equal((BodyMechanism.Sendfile, FileSendReason.Readmitted), FileRangeSending.Choose(policy, 64L << 20, 64L << 20, questions));
+        Assert.Equal(16L << 20, roomAskedFor);
+        Assert.Equal(0, coldHitsCounted);
+    }
 
     [Fact]
     public void Readmission_AsksForRoomForTheWholeRange_AndIsNotAskedOfResidentOrSmallRanges()
@@ -39,7 +64,7 @@ public sealed class FileRangeSendingTests
         int asked = 0;
         var policy = new DirectIoPolicy(DirectIoMode.Residency, Threshold);
         Readmission Counting() { asked++; return new Readmission(2, bytes => { askedFor = bytes; return true; }); }
-        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, new Questions(() => 0.9, Counting));
+        FileRangeSending.Choose(policy, 64L << 20, 1L << 30, new Questions(() => 0.4, Counting));
         Assert.Equal(64L << 20, askedFor);
         FileRangeSending.Choose(policy, 64L << 20, 1L << 30, new Questions(() => 1.0, Counting));
         FileRangeSending.Choose(policy, Threshold - 1, 1L << 30, new Questions(() => 0.0, Counting));
@@ -49,7 +74,7 @@ public sealed class FileRangeSendingTests
 
     [Theory]
     [InlineData(Threshold, 1.0, "Sendfile", "Resident")]
-    [InlineData(Threshold, 0.999, "DirectIo", "Cold")] // a page missing: sendfile would read it back into the page cache
+    [InlineData(Threshold, 0.3, "DirectIo", "Cold")] // pages missing: sendfile would read them back into the page cache
     [InlineData(256L << 20, 0.0, "DirectIo", "Cold")]
     [InlineData(256L << 20, null, "DirectIo", "ResidencyUnknown")] // no cachestat: the threshold rule
     public void Residency_LargeRange_FollowsThePageCache(long length, double? resident, string mechanism, string reason)
