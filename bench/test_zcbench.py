@@ -156,6 +156,13 @@ class PlanTests(unittest.TestCase):
         self.assertEqual(plan.workload("1k-c64").threads, 1)
         self.assertEqual(plan.workload("16m-c4").body_bytes, 16 << 20)
 
+    def test_large_uploads_run_long_enough_to_finish_many(self):
+        # wrk counts finished requests only: a few 256 MiB uploads per run made one more or fewer a 10-50 % swing.
+        self.assertEqual(plan.workload("up256m-c2").run_seconds, 10)
+        self.assertEqual(plan.workload("up64m-c4").run_seconds, 10)
+        self.assertEqual(plan.workload("up16m-c4").run_seconds, 0)
+        self.assertEqual(plan.workload("256m-c2").run_seconds, 0)
+
     def test_target_and_workload_tokens_intersect(self):
         self.assertEqual(self.ids("zc-on,16m"), ["zc-on/16m-c4"])
         self.assertEqual(set(self.ids("zc-*,1k-c64")), {"zc-on/1k-c64", "zc-off/1k-c64", "zc-on-log/1k-c64"})

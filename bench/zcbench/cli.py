@@ -90,7 +90,8 @@ def machine_lines(args, started, dll):
     return [
         f"# ZcProxy bench, {started:%Y-%m-%d %H:%M} UTC",
         "",
-        f"- mode: {'quick' if args.quick else 'full'}; {args.duration:g} s per timed run; "
+        f"- mode: {'quick' if args.quick else 'full'}; {args.duration:g} s per timed run (uploads of 64 MiB and more: "
+        f"at least {plan.workload('up256m-c2').run_seconds} s); "
         f"{args.reps} repetitions, interleaved across targets; values are median (min–max)",
         f"- machine: {os.cpu_count()} CPUs ({cpu}), {mem_gib:.0f} GiB, Linux {platform.release()}; "
         "client (wrk), proxy and origin share these CPUs",
@@ -189,10 +190,11 @@ class Bench:
         user0 = procstat.tree_user_seconds(svc.pid)
         cpu0, host0 = procstat.tree_cpu_seconds(svc.pid), procstat.host_cpu()
         origin0, client0 = procstat.tree_cpu_seconds(origin.pid), procstat.children_cpu_seconds()
+        seconds = max(self.args.duration, c.workload.run_seconds)
         try:
-            r = wrk.run(self.wrk_cmd(c, self.args.duration), wall_timeout_s=self.args.duration + 60)
+            r = wrk.run(self.wrk_cmd(c, seconds), wall_timeout_s=seconds + 60)
         except Exception as e:
-            run.update(requests=0, bytes=0, duration_s=self.args.duration, cpu_s=0, errors=1, note=str(e)[:200])
+            run.update(requests=0, bytes=0, duration_s=seconds, cpu_s=0, errors=1, note=str(e)[:200])
             log(f"{c.id} rep {rep}: {e}")
             self.failed_runs.append(run)
             return

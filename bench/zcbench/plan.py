@@ -27,6 +27,13 @@ class Workload:
         return self.size.startswith("up")
 
     @property
+    def run_seconds(self):
+        """A timed run's least length (--duration when longer): wrk counts finished requests only, and a 4 s run of
+        256 MiB uploads (~2 a second) finishes 8-11, so one more or fewer moved a run's GB/s by 10-50 % (issue 13,
+        docs/transport.md "16 MiB through the relay, and uploads"); 10 s holds ~20."""
+        return 10 if self.upload and self.body_bytes >= 64 * MiB else 0
+
+    @property
     def threads(self):
         # One wrk thread tops out near 1-1.7 GB/s: two for big bodies; one for small ones leaves
         # the shared cores to the proxy and the origin.
