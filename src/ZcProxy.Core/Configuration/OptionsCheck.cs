@@ -31,6 +31,9 @@ internal static class OptionsCheck
         if (zeroCopy.RelayPipeGrowSize is < Transport.PipeBudget.KernelDefaultPipeSize or > Transport.PipeBudget.MaxConfigurablePipeSize || !long.IsPow2(zeroCopy.RelayPipeGrowSize))
             Error("$.ZeroCopy.RelayPipeGrowSize", $"must be a power of two from 64KiB to 64MiB, e.g. \"1MiB\"; at most RelayPipeSize keeps pipes from growing (was {zeroCopy.RelayPipeGrowSize})");
 
+        if (zeroCopy.Http1 is not (ZeroCopyOptions.Http1Kestrel or ZeroCopyOptions.Http1Own))
+            Error("$.ZeroCopy.Http1", $"must be \"kestrel\" or \"own\" (was \"{zeroCopy.Http1}\")");
+
         var limits = options.Limits;
         // Kestrel refuses these at start; nginx's "keepalive_timeout 0" (no keep-alive) has no Kestrel equivalent.
         Timeout(limits.KeepAliveTimeout, "$.Limits.KeepAliveTimeout", Error);

@@ -14,6 +14,7 @@ using ZcProxy.Core.RateLimiting;
 using ZcProxy.Core.Local;
 using ZcProxy.Core.Tls;
 using ZcProxy.Core.Transport;
+using ZcProxy.Core.Transport.Http1;
 using ZcProxy.Core.Balancing;
 using ZcProxy.Demo;
 using ZcProxy.Hosting.Systemd;
@@ -75,6 +76,9 @@ internal static class ProxyHost
         var listeners = new ListenerRegistry();
         // Plaintext proxy listeners are served by ZcProxy's own transport when ZeroCopy is on; the rest by Kestrel's sockets.
         var zeroCopyListeners = new ZeroCopyListenerClaims();
+        // ZeroCopy.Http1 "own": ZcProxy's HTTP/1.1 layer serves those listeners, calling the application Kestrel would call.
+        var ownHttp1 = options.ZeroCopy.OwnHttp1 ? new Http1ApplicationHolder() : null;
+        if (ownHttp1 is not null) CapturingServer.Register(builder.Services, ownHttp1);
         builder.Services.AddSingleton(listeners);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -116,6 +120,7 @@ internal static class ProxyHost
                         if (lo.Protocols == HttpProtocols.Http1AndHttp2) lo.UsePriorKnowledgeDetection();
                     }
                     if (lo.Protocols != HttpProtocols.Http2) lo.UseRequestHeadTap(); // after TLS and h2c detection: it reads plaintext HTTP/1.x heads
+                    if (!https && ownHttp1 is not null && lo.Protocols != HttpProtocols.Http2) lo.UseOwnHttp1(ownHttp1); // last: Kestrel's HTTP layer is its fallback
                 });
             }
             if (options.Admin is { } admin)
@@ -138,6 +143,7 @@ internal static class ProxyHost
                 lo.UseClientConnectionLimit(perClient);
                 lo.UseNewConnectionGrace(TimeProvider.System);
                 lo.UseRequestHeadTap();
+                if (ownHttp1 is not null) lo.UseOwnHttp1(ownHttp1);
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);
             });

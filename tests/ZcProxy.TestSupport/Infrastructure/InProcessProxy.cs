@@ -21,6 +21,7 @@ public sealed class InProcessProxy : IAsyncDisposable
     {
         var (config, errors) = await CheckCommand.LoadAndValidateAsync(mainFile);
         if (config is null) throw new InvalidOperationException("invalid test config:\n" + string.Join("\n", errors));
+        config = WithTestHttp1(config);
         var app = await ProxyHost.StartAsync(mainFile, config, replaceServices);
         var listeners = app.Services.GetRequiredService<ListenerRegistry>();
         return new InProcessProxy(app)
@@ -28,6 +29,18 @@ public sealed class InProcessProxy : IAsyncDisposable
             Url = $"http://{listeners.ProxyEndPoints[0]}",
             AdminUrl = listeners.AdminEndPoint is { } a ? $"http://{a}" : "",
         };
+    }
+
+    /// <summary>
+    /// ZCPROXY_TEST_HTTP1=own (or kestrel) runs every in-process proxy with that ZeroCopy.Http1 mode unless its config
+    /// names one: the whole functional suite on ZcProxy's own HTTP/1.1 layer.
+    /// </summary>
+    private static ZcProxy.Core.Configuration.LoadedConfig WithTestHttp1(ZcProxy.Core.Configuration.LoadedConfig config)
+    {
+        var mode = Environment.GetEnvironmentVariable("ZCPROXY_TEST_HTTP1");
+        if (string.IsNullOrEmpty(mode) || config.Options.ZeroCopy.Http1 != ZcProxy.Core.Configuration.ZeroCopyOptions.Http1Kestrel
+            || File.ReadAllText(config.Files[0]).Contains("\"Http1\"", StringComparison.Ordinal)) return config;
+        return config with { Options = config.Options with { ZeroCopy = config.Options.ZeroCopy with { Http1 = mode } } };
     }
 
     /// <summary>A graceful stop, as SIGTERM does it (DisposeAsync stops too).</summary>

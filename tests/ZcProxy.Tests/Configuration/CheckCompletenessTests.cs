@@ -45,6 +45,7 @@ public class CheckCompletenessTests
     [InlineData("\"ZeroCopy\": { \"RelayPipeSize\": \"32KiB\" }", "$.ZeroCopy.RelayPipeSize", "power of two from 64KiB")]
     [InlineData("\"ZeroCopy\": { \"RelayPipeSize\": \"300KiB\" }", "$.ZeroCopy.RelayPipeSize", "power of two from 64KiB")]
     [InlineData("\"ZeroCopy\": { \"RelayPipeSize\": \"1GiB\" }", "$.ZeroCopy.RelayPipeSize", "power of two from 64KiB")]
+    [InlineData("\"ZeroCopy\": { \"Http1\": \"nginx\" }", "$.ZeroCopy.Http1", "must be \"kestrel\" or \"own\"")]
     [InlineData("\"ZeroCopy\": { \"RelayPipeGrowSize\": \"32KiB\" }", "$.ZeroCopy.RelayPipeGrowSize", "power of two from 64KiB")]
     [InlineData("\"ZeroCopy\": { \"RelayPipeGrowSize\": \"768KiB\" }", "$.ZeroCopy.RelayPipeGrowSize", "power of two from 64KiB")]
     // Timers take at most ~24.8 days: a longer timeout throws on every request (CancelAfter, WaitAsync) or at shutdown.

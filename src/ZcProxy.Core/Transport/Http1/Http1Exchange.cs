@@ -1,0 +1,136 @@
+using System.Collections;
+using Microsoft.AspNetCore.Hosting.Server.Abstractions;
+using Microsoft.AspNetCore.Http.Features;
+using ZcProxy.Core.Transport.Loops;
+
+namespace ZcProxy.Core.Transport.Http1;
+
+/// <summary>
+/// One request of ZcProxy's HTTP/1.1 layer: the feature collection the host's application runs on, with a plain field
+/// per feature the proxied path reads (Kestrel's fast features, and ZcProxy's own zero-copy features that Kestrel's
+/// collection could only find in its dictionary) and a short list for the rest. Pooled per loop thread and reset
+/// between requests, so an idle keep-alive connection holds none, nor any header collection or buffer.
+/// </summary>
+internal abstract partial class Http1Exchange : IFeatureCollection
+{
+    private int _revision;
+    private List<KeyValuePair<Type, object>>? _others;
+
+    // ZcProxy's own per-request features, set by the request middleware (plain fields: no dictionary lookup).
+    private ZeroCopyResponse? _zeroCopyResponse;
+    private IEndpointFeature? _endpoint;
+    private Microsoft.AspNetCore.Http.Features.IRouteValuesFeature? _routeValues;
+
+    /// <summary>The connection this request arrived on, and its driver.</summary>
+    internal Http1Connection Owner { get; private set; } = null!;
+    internal ZeroCopyConnection Connection => Owner.Connection;
+
+    bool IFeatureCollection.IsReadOnly => false;
+    int IFeatureCollection.Revision => _revision;
+
+    /// <summary>Starts the request whose head was parsed; <see cref="Reset"/> ends it.</summary>
+    internal void Begin(Http1Connection owner, in Http1RequestHead head)
+    {
+        Owner = owner;
+        _revision++;
+        BeginRequest(head);
+        BeginResponse();
+    }
+
+    /// <summary>Forgets the request (the object goes back to the pool): headers cleared, references dropped.</summary>
+    internal void Reset()
+    {
+        _revision++;
+        _others?.Clear();
+        _zeroCopyResponse = null;
+        _endpoint = null;
+        _routeValues = null;
+        ResetRequest();
+        ResetResponse();
+        Owner = null!;
+    }
+
+    public object? this[Type key]
+    {
+        get => Get(key);
+        set => Set(key, value);
+    }
+
+    private object? Get(Type key)
+    {
+        if (key == typeof(IHttpRequestFeature) || key == typeof(IHttpResponseFeature) || key == typeof(IHttpResponseBodyFeature)
+            || key == typeof(IRequestBodyPipeFeature) || key == typeof(IHttpRequestBodyDetectionFeature) || key == typeof(IHttpConnectionFeature)
+            || key == typeof(IHttpRequestLifetimeFeature) || key == typeof(IHttpRequestIdentifierFeature) || key == typeof(IHttpMaxRequestBodySizeFeature))
+            return Own(key);
+        if (key == typeof(ZeroCopyResponse)) return _zeroCopyResponse;
+        if (key == typeof(ZeroCopyConnection)) return Connection;
+        if (key == typeof(IEndpointFeature)) return _endpoint;
+        if (key == typeof(Microsoft.AspNetCore.Http.Features.IRouteValuesFeature)) return _routeValues;
+        if (_others is { } others)
+            foreach (var pair in others)
+                if (pair.Key == key) return pair.Value;
+        // Connection-level features (the tap, the lifetime notification, the connection's items) as Kestrel's collection does.
+        return Connection.Features[key];
+    }
+
+    /// <summary>This object as the feature asked for, unless the app replaced it (then the replacement, from the list).</summary>
+    private object? Own(Type key)
+    {
+        if (_others is { } others)
+            foreach (var pair in others)
+                if (pair.Key == key) return pair.Value;
+        return this;
+    }
+
+    private void Set(Type key, object? value)
+    {
+        _revision++;
+        if (key == typeof(ZeroCopyResponse)) { _zeroCopyResponse = (ZeroCopyResponse?)value; return; }
+        if (key == typeof(IEndpointFeature)) { _endpoint = (IEndpointFeature?)value; return; }
+        if (key == typeof(Microsoft.AspNetCore.Http.Features.IRouteValuesFeature)) { _routeValues = (Microsoft.AspNetCore.Http.Features.IRouteValuesFeature?)value; return; }
+        var others = _others ??= new List<KeyValuePair<Type, object>>(8);
+        for (int i = 0; i < others.Count; i++)
+        {
+            if (others[i].Key != key) continue;
+            if (value is null) others.RemoveAt(i);
+            else others[i] = new(key, value);
+            return;
+        }
+        if (value is not null) others.Add(new(key, value));
+    }
+
+    public TFeature? Get<TFeature>() => (TFeature?)Get(typeof(TFeature));
+
+    public void Set<TFeature>(TFeature? instance) => Set(typeof(TFeature), instance);
+
+    public IEnumerator<KeyValuePair<Type, object>> GetEnumerator()
+    {
+        var own = new List<KeyValuePair<Type, object>>();
+        foreach (var type in s_ownTypes)
+            if (Get(type) is { } feature) own.Add(new(type, feature));
+        if (_zeroCopyResponse is not null) own.Add(new(typeof(ZeroCopyResponse), _zeroCopyResponse));
+        if (_endpoint is not null) own.Add(new(typeof(IEndpointFeature), _endpoint));
+        if (_routeValues is not null) own.Add(new(typeof(Microsoft.AspNetCore.Http.Features.IRouteValuesFeature), _routeValues));
+        if (_others is { } others)
+            foreach (var pair in others)
+                if (!s_ownTypes.Contains(pair.Key)) own.Add(pair);
+        foreach (var pair in Connection.Features)
+            if (!own.Exists(p => p.Key == pair.Key)) own.Add(pair);
+        return own.GetEnumerator();
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    private static readonly Type[] s_ownTypes =
+    [
+        typeof(IHttpRequestFeature), typeof(IHttpResponseFeature), typeof(IHttpResponseBodyFeature), typeof(IRequestBodyPipeFeature),
+        typeof(IHttpRequestBodyDetectionFeature), typeof(IHttpConnectionFeature), typeof(IHttpRequestLifetimeFeature),
+        typeof(IHttpRequestIdentifierFeature), typeof(IHttpMaxRequestBodySizeFeature),
+    ];
+}
+
+/// <summary>The request object of one host context type: it keeps the host's context (and HttpContext) for reuse, as Kestrel does.</summary>
+internal sealed class Http1Exchange<TContext> : Http1Exchange, IHostContextContainer<TContext> where TContext : notnull
+{
+    public TContext? HostContext { get; set; }
+}

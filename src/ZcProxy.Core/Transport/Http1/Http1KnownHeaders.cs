@@ -1,0 +1,29 @@
+using Microsoft.Net.Http.Headers;
+
+namespace ZcProxy.Core.Transport.Http1;
+
+/// <summary>Request field names as one string each (no string per field per request for the common ones).</summary>
+internal static class Http1KnownHeaders
+{
+    public const string Http2Settings = "HTTP2-Settings";
+
+    private static readonly string[] s_names =
+    [
+        HeaderNames.Host, HeaderNames.UserAgent, HeaderNames.Accept, HeaderNames.AcceptEncoding, HeaderNames.AcceptLanguage,
+        HeaderNames.Connection, HeaderNames.ContentLength, HeaderNames.ContentType, HeaderNames.Cookie, HeaderNames.Authorization,
+        HeaderNames.CacheControl, HeaderNames.Pragma, HeaderNames.Referer, HeaderNames.Origin, HeaderNames.IfNoneMatch,
+        HeaderNames.IfModifiedSince, HeaderNames.Range, HeaderNames.IfRange, HeaderNames.IfMatch, HeaderNames.IfUnmodifiedSince,
+        HeaderNames.TransferEncoding, HeaderNames.Expect, HeaderNames.Upgrade, HeaderNames.TE, "X-Forwarded-For",
+        "X-Forwarded-Proto", "X-Forwarded-Host", HeaderNames.TraceParent, HeaderNames.TraceState,
+        HeaderNames.KeepAlive, HeaderNames.ProxyAuthorization, HeaderNames.Via, HeaderNames.Date, HeaderNames.ContentEncoding,
+        Http2Settings,
+    ];
+
+    /// <summary>The one string of a known field name (case-insensitive), or null.</summary>
+    public static string? Find(ReadOnlySpan<byte> name)
+    {
+        foreach (var known in s_names)
+            if (known.Length == name.Length && System.Text.Ascii.EqualsIgnoreCase(name, known)) return known;
+        return null;
+    }
+}

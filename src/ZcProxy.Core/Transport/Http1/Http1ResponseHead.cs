@@ -1,0 +1,156 @@
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Net.Http.Headers;
+
+namespace ZcProxy.Core.Transport.Http1;
+
+/// <summary>
+/// The response head: framing decided as Kestrel decides it (Content-Length when set, "Content-Length: 0" for a
+/// response that ends before any byte, chunked for HTTP/1.1 bodies of unknown length, a close-delimited body for
+/// HTTP/1.0), then status line and fields written into the connection's output in one piece, sent with the body.
+/// </summary>
+internal static class Http1ResponseHead
+{
+    private static readonly byte[]?[] s_statusLines = new byte[600][];
+
+    public static Http1BodyFraming Decide(Http1Exchange exchange, bool completing)
+    {
+        var headers = exchange.ResponseHeaders;
+        int status = exchange.StatusCode;
+        if (exchange.Owner.CloseRequested || HasToken(headers.Connection, "close")) exchange.KeepAlive = false;
+        bool bodyless = status is < 200 or StatusCodes.Status204NoContent or StatusCodes.Status304NotModified;
+        Http1BodyFraming framing;
+        if (headers.TransferEncoding.Count > 0)
+        {
+            // The app framed the body itself: its bytes go as written; only a final "chunked" ends without a close.
+            framing = bodyless || HttpMethods.IsHead(exchange.Method) ? Http1BodyFraming.None : Http1BodyFraming.Raw;
+            if (!EndsWithChunked(headers.TransferEncoding)) exchange.KeepAlive = false;
+        }
+        else if (headers.ContentLength is not null)
+        {
+            framing = bodyless || HttpMethods.IsHead(exchange.Method) ? Http1BodyFraming.None : Http1BodyFraming.ContentLength;
+        }
+        else if (bodyless || HttpMethods.IsHead(exchange.Method))
+        {
+            framing = Http1BodyFraming.None;
+        }
+        else if (completing)
+        {
+            headers.ContentLength = 0;
+            framing = Http1BodyFraming.ContentLength;
+        }
+        else if (!exchange.Head.Http10)
+        {
+            headers.TransferEncoding = "chunked";
+            framing = Http1BodyFraming.Chunked;
+        }
+        else
+        {
+            framing = Http1BodyFraming.Raw;
+            exchange.KeepAlive = false;
+        }
+        if (!exchange.KeepAlive) headers.Connection = "close";
+        else if (exchange.Head.Http10) headers.Connection = "keep-alive";
+        return framing;
+    }
+
+    public static void Write(Http1Exchange exchange, ZeroCopyOutputWriter output)
+    {
+        var headers = exchange.ResponseHeaders;
+        var statusLine = StatusLine(exchange.StatusCode, exchange.ReasonPhrase);
+        bool hasDate = headers.ContainsKey(HeaderNames.Date);
+        int length = statusLine.Length + 2 + (hasDate ? 0 : Http1Date.Length);
+        foreach (var field in headers)
+        {
+            foreach (var value in field.Value)
+            {
+                if (value is null) continue;
+                Check(field.Key, value);
+                length += field.Key.Length + 4 + value.Length;
+            }
+        }
+        var span = output.GetSpan(length);
+        statusLine.CopyTo(span);
+        int at = statusLine.Length;
+        if (!hasDate) at += Http1Date.Write(span[at..]);
+        foreach (var field in headers)
+        {
+            foreach (var value in field.Value)
+            {
+                if (value is null) continue;
+                at += Encoding.Latin1.GetBytes(field.Key, span[at..]);
+                span[at++] = (byte)':';
+                span[at++] = (byte)' ';
+                at += Encoding.Latin1.GetBytes(value, span[at..]);
+                span[at++] = (byte)'\r';
+                span[at++] = (byte)'\n';
+            }
+        }
+        span[at++] = (byte)'\r';
+        span[at++] = (byte)'\n';
+        output.Advance(at);
+    }
+
+    /// <summary>Kestrel refuses control characters and non-Latin-1 text in response fields; so does this (a 500 before the start).</summary>
+    private static void Check(string name, string value)
+    {
+        foreach (char c in name)
+            if (c is <= ' ' or >= (char)0x7F or ':') throw new InvalidOperationException($"Invalid non-ASCII or control character in header name '{name}'.");
+        foreach (char c in value)
+            if ((c < ' ' && c != '\t') || c == (char)0x7F || c > (char)0xFF) throw new InvalidOperationException($"Invalid control character in header '{name}'.");
+    }
+
+    private static byte[] StatusLine(int status, string? reason)
+    {
+        if (reason is null && status is >= 100 and < 600 && s_statusLines[status] is { } cached) return cached;
+        var line = Encoding.Latin1.GetBytes($"HTTP/1.1 {status:000} {reason ?? ReasonPhrases.GetReasonPhrase(status)}\r\n");
+        if (reason is null && status is >= 100 and < 600) s_statusLines[status] = line;
+        return line;
+    }
+
+    private static bool HasToken(Microsoft.Extensions.Primitives.StringValues values, string token)
+    {
+        foreach (var value in values)
+        {
+            if (value is null) continue;
+            foreach (var part in value.Split(','))
+                if (part.Trim().Equals(token, StringComparison.OrdinalIgnoreCase)) return true;
+        }
+        return false;
+    }
+
+    private static bool EndsWithChunked(Microsoft.Extensions.Primitives.StringValues values)
+    {
+        var last = values[^1];
+        if (last is null) return false;
+        int comma = last.LastIndexOf(',');
+        return last[(comma + 1)..].Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase);
+    }
+}
+
+/// <summary>The Date field, formatted once a second (as Kestrel keeps one cached value).</summary>
+internal static class Http1Date
+{
+    /// <summary>"Date: " + RFC 1123 date (29 characters) + CRLF.</summary>
+    public const int Length = 6 + 29 + 2;
+    private static byte[] s_line = Format(DateTimeOffset.UtcNow);
+    private static long s_second = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+    public static int Write(Span<byte> span)
+    {
+        var now = DateTimeOffset.UtcNow;
+        long second = now.ToUnixTimeSeconds();
+        var line = Volatile.Read(ref s_line);
+        if (second != Volatile.Read(ref s_second))
+        {
+            line = Format(now);
+            Volatile.Write(ref s_line, line);
+            Volatile.Write(ref s_second, second);
+        }
+        line.CopyTo(span);
+        return line.Length;
+    }
+
+    private static byte[] Format(DateTimeOffset now) => Encoding.ASCII.GetBytes("Date: " + now.ToString("r", System.Globalization.CultureInfo.InvariantCulture) + "\r\n");
+}
