@@ -104,19 +104,32 @@ public sealed class RawReader(Socket socket)
         return new RawRequest(parts[0], parts[1], headers, body, connectionId, n);
     }
 
-    /// <summary>Reads one response: (status, headers, body). HEAD/1xx/204/304 must be told via <paramref name="noBody"/>.</summary>
+    /// <summary>Reads one response: (status, headers, body). A HEAD's must be told via <paramref name="noBody"/> (1xx, 204, 304 have none).</summary>
     public async Task<(int Status, Dictionary<string, string> Headers, byte[] Body)> ReadResponseAsync(bool noBody = false, CancellationToken cancellationToken = default)
     {
         var head = await ReadHeadAsync(cancellationToken) ?? throw new EndOfStreamException("connection closed before a response");
         var lines = head.Split("\r\n");
         int status = int.Parse(lines[0].Split(' ')[1]);
         var headers = ParseHeaders(lines);
-        if (noBody || status is 204 or 304) return (status, headers, []);
+        if (noBody || status is < 200 or 204 or 304) return (status, headers, []);
         if (headers.TryGetValue("Content-Length", out var cl)) return (status, headers, await ReadExactlyAsync(long.Parse(cl), cancellationToken));
         if (headers.TryGetValue("Transfer-Encoding", out var te) && te.Contains("chunked")) return (status, headers, await ReadChunkedAsync(cancellationToken));
-        var rest = new MemoryStream();
-        while (await FillAsync(cancellationToken)) { rest.Write(_buffer, _start, _end - _start); _start = _end; }
+        var rest = new MemoryStream(); // ended by the close; its first bytes may have come with the head
+        do { rest.Write(_buffer, _start, _end - _start); _start = _end; } while (await FillAsync(cancellationToken));
         return (status, headers, rest.ToArray());
+    }
+
+    /// <summary>
+    /// True when the peer closed (FIN or reset) without sending anything more within <paramref name="timeout"/>; false
+    /// when bytes arrive (they stay buffered for the next read) or nothing happens.
+    /// </summary>
+    public async Task<bool> PeerClosedAsync(TimeSpan timeout)
+    {
+        if (_end > _start) return false;
+        using var cts = new CancellationTokenSource(timeout);
+        try { return !await FillAsync(cts.Token); }
+        catch (OperationCanceledException) { return false; }
+        catch (SocketException) { return true; }
     }
 
     private static Dictionary<string, string> ParseHeaders(string[] lines)
