@@ -12,7 +12,7 @@ namespace ZcProxy.Core.Output;
 /// big cold file neither pays for the page cache nor pushes hot small files out of it. Under
 /// <see cref="DirectIoMode.Residency"/> the page cache is asked, with cachestat(2), how much of the range it holds
 /// (docs/direct-io.md says why cachestat and what it costs); a range it lacks is brought back (re-admitted) when it is
-/// hit cold repeatedly, or at once when at least half of it is there, and the memory has free room for what is missing
+/// hit cold repeatedly, or at once when an eighth of it or more is there, and the memory has free room for what is missing
 /// (<see cref="PageCacheRoom"/>). Every decision is counted in
 /// <c>zcproxy_file_sends_total{mechanism, reason}</c>.
 /// </summary>
@@ -23,18 +23,17 @@ internal sealed partial class FileRangeSending
     /// merely mostly resident reads the missing pages back into the page cache: with an eighth allowed, each hit of a
     /// partly evicted 64 MiB entry pulled up to 8 MiB back in, under a memory limit that evicted other pages (the hot set's
     /// among them), which were read back in turn (pollution benchmark, docs/direct-io.md). So a partly resident range is
-    /// sent by sendfile only when the missing pages fit in free memory (<see cref="PartlyResidentShare"/>).
+    /// sent by sendfile only when the missing pages fit in free memory.
     /// </summary>
     internal const double ResidentShare = 1.0;
 
     /// <summary>
-    /// A range with at least this share of its pages in the page cache was in memory and lost some of them (DAMON's
-    /// pageout of idle regions, reclaim): when the memory has free room for the missing pages, sendfile reads just those
-    /// back at once, without waiting for <see cref="ReadmitAfterColdHits"/>. Sent with O_DIRECT instead, the whole range
-    /// left the disk at a fraction of sendfile's speed and ~2× its CPU per byte, though nearly all of it was in memory
-    /// (9 % of the bytes of the bench's resident 256 MiB hits, issue 14; docs/direct-io.md).
+    /// A range with at least this share of its pages cached was in memory lately and lost some of them (DAMON's pageout of
+    /// idle regions, reclaim): with free room for the rest it goes by sendfile at its first hit. Not any share: a cold
+    /// entry's hit reads its head first, and that read's readahead caches some pages of the body, so with "any page" every
+    /// cold hit looked partly resident and a dropped entry was never read with O_DIRECT.
     /// </summary>
-    internal const double PartlyResidentShare = 0.5;
+    internal const double PartlyResidentShare = 1.0 / 8;
 
     /// <summary>The cold hits (within <see cref="ColdHits.Window"/> of each other) after which a range may be re-admitted.</summary>
     internal const int ReadmitAfterColdHits = 2;
@@ -114,7 +113,10 @@ internal sealed partial class FileRangeSending
                 var share = questions.ResidentShare();
                 if (share is null) return (BodyMechanism.DirectIo, FileSendReason.ResidencyUnknown);
                 if (share >= ResidentShare) return (BodyMechanism.Sendfile, FileSendReason.Resident);
-                // Mostly in memory, and free room for the rest: sendfile reads back only the missing pages, evicting nothing.
+                // Partly in memory (an eighth or more): it was read or filled lately, and the kernel (DAMON's pageout of idle regions, reclaim) took
+                // some of its pages. With free room for those, sendfile reads back only them, evicting nothing; with O_DIRECT
+                // the whole range left the disk at a fraction of sendfile's speed and ~2x its CPU per byte, though most of it
+                // was in memory (10 % of the bytes of the bench's resident 256 MiB hits, issue 14; docs/direct-io.md).
                 if (share >= PartlyResidentShare && questions.HasRoomFor(MissingBytes(length, share.Value)))
                     return (BodyMechanism.Sendfile, FileSendReason.Readmitted);
                 // Not in memory: O_DIRECT, so it pushes nothing out. Unless it keeps being asked for and the memory has free
@@ -181,8 +183,8 @@ internal enum FileSendReason
     /// <summary>O_DIRECT was chosen but the file system refused it (tmpfs): sendfile.</summary>
     NoDirectIo,
     /// <summary>
-    /// Residency: not wholly in the page cache, but either at least half of it is and the memory has free room for the
-    /// rest, or it was hit cold again lately and the memory has free room for all of it: sendfile brings it back.
+    /// Residency: not wholly in the page cache, but either an eighth or more is and the memory has free room for the rest, or it
+    /// was hit cold again lately and the memory has free room for all of it: sendfile brings it back.
     /// </summary>
     Readmitted,
 }
