@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Memory and fds per idle keep-alive client connection of ZcProxy (the issue's "memory per idle connection").
 
-    python3 bench/idleconns.py [--zcproxy DLL] [--counts 5000,10000] [--env K=V ...] [--gcdump DIR]
+    python3 bench/idleconns.py [--zcproxy DLL] [--counts 5000,10000] [--env K=V ...] [--http1 kestrel|own] [--gcdump DIR]
 
 Starts an nginx origin (1 worker) and zcproxy (ports from the OS, 127.0.0.1 only). For each count it opens that
 many client connections, sends one proxied GET of 1 KiB on each and reads the answer (so every connection has served
@@ -149,6 +149,7 @@ def main():
     ap.add_argument("--zcproxy", default=os.path.join(os.path.dirname(HERE), "src/ZcProxy/bin/Release/net10.0/zcproxy.dll"))
     ap.add_argument("--counts", default="5000,10000")
     ap.add_argument("--env", action="append", default=[], help="K=V for zcproxy's environment")
+    ap.add_argument("--http1", choices=["kestrel", "own"], help="ZeroCopy.Http1 (default: ZcProxy's)")
     ap.add_argument("--gcdump", metavar="DIR", help="also write a dotnet-gcdump at 0 connections and at each count "
                     "into DIR and print the live objects per connection by type (needs dotnet-gcdump on PATH or in "
                     "~/.dotnet/tools)")
@@ -164,7 +165,7 @@ def main():
     with open(os.path.join(work, "nginx.conf"), "w") as f:
         f.write(configs.nginx_origin(origin_port, run, files, workers=1))
     with open(os.path.join(work, "zcproxy.json"), "w") as f:
-        f.write(configs.zcproxy(port, admin_port, origin_port, True))
+        f.write(configs.zcproxy(port, admin_port, origin_port, True, http1=a.http1))
     procs = []
     try:
         procs.append(subprocess.Popen(["nginx", "-c", os.path.join(work, "nginx.conf"), "-p", run],

@@ -4,6 +4,7 @@ system calls (strace -f -c), context switches (/proc/PID/task/*/status), bytes a
 total-allocated counter on the admin /metrics) per request, plus CPU µs per request (load-sensitive).
 
     python3 bench/perreq.py [--zcproxy DLL] [--size 1024] [--conns 16] [--seconds 3] [--env K=V ...] [--access-log] [--cache]
+        [--http1 kestrel|own]
 
 --cache: the route caches (a Cache section in the run directory) and every timed request is a cache hit.
 
@@ -93,8 +94,8 @@ def cpu_seconds(pid):
 class Rig:
     """An nginx origin (1 worker) serving one body of `size` bytes and zcproxy in front of it; stopped by PID on exit."""
 
-    def __init__(self, dll, size=1024, env=(), access_log=False, cache=False):
-        self.dll, self.size, self.env = dll, size, dict(kv.split("=", 1) for kv in env)
+    def __init__(self, dll, size=1024, env=(), access_log=False, cache=False, http1=None):
+        self.dll, self.size, self.env, self.http1 = dll, size, dict(kv.split("=", 1) for kv in env), http1
         self.access_log, self.cache = access_log, cache
         self.procs = []
 
@@ -111,7 +112,7 @@ class Rig:
         with open(os.path.join(self.work, "zcproxy.json"), "w") as f:
             f.write(configs.zcproxy(port, admin_port, origin_port, True,
                                     access_log=os.path.join(self.work, "access.log") if self.access_log else None,
-                                    cache_dir=os.path.join(self.work, "cache") if self.cache else None))
+                                    cache_dir=os.path.join(self.work, "cache") if self.cache else None, http1=self.http1))
         try:
             self.procs.append(subprocess.Popen(["nginx", "-c", os.path.join(self.work, "nginx.conf"), "-p", run],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -175,8 +176,9 @@ def main():
     ap.add_argument("--env", action="append", default=[], help="K=V for zcproxy's environment")
     ap.add_argument("--access-log", action="store_true", help="log every request to a file (format main), as the packaged config")
     ap.add_argument("--cache", action="store_true", help="the route caches: every timed request is a hit")
+    ap.add_argument("--http1", choices=["kestrel", "own"], help="ZeroCopy.Http1 (default: ZcProxy's)")
     a = ap.parse_args()
-    with Rig(a.zcproxy, a.size, a.env, a.access_log, a.cache) as rig:
+    with Rig(a.zcproxy, a.size, a.env, a.access_log, a.cache, a.http1) as rig:
         wrk(rig.url, a.conns, a.warmup)  # JIT, pools
         n, cs, cpu, alloc = rig.untraced(a.conns, a.seconds)
         nt, calls, top = rig.traced(a.conns, a.seconds)

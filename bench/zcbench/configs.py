@@ -203,11 +203,12 @@ def zcproxy_stream(port, admin_port, origin_port, relay_pipe_size=0):
 
 
 def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=None, max_size="4GiB", access_log=None,
-            tls=None):
+            tls=None, http1=None):
     """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches
     (direct_io: Cache.DirectIo "residency" | "threshold" | "off", ZcProxy's default when None); with access_log
     (a file path) requests are logged as the packaged config does (packaging/etc/zcproxy.json: a file, format main);
-    with tls = (cert, key) the listener is https:// (TLS connections take YARP's forwarder)."""
+    with tls = (cert, key) the listener is https:// (TLS connections take YARP's forwarder); http1: ZeroCopy.Http1
+    ("kestrel" | "own"; ZcProxy's default when None)."""
     route = {"ClusterId": "origin", "Match": {"Path": "/{**catch-all}"}}
     if cache_dir:
         route["Metadata"] = {"Cache": "on"}
@@ -225,6 +226,8 @@ def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=
                 "o1": {"Address": f"http://127.0.0.1:{origin_port}/"}}}},
         },
     }
+    if http1:
+        conf["ZeroCopy"]["Http1"] = http1
     if cache_dir:
         conf["Cache"] = {"Path": cache_dir, "MaxSize": max_size, "DirectIoThreshold": "4MiB",
                          "Inactive": "1h"}

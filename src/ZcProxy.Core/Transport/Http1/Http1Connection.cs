@@ -86,7 +86,7 @@ internal sealed partial class Http1Connection
                     if (buffer.IsSingleSegment)
                     {
                         exchange = _application.Rent();
-                        status = Http1HeadParser.Parse(buffer.FirstSpan, Limits.Head, exchange.ParsedHeaders, out head);
+                        status = Http1HeadParser.Parse(buffer.FirstSpan, Limits.Head, exchange.ParsedHeaders, out head, exchange.Strings);
                     }
                     if (status == Http1HeadStatus.Complete) break;
                     if (exchange is not null)

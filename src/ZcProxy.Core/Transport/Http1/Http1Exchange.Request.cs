@@ -21,6 +21,9 @@ internal abstract partial class Http1Exchange : IHttpRequestFeature, IRequestBod
 
     /// <summary>The request fields, filled by the parser before <see cref="Begin"/>.</summary>
     internal IHeaderDictionary ParsedHeaders => _requestHeaders;
+
+    /// <summary>The previous request's strings, for the parser to reuse.</summary>
+    internal Http1StringCache Strings { get; } = new();
     internal Http1RequestHead Head;
 
     private void BeginRequest(in Http1RequestHead head)

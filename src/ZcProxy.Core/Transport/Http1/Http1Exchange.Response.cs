@@ -90,13 +90,18 @@ internal abstract partial class Http1Exchange : IHttpResponseFeature, IHttpRespo
     internal Task StartAsync(bool completing)
     {
         if (HasStarted) return Task.CompletedTask;
-        if (_onStarting is { Count: > 0 }) return StartAfterCallbacksAsync(completing);
+        while (_onStarting is not null && _onStarting.TryPop(out var callback))
+        {
+            var pending = callback.Key(callback.Value);
+            if (!pending.IsCompletedSuccessfully) return StartAfterCallbacksAsync(pending, completing);
+        }
         WriteHead(completing);
         return Task.CompletedTask;
     }
 
-    private async Task StartAfterCallbacksAsync(bool completing)
+    private async Task StartAfterCallbacksAsync(Task pending, bool completing)
     {
+        await pending;
         while (_onStarting!.TryPop(out var callback)) await callback.Key(callback.Value);
         if (!HasStarted) WriteHead(completing);
     }

@@ -11,15 +11,16 @@ namespace ZcProxy.Core.Transport.Http1;
 /// collection could only find in its dictionary) and a short list for the rest. Pooled per loop thread and reset
 /// between requests, so an idle keep-alive connection holds none, nor any header collection or buffer.
 /// </summary>
-internal abstract partial class Http1Exchange : IFeatureCollection
+internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFeature, IRouteValuesFeature
 {
     private int _revision;
     private List<KeyValuePair<Type, object>>? _others;
 
     // ZcProxy's own per-request features, set by the request middleware (plain fields: no dictionary lookup).
     private ZeroCopyResponse? _zeroCopyResponse;
-    private IEndpointFeature? _endpoint;
-    private Microsoft.AspNetCore.Http.Features.IRouteValuesFeature? _routeValues;
+    // Routing's: this object is both features (as Kestrel's is), so routing allocates no feature object per request.
+    private Microsoft.AspNetCore.Http.Endpoint? _endpointValue;
+    private Microsoft.AspNetCore.Routing.RouteValueDictionary? _routeValuesValue;
 
     /// <summary>The connection this request arrived on, and its driver.</summary>
     internal Http1Connection Owner { get; private set; } = null!;
@@ -43,8 +44,8 @@ internal abstract partial class Http1Exchange : IFeatureCollection
         _revision++;
         _others?.Clear();
         _zeroCopyResponse = null;
-        _endpoint = null;
-        _routeValues = null;
+        _endpointValue = null;
+        _routeValuesValue = null;
         ResetRequest();
         ResetResponse();
         Owner = null!;
@@ -60,12 +61,11 @@ internal abstract partial class Http1Exchange : IFeatureCollection
     {
         if (key == typeof(IHttpRequestFeature) || key == typeof(IHttpResponseFeature) || key == typeof(IHttpResponseBodyFeature)
             || key == typeof(IRequestBodyPipeFeature) || key == typeof(IHttpRequestBodyDetectionFeature) || key == typeof(IHttpConnectionFeature)
-            || key == typeof(IHttpRequestLifetimeFeature) || key == typeof(IHttpRequestIdentifierFeature) || key == typeof(IHttpMaxRequestBodySizeFeature))
+            || key == typeof(IHttpRequestLifetimeFeature) || key == typeof(IHttpRequestIdentifierFeature) || key == typeof(IHttpMaxRequestBodySizeFeature)
+            || key == typeof(IEndpointFeature) || key == typeof(IRouteValuesFeature))
             return Own(key);
         if (key == typeof(ZeroCopyResponse)) return _zeroCopyResponse;
         if (key == typeof(ZeroCopyConnection)) return Connection;
-        if (key == typeof(IEndpointFeature)) return _endpoint;
-        if (key == typeof(Microsoft.AspNetCore.Http.Features.IRouteValuesFeature)) return _routeValues;
         if (_others is { } others)
             foreach (var pair in others)
                 if (pair.Key == key) return pair.Value;
@@ -86,8 +86,6 @@ internal abstract partial class Http1Exchange : IFeatureCollection
     {
         _revision++;
         if (key == typeof(ZeroCopyResponse)) { _zeroCopyResponse = (ZeroCopyResponse?)value; return; }
-        if (key == typeof(IEndpointFeature)) { _endpoint = (IEndpointFeature?)value; return; }
-        if (key == typeof(Microsoft.AspNetCore.Http.Features.IRouteValuesFeature)) { _routeValues = (Microsoft.AspNetCore.Http.Features.IRouteValuesFeature?)value; return; }
         var others = _others ??= new List<KeyValuePair<Type, object>>(8);
         for (int i = 0; i < others.Count; i++)
         {
@@ -109,8 +107,6 @@ internal abstract partial class Http1Exchange : IFeatureCollection
         foreach (var type in s_ownTypes)
             if (Get(type) is { } feature) own.Add(new(type, feature));
         if (_zeroCopyResponse is not null) own.Add(new(typeof(ZeroCopyResponse), _zeroCopyResponse));
-        if (_endpoint is not null) own.Add(new(typeof(IEndpointFeature), _endpoint));
-        if (_routeValues is not null) own.Add(new(typeof(Microsoft.AspNetCore.Http.Features.IRouteValuesFeature), _routeValues));
         if (_others is { } others)
             foreach (var pair in others)
                 if (!s_ownTypes.Contains(pair.Key)) own.Add(pair);
@@ -125,8 +121,20 @@ internal abstract partial class Http1Exchange : IFeatureCollection
     [
         typeof(IHttpRequestFeature), typeof(IHttpResponseFeature), typeof(IHttpResponseBodyFeature), typeof(IRequestBodyPipeFeature),
         typeof(IHttpRequestBodyDetectionFeature), typeof(IHttpConnectionFeature), typeof(IHttpRequestLifetimeFeature),
-        typeof(IHttpRequestIdentifierFeature), typeof(IHttpMaxRequestBodySizeFeature),
+        typeof(IHttpRequestIdentifierFeature), typeof(IHttpMaxRequestBodySizeFeature), typeof(IEndpointFeature), typeof(IRouteValuesFeature),
     ];
+
+    Microsoft.AspNetCore.Http.Endpoint? IEndpointFeature.Endpoint
+    {
+        get => _endpointValue;
+        set => _endpointValue = value;
+    }
+
+    Microsoft.AspNetCore.Routing.RouteValueDictionary IRouteValuesFeature.RouteValues
+    {
+        get => _routeValuesValue ??= new Microsoft.AspNetCore.Routing.RouteValueDictionary();
+        set => _routeValuesValue = value;
+    }
 }
 
 /// <summary>The request object of one host context type: it keeps the host's context (and HttpContext) for reuse, as Kestrel does.</summary>

@@ -56,14 +56,15 @@ internal static class Http1HeadParser
     // Host: reg-name and IPv4 characters, with an optional port.
     private static readonly SearchValues<byte> s_host = SearchValues.Create("-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz:"u8);
 
-    public static Http1HeadStatus Parse(ReadOnlySpan<byte> bytes, in Http1HeadLimits limits, IHeaderDictionary headers, out Http1RequestHead head)
+    public static Http1HeadStatus Parse(ReadOnlySpan<byte> bytes, in Http1HeadLimits limits, IHeaderDictionary headers, out Http1RequestHead head,
+        Http1StringCache? strings = null)
     {
         head = default;
         head.ContentLength = -1;
         int lf = bytes.IndexOf((byte)'\n');
         if (lf < 0) return bytes.Length + 2 > limits.MaxRequestLine ? Http1HeadStatus.HandOver : Incomplete(bytes);
         if (lf + 1 > limits.MaxRequestLine || lf == 0 || bytes[lf - 1] != (byte)'\r') return Http1HeadStatus.HandOver;
-        if (!RequestLine(bytes[..(lf - 1)], ref head)) return Http1HeadStatus.HandOver;
+        if (!RequestLine(bytes[..(lf - 1)], ref head, strings)) return Http1HeadStatus.HandOver;
 
         int at = lf + 1, fields = 0, hosts = 0;
         long fieldBytes = 0;
@@ -82,7 +83,7 @@ internal static class Http1HeadParser
             if (line.IsEmpty) break; // the empty line ends the head
             fieldBytes += lf + 1;
             if (++fields > limits.MaxHeaderCount || fieldBytes > limits.MaxHeadersTotal) return Http1HeadStatus.HandOver;
-            if (!Field(line, ref head, headers, ref hosts)) return Http1HeadStatus.HandOver;
+            if (!Field(line, ref head, headers, ref hosts, strings)) return Http1HeadStatus.HandOver;
         }
         // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; HTTP/1.0 at most one.
         if (hosts > 1 || (hosts == 0 && !head.Http10)) return Http1HeadStatus.HandOver;
@@ -99,7 +100,7 @@ internal static class Http1HeadParser
         return Http1HeadStatus.Incomplete;
     }
 
-    private static bool RequestLine(ReadOnlySpan<byte> line, ref Http1RequestHead head)
+    private static bool RequestLine(ReadOnlySpan<byte> line, ref Http1RequestHead head, Http1StringCache? strings)
     {
         int sp = line.IndexOf((byte)' ');
         if (sp <= 0 || line[..sp].ContainsAnyExcept(s_token)) return false;
@@ -123,7 +124,7 @@ internal static class Http1HeadParser
             known = Encoding.ASCII.GetString(method);
         }
         head.Method = known;
-        head.RawTarget = Encoding.ASCII.GetString(target);
+        head.RawTarget = strings?.Target(target) ?? Encoding.ASCII.GetString(target);
         head.Path = query < 0 ? head.RawTarget : head.RawTarget[..query];
         head.QueryString = query < 0 ? string.Empty : head.RawTarget[query..];
         return true;
@@ -142,7 +143,7 @@ internal static class Http1HeadParser
         _ => null,
     };
 
-    private static bool Field(ReadOnlySpan<byte> line, ref Http1RequestHead head, IHeaderDictionary headers, ref int hosts)
+    private static bool Field(ReadOnlySpan<byte> line, ref Http1RequestHead head, IHeaderDictionary headers, ref int hosts, Http1StringCache? strings)
     {
         int colon = line.IndexOf((byte)':');
         if (colon <= 0) return false; // also obs-fold (a line starting with SP/HTAB has no token before a colon)
@@ -151,7 +152,8 @@ internal static class Http1HeadParser
         var value = line[(colon + 1)..].Trim(" \t"u8);
         if (value.ContainsAnyExcept(s_value)) return false;
 
-        var known = Http1KnownHeaders.Find(name);
+        int index = Http1KnownHeaders.IndexOf(name);
+        var known = index >= 0 ? Http1KnownHeaders.Name(index) : null;
         if (ReferenceEquals(known, HeaderNames.ContentLength))
         {
             if (head.ContentLength >= 0 || value.IsEmpty || value.Length > 15 || value.ContainsAnyExceptInRange((byte)'0', (byte)'9')) return false;
@@ -174,7 +176,7 @@ internal static class Http1HeadParser
             return false;
         }
 
-        var text = Encoding.ASCII.GetString(value);
+        var text = index >= 0 && strings is not null ? strings.Value(index, value) : Encoding.ASCII.GetString(value);
         var key = known ?? Encoding.ASCII.GetString(name);
         headers[key] = headers.TryGetValue(key, out var existing) ? StringValues.Concat(existing, text) : new StringValues(text);
         return true;

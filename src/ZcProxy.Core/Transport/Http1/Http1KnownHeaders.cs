@@ -19,11 +19,19 @@ internal static class Http1KnownHeaders
         Http2Settings,
     ];
 
-    /// <summary>The one string of a known field name (case-insensitive), or null.</summary>
-    public static string? Find(ReadOnlySpan<byte> name)
+    public static int Count => s_names.Length;
+
+    public static string Name(int index) => s_names[index];
+
+    /// <summary>The index of a known field name (case-insensitive), or -1.</summary>
+    public static int IndexOf(ReadOnlySpan<byte> name)
     {
-        foreach (var known in s_names)
-            if (known.Length == name.Length && System.Text.Ascii.EqualsIgnoreCase(name, known)) return known;
-        return null;
+        var names = s_names;
+        for (int i = 0; i < names.Length; i++)
+            if (names[i].Length == name.Length && System.Text.Ascii.EqualsIgnoreCase(name, names[i])) return i;
+        return -1;
     }
+
+    /// <summary>The one string of a known field name (case-insensitive), or null.</summary>
+    public static string? Find(ReadOnlySpan<byte> name) => IndexOf(name) is >= 0 and var i ? s_names[i] : null;
 }

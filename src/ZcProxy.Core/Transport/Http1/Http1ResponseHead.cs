@@ -1,6 +1,7 @@
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
 
 namespace ZcProxy.Core.Transport.Http1;
@@ -58,38 +59,49 @@ internal static class Http1ResponseHead
     public static void Write(Http1Exchange exchange, ZeroCopyOutputWriter output)
     {
         var headers = exchange.ResponseHeaders;
+        var own = headers as HeaderDictionary; // its struct enumerator: nothing boxed per response
         var statusLine = StatusLine(exchange.StatusCode, exchange.ReasonPhrase);
         bool hasDate = headers.ContainsKey(HeaderNames.Date);
         int length = statusLine.Length + 2 + (hasDate ? 0 : Http1Date.Length);
-        foreach (var field in headers)
-        {
-            foreach (var value in field.Value)
-            {
-                if (value is null) continue;
-                Check(field.Key, value);
-                length += field.Key.Length + 4 + value.Length;
-            }
-        }
+        if (own is not null) foreach (var field in own) length += Measure(field);
+        else foreach (var field in headers) length += Measure(field);
         var span = output.GetSpan(length);
         statusLine.CopyTo(span);
         int at = statusLine.Length;
         if (!hasDate) at += Http1Date.Write(span[at..]);
-        foreach (var field in headers)
-        {
-            foreach (var value in field.Value)
-            {
-                if (value is null) continue;
-                at += Encoding.Latin1.GetBytes(field.Key, span[at..]);
-                span[at++] = (byte)':';
-                span[at++] = (byte)' ';
-                at += Encoding.Latin1.GetBytes(value, span[at..]);
-                span[at++] = (byte)'\r';
-                span[at++] = (byte)'\n';
-            }
-        }
+        if (own is not null) foreach (var field in own) at += WriteField(field, span[at..]);
+        else foreach (var field in headers) at += WriteField(field, span[at..]);
         span[at++] = (byte)'\r';
         span[at++] = (byte)'\n';
         output.Advance(at);
+    }
+
+    private static int Measure(KeyValuePair<string, StringValues> field)
+    {
+        int length = 0;
+        foreach (var value in field.Value)
+        {
+            if (value is null) continue;
+            Check(field.Key, value);
+            length += field.Key.Length + 4 + value.Length;
+        }
+        return length;
+    }
+
+    private static int WriteField(KeyValuePair<string, StringValues> field, Span<byte> span)
+    {
+        int at = 0;
+        foreach (var value in field.Value)
+        {
+            if (value is null) continue;
+            at += Encoding.Latin1.GetBytes(field.Key, span[at..]);
+            span[at++] = (byte)':';
+            span[at++] = (byte)' ';
+            at += Encoding.Latin1.GetBytes(value, span[at..]);
+            span[at++] = (byte)'\r';
+            span[at++] = (byte)'\n';
+        }
+        return at;
     }
 
     /// <summary>Kestrel refuses control characters and non-Latin-1 text in response fields; so does this (a 500 before the start).</summary>
@@ -109,7 +121,7 @@ internal static class Http1ResponseHead
         return line;
     }
 
-    private static bool HasToken(Microsoft.Extensions.Primitives.StringValues values, string token)
+    private static bool HasToken(StringValues values, string token)
     {
         foreach (var value in values)
         {
@@ -120,7 +132,7 @@ internal static class Http1ResponseHead
         return false;
     }
 
-    private static bool EndsWithChunked(Microsoft.Extensions.Primitives.StringValues values)
+    private static bool EndsWithChunked(StringValues values)
     {
         var last = values[^1];
         if (last is null) return false;
