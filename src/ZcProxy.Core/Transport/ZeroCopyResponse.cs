@@ -54,6 +54,17 @@ internal sealed class ZeroCopyResponse(ZeroCopyConnection connection)
     }
 
     /// <summary>
+    /// The request is over: its context is let go. ZcProxy's own HTTP/1.1 layer pools request objects per loop, not
+    /// per connection, so an idle connection must not keep its last one alive through this object.
+    /// </summary>
+    public void End()
+    {
+        _context = null!;
+        _kestrelBody = null!;
+        KestrelRequestBody = Stream.Null;
+    }
+
+    /// <summary>
     /// True while a body of <paramref name="length"/> bytes can go as a hole: the writer is healthy, the head is not
     /// sent yet, and Kestrel frames the body by that Content-Length (chunked mode reserves framing bytes in every
     /// buffer it hands out, so no hole there).

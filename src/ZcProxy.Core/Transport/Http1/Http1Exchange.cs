@@ -43,6 +43,7 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
     {
         _revision++;
         _others?.Clear();
+        _zeroCopyResponse?.End(); // the connection's: it must not keep this pooled object alive
         _zeroCopyResponse = null;
         _endpointValue = null;
         _routeValuesValue = null;
