@@ -1,19 +1,23 @@
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using System.Text;
 
 namespace ZcProxy.Tests.Forwarding;
 
 /// <summary>
-/// One proxy (a <see cref="WireRig"/>, ZcProxy's forwarder, so ZCPROXY_TEST_HTTP1 picks the HTTP/1.1 layer) shared
-/// by a conformance test class, in front of an origin whose answer the request's path picks:
-/// /head (Content-Length 5, no body for HEAD), /204, /304, /unframed (a body ended by the close), and anything else
-/// an echo: Content-Length framed "METHOD target\n" + the request body.
+/// One proxy (a <see cref="WireRig"/> with ZcProxy's forwarder; ZCPROXY_TEST_HTTP1 picks its HTTP/1.1 layer, see
+/// InProcessProxy) shared by a conformance test class, in front of an origin whose answer the request's path picks:
+/// /head (Content-Length 5, no body for HEAD), /204, /304, /unframed (a body ended by the close), /chunked ("hello
+/// world" in chunks), /large (<see cref="LargeBody"/> pattern bytes), and anything else an echo: Content-Length framed
+/// "METHOD target\n" + the request body (its length and sha256 when over 1 KiB).
 /// </summary>
 public class Http1ConformanceRig : IAsyncLifetime
 {
     /// <summary>Limits.MaxRequestHeadersSize: a head above it is answered 431.</summary>
     public const int MaxRequestHeadersSize = 8 * 1024;
     public const string UnframedBody = "a body that only the close ends";
+    /// <summary>Above ZeroCopy.SpliceThreshold (64 KiB): such bodies are spliced, uploads and responses.</summary>
+    public const int LargeBody = 300_000;
 
     private WireRig? _wire;
 
@@ -30,6 +34,12 @@ public class Http1ConformanceRig : IAsyncLifetime
 
     public static string Echo(string method, string target, string body = "") => $"{method} {target}\n{body}";
 
+    public static string EchoOfLargeBody(string method, string target) => Echo(method, target, $"{LargeBody} {BodyPattern.Sha256(LargeBody)}");
+
+    private static string EchoOf(RawRequest request) => request.Body.Length > 1024
+        ? Echo(request.Method, request.Target, $"{request.Body.Length} {Convert.ToHexString(SHA256.HashData(request.Body))}")
+        : Echo(request.Method, request.Target, Encoding.Latin1.GetString(request.Body));
+
     private static async Task<bool> RespondAsync(RawRequest request, Socket socket)
     {
         switch (request.Target)
@@ -43,11 +53,19 @@ public class Http1ConformanceRig : IAsyncLifetime
             case "/304":
                 await RawSocketOrigin.SendAsync(socket, "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n");
                 return true;
+            case "/chunked":
+                await RawSocketOrigin.SendAsync(socket, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + (request.Method == "HEAD" ? "" : "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+                return true;
+            case "/large":
+                await RawSocketOrigin.SendAsync(socket, $"HTTP/1.1 200 OK\r\nContent-Length: {LargeBody}\r\n\r\n");
+                if (request.Method != "HEAD") foreach (var piece in BodyPattern.Pieces(LargeBody)) await socket.SendAsync(piece);
+                return true;
             case "/unframed":
                 await RawSocketOrigin.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + UnframedBody);
                 return false;
             default:
-                var body = Echo(request.Method, request.Target, Encoding.Latin1.GetString(request.Body));
+                var body = EchoOf(request);
                 await RawSocketOrigin.SendAsync(socket, $"HTTP/1.1 200 OK\r\nContent-Length: {body.Length}\r\n\r\n{body}");
                 return true;
         }

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using System.Text;
 using Xunit.Abstractions;
 
@@ -222,6 +223,80 @@ public sealed class Http1ConformanceTests(Http1ConformanceRig rig, ITestOutputHe
         await c.AssertKeptAliveAsync();
     }
 
+    // ---- Large bodies (spliced by ZcProxy's transport) and chunked origin bodies ----
+
+    [Fact]
+    public async Task PipelinedLargeUpload_ThenAGet_InOneWrite_AreFramedExactly()
+    {
+        using var c = await rig.ConnectAsync();
+        string post = Unique("large-post"), next = Unique("after-large-post");
+        var bytes = new List<byte>(Encoding.Latin1.GetBytes($"POST {post} HTTP/1.1\r\nHost: x\r\nContent-Length: {Http1ConformanceRig.LargeBody}\r\n\r\n"));
+        foreach (var piece in BodyPattern.Pieces(Http1ConformanceRig.LargeBody)) bytes.AddRange(piece.ToArray());
+        bytes.AddRange(Encoding.Latin1.GetBytes($"GET {next} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        await c.Socket.SendAsync(bytes.ToArray().AsMemory());
+        Assert.Equal((200, Http1ConformanceRig.EchoOfLargeBody("POST", post)), await StatusAndBodyAsync(c));
+        Assert.Equal((200, Http1ConformanceRig.Echo("GET", next)), await StatusAndBodyAsync(c));
+        await c.AssertKeptAliveAsync();
+    }
+
+    [Fact]
+    public async Task PipelinedLargeResponse_ThenAGet_InOneWrite_AreFramedExactly()
+    {
+        using var c = await rig.ConnectAsync();
+        var next = Unique("after-large");
+        await c.SendAsync($"GET /large HTTP/1.1\r\nHost: x\r\n\r\nGET {next} HTTP/1.1\r\nHost: x\r\n\r\n");
+        var (status, _, body) = await c.ReadAsync();
+        Assert.Equal((200, Http1ConformanceRig.LargeBody, BodyPattern.Sha256(Http1ConformanceRig.LargeBody)), (status, body.Length, Sha256(body)));
+        Assert.Equal((200, Http1ConformanceRig.Echo("GET", next)), await StatusAndBodyAsync(c));
+        await c.AssertKeptAliveAsync();
+    }
+
+    [Fact]
+    public async Task LargeResponse_ToAnHttp10Client_IsWhole_AndTheConnectionCloses()
+    {
+        using var c = await rig.ConnectAsync();
+        await c.SendAsync("GET /large HTTP/1.0\r\n\r\n");
+        var (status, headers, body) = await c.ReadAsync();
+        Assert.Equal((200, Http1ConformanceRig.LargeBody, BodyPattern.Sha256(Http1ConformanceRig.LargeBody)), (status, body.Length, Sha256(body)));
+        Assert.False(headers.ContainsKey("Transfer-Encoding"), "an HTTP/1.0 client got a transfer coding");
+        await c.AssertClosedAsync();
+    }
+
+    [Theory]
+    [InlineData("HTTP/1.1")]
+    [InlineData("HTTP/1.0")]
+    public async Task ChunkedOriginBody_ReachesTheClientDecoded(string http)
+    {
+        using var c = await rig.ConnectAsync();
+        await c.SendAsync($"GET /chunked {http}\r\nHost: x\r\n{(http == "HTTP/1.0" ? "Connection: keep-alive\r\n" : "")}\r\n");
+        var (status, headers, body) = await c.ReadAsync();
+        Assert.Equal((200, "hello world"), (status, body));
+        if (http == "HTTP/1.0") Assert.False(headers.ContainsKey("Transfer-Encoding"), "an HTTP/1.0 client got a transfer coding");
+        if (http == "HTTP/1.1" || headers.ContainsKey("Content-Length")) await c.AssertKeptAliveAsync(http);
+        else await c.AssertClosedAsync();
+    }
+
+    [Fact]
+    public async Task HeadOfAChunkedOriginResponse_GetsNoBodyBytes()
+    {
+        using var c = await rig.ConnectAsync();
+        var next = Unique("after-head");
+        await c.SendAsync($"HEAD /chunked HTTP/1.1\r\nHost: x\r\n\r\nGET {next} HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal(200, (await c.ReadAsync(noBody: true)).Status);
+        Assert.Equal((200, Http1ConformanceRig.Echo("GET", next)), await StatusAndBodyAsync(c));
+    }
+
+    [Fact]
+    public async Task ConnectionClose_TheRequestPipelinedBehindIt_IsNeverForwarded()
+    {
+        using var c = await rig.ConnectAsync();
+        string first = Unique("close-first"), behind = Unique("behind-close");
+        await c.SendAsync($"GET {first} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET {behind} HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal((200, Http1ConformanceRig.Echo("GET", first)), await StatusAndBodyAsync(c));
+        await c.AssertClosedAsync();
+        rig.AssertOriginNeverSaw(behind);
+    }
+
     // ---- Request targets and line endings ----
 
     [Fact]
@@ -304,6 +379,8 @@ public sealed class Http1ConformanceTests(Http1ConformanceRig rig, ITestOutputHe
         else Assert.Equal(400, status);
         await c.AssertClosedAsync();
     }
+
+    private static string Sha256(string latin1) => Convert.ToHexString(SHA256.HashData(Encoding.Latin1.GetBytes(latin1)));
 
     private static async Task<(int, string)> StatusAndBodyAsync(ClientConnection c)
     {

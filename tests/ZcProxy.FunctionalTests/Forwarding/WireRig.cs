@@ -22,14 +22,6 @@ internal sealed class WireRig : IAsyncDisposable
         ZeroCopy = zeroCopy;
     }
 
-    /// <summary>
-    /// Who parses client HTTP/1.1 on the zero-copy listeners, from ZCPROXY_TEST_HTTP1 ("kestrel" or "own", config
-    /// ZeroCopy.Http1), so that every WireRig test runs against either; unset, the config leaves the proxy's default.
-    /// </summary>
-    public static string? Http1Mode => Environment.GetEnvironmentVariable("ZCPROXY_TEST_HTTP1") is { Length: > 0 } mode ? mode : null;
-
-    private static string Http1Member => Http1Mode is { } mode ? $", \"Http1\": \"{mode}\"" : "";
-
     public RawSocketOrigin Origin { get; }
     public InProcessProxy Proxy { get; }
     public bool ZeroCopy { get; }
@@ -58,7 +50,7 @@ internal sealed class WireRig : IAsyncDisposable
                   "Clusters": { "c": { "Destinations": { "d": { "Address": "{{(destinationUrl ?? origin.Url) + destinationPath}}" } } } } }
                 """, $$"""
                 "AccessLog": { "Path": "off" },
-                "ZeroCopy": { "Enabled": {{(zeroCopy ? "true" : "false")}}{{(zeroCopy ? Http1Member : "")}} }
+                "ZeroCopy": { "Enabled": {{(zeroCopy ? "true" : "false")}} }
                 {{(extraSections.Length > 0 ? "," + extraSections : "")}}
                 """);
             rig = new WireRig(dir, origin, await InProcessProxy.StartAsync(dir.MainFile), zeroCopy);
