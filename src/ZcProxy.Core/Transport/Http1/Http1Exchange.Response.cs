@@ -127,7 +127,13 @@ internal abstract partial class Http1Exchange : IHttpResponseFeature, IHttpRespo
     internal async ValueTask EndAsync(Exception? failure)
     {
         if (failure is not null) Owner.LogApplicationError(failure);
-        if (failure is not null && HasStarted)
+        if (!HasStarted && Connection.IsAborted)
+        {
+            // The client went away (or half-closed: as under Kestrel the request was aborted): no response at all, rather
+            // than one the app wrote for an aborted request.
+            KeepAlive = false;
+        }
+        else if (failure is not null && HasStarted)
         {
             Connection.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException("the application failed after the response started", failure));
             KeepAlive = false;
