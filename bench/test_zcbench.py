@@ -165,7 +165,7 @@ class PlanTests(unittest.TestCase):
 
     def test_target_and_workload_tokens_intersect(self):
         self.assertEqual(self.ids("zc-on,16m"), ["zc-on/16m-c4"])
-        self.assertEqual(set(self.ids("zc-*,1k-c64")), {"zc-on/1k-c64", "zc-off/1k-c64", "zc-on-log/1k-c64"})
+        self.assertEqual(set(self.ids("zc-*,1k-c64")), {"zc-on/1k-c64", "zc-off/1k-c64", "zc-on-log/1k-c64", "zc-own/1k-c64"})
 
     def test_access_log_target_runs_small_bodies_and_is_compared_with_zc_on(self):
         self.assertEqual(self.ids("zc-on-log"), ["zc-on-log/1k-c16", "zc-on-log/1k-c64"])

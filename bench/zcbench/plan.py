@@ -52,6 +52,7 @@ class Target:
     tls: bool = False  # clients speak HTTPS to it (certificate made by the bench, see tls.py)
     static: bool = False  # serves the bench's files from disk itself (no origin in the path)
     relay_pipe_size: int = 0  # TCP stream mode: ZeroCopy.RelayPipeSize in bytes (0: ZcProxy's default)
+    http1: str = ""  # ZeroCopy.Http1 ("kestrel" | "own"; "": ZcProxy's default)
 
 
 TARGETS = [
@@ -60,6 +61,8 @@ TARGETS = [
     Target("zc-off", "zcproxy", "off", description="ZcProxy, ZeroCopy off (stock YARP path)"),
     Target("zc-on-log", "zcproxy", "on", access_log=True,
            description="ZcProxy, ZeroCopy on, access log to a file as packaged (issue 16: <= 10% over zc-on at 1 KiB)"),
+    Target("zc-own", "zcproxy", "on", http1="own",
+           description="ZcProxy, ZeroCopy on, ZcProxy's own HTTP/1.1 layer (ZeroCopy.Http1 own; issue 12)"),
     Target("nginx-stock", "nginx", "stock", description="nginx proxy_pass, stock buffering"),
     Target("nginx-tuned", "nginx", "tuned", description="nginx proxy_pass, proxy_buffers 16 64k, no temp file"),
     Target("haproxy-splice", "haproxy", "splice", description="HAProxy, option splice-request/-response"),
@@ -93,6 +96,11 @@ PROXY_WORKLOADS = {
 # Logging costs per request: small bodies are where it shows.
 ACCESS_LOG_WORKLOADS = {
     "full": ["1k-c16", "1k-c64"],
+    "quick": ["1k-c16"],
+}
+# The own HTTP/1.1 layer against Kestrel's: per-request cost is where they differ.
+OWN_HTTP1_WORKLOADS = {
+    "full": ["1k-c16", "1k-c64", "64k-c16"],
     "quick": ["1k-c16"],
 }
 CACHE_WORKLOADS = {
@@ -149,6 +157,7 @@ def all_cases(mode):
         names = (CACHE_WORKLOADS[mode] if t.cache else TCP_WORKLOADS[mode] if t.tcp
                  else TLS_WORKLOADS[mode] if t.tls
                  else STATIC_WORKLOADS[mode] if t.static else ACCESS_LOG_WORKLOADS[mode] if t.access_log
+                 else OWN_HTTP1_WORKLOADS[mode] if t.http1 == "own"
                  else PROXY_WORKLOADS[mode])
         cases += [Case(t, workload(w)) for w in names]
         if t.name in UPLOAD_TARGETS:

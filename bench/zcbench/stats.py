@@ -134,6 +134,13 @@ def ratio_specs(case_ids):
                                        f"haproxy-splice/{wl}", "cpu_per_gb", "<= 1.0"))
                 specs.append(RatioSpec(f"ZcProxy (on) / HAProxy-splice GB/s, {wl}", cid,
                                        f"haproxy-splice/{wl}", "gbps", ">= 1.0"))
+        if target == "zc-own":  # issue 12's goals, and the layer against Kestrel's in the same run
+            for metric, goal in (("rps", ">= 0.9"), ("us_per_req", "<= 1.3"), ("p99_ms", "<= 2.0")):
+                specs.append(RatioSpec(f"ZcProxy own HTTP/1.1 / nginx-tuned {metric}, {wl}", cid, f"nginx-tuned/{wl}",
+                                       metric, goal if size == "1k" else ""))
+            for metric in ("rps", "us_per_req", "cpu_per_gb"):
+                specs.append(RatioSpec(f"ZcProxy own HTTP/1.1 / Kestrel's (zc-on) {metric}, {wl}", cid, f"zc-on/{wl}",
+                                       metric))
         if target == "zc-on-log":
             specs.append(RatioSpec(f"Access log on/off req/s, {wl}", cid, f"zc-on/{wl}", "rps", ">= 0.9"))
             specs.append(RatioSpec(f"Access log on/off CPU us/req, {wl}", cid, f"zc-on/{wl}", "us_per_req", "<= 1.1"))
