@@ -5,7 +5,7 @@ import subprocess
 import sys
 import unittest
 
-from zcbench import ceilings, configs, metrics, plan, pollution, procstat, report, stats, syscalls, wrk
+from zcbench import ceilings, configs, targets, metrics, plan, pollution, procstat, report, stats, syscalls, wrk
 
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:4000/16m.bin
   2 threads and 4 connections
@@ -342,6 +342,20 @@ zcproxy_body_bytes_total{mechanism="splice",direction="request"} 777
 zcproxy_body_bytes_total{mechanism="copy",direction="response"} 1000
 zcproxy_requests_total 5
 """
+
+
+class TargetBuildTests(unittest.TestCase):
+    def test_every_target_writes_its_config(self):
+        # A config writer's keyword given to the wrong server (2026-12-03: http1 to nginx) left whole columns untimed.
+        import tempfile
+        with tempfile.TemporaryDirectory() as work:
+            for t in plan.TARGETS:
+                if t.tls or t.variant == "stream":
+                    continue  # a certificate by openssl; nginx's stream module may be absent here
+                with self.subTest(target=t.name):
+                    svc, port = targets.build(t, work, 1, "/nonexistent/zcproxy.dll", files_dir=work)
+                    self.assertGreater(port, 0)
+                    self.assertTrue(any(os.path.exists(a) for a in svc.cmd if isinstance(a, str) and a.startswith(work)))
 
 
 class MetricsTests(unittest.TestCase):

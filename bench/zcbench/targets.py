@@ -24,7 +24,7 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
             text = configs.nginx_stream(port, origin_port, run_dir)
         else:
             text = configs.nginx_proxy(port, origin_port, run_dir, target.variant,
-                                       tls=tls.self_signed(run_dir) if target.tls else None, http1=target.http1 or None)
+                                       tls=tls.self_signed(run_dir) if target.tls else None)
         conf = _write(run_dir, "nginx.conf", text)
         return Service(target.name, ["nginx", "-e", f"{run_dir}/error.log", "-p", run_dir, "-c", conf], log,
                        [port]), port
