@@ -54,9 +54,6 @@ internal abstract partial class Http1Exchange : IHttpRequestFeature, IRequestBod
         Head = default;
     }
 
-    /// <summary>Body bytes the app left unread.</summary>
-    internal long UnreadBodyBytes => _body.Remaining;
-
     internal Http1RequestBody Body => _body;
 
     public string Protocol { get; set; } = "HTTP/1.1";

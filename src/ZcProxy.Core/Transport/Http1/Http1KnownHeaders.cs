@@ -31,7 +31,4 @@ internal static class Http1KnownHeaders
             if (names[i].Length == name.Length && System.Text.Ascii.EqualsIgnoreCase(name, names[i])) return i;
         return -1;
     }
-
-    /// <summary>The one string of a known field name (case-insensitive), or null.</summary>
-    public static string? Find(ReadOnlySpan<byte> name) => IndexOf(name) is >= 0 and var i ? s_names[i] : null;
 }

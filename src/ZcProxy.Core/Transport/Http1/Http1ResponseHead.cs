@@ -20,21 +20,22 @@ internal static class Http1ResponseHead
         var headers = exchange.ResponseHeaders;
         int status = exchange.StatusCode;
         if (exchange.Owner.CloseRequested || HasToken(headers.Connection, "close")) exchange.KeepAlive = false;
-        bool bodyless = status is < 200 or StatusCodes.Status204NoContent or StatusCodes.Status304NotModified;
+        // HEAD, 1xx, 204, 304: no body bytes whatever the fields say.
+        bool noBody = status is < 200 or StatusCodes.Status204NoContent or StatusCodes.Status304NotModified || HttpMethods.IsHead(exchange.Method);
         Http1BodyFraming framing;
         if (headers.TransferEncoding.Count > 0)
         {
             // The app framed the body itself: its bytes go as written; only a final "chunked" ends without a close.
-            framing = bodyless || HttpMethods.IsHead(exchange.Method) ? Http1BodyFraming.None : Http1BodyFraming.Raw;
+            framing = noBody ? Http1BodyFraming.None : Http1BodyFraming.Raw;
             if (!EndsWithChunked(headers.TransferEncoding)) exchange.KeepAlive = false;
+        }
+        else if (noBody)
+        {
+            framing = Http1BodyFraming.None;
         }
         else if (headers.ContentLength is not null)
         {
-            framing = bodyless || HttpMethods.IsHead(exchange.Method) ? Http1BodyFraming.None : Http1BodyFraming.ContentLength;
-        }
-        else if (bodyless || HttpMethods.IsHead(exchange.Method))
-        {
-            framing = Http1BodyFraming.None;
+            framing = Http1BodyFraming.ContentLength;
         }
         else if (completing)
         {
@@ -164,5 +165,5 @@ internal static class Http1Date
         return line.Length;
     }
 
-    private static byte[] Format(DateTimeOffset now) => Encoding.ASCII.GetBytes("Date: " + now.ToString("r", System.Globalization.CultureInfo.InvariantCulture) + "\r\n");
+    private static byte[] Format(DateTimeOffset now) => Encoding.ASCII.GetBytes("Date: " + Caching.HttpDate.Format(now) + "\r\n");
 }
