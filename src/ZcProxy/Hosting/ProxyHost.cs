@@ -119,8 +119,9 @@ internal static class ProxyHost
                         lo.Protocols = ListenerProtocols.Parse(listen.Protocols, https: false, out _)!.Value;
                         if (lo.Protocols == HttpProtocols.Http1AndHttp2) lo.UsePriorKnowledgeDetection();
                     }
+                    // Before the tap: its parser keeps the Connection field as sent, so only connections it hands to Kestrel need one.
+                    if (!https && ownHttp1 is not null && lo.Protocols != HttpProtocols.Http2) lo.UseOwnHttp1(ownHttp1); // Kestrel's HTTP layer is its fallback
                     if (lo.Protocols != HttpProtocols.Http2) lo.UseRequestHeadTap(); // after TLS and h2c detection: it reads plaintext HTTP/1.x heads
-                    if (!https && ownHttp1 is not null && lo.Protocols != HttpProtocols.Http2) lo.UseOwnHttp1(ownHttp1); // last: Kestrel's HTTP layer is its fallback
                 });
             }
             if (options.Admin is { } admin)
@@ -142,8 +143,8 @@ internal static class ProxyHost
                 if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
                 lo.UseClientConnectionLimit(perClient);
                 lo.UseNewConnectionGrace(TimeProvider.System);
-                lo.UseRequestHeadTap();
                 if (ownHttp1 is not null) lo.UseOwnHttp1(ownHttp1);
+                lo.UseRequestHeadTap();
                 listeners.SocketActivated[lo] = fd;
                 listeners.Proxy.Add(lo);
             });

@@ -8,8 +8,8 @@ namespace ZcProxy.Core.Transport.Http1;
 internal static class Http1Extensions
 {
     /// <summary>
-    /// Last connection middleware of a plaintext zero-copy HTTP/1.x listener: serves HTTP/1.1 itself and hands a
-    /// connection to Kestrel (the rest of the chain) at the first request it does not take. h2c connections (prior
+    /// Connection middleware of a plaintext zero-copy HTTP/1.x listener, before the request-head tap: serves HTTP/1.1
+    /// itself and hands a connection to the rest of the chain (the tap, then Kestrel) at the first request it does not take. h2c connections (prior
     /// knowledge) and connections of other transports go to Kestrel at once.
     /// </summary>
     public static ListenOptions UseOwnHttp1(this ListenOptions listenOptions, Http1ApplicationHolder holder)
