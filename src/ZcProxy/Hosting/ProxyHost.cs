@@ -194,6 +194,7 @@ internal static class ProxyHost
         app.UseMiddleware<RequestSpanMiddleware>(); // outside the access log: its $trace_id is the span's
         app.UseMiddleware<AccessLogMiddleware>();
         app.UseMiddleware<RequestHeadMiddleware>();
+        app.UseMiddleware<ServerWideOptionsMiddleware>(); // "OPTIONS *" asks about this server, not a path: answered here, never routed
         app.UseRouting();
         app.UseMiddleware<LocalRouteMiddleware>(); // routes without a cluster (Static, Return), and the 404 of no route
         app.MapReverseProxy(proxy =>
