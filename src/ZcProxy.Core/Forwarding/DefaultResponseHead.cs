@@ -29,9 +29,12 @@ internal static class DefaultResponseHead
         var fields = head.DefaultFields ??= Plan(head);
         var destination = response.Headers;
         bool keepProxySts = fields.HasStrictTransportSecurity && !StringValues.IsNullOrEmpty(destination.StrictTransportSecurity);
+        // Usually nothing is set yet, and the copied names are distinct (the plan grouped them): a set each, no lookup.
+        bool empty = destination.Count == 0;
         foreach (var field in fields.Copied)
         {
             if (keepProxySts && field.IsStrictTransportSecurity) continue;
+            if (empty) { destination[field.Name] = field.Values; continue; }
             var present = destination[field.Name];
             destination[field.Name] = present.Count == 0 ? field.Values : StringValues.Concat(present, field.Values);
         }
