@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
 using ZcProxy.Core.Transport;
+using ZcProxy.Core.Transport.Http1;
 
 namespace ZcProxy.Core.Forwarding;
 
@@ -24,11 +25,15 @@ internal sealed partial class RequestHeadMiddleware(RequestDelegate next, ILogge
     {
         var request = context.Request;
         if (!HttpProtocol.IsHttp11(request.Protocol) && !HttpProtocol.IsHttp10(request.Protocol)) return next(context);
+        // ZcProxy's own HTTP/1.1 layer parsed it: its parser keeps every field as sent (no tap needed) and accepts only
+        // heads that pass the check below and more (tchar names, printable ASCII values, no Transfer-Encoding).
+        if (context.Features is Http1Exchange exchange && ReferenceEquals(request.Headers, exchange.ParsedHeaders)) return next(context);
         var tap = context.Find<RequestHeadTap>();
-        var parsed = request.Headers.Connection;
+        StringValues parsed = default;
         StringValues? connection = null;
         if (tap is not null)
         {
+            parsed = request.Headers.Connection;
             var rawTarget = context.Find<IHttpRequestFeature>()?.RawTarget;
             // Kestrel shortens a Connection field but never drops one: without it, the head had none to look for.
             if (parsed.Count == 0 || string.IsNullOrEmpty(rawTarget)) tap.Forget();
