@@ -146,6 +146,28 @@ class StatsTests(unittest.TestCase):
         self.assertFalse(any("HAProxy" in l or "cache" in l for l in labels))  # no partners
         self.assertEqual([s.numerator for s in stats.ratio_specs(ids)][0], "zc-on/1k-c16")  # small first
 
+    def test_ratio_goals_are_the_issues_goals(self):
+        ids = {f"{t}/{w}" for t in ("zc-on", "zc-own", "nginx-tuned", "haproxy-splice")
+               for w in ("1k-c16", "64k-c16", "16m-c4", "up16m-c4", "up256m-c2")}
+        ids |= {f"{t}/{w}" for t in ("zc-cache", "nginx-cache") for w in ("1k-c16", "64k-c16", "1m-c8", "16m-c4")}
+        goals = {s.label: s.goal for s in stats.ratio_specs(ids)}
+        # issue 12
+        self.assertEqual(goals["ZcProxy (on) / nginx-tuned req/s, 1k-c16"], ">= 0.9")
+        self.assertEqual(goals["ZcProxy own HTTP/1.1 / nginx-tuned CPU µs/req, 1k-c16"], "<= 1.3")
+        self.assertEqual(goals["ZcProxy (on) / nginx-tuned p99, 1k-c16"], "<= 2.0")
+        self.assertEqual(goals["ZcProxy (on) / haproxy-splice CPU-s/GB, 64k-c16"], "<= 1.0")
+        self.assertEqual(goals["ZcProxy (on) / nginx-tuned CPU-s/GB, 64k-c16"], "<= 1.0")
+        self.assertEqual(goals["ZcProxy (on) / HAProxy-splice CPU-s/GB, 16m-c4"], "<= 1.1")
+        self.assertEqual(goals["ZcProxy cache / nginx cache req/s, 1k-c16"], ">= 0.9")
+        self.assertEqual(goals["ZcProxy cache / nginx cache CPU-s/GB, 64k-c16"], "<= 1.2")
+        self.assertEqual(goals["ZcProxy cache / nginx cache CPU-s/GB, 1m-c8"], "")  # no regression only
+        # issue 13: uploads against HAProxy's splice-request
+        self.assertEqual(goals["ZcProxy (on) upload / HAProxy splice-request GB/s, up256m-c2"], ">= 1.0")
+        self.assertEqual(goals["ZcProxy (on) upload / HAProxy splice-request CPU-s/GB, up16m-c4"], "<= 1.0")
+        # issue 14: large resident hits
+        self.assertEqual(goals["ZcProxy cache / nginx cache CPU-s/GB, 16m-c4"], "<= 1.1")
+        self.assertEqual(goals["ZcProxy cache / nginx cache GB/s, 16m-c4"], ">= 0.95")
+
 
 class PlanTests(unittest.TestCase):
     def ids(self, only, mode="full"):

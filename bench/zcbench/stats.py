@@ -110,6 +110,47 @@ def goal_met(goal, value):
     return "yes" if ok else "no"
 
 
+def proxied_specs(target, cid, wl, size):
+    """Issue 12's goals for the proxied path (small bodies against nginx-tuned, large ones against HAProxy's forced
+    splice) and issue 13's for uploads (against HAProxy's option splice-request; nginx for reference)."""
+    name = "ZcProxy (on)" if target == "zc-on" else "ZcProxy own HTTP/1.1"
+    specs = []
+    if size == "1k":
+        for metric, label, goal in (("rps", "req/s", ">= 0.9"), ("us_per_req", "CPU µs/req", "<= 1.3"),
+                                    ("p99_ms", "p99", "<= 2.0")):
+            specs.append(RatioSpec(f"{name} / nginx-tuned {label}, {wl}", cid, f"nginx-tuned/{wl}", metric, goal))
+    elif size == "64k":
+        for other in ("nginx-tuned", "haproxy-splice"):
+            specs.append(RatioSpec(f"{name} / {other} CPU-s/GB, {wl}", cid, f"{other}/{wl}", "cpu_per_gb", "<= 1.0"))
+    elif size in ("16m", "256m"):
+        specs.append(RatioSpec(f"{name} / HAProxy-splice CPU-s/GB, {wl}", cid, f"haproxy-splice/{wl}", "cpu_per_gb",
+                               "<= 1.1"))
+        specs.append(RatioSpec(f"{name} / HAProxy-splice GB/s, {wl}", cid, f"haproxy-splice/{wl}", "gbps"))
+    elif size in ("up16m", "up256m"):
+        specs.append(RatioSpec(f"{name} upload / HAProxy splice-request CPU-s/GB, {wl}", cid, f"haproxy-splice/{wl}",
+                               "cpu_per_gb", "<= 1.0"))
+        specs.append(RatioSpec(f"{name} upload / HAProxy splice-request GB/s, {wl}", cid, f"haproxy-splice/{wl}",
+                               "gbps", ">= 1.0"))
+        specs.append(RatioSpec(f"{name} upload / nginx-tuned CPU-s/GB, {wl}", cid, f"nginx-tuned/{wl}", "cpu_per_gb"))
+        specs.append(RatioSpec(f"{name} upload / nginx-tuned GB/s, {wl}", cid, f"nginx-tuned/{wl}", "gbps"))
+    return specs
+
+
+def cache_specs(cid, wl, size):
+    """Cache hits against nginx proxy_cache: issue 12's small-hit goals, issue 14's large-hit goals."""
+    goals = {"1k": {"rps": ">= 0.9"}, "64k": {"cpu_per_gb": "<= 1.2"},
+             "16m": {"cpu_per_gb": "<= 1.1", "gbps": ">= 0.95"}, "256m": {"cpu_per_gb": "<= 1.1", "gbps": ">= 0.95"}}
+    mine = goals.get(size, {})
+    specs = [RatioSpec(f"ZcProxy cache / nginx cache {label}, {wl}", cid, f"nginx-cache/{wl}", metric,
+                       mine.get(metric, ""))
+             for metric, label in (("rps", "req/s"), ("cpu_per_gb", "CPU-s/GB"), ("gbps", "GB/s"))
+             if metric != "rps" or size == "1k"]
+    if size in ("16m", "256m"):  # loopback TCP work moves between proxy and wrk: both counted
+        specs.append(RatioSpec(f"ZcProxy cache / nginx cache CPU-s/GB of proxy + wrk, {wl}", cid,
+                               f"nginx-cache/{wl}", "pair_cpu_per_gb"))
+    return specs
+
+
 def ratio_specs(case_ids):
     """The comparisons the issues ask for, limited to cases that exist in this run."""
     specs = []
@@ -127,20 +168,12 @@ def ratio_specs(case_ids):
                                    "<= 0.35" if size in ("16m", "256m") else ""))
             if size == "1k":
                 specs.append(RatioSpec(f"ZeroCopy on/off req/s, {wl}", cid, f"zc-off/{wl}", "rps", ">= 1.0"))
-                specs.append(RatioSpec(f"ZcProxy (on) / nginx-tuned req/s, {wl}", cid, f"nginx-tuned/{wl}",
-                                       "rps", ">= 0.8"))
-            if size in ("16m", "256m"):
-                specs.append(RatioSpec(f"ZcProxy (on) / HAProxy-splice CPU-s/GB, {wl}", cid,
-                                       f"haproxy-splice/{wl}", "cpu_per_gb", "<= 1.0"))
-                specs.append(RatioSpec(f"ZcProxy (on) / HAProxy-splice GB/s, {wl}", cid,
-                                       f"haproxy-splice/{wl}", "gbps", ">= 1.0"))
-        if target == "zc-own":  # issue 12's goals, and the layer against Kestrel's in the same run
-            for metric, goal in (("rps", ">= 0.9"), ("us_per_req", "<= 1.3"), ("p99_ms", "<= 2.0")):
-                specs.append(RatioSpec(f"ZcProxy own HTTP/1.1 / nginx-tuned {metric}, {wl}", cid, f"nginx-tuned/{wl}",
-                                       metric, goal if size == "1k" else ""))
-            for metric in ("rps", "us_per_req", "cpu_per_gb"):
-                specs.append(RatioSpec(f"ZcProxy own HTTP/1.1 / Kestrel's (zc-on) {metric}, {wl}", cid, f"zc-on/{wl}",
-                                       metric))
+        if target in ("zc-on", "zc-own"):
+            specs += proxied_specs(target, cid, wl, size)
+            if target == "zc-own":  # the own HTTP/1.1 layer against Kestrel's in the same run
+                for metric in ("rps", "us_per_req", "cpu_per_gb"):
+                    specs.append(RatioSpec(f"ZcProxy own HTTP/1.1 / Kestrel's (zc-on) {metric}, {wl}", cid,
+                                           f"zc-on/{wl}", metric))
         if target == "zc-on-log":
             specs.append(RatioSpec(f"Access log on/off req/s, {wl}", cid, f"zc-on/{wl}", "rps", ">= 0.9"))
             specs.append(RatioSpec(f"Access log on/off CPU us/req, {wl}", cid, f"zc-on/{wl}", "us_per_req", "<= 1.1"))
@@ -163,13 +196,7 @@ def ratio_specs(case_ids):
                 specs.append(RatioSpec(f"ZcProxy TLS / nginx TLS CPU-s/GB, {wl}", cid, f"nginx-tls/{wl}", "cpu_per_gb"))
                 specs.append(RatioSpec(f"ZcProxy TLS / nginx TLS GB/s, {wl}", cid, f"nginx-tls/{wl}", "gbps"))
         if target == "zc-cache":
-            specs.append(RatioSpec(f"ZcProxy cache / nginx cache CPU-s/GB, {wl}", cid, f"nginx-cache/{wl}",
-                                   "cpu_per_gb", "<= 1.0"))
-            specs.append(RatioSpec(f"ZcProxy cache / nginx cache GB/s, {wl}", cid, f"nginx-cache/{wl}",
-                                   "gbps", ">= 1.0"))
-            if size in ("16m", "256m"):  # loopback TCP work moves between proxy and wrk: both counted
-                specs.append(RatioSpec(f"ZcProxy cache / nginx cache CPU-s/GB of proxy + wrk, {wl}", cid,
-                                       f"nginx-cache/{wl}", "pair_cpu_per_gb"))
+            specs += cache_specs(cid, wl, size)
         if target == "zc-static":
             specs.append(RatioSpec(f"ZcProxy static / nginx static CPU-s/GB, {wl}", cid, f"nginx-static/{wl}",
                                    "cpu_per_gb", "<= 1.0"))
