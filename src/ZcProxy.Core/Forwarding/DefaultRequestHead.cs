@@ -55,14 +55,13 @@ internal static class DefaultRequestHead
         var headers = request.Headers;
         bool bothFramings = headers.ContainsKey("Transfer-Encoding") && headers.ContainsKey("Content-Length");
         bool hasLength = false;
-        foreach (var (name, values) in headers)
-        {
-            if (skip.Contains(name)) continue;
-            var kind = HeaderClassifier.Classify(name);
-            if (kind.InRequest == HeaderPlace.Content)
-                hasLength |= kind.NameFor(name).Equals("Content-Length", StringComparison.OrdinalIgnoreCase) && !bothFramings;
-            else if (kind.InRequest == HeaderPlace.Headers) AppendValues(head, kind.NameFor(name), values);
-        }
+        // The own HTTP/1.1 layer's HeaderDictionary through its struct enumerator: through the interface it is a 56 B box
+        // per request (the JIT stack-allocates Kestrel's, not this one).
+        var own = headers as HeaderDictionary;
+        if (own is not null)
+            foreach (var (name, values) in own) hasLength |= AppendField(head, skip, name, values, bothFramings);
+        else
+            foreach (var (name, values) in headers) hasLength |= AppendField(head, skip, name, values, bothFramings);
 
         var clientForwardedFor = headers[XForwardedForAppend.Field];
         if (clientForwardedFor.Count == 0)
@@ -83,19 +82,37 @@ internal static class DefaultRequestHead
         if (framing == RequestBodyFraming.ContentLength && !hasLength) framing = RequestBodyFraming.Chunked;
         if (framing != RequestBodyFraming.None)
         {
-            foreach (var (name, values) in headers)
-            {
-                if (skip.Contains(name)) continue;
-                var kind = HeaderClassifier.Classify(name);
-                if (kind.InRequest != HeaderPlace.Content) continue;
-                if (kind.NameFor(name).Equals("Content-Length", StringComparison.OrdinalIgnoreCase) && (framing != RequestBodyFraming.ContentLength || bothFramings)) continue;
-                AppendValues(head, kind.NameFor(name), values);
-            }
+            bool copyLength = framing == RequestBodyFraming.ContentLength && !bothFramings;
+            if (own is not null)
+                foreach (var (name, values) in own) AppendContentField(head, skip, name, values, copyLength);
+            else
+                foreach (var (name, values) in headers) AppendContentField(head, skip, name, values, copyLength);
         }
         if (framing == RequestBodyFraming.Chunked) head.AppendField("Transfer-Encoding", "chunked");
         else if (framing == RequestBodyFraming.None && RequiresContentLength(request.Method)) head.AppendField("Content-Length", "0");
         head.Append("\r\n"u8);
         return true;
+    }
+
+    /// <summary>A client field of the head (content fields wait for <see cref="AppendContentField"/>); true for a Content-Length that frames the body.</summary>
+    private static bool AppendField(HeadBuffer head, in Skips skip, string name, StringValues values, bool bothFramings)
+    {
+        if (skip.Contains(name)) return false;
+        var kind = HeaderClassifier.Classify(name);
+        if (kind.InRequest == HeaderPlace.Content)
+            return kind.NameFor(name).Equals("Content-Length", StringComparison.OrdinalIgnoreCase) && !bothFramings;
+        if (kind.InRequest == HeaderPlace.Headers) AppendValues(head, kind.NameFor(name), values);
+        return false;
+    }
+
+    /// <summary>A client content field, for a request with a body (Content-Length only when it is the framing sent).</summary>
+    private static void AppendContentField(HeadBuffer head, in Skips skip, string name, StringValues values, bool copyLength)
+    {
+        if (skip.Contains(name)) return;
+        var kind = HeaderClassifier.Classify(name);
+        if (kind.InRequest != HeaderPlace.Content) return;
+        if (!copyLength && kind.NameFor(name).Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) return;
+        AppendValues(head, kind.NameFor(name), values);
     }
 
     /// <summary>The raw path and query when they provably are what was routed (see <see cref="RawPathTransforms"/>), else null.</summary>
