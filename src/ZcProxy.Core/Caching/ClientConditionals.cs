@@ -11,11 +11,19 @@ internal static class ClientConditionals
     /// <summary>304, 412, or null to send the stored response.</summary>
     public static int? Evaluate(HttpRequest request, StoredResponse stored)
     {
-        if (stored.Status is < 200 or > 299) return null;
+        if (stored.Status is < 200 or > 299 || !HasPreconditions(request.Headers)) return null;
         // §4.3.2: without Last-Modified, the stored Date (or when it was received) stands in for If-Modified-Since.
         return Evaluate(request, stored.Header("ETag"), HttpDate.Parse(stored.Header("Last-Modified")),
             HttpDate.Parse(stored.Header("Date")) ?? stored.ResponseTime);
     }
+
+    /// <summary>
+    /// Whether the request asks anything of the validators. Most hits carry no precondition, and then no stored date is
+    /// parsed: a hit parsed Last-Modified and Date here (and Last-Modified again for Range) with TryParseExact on every
+    /// request: ~9 µs per hit, 0.3 % of a resident 16 MiB hit's CPU (perf, issue 14), a larger share of a small hit's.
+    /// </summary>
+    private static bool HasPreconditions(IHeaderDictionary headers) =>
+        headers.IfMatch.Count > 0 || headers.IfNoneMatch.Count > 0 || headers.IfModifiedSince.Count > 0 || headers.IfUnmodifiedSince.Count > 0;
 
     /// <summary>
     /// The same for any representation with these validators (a stored response, a static file); <paramref name="modifiedFallback"/>

@@ -13,7 +13,8 @@ internal static class RangeRequest
 
     public static (Outcome Outcome, long Start, long Length) Evaluate(HttpRequest request, StoredResponse stored)
     {
-        if (stored.Status != 200) return (Outcome.Full, 0, stored.BodyLength);
+        // Without a Range there is nothing to answer partially, and Last-Modified is not parsed (If-Range needs it).
+        if (stored.Status != 200 || string.IsNullOrEmpty(request.Headers.Range.ToString())) return (Outcome.Full, 0, stored.BodyLength);
         return Evaluate(request, stored.BodyLength, stored.Header("ETag"), HttpDate.Parse(stored.Header("Last-Modified")));
     }
 
