@@ -28,6 +28,12 @@ internal sealed partial class TcpHealthProber(IServiceProvider services, IProxyS
 {
     private const string ThresholdKey = "ConsecutiveFailuresHealthPolicy.Threshold";
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
+    /// <summary>
+    /// The tick while the configuration has no streams: nothing to probe, so one look a second for a reload that adds
+    /// some. Ticking every 100 ms regardless woke a pool thread and the timer thread 10 times a second on every proxy
+    /// (0.5 % of the CPU of resident 16 MiB cache hits in perf, issue 14; nginx costs nothing while idle).
+    /// </summary>
+    private static readonly TimeSpan IdleTick = TimeSpan.FromSeconds(1);
     private readonly ConditionalWeakTable<DestinationState, StrongBox<int>> _failures = new();
     private readonly Dictionary<string, (long Due, Task Probe)> _clusters = new(StringComparer.OrdinalIgnoreCase);
 
@@ -39,8 +45,9 @@ internal sealed partial class TcpHealthProber(IServiceProvider services, IProxyS
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                RunDueProbes(config.Current, stoppingToken);
-                await Task.Delay(Tick, time, stoppingToken);
+                var current = config.Current;
+                RunDueProbes(current, stoppingToken);
+                await Task.Delay(current.Options.Streams.Count == 0 && _clusters.Count == 0 ? IdleTick : Tick, time, stoppingToken);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
