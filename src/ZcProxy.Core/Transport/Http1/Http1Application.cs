@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 
 namespace ZcProxy.Core.Transport.Http1;
 
-/// <summary>The host's application without its context type: rents a request object and runs one request through it.</summary>
+/// <summary>The host's application without its context type: rents request objects and runs the host's steps of a request on one.</summary>
 internal abstract class Http1Application
 {
     private long _served;
@@ -28,8 +28,16 @@ internal abstract class Http1Application
     /// <summary>Back to this thread's pool, reset.</summary>
     public abstract void Return(Http1Exchange exchange);
 
-    /// <summary>Runs the request as Kestrel does: CreateContext, ProcessRequestAsync, the response's end, OnCompleted, DisposeContext.</summary>
-    public abstract ValueTask RunAsync(Http1Exchange exchange);
+    // The request as Kestrel runs it: CreateContext, ProcessRequestAsync, then (the caller) the response's end and the
+    // OnCompleted callbacks, then DisposeContext. The connection's own frame (kept across requests) awaits the app: the
+    // request has no async frame of its own (in Debug builds each async call allocates one).
+
+    /// <summary>The host's context for the request, kept by the request object until <see cref="DisposeContext"/>.</summary>
+    public abstract void CreateContext(Http1Exchange exchange);
+
+    public abstract Task ProcessRequestAsync(Http1Exchange exchange);
+
+    public abstract void DisposeContext(Http1Exchange exchange, Exception? failure);
 }
 
 internal sealed class Http1Application<TContext>(IHttpApplication<TContext> application) : Http1Application where TContext : notnull
@@ -52,20 +60,19 @@ internal sealed class Http1Application<TContext>(IHttpApplication<TContext> appl
         if (spares.Count < MaxSpares) spares.Push((Http1Exchange<TContext>)exchange);
     }
 
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(Loops.FramePoolBuilder))]
-    public override async ValueTask RunAsync(Http1Exchange exchange)
+    public override void CreateContext(Http1Exchange exchange)
     {
-        var context = application.CreateContext(exchange);
-        Exception? failure = null;
-        try
-        {
-            await application.ProcessRequestAsync(context);
-        }
-        catch (Exception e)
-        {
-            failure = e;
-        }
-        await exchange.EndAsync(failure);
+        var typed = (Http1Exchange<TContext>)exchange;
+        typed.Current = application.CreateContext(exchange);
+    }
+
+    public override Task ProcessRequestAsync(Http1Exchange exchange) => application.ProcessRequestAsync(((Http1Exchange<TContext>)exchange).Current!);
+
+    public override void DisposeContext(Http1Exchange exchange, Exception? failure)
+    {
+        var typed = (Http1Exchange<TContext>)exchange;
+        var context = typed.Current!;
+        typed.Current = default;
         application.DisposeContext(context, failure);
     }
 }

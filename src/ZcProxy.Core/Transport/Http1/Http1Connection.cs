@@ -114,8 +114,21 @@ internal sealed partial class Http1Connection
                 bool keepAlive;
                 try
                 {
-                    await _application.RunAsync(exchange);
-                    keepAlive = exchange.KeepAlive && !Connection.IsAborted && await DrainBodyAsync(exchange);
+                    // The request runs in this connection's frame (kept across requests), in Kestrel's order: the app,
+                    // the response's end, OnCompleted, DisposeContext.
+                    _application.CreateContext(exchange);
+                    Exception? failure = null;
+                    try
+                    {
+                        await _application.ProcessRequestAsync(exchange);
+                    }
+                    catch (Exception e)
+                    {
+                        failure = e;
+                    }
+                    await exchange.EndAsync(failure);
+                    _application.DisposeContext(exchange, failure);
+                    keepAlive = exchange.KeepAlive && !Connection.IsAborted && (exchange.Body.Remaining == 0 || await DrainBodyAsync(exchange));
                 }
                 finally
                 {
@@ -148,11 +161,10 @@ internal sealed partial class Http1Connection
         return _kestrel(_context);
     }
 
-    /// <summary>Body bytes the app did not read are read and dropped, so the next request starts at its head (at most 1 MiB; else the connection ends).</summary>
+    /// <summary>Body bytes the app did not read (some remain) are read and dropped, so the next request starts at its head (at most 1 MiB; else the connection ends).</summary>
     private async ValueTask<bool> DrainBodyAsync(Http1Exchange exchange)
     {
         var body = exchange.Body;
-        if (body.Remaining == 0) return true;
         if (body.Remaining > 1024 * 1024) return false;
         Connection.Loop.Arm(_deadline, Limits.KeepAliveTimeout);
         try

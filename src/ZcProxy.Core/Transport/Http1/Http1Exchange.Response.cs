@@ -124,7 +124,18 @@ internal abstract partial class Http1Exchange : IHttpResponseFeature, IHttpRespo
     /// The request is over (the app returned or threw): a failure before the start becomes a 500 (or a bad request's own
     /// status), after it an abort; then the body's end, the flush, and the OnCompleted callbacks, as Kestrel runs them.
     /// </summary>
-    internal async ValueTask EndAsync(Exception? failure)
+    internal ValueTask EndAsync(Exception? failure)
+    {
+        // The usual end (the app returned after the response started): without an async frame when the body's end does
+        // not wait and the OnCompleted callbacks complete at once (in Debug builds every async call allocates one).
+        if (failure is not null || !HasStarted) return EndAnyAsync(failure);
+        var ending = _responseBody.EndAsync();
+        if (!ending.IsCompletedSuccessfully) return EndAnyAsync(failure, ending);
+        ending.GetAwaiter().GetResult();
+        return RunCompletedCallbacks();
+    }
+
+    private async ValueTask EndAnyAsync(Exception? failure, ValueTask? bodyEnding = null)
     {
         if (failure is not null) Owner.LogApplicationError(failure);
         if (!HasStarted && Connection.IsAborted)
@@ -152,7 +163,7 @@ internal abstract partial class Http1Exchange : IHttpResponseFeature, IHttpRespo
             try
             {
                 await StartAsync(completing: true);
-                await _responseBody.EndAsync();
+                await (bodyEnding ?? _responseBody.EndAsync()); // the body's end once: the one that did not complete at once
             }
             catch (Exception e)
             {
@@ -161,13 +172,26 @@ internal abstract partial class Http1Exchange : IHttpResponseFeature, IHttpRespo
                 KeepAlive = false;
             }
         }
-        if (_onCompleted is { Count: > 0 } completed)
+        await RunCompletedCallbacks();
+    }
+
+    /// <summary>The OnCompleted callbacks, last registered first; a failure is logged and the next one runs.</summary>
+    private ValueTask RunCompletedCallbacks()
+    {
+        while (_onCompleted is not null && _onCompleted.TryPop(out var callback))
         {
-            while (completed.TryPop(out var callback))
-            {
-                try { await callback.Key(callback.Value); }
-                catch (Exception e) { Owner.LogApplicationError(e); }
-            }
+            Task pending;
+            try { pending = callback.Key(callback.Value); }
+            catch (Exception e) { Owner.LogApplicationError(e); continue; }
+            if (!pending.IsCompletedSuccessfully) return CompletedCallbacksAfterAsync(pending);
         }
+        return default;
+    }
+
+    private async ValueTask CompletedCallbacksAfterAsync(Task pending)
+    {
+        try { await pending; }
+        catch (Exception e) { Owner.LogApplicationError(e); }
+        await RunCompletedCallbacks();
     }
 }

@@ -142,4 +142,7 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
 internal sealed class Http1Exchange<TContext> : Http1Exchange, IHostContextContainer<TContext> where TContext : notnull
 {
     public TContext? HostContext { get; set; }
+
+    /// <summary>The context of the request being served (from CreateContext to DisposeContext).</summary>
+    internal TContext? Current { get; set; }
 }

@@ -103,9 +103,25 @@ internal sealed class Http1ResponseBody(Http1Exchange exchange) : PipeWriter
         }
     }
 
-    public override async ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+    // The flushes and the body's end complete without an async frame when nothing waits (a proxied response's usual
+    // case): in Debug builds each async call allocates its frame. Their exceptions come back in the ValueTask.
+    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
-        await exchange.StartAsync(completing: false);
+        try
+        {
+            var starting = exchange.StartAsync(completing: false);
+            if (!starting.IsCompletedSuccessfully) return FlushAfterStartAsync(starting, cancellationToken);
+            return Output.FlushAsync(cancellationToken);
+        }
+        catch (Exception e)
+        {
+            return ValueTask.FromException<FlushResult>(e);
+        }
+    }
+
+    private async ValueTask<FlushResult> FlushAfterStartAsync(Task starting, CancellationToken cancellationToken)
+    {
+        await starting;
         return await Output.FlushAsync(cancellationToken);
     }
 
@@ -115,25 +131,42 @@ internal sealed class Http1ResponseBody(Http1Exchange exchange) : PipeWriter
     public override void Complete(Exception? exception = null) { }
 
     /// <summary>The body's end: the last chunk, a short Content-Length body aborted (never looks complete), everything flushed.</summary>
-    internal async ValueTask EndAsync()
+    internal ValueTask EndAsync()
     {
-        if (_ended) return;
+        if (_ended) return default;
         _ended = true;
-        var output = Output;
-        if (_framing == Http1BodyFraming.Chunked)
+        try
         {
-            var span = output.GetSpan(5);
-            "0\r\n\r\n"u8.CopyTo(span);
-            output.Advance(5);
+            var output = Output;
+            if (_framing == Http1BodyFraming.Chunked)
+            {
+                var span = output.GetSpan(5);
+                "0\r\n\r\n"u8.CopyTo(span);
+                output.Advance(5);
+            }
+            else if (_framing == Http1BodyFraming.ContentLength && _written < _length)
+            {
+                exchange.KeepAlive = false;
+                exchange.Connection.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException(
+                    $"Response Content-Length mismatch: too few bytes written ({_written} of {_length})."));
+                return default;
+            }
+            return Flushed(output.FlushAsync());
         }
-        else if (_framing == Http1BodyFraming.ContentLength && _written < _length)
+        catch (Exception e)
         {
-            exchange.KeepAlive = false;
-            exchange.Connection.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException(
-                $"Response Content-Length mismatch: too few bytes written ({_written} of {_length})."));
-            return;
+            return ValueTask.FromException(e);
         }
-        await output.FlushAsync();
+    }
+
+    /// <summary>A flush as a ValueTask without its result: one that completed is read (as an await would) and needs no frame.</summary>
+    internal static ValueTask Flushed(ValueTask<FlushResult> flush)
+    {
+        if (!flush.IsCompletedSuccessfully) return AwaitAsync(flush);
+        _ = flush.Result;
+        return default;
+
+        static async ValueTask AwaitAsync(ValueTask<FlushResult> flush) => await flush;
     }
 }
 
@@ -146,17 +179,24 @@ internal sealed class Http1ResponseStream(Http1ResponseBody body) : Stream
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        while (!buffer.IsEmpty)
+        try
         {
-            var memory = body.GetMemory(Math.Min(buffer.Length, 4096));
-            int n = Math.Min(memory.Length, buffer.Length);
-            buffer.Span[..n].CopyTo(memory.Span);
-            body.Advance(n);
-            buffer = buffer[n..];
+            while (!buffer.IsEmpty)
+            {
+                var memory = body.GetMemory(Math.Min(buffer.Length, 4096));
+                int n = Math.Min(memory.Length, buffer.Length);
+                buffer.Span[..n].CopyTo(memory.Span);
+                body.Advance(n);
+                buffer = buffer[n..];
+            }
+            return Http1ResponseBody.Flushed(body.FlushAsync(cancellationToken));
         }
-        await body.FlushAsync(cancellationToken);
+        catch (Exception e)
+        {
+            return ValueTask.FromException(e);
+        }
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
