@@ -96,7 +96,7 @@ internal sealed partial class UpstreamConnection : IDisposable
         {
             while (true)
             {
-                var result = count > start ? ResponseHeadParser.Parse(buffer.AsSpan(start, count - start), requestWasHead, limits, LastHead) : ResponseHeadParseResult.Incomplete;
+                var result = count > start ? ParseHead(buffer.AsSpan(start, count - start), requestWasHead, limits) : ResponseHeadParseResult.Incomplete;
                 if (result.Status == ResponseHeadParseStatus.Invalid)
                     throw new UpstreamHeadException(UpstreamHeadFailure.Malformed, receivedBefore + count - start, "malformed upstream response head: " + result.Error);
                 if (result.Status == ResponseHeadParseStatus.Complete)
@@ -109,6 +109,7 @@ internal sealed partial class UpstreamConnection : IDisposable
                         if (onInterim is not null) await onInterim(head, interimState);
                         continue; // the next head may be in the same bytes
                     }
+                    RememberHead(buffer.AsSpan(start - head.HeadLength, head.HeadLength), head, requestWasHead, limits);
                     KeepBodyPrefix(head, ref buffer, start, count - start);
                     return head;
                 }

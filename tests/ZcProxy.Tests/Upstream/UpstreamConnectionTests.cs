@@ -65,6 +65,43 @@ public class UpstreamConnectionTests
     }
 
     [Fact]
+    public async Task ReadHead_TheSameBytesAgain_AreTheSameHead_AnyOtherByteOrAHeadRequestParsesAnew()
+    {
+        var (connection, origin) = await PairAsync();
+        using (connection) using (origin)
+        {
+            const string Head = "HTTP/1.1 200 OK\r\nDate: Thu, 03 Dec 2026 22:00:00 GMT\r\nContent-Length: 2\r\n\r\n";
+            async Task<(ResponseHead Head, string Body)> ReadAsync(string response, bool requestWasHead = false)
+            {
+                await SendAsync(origin, response);
+                await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available == response.Length, "the response to arrive");
+                var head = await connection.ReadResponseHeadAsync(requestWasHead, ResponseHeadLimits.Default, CancellationToken.None);
+                var body = Encoding.ASCII.GetString(connection.PrefetchedBody.Span);
+                connection.ReleasePrefetchedBody();
+                return (head, body);
+            }
+
+            var (first, _) = await ReadAsync(Head + "ab");
+            var (again, body) = await ReadAsync(Head + "cd");
+            Assert.Same(first, again); // byte for byte: no parse, nothing allocated
+            Assert.Equal("cd", body);
+
+            var (asHead, _) = await ReadAsync(Head, requestWasHead: true); // same bytes, but a HEAD request's response has no body
+            Assert.NotSame(first, asHead);
+            Assert.Equal(BodyFraming.None, asHead.Framing);
+
+            var (later, _) = await ReadAsync(Head.Replace("22:00:00", "22:00:01") + "ef");
+            Assert.NotSame(first, later);
+            Assert.Equal("Thu, 03 Dec 2026 22:00:01 GMT", later.Headers[0].Value);
+            Assert.Same(later, (await ReadAsync(Head.Replace("22:00:00", "22:00:01") + "gh")).Head);
+
+            var (shorter, _) = await ReadAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nij");
+            Assert.Equal(2, shorter.ContentLength);
+            Assert.Single(shorter.Headers);
+        }
+    }
+
+    [Fact]
     public async Task ReadHead_BodilessResponseWithBytesAfterIt_IsOverRead()
     {
         var (connection, origin) = await PairAsync();
