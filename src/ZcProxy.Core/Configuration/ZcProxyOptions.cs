@@ -192,13 +192,15 @@ internal sealed record ZeroCopyOptions
     /// </summary>
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long RelayPipeGrowSize { get; init; } = Transport.PipeBudget.DefaultRelayPipeGrowSize;
     /// <summary>
-    /// Who serves HTTP/1.1 on the zero-copy listeners: "kestrel" (Kestrel's HTTP/1.x layer) or "own" (ZcProxy's
-    /// connection layer for the plain, well-formed case, handing anything else to Kestrel; docs/transport.md). Read at start.
+    /// Who serves HTTP/1.1 on the zero-copy listeners: "own" (default: ZcProxy's connection layer for the plain,
+    /// well-formed case, handing anything else to Kestrel; docs/transport.md) or "kestrel" (Kestrel's HTTP/1.x layer for
+    /// every request). Read at start.
     /// </summary>
-    public string Http1 { get; init; } = Http1Kestrel;
+    public string Http1 { get; init; } = Http1Default;
 
     public const string Http1Kestrel = "kestrel";
     public const string Http1Own = "own";
+    public const string Http1Default = Http1Own;
 
     /// <summary>True when ZcProxy's own HTTP/1.1 layer serves the zero-copy listeners.</summary>
     public bool OwnHttp1 => Enabled && string.Equals(Http1, Http1Own, StringComparison.Ordinal);

@@ -56,7 +56,7 @@ internal static class DefaultRequestHead
         bool bothFramings = headers.ContainsKey("Transfer-Encoding") && headers.ContainsKey("Content-Length");
         bool hasLength = false;
         // The own HTTP/1.1 layer's HeaderDictionary through its struct enumerator: through the interface it is a 56 B box
-        // per request (the JIT stack-allocates Kestrel's, not this one).
+        // per request (Kestrel's collection keeps one boxed enumerator per request for this).
         var own = headers as HeaderDictionary;
         if (own is not null)
             foreach (var (name, values) in own) hasLength |= AppendField(head, skip, name, values, bothFramings);

@@ -7,8 +7,8 @@ namespace ZcProxy.Tests.Forwarding;
 
 /// <summary>
 /// The proxy's client-facing HTTP/1.1 (RFC 9110, RFC 9112), black box over raw sockets: status, framing, the bytes that
-/// reach the origin, whether the connection stays open. Whoever parses the requests (Kestrel today; ZcProxy's own
-/// layer with ZCPROXY_TEST_HTTP1=own) must pass the same cases. Framing attacks (CL.TE, duplicate or malformed lengths,
+/// reach the origin, whether the connection stays open. Whoever parses the requests (ZcProxy's own layer by default;
+/// Kestrel's with ZCPROXY_TEST_HTTP1=kestrel) must pass the same cases. Framing attacks (CL.TE, duplicate or malformed lengths,
 /// transfer codings, obs-fold, control bytes) are RequestFramingTests' corpus, on the same rig.
 /// </summary>
 public sealed class Http1ConformanceTests(Http1ConformanceRig rig, ITestOutputHelper output) : IClassFixture<Http1ConformanceRig>

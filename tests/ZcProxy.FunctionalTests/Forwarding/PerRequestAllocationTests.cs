@@ -23,8 +23,8 @@ public class PerRequestAllocationTests(ITestOutputHelper output)
     /// enumerator and the access log's frame; 488 with the hot frames' boxes in a deeper pool (`FramePoolBuilder`) and
     /// the retry step's frame pooled behind a small Task; 280-283 with the zero-copy response, the upstream timing and
     /// the pool state made once per connection and reset per request; 248-255 with the request head's buffer object too.
-    /// The own HTTP/1.1 layer (ZCPROXY_TEST_HTTP1=own): 304, then 248 with the request fields copied upstream through
-    /// HeaderDictionary's struct enumerator (the interface's is a 56 B box; the JIT stack-allocates Kestrel's).
+    /// The own HTTP/1.1 layer (the default; Kestrel's with ZCPROXY_TEST_HTTP1=kestrel): 304, then 248 with the request fields copied upstream through
+    /// HeaderDictionary's struct enumerator (the interface's is a 56 B box; Kestrel's collection keeps one per request).
     /// </summary>
     [Fact]
     public async Task ASmallProxiedRequest_AllocatesLittleOnTheLoops()

@@ -32,13 +32,13 @@ public sealed class InProcessProxy : IAsyncDisposable
     }
 
     /// <summary>
-    /// ZCPROXY_TEST_HTTP1=own (or kestrel) runs every in-process proxy with that ZeroCopy.Http1 mode unless its config
-    /// names one: the whole functional suite on ZcProxy's own HTTP/1.1 layer.
+    /// ZCPROXY_TEST_HTTP1=kestrel (or own) runs every in-process proxy with that ZeroCopy.Http1 mode unless its config
+    /// names one: the whole functional suite on Kestrel's HTTP/1.1 layer (the default is ZcProxy's own).
     /// </summary>
     private static ZcProxy.Core.Configuration.LoadedConfig WithTestHttp1(ZcProxy.Core.Configuration.LoadedConfig config)
     {
         var mode = Environment.GetEnvironmentVariable("ZCPROXY_TEST_HTTP1");
-        if (string.IsNullOrEmpty(mode) || config.Options.ZeroCopy.Http1 != ZcProxy.Core.Configuration.ZeroCopyOptions.Http1Kestrel
+        if (string.IsNullOrEmpty(mode) || config.Options.ZeroCopy.Http1 != ZcProxy.Core.Configuration.ZeroCopyOptions.Http1Default
             || File.ReadAllText(config.Files[0]).Contains("\"Http1\"", StringComparison.Ordinal)) return config;
         return config with { Options = config.Options with { ZeroCopy = config.Options.ZeroCopy with { Http1 = mode } } };
     }
