@@ -61,8 +61,9 @@ TARGETS = [
     Target("zc-off", "zcproxy", "off", description="ZcProxy, ZeroCopy off (stock YARP path)"),
     Target("zc-on-log", "zcproxy", "on", access_log=True,
            description="ZcProxy, ZeroCopy on, access log to a file as packaged (issue 16: <= 10% over zc-on at 1 KiB)"),
-    Target("zc-own", "zcproxy", "on", http1="own",
-           description="ZcProxy, ZeroCopy on, ZcProxy's own HTTP/1.1 layer (ZeroCopy.Http1 own; issue 12)"),
+    Target("zc-kestrel", "zcproxy", "on", http1="kestrel",
+           description="ZcProxy, ZeroCopy on, Kestrel's HTTP/1.1 layer (ZeroCopy.Http1 kestrel; the default before "
+                       "the own layer, issue 12)"),
     Target("nginx-stock", "nginx", "stock", description="nginx proxy_pass, stock buffering"),
     Target("nginx-tuned", "nginx", "tuned", description="nginx proxy_pass, proxy_buffers 16 64k, no temp file"),
     Target("haproxy-splice", "haproxy", "splice", description="HAProxy, option splice-request/-response"),
@@ -98,8 +99,8 @@ ACCESS_LOG_WORKLOADS = {
     "full": ["1k-c16", "1k-c64"],
     "quick": ["1k-c16"],
 }
-# The own HTTP/1.1 layer against Kestrel's: per-request cost is where they differ.
-OWN_HTTP1_WORKLOADS = {
+# Kestrel's HTTP/1.1 layer against the own one (the default): per-request cost is where they differ.
+HTTP1_LAYER_WORKLOADS = {
     "full": ["1k-c16", "1k-c64", "64k-c16"],
     "quick": ["1k-c16"],
 }
@@ -157,7 +158,7 @@ def all_cases(mode):
         names = (CACHE_WORKLOADS[mode] if t.cache else TCP_WORKLOADS[mode] if t.tcp
                  else TLS_WORKLOADS[mode] if t.tls
                  else STATIC_WORKLOADS[mode] if t.static else ACCESS_LOG_WORKLOADS[mode] if t.access_log
-                 else OWN_HTTP1_WORKLOADS[mode] if t.http1 == "own"
+                 else HTTP1_LAYER_WORKLOADS[mode] if t.http1
                  else PROXY_WORKLOADS[mode])
         cases += [Case(t, workload(w)) for w in names]
         if t.name in UPLOAD_TARGETS:
