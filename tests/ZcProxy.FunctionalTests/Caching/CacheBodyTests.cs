@@ -168,15 +168,28 @@ public class CacheBodyTests
         var body = CacheRig.RandomBody(size, 3);
         // "threshold": every hit of at least DirectIoThreshold, resident or not (the residency rule: CacheDirectIoTests).
         await using var rig = await CacheRig.StartAsync(Serve("/l", body), cacheSettings: "\"DirectIo\": \"threshold\"");
+        const string Direct = "zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}";
+        const string Copy = "zcproxy_body_bytes_total{mechanism=\"copy\",direction=\"response\"}";
+        const string Splice = "zcproxy_body_bytes_total{mechanism=\"splice\",direction=\"response\"}";
+        // Counters land right after each send, possibly just after the client read the last byte: wait for the bytes to
+        // be counted, then compare exactly (a too-early read failed here once, 1,044,603 bytes short).
+        async Task<double> CountedAsync(string metric, double expected)
+        {
+            try { await Poll.UntilAsync(async () => await rig.MetricAsync(metric) >= expected, "the body bytes to be counted"); }
+            catch (TimeoutException) { }
+            return await rig.MetricAsync(metric);
+        }
         var miss = await rig.SendAsync("/l");
         Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await miss.Content.ReadAsByteArrayAsync()));
-        double direct = await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}");
-        double copy = await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"copy\",direction=\"response\"}");
+        try { await Poll.UntilAsync(async () => await rig.MetricAsync(Copy) + await rig.MetricAsync(Splice) >= body.Length, "the miss to be counted"); }
+        catch (TimeoutException) { }
+        double direct = await rig.MetricAsync(Direct);
+        double copy = await rig.MetricAsync(Copy);
 
         var hit = await rig.SendAsync("/l");
         Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
         Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
-        Assert.Equal(direct + body.Length, await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}"));
+        Assert.Equal(direct + body.Length, await CountedAsync(Direct, direct + body.Length));
 
         var part = await rig.SendAsync("/l", r => r.Headers.Range = new(1001, 2_100_000));
         Assert.Equal(206, (int)part.StatusCode);
@@ -184,10 +197,10 @@ public class CacheBodyTests
         var tail = await rig.SendAsync("/l", r => r.Headers.Range = new(4097, null)); // unaligned start, through the unaligned end
         Assert.Equal(206, (int)tail.StatusCode);
         Assert.Equal(body[4097..], await tail.Content.ReadAsByteArrayAsync());
-        Assert.Equal(direct + body.Length + (2_100_001 - 1001) + (body.Length - 4097),
-            await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"directio\",direction=\"response\"}"));
+        double expected = direct + body.Length + (2_100_001 - 1001) + (body.Length - 4097);
+        Assert.Equal(expected, await CountedAsync(Direct, expected));
         // O_DIRECT hits never go through the copy path (with the transport: sent from the aligned buffers).
-        Assert.Equal(copy, await rig.MetricAsync("zcproxy_body_bytes_total{mechanism=\"copy\",direction=\"response\"}"));
+        Assert.Equal(copy, await rig.MetricAsync(Copy));
         Assert.Equal(1, rig.Origin.Requests);
     }
 
