@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using Yarp.ReverseProxy.Configuration;
 using ZcProxy.Core.Configuration;
 
@@ -43,7 +42,7 @@ internal sealed record ClusterBalancingSettings
     /// <summary>A shorter break would let a dead destination take a trial request every few moments.</summary>
     public static readonly TimeSpan MinFailTimeout = TimeSpan.FromMilliseconds(500);
 
-    private static readonly ConditionalWeakTable<ClusterConfig, Entry> Cache = new();
+    private static readonly SettingsByConfig<ClusterConfig, ClusterBalancingSettings> Cache = new(static c => Parse(c.Metadata, static (_, _) => { }));
 
     /// <summary>
     /// The MaxFails in force for a cluster of <paramref name="destinations"/> destinations; 0 means no breaker. Like
@@ -52,19 +51,7 @@ internal sealed record ClusterBalancingSettings
     /// </summary>
     public int BreakerMaxFails(int destinations) => MaxFailsConfigured || destinations > 1 ? MaxFails : 0;
 
-    public static ClusterBalancingSettings For(ClusterConfig config)
-    {
-        // The same few configs are asked for request after request: the last one answers without the table's lookup.
-        if (s_last is { } last && ReferenceEquals(last.Config, config)) return last.Settings;
-        var entry = Cache.GetValue(config, static c => new Entry(c, Parse(c.Metadata, static (_, _) => { })));
-        s_last = entry;
-        return entry.Settings;
-    }
-
-    private static Entry? s_last;
-
-    /// <summary>A table entry: the config with its settings, so the last one asked for is one reference.</summary>
-    private sealed record Entry(ClusterConfig Config, ClusterBalancingSettings Settings);
+    public static ClusterBalancingSettings For(ClusterConfig config) => Cache.For(config);
 
     public static ClusterBalancingSettings Parse(IReadOnlyDictionary<string, string>? metadata, Action<string, string> error)
     {

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using Yarp.ReverseProxy.Configuration;
 using ZcProxy.Core.Configuration;
 
@@ -16,22 +15,10 @@ internal sealed record DestinationBalancingSettings
     public int MaxConnections { get; init; }
     public TimeSpan SlowStart { get; init; }
 
-    private static readonly ConditionalWeakTable<DestinationConfig, Entry> Cache = new();
+    private static readonly SettingsByConfig<DestinationConfig, DestinationBalancingSettings> Cache = new(static c => Parse(c.Metadata, static (_, _) => { }));
 
     /// <summary>Settings for a live destination; invalid values (rejected by `check`) fall back to defaults.</summary>
-    public static DestinationBalancingSettings For(DestinationConfig config)
-    {
-        // The same few configs are asked for request after request: the last one answers without the table's lookup.
-        if (s_last is { } last && ReferenceEquals(last.Config, config)) return last.Settings;
-        var entry = Cache.GetValue(config, static c => new Entry(c, Parse(c.Metadata, static (_, _) => { })));
-        s_last = entry;
-        return entry.Settings;
-    }
-
-    private static Entry? s_last;
-
-    /// <summary>A table entry: the config with its settings, so the last one asked for is one reference.</summary>
-    private sealed record Entry(DestinationConfig Config, DestinationBalancingSettings Settings);
+    public static DestinationBalancingSettings For(DestinationConfig config) => Cache.For(config);
 
     /// <summary>Parses the Metadata, reporting each bad value as (key, reason).</summary>
     public static DestinationBalancingSettings Parse(IReadOnlyDictionary<string, string>? metadata, Action<string, string> error)
