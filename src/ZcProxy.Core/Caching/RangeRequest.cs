@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Primitives;
 
 namespace ZcProxy.Core.Caching;
 
@@ -14,7 +15,7 @@ internal static class RangeRequest
     public static (Outcome Outcome, long Start, long Length) Evaluate(HttpRequest request, StoredResponse stored)
     {
         // Without a Range there is nothing to answer partially, and Last-Modified is not parsed (If-Range needs it).
-        if (stored.Status != 200 || string.IsNullOrEmpty(request.Headers.Range.ToString())) return (Outcome.Full, 0, stored.BodyLength);
+        if (stored.Status != 200 || StringValues.IsNullOrEmpty(request.Headers.Range)) return (Outcome.Full, 0, stored.BodyLength);
         return Evaluate(request, stored.BodyLength, stored.Header("ETag"), HttpDate.Parse(stored.Header("Last-Modified")));
     }
 
