@@ -36,14 +36,4 @@ internal static class BalancingTestConfig
     /// OS and closed again is not: another test's server may bind it meanwhile and take the "refused" requests.
     /// </summary>
     public static int RefusingPort() => 0;
-
-    /// <summary>A port free now, for a test that starts a server on it later (it may be taken meanwhile: use only where needed).</summary>
-    public static int FreePortForLater()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 }

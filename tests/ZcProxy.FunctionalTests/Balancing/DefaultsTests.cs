@@ -92,7 +92,8 @@ public class DefaultsTests
     [InlineData(true)]
     public async Task ALoneDestination_IsNotTakenOutByTheDefaultBreaker(bool zeroCopy)
     {
-        int port = FreePortForLater(); // refuses until the origin below starts on it
+        using var reserved = new ReservedPort(); // refuses until the origin below starts on it; no other test gets it
+        int port = reserved.Port;
         using var dir = new ConfigDirectory();
         Write(dir, zeroCopy, BareCluster(Destination("a", $"http://127.0.0.1:{port}/")));
         await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);

@@ -26,8 +26,9 @@ public class FailoverTests
     [InlineData(true)]
     public async Task Backup_TakesOverWhenPrimariesAreDown_AndGivesBack(bool zeroCopy)
     {
-        var primary = await TestOrigin.StartAsync("P");
-        int primaryPort = primary.Port;
+        using var reserved = new ReservedPort(); // while the primary is down no other test's server takes its port
+        int primaryPort = reserved.Port;
+        var primary = await TestOrigin.StartAsync("P", port: primaryPort);
         await using var backup = await TestOrigin.StartAsync("K");
         using var dir = new ConfigDirectory();
         Write(dir, zeroCopy, Cluster("c", "RoundRobin", "\"Retries\": 1, \"MaxFails\": 2, \"FailTimeout\": \"1s\"",

@@ -15,11 +15,12 @@ namespace ZcProxy.Tests.Discovery;
 public sealed class EtcdServer : IAsyncDisposable
 {
     private readonly string _dataDir = Path.Combine(Path.GetTempPath(), "zcproxy-etcd-" + Guid.NewGuid().ToString("N")[..12]);
-    private readonly int _clientPort = FreePort(), _peerPort = FreePort();
+    // Held while the server lives: etcd restarts on the same ports, and no other test's server takes them meanwhile.
+    private readonly ReservedPort _clientPort = new(), _peerPort = new();
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(10) };
     private Process? _process;
 
-    public string Url => $"http://127.0.0.1:{_clientPort}";
+    public string Url => $"http://127.0.0.1:{_clientPort.Port}";
 
     public static async Task<EtcdServer> StartAsync()
     {
@@ -33,8 +34,8 @@ public sealed class EtcdServer : IAsyncDisposable
         var info = new ProcessStartInfo(EtcdAvailability.Binary!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "--name", "test", "--data-dir", _dataDir,
                      "--listen-client-urls", Url, "--advertise-client-urls", Url,
-                     "--listen-peer-urls", $"http://127.0.0.1:{_peerPort}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{_peerPort}",
-                     "--initial-cluster", $"test=http://127.0.0.1:{_peerPort}", "--log-level", "error" })
+                     "--listen-peer-urls", $"http://127.0.0.1:{_peerPort.Port}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{_peerPort.Port}",
+                     "--initial-cluster", $"test=http://127.0.0.1:{_peerPort.Port}", "--log-level", "error" })
             info.ArgumentList.Add(a);
         _process = Process.Start(info)!;
         _process.BeginOutputReadLine();
@@ -85,17 +86,12 @@ public sealed class EtcdServer : IAsyncDisposable
 
     private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
         _http.Dispose();
+        _clientPort.Dispose();
+        _peerPort.Dispose();
         try { Directory.Delete(_dataDir, recursive: true); } catch (IOException) { }
     }
 }

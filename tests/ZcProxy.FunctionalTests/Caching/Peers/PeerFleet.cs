@@ -19,11 +19,13 @@ internal sealed class PeerFleet : IAsyncDisposable
     public const string SiteName = "cdn.example";
 
     private readonly List<ConfigDirectory> _dirs = [];
+    private readonly ReservedPort[] _ports; // held while the fleet lives: a node down refuses, and no other test's server takes its port
 
-    private PeerFleet(TestOrigin origin, string[] nodeUrls)
+    private PeerFleet(TestOrigin origin, ReservedPort[] ports)
     {
         Origin = origin;
-        NodeUrls = nodeUrls;
+        _ports = ports;
+        NodeUrls = ports.Select(p => $"http://127.0.0.1:{p.Port}").ToArray();
     }
 
     public TestOrigin Origin { get; }
@@ -45,8 +47,8 @@ internal sealed class PeerFleet : IAsyncDisposable
                 return Results.Bytes(CacheRig.RandomBody(BigSize, n), "application/octet-stream");
             });
         });
-        var urls = Enumerable.Range(0, nodes).Select(_ => $"http://127.0.0.1:{FreePort()}").ToArray();
-        var fleet = new PeerFleet(origin, urls);
+        var fleet = new PeerFleet(origin, Enumerable.Range(0, nodes).Select(_ => new ReservedPort()).ToArray());
+        var urls = fleet.NodeUrls;
         var started = new InProcessProxy?[nodes];
         for (int i = 0; i < running; i++)
         {
@@ -97,17 +99,11 @@ internal sealed class PeerFleet : IAsyncDisposable
         Nodes[node] = null;
     }
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
     public async ValueTask DisposeAsync()
     {
         foreach (var node in Nodes) if (node is not null) await node.DisposeAsync();
         foreach (var dir in _dirs) dir.Dispose();
         await Origin.DisposeAsync();
+        foreach (var port in _ports) port.Dispose();
     }
 }
