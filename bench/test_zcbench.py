@@ -1,11 +1,17 @@
 """Unit tests for the bench's parsing and report code: `cd bench && python3 -m unittest`."""
+import contextlib
+import io
 import json
 import os
+import re
+import socketserver
+import tempfile
+import threading
 import subprocess
 import sys
 import unittest
 
-from zcbench import ceilings, configs, targets, metrics, plan, pollution, procstat, report, stats, syscalls, wrk
+from zcbench import ceilings, configs, targets, metrics, plan, pollution, procstat, report, stats, syscalls, uploader, wrk
 
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:4000/16m.bin
   2 threads and 4 connections
@@ -453,16 +459,69 @@ class UploadRowsTest(unittest.TestCase):
         self.assertEqual(sorted({c.target.name for c in cases}), sorted(plan.UPLOAD_TARGETS))
         self.assertTrue(all(c.workload.upload for c in cases))
         self.assertEqual({c.workload.body_bytes for c in cases}, {plan.MiB, 16 * plan.MiB, 256 * plan.MiB})
-        script = wrk.upload_script(plan.MiB)
-        self.assertIn('wrk.method = "POST"', script)
-        self.assertIn(f"string.rep(\"z\", {plan.MiB})", script)
-        self.assertIn("ZCBENCH requests=", script)
 
-    def test_origin_reads_uploads_whole_and_nginx_streams_them(self):
+    def test_origin_reads_uploads_whole_in_memory_and_nginx_streams_them(self):
         origin = configs.nginx_origin(4000, "/tmp/r", "/tmp/f")
         self.assertIn("location = /upload", origin)
         self.assertIn("client_max_body_size 0;", origin)
+        # A body above client_body_buffer_size goes to a temporary file on disk: the origin stalls in pwrite.
+        m = re.search(r"client_body_buffer_size (\d+)m;", origin)
+        self.assertIsNotNone(m)
+        largest = max(w.body_bytes for w in (c.workload for c in plan.all_cases("full")) if w.upload)
+        self.assertGreaterEqual(int(m.group(1)) * plan.MiB, largest)
         self.assertIn("proxy_request_buffering off;", configs.nginx_proxy(4001, 4000, "/tmp/r", "tuned"))
+
+
+class _Sink(socketserver.StreamRequestHandler):
+    """Reads POST bodies of the Content-Length given and answers ok, keep-alive; records each body's length."""
+
+    def handle(self):
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            length = 0
+            while line not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+                line = self.rfile.readline()
+            left = length
+            while left:
+                chunk = self.rfile.read(min(left, 1 << 20))
+                if not chunk:
+                    return
+                left -= len(chunk)
+            self.server.bodies.append(length)
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+
+
+class UploaderTest(unittest.TestCase):
+    def test_posts_the_file_over_each_connection_and_prints_wrks_summary(self):
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Sink)
+        server.daemon_threads = True
+        server.bodies = []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        with tempfile.NamedTemporaryFile() as body:
+            body.write(os.urandom(3 * plan.MiB + 7))
+            body.flush()
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                uploader.main([f"http://127.0.0.1:{server.server_address[1]}/upload", "--body", body.name,
+                               "--connections", "2", "--duration", "1"])
+        r = wrk.parse(out.getvalue())
+        self.assertGreater(r["requests"], 2)
+        self.assertEqual(r["errors"], 0)
+        self.assertLess(r["duration_s"], 1.5)  # a blocked send notices the end of the run
+        self.assertEqual(set(server.bodies), {3 * plan.MiB + 7})
+        self.assertGreaterEqual(len(server.bodies), r["requests"])
+
+    def test_command_runs_the_script_itself(self):
+        cmd = uploader.command("http://127.0.0.1:1/upload", "/tmp/b", 2, 10)
+        self.assertEqual(cmd[1], os.path.abspath(uploader.__file__))
+        self.assertEqual(cmd[2:], ["http://127.0.0.1:1/upload", "--body", "/tmp/b", "--connections", "2", "--duration", "10"])
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from . import ceilings, metrics, plan, procstat, report, services, stats, syscalls, targets, verify, wrk
+from . import ceilings, metrics, plan, procstat, report, services, stats, syscalls, targets, uploader, verify, wrk
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(BENCH_DIR)
@@ -115,7 +115,7 @@ class Bench:
         self.failed_runs = []
         self._verified = {}   # (target, size) -> None or why the response was wrong
         self.lua_path = None
-        self.upload_scripts = {}  # upload size -> wrk script POSTing a body of that size
+        self.files_dir = None  # the bench's files (bodies served, and the upload client's bodies)
         self.post_notes = {}  # (target, size) -> what the check after timing found
 
     def stop_all(self):
@@ -126,6 +126,7 @@ class Bench:
                 log(f"stopping {name}: {e}")
 
     def start(self, needed, work_dir, files_dir):
+        self.files_dir = files_dir
         origin_svc, origin_port = targets.build(plan.TARGETS_BY_NAME["origin"], work_dir, None, None, files_dir)
         self.services["origin"] = origin_svc.start()
         self.ports["origin"] = origin_port
@@ -166,14 +167,10 @@ class Bench:
 
     def wrk_cmd(self, c, duration):
         if c.workload.upload:
-            script = self.upload_scripts.get(c.workload.size)
-            if script is None:
-                script = os.path.join(os.path.dirname(self.lua_path), f"upload-{c.workload.size}.lua")
-                with open(script, "w") as f:
-                    f.write(wrk.upload_script(c.workload.body_bytes))
-                self.upload_scripts[c.workload.size] = script
-            return wrk.command(f"http://127.0.0.1:{self.ports[c.target.name]}/upload", c.workload.threads,
-                               c.workload.connections, duration, script)
+            # Not wrk: it built each thread's 256 MiB request for seconds inside the timed run (uploader.py).
+            return uploader.command(f"http://127.0.0.1:{self.ports[c.target.name]}/upload",
+                                    os.path.join(self.files_dir, f"{c.workload.size}.bin"), c.workload.connections,
+                                    duration)
         url = f"{'https' if c.target.tls else 'http'}://127.0.0.1:{self.ports[c.target.name]}/{c.workload.size}.bin"
         return wrk.command(url, c.workload.threads, c.workload.connections, duration, self.lua_path)
 

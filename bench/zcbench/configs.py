@@ -26,10 +26,17 @@ http {{
 """
 
 
+# The origin's request body buffer: above the largest upload (256 MiB), so a body stays in memory. nginx spills a body
+# larger than client_body_buffer_size to a temporary file: at 128m each 256 MiB upload cost the origin two pwrites
+# of 130 ms and 60 ms on average (strace -T) into /tmp on disk, during which it read nothing and both proxies waited
+# for it (issue 13, docs/transport.md "Uploads: the rig"). nginx allocates min(body, 1.25 x this) per request.
+ORIGIN_BODY_BUFFER = "320m"
+
+
 def nginx_origin(port, run_dir, files_dir, workers="auto"):
     """The origin: static files with sendfile, cacheable for a day so proxy caches store them; /upload reads a
-    request body whole (buffered in memory: proxy_pass to its own /sink with a one-byte body) before it answers "ok",
-    so a proxy sees no early response."""
+    request body whole (buffered in memory, never a temporary file: proxy_pass to its own /sink with a one-byte body)
+    before it answers "ok", so a proxy sees no early response."""
     body = f"""\
     server {{
         listen 127.0.0.1:{port} reuseport;
@@ -37,7 +44,7 @@ def nginx_origin(port, run_dir, files_dir, workers="auto"):
         location / {{ add_header Cache-Control "public, max-age=86400"; }}
         location = /upload {{
             client_max_body_size 0;
-            client_body_buffer_size 128m;
+            client_body_buffer_size {ORIGIN_BODY_BUFFER};
             proxy_pass http://127.0.0.1:{port}/sink;
             proxy_set_body "x";
             proxy_http_version 1.1;

@@ -16,12 +16,6 @@ done = function(summary, latency, requests)
 end
 '''
 
-def upload_script(body_bytes):
-    """A wrk script that POSTs body_bytes to every request (wrk adds the Content-Length), with the done hook."""
-    return (f'wrk.method = "POST"\nwrk.body = string.rep("z", {body_bytes})\n'
-            'wrk.headers["Content-Type"] = "application/octet-stream"\n' + LUA_DONE)
-
-
 _LINE = re.compile(r"^ZCBENCH (.*)$", re.M)
 
 
