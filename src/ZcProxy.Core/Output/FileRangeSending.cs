@@ -81,7 +81,8 @@ internal sealed partial class FileRangeSending
             reason = FileSendReason.NoDirectIo; // the file system refuses O_DIRECT (tmpfs), or the file changed under us
         }
         _sends[(BodyMechanism.Sendfile, reason)].Increment();
-        return new FileRangeSource(file, offset, length, withHead: length < FileRangeSource.SendfileFrom);
+        return new FileRangeSource(file, offset, length, withHead: length < FileRangeSource.SendfileFrom,
+            seenResident: reason == FileSendReason.Resident);
     }
 
     /// <summary>The rule's questions about one open file's range: a struct, so asking them allocates nothing (no closures per hit).</summary>

@@ -12,9 +12,11 @@ namespace ZcProxy.Core.Output;
 /// The file handle stays the caller's. Reads and sendfiles of pages the page cache holds run where the caller is (an event
 /// loop too), the others on the thread pool (<see cref="LoopFileIo"/>). <paramref name="withHead"/>: the range offers no
 /// sendfile of its own, so it is read and leaves with the response head in one write (<see cref="FileRangeSending"/> asks
-/// it below <see cref="SendfileFrom"/>; nginx writes a head with writev, then sendfile).
+/// it below <see cref="SendfileFrom"/>; nginx writes a head with writev, then sendfile). <paramref name="seenResident"/>: the
+/// caller has just found every page of the range in the page cache (<see cref="FileRangeSending"/>'s cachestat), so the
+/// sendfiles need not ask again for a while (<see cref="SeenResidentForMs"/>).
 /// </summary>
-internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length, bool withHead = false) : BodySource
+internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length, bool withHead = false, bool seenResident = false) : BodySource
 {
     private const int CopyBufferSize = 128 * 1024;
     /// <summary>
@@ -28,6 +30,18 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
     /// </summary>
     internal const long SendfileFrom = 16 * 1024;
     private static volatile bool s_noCachedReads;
+    /// <summary>
+    /// How long a page-cache look-up is trusted: the sendfiles of the bytes it found resident run on the loop without a
+    /// cachestat of their own for this long after it. A cachestat walks the page cache's entries of every page it covers
+    /// (~2.5–9 µs per MiB here, docs/direct-io.md), so one per sendfile walked a resident hit a second time after the
+    /// range's own look-up (FileRangeSending). Not for the whole move: a slow client's hit lasts minutes, and pages idle that
+    /// long are paged out (DAMON here, reclaim anywhere); 500 ms covers a resident 256 MiB hit at 512 MB/s and more.
+    /// </summary>
+    internal const long SeenResidentForMs = 500;
+
+    /// <summary>The file position up to which the page cache was seen to hold the range, and when (Environment.TickCount64).</summary>
+    private long _seenResidentTo = seenResident ? offset + length : offset;
+    private long _seenAt = seenResident ? Environment.TickCount64 : 0;
     private long _copied;
     private byte[]? _buffer;
 
@@ -101,7 +115,7 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
                 // on the thread pool instead of the loop (LoopFileIo); the calls after it run where that await resumed (the
                 // pool, usually) until the socket is full, and the move comes back to the loop with the wait for the client.
                 long from = position;
-                var sent = LoopFileIo.MustLeaveLoop(file, from, count)
+                var sent = MustLeaveLoop(from, count)
                     ? await Task.Run(() => SendChunk(to, fileFd, from, count))
                     : SendChunk(to, fileFd, from, count);
                 if (sent is not { } r) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
@@ -125,6 +139,22 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
             }
             return BodyResult.Complete;
         }
+    }
+
+    /// <summary>
+    /// Whether the sendfile of [<paramref name="from"/>, +<paramref name="count"/>) must run on the thread pool
+    /// (<see cref="LoopFileIo.MustLeaveLoop"/>); bytes seen resident in the last <see cref="SeenResidentForMs"/> are not
+    /// asked about again.
+    /// </summary>
+    private bool MustLeaveLoop(long from, long count)
+    {
+        if (!EventLoop.OnAnyLoopThread) return false; // off the loops a sendfile may wait for the disk
+        long now = Environment.TickCount64;
+        if (from + count <= _seenResidentTo && now - _seenAt <= SeenResidentForMs) return false;
+        if (LoopFileIo.MustLeaveLoop(file, from, count)) return true;
+        _seenResidentTo = from + count;
+        _seenAt = now;
+        return false;
     }
 
     /// <summary>One sendfile(2) of up to <paramref name="count"/> bytes from <paramref name="from"/>; null when the client socket is closed.</summary>

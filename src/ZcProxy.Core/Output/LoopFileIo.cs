@@ -75,6 +75,9 @@ internal static class LoopFileIo
         return (Syscalls.TryOpen(path, flags, out var opened), opened);
     }
 
+    /// <summary>Tests see each page-cache look-up made for a read on a loop: the file, the offset and the length asked about.</summary>
+    internal static Action<SafeFileHandle, long, long>? Asked;
+
     /// <summary>
     /// True when the caller is on an event-loop thread and the read of bytes [offset, offset+length) of
     /// <paramref name="file"/> must go to the thread pool: some page of those bytes is not in the page cache.
@@ -82,6 +85,7 @@ internal static class LoopFileIo
     public static bool MustLeaveLoop(SafeFileHandle file, long offset, long length)
     {
         if (!EventLoop.OnAnyLoopThread || length <= 0) return false;
+        Asked?.Invoke(file, offset, length);
         var cached = Syscalls.CachedPages(file, offset, length);
         return cached.Ok && cached.Bytes < Syscalls.PagesSpanned(offset, length);
     }
