@@ -4,14 +4,16 @@ import io
 import json
 import os
 import re
+import socket
 import socketserver
 import tempfile
 import threading
+import time
 import subprocess
 import sys
 import unittest
 
-from zcbench import ceilings, configs, targets, metrics, plan, pollution, procstat, report, stats, syscalls, uploader, wrk
+from zcbench import ceilings, configs, targets, metrics, plan, pollution, procstat, report, sink, stats, syscalls, uploader, wrk
 
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:4000/16m.bin
   2 threads and 4 connections
@@ -453,7 +455,28 @@ class ToolOutputTests(unittest.TestCase):
         self.assertEqual(syscalls.parse_summary(STRACE_C)[1], ("epoll_wait", 10100, 0.135))
 
 
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class UploadRowsTest(unittest.TestCase):
+    def test_every_http_proxy_sends_uploads_to_the_upload_origin(self):
+        # The nginx origin read each body into a fresh buffer in one worker, picked by the reuseport hash (sink.py).
+        zc = json.loads(configs.zcproxy(4001, 4002, 4000, True, upload_port=4009))["ReverseProxy"]
+        self.assertEqual(zc["Routes"]["uploads"], {"ClusterId": "uploads", "Match": {"Path": "/upload"}})
+        self.assertEqual(zc["Clusters"]["uploads"]["Destinations"]["u1"]["Address"], "http://127.0.0.1:4009/")
+        self.assertNotIn("uploads", json.loads(configs.zcproxy(4001, 4002, 4000, True))["ReverseProxy"]["Routes"])
+        ha = configs.haproxy(4001, 4000, True, upload_port=4009)
+        self.assertIn("use_backend uploads if { path /upload }", ha)
+        self.assertIn("server up 127.0.0.1:4009", ha)
+        nginx = configs.nginx_proxy(4001, 4000, "/tmp/r", "tuned", upload_port=4009)
+        upload_location = nginx[nginx.index("location = /upload"):]
+        self.assertIn("proxy_pass http://uploads;", upload_location)
+        self.assertIn("proxy_request_buffering off;", upload_location)
+        self.assertIn("server 127.0.0.1:4009;", nginx)
+
     def test_upload_rows_are_selected_by_token_and_post_their_size(self):
         cases = plan.select(plan.all_cases("full"), "upload")
         self.assertEqual(sorted({c.target.name for c in cases}), sorted(plan.UPLOAD_TARGETS))
@@ -517,6 +540,43 @@ class UploaderTest(unittest.TestCase):
         self.assertLess(r["duration_s"], 1.5)  # a blocked send notices the end of the run
         self.assertEqual(set(server.bodies), {3 * plan.MiB + 7})
         self.assertGreaterEqual(len(server.bodies), r["requests"])
+
+    def test_through_the_upload_origin_plain_and_chunked(self):
+        port = _free_port()
+        proc = subprocess.Popen(sink.command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        for _ in range(100):  # bounded readiness poll
+            try:
+                probe = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            self.fail("sink did not listen")
+        probe.close()
+        with tempfile.NamedTemporaryFile() as body:
+            body.write(os.urandom(3 * plan.MiB + 7))
+            body.flush()
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                uploader.main([f"http://127.0.0.1:{port}/upload", "--body", body.name, "--connections", "2",
+                               "--duration", "1"])
+        r = wrk.parse(out.getvalue())
+        self.assertGreater(r["requests"], 2)
+        self.assertEqual(r["errors"], 0)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\n\r\n"
+                      b"POST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+            got = b""
+            while got.count(b"HTTP/1.1") < 2 or not got.endswith(b"\r\n\r\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 OK"), got)
+        self.assertIn(b"ok\nHTTP/1.1 404", got)
 
     def test_command_runs_the_script_itself(self):
         cmd = uploader.command("http://127.0.0.1:1/upload", "/tmp/b", 2, 10)

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from . import ceilings, metrics, plan, procstat, report, services, stats, syscalls, targets, uploader, verify, wrk
+from . import ceilings, metrics, plan, procstat, report, services, sink, stats, syscalls, targets, uploader, verify, wrk
 
 BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(BENCH_DIR)
@@ -104,6 +104,10 @@ def machine_lines(args, started, dll):
     ]
 
 
+# The upload origin's service name (sink.py): POST /upload of every HTTP proxy goes there; its CPU is a run's origin CPU.
+UPLOAD_ORIGIN = "upload-origin"
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -125,18 +129,27 @@ class Bench:
             except Exception as e:
                 log(f"stopping {name}: {e}")
 
-    def start(self, needed, work_dir, files_dir):
+    def start(self, needed, work_dir, files_dir, uploads=False):
+        """uploads: start the upload origin (sink.py) too; the HTTP proxies send POST /upload there."""
         self.files_dir = files_dir
         origin_svc, origin_port = targets.build(plan.TARGETS_BY_NAME["origin"], work_dir, None, None, files_dir)
         self.services["origin"] = origin_svc.start()
         self.ports["origin"] = origin_port
+        upload_port = None
+        if uploads:
+            upload_port = services.free_ports(1)[0]
+            run_dir = os.path.join(work_dir, UPLOAD_ORIGIN)
+            os.makedirs(run_dir, exist_ok=True)
+            self.services[UPLOAD_ORIGIN] = services.Service(UPLOAD_ORIGIN, sink.command(upload_port),
+                                                           os.path.join(run_dir, "server.log"), [upload_port]).start()
+            self.ports[UPLOAD_ORIGIN] = upload_port
         for t in needed:
             if t.name == "origin":
                 continue
             try:
                 if t.kind == "zcproxy" and not os.path.exists(self.args.zcproxy):
                     raise RuntimeError(f"{self.args.zcproxy} not found (dotnet build -c Release)")
-                svc, port = targets.build(t, work_dir, origin_port, self.args.zcproxy, files_dir)
+                svc, port = targets.build(t, work_dir, origin_port, self.args.zcproxy, files_dir, upload_port)
                 self.services[t.name] = svc
                 svc.start()
                 self.ports[t.name] = port
@@ -182,7 +195,7 @@ class Bench:
             return
         procstat.reset_peak_rss(svc.pid)
         mech0 = metrics.scrape(svc.admin_port, direction="request" if c.workload.upload else "response") if svc.admin_port else None
-        origin = self.services["origin"]
+        origin = self.services[UPLOAD_ORIGIN if c.workload.upload else "origin"]
         jit0 = metrics.jit_seconds(svc.admin_port) if svc.admin_port else None
         user0 = procstat.tree_user_seconds(svc.pid)
         cpu0, host0 = procstat.tree_cpu_seconds(svc.pid), procstat.host_cpu()
@@ -265,7 +278,7 @@ def run(args):
         log(f"{len(cases)} cases x {args.reps} reps; generating {', '.join(sizes)} in {work_dir}")
         digests = make_files(os.path.join(work_dir, "files"), sizes)
         needed = [t for t in plan.TARGETS if any(c.target == t for c in cases)]
-        bench.start(needed, work_dir, os.path.join(work_dir, "files"))
+        bench.start(needed, work_dir, os.path.join(work_dir, "files"), uploads=any(c.workload.upload for c in cases))
         bench.verify(cases, digests)
         timed = [c for c in cases if bench.case_status[c.id] == "ok"]
         # Warm-up (JIT, pools, page cache): one untimed run per case. .NET keeps compiling hot methods at

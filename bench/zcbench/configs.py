@@ -87,8 +87,8 @@ def _nginx_tls(tls):
             "        ssl_protocols TLSv1.2 TLSv1.3;\n        ssl_session_cache shared:SSL:10m;\n")
 
 
-def nginx_proxy(port, origin_port, run_dir, variant, workers="auto", max_size="4g", tls=None):
-    """nginx proxy_pass with upstream keep-alive.
+def nginx_proxy(port, origin_port, run_dir, variant, workers="auto", max_size="4g", tls=None, upload_port=None):
+    """nginx proxy_pass with upstream keep-alive; with upload_port, POST /upload goes to the upload origin (sink.py).
 
     variant: "stock" (default buffering: big bodies spill to a temp file), "tuned"
     (proxy_buffers 16 64k, no temp file), "cache" (proxy_cache + sendfile), "cache-aio"
@@ -111,21 +111,30 @@ def nginx_proxy(port, origin_port, run_dir, variant, workers="auto", max_size="4
         extra_loc = "            proxy_buffers 16 64k;\n            proxy_max_temp_file_size 0;"
     elif variant != "stock":
         raise ValueError(f"unknown nginx variant {variant!r}")
+    uploads = [
+        f"        }}\n        location = /upload {{",
+        _PROXY_BASICS.replace("http://origin", "http://uploads"),
+        extra_loc,
+    ] if upload_port else []
     body = "\n".join(x for x in [
         _UPSTREAM.format(origin_port=origin_port),
+        _UPSTREAM.replace("origin {{", "uploads {{").format(origin_port=upload_port) if upload_port else "",
         extra_http,
         f"    server {{\n        listen 127.0.0.1:{port} reuseport{' ssl' if tls else ''};\n{_nginx_tls(tls)}        location / {{",
         _PROXY_BASICS,
         extra_loc,
+        *uploads,
         "        }\n    }",
     ] if x)
     return _NGINX_COMMON.format(workers=workers, run=run_dir, body=body)
 
 
-def haproxy(port, origin_port, splice):
+def haproxy(port, origin_port, splice, upload_port=None):
     """HAProxy mode http; splice forced with option splice-request/-response (splice-auto does
-    not splice HTTP bodies in 2.6)."""
+    not splice HTTP bodies in 2.6); with upload_port, /upload goes to the upload origin (sink.py)."""
     splice_lines = "    option splice-request\n    option splice-response\n" if splice else ""
+    uploads = (f"    use_backend uploads if {{ path /upload }}\n", f"backend uploads\n    server up 127.0.0.1:{upload_port}\n") \
+        if upload_port else ("", "")
     return f"""\
 global
     maxconn 4000
@@ -138,10 +147,10 @@ defaults
     http-reuse always
 {splice_lines}frontend fe
     bind 127.0.0.1:{port}
-    default_backend be
+{uploads[0]}    default_backend be
 backend be
     server origin 127.0.0.1:{origin_port}
-"""
+{uploads[1]}"""
 
 
 NGINX_STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"  # Debian: libnginx-mod-stream
@@ -210,12 +219,12 @@ def zcproxy_stream(port, admin_port, origin_port, relay_pipe_size=0):
 
 
 def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=None, max_size="4GiB", access_log=None,
-            tls=None, http1=None):
+            tls=None, http1=None, upload_port=None):
     """ZcProxy's JSON config: one catch-all route to the origin; with cache_dir the route caches
     (direct_io: Cache.DirectIo "residency" | "threshold" | "off", ZcProxy's default when None); with access_log
     (a file path) requests are logged as the packaged config does (packaging/etc/zcproxy.json: a file, format main);
     with tls = (cert, key) the listener is https:// (TLS connections take YARP's forwarder); http1: ZeroCopy.Http1
-    ("kestrel" | "own"; ZcProxy's default when None)."""
+    ("kestrel" | "own"; ZcProxy's default when None); with upload_port, /upload goes to the upload origin (sink.py)."""
     route = {"ClusterId": "origin", "Match": {"Path": "/{**catch-all}"}}
     if cache_dir:
         route["Metadata"] = {"Cache": "on"}
@@ -235,6 +244,10 @@ def zcproxy(port, admin_port, origin_port, zero_copy, cache_dir=None, direct_io=
     }
     if http1:
         conf["ZeroCopy"]["Http1"] = http1
+    if upload_port:
+        conf["ReverseProxy"]["Routes"]["uploads"] = {"ClusterId": "uploads", "Match": {"Path": "/upload"}}
+        conf["ReverseProxy"]["Clusters"]["uploads"] = {"Destinations": {
+            "u1": {"Address": f"http://127.0.0.1:{upload_port}/"}}}
     if cache_dir:
         conf["Cache"] = {"Path": cache_dir, "MaxSize": max_size, "DirectIoThreshold": "4MiB",
                          "Inactive": "1h"}

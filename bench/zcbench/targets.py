@@ -5,7 +5,8 @@ from . import configs, tls
 from .services import Service, free_ports
 
 
-def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
+def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None, upload_port=None):
+    """upload_port: the upload origin (sink.py) that HTTP proxies send POST /upload to, when uploads are timed."""
     run_dir = os.path.join(work_dir, target.name)
     os.makedirs(run_dir, exist_ok=True)
     log = os.path.join(run_dir, "server.log")
@@ -24,14 +25,14 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
             text = configs.nginx_stream(port, origin_port, run_dir)
         else:
             text = configs.nginx_proxy(port, origin_port, run_dir, target.variant,
-                                       tls=tls.self_signed(run_dir) if target.tls else None)
+                                       tls=tls.self_signed(run_dir) if target.tls else None, upload_port=upload_port)
         conf = _write(run_dir, "nginx.conf", text)
         return Service(target.name, ["nginx", "-e", f"{run_dir}/error.log", "-p", run_dir, "-c", conf], log,
                        [port]), port
     if target.kind == "haproxy":
         port = free_ports(1)[0]
         text = configs.haproxy_tcp(port, origin_port) if target.variant == "tcp-splice" \
-            else configs.haproxy(port, origin_port, target.variant == "splice")
+            else configs.haproxy(port, origin_port, target.variant == "splice", upload_port=upload_port)
         conf = _write(run_dir, "haproxy.cfg", text)
         return Service(target.name, ["haproxy", "-db", "-f", conf], log, [port]), port
     if target.kind == "zcproxy":
@@ -46,7 +47,8 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None):
             text = configs.zcproxy_static(port, admin, files_dir)
         else:
             text = configs.zcproxy(port, admin, origin_port, target.variant == "on", cache_dir, access_log=access_log,
-                                   tls=tls.self_signed(run_dir) if target.tls else None, http1=target.http1 or None)
+                                   tls=tls.self_signed(run_dir) if target.tls else None, http1=target.http1 or None,
+                                   upload_port=upload_port)
         conf = _write(run_dir, "zcproxy.json", text)
         env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1")
         svc = Service(target.name, ["dotnet", zcproxy_dll, "--config", conf], log, [port, admin],
