@@ -98,6 +98,7 @@ internal sealed partial class SocketBody : UpstreamBody
     public override async ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(pipe);
+        Connection.BodyIsSpliced();
         var ends = new ResponseEnds(this, to);
         try
         {

@@ -19,6 +19,8 @@ internal sealed partial class UpstreamConnection : IDisposable
     private int _disposed;
     private byte[]? _prefetched;
     private int _prefetchedOffset, _prefetchedCount;
+    private int _lastHeadLength;
+    private int _firstRead = HeadReadSize;
 
     public UpstreamConnection(Socket socket, string destinationKey)
     {
@@ -87,9 +89,11 @@ internal sealed partial class UpstreamConnection : IDisposable
     {
         ReleasePrefetchedBody();
         OverRead = false;
+        int firstRead = _firstRead;
+        _firstRead = HeadReadSize; // the guess holds for one response: the next is greedy again unless its body is spliced too
         // Pooled: a fresh array per response was the largest allocation of a small proxied request (zeroed by the GC).
         // The parser copies what it keeps into strings; the buffer outlives this method only as the prefetched body.
-        byte[]? buffer = ArrayPool<byte>.Shared.Rent(Math.Min(HeadReadSize, limits.MaxHeadBytes + 1));
+        byte[]? buffer = ArrayPool<byte>.Shared.Rent(Math.Min(firstRead, limits.MaxHeadBytes + 1));
         int start = 0, count = 0; // buffer[start..count]: received, not yet part of a parsed head
         long receivedBefore = 0;  // bytes of interim heads already parsed
         try
@@ -110,6 +114,7 @@ internal sealed partial class UpstreamConnection : IDisposable
                         continue; // the next head may be in the same bytes
                     }
                     RememberHead(buffer.AsSpan(start - head.HeadLength, head.HeadLength), head, requestWasHead, limits);
+                    _lastHeadLength = head.HeadLength;
                     KeepBodyPrefix(head, ref buffer, start, count - start);
                     return head;
                 }
@@ -154,6 +159,18 @@ internal sealed partial class UpstreamConnection : IDisposable
     /// spliced body loses to user space is at most this (counted as copied).
     /// </summary>
     public const int HeadReadSize = 8 * 1024;
+
+    /// <summary>Room for a head longer than the last one (a Content-Length with more digits, another ETag); the pool rounds it up further.</summary>
+    private const int HeadLengthSlack = 128;
+
+    /// <summary>
+    /// The body of the response just read goes out by splice: the next head on this connection is read with a first
+    /// recv of about this head's length (one upstream's heads differ by a few bytes), not <see cref="HeadReadSize"/>.
+    /// Keep-alive traffic of large objects then leaves the body bytes behind the head in the kernel to be spliced,
+    /// where a greedy read copied ~8 KiB of each body into user space and out again (11 % of a 64 KiB body). A guess
+    /// that misses costs one recv: a head longer than the guess, or a small body after a large one (its rest is read).
+    /// </summary>
+    public void BodyIsSpliced() => _firstRead = Math.Min(HeadReadSize, _lastHeadLength + HeadLengthSlack);
 
     /// <summary>Body bytes consumed together with the last head; they come before anything still in the socket.</summary>
     public ReadOnlyMemory<byte> PrefetchedBody => _prefetched is null ? ReadOnlyMemory<byte>.Empty : _prefetched.AsMemory(_prefetchedOffset, _prefetchedCount);

@@ -41,6 +41,34 @@ public class UpstreamConnectionTests
     }
 
     [Fact]
+    public async Task ReadHead_AfterASplicedBody_TakesAboutTheHeadOnly_ThenIsGreedyAgain()
+    {
+        var (connection, origin) = await PairAsync();
+        using (connection) using (origin)
+        {
+            const string Head = "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n";
+            var body = new string('b', 20000);
+            async Task<int> PrefetchedOfAsync(bool spliced)
+            {
+                await SendAsync(origin, Head + body);
+                await Infrastructure.Poll.UntilAsync(() => connection.Socket.Available == Head.Length + body.Length, "the response to arrive");
+                await connection.ReadResponseHeadAsync(false, ResponseHeadLimits.Default, CancellationToken.None);
+                int prefetched = connection.PrefetchedBody.Length;
+                connection.ReleasePrefetchedBody();
+                if (spliced) connection.BodyIsSpliced();
+                var rest = new byte[connection.Socket.Available]; // what the splice would have moved
+                for (int read = 0; read < rest.Length;) read += await connection.Socket.ReceiveAsync(rest.AsMemory(read));
+                return prefetched;
+            }
+
+            Assert.Equal(UpstreamConnection.HeadReadSize - Head.Length, await PrefetchedOfAsync(spliced: true));
+            // The body behind the head stays in the socket for the splice: at most the head's slack came along.
+            Assert.InRange(await PrefetchedOfAsync(spliced: false), 1, 512 - Head.Length);
+            Assert.Equal(UpstreamConnection.HeadReadSize - Head.Length, await PrefetchedOfAsync(spliced: false));
+        }
+    }
+
+    [Fact]
     public async Task ReadHead_KeepsAtMostContentLength_AndMarksBytesPastTheResponse()
     {
         var (connection, origin) = await PairAsync();
