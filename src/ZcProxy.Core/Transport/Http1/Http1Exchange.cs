@@ -1,6 +1,7 @@
 using System.Collections;
 using Microsoft.AspNetCore.Hosting.Server.Abstractions;
 using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Transport.Http1;
@@ -16,8 +17,12 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
     private int _revision;
     private List<KeyValuePair<Type, object>>? _others;
 
-    // ZcProxy's own per-request features, set by the request middleware (plain fields: no dictionary lookup).
+    private bool _ownReplaced; // an own feature type was set: Own() looks for the replacement in _others
+
+    // ZcProxy's own per-request features, set by the request middleware, and YARP's route/cluster feature (~13
+    // lookups per proxied request): plain fields, no list to scan.
     private ZeroCopyResponse? _zeroCopyResponse;
+    private IReverseProxyFeature? _reverseProxy;
     // Routing's: this object is both features (as Kestrel's is), so routing allocates no feature object per request.
     private Microsoft.AspNetCore.Http.Endpoint? _endpointValue;
     private Microsoft.AspNetCore.Routing.RouteValueDictionary? _routeValuesValue;
@@ -43,6 +48,8 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
     {
         _revision++;
         _others?.Clear();
+        _ownReplaced = false;
+        _reverseProxy = null;
         _zeroCopyResponse?.End(); // the connection's: it must not keep this pooled object alive
         _zeroCopyResponse = null;
         _endpointValue = null;
@@ -60,6 +67,7 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
 
     private object? Get(Type key)
     {
+        if (key == typeof(IReverseProxyFeature)) return _reverseProxy;
         if (key == typeof(IHttpRequestFeature) || key == typeof(IHttpResponseFeature) || key == typeof(IHttpResponseBodyFeature)
             || key == typeof(IRequestBodyPipeFeature) || key == typeof(IHttpRequestBodyDetectionFeature) || key == typeof(IHttpConnectionFeature)
             || key == typeof(IHttpRequestLifetimeFeature) || key == typeof(IHttpRequestIdentifierFeature) || key == typeof(IHttpMaxRequestBodySizeFeature)
@@ -77,7 +85,7 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
     /// <summary>This object as the feature asked for, unless the app replaced it (then the replacement, from the list).</summary>
     private object? Own(Type key)
     {
-        if (_others is { } others)
+        if (_ownReplaced && _others is { } others)
             foreach (var pair in others)
                 if (pair.Key == key) return pair.Value;
         return this;
@@ -87,6 +95,8 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
     {
         _revision++;
         if (key == typeof(ZeroCopyResponse)) { _zeroCopyResponse = (ZeroCopyResponse?)value; return; }
+        if (key == typeof(IReverseProxyFeature)) { _reverseProxy = (IReverseProxyFeature?)value; return; }
+        if (Array.IndexOf(s_ownTypes, key) >= 0) _ownReplaced = true;
         var others = _others ??= new List<KeyValuePair<Type, object>>(8);
         for (int i = 0; i < others.Count; i++)
         {
@@ -108,6 +118,7 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
         foreach (var type in s_ownTypes)
             if (Get(type) is { } feature) own.Add(new(type, feature));
         if (_zeroCopyResponse is not null) own.Add(new(typeof(ZeroCopyResponse), _zeroCopyResponse));
+        if (_reverseProxy is not null) own.Add(new(typeof(IReverseProxyFeature), _reverseProxy));
         if (_others is { } others)
             foreach (var pair in others)
                 if (!s_ownTypes.Contains(pair.Key)) own.Add(pair);
