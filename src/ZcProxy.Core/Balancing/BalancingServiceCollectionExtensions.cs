@@ -1,11 +1,12 @@
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.DependencyInjection;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.LoadBalancing;
+using ZcProxy.Core.Balancing.Policies;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
-using ZcProxy.Core.Balancing.Policies;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Balancing;
 
@@ -33,7 +34,7 @@ internal static class BalancingServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigCheck, BalancingConfigCheck>());
         services.Replace(ServiceDescriptor.Singleton<IForwarderHttpClientFactory, ConnectTimeoutHttpClientFactory>());
         DecorateHealthUpdater(services);
-        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<TimeProvider>(LoopClock.Instance); // the loops' cached time (Transport/Loops/LoopClock)
         services.TryAddSingleton<RetryMetrics>();
         services.TryAddSingleton<DestinationRegistry>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, DestinationRegistryPruner>());

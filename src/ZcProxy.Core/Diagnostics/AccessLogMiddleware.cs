@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using ZcProxy.Core.Transport.Loops;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Model;
 
@@ -26,13 +26,13 @@ internal sealed class AccessLogMiddleware(RequestDelegate next, AccessLogWriter 
 
     public Task InvokeAsync(HttpContext context)
     {
-        context.Response.OnCompleted(Completed, RequestEnd.Rent(this, context, Stopwatch.GetTimestamp()));
+        context.Response.OnCompleted(Completed, RequestEnd.Rent(this, context, LoopClock.Timestamp()));
         return next(context);
     }
 
     private void Complete(HttpContext context, long start)
     {
-        var elapsed = Stopwatch.GetElapsedTime(start);
+        var elapsed = LoopClock.Elapsed(start);
         metrics.CountStatus(context.Response.StatusCode);
         var proxy = context.Find<IReverseProxyFeature>();
         metrics.For(proxy?.Route.Config.RouteId ?? "", proxy?.Cluster?.Config.ClusterId ?? "").Duration.Observe(elapsed.TotalSeconds);

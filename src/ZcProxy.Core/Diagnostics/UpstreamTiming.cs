@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Diagnostics;
 
@@ -34,7 +34,7 @@ internal sealed class UpstreamTiming(RouteSeries series, long start)
     public double? ConnectSeconds { get; private set; }
 
     /// <summary>Seconds from the first try to the response head; null when none arrived.</summary>
-    public double? HeaderSeconds => _headAt == 0 ? null : Stopwatch.GetElapsedTime(_start, _headAt).TotalSeconds;
+    public double? HeaderSeconds => _headAt == 0 ? null : LoopClock.Between(_start, _headAt).TotalSeconds;
 
     /// <summary>Seconds from the first try to the end of the upstream exchange; null while it runs.</summary>
     public double? ResponseSeconds { get; private set; }
@@ -48,11 +48,11 @@ internal sealed class UpstreamTiming(RouteSeries series, long start)
         _series.UpstreamConnect.Observe(took.TotalSeconds);
     }
 
-    public void HeadReceived() => _headAt = Stopwatch.GetTimestamp();
+    public void HeadReceived() => _headAt = LoopClock.Timestamp();
 
     public void Completed()
     {
-        ResponseSeconds = Stopwatch.GetElapsedTime(_start).TotalSeconds;
+        ResponseSeconds = LoopClock.Elapsed(_start).TotalSeconds;
         _series.UpstreamResponse.Observe(ResponseSeconds.Value);
         if (HeaderSeconds is { } header) _series.UpstreamHeader.Observe(header);
     }

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using ZcProxy.Core.Transport.Loops;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
@@ -19,7 +19,7 @@ internal sealed class UpstreamTimingStep(RequestMetrics metrics, ErrorPages page
     {
         var proxy = context.ReverseProxyFeature();
         var series = metrics.For(proxy.Route.Config.RouteId, proxy.Cluster?.Config.ClusterId ?? "");
-        long start = Stopwatch.GetTimestamp();
+        long start = LoopClock.Timestamp();
         // A zero-copy connection keeps one for all its requests (HTTP/1.x runs them one at a time).
         var perConnection = context.Find<ZeroCopyResponse>();
         var timing = perConnection?.Timing?.Restart(series, start) ?? new UpstreamTiming(series, start);

@@ -1,9 +1,10 @@
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.DependencyInjection;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Local;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Output;
 
@@ -16,7 +17,7 @@ internal static class OutputServiceCollectionExtensions
         services.TryAddSingleton<ForwardingMetrics>();
         services.TryAddSingleton<ResponseBodySender>();
         services.TryAddSingleton<BodyOutcomeReport>();
-        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<TimeProvider>(LoopClock.Instance); // the loops' cached time (Transport/Loops/LoopClock)
         services.TryAddSingleton<PageCacheRoom>();
         services.TryAddSingleton<FileRangeSending>();
         services.TryAddSingleton<ErrorPages>();

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Yarp.ReverseProxy.Configuration;
 using ZcProxy.Admin;
+using ZcProxy.Core.Balancing;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Compression;
 using ZcProxy.Core.Configuration;
@@ -10,8 +11,8 @@ using ZcProxy.Core.Discovery;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Output;
 using ZcProxy.Core.RateLimiting;
-using ZcProxy.Core.Balancing;
 using ZcProxy.Core.StreamProxy;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Hosting;
 
@@ -33,7 +34,7 @@ internal static class ProxyServices
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, UpstreamTimingTransform>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, TraceContextTransform>());
         services.AddZcLoadBalancing();
-        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<TimeProvider>(LoopClock.Instance); // the loops' cached time (Transport/Loops/LoopClock)
         services.TryAddSingleton<ProxyMetrics>();
         services.TryAddSingleton<RequestMetrics>();
         services.TryAddSingleton<UpstreamTimingStep>();

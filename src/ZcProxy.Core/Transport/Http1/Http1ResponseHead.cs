@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Transport.Http1;
 
@@ -142,28 +143,35 @@ internal static class Http1ResponseHead
     }
 }
 
-/// <summary>The Date field, formatted once a second (as Kestrel keeps one cached value).</summary>
+/// <summary>
+/// The Date field, formatted once a second (as Kestrel keeps one cached value). Whether the second has changed is asked
+/// of <see cref="LoopClock"/> (no clock read per response on a loop): the line is kept until the monotonic time at
+/// which its second ends, as worked out when it was formatted.
+/// </summary>
 internal static class Http1Date
 {
     /// <summary>"Date: " + RFC 1123 date (29 characters) + CRLF.</summary>
     public const int Length = 6 + 29 + 2;
-    private static byte[] s_line = Format(DateTimeOffset.UtcNow);
-    private static long s_second = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+    private static Current s_current = Make(LoopClock.Timestamp());
 
     public static int Write(Span<byte> span)
     {
-        var now = DateTimeOffset.UtcNow;
-        long second = now.ToUnixTimeSeconds();
-        var line = Volatile.Read(ref s_line);
-        if (second != Volatile.Read(ref s_second))
-        {
-            line = Format(now);
-            Volatile.Write(ref s_line, line);
-            Volatile.Write(ref s_second, second);
-        }
-        line.CopyTo(span);
-        return line.Length;
+        long now = LoopClock.Timestamp();
+        var current = Volatile.Read(ref s_current);
+        if (now >= current.Until) Volatile.Write(ref s_current, current = Make(now));
+        current.Line.CopyTo(span);
+        return current.Line.Length;
     }
+
+    /// <summary>The line for the wall clock's second now; valid until <paramref name="at"/> (a timestamp not later than now) plus what is left of that second.</summary>
+    private static Current Make(long at)
+    {
+        var now = DateTimeOffset.UtcNow;
+        long leftTicks = TimeSpan.TicksPerSecond - now.UtcTicks % TimeSpan.TicksPerSecond;
+        return new Current(Format(now), at + (long)(leftTicks * (double)System.Diagnostics.Stopwatch.Frequency / TimeSpan.TicksPerSecond));
+    }
+
+    private sealed record Current(byte[] Line, long Until);
 
     private static byte[] Format(DateTimeOffset now) => Encoding.ASCII.GetBytes("Date: " + Caching.HttpDate.Format(now) + "\r\n");
 }

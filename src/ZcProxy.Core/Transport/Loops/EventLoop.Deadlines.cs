@@ -82,7 +82,8 @@ internal sealed partial class EventLoop
     {
         long earliest = Volatile.Read(ref _earliestDue);
         if (earliest == long.MaxValue) return;
-        long now = _time.GetTimestamp();
+        // The real clock's reading of this turn (one per turn); what became due during the turn expires on the next.
+        long now = ReferenceEquals(_time, TimeProvider.System) ? TurnStarted : _time.GetTimestamp();
         if (earliest > now) return;
         lock (_deadlineLock)
         {

@@ -46,6 +46,9 @@ internal sealed partial class EventLoop : IDisposable
 
     public int Index { get; }
 
+    /// <summary>When this loop's current turn started (read after each epoll_wait): <see cref="LoopClock"/> on this thread.</summary>
+    internal long TurnStarted { get; private set; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
     /// <summary>Fds registered right now (for tests and leak checks).</summary>
     public int RegistrationCount => _sockets.Count;
 
@@ -134,6 +137,7 @@ internal sealed partial class EventLoop : IDisposable
             while (!_stopping)
             {
                 int n = Syscalls.EpollWait(_epoll, ready, _posted.IsEmpty && _nextTurn.Count == 0 ? DeadlineWaitMilliseconds() : 0);
+                TurnStarted = System.Diagnostics.Stopwatch.GetTimestamp();
                 for (int i = 0; i < n; i++)
                 {
                     var (events, token) = ready[i];
