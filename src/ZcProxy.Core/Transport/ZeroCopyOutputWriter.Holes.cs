@@ -13,6 +13,10 @@ internal sealed partial class ZeroCopyOutputWriter
     private CancellationToken _holeToken;
     private BodyResult? _holeResult;
     private bool _expectHole;
+    // The move's token: one source per writer (a connection sends one hole at a time), linked to the hole's tokens by
+    // registrations and reset after the move; a linked source per hole was an allocation per spliced response.
+    private CancellationTokenSource? _moveCancel;
+    private CancellationTokenRegistration _moveOnHole, _moveOnFlush, _moveOnConnection;
 
     /// <summary>A hole follows the next flushes: send the response head with MSG_MORE so it leaves with the body.</summary>
     public void ExpectHole() => _expectHole = true;
@@ -101,8 +105,8 @@ internal sealed partial class ZeroCopyOutputWriter
                     $"Kestrel passed {_holeSeen} of the hole's {_holeLength} bytes through to the transport: it no longer writes them straight through");
             else
             {
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(_holeToken, flushToken, _connection.Aborted);
-                _holeResult = await move(linked.Token);
+                try { _holeResult = await move(BeginMoveToken(flushToken)); }
+                finally { EndMoveToken(); }
             }
         }
         catch (Exception e) { _holeResult = Classify(e); }
@@ -112,6 +116,36 @@ internal sealed partial class ZeroCopyOutputWriter
             _expectHole = false;
         }
         if (_holeResult is { IsComplete: false } failed) Fault(new IOException(failed.Reason));
+    }
+
+    /// <summary>Cancelled when the hole's token, the flush's or the connection's is (what a linked source of the three would be).</summary>
+    private CancellationToken BeginMoveToken(CancellationToken flushToken)
+    {
+        var source = _moveCancel ??= new CancellationTokenSource();
+        _moveOnHole = CancelOn(_holeToken, source);
+        _moveOnFlush = flushToken == _holeToken ? default : CancelOn(flushToken, source);
+        _moveOnConnection = CancelOn(_connection.Aborted, source);
+        return source.Token;
+
+        static CancellationTokenRegistration CancelOn(CancellationToken token, CancellationTokenSource source) => token.CanBeCanceled
+            ? token.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), source) : default;
+    }
+
+    /// <summary>
+    /// Unlinks the move's source (no cancellation can reach it after this) and readies it for the next hole; a cancelled
+    /// one is replaced. The moves dispose their registrations on it before they complete.
+    /// </summary>
+    private void EndMoveToken()
+    {
+        _moveOnHole.Dispose();
+        _moveOnFlush.Dispose();
+        _moveOnConnection.Dispose();
+        _moveOnHole = _moveOnFlush = _moveOnConnection = default;
+        if (_moveCancel is { } source && !source.TryReset())
+        {
+            source.Dispose();
+            _moveCancel = null;
+        }
     }
 
     /// <summary>What an exception around a hole means: the client's failure (it went away, or Kestrel cancelled the flush), else ours.</summary>

@@ -31,6 +31,22 @@ public sealed class SendFileTests
     /// loop thread ended sent at most LoopTurn.Bytes, and the body took several turns, so a small hit of the same loop waits
     /// behind one share, not behind the whole body.
     /// </summary>
+    /// <summary>
+    /// A hole's move is cancelled with the request, the flush or the connection. Its token comes from one source per
+    /// connection, reset after each move, not from a linked source per response (an allocation per spliced body).
+    /// </summary>
+    [Fact]
+    public async Task HolesOnOneConnection_GetTheirMoveTokensFromOneSource()
+    {
+        await using var host = await ZeroCopyTestHost.StartAsync();
+        using var client = new HttpClient { BaseAddress = host.BaseAddress };
+        for (int i = 0; i < 3; i++) Assert.Equal(1000, (await client.GetByteArrayAsync("/file-token?size=1000")).Length);
+        var tokens = host.MoveTokens.ToArray();
+        Assert.Equal(3, tokens.Length);
+        Assert.All(tokens, token => Assert.Equal(tokens[0], token));
+        Assert.False(tokens[0].IsCancellationRequested);
+    }
+
     [Fact]
     public async Task LargeSendfileBody_OnTheLoop_SendsAtMostOneShareOfTheLoopPerTurn()
     {

@@ -32,6 +32,7 @@ namespace ZcProxy.Tests.Transport;
 ///                         (no hole possible: the copy loop)
 ///   /file-nolength, /file-started  a file body without Content-Length, or after the head was sent: copied
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
+///   /file-token?size=N    a file body as a hole opened by hand, recording the token its move got (MoveTokens)
 ///   POST /unread?expect=N reads no body; X-Kernel-Queued: bytes still in the socket's receive queue
 ///   /until-aborted        ends (recorded Complete) when RequestAborted fires: the client hung up while nothing was read
 ///   /file-then-hangup?size=N  a file body as a hole whose move, once every byte is sent, waits for the client to hang up
@@ -60,6 +61,8 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     public System.Collections.Concurrent.ConcurrentQueue<(string Path, BodyResult Result)> Outcomes { get; } = new();
     /// <summary>Per splice handler: whether it went on on its connection's event loop after the body (not on a pool thread).</summary>
     public System.Collections.Concurrent.ConcurrentQueue<bool> SpliceEndedOnLoop { get; } = new();
+    /// <summary>The tokens the /file-token handler's moves were given, in order.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<CancellationToken> MoveTokens { get; } = new();
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
     public Func<HttpContext, Task>? BeforeBody { get; set; }
 
@@ -93,6 +96,7 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         app.MapGet("/splice", host.SpliceAsync);
         app.MapMethods("/status/{code:int}", ["GET", "HEAD"], host.StatusAsync);
         app.MapGet("/guard", host.GuardAsync);
+        app.MapGet("/file-token", host.FileTokenAsync);
         app.MapGet("/direct", host.DirectAsync);
         app.MapGet("/file-nolength", host.FileWithoutLengthAsync);
         app.MapGet("/file-started", host.FileAfterStartAsync);
@@ -166,6 +170,25 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         if (code != 204) context.Response.ContentLength = 1000;
         await using var source = new FileRangeSource(file, 0, 1000);
         Record(context, await Sender.SendAsync(context, source));
+    }
+
+    /// <summary>A file body as a hole opened by hand (as ZeroCopyResponse does), recording the token its move is given.</summary>
+    private async Task FileTokenAsync(HttpContext context, long size)
+    {
+        var connection = context.Features.Get<ZeroCopyConnection>()!;
+        using var file = File.OpenHandle(PatternFile(size));
+        await using var source = new FileRangeSource(file, 0, size);
+        context.Response.ContentLength = size;
+        await context.Response.StartAsync();
+        connection.Output.BeginHole(token =>
+        {
+            MoveTokens.Enqueue(token);
+            return source.MoveAsync(connection, null, token);
+        }, size, context.RequestAborted);
+        context.Response.BodyWriter.GetMemory();
+        context.Response.BodyWriter.Advance((int)size);
+        await context.Response.BodyWriter.FlushAsync();
+        Record(context, connection.Output.EndHole());
     }
 
     /// <summary>Opens a hole by hand and advances one byte less than it promised: Kestrel's count and ours disagree.</summary>
