@@ -121,6 +121,53 @@ public sealed class UploadStraceProofTests(ITestOutputHelper output)
         output.WriteLine($"fds: baseline {baseline}, after 3 tunnels, 3 uploads, 3 abandoned uploads: {CountFds(proxy.Pid)}");
     }
 
+    [StraceFact]
+    public async Task Upload_IntoASlowerUpstream_NoSpliceIntoItThatCouldOnlyFindItFull()
+    {
+        // The test origin hashes what it reads: slower than splicing, so the upstream socket fills again and again.
+        const long length = 128L << 20;
+        await using var origin = await UploadSpliceTests.StartOriginAsync();
+        using var dir = new ConfigDirectory();
+        using var proxy = StartProxy(dir, origin.Url);
+        var (proxyUrl, _) = await proxy.WaitForListenersAsync();
+        int originPort = new Uri(origin.Url).Port;
+
+        var (socket, reader) = await ConnectAsync(proxyUrl);
+        using (socket)
+        {
+            using var strace = await StraceSession.AttachAsync(proxy.Pid, "splice,epoll_wait");
+            var sending = UploadSpliceTests.SendUploadAsync(socket, length);
+            var response = await reader.ReadResponseAsync().WaitAsync(TimeSpan.FromMinutes(3));
+            await sending;
+            var log = await strace.StopAsync();
+            Assert.Equal(200, response.Status);
+
+            // Per thread, in order: a splice into the upstream socket after one that found it full (EAGAIN, or fewer bytes
+            // than offered) with no epoll_wait between could only fail, unless an edge of the last epoll_wait's batch was
+            // applied after that splice (a wait completed inline by an earlier event of the batch): rare, so at most a tenth.
+            int full = 0, blind = 0;
+            foreach (var thread in log.Calls.GroupBy(c => c.Pid))
+            {
+                bool knownFull = false;
+                foreach (var call in thread)
+                {
+                    if (call.Name == "epoll_wait")
+                    {
+                        knownFull = false;
+                        continue;
+                    }
+                    if (call.Name != "splice" || !StraceLog.IsSocketWithRemotePort(call.Argument(2), originPort)) continue;
+                    if (knownFull) blind++;
+                    knownFull = call.Result < long.Parse(call.Argument(4), CultureInfo.InvariantCulture);
+                    if (knownFull) full++;
+                }
+            }
+            output.WriteLine($"splices into the upstream that found it full: {full}; made again before any epoll_wait: {blind}");
+            Assert.True(full > 0, "the upstream socket never filled: nothing was tested");
+            Assert.True(blind * 10 <= full, $"{blind} of {full} splices into a full upstream were made again before any epoll_wait");
+        }
+    }
+
     private static async Task TunnelAsync(string proxyUrl)
     {
         using var client = new ClientWebSocket();
