@@ -34,7 +34,8 @@ internal static class ProxyServices
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, UpstreamTimingTransform>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Yarp.ReverseProxy.Transforms.Builder.ITransformProvider, TraceContextTransform>());
         services.AddZcLoadBalancing();
-        services.TryAddSingleton<TimeProvider>(LoopClock.Instance); // the loops' cached time (Transport/Loops/LoopClock)
+        // The loops' cached time (Transport/Loops/LoopClock), over the TimeProvider.System that AddReverseProxy registers.
+        services.Replace(ServiceDescriptor.Singleton<TimeProvider>(LoopClock.Instance));
         services.TryAddSingleton<ProxyMetrics>();
         services.TryAddSingleton<RequestMetrics>();
         services.TryAddSingleton<UpstreamTimingStep>();
