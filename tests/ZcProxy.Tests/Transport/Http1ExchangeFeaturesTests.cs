@@ -44,6 +44,29 @@ public class Http1ExchangeFeaturesTests
         Assert.Same(replacement, features.Get<IHttpResponseBodyFeature>());
     }
 
+    [Fact]
+    public void OwnFeatures_ThroughTheGenericGet_AreTheExchange_UntilOneIsReplaced()
+    {
+        var exchange = new Http1Exchange<object>();
+        var features = exchange;
+        // Get<T> answers these without a cast (Unsafe.As): each must be a type the exchange is.
+        Assert.Same(exchange, features.Get<IHttpRequestFeature>());
+        Assert.Same(exchange, features.Get<IHttpResponseBodyFeature>());
+        Assert.Same(exchange, features.Get<IHttpResponseFeature>());
+        Assert.Same(exchange, features.Get<IHttpRequestBodyDetectionFeature>());
+        Assert.Same(exchange, features.Get<Microsoft.AspNetCore.Http.Features.IEndpointFeature>());
+        Assert.Same(exchange, features.Get<Microsoft.AspNetCore.Http.Features.IRouteValuesFeature>());
+        Assert.Same(exchange, features.Get<IHttpRequestLifetimeFeature>());
+        Assert.Same(exchange, features.Get<IHttpConnectionFeature>());
+        Assert.Same(exchange, features.Get<IHttpMaxRequestBodySizeFeature>());
+        Assert.Null(features.Get<IReverseProxyFeature>());
+
+        var replacement = new StreamResponseBodyFeature(Stream.Null);
+        features.Set<IHttpResponseBodyFeature>(replacement);
+        Assert.Same(replacement, features.Get<IHttpResponseBodyFeature>());
+        Assert.Same(exchange, features.Get<IHttpRequestFeature>());
+    }
+
     private sealed class ReverseProxyFeatureStub : IReverseProxyFeature
     {
         public RouteModel Route => throw new NotSupportedException();

@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Hosting.Server.Abstractions;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Model;
@@ -108,7 +109,26 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
         if (value is not null) others.Add(new(key, value));
     }
 
-    public TFeature? Get<TFeature>() => (TFeature?)Get(typeof(TFeature));
+    /// <summary>
+    /// ASP.NET Core's feature caches and YARP ask here (~20 times per proxied request). In this shared generic code,
+    /// comparing typeof(TFeature) with a type is a handle comparison, while handing it on as a Type costs a runtime
+    /// type lookup and a checked cast back: the features this object is, and YARP's, are answered here.
+    /// </summary>
+    public TFeature? Get<TFeature>()
+    {
+        if (typeof(TFeature) == typeof(IReverseProxyFeature)) return Unsafe.As<IReverseProxyFeature?, TFeature?>(ref _reverseProxy);
+        if (!_ownReplaced
+            && (typeof(TFeature) == typeof(IHttpRequestFeature) || typeof(TFeature) == typeof(IHttpResponseBodyFeature)
+                || typeof(TFeature) == typeof(IHttpResponseFeature) || typeof(TFeature) == typeof(IHttpRequestBodyDetectionFeature)
+                || typeof(TFeature) == typeof(IEndpointFeature) || typeof(TFeature) == typeof(IRouteValuesFeature)
+                || typeof(TFeature) == typeof(IHttpRequestLifetimeFeature) || typeof(TFeature) == typeof(IHttpConnectionFeature)
+                || typeof(TFeature) == typeof(IHttpMaxRequestBodySizeFeature)))
+        {
+            object self = this;
+            return Unsafe.As<object, TFeature>(ref self);
+        }
+        return (TFeature?)Get(typeof(TFeature));
+    }
 
     public void Set<TFeature>(TFeature? instance) => Set(typeof(TFeature), instance);
 
