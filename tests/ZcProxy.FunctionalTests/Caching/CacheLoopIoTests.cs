@@ -44,6 +44,18 @@ public sealed class CacheLoopIoTests
         return total;
     }
 
+    /// <summary>A bulk body: the rig's DirectIoThreshold is 1 MiB.</summary>
+    private const int Size = 3 << 20;
+
+    /// <summary>Stores /obj by a MISS and returns its entry file, checked to be wholly in the page cache (the fill left it there).</summary>
+    private static async Task<string> FillResidentAsync(CacheRig rig)
+    {
+        Assert.Equal("MISS", CacheRig.CacheStatusOf(await rig.SendAsync("/obj")));
+        var entry = await CacheDirectIoTests.CommittedEntryAsync(rig.CachePath, Size);
+        Assert.Equal(CacheDirectIoTests.CachedShare(entry, out long pages), pages);
+        return entry;
+    }
+
     /// <summary>
     /// A resident bulk hit's range is looked up in the page cache once, by the DirectIo rule (FileRangeSending's cachestat
     /// of the whole range): its sendfiles trust that look-up for FileRangeSource.SeenResidentForMs (500 ms), so the first
@@ -53,12 +65,9 @@ public sealed class CacheLoopIoTests
     [Fact]
     public async Task ResidentBulkHit_FirstSendfile_DoesNotAskThePageCacheAgain()
     {
-        const int Size = 3 << 20; // the rig's DirectIoThreshold is 1 MiB
         var body = CacheRig.RandomBody(Size, 33);
         await using var rig = await CacheRig.StartAsync(Serve(body));
-        Assert.Equal("MISS", CacheRig.CacheStatusOf(await rig.SendAsync("/obj")));
-        var entry = await CacheDirectIoTests.CommittedEntryAsync(rig.CachePath, Size);
-        Assert.Equal(CacheDirectIoTests.CachedShare(entry, out long pages), pages);
+        var entry = await FillResidentAsync(rig);
         long bodyOffset = new FileInfo(entry).Length - Size; // the body ends the entry file
 
         double resident = await rig.MetricAsync("zcproxy_file_sends_total{mechanism=\"sendfile\",reason=\"resident\"}");
@@ -93,12 +102,9 @@ public sealed class CacheLoopIoTests
     [Fact]
     public async Task ResidentBulkHit_GoesBySendfile_OnTheEventLoop_WithoutDiskReads()
     {
-        const int Size = 3 << 20; // the rig's DirectIoThreshold is 1 MiB
         var body = CacheRig.RandomBody(Size, 32);
         await using var rig = await CacheRig.StartAsync(Serve(body));
-        Assert.Equal("MISS", CacheRig.CacheStatusOf(await rig.SendAsync("/obj")));
-        var entry = await CacheDirectIoTests.CommittedEntryAsync(rig.CachePath, Size);
-        Assert.Equal(CacheDirectIoTests.CachedShare(entry, out long pages), pages); // the fill left it resident
+        await FillResidentAsync(rig);
 
         double resident = await rig.MetricAsync("zcproxy_file_sends_total{mechanism=\"sendfile\",reason=\"resident\"}");
         double sendfileBytes = await rig.MetricAsync(SendfileBytes);
