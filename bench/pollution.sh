@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cache pollution benchmark (issue 14), one command: ZcProxy's Cache.DirectIo residency / threshold / off
 # against nginx proxy_cache (sendfile) and nginx `directio 4m; aio threads;`, each in a cgroup v1 memory cgroup.
-#   bench/pollution.sh [--smoke | --reduced] [--seconds N] [--during CMD] [--only zc-residency,nginx-cache] [--zcproxy DLL]
+#   bench/pollution.sh [--smoke | --reduced | --cold-only] [--seconds N] [--during CMD] [--only zc-residency,nginx-cache] [--zcproxy DLL]
 # Needs root (cgroup), nginx, wrk, dd; writes bench/results/pollution-<UTC time>/table.md.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -13,12 +13,13 @@ second wrk streams the large cold objects alongside. Measured per target:
                     priming) and at its end (cachestat(2))
   limit hits        the cgroup's memory.failcnt over the timed phase: charges that found the limit reached (reclaim)
   CPU-s/GB, GB/s    the target's CPU per GB delivered (hot + cold), and the delivered throughput
-Then cold hits through ZcProxy (each cold object once, its entry dropped from the page cache with
-posix_fadvise(DONTNEED)), beside `dd iflag=direct` of several entry files, each dropped first: the device limit is
-their median (range beside it).
+Then cold hits through ZcProxy against the device, paired per entry file: `dd iflag=direct bs=1M` of the file and one
+GET of its object, each right after posix_fadvise(DONTNEED) of the file, in alternating order; the goal is on the
+median of the pairs' ratios (cold_hit_vs_dd). `--cold-only` runs just that part (the cold set primed, no hot set).
 
     bench/pollution.sh            # the real run (minutes; the lead runs it on a quiet machine)
     bench/pollution.sh --smoke    # about a minute: tiny sets, short phases; proves the harness, measures nothing
+    bench/pollution.sh --cold-only  # the cold hits against dd only (a minute or two)
     bench/pollution.sh --reduced --only zc-residency --during 'perf record -p $TARGET_PID ... -- sleep 5'
 """
 import argparse
@@ -26,14 +27,16 @@ import ctypes
 import glob
 import os
 import random
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
-from . import configs, procstat, wrk
+from . import configs, metrics, procstat, wrk
 from .services import Service, free_ports, remember_work_dir, forget_pids
 
 CGROUP_ROOT = "/sys/fs/cgroup/memory"
@@ -187,10 +190,10 @@ def get(url, timeout=120):
         return r.headers.get("X-Cache-Status", ""), size
 
 
-def prime(port, scale):
-    """Every object fetched until it is a HIT: all fills done before the timed phase."""
+def prime(port, scale, hot=True):
+    """Every object fetched until it is a HIT: all fills done before the timed phase (the cold set only: hot=False)."""
     base = f"http://127.0.0.1:{port}"
-    paths = [(f"/hot/{i}.bin", scale["hot_size"]) for i in range(scale["hot"])]
+    paths = [(f"/hot/{i}.bin", scale["hot_size"]) for i in range(scale["hot"] if hot else 0)]
     paths += [(f"/cold/{i}.bin", scale["cold_size"]) for i in range(scale["cold"])]
     for path, size in paths:
         # A fill is committed (renamed into place) a moment after the client has the last byte, so a request right
@@ -211,6 +214,7 @@ def start_target(name, kind, setting, work_dir, origin_port, dll, scale, max_siz
     os.makedirs(run_dir, exist_ok=True)
     cache_dir = os.path.join(run_dir, "cache")
     cgroup = MemoryCgroup(f"zcpollution-{os.getpid()}-{name}")
+    admin = None
     if kind == "zcproxy":
         port, admin = free_ports(2)
         os.makedirs(cache_dir, exist_ok=True)
@@ -229,7 +233,7 @@ def start_target(name, kind, setting, work_dir, origin_port, dll, scale, max_siz
         svc = Service(name, cgroup.wrap(["nginx", "-e", f"{run_dir}/error.log", "-p", run_dir, "-c", conf]),
                       os.path.join(run_dir, "server.log"), [port])
     svc.start()
-    return svc, port, cgroup, cache_dir
+    return svc, port, admin, cgroup, cache_dir
 
 
 def run_wrk(port, lua_text, connections, seconds, work_dir, tag):
@@ -242,11 +246,14 @@ def run_wrk(port, lua_text, connections, seconds, work_dir, tag):
 
 def measure(name, kind, setting, args, scale, work_dir, origin_port):
     max_size = (scale["hot"] * scale["hot_size"] + scale["cold"] * scale["cold_size"]) * 2
-    svc, port, cgroup, cache_dir = start_target(name, kind, setting, work_dir, origin_port, args.zcproxy, scale,
-                                                max_size)
+    svc, port, admin, cgroup, cache_dir = start_target(name, kind, setting, work_dir, origin_port, args.zcproxy,
+                                                       scale, max_size)
     try:
         # The limit: what the target holds itself once started, plus the page-cache budget (the same for all).
         cgroup.limit(tree_rss_bytes(svc.pid) + scale["budget"])
+        if args.cold_only:
+            prime(port, scale, hot=False)
+            return dict(target=name, cold_hit=cold_hit_vs_dd(port, admin, cache_dir, scale))
         prime(port, scale)
         resident0 = hot_resident_share(cache_dir, scale["hot_size"] + MiB)
         failcnt0 = cgroup.failcnt()
@@ -271,28 +278,88 @@ def measure(name, kind, setting, args, scale, work_dir, origin_port):
                    cpu_s_gb=(cpu1 - cpu0) / (delivered / 1e9) if delivered else float("nan"),
                    gbps=delivered / 1e9 / seconds, errors=h["errors"] + c["errors"])
         if kind == "zcproxy" and setting == "residency":
-            row["cold_hit"] = cold_hit_vs_dd(port, cache_dir, scale)
+            row["cold_hit"] = cold_hit_vs_dd(port, admin, cache_dir, scale)
         return row
     finally:
         svc.stop()
         cgroup.remove()
 
 
-DD_FILES = 5
+def cold_hit_vs_dd(port, admin, cache_dir, scale):
+    """Cold hits against the device, paired per entry file: for each large entry, `dd iflag=direct bs=1M` of its file
+    and one GET of its object through ZcProxy (one connection), each right after dropping the file from the page cache
+    with posix_fadvise(DONTNEED), in alternating order (dd first for even pairs, the hit first for odd ones), so both
+    read the same blocks within the same second and the device's spread over the minutes cancels out of each pair's
+    ratio. dd's time is its own (from its report: no fork/exec), the hit's from the request to its last body byte.
+    Returns a list of pairs: dict(hit_gbps, dd_gbps, client_cpu_share, mechanism)."""
+    entries = cold_entry_files(cache_dir, scale)
+    pairs = []
+    for k, (i, path) in enumerate(sorted(entries.items())):
+        def hit():
+            drop_from_page_cache(path)
+            before = metrics.scrape(admin) or {}
+            size, seconds, cpu = fetch_body(port, f"/cold/{i}.bin")
+            after = metrics.scrape(admin) or {}
+            grew = {m: after.get(m, 0) - before.get(m, 0) for m in after}
+            return size / 1e9 / seconds, cpu / seconds, max(grew, key=grew.get) if grew else "?"
+
+        def device():
+            drop_from_page_cache(path)
+            return dd_gbps(path)
+
+        if k % 2:
+            (hit_gbps, share, mechanism), dd = hit(), device()
+        else:
+            dd, (hit_gbps, share, mechanism) = device(), hit()
+        pairs.append(dict(hit_gbps=hit_gbps, dd_gbps=dd, client_cpu_share=share, mechanism=mechanism))
+    return pairs
 
 
-def cold_hit_vs_dd(port, cache_dir, scale):
-    """GB/s of cold hits (every large entry dropped from the page cache, then each cold object fetched once, one
-    connection), and the device limit: `dd iflag=direct bs=1M` of several different entry files, each dropped first as
-    the cold hits' were (dd_reference)."""
-    entries = sorted(p for p in glob.glob(os.path.join(cache_dir, "**", "*"), recursive=True)
-                     if os.path.isfile(p) and os.path.getsize(p) >= scale["cold_size"])
-    for path in entries:
-        drop_from_page_cache(path)
-    t0 = time.monotonic()
-    total = sum(get(f"http://127.0.0.1:{port}/cold/{i}.bin")[1] for i in range(scale["cold"]))
-    hit_gbps = total / 1e9 / (time.monotonic() - t0)
-    return hit_gbps, dd_reference(entries)
+def cold_entry_files(cache_dir, scale):
+    """{cold object number: its entry file}: the entry's header holds the request path (its cache key)."""
+    found = {}
+    for path in glob.glob(os.path.join(cache_dir, "**", "*"), recursive=True):
+        if not os.path.isfile(path) or os.path.getsize(path) < scale["cold_size"]:
+            continue
+        with open(path, "rb") as f:
+            head = f.read(64 * 1024)
+        for i in range(scale["cold"]):
+            if f"/cold/{i}.bin".encode() in head:
+                found[i] = path
+                break
+    return found
+
+
+_BODY_BUFFER = bytearray(4 * MiB)
+
+
+def fetch_body(port, path):
+    """One GET on a fresh connection, its body read with recv_into a reused 4 MiB buffer: the kernel's copy and
+    nothing in Python per byte (urllib's read(1 MiB) made a bytes object per read and could not keep up with a cold
+    hit on a busy 2-core machine). Returns (body bytes, seconds from the request to the last byte, this thread's CPU
+    seconds meanwhile: the client's share of a core, which says whether the client was the limit)."""
+    view = memoryview(_BODY_BUFFER)
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
+        t0, c0 = time.monotonic(), time.thread_time()
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            n = s.recv_into(view)
+            if n == 0:
+                raise RuntimeError(f"{path}: connection closed in the response head")
+            head += bytes(view[:n])
+        head, _, body = head.partition(b"\r\n\r\n")
+        fields = {k.strip().lower(): v.strip() for k, _, v in
+                  (line.partition(b":") for line in head.split(b"\r\n")[1:])}
+        if not head.startswith(b"HTTP/1.1 200") or fields.get(b"x-cache-status") != b"HIT":
+            raise RuntimeError(f"{path}: not a 200 HIT: {head[:200]!r}")
+        length, got = int(fields[b"content-length"]), len(body)
+        while got < length:
+            n = s.recv_into(view)
+            if n == 0:
+                raise RuntimeError(f"{path}: {got} of {length} body bytes")
+            got += n
+        return got, time.monotonic() - t0, time.thread_time() - c0
 
 
 def drop_from_page_cache(path):
@@ -304,18 +371,15 @@ def drop_from_page_cache(path):
         os.close(fd)
 
 
-def dd_reference(paths, files=DD_FILES):
-    """GB/s of `dd iflag=direct bs=1M` over up to `files` different files spread over `paths`, each dropped from the
-    page cache first: one short read of one file varied 0.7-1.5 GB/s between runs of a day (bench/latest-pollution.md),
-    so the cold-hit ratio is taken against the median of several."""
-    picked = paths[::max(1, len(paths) // files)][:files]
-    samples = []
-    for path in picked:
-        drop_from_page_cache(path)
-        t0 = time.monotonic()
-        subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=1M", "iflag=direct"], check=True, capture_output=True)
-        samples.append(os.path.getsize(path) / 1e9 / (time.monotonic() - t0))
-    return samples
+_DD_SECONDS = re.compile(r"copied, ([0-9.]+) s")
+
+
+def dd_gbps(path):
+    """GB/s of `dd iflag=direct bs=1M` of one file, by dd's own clock (its report), so that its start-up is not
+    counted against it."""
+    out = subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=1M", "iflag=direct"], check=True,
+                         capture_output=True, text=True).stderr
+    return os.path.getsize(path) / 1e9 / float(_DD_SECONDS.search(out).group(1))
 
 
 def median(values):
@@ -324,15 +388,28 @@ def median(values):
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def cold_hit_table(target, hit, dd_samples):
-    """The cold-hit rows: the hit's GB/s, dd's median over its files, and the ratio to that median; the third column
-    gives dd's range and the ratio against dd's fastest and slowest file."""
-    dd = median(dd_samples)
-    lo, hi = min(dd_samples), max(dd_samples)
-    return ["", "| cold hits (entries dropped from the page cache) | GB/s | range |", "|---|---|---|",
-            f"| ZcProxy {target}, each cold object once, 1 connection | {hit:.2f} | |",
-            f"| `dd iflag=direct bs=1M`, median of {len(dd_samples)} entry files | {dd:.2f} | {lo:.2f}–{hi:.2f} |",
-            f"| ratio to dd's median (goal >= 0.9) | {hit / dd:.2f} | {hit / hi:.2f}–{hit / lo:.2f} |"]
+def cold_hit_table(target, pairs):
+    """The cold-hit rows from cold_hit_vs_dd's pairs, medians (min-max): the goal is on the pairs whose hit went by
+    O_DIRECT (zcproxy_body_bytes_total); hits that went by sendfile (re-admitted: an entry hit cold the 2nd time within
+    60 s while the memory has room, docs/direct-io.md) read through the page cache and get a row of their own; the
+    client's CPU share of one core while it read says whether the client was the limit."""
+    def cell(values, digits=2):
+        return f"{median(values):.{digits}f} | {min(values):.{digits}f}–{max(values):.{digits}f}" if values else "– | –"
+    direct = [p for p in pairs if p["mechanism"] == "directio"]
+    other = [p for p in pairs if p["mechanism"] != "directio"]
+    lines = ["", f"Cold hits, {len(pairs)} pairs: for each cold entry file, `dd iflag=direct bs=1M` of it and one GET of "
+                 "its object through ZcProxy (1 connection), each right after `posix_fadvise(DONTNEED)` of the file, in "
+                 "alternating order; ratios within each pair.", "",
+             "| cold hits (entries dropped from the page cache) | median | range |", "|---|---|---|",
+             f"| ZcProxy {target}, {len(direct)} hits by O_DIRECT, GB/s | {cell([p['hit_gbps'] for p in direct])} |",
+             f"| `dd iflag=direct bs=1M` of the same files, GB/s | {cell([p['dd_gbps'] for p in direct])} |",
+             f"| ratio O_DIRECT hit / dd, paired (goal >= 0.9) | {cell([p['hit_gbps'] / p['dd_gbps'] for p in direct])} |"]
+    if other:
+        by = ", ".join(sorted({p["mechanism"] for p in other}))
+        lines.append(f"| {len(other)} hits by {by} (re-admitted), ratio to dd, paired | "
+                     f"{cell([p['hit_gbps'] / p['dd_gbps'] for p in other])} |")
+    lines.append(f"| client CPU while reading, share of one core | {cell([p['client_cpu_share'] for p in pairs])} |")
+    return lines
 
 
 def table(rows, scale, header):
@@ -348,14 +425,15 @@ def table(rows, scale, header):
         if "failed" in r:
             lines.append(f"| {r['target']} | not measured: {r['failed']} ||||||||||| ")
             continue
+        if "p50_ms" not in r:
+            continue  # --cold-only: no timed phase
         lines.append(f"| {r['target']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['hot_rps']:.0f} | "
                      f"{r['disk_mib']:.0f} | {r['excess_mib']:.0f} | {r['cold_mib']:.0f} | "
                      f"{100 * r['hot_resident_start']:.0f} / {100 * r['hot_resident']:.0f} % | {r['failcnt']} | "
                      f"{r['cpu_s_gb']:.3f} | {r['gbps']:.2f} | {r['errors']} |")
     for r in rows:
-        if "cold_hit" in r:
-            hit, dd_samples = r["cold_hit"]
-            lines += cold_hit_table(r["target"], hit, dd_samples)
+        if r.get("cold_hit"):
+            lines += cold_hit_table(r["target"], r["cold_hit"])
     return "\n".join(lines) + "\n"
 
 
@@ -368,6 +446,8 @@ def main(argv=None):
     ap.add_argument("--during", help="shell command run alongside each timed phase, with $TARGET, $TARGET_PID "
                                      "and $TARGET_CGROUP set (perf record, memory.stat snapshots)")
     ap.add_argument("--only", help="comma-separated target names")
+    ap.add_argument("--cold-only", action="store_true",
+                    help="only the cold hits against dd (zc-residency: the cold set primed, no hot set, no timed phase)")
     ap.add_argument("--zcproxy", required=True, help="zcproxy.dll to run")
     ap.add_argument("--out", help="directory for table.md (default bench/results/pollution-<UTC time>)")
     args = ap.parse_args(argv)
@@ -377,6 +457,8 @@ def main(argv=None):
     if args.seconds:
         scale["seconds"] = args.seconds
     chosen = [t for t in TARGETS if not args.only or t[0] in args.only.split(",")]
+    if args.cold_only:
+        chosen = [t for t in chosen if t[0] == "zc-residency"]
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out_dir = args.out or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results",
                                        f"pollution-{started}")
