@@ -426,6 +426,15 @@ class MetricsTests(unittest.TestCase):
         self.assertEqual(stats.still_compiling({"zc-cache": 4.3}, {"zc-cache": 4.3}, warmed), [])
         self.assertEqual(stats.still_compiling(before, after, {"zc-cache": stats.JIT_WARM_MAX_S}), [])  # enough
 
+    def test_settling_passes_open_connections_anew_and_scrape_between_runs(self):
+        # One long run per pass tiered up the hot path only: per-connection and per-scrape code compiled in timed runs.
+        self.assertEqual([s for s, _ in stats.settle_pass(3)], [1, 1, 1])
+        self.assertEqual([s for s, _ in stats.settle_pass(0)], [1])
+        self.assertEqual([s for s, _ in stats.settle_pass(3, upload=True)], [3])  # a large upload needs its seconds
+        # Within the warm-up cap the scrape path reaches tier 1 (two call-count thresholds), even at one pass per case.
+        per_second = sum(n for _, n in stats.settle_pass(3)) / sum(s for s, _ in stats.settle_pass(3))
+        self.assertGreaterEqual(per_second * stats.JIT_WARM_MAX_S, stats.TIER_UP_CALLS)
+
     def test_summary_notes_the_jit_inside_timed_runs(self):
         runs = [dict(run(1, 1, 10**9, 1), jit_s=0.12), dict(run(2, 1, 10**9, 1), jit_s=0.002),
                 dict(run(3, 1, 10**9, 1), jit_s=0.004)]

@@ -332,7 +332,9 @@ def settle_jit(bench, timed, warmup_s):
     fresh process serving 16 MiB hits: 0.36 user CPU-s/GB in its first 10 s, 0.03 once compiled; docs/direct-io.md).
     One warm-up run per case left that inside the first timed runs, so the cases of a .NET target are warmed again, a
     pass at a time, while it compiled for more than stats.JIT_SETTLED_S in its last pass, until it has had
-    stats.JIT_WARM_MAX_S of warm-up load in all (the JIT of a loaded machine may never fall below the limit)."""
+    stats.JIT_WARM_MAX_S of warm-up load in all (the JIT of a loaded machine may never fall below the limit). A pass is
+    one-second runs with /metrics scrapes between them (stats.settle_pass), so per-connection and per-scrape code
+    tiers up here too, not in the timed runs."""
     warmed = {}
     for c in timed:
         if bench.services[c.target.name].admin_port:
@@ -342,11 +344,14 @@ def settle_jit(bench, timed, warmup_s):
         before = {t: metrics.jit_seconds(bench.services[t].admin_port) for t in todo}
         for c in timed:
             if c.target.name in todo:
-                try:
-                    wrk.run(bench.wrk_cmd(c, max(1, warmup_s)), wall_timeout_s=60 + warmup_s)
-                except Exception as e:
-                    log(f"warm-up {c.id}: {e}")
-                warmed[c.target.name] += max(1, warmup_s)
+                for seconds, scrapes in stats.settle_pass(warmup_s, c.workload.upload):
+                    try:
+                        wrk.run(bench.wrk_cmd(c, seconds), wall_timeout_s=60 + seconds)
+                    except Exception as e:
+                        log(f"warm-up {c.id}: {e}")
+                    warmed[c.target.name] += seconds
+                    for _ in range(scrapes):
+                        metrics.scrape(bench.services[c.target.name].admin_port)
         after = {t: metrics.jit_seconds(bench.services[t].admin_port) for t in todo}
         log("JIT in warm-up pass: " + ", ".join(
             f"{t} {after[t] - before[t]:.2f} s" if None not in (after[t], before[t]) else f"{t} ?" for t in todo))

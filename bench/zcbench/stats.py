@@ -35,6 +35,21 @@ def still_compiling(jit_before, jit_after, warmed_s, limit_s=JIT_SETTLED_S, max_
                   and warmed_s.get(t, 0) < max_warm_s)
 
 
+TIER_UP_CALLS = 60  # calls after which .NET's tiered PGO has a method at tier 1: 30 at tier 0, 30 instrumented
+SETTLE_SCRAPES_PER_RUN = 5  # /metrics scrapes after each one-second settling run (settle_pass)
+
+
+def settle_pass(warmup_s, upload=False):
+    """One JIT-settling warm-up pass of a case: (wrk seconds, /metrics scrapes after it) per run. One-second runs, so
+    every pass opens the case's connections anew, and scrapes between them: code that runs once per connection (accept,
+    the connection's middleware and HTTP/1.1 objects) or once per scrape (the admin listener, Kestrel's parser, the
+    Prometheus text) otherwise reached its tier-1 call counts only inside the timed runs, each of which opens its
+    connections once and scrapes 4 times. The scrape path alone is ~300 methods and 0.3-0.5 s of JIT at its 30th and
+    60th call (docs/transport.md, "Spread between runs"). Uploads keep one run: 64 MiB or more does not finish in 1 s."""
+    n = max(1, int(warmup_s))
+    return [(n, SETTLE_SCRAPES_PER_RUN)] if upload else [(1, SETTLE_SCRAPES_PER_RUN)] * n
+
+
 @dataclass
 class Spread:
     median: float
