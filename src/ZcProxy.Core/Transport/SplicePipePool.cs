@@ -14,8 +14,10 @@ namespace ZcProxy.Core.Transport;
 /// (F_SETPIPE_SZ refused: the user's pipe quota nearly used up) but that kept the kernel's default 64 KiB is used as
 /// it is for that transfer (smaller pipes, more splice calls, never a failed connection), then closed rather than kept idle. Two pools exist: HTTP bodies' and relays'
 /// (<see cref="SplicePipeUse"/>), each with its own share of the quota, metrics and log lines. A leased pipe may grow
-/// (<see cref="TryGrow"/>: relays' long transfers) within <see cref="PipeBudget.MaxGrown"/>; it comes back shrunk to
-/// the pool's size, so what the pool holds idle is always what its budget counts.
+/// (<see cref="TryGrow"/>: relays' long transfers) within <see cref="PipeBudget.MaxGrown"/>; it comes back grown and is
+/// kept idle apart, for the next lease that asks for a grown pipe (a long transfer leases a pipe each time its source
+/// runs dry: a shrink on return and a grow on the next lease were two F_SETPIPE_SZ per lease). Idle or leased, a grown
+/// pipe counts against <see cref="PipeBudget.MaxGrown"/>, so the pool never holds more than its budget counts.
 /// </summary>
 internal sealed partial class SplicePipePool : IDisposable
 {
@@ -23,13 +25,14 @@ internal sealed partial class SplicePipePool : IDisposable
     private const long ShortageLogIntervalMs = 60_000;
 
     private readonly ConcurrentQueue<SplicePipe> _idle = new();
+    private readonly ConcurrentQueue<SplicePipe> _idleGrown = new();
     private readonly ILogger? _log;
     private readonly Func<int, SplicePipe> _createPipe;
     private readonly Func<SplicePipe, int, bool> _resizePipe;
     private readonly Counter? _shortages, _growths, _growthsRefused;
     private readonly int _maxIdle;
     private readonly string _name, _transfers;
-    private int _open, _idleCount, _grown;
+    private int _open, _idleCount, _idleGrownCount, _grown;
     private long _nextShortageLog, _nextRefusalLog, _nextGrowthRefusalLog;
     private volatile bool _disposed;
 
@@ -56,7 +59,7 @@ internal sealed partial class SplicePipePool : IDisposable
                 $"{what}: transfers copied instead of spliced because no pipe could be had (all in use, or the kernel's pipe quota used up).");
             if (budget.CanGrow)
             {
-                metrics.Gauge(prefix + "s_grown", $"{what} grown past their pool's size for a long transfer, now.", () => Grown);
+                metrics.Gauge(prefix + "s_grown", $"{what} grown past their pool's size for long transfers, now (leased, or idle for the next long transfer).", () => Grown);
                 _growths = metrics.Counter(prefix + "_growths_total", $"{what} grown for a long transfer (F_SETPIPE_SZ).");
                 _growthsRefused = metrics.Counter(prefix + "_growths_refused_total",
                     $"{what} left at their size for a long transfer: the kernel refused F_SETPIPE_SZ (the user's pipe quota), or as many as the budget allows were grown already.");
@@ -70,20 +73,22 @@ internal sealed partial class SplicePipePool : IDisposable
     }
 
     public PipeBudget Budget { get; }
-    public int IdleCount => Volatile.Read(ref _idleCount);
+    public int IdleCount => Volatile.Read(ref _idleCount) + Volatile.Read(ref _idleGrownCount);
     public int Leased => Volatile.Read(ref _open) - IdleCount;
-    /// <summary>Leased pipes grown past <see cref="PipeBudget.PipeSize"/> now.</summary>
+    /// <summary>Pipes grown past <see cref="PipeBudget.PipeSize"/> now, leased or idle.</summary>
     public int Grown => Volatile.Read(ref _grown);
 
-    /// <summary>A pipe for one transfer; null when none can be had (the body is then copied).</summary>
-    public SplicePipe? TryLease()
+    /// <summary>
+    /// A pipe for one transfer; null when none can be had (the body is then copied). <paramref name="grown"/>: a long
+    /// transfer's lease, which takes an idle grown pipe first (no F_SETPIPE_SZ); any other takes one only when no
+    /// pipe of the pool's size can be had.
+    /// </summary>
+    public SplicePipe? TryLease(bool grown = false)
     {
-        if (_idle.TryDequeue(out var idle))
-        {
-            Interlocked.Decrement(ref _idleCount);
-            return idle;
-        }
-        if (Interlocked.Increment(ref _open) > Budget.MaxPipes) return Shortage(null, "all pipes are in use");
+        if (grown && TryTakeIdleGrown(out var idle)) return idle;
+        if (TryTakeIdle(out idle)) return idle;
+        if (Interlocked.Increment(ref _open) > Budget.MaxPipes)
+            return TryTakeIdleGrown(out idle) ? Unopened(idle) : Shortage(null, "all pipes are in use");
         SplicePipe pipe;
         try { pipe = _createPipe(Budget.PipeSize); }
         catch (ErrnoException e) { return Shortage(null, e.Message); }
@@ -92,6 +97,27 @@ internal sealed partial class SplicePipePool : IDisposable
             return Shortage(pipe, $"the kernel granted a {pipe.Capacity}-byte pipe (the user's pipe quota is used up: fs.pipe-user-pages-soft)");
         if (pipe.Capacity < Budget.PipeSize && _log is not null && TakeLogTurn(ref _nextRefusalLog))
             LogRefused(_log, _name, Budget.PipeSize, pipe.Capacity);
+        return pipe;
+    }
+
+    private bool TryTakeIdle(out SplicePipe pipe)
+    {
+        if (!_idle.TryDequeue(out pipe!)) return false;
+        Interlocked.Decrement(ref _idleCount);
+        return true;
+    }
+
+    private bool TryTakeIdleGrown(out SplicePipe pipe)
+    {
+        if (!_idleGrown.TryDequeue(out pipe!)) return false;
+        Interlocked.Decrement(ref _idleGrownCount);
+        return true;
+    }
+
+    /// <summary>An idle pipe handed out after an open that was not made after all: that open is taken back.</summary>
+    private SplicePipe Unopened(SplicePipe pipe)
+    {
+        Interlocked.Decrement(ref _open);
         return pipe;
     }
 
@@ -121,27 +147,32 @@ internal sealed partial class SplicePipePool : IDisposable
     }
 
     /// <summary>
-    /// Takes back a leased pipe; closes it after a failed transfer, or unless it is certainly empty, full-sized and there
-    /// is room. A pipe the kernel would not size (it kept 64 KiB) is closed too: kept idle, it would serve every later
-    /// lease at a quarter of the calls' size long after the quota has room again; a new pipe asks the kernel again.
-    /// A grown pipe is shrunk back to the pool's size first (one F_SETPIPE_SZ; cheaper than a new pipe), or closed.
+    /// Takes back a leased pipe; closes it after a failed transfer, or unless it is certainly empty, full-sized (or
+    /// grown) and there is room. A pipe the kernel would not size (it kept 64 KiB) is closed too: kept idle, it would
+    /// serve every later lease at a quarter of the calls' size long after the quota has room again; a new pipe asks the
+    /// kernel again. A grown pipe stays grown, idle apart for the next grown lease (its growth still counted).
     /// </summary>
     public void Return(SplicePipe pipe, bool transferComplete)
     {
-        bool reusable = !_disposed && transferComplete && pipe.Buffered == 0 && (!pipe.Grown || _resizePipe(pipe, Budget.PipeSize));
-        if (!reusable || pipe.Capacity != Budget.PipeSize)
+        bool reusable = !_disposed && transferComplete && pipe.Buffered == 0;
+        if (!reusable || (pipe.Grown ? pipe.Capacity <= Budget.PipeSize : pipe.Capacity != Budget.PipeSize))
         {
             Close(pipe);
             return;
         }
-        Shrunk(pipe);
-        if (Interlocked.Increment(ref _idleCount) > _maxIdle)
+        if (pipe.Grown)
+        {
+            // Bounded by the growth budget: at most MaxGrown pipes are grown at all.
+            Interlocked.Increment(ref _idleGrownCount);
+            _idleGrown.Enqueue(pipe);
+        }
+        else if (Interlocked.Increment(ref _idleCount) > _maxIdle)
         {
             Interlocked.Decrement(ref _idleCount);
             Close(pipe);
             return;
         }
-        _idle.Enqueue(pipe);
+        else _idle.Enqueue(pipe);
         if (_disposed) Dispose(); // lost a race with Dispose: do not leave the pipe behind
     }
 
@@ -161,8 +192,8 @@ internal sealed partial class SplicePipePool : IDisposable
         return now >= next && Interlocked.CompareExchange(ref nextLog, now + ShortageLogIntervalMs, next) == next;
     }
 
-    /// <summary>A grown pipe is back at the pool's size (or closed): its growth is free for another.</summary>
-    private void Shrunk(SplicePipe pipe)
+    /// <summary>A grown pipe is closed: its growth is free for another.</summary>
+    private void FreeGrowth(SplicePipe pipe)
     {
         if (!pipe.Grown) return;
         pipe.Grown = false;
@@ -171,7 +202,7 @@ internal sealed partial class SplicePipePool : IDisposable
 
     private void Close(SplicePipe pipe)
     {
-        Shrunk(pipe);
+        FreeGrowth(pipe);
         pipe.Dispose();
         Interlocked.Decrement(ref _open);
     }
@@ -179,11 +210,7 @@ internal sealed partial class SplicePipePool : IDisposable
     public void Dispose()
     {
         _disposed = true;
-        while (_idle.TryDequeue(out var pipe))
-        {
-            Interlocked.Decrement(ref _idleCount);
-            Close(pipe);
-        }
+        while (TryTakeIdle(out var pipe) || TryTakeIdleGrown(out pipe)) Close(pipe);
     }
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "{Pool}: {Size} bytes each, at most {Max} at once ({Basis})")]

@@ -136,11 +136,13 @@ public sealed class SplicePipePoolTests
     }
 
     [Fact]
-    public void TryGrow_WithinMaxGrown_AndTheReturnedPipeIsBackAtThePoolsSize()
+    public void TryGrow_WithinMaxGrown_AndTheReturnedPipeStaysGrownForTheNextLongLease()
     {
         var metrics = new ProxyMetrics();
         var budget = new PipeBudget(PipeBudget.KernelDefaultPipeSize, 3, "test") { GrowSize = 256 * 1024, MaxGrown = 1 };
-        using var pool = new SplicePipePool(budget, metrics, use: SplicePipeUse.Relays);
+        int resizes = 0;
+        using var pool = new SplicePipePool(budget, metrics, use: SplicePipeUse.Relays,
+            resizePipe: (pipe, size) => { resizes++; return pipe.TryResize(size); });
         var a = pool.TryLease()!;
         var b = pool.TryLease()!;
         Assert.True(pool.TryGrow(a));
@@ -149,22 +151,50 @@ public sealed class SplicePipePoolTests
         Assert.Equal((PipeBudget.KernelDefaultPipeSize, PipeBudget.KernelDefaultPipeSize), (b.Capacity, b.KernelCapacity()));
         Assert.Equal((1, 1L, 1L), (pool.Grown, metrics.CounterValue("zcproxy_relay_pipe_growths_total"), metrics.CounterValue("zcproxy_relay_pipe_growths_refused_total")));
 
-        pool.Return(a, transferComplete: true); // empty: shrunk and kept
+        pool.Return(a, transferComplete: true); // empty: kept grown, its growth still counted
         Assert.False(a.IsClosed);
-        Assert.Equal((PipeBudget.KernelDefaultPipeSize, PipeBudget.KernelDefaultPipeSize), (a.Capacity, a.KernelCapacity()));
-        Assert.Equal((0, 1), (pool.Grown, pool.IdleCount));
-        Assert.True(pool.TryGrow(b)); // the growth is free again
+        Assert.Equal((256 * 1024, 256 * 1024), (a.Capacity, a.KernelCapacity()));
+        Assert.Equal((1, 1), (pool.Grown, pool.IdleCount));
+        Assert.False(pool.TryGrow(b)); // the growth is the idle pipe's
 
-        b.Buffered = 10;
-        pool.Return(b, transferComplete: true); // not empty: closed, and its growth freed
-        Assert.True(b.IsClosed);
-        Assert.Equal(0, pool.Grown);
-        var c = pool.TryLease()!;
+        var c = pool.TryLease(grown: true)!; // a long transfer's next lease: the grown pipe, no F_SETPIPE_SZ
         Assert.Same(a, c);
-        Assert.True(pool.TryGrow(c));
-        pool.Return(c, transferComplete: false);
-        Assert.True(c.IsClosed);
-        Assert.Equal((0, 0, 0), (pool.Grown, pool.Leased, pool.IdleCount));
+        Assert.Equal(1, resizes);
+        pool.Return(c, transferComplete: true);
+        var d = pool.TryLease()!; // any other lease leaves it for the long transfers while pipes of the pool's size can be had
+        Assert.NotSame(a, d);
+        Assert.Equal(PipeBudget.KernelDefaultPipeSize, d.Capacity);
+
+        pool.Return(b, transferComplete: true);
+        pool.Return(d, transferComplete: true);
+        var e = pool.TryLease(grown: true)!;
+        Assert.Same(a, e);
+        e.Buffered = 10;
+        pool.Return(e, transferComplete: true); // not empty: closed, and its growth freed
+        Assert.True(e.IsClosed);
+        Assert.Equal(0, pool.Grown);
+        var f = pool.TryLease(grown: true)!; // no grown pipe idle: one of the pool's size, grown by the caller
+        Assert.True(pool.TryGrow(f));
+        pool.Return(f, transferComplete: false);
+        Assert.True(f.IsClosed);
+        Assert.Equal((0, 0), (pool.Grown, pool.Leased));
+        Assert.Equal(2, resizes);
+    }
+
+    [Fact]
+    public void AllPipesInUse_AnIdleGrownPipeServesAnyLease()
+    {
+        var budget = new PipeBudget(PipeBudget.KernelDefaultPipeSize, 2, "test") { GrowSize = 256 * 1024, MaxGrown = 1 };
+        using var pool = new SplicePipePool(budget, use: SplicePipeUse.Relays);
+        var a = pool.TryLease()!;
+        var b = pool.TryLease()!;
+        Assert.True(pool.TryGrow(a));
+        pool.Return(a, transferComplete: true);
+        Assert.Same(a, pool.TryLease()); // the budget's two pipes exist: the grown one rather than a copy
+        Assert.Null(pool.TryLease());
+        pool.Return(a, transferComplete: true);
+        pool.Return(b, transferComplete: true);
+        Assert.Equal((2, 0), (pool.IdleCount, pool.Leased));
     }
 
     [Fact]

@@ -115,8 +115,9 @@ internal sealed class SpliceRelay
     /// 16 MiB transfer). They are back on before the direction waits for the source (the kernel then reports what
     /// arrived meanwhile) and when it ends. A direction that never has to wait (peers as fast as the loop) splices at
     /// most <see cref="LoopTurn.Bytes"/> into its sink per loop turn, then yields the loop (docs/transport.md, "Fair turns");
-    /// so does the copy fallback. A direction that moved <see cref="PipeBudget.GrowAfterBytes"/> asks the pool to grow
-    /// each pipe it leases from then on (<see cref="SplicePipePool.TryGrow"/>; refused, it goes on with the pipe as it is).
+    /// so does the copy fallback. A direction that moved <see cref="PipeBudget.GrowAfterBytes"/> leases an idle grown pipe
+    /// from then on, or asks the pool to grow the pipe it got (<see cref="SplicePipePool.TryGrow"/>; refused, it goes on
+    /// with the pipe as it is); a grown pipe goes back to the pool grown, so a lease costs no F_SETPIPE_SZ.
     /// </summary>
     private async ValueTask MoveAsync(LoopSocket from, LoopSocket to, ReadOnlyMemory<byte> first, BodyDirection direction)
     {
@@ -139,7 +140,7 @@ internal sealed class SpliceRelay
             {
                 // Readiness snapshots before the syscalls: an edge after them ends the waits below.
                 int readSequence = from.ReadSequence, writeSequence = to.WriteSequence;
-                if (!eof && pipe is null && (pipe = _pipes.TryLease()) is null)
+                if (!eof && pipe is null && (pipe = _pipes.TryLease(grown: moved >= PipeBudget.GrowAfterBytes)) is null)
                 {
                     // No pipe to be had (all in use, or the pipe quota used up): copy this round, as HAProxy does past maxpipes,
                     // within the loop turn's share as the splices are.

@@ -148,12 +148,70 @@ public sealed class SpliceRelayTests
         }
         else Assert.Empty(grownTo);
         Assert.Equal(grownTo.Count, poolMetrics.CounterValue("zcproxy_relay_pipe_growths_total"));
-        Assert.Equal((0, 0), (pipes.Grown, pipes.Leased));
+        // Every pipe is back: grown ones idle and still grown (for the next long transfer), the others at the pool's size.
+        Assert.Equal((grownTo.Count, 0), (pipes.Grown, pipes.Leased));
         var idle = new List<SplicePipe>();
-        while (pipes.IdleCount > 0) idle.Add(pipes.TryLease()!);
+        while (pipes.IdleCount > 0) idle.Add(pipes.TryLease(grown: true)!);
         Assert.NotEmpty(idle);
-        Assert.All(idle, pipe => Assert.Equal((Base, Base), (pipe.Capacity, pipe.KernelCapacity())));
+        Assert.Equal(grownTo.Count, idle.Count(pipe => (pipe.Capacity, pipe.KernelCapacity()) == (Grown, Grown)));
+        Assert.All(idle.Where(pipe => pipe.Capacity != Grown), pipe => Assert.Equal((Base, Base), (pipe.Capacity, pipe.KernelCapacity())));
         foreach (var pipe in idle) pipes.Return(pipe, transferComplete: true);
+    }
+
+    /// <summary>
+    /// A long direction whose source runs dry again and again (a sender in bursts) leases a pipe per burst. Its pipe
+    /// used to be grown on each lease and shrunk on each return (two F_SETPIPE_SZ per burst); now it grows once and the
+    /// grown pipe waits in the pool for the direction's next lease. Counted as calls of the pool's resize.
+    /// </summary>
+    [Fact]
+    public async Task ALongDirectionInBursts_GrowsItsPipeOnce_NotPerLease()
+    {
+        const int Base = 256 * 1024, Grown = 1 << 20, Burst = 512 * 1024, Bursts = 8;
+        long first = PipeBudget.GrowAfterBytes + Base, size = first + (long)Burst * Bursts;
+        int resizes = 0;
+        var poolMetrics = new ProxyMetrics();
+        using var pipes = new SplicePipePool(new PipeBudget(Base, 4, "test") { GrowSize = Grown, MaxGrown = 2 }, poolMetrics, use: SplicePipeUse.Relays,
+            resizePipe: (pipe, bytes) => { Interlocked.Increment(ref resizes); return pipe.TryResize(bytes); });
+        using var loop = new EventLoop(0);
+        var (client, clientEnd) = await LoopbackPair.ConnectAsync();
+        var (upstream, upstreamEnd) = await LoopbackPair.ConnectAsync();
+        using (client) using (clientEnd) using (upstream) using (upstreamEnd)
+        {
+            var relay = new SpliceRelay(loop.Register(clientEnd.SafeHandle), loop.Register(upstreamEnd.SafeHandle), pipes, new ProxyMetrics(), TimeSpan.FromMinutes(1));
+            var running = relay.RunAsync();
+            long received = 0;
+            var atUpstream = Task.Run(async () =>
+            {
+                using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+                var buffer = new byte[256 * 1024];
+                int n;
+                while ((n = await upstream.ReceiveAsync(buffer, SocketFlags.None)) > 0)
+                {
+                    hash.AppendData(buffer, 0, n);
+                    Interlocked.Add(ref received, n);
+                }
+                return Convert.ToHexString(hash.GetHashAndReset());
+            });
+            var body = new byte[size];
+            BodyPattern.Fill(body, 0);
+            long sent = 0;
+            foreach (long piece in new[] { first }.Concat(Enumerable.Repeat((long)Burst, Bursts)))
+            {
+                await TcpOrigin.SendAllAsync(client, body.AsMemory((int)sent, (int)piece));
+                sent += piece;
+                // The relay delivers the burst and finds its source empty (it returns its pipe) before the next one.
+                var deadline = DateTime.UtcNow.AddSeconds(30);
+                while (Interlocked.Read(ref received) < sent && DateTime.UtcNow < deadline) await Task.Delay(2);
+                Assert.Equal(sent, Interlocked.Read(ref received));
+            }
+            client.Shutdown(SocketShutdown.Send);
+            Assert.Equal(BodyPattern.Sha256(size), await atUpstream.WaitAsync(TimeSpan.FromSeconds(30)));
+            upstream.Shutdown(SocketShutdown.Send);
+            Assert.Equal(RelayEnd.Completed, await running.WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+        // One growth for the one long direction, nothing shrunk: the grown pipe served every later burst.
+        Assert.Equal((1, 1L), (resizes, poolMetrics.CounterValue("zcproxy_relay_pipe_growths_total")));
+        Assert.Equal((1, 0), (pipes.Grown, pipes.Leased));
     }
 
     /// <summary>A kernel that refuses to grow the pipe (the user's pipe quota): the long relay goes on through the pool's size, byte-exact.</summary>
