@@ -43,6 +43,9 @@ internal static class SpliceMove
             while (toWrite > 0)
             {
                 if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
+                // An empty pipe that this turn could not drain whole once filled: the turn ends now, not in mid-pipe.
+                if (toRead > 0 && pipe.Buffered == 0 && drained.Buffered == 0 && turn.TooShortFor(Math.Min(drained.Capacity, toRead)))
+                    await turn.YieldAsync();
                 bool progress = false;
                 // Readiness snapshots before the syscalls: an edge after them ends the waits below.
                 int readSequence = ends.SourceSequence, writeSequence = ends.SinkSequence;

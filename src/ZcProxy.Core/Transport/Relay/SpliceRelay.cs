@@ -166,6 +166,14 @@ internal sealed class SpliceRelay
                     growAsked = true;
                     if (_pipes.TryGrow(pipe)) pipeFull = false;
                 }
+                if (pipe is { Buffered: 0 } && !eof && turn.TooShortFor(pipe.Capacity))
+                {
+                    // An empty pipe that this turn could not drain whole once filled: the turn ends now, not in mid-pipe
+                    // (LoopTurn.TooShortFor); after the yield nothing is assumed blocked and the snapshots are taken anew.
+                    await turn.YieldAsync();
+                    sinkFull = false;
+                    continue;
+                }
                 if (CanFill(pipe, eof, sourceDry, pipeFull))
                 {
                     var r = Splice(from, pipe!.WriteFd, pipe.Capacity - pipe.Buffered, toPipe: true);

@@ -90,6 +90,38 @@ public sealed class SpliceRelayTests
     }
 
     /// <summary>
+    /// A turn's end used to fall in mid-pipe: the drain that reached the turn's share was cut short and the next turn
+    /// topped the pipe up first, two splices each way for one pipe's bytes at every turn (a 16 MiB body: 48 splices where
+    /// 34 do). Now a direction about to fill an empty pipe that the turn could not drain whole ends the turn first. Counted
+    /// on this test's own loop: no splice into a sink was cut short by its turn; byte-exact both ways.
+    /// </summary>
+    [Fact]
+    public async Task AFastTransfer_EndsItsTurnsBetweenPipes_NotInOne()
+    {
+        long size = 8 * LoopTurn.Bytes + 12345;
+        using var loop = new EventLoop(0);
+        var cuts = new System.Collections.Concurrent.ConcurrentQueue<(long Wanted, long Allowed)>();
+        Action<long, long> record = (wanted, allowed) => { if (loop.IsLoopThread) cuts.Enqueue((wanted, allowed)); };
+        IReadOnlyCollection<long> turns;
+        LoopTurn.Cut += record;
+        try
+        {
+            using var recorded = new RecordedTurns(onlyWhere: () => loop.IsLoopThread);
+            using var pipes = new SplicePipePool(new PipeBudget(1 << 20, 2, "test"));
+            var (end, atClient, atUpstream, metrics) = await ExchangeAsync(pipes, size, loop);
+            Assert.Equal(RelayEnd.Completed, end);
+            Assert.Equal((size, BodyPattern.Sha256(size)), atClient);
+            Assert.Equal((size, BodyPattern.Sha256(size)), atUpstream);
+            Assert.Equal(size, metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Request));
+            Assert.Equal(size, metrics.GetBodyBytes(BodyMechanism.Splice, BodyDirection.Response));
+            turns = recorded.Bytes;
+        }
+        finally { LoopTurn.Cut -= record; }
+        Assert.Empty(cuts);
+        Assert.All(turns, bytes => Assert.InRange(bytes, 1, LoopTurn.Bytes)); // the share still holds
+    }
+
+    /// <summary>
     /// The copy fallback (no pipe to be had) moved 64 KiB per round until its source was empty or its sink full, so a
     /// fast peer held the loop as the splices did before their cap: it copies at most LoopTurn.Bytes per turn too.
     /// </summary>
