@@ -144,6 +144,14 @@ internal static unsafe partial class Syscalls
         if (r != 0) throw new ErrnoException("posix_fadvise", r);
     }
 
+    /// <summary>
+    /// posix_fadvise(WILLNEED) of an open fd's bytes [offset, +length): the kernel starts reading them into the page cache
+    /// and returns (it may wait for the block queue and for page allocations, so never on an event loop). Advice: false
+    /// when refused, nothing else.
+    /// </summary>
+    public static bool AdviseWillNeed(int fd, long offset, long length) =>
+        LibC.posix_fadvise(fd, offset, length, LinuxConstants.POSIX_FADV_WILLNEED) == 0;
+
     public static FileDescriptor EpollCreate()
     {
         int fd = LibC.epoll_create1(LinuxConstants.EPOLL_CLOEXEC);

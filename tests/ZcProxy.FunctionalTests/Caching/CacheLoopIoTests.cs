@@ -1,6 +1,8 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using ZcProxy.Core.Output;
+using ZcProxy.Native;
 using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Tests.Infrastructure;
 
@@ -157,6 +159,44 @@ public sealed class CacheLoopIoTests
         var again = await rig.SendAsync("/obj");
         Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await again.Content.ReadAsByteArrayAsync()));
         Assert.Equal(1, rig.Origin.Requests);
+    }
+
+    /// <summary>
+    /// A bulk range sent by sendfile from the disk (DirectIo off here; under residency a re-admitted one) asks the kernel to
+    /// read ahead (posix_fadvise WILLNEED, FileRangeSource.ReadAheadWindow) from its first missing chunk, so the
+    /// disk has reads queued while the sendfiles wait: a sendfile alone reads as it goes, and a re-admitted cold hit went out
+    /// at 0.32x of `dd iflag=direct` (docs/direct-io.md, "Cold hits against dd"). Other tests' moves may ask too: only
+    /// this body's ranges are looked for.
+    /// </summary>
+    [Fact]
+    public async Task ColdBulkHit_BySendfile_AsksTheKernelToReadTheRangeAhead()
+    {
+        const int Size = 24 << 20;
+        var body = CacheRig.RandomBody(Size, 34);
+        await using var rig = await CacheRig.StartAsync(Serve(body), "\"DirectIo\": \"off\"");
+        Assert.Equal("MISS", CacheRig.CacheStatusOf(await rig.SendAsync("/obj")));
+        var entry = await CacheDirectIoTests.CommittedEntryAsync(rig.CachePath, Size);
+        await CacheDirectIoTests.MakeColdAsync(entry);
+        long bodyStart = new FileInfo(entry).Length - Size;
+
+        var asked = new System.Collections.Concurrent.ConcurrentQueue<(long Offset, long Length)>();
+        Action<long, long> record = (offset, length) => asked.Enqueue((offset, length));
+        FileRangeSource.ReadAheadAsked += record;
+        var lookups = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        Action<Microsoft.Win32.SafeHandles.SafeFileHandle, long, long> lk = (f, o, l) => lookups.Enqueue($"{o}+{l}:{Syscalls.CachedPages(f, o, l).Bytes}");
+        LoopFileIo.Asked += lk;
+        long cachedBefore = CacheDirectIoTests.CachedShare(entry, out _);
+        try
+        {
+            var hit = await rig.SendAsync("/obj");
+            Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
+            Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+        }
+        finally { FileRangeSource.ReadAheadAsked -= record; LoopFileIo.Asked -= lk; }
+
+        // The body's first chunk is cold: its sendfile leaves the loop and asks for the window from there.
+        Assert.True(asked.Contains((bodyStart, FileRangeSource.ReadAheadWindow)),
+            $"no read-ahead of {FileRangeSource.ReadAheadWindow} bytes from the body's start ({bodyStart}); asked: {string.Join(", ", asked)}; cached before {cachedBefore}; lookups {string.Join(" ", lookups)}");
     }
 
     [Theory]
