@@ -41,6 +41,7 @@ internal sealed partial class FileRangeSending
     private readonly ILogger<FileRangeSending> _log;
     private readonly Func<long, bool> _fits; // made once: a method group makes a delegate per use
     private readonly ColdHits _coldHits;
+    private readonly RecentlyResident _recentlyResident = new();
     private readonly Dictionary<(BodyMechanism, FileSendReason), Counter> _sends = [];
     private volatile bool _cachestatMissing;
 
@@ -69,7 +70,8 @@ internal sealed partial class FileRangeSending
     /// </summary>
     public BodySource Open(SafeFileHandle file, string path, long fileLength, long offset, long length, long objectLength, DirectIoPolicy policy)
     {
-        var (mechanism, reason) = Choose(policy, length, objectLength, new FileQuestions(this, file, path, offset, length));
+        long now = Environment.TickCount64;
+        var (mechanism, reason) = Choose(policy, length, objectLength, new FileQuestions(this, file, path, offset, length, now));
         if (reason == FileSendReason.Readmitted) _coldHits.Forget(path);
         if (mechanism == BodyMechanism.DirectIo)
         {
@@ -81,14 +83,15 @@ internal sealed partial class FileRangeSending
             reason = FileSendReason.NoDirectIo; // the file system refuses O_DIRECT (tmpfs), or the file changed under us
         }
         _sends[(BodyMechanism.Sendfile, reason)].Increment();
+        bool resident = reason == FileSendReason.Resident;
         return new FileRangeSource(file, offset, length, withHead: length < FileRangeSource.SendfileFrom,
-            seenResident: reason == FileSendReason.Resident);
+            seenResident: resident, seenAt: resident ? _recentlyResident.Since(file, offset, length, now) ?? now : 0);
     }
 
     /// <summary>The rule's questions about one open file's range: a struct, so asking them allocates nothing (no closures per hit).</summary>
-    private readonly struct FileQuestions(FileRangeSending owner, SafeFileHandle file, string path, long offset, long length) : IResidencyQuestions
+    private readonly struct FileQuestions(FileRangeSending owner, SafeFileHandle file, string path, long offset, long length, long now) : IResidencyQuestions
     {
-        public double? ResidentShare() => owner.ResidentShareOf(file, offset, length);
+        public double? ResidentShare() => owner.ResidentShareOf(file, offset, length, now);
 
         public Readmission Readmission() => new(owner._coldHits.Note(path), owner._fits);
 
@@ -133,15 +136,26 @@ internal sealed partial class FileRangeSending
     /// <summary>The bytes of a range of <paramref name="length"/> that its resident <paramref name="share"/> leaves out, rounded up.</summary>
     internal static long MissingBytes(long length, double share) => (long)Math.Ceiling(length * (1 - share));
 
+    /// <summary>Tests see each cachestat of a range the rule asks about: its offset and length.</summary>
+    internal static Action<long, long>? ResidencyAsked;
+
     /// <summary>
-    /// cachestat(2) over the range: one system call, no mapping, no side effect on the page cache. Null when the kernel
-    /// cannot tell: before Linux 6.5 (ENOSYS, then never asked again), or EPERM on a file the proxy could not write.
+    /// cachestat(2) over the range: one system call, no mapping, no side effect on the page cache; not asked again for a
+    /// range of the same open file found wholly resident in the last <see cref="RecentlyResident.TrustForMs"/>. Null when
+    /// the kernel cannot tell: before Linux 6.5 (ENOSYS, then never asked again), or EPERM on a file the proxy could not write.
     /// </summary>
-    private double? ResidentShareOf(SafeFileHandle file, long offset, long length)
+    private double? ResidentShareOf(SafeFileHandle file, long offset, long length, long now)
     {
         if (_cachestatMissing) return null;
+        if (_recentlyResident.Since(file, offset, length, now) is not null) return 1.0;
+        ResidencyAsked?.Invoke(offset, length);
         var r = Syscalls.CachedPages(file, offset, length);
-        if (r.Ok) return (double)r.Bytes / Math.Max(1, Syscalls.PagesSpanned(offset, length));
+        if (r.Ok)
+        {
+            double share = (double)r.Bytes / Math.Max(1, Syscalls.PagesSpanned(offset, length));
+            if (share >= ResidentShare) _recentlyResident.Note(file, offset, length, now);
+            return share;
+        }
         if (r.Errno == (int)Errno.ENOSYS && !_cachestatMissing)
         {
             _cachestatMissing = true;

@@ -13,10 +13,12 @@ namespace ZcProxy.Core.Output;
 /// loop too), the others on the thread pool (<see cref="LoopFileIo"/>). <paramref name="withHead"/>: the range offers no
 /// sendfile of its own, so it is read and leaves with the response head in one write (<see cref="FileRangeSending"/> asks
 /// it below <see cref="SendfileFrom"/>; nginx writes a head with writev, then sendfile). <paramref name="seenResident"/>: the
-/// caller has just found every page of the range in the page cache (<see cref="FileRangeSending"/>'s cachestat), so the
-/// sendfiles need not ask again for a while (<see cref="SeenResidentForMs"/>).
+/// caller has found every page of the range in the page cache (<see cref="FileRangeSending"/>'s cachestat, at
+/// <paramref name="seenAt"/>, Environment.TickCount64; 0: now), so the sendfiles need not ask again for a while
+/// (<see cref="SeenResidentForMs"/>).
 /// </summary>
-internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length, bool withHead = false, bool seenResident = false) : BodySource
+internal sealed class FileRangeSource(SafeFileHandle file, long offset, long length, bool withHead = false, bool seenResident = false,
+    long seenAt = 0) : BodySource
 {
     private const int CopyBufferSize = 128 * 1024;
     /// <summary>
@@ -49,7 +51,7 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
 
     /// <summary>The file position up to which the page cache was seen to hold the range, and when (Environment.TickCount64).</summary>
     private long _seenResidentTo = seenResident ? offset + length : offset;
-    private long _seenAt = seenResident ? Environment.TickCount64 : 0;
+    private long _seenAt = seenResident ? (seenAt > 0 ? seenAt : Environment.TickCount64) : 0;
     private long _copied;
     private byte[]? _buffer;
     /// <summary>The move found pages of the range missing: its sendfiles off the loop ask the kernel to read ahead, up to here.</summary>
