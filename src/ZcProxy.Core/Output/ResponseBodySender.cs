@@ -1,8 +1,10 @@
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Output;
 
@@ -19,8 +21,7 @@ namespace ZcProxy.Core.Output;
 /// </summary>
 internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics metrics)
 {
-    // Not async itself: a copied body (every small one) costs the copy loop's state machine only, and the hole's
-    // closure is made only for a hole. A ValueTask: a small body's copy completes at once, and then allocates nothing.
+    // Not async itself: a copied body (every small one) costs the copy loop's state machine only. A ValueTask: a small body's copy completes at once, and then allocates nothing.
     public ValueTask<BodyResult> SendAsync(HttpContext context, BodySource source)
     {
         if (CarriesNoBody(context)) return ValueTask.FromResult(BodyResult.Complete);
@@ -34,27 +35,27 @@ internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics me
                 pipes.Return(pipe, transferComplete: true); // unused: a fill without its second pipe is copied
                 pipe = null;
             }
-            if (hole != BodyMechanism.Splice || pipe is not null) return new(MoveInKernelAsync(zeroCopy, source, pipe, teePipe, sink));
+            if (hole != BodyMechanism.Splice || pipe is not null) return MoveInKernelAsync(zeroCopy, source, pipe, teePipe, sink);
         }
         return CopyAsync(context, source);
     }
 
     /// <summary>The hole: a kernel move of the whole body (teeing into the sink's file when there is one); the leased pipes go back after.</summary>
-    private static async Task<BodyResult> MoveInKernelAsync(ZeroCopyResponse zeroCopy, BodySource source, SplicePipe? pipe, SplicePipe? teePipe, IBodyFileSink? sink)
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended for the whole move: a pooled frame, not a box per body
+    private static async ValueTask<BodyResult> MoveInKernelAsync(ZeroCopyResponse zeroCopy, BodySource source, SplicePipe? pipe, SplicePipe? teePipe, IBodyFileSink? sink)
     {
         var pipes = zeroCopy.Connection.Shared.Pipes;
         var result = BodyResult.Failed(BodyOutcome.TransportFailed, "the hole did not run");
-        var connection = zeroCopy.Connection;
+        var move = KernelMove.Rent(source, zeroCopy.Connection, pipe, teePipe, sink);
         try
         {
             // A teeing move writes the lead into its file too, so it keeps it.
             var lead = teePipe is null ? source.TakeLead() : default;
-            result = await zeroCopy.SendHoleAsync(token => teePipe is not null
-                ? source.MoveTeeingAsync(connection, pipe!, new FileTee(teePipe, sink!), token)
-                : source.MoveAsync(connection, pipe, token), source.Length, lead);
+            result = await zeroCopy.SendHoleAsync(move.Run, source.Length, lead);
         }
         finally
         {
+            move.Return();
             // A failed splice may leave bytes in a pipe: those are closed, not reused.
             if (pipe is not null) pipes.Return(pipe, result.IsComplete);
             if (teePipe is not null) pipes.Return(teePipe, result.IsComplete);

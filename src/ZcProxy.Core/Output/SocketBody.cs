@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport;
@@ -95,6 +96,7 @@ internal sealed partial class SocketBody : UpstreamBody
     /// upstream timed out, a client that takes nothing failed; a client that hangs up meanwhile fails the wait for
     /// upstream data (a reset client never waits on a slow upstream).
     /// </summary>
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended with the splice: a pooled frame, not a box per body
     public override async ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(pipe);

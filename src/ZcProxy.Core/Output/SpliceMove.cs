@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ZcProxy.Core.Transport;
 using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Native;
@@ -23,6 +24,7 @@ internal static class SpliceMove
     /// A stage between the source's pipe and the sink (a cache fill's tee into a file): the sink then drains the stage's
     /// pipe, and the stage completes after the last byte reached the sink. Null: the sink drains <paramref name="pipe"/>.
     /// </param>
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended at every wait: a pooled frame, not a box per body
     public static async ValueTask<BodyResult> RunAsync(SpliceEnds ends, SplicePipe pipe, long length, CancellationToken cancellationToken,
         SpliceStage? between = null)
     {

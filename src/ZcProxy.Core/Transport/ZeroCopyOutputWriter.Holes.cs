@@ -1,5 +1,7 @@
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using ZcProxy.Core.Output;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Transport;
 
@@ -95,6 +97,7 @@ internal sealed partial class ZeroCopyOutputWriter
         return result;
     }
 
+    [AsyncMethodBuilder(typeof(FramePoolBuilder))] // suspended whenever the body outruns the socket buffers
     private async ValueTask MoveHoleAsync(CancellationToken flushToken)
     {
         var move = _hole!;

@@ -1,9 +1,11 @@
+using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using ZcProxy.Core.Balancing;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Output;
+using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Transport;
 
@@ -83,7 +85,8 @@ internal sealed class ZeroCopyResponse(ZeroCopyConnection connection)
     /// <paramref name="length"/> bytes, in user space already, sent with the head (<see cref="ZeroCopyOutputWriter.BeginHole"/>).
     /// A failure has aborted the connection.
     /// </summary>
-    public async Task<BodyResult> SendHoleAsync(Func<CancellationToken, ValueTask<BodyResult>> move, long length, ReadOnlyMemory<byte> lead = default)
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended for the whole move: a pooled frame, not a box per body
+    public async ValueTask<BodyResult> SendHoleAsync(Func<CancellationToken, ValueTask<BodyResult>> move, long length, ReadOnlyMemory<byte> lead = default)
     {
         var aborted = _context.RequestAborted;
         var output = connection.Output;
