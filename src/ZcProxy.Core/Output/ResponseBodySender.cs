@@ -74,8 +74,8 @@ internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics me
     {
         sink = null;
         long length = source.Length;
-        if (length <= 0 || !zeroCopy.CanTakeHole(length)) return false;
-        if (hole == BodyMechanism.Splice && AlwaysCopies(length)) return false;
+        // The threshold first: it is a comparison, CanTakeHole parses the response's Content-Length (every small body asked it).
+        if (length <= 0 || hole == BodyMechanism.Splice && AlwaysCopies(length) || !zeroCopy.CanTakeHole(length)) return false;
         return NobodyNeedsTheBytes(context, zeroCopy.KestrelBody, out sink) && (sink is null || source.CanTee);
     }
 

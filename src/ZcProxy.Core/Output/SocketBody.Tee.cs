@@ -19,7 +19,7 @@ internal sealed partial class SocketBody
     /// </summary>
     public override async ValueTask<BodyResult> MoveTeeingAsync(ZeroCopyConnection to, SplicePipe pipe, FileTee tee, CancellationToken cancellationToken)
     {
-        var ends = new ResponseEnds(this, to);
+        var ends = Ends(to);
         var sink = tee.Sink;
         var direct = sink.Direct; // asked before the first byte: an O_DIRECT fill takes every byte, the prefix too
         bool sinking = true;

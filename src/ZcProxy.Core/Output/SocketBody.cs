@@ -23,6 +23,7 @@ internal sealed partial class SocketBody : UpstreamBody
     private int _lead;
     private long _left;
     private byte[]? _buffer;
+    private ResponseEnds? _ends; // reused by the bodies this object carries (one at a time), with its waits
 
     public SocketBody(UpstreamConnection connection, long length, TimeSpan idleTimeout, CancellationToken aborted) : base(connection, idleTimeout, aborted)
         => Start(length);
@@ -101,7 +102,7 @@ internal sealed partial class SocketBody : UpstreamBody
     {
         ArgumentNullException.ThrowIfNull(pipe);
         Connection.BodyIsSpliced();
-        var ends = new ResponseEnds(this, to);
+        var ends = Ends(to);
         try
         {
             // Called once the lead left with the head: it was in user space, so it counts as copied.
@@ -117,8 +118,11 @@ internal sealed partial class SocketBody : UpstreamBody
         finally { ends.Release(); }
     }
 
+    /// <summary>This body's splice ends, toward <paramref name="to"/> for one move (released after it).</summary>
+    private ResponseEnds Ends(ZeroCopyConnection to) => (_ends ??= new ResponseEnds(this)).Begin(to);
+
     /// <summary>
-    /// The ends of a response body's splice. A loop-native upstream socket is non-blocking and registered with the
+    /// The ends of a response body's splice, one per body object and begun per move. A loop-native upstream socket is non-blocking and registered with the
     /// client's loop already; a .NET one joins the client's loop at its first wait (splice honours the socket's own
     /// O_NONBLOCK, which .NET's async sockets have), so a body that never waits costs no epoll_ctl. A fresh registration
     /// starts at sequence 0, and EPOLL_CTL_ADD reports data that is already there.
@@ -126,17 +130,20 @@ internal sealed partial class SocketBody : UpstreamBody
     private sealed class ResponseEnds : SpliceEnds
     {
         private readonly SocketBody _body;
-        private readonly ZeroCopyConnection _client;
-        private readonly bool _borrowed;
+        private ZeroCopyConnection _client = null!;
+        private bool _borrowed;
         private LoopSocket? _upstream;
 
-        public ResponseEnds(SocketBody body, ZeroCopyConnection client)
+        public ResponseEnds(SocketBody body) => _body = body;
+
+        /// <summary>A move toward <paramref name="client"/> begins; <see cref="Release"/> ends it.</summary>
+        public ResponseEnds Begin(ZeroCopyConnection client)
         {
-            _body = body;
             _client = client;
-            _upstream = body.Connection.Readiness;
+            _upstream = _body.Connection.Readiness;
             _borrowed = _upstream is null;
             if (_borrowed && FdLease.TryAcquire(Source, out var lease)) using (lease) Syscalls.SetNonBlocking(lease.Fd);
+            return this;
         }
 
         public ZeroCopyConnection Client => _client;
@@ -175,12 +182,13 @@ internal sealed partial class SocketBody : UpstreamBody
             _client.Shared.Metrics.AddBodyBytes(BodyMechanism.Splice, BodyDirection.Response, bytes);
         }
 
-        /// <summary>A borrowed (.NET) upstream socket leaves the client's loop again; its fd stays open.</summary>
+        /// <summary>A borrowed (.NET) upstream socket leaves the client's loop again; its fd stays open. The client is let go.</summary>
         public void Release()
         {
             EndWaits();
             if (_borrowed && _upstream is not null) _client.UnregisterSource(_upstream);
             _upstream = null;
+            _client = null!;
         }
     }
 

@@ -13,8 +13,10 @@ namespace ZcProxy.Core.Output;
 internal abstract class SpliceEnds
 {
     // Made at the first wait: most bodies up to a pipeful never wait (their bytes are there, the client takes them).
+    // Kept for the next move of ends that are reused (a response body object's); the token registration is per move.
     private SpliceWait? _wait;
     private CancellationTokenRegistration _wake;
+    private bool _waited; // this move has waited: its token is registered, and the source's reads may be paused
 
     /// <summary>The client connection of the request whose body moves is gone (its waits fail for that reason).</summary>
     protected abstract bool ClientAborted { get; }
@@ -77,7 +79,8 @@ internal abstract class SpliceEnds
     {
         _wake.Dispose();
         _wake = default;
-        if (_wait is not null) RegisteredSource?.ResumeReads();
+        if (_waited) RegisteredSource?.ResumeReads();
+        _waited = false;
     }
 
     /// <summary>
@@ -86,9 +89,12 @@ internal abstract class SpliceEnds
     /// </summary>
     private SpliceWait Waits(CancellationToken cancellationToken)
     {
-        if (_wait is { } wait) return wait;
-        if (cancellationToken.CanBeCanceled) _wake = cancellationToken.UnsafeRegister(static s => ((SpliceEnds)s!).WakeAll(), this);
-        return _wait = new SpliceWait();
+        if (!_waited)
+        {
+            _waited = true;
+            if (cancellationToken.CanBeCanceled) _wake = cancellationToken.UnsafeRegister(static s => ((SpliceEnds)s!).WakeAll(), this);
+        }
+        return _wait ??= new SpliceWait();
     }
 
     /// <summary>Hook for a source registered lazily: wakes its reader too.</summary>
