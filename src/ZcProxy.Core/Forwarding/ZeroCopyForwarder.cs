@@ -432,7 +432,8 @@ internal sealed partial class ZeroCopyForwarder(
     private void Fail(HttpContext context, ForwarderError error, int status, Exception exception, UpstreamErrorKind? kind, bool requestSent = true)
     {
         if (kind is { } k) metrics.Error(k).Increment();
-        LogFailure(logger, error, exception.Message);
+        if (IsClientGone(error, context.RequestAborted.IsCancellationRequested)) LogClientGone(logger, error, exception.Message);
+        else LogFailure(logger, error, exception.Message);
         context.Features.Set<IForwarderErrorFeature>(new ZeroCopyForwarderErrorFeature(error, exception) { RequestSent = requestSent });
         if (context.Response.HasStarted) return;
         context.Response.StatusCode = status;
@@ -453,8 +454,19 @@ internal sealed partial class ZeroCopyForwarder(
         HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)
         || HttpMethods.IsPut(method) || HttpMethods.IsDelete(method);
 
+    /// <summary>
+    /// A client that left mid-exchange (YARP's client-side cancellations, and the request really aborted): not a problem of
+    /// the proxy or the upstream, so Debug, as YARP and the static files log it; wrk alone left up to 64 warnings per run.
+    /// </summary>
+    internal static bool IsClientGone(ForwarderError error, bool requestAborted) => requestAborted && error is
+        ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.ResponseBodyCanceled
+        or ForwarderError.UpgradeRequestCanceled or ForwarderError.UpgradeResponseCanceled;
+
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "zero-copy forwarder: {Error}: {Reason}")]
     private static partial void LogFailure(ILogger logger, ForwarderError error, string reason);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Debug, Message = "zero-copy forwarder: the client left ({Error}): {Reason}")]
+    private static partial void LogClientGone(ILogger logger, ForwarderError error, string reason);
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "zero-copy forwarder: {Destination} answered {Status} before the request body was sent; forwarding it and closing both connections")]
     private static partial void LogEarlyResponse(ILogger logger, string destination, int status);
