@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
+using ZcProxy.Core.Transport.Http1;
 using ZcProxy.Core.Upstream;
 
 namespace ZcProxy.Core.Forwarding;
@@ -28,6 +29,9 @@ internal static class DefaultResponseHead
     {
         var fields = head.DefaultFields ??= Plan(head);
         var destination = response.Headers;
+        // The own HTTP/1.1 layer takes the copied fields as they are, while the response has none yet: nothing copied,
+        // and their bytes encoded once per head (Http1ResponseHeaders; whoever changes a field later gets a dictionary).
+        if (fields.PassedThrough is { } block && destination is Http1ResponseHeaders own && own.TryPassThrough(block)) return;
         bool keepProxySts = fields.HasStrictTransportSecurity && !StringValues.IsNullOrEmpty(destination.StrictTransportSecurity);
         // Usually nothing is set yet, and the copied names are distinct (the plan grouped them): a set each, no lookup.
         bool empty = destination.Count == 0;
@@ -103,6 +107,14 @@ internal static class DefaultResponseHead
 internal sealed record DefaultResponseFields(DefaultResponseFields.Field[] Copied, bool DropsZeroLength, string[] Removed)
 {
     public bool HasStrictTransportSecurity { get; } = Array.Exists(Copied, f => f.IsStrictTransportSecurity);
+
+    /// <summary>
+    /// The copied fields as one block, for a response that has no field yet: what the copy into an empty response leaves
+    /// (nothing removed after it). Null when the copy removes something (Connection options, a dropped zero length).
+    /// </summary>
+    public Http1FieldBlock? PassedThrough { get; } = Removed.Length == 0 && !DropsZeroLength
+        ? new([.. Array.ConvertAll(Copied, f => new KeyValuePair<string, StringValues>(f.Name, f.Values))])
+        : null;
 
     public readonly record struct Field(string Name, StringValues Values, bool IsStrictTransportSecurity);
 }

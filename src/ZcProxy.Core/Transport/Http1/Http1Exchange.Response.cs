@@ -18,7 +18,7 @@ internal enum Http1BodyFraming
 /// <summary>The response side: status, fields, OnStarting/OnCompleted, the body feature and the response's end.</summary>
 internal abstract partial class Http1Exchange : IHttpResponseFeature, IHttpResponseBodyFeature
 {
-    private readonly HeaderDictionary _responseHeaders = new();
+    private readonly Http1ResponseHeaders _responseHeaders = new();
     private readonly Http1ResponseBody _responseBody;
     private Http1ResponseStream? _responseStream;
     private Stack<KeyValuePair<Func<object, Task>, object>>? _onStarting, _onCompleted;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.WebUtilities;
@@ -59,10 +60,20 @@ internal static class Http1ResponseHead
     }
 
     public static void Write(Http1Exchange exchange, ZeroCopyOutputWriter output)
+        => Write(exchange.StatusCode, exchange.ReasonPhrase, exchange.ResponseHeaders, output);
+
+    /// <summary>Status line, Date (unless the fields have one), the fields, the empty line.</summary>
+    internal static void Write(int status, string? reason, IHeaderDictionary headers, IBufferWriter<byte> output)
     {
-        var headers = exchange.ResponseHeaders;
-        var own = headers as HeaderDictionary; // its struct enumerator: nothing boxed per response
-        var statusLine = StatusLine(exchange.StatusCode, exchange.ReasonPhrase);
+        var statusLine = StatusLine(status, reason);
+        if (headers is Http1ResponseHeaders { PassedThrough: { } block })
+        {
+            // Fields nobody changed: their bytes as encoded for the first response with this block.
+            WriteBlock(statusLine, block, output);
+            return;
+        }
+        // HeaderDictionary's struct enumerator: nothing boxed per response.
+        var own = (headers as Http1ResponseHeaders)?.Fields ?? headers as HeaderDictionary;
         bool hasDate = headers.ContainsKey(HeaderNames.Date);
         int length = statusLine.Length + 2 + (hasDate ? 0 : Http1Date.Length);
         if (own is not null) foreach (var field in own) length += Measure(field);
@@ -76,6 +87,31 @@ internal static class Http1ResponseHead
         span[at++] = (byte)'\r';
         span[at++] = (byte)'\n';
         output.Advance(at);
+    }
+
+    private static void WriteBlock(byte[] statusLine, Http1FieldBlock block, IBufferWriter<byte> output)
+    {
+        var wire = block.Wire ??= Encode(block.Fields);
+        var span = output.GetSpan(statusLine.Length + (block.HasDate ? 0 : Http1Date.Length) + wire.Length + 2);
+        statusLine.CopyTo(span);
+        int at = statusLine.Length;
+        if (!block.HasDate) at += Http1Date.Write(span[at..]);
+        wire.CopyTo(span[at..]);
+        at += wire.Length;
+        span[at++] = (byte)'\r';
+        span[at++] = (byte)'\n';
+        output.Advance(at);
+    }
+
+    /// <summary>Fields as written, checked as every field is (an invalid one throws here, as it would field by field).</summary>
+    private static byte[] Encode(KeyValuePair<string, StringValues>[] fields)
+    {
+        int length = 0;
+        foreach (var field in fields) length += Measure(field);
+        var wire = new byte[length];
+        int at = 0;
+        foreach (var field in fields) at += WriteField(field, wire.AsSpan(at));
+        return wire;
     }
 
     private static int Measure(KeyValuePair<string, StringValues> field)

@@ -1,0 +1,39 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Primitives;
+
+namespace ZcProxy.Core.Transport.Http1;
+
+/// <summary>
+/// Response fields set as a whole (<see cref="Http1ResponseHeaders.TryPassThrough"/>) and written as one piece: the
+/// fields an upstream head passes on to the client, worked out once per head by the forwarder. Immutable; its wire form is
+/// encoded on first use and kept (a keep-alive connection hands out the same head response after response).
+/// </summary>
+internal sealed class Http1FieldBlock
+{
+    /// <param name="fields">Distinct names (ignoring case), each with at least one value, in the order they are written.</param>
+    public Http1FieldBlock(KeyValuePair<string, StringValues>[] fields)
+    {
+        Fields = fields;
+        int length = IndexOf(Microsoft.Net.Http.Headers.HeaderNames.ContentLength);
+        // Read as HeaderDictionary reads it (one value, digits after trimming), so both forms answer alike.
+        if (length >= 0) ContentLength = new HeaderDictionary { [fields[length].Key] = fields[length].Value }.ContentLength;
+        HasDate = IndexOf(Microsoft.Net.Http.Headers.HeaderNames.Date) >= 0;
+    }
+
+    public KeyValuePair<string, StringValues>[] Fields { get; }
+
+    public long? ContentLength { get; }
+
+    public bool HasDate { get; }
+
+    /// <summary>The fields as written ("Name: value\r\n" each), set by <see cref="Http1ResponseHead"/> on first use.</summary>
+    internal byte[]? Wire { get; set; }
+
+    public int IndexOf(string name)
+    {
+        var fields = Fields;
+        for (int i = 0; i < fields.Length; i++)
+            if (string.Equals(fields[i].Key, name, StringComparison.OrdinalIgnoreCase)) return i;
+        return -1;
+    }
+}
