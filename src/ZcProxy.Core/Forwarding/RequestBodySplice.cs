@@ -54,6 +54,16 @@ internal sealed class RequestBodySplice : SpliceEnds
             && context.Features.Get<ZeroCopyResponse>() is { } zeroCopy && ReferenceEquals(context.Request.Body, zeroCopy.KestrelRequestBody)
             && upstream.Readiness is { } readiness && readiness.Loop == zeroCopy.Connection.Loop;
 
+    /// <summary>
+    /// True when this body will be spliced and its first bytes came with the request head (the client's input holds
+    /// them): <see cref="SendAsync"/> sends them first thing, so the head may wait for them in the kernel (MSG_MORE) and
+    /// leave in one segment with them. Whatever goes to the upstream next (those bytes, a copy, a splice, or the
+    /// connection's close on a failure) sends the head too. A client waiting for 100 Continue has sent nothing: false.
+    /// </summary>
+    public static bool FirstBytesHeld(HttpContext context, UpstreamConnection upstream, long threshold)
+        => Qualifies(context, upstream, new RequestBodySplicing(threshold, default, default))
+            && context.Features.Get<ZeroCopyResponse>()!.Connection.Input.Buffered > 0;
+
     /// <summary>Sends the body (it must <see cref="Qualifies">qualify</see>); returns the bytes sent.</summary>
     public static async Task<long> SendAsync(HttpContext context, UpstreamConnection upstream, ProxyMetrics metrics, RequestBodySplicing settings, CancellationToken cancellationToken)
     {

@@ -162,7 +162,10 @@ internal sealed partial class ZeroCopyForwarder(
                 long sentBefore = connection.BytesSent;
 
                 // :: Send the head and body, then read the response head (interim 1xx heads skipped).
-                var failure = await SendHeadAsync(connection, requestHead.Written, aborted);
+                // A spliced body whose first bytes came with the request head: they follow the head at once, in one segment.
+                bool bodyFollows = framing == RequestBodyFraming.ContentLength
+                    && RequestBodySplice.FirstBytesHeld(context, connection, options.Current.ZeroCopy.SpliceThreshold);
+                var failure = await SendHeadAsync(connection, requestHead.Written, bodyFollows, aborted);
                 if (failure is null && framing != RequestBodyFraming.None) failure = await ExchangeBodyAsync(context, connection, framing, isHead, timeouts);
                 else if (failure is null)
                 {
@@ -293,12 +296,12 @@ internal sealed partial class ZeroCopyForwarder(
     private readonly record struct ExchangeFailure(ForwarderError Error, int Status, UpstreamErrorKind? Kind, Exception Exception, bool BeforeAnyResponseByte);
 
     /// <summary>Sends the request head: a failure here left nothing of the request (body included) with the upstream.</summary>
-    private static async ValueTask<ExchangeFailure?> SendHeadAsync(UpstreamConnection connection, ReadOnlyMemory<byte> requestHead, CancellationToken aborted)
+    private static async ValueTask<ExchangeFailure?> SendHeadAsync(UpstreamConnection connection, ReadOnlyMemory<byte> requestHead, bool bodyFollows, CancellationToken aborted)
     {
         connection.RequestIncomplete = false;
         try
         {
-            await connection.SendAsync(requestHead, aborted);
+            await connection.SendAsync(requestHead, aborted, more: bodyFollows);
             return null;
         }
         catch (Exception e) when (!aborted.IsCancellationRequested)

@@ -67,7 +67,7 @@ internal sealed partial class UpstreamConnection
         }
     }
 
-    private async ValueTask SendOnLoopAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    private async ValueTask SendOnLoopAsync(ReadOnlyMemory<byte> data, bool more, CancellationToken cancellationToken)
     {
         var readiness = Readiness!;
         while (!data.IsEmpty)
@@ -75,7 +75,7 @@ internal sealed partial class UpstreamConnection
             int sequence = readiness.WriteSequence;
             SysResult r;
             if (!FdLease.TryAcquire(Socket.SafeHandle, out var lease)) throw new IOException("the upstream socket was closed");
-            using (lease) r = Syscalls.Send(lease.Fd, data.Span, LinuxConstants.MSG_DONTWAIT);
+            using (lease) r = Syscalls.Send(lease.Fd, data.Span, LinuxConstants.MSG_DONTWAIT | (more ? LinuxConstants.MSG_MORE : 0));
             if (r.Ok)
             {
                 BytesSent += r.Bytes;

@@ -53,11 +53,15 @@ internal sealed partial class UpstreamConnection : IDisposable
     /// <summary>Counts bytes that reached this connection's socket by another way than <see cref="SendAsync"/> (a spliced request body).</summary>
     public void CountSent(long bytes) => BytesSent += bytes;
 
-    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    /// <param name="more">
+    /// More bytes follow at once (MSG_MORE, on a loop's socket): the kernel holds these until the next send, so a request
+    /// head leaves in one segment with the body's first bytes, as HAProxy sends them, not in a small segment of its own.
+    /// </param>
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken, bool more = false)
     {
         if (Readiness is not null)
         {
-            await SendOnLoopAsync(data, cancellationToken);
+            await SendOnLoopAsync(data, more, cancellationToken);
             return;
         }
         while (!data.IsEmpty)

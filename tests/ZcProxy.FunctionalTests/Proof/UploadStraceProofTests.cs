@@ -168,6 +168,51 @@ public sealed class UploadStraceProofTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A spliced upload whose first bytes came with its head: the request head goes upstream with MSG_MORE, so it leaves
+    /// in one segment with those bytes (as HAProxy sends them), not in a small segment of its own that wakes the upstream
+    /// for the head alone. Checked on two uploads over one kept-alive connection.
+    /// </summary>
+    [StraceFact]
+    public async Task Upload_TheRequestHeadLeavesWithTheBodysFirstBytes()
+    {
+        const long length = 4L << 20;
+        await using var origin = await UploadSpliceTests.StartOriginAsync();
+        using var dir = new ConfigDirectory();
+        using var proxy = StartProxy(dir, origin.Url);
+        var (proxyUrl, _) = await proxy.WaitForListenersAsync();
+        int originPort = new Uri(origin.Url).Port;
+
+        var (socket, reader) = await ConnectAsync(proxyUrl);
+        using (socket)
+        {
+            using var strace = await StraceSession.AttachAsync(proxy.Pid, "sendto,sendmsg,splice");
+            for (int upload = 0; upload < 2; upload++)
+            {
+                // The head and the body's first piece in one send: the proxy's recv of the head takes body bytes along.
+                var pieces = Infrastructure.BodyPattern.Pieces(length).ToList();
+                byte[] first = [.. Encoding.ASCII.GetBytes($"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"), .. pieces[0].Span];
+                var sending = Task.Run(async () =>
+                {
+                    await socket.SendAsync(first.AsMemory());
+                    foreach (var piece in pieces.Skip(1)) await socket.SendAsync(piece);
+                });
+                var response = await reader.ReadResponseAsync().WaitAsync(TimeSpan.FromMinutes(1));
+                await sending;
+                Assert.Equal($"{length} {Infrastructure.BodyPattern.Sha256(length)}", Encoding.ASCII.GetString(response.Body));
+            }
+            var log = await strace.StopAsync();
+
+            var toUpstream = log.Calls.Where(c => c.Name != "splice" && StraceLog.IsSocketWithRemotePort(c.Argument(0), originPort)).ToList();
+            var heads = toUpstream.Where(c => c.Arguments.Contains("\"POST /upload", StringComparison.Ordinal)).ToList();
+            foreach (var call in toUpstream) output.WriteLine($"{call.Name} -> upstream: {call.Result} bytes{(call.Arguments.Contains("MSG_MORE", StringComparison.Ordinal) ? ", MSG_MORE" : "")}");
+            Assert.Equal(2, heads.Count);
+            Assert.All(heads, head => Assert.Contains("MSG_MORE", head.Arguments, StringComparison.Ordinal));
+            // Only the heads wait for more: the body's first bytes (sent next) push them out.
+            Assert.Equal(2, toUpstream.Count(c => c.Arguments.Contains("MSG_MORE", StringComparison.Ordinal)));
+        }
+    }
+
     private static async Task TunnelAsync(string proxyUrl)
     {
         using var client = new ClientWebSocket();
