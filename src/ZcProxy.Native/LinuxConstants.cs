@@ -43,5 +43,5 @@ internal static class LinuxConstants
     public static int EFD_NONBLOCK => Tmds.Linux.LibC.EFD_NONBLOCK;
 
     public static int POSIX_FADV_DONTNEED => Tmds.Linux.LibC.POSIX_FADV_DONTNEED;
-    public static int POSIX_FADV_WILLNEED => Tmds.Linux.LibC.POSIX_FADV_WILLNEED;
+    public static int POSIX_FADV_SEQUENTIAL => Tmds.Linux.LibC.POSIX_FADV_SEQUENTIAL;
 }

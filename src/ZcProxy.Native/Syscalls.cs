@@ -145,12 +145,11 @@ internal static unsafe partial class Syscalls
     }
 
     /// <summary>
-    /// posix_fadvise(WILLNEED) of an open fd's bytes [offset, +length): the kernel starts reading them into the page cache
-    /// and returns (it may wait for the block queue and for page allocations, so never on an event loop). Advice: false
-    /// when refused, nothing else.
+    /// posix_fadvise(SEQUENTIAL) of an open fd (the whole file): its readahead window doubles, and the pages come in through
+    /// the kernel's own readahead (large folios). Advice: false when refused, nothing else.
     /// </summary>
-    public static bool AdviseWillNeed(int fd, long offset, long length) =>
-        LibC.posix_fadvise(fd, offset, length, LinuxConstants.POSIX_FADV_WILLNEED) == 0;
+    public static bool AdviseSequential(int fd) =>
+        LibC.posix_fadvise(fd, 0, 0, LinuxConstants.POSIX_FADV_SEQUENTIAL) == 0;
 
     public static FileDescriptor EpollCreate()
     {

@@ -40,23 +40,14 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
     /// long are paged out (DAMON here, reclaim anywhere); 500 ms covers a resident 256 MiB hit at 512 MB/s and more.
     /// </summary>
     internal const long SeenResidentForMs = 500;
-    /// <summary>
-    /// How far ahead of a sendfile that reads from the disk the range is asked for with posix_fadvise(WILLNEED), renewed when
-    /// half of it is sent. A sendfile of pages not in memory reads them synchronously as it goes (the kernel's readahead, a
-    /// few requests in flight at most): a re-admitted 64 MiB cold hit went out at 0.32x of `dd iflag=direct` where its
-    /// O_DIRECT hits (4 reads in flight) did 1.0x; buffered 2 MiB reads of a cold 256 MiB file here: 0.36 GB/s plain,
-    /// 0.95 with 16 MiB advised ahead, dd 0.75 (docs/direct-io.md, "Cold hits against dd").
-    /// </summary>
-    internal const long ReadAheadWindow = 16 << 20;
 
     /// <summary>The file position up to which the page cache was seen to hold the range, and when (Environment.TickCount64).</summary>
     private long _seenResidentTo = seenResident ? offset + length : offset;
     private long _seenAt = seenResident ? (seenAt > 0 ? seenAt : Environment.TickCount64) : 0;
     private long _copied;
     private byte[]? _buffer;
-    /// <summary>The move found pages of the range missing: its sendfiles off the loop ask the kernel to read ahead, up to here.</summary>
+    /// <summary>The move found pages of the range missing: its sendfiles off the loop have asked the kernel to read ahead.</summary>
     private bool _readingAhead;
-    private long _advisedTo;
 
     public override long Length => length;
     public override BodyMechanism? Hole => withHead ? null : BodyMechanism.Sendfile;
@@ -131,18 +122,13 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
                 SysResult? sent;
                 if (MustLeaveLoop(from, count))
                 {
-                    _readingAhead = true;
                     sent = await Task.Run(() =>
                     {
-                        ReadAhead(fileFd, from);
+                        ReadAhead(fileFd);
                         return SendChunk(to, fileFd, from, count);
                     });
                 }
-                else
-                {
-                    if (_readingAhead && !EventLoop.OnAnyLoopThread) ReadAhead(fileFd, from);
-                    sent = SendChunk(to, fileFd, from, count);
-                }
+                else sent = SendChunk(to, fileFd, from, count);
                 if (sent is not { } r) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
                 if (r.Ok)
                 {
@@ -182,22 +168,22 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
         return false;
     }
 
-    /// <summary>Tests see each read-ahead asked: the file offset and the length.</summary>
-    internal static Action<long, long>? ReadAheadAsked;
+    /// <summary>Tests see each read-ahead asked (posix_fadvise SEQUENTIAL of the file).</summary>
+    internal static Action? ReadAheadAsked;
 
     /// <summary>
-    /// Off the loops only: asks the kernel to read the next <see cref="ReadAheadWindow"/> of the range from
-    /// <paramref name="from"/> (what is not asked yet), once half of what was asked is sent, so the disk has reads queued
-    /// while the sendfiles wait for the first of them.
+    /// Off the loops, once per move: tells the kernel the file is read sequentially (posix_fadvise SEQUENTIAL: twice the
+    /// device's readahead window for this open file), so the sendfiles' own readahead keeps more of the range in flight
+    /// while they wait for the disk. Not WILLNEED: the kernel reads WILLNEED pages into 4 KiB folios, and every later hit
+    /// paid for that: a 256 MiB file read back so cost 33-46 CPU-ms/GB in its sendfiles' page-cache reads against 16-21
+    /// read back by sendfile (large folios), and 1.1-2.9 ms per cachestat against 23-47 µs (docs/direct-io.md).
     /// </summary>
-    private void ReadAhead(int fileFd, long from)
+    private void ReadAhead(int fileFd)
     {
-        long end = offset + length;
-        if (_advisedTo >= end || from + ReadAheadWindow / 2 < _advisedTo) return;
-        long start = Math.Max(from, _advisedTo), stop = Math.Min(end, from + ReadAheadWindow);
-        _advisedTo = stop;
-        ReadAheadAsked?.Invoke(start, stop - start);
-        Syscalls.AdviseWillNeed(fileFd, start, stop - start);
+        if (_readingAhead) return;
+        _readingAhead = true;
+        ReadAheadAsked?.Invoke();
+        Syscalls.AdviseSequential(fileFd);
     }
 
     /// <summary>One sendfile(2) of up to <paramref name="count"/> bytes from <paramref name="from"/>; null when the client socket is closed.</summary>
