@@ -191,8 +191,10 @@ public sealed class CacheLoopIoTests
         finally { FileRangeSource.ReadAheadAsked -= record; }
         Assert.True(asked > 0, "the cold body's sendfiles asked for no read-ahead");
 
+        // Where the folios cannot be seen (no page frame numbers: not root) or the file system has no large folios (ext4
+        // before Linux 6.16), there is nothing to compare.
+        if (PageSizes.LargeFoliosIn(rig.CachePath) != true) return;
         var (present, small) = PageSizes.OfFileRange(entry, bodyStart, Size);
-        if (present < 0) return; // no page frame numbers here (not root): the folios cannot be seen
         Assert.Equal(Size / 4096, present);
         Assert.True(small <= present / 8, $"{small} of the body's {present} pages are 4 KiB folios (read ahead with WILLNEED: two thirds)");
     }

@@ -1,5 +1,6 @@
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
+using ZcProxy.Native;
 
 namespace ZcProxy.Tests.Caching;
 
@@ -14,6 +15,34 @@ internal static class PageSizes
     private const ulong Present = 1UL << 63;
     private const ulong PfnMask = (1UL << 55) - 1;
     private const ulong Compound = (1UL << 15) | (1UL << 16);
+
+    /// <summary>
+    /// Whether the kernel's own readahead gives files in <paramref name="directory"/> large folios (ext4 does since Linux
+    /// 6.16): an 8 MiB file written, dropped from the page cache and read back with plain reads. Null when the folios cannot
+    /// be seen (no page frame numbers).
+    /// </summary>
+    public static bool? LargeFoliosIn(string directory)
+    {
+        var path = Path.Combine(directory, "folios.probe~");
+        const int Length = 8 << 20;
+        try
+        {
+            using (var write = new FileStream(path, FileMode.Create, FileAccess.Write))
+            {
+                write.Write(new byte[Length]);
+                write.Flush(flushToDisk: true);
+            }
+            using (var read = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0))
+            {
+                Syscalls.Fadvise(read.SafeFileHandle, 0, 0, LinuxConstants.POSIX_FADV_DONTNEED);
+                var buffer = new byte[1 << 20];
+                while (read.Read(buffer) > 0) { }
+            }
+            var (present, small) = OfFileRange(path, 0, Length);
+            return present < 0 ? null : small <= present / 2;
+        }
+        finally { File.Delete(path); }
+    }
 
     /// <summary>(pages present in memory, of them in 4 KiB folios) of bytes [offset, +length) of the file (offset page-aligned).</summary>
     public static (long Present, long Small) OfFileRange(string path, long offset, long length)
