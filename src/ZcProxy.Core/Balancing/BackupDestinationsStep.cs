@@ -16,6 +16,13 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
 {
     private readonly ConcurrentDictionary<string, bool> _onBackups = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _lastNoDestinationLog = new(StringComparer.Ordinal);
+    private int _clustersOnBackups;
+
+    /// <summary>
+    /// Some cluster is served by its backups now: <see cref="PoolFastPath"/> leaves every request to this step then, so
+    /// that the cluster's way back to its primaries is logged here.
+    /// </summary>
+    public bool AnyClusterOnBackups => Volatile.Read(ref _clustersOnBackups) > 0;
 
     public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
@@ -25,25 +32,40 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
         // Without backups (the usual case) the candidates are the primaries as they are: no list is made per request.
         IReadOnlyList<DestinationState> primaryList = available, backupList = Array.Empty<DestinationState>();
         if (AnyBackup(available)) (primaryList, backupList) = Split(available);
-        var settings = ClusterBalancingSettings.For(config);
-        // A zero-copy connection keeps one for all its requests (HTTP/1.x runs them one at a time).
-        var perConnection = context.Find<ZeroCopyResponse>();
-        var pool = perConnection?.Pool?.Restart(config.ClusterId, proxy.Route.Cluster!, settings, primaryList, backupList)
-            ?? new BalancingRequestFeature(config.ClusterId, proxy.Route.Cluster!, settings, primaryList, backupList);
-        if (perConnection is not null) perConnection.Pool = pool;
-        context.Features.Set(pool);
+        StartPool(context, proxy, ClusterBalancingSettings.For(config), primaryList, backupList);
 
         bool useBackups = primaryList.Count == 0 && backupList.Count > 0;
         if (_onBackups.TryGetValue(config.ClusterId, out var was) ? was != useBackups : useBackups)
-        {
-            _onBackups[config.ClusterId] = useBackups;
-            if (useBackups) BalancingLog.UsingBackups(logger, config.ClusterId);
-            else if (primaryList.Count > 0) BalancingLog.BackupsReleased(logger, config.ClusterId);
-        }
+            Switch(config.ClusterId, was, useBackups, primaryList.Count);
         if (useBackups) proxy.AvailableDestinations = backupList;
         else if (!ReferenceEquals(primaryList, available)) proxy.AvailableDestinations = primaryList;
         else if (available.Count == 0) LogNoDestination(proxy.Cluster.Config.ClusterId, proxy.AllDestinations);
         return next(context);
+    }
+
+    /// <summary>The request's pool state (<see cref="BalancingRequestFeature"/>) over these candidates, for the retry step.</summary>
+    internal static void StartPool(HttpContext context, IReverseProxyFeature proxy, ClusterBalancingSettings settings,
+        IReadOnlyList<DestinationState> primaries, IReadOnlyList<DestinationState> backups)
+    {
+        var clusterId = proxy.Cluster.Config.ClusterId;
+        // A zero-copy connection keeps one for all its requests (HTTP/1.x runs them one at a time).
+        var perConnection = context.Find<ZeroCopyResponse>();
+        var pool = perConnection?.Pool?.Restart(clusterId, proxy.Route.Cluster!, settings, primaries, backups)
+            ?? new BalancingRequestFeature(clusterId, proxy.Route.Cluster!, settings, primaries, backups);
+        if (perConnection is not null) perConnection.Pool = pool;
+        context.Features.Set(pool);
+    }
+
+    /// <summary>The cluster went to its backups or back: logged (and counted) once, by the request that saw it first.</summary>
+    private void Switch(string clusterId, bool was, bool useBackups, int primaries)
+    {
+        bool switched = _onBackups.TryGetValue(clusterId, out var current)
+            ? current == was && _onBackups.TryUpdate(clusterId, useBackups, was)
+            : _onBackups.TryAdd(clusterId, useBackups);
+        if (!switched) return;
+        Interlocked.Add(ref _clustersOnBackups, useBackups ? 1 : -1);
+        if (useBackups) BalancingLog.UsingBackups(logger, clusterId);
+        else if (primaries > 0) BalancingLog.BackupsReleased(logger, clusterId);
     }
 
     private static bool IsBackup(DestinationState d) => d.Model is { } m && DestinationBalancingSettings.For(m.Config).Backup;

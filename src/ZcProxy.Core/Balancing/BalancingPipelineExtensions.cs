@@ -7,12 +7,37 @@ using Yarp.ReverseProxy.Model;
 namespace ZcProxy.Core.Balancing;
 
 /// <summary>
-/// The pool steps of the proxy pipeline. Order (see ProxyHost): UseAdminState, UseSessionAffinity, UseCircuitBreakers,
-/// UseBackupDestinations, UseLoadBalancing, UsePassiveHealthChecksWhereEnabled, then UseUpstreamTries (one frame:
+/// The pool steps of the proxy pipeline (<see cref="UsePool"/>): UseAdminState, UseSessionAffinity, UseCircuitBreakers,
+/// UseBackupDestinations, UseLoadBalancing, UsePassiveHealthChecksWhereEnabled, then the upstream tries (one frame:
 /// upstream timing, retries, and per try the connection limits, the breakers' feedback and the forwarder).
 /// </summary>
 internal static class BalancingPipelineExtensions
 {
+    /// <summary>
+    /// The pool steps and the upstream tries, with <see cref="PoolFastPath"/> in front: a request the steps would not
+    /// change goes straight to the tries.
+    /// </summary>
+    /// <param name="tries">Makes the upstream tries given the step after them (YARP's forwarder, their fallback).</param>
+    public static IReverseProxyApplicationBuilder UsePool(this IReverseProxyApplicationBuilder proxy, Func<IServiceProvider, RequestDelegate, RequestDelegate> tries)
+    {
+        var fast = proxy.ApplicationServices.GetRequiredService<PoolFastPath>();
+        proxy.Use(next =>
+        {
+            var upstream = tries(proxy.ApplicationServices, next);
+            var steps = new ProxyBranch(proxy.New());
+            steps.UseAdminState();
+            steps.UseSessionAffinity();
+            steps.UseCircuitBreakers();
+            steps.UseBackupDestinations();
+            steps.UseLoadBalancing();
+            steps.UsePassiveHealthChecksWhereEnabled();
+            steps.Run(upstream);
+            var full = steps.Build();
+            return context => fast.InvokeAsync(context, full, upstream);
+        });
+        return proxy;
+    }
+
     /// <summary>Before UseSessionAffinity: the runtime API's drain/disable states.</summary>
     public static IReverseProxyApplicationBuilder UseAdminState(this IReverseProxyApplicationBuilder proxy)
         => proxy.UseStep<AdminStateStep>(static (s, c, n) => s.InvokeAsync(c, n));
@@ -47,5 +72,16 @@ internal static class BalancingPipelineExtensions
         // The RequestDelegate form: Use((context, Func<Task> next) => ...) allocates a closure and a delegate per request and step.
         proxy.Use(next => context => invoke(step, context, next));
         return proxy;
+    }
+
+    /// <summary>A branch of the proxy pipeline that YARP's step extensions (which want the proxy's builder type) accept.</summary>
+    private sealed class ProxyBranch(IApplicationBuilder inner) : IReverseProxyApplicationBuilder
+    {
+        public IServiceProvider ApplicationServices { get => inner.ApplicationServices; set => inner.ApplicationServices = value; }
+        public IDictionary<string, object?> Properties => inner.Properties;
+        public Microsoft.AspNetCore.Http.Features.IFeatureCollection ServerFeatures => inner.ServerFeatures;
+        public RequestDelegate Build() => inner.Build();
+        public IApplicationBuilder New() => inner.New();
+        public IApplicationBuilder Use(Func<RequestDelegate, RequestDelegate> middleware) { inner.Use(middleware); return this; }
     }
 }

@@ -41,6 +41,7 @@ internal static class BalancingServiceCollectionExtensions
         services.TryAddSingleton<AdminStateStep>();
         services.TryAddSingleton<CircuitBreakerStep>();
         services.TryAddSingleton<BackupDestinationsStep>();
+        services.TryAddSingleton<PoolFastPath>();
         services.TryAddSingleton<RetryStep>();
         services.TryAddSingleton<ConnectionLimits>();
         return services;

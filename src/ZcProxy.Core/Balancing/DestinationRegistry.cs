@@ -15,6 +15,7 @@ internal sealed class DestinationRegistry
     private readonly ConcurrentDictionary<(string Cluster, string Destination), DestinationRuntime> _destinations = new();
 
     private readonly ILogger _logger;
+    private int _generation;
 
     public DestinationRegistry(TimeProvider time, ProxyMetrics metrics, ILogger<DestinationRegistry> logger)
     {
@@ -40,13 +41,19 @@ internal sealed class DestinationRegistry
 
     public IEnumerable<DestinationRuntime> All => _destinations.Values;
 
+    /// <summary>
+    /// Changes whenever <see cref="RetainOnly"/> dropped state: a <see cref="PoolPlan"/> holding runtimes from before
+    /// may hold one that was dropped (and would be made anew by <see cref="Get(string, string)"/>).
+    /// </summary>
+    public int Generation => Volatile.Read(ref _generation);
+
     /// <summary>Drops the state of destinations not in <paramref name="live"/> (ids compared case-insensitively, as YARP does).</summary>
     public void RetainOnly(IEnumerable<(string Cluster, string Destination)> live)
     {
         var keep = live.Select(k => (k.Cluster.ToUpperInvariant(), k.Destination.ToUpperInvariant())).ToHashSet();
         foreach (var key in _destinations.Keys)
             if (!keep.Contains((key.Cluster.ToUpperInvariant(), key.Destination.ToUpperInvariant())))
-                _destinations.TryRemove(key, out _);
+                if (_destinations.TryRemove(key, out _)) Interlocked.Increment(ref _generation);
     }
 
     /// <summary>Healthy as far as YARP's active and passive checks and our breaker are concerned.</summary>

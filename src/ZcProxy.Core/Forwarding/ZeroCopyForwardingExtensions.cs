@@ -26,17 +26,13 @@ internal static class ZeroCopyForwardingExtensions
     /// <summary>
     /// The last proxy step: the upstream tries (<see cref="RetryStep"/>: upstream timing, retries, per try the
     /// connection slot and breaker) around the zero-copy forwarder, in one async frame. The forwarder declines to YARP's
-    /// own (the next middleware) per request; ZeroCopy.Enabled is read per request.
+    /// own (<paramref name="next"/>) per request; ZeroCopy.Enabled is read per request.
     /// </summary>
-    public static IReverseProxyApplicationBuilder UseUpstreamTries(this IReverseProxyApplicationBuilder proxy)
+    public static RequestDelegate UpstreamTries(IServiceProvider services, RequestDelegate next)
     {
-        var retries = proxy.ApplicationServices.GetRequiredService<RetryStep>();
-        proxy.Use(next =>
-        {
-            var forwarder = ActivatorUtilities.CreateInstance<ZeroCopyForwarder>(proxy.ApplicationServices, next);
-            Func<HttpContext, ValueTask> forward = forwarder.ForwardOrDeclineAsync;
-            return context => retries.InvokeAsync(context, forward);
-        });
-        return proxy;
+        var retries = services.GetRequiredService<RetryStep>();
+        var forwarder = ActivatorUtilities.CreateInstance<ZeroCopyForwarder>(services, next);
+        Func<HttpContext, ValueTask> forward = forwarder.ForwardOrDeclineAsync;
+        return context => retries.InvokeAsync(context, forward);
     }
 }

@@ -203,15 +203,11 @@ internal static class ProxyHost
             proxy.Use(app.Services.GetRequiredService<CompressionStep>().InvokeAsync); // before the cache: the cache's fill wraps it (one identity entry, encoded per client)
             proxy.UseDiskCache();
             proxy.Use(app.Services.GetRequiredService<RequestBodyLimitStep>().InvokeAsync);
-            proxy.UseAdminState();
-            proxy.UseSessionAffinity();
-            proxy.UseCircuitBreakers();
-            proxy.UseBackupDestinations();
-            proxy.UseLoadBalancing();
-            proxy.UsePassiveHealthChecksWhereEnabled();
-            // Last, one frame: upstream timing, retries, per try the connection limit and breaker, then the zero-copy
-            // forwarder, which declines to YARP's per request (TLS/h2 clients, upgrades, https upstreams, ZeroCopy.Enabled false).
-            proxy.UseUpstreamTries();
+            // Admin state, affinity, breakers, backups, balancing, passive health (skipped at once where they would change
+            // nothing: PoolFastPath), then last, one frame: upstream timing, retries, per try the connection limit and
+            // breaker, then the zero-copy forwarder, which declines to YARP's per request (TLS/h2 clients, upgrades,
+            // https upstreams, ZeroCopy.Enabled false).
+            proxy.UsePool(ZeroCopyForwardingExtensions.UpstreamTries);
         });
         return app;
     }
