@@ -70,14 +70,25 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
         _unflushed += bytes;
     }
 
-    public override async ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Sends what is buffered, then runs an open hole. A flush with nothing to send and no hole (a response's flushes
+    /// after its body went out: two per spliced response, one per copied one) completes at once: no send gate, no frame.
+    /// It waits for nothing, not even an interim head being sent, since none of its caller's bytes are behind it.
+    /// </summary>
+    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
     {
-        if (_fault is not null || _completed) return new FlushResult(isCanceled: false, isCompleted: true);
+        if (_fault is not null || _completed) return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: true));
         if (_flushCancelRequested)
         {
             _flushCancelRequested = false;
-            return new FlushResult(isCanceled: true, isCompleted: false);
+            return new ValueTask<FlushResult>(new FlushResult(isCanceled: true, isCompleted: false));
         }
+        if (_unflushed == 0 && _hole is null && Volatile.Read(ref _flushing) == 0) return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: false));
+        return SendAndMoveAsync(cancellationToken);
+    }
+
+    private async ValueTask<FlushResult> SendAndMoveAsync(CancellationToken cancellationToken)
+    {
         Interlocked.Exchange(ref _flushing, 1);
         bool gated = false;
         try

@@ -33,6 +33,8 @@ namespace ZcProxy.Tests.Transport;
 ///   /file-nolength, /file-started  a file body without Content-Length, or after the head was sent: copied
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
 ///   /file-token?size=N    a file body as a hole opened by hand, recording the token its move got (MoveTokens)
+///   /empty-flush-behind-interim  an interim head the client does not read (it holds the send gate), then an empty
+///                         flush: records whether the interim was pending and the flush completed at once (EmptyFlushes)
 ///   POST /unread?expect=N reads no body; X-Kernel-Queued: bytes still in the socket's receive queue
 ///   /until-aborted        ends (recorded Complete) when RequestAborted fires: the client hung up while nothing was read
 ///   /file-then-hangup?size=N  a file body as a hole whose move, once every byte is sent, waits for the client to hang up
@@ -63,6 +65,8 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     public System.Collections.Concurrent.ConcurrentQueue<bool> SpliceEndedOnLoop { get; } = new();
     /// <summary>The tokens the /file-token handler's moves were given, in order.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<CancellationToken> MoveTokens { get; } = new();
+    /// <summary>Per /empty-flush-behind-interim: whether the interim head was still being sent, and whether the empty flush completed at once.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<(bool InterimPending, bool FlushCompleted)> EmptyFlushes { get; } = new();
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
     public Func<HttpContext, Task>? BeforeBody { get; set; }
 
@@ -97,6 +101,7 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         app.MapMethods("/status/{code:int}", ["GET", "HEAD"], host.StatusAsync);
         app.MapGet("/guard", host.GuardAsync);
         app.MapGet("/file-token", host.FileTokenAsync);
+        app.MapGet("/empty-flush-behind-interim", host.EmptyFlushBehindInterimAsync);
         app.MapGet("/direct", host.DirectAsync);
         app.MapGet("/file-nolength", host.FileWithoutLengthAsync);
         app.MapGet("/file-started", host.FileAfterStartAsync);
@@ -174,6 +179,23 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
 
     /// <summary>A file body as a hole opened by hand (as ZeroCopyResponse does), recording the token its move is given.</summary>
     private Task FileTokenAsync(HttpContext context, long size) => HandMadeHoleAsync(context, size, advance: size, recordToken: true);
+
+    /// <summary>
+    /// An interim head larger than the socket buffers to a client that reads nothing: its send waits, holding the send
+    /// gate. An empty flush meanwhile has nothing of its caller's to send. Then the connection is aborted.
+    /// </summary>
+    private async Task EmptyFlushBehindInterimAsync(HttpContext context)
+    {
+        var output = context.Features.Get<ZeroCopyConnection>()!.Output;
+        var interim = output.SendInterimAsync(new byte[64 << 20], CancellationToken.None);
+        bool interimPending = !interim.IsCompleted;
+        var flush = output.FlushAsync(CancellationToken.None);
+        EmptyFlushes.Enqueue((interimPending, flush.IsCompleted));
+        context.Abort();
+        await flush;
+        await interim;
+        Record(context, BodyResult.Complete);
+    }
 
     /// <summary>Opens a hole by hand and advances one byte less than it promised: Kestrel's count and ours disagree.</summary>
     private Task GuardAsync(HttpContext context, long size) => HandMadeHoleAsync(context, size, advance: size - 1, recordToken: false);
