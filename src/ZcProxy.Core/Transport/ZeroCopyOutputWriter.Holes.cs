@@ -108,7 +108,12 @@ internal sealed partial class ZeroCopyOutputWriter
                     $"Kestrel passed {_holeSeen} of the hole's {_holeLength} bytes through to the transport: it no longer writes them straight through");
             else
             {
-                try { _holeResult = await move(BeginMoveToken(flushToken)); }
+                try
+                {
+                    var moving = move(BeginMoveToken(flushToken));
+                    if (!moving.IsCompleted) LinkMoveToken(flushToken);
+                    _holeResult = await moving;
+                }
                 finally { EndMoveToken(); }
             }
         }
@@ -121,14 +126,29 @@ internal sealed partial class ZeroCopyOutputWriter
         if (_holeResult is { IsComplete: false } failed) Fault(new IOException(failed.Reason));
     }
 
-    /// <summary>Cancelled when the hole's token, the flush's or the connection's is (what a linked source of the three would be).</summary>
+    /// <summary>
+    /// The move's token: cancelled already when the hole's token, the flush's or the connection's is, and linked to them
+    /// only once the move waits (<see cref="LinkMoveToken"/>). A move that runs to its end without waiting (a spliced
+    /// 64 KiB body, a resident file range) checks its token between its calls and is over before a cancellation could
+    /// reach it by a registration: two registrations and their removal per body were ~0.3 % of a 64 KiB response's CPU.
+    /// </summary>
     private CancellationToken BeginMoveToken(CancellationToken flushToken)
     {
         var source = _moveCancel ??= new CancellationTokenSource();
+        if (_holeToken.IsCancellationRequested || flushToken.IsCancellationRequested || _connection.Aborted.IsCancellationRequested) source.Cancel();
+        return source.Token;
+    }
+
+    /// <summary>
+    /// The move waits: from now on the hole's token, the flush's and the connection's cancel it (what a linked source of
+    /// the three would do). One cancelled meanwhile cancels it at once; its waits are woken by posts, never inline.
+    /// </summary>
+    private void LinkMoveToken(CancellationToken flushToken)
+    {
+        var source = _moveCancel!;
         _moveOnHole = CancelOn(_holeToken, source);
         _moveOnFlush = flushToken == _holeToken ? default : CancelOn(flushToken, source);
         _moveOnConnection = CancelOn(_connection.Aborted, source);
-        return source.Token;
 
         static CancellationTokenRegistration CancelOn(CancellationToken token, CancellationTokenSource source) => token.CanBeCanceled
             ? token.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), source) : default;

@@ -48,6 +48,21 @@ public sealed class SendFileTests
     }
 
     /// <summary>
+    /// A hole's move is linked to the request's, the flush's and the connection's tokens only once it waits: a move that
+    /// runs to its end without waiting (most spliced 64 KiB bodies, resident file ranges) costs no registration (before:
+    /// two, and their removal, per body), and one that waits is cancelled with them as before.
+    /// </summary>
+    [Fact]
+    public async Task AHoleMove_IsLinkedToItsTokens_OnlyOnceItWaits()
+    {
+        await using var host = await ZeroCopyTestHost.StartAsync();
+        using var client = new HttpClient { BaseAddress = host.BaseAddress };
+        var (status, length, sha) = await GetHashedAsync(client, "/file-token-late?size=1000");
+        Assert.Equal((HttpStatusCode.OK, 1000L, BodyPattern.Sha256(1000)), (status, length, sha));
+        Assert.Equal([(false, true)], host.LateLinks.ToArray());
+    }
+
+    /// <summary>
     /// A flush with nothing buffered and no hole completes at once (a response's flushes after its body: two per spliced
     /// body), without the send gate: here an interim head that the client does not read holds the gate, and the empty
     /// flush does not wait for it (before, it waited behind it).

@@ -33,6 +33,8 @@ namespace ZcProxy.Tests.Transport;
 ///   /file-nolength, /file-started  a file body without Content-Length, or after the head was sent: copied
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
 ///   /file-token?size=N    a file body as a hole opened by hand, recording the token its move got (MoveTokens)
+///   /file-token-late?size=N  a file body as a hole opened by hand with a token of its own, which its move cancels after
+///                         sending the body, recording whether the move's token saw it before and after one wait (LateLinks)
 ///   /empty-flush-behind-interim  an interim head the client does not read (it holds the send gate), then an empty
 ///                         flush: records whether the interim was pending and the flush completed at once (EmptyFlushes)
 ///   POST /unread?expect=N reads no body; X-Kernel-Queued: bytes still in the socket's receive queue
@@ -65,6 +67,8 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     public System.Collections.Concurrent.ConcurrentQueue<bool> SpliceEndedOnLoop { get; } = new();
     /// <summary>The tokens the /file-token handler's moves were given, in order.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<CancellationToken> MoveTokens { get; } = new();
+    /// <summary>Per /file-token-late: whether the move's token was cancelled right after the hole's was, and after the move's first wait.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<(bool BeforeWait, bool AfterWait)> LateLinks { get; } = new();
     /// <summary>Per /empty-flush-behind-interim: whether the interim head was still being sent, and whether the empty flush completed at once.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<(bool InterimPending, bool FlushCompleted)> EmptyFlushes { get; } = new();
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
@@ -101,6 +105,7 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         app.MapMethods("/status/{code:int}", ["GET", "HEAD"], host.StatusAsync);
         app.MapGet("/guard", host.GuardAsync);
         app.MapGet("/file-token", host.FileTokenAsync);
+        app.MapGet("/file-token-late", host.FileTokenLateAsync);
         app.MapGet("/empty-flush-behind-interim", host.EmptyFlushBehindInterimAsync);
         app.MapGet("/direct", host.DirectAsync);
         app.MapGet("/file-nolength", host.FileWithoutLengthAsync);
@@ -179,6 +184,33 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
 
     /// <summary>A file body as a hole opened by hand (as ZeroCopyResponse does), recording the token its move is given.</summary>
     private Task FileTokenAsync(HttpContext context, long size) => HandMadeHoleAsync(context, size, advance: size, recordToken: true);
+
+    /// <summary>
+    /// A file body as a hole opened by hand with a token of this handler's own: the move sends the body, cancels that
+    /// token, and records whether its own token is cancelled then, and after one wait (a delay: the move is pending).
+    /// </summary>
+    private async Task FileTokenLateAsync(HttpContext context, long size)
+    {
+        var connection = context.Features.Get<ZeroCopyConnection>()!;
+        using var file = File.OpenHandle(PatternFile(size));
+        await using var source = new FileRangeSource(file, 0, size);
+        using var holeCancel = new CancellationTokenSource();
+        context.Response.ContentLength = size;
+        await context.Response.StartAsync();
+        connection.Output.BeginHole(async token =>
+        {
+            var moved = await source.MoveAsync(connection, null, token);
+            await holeCancel.CancelAsync();
+            bool beforeWait = token.IsCancellationRequested;
+            await Task.Delay(1, CancellationToken.None);
+            LateLinks.Enqueue((beforeWait, token.IsCancellationRequested));
+            return moved;
+        }, size, holeCancel.Token);
+        context.Response.BodyWriter.GetMemory();
+        context.Response.BodyWriter.Advance((int)size);
+        await context.Response.BodyWriter.FlushAsync(CancellationToken.None);
+        Record(context, connection.Output.EndHole());
+    }
 
     /// <summary>
     /// An interim head larger than the socket buffers to a client that reads nothing: its send waits, holding the send
