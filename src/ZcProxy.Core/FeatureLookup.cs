@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Transport.Http1;
 
 namespace ZcProxy.Core;
 
@@ -12,8 +13,18 @@ namespace ZcProxy.Core;
 /// </summary>
 internal static class FeatureLookup
 {
+    /// <remarks>
+    /// On ZcProxy's HTTP/1.1 layer the collection is an <see cref="Http1Exchange"/>, asked through its inlined
+    /// <see cref="Http1Exchange.Find{T}"/>: a feature it keeps in a field costs that field's read, not the indexer's
+    /// chain of type tests (and, for an absent one, the connection's dictionary). Measured: the indexer's lookups were
+    /// ~2.8 % of the proxy's user-space samples on 1 KiB requests.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static T? Find<T>(this HttpContext context) where T : class => (T?)context.Features[typeof(T)];
+    public static T? Find<T>(this HttpContext context) where T : class
+    {
+        var features = context.Features;
+        return features is Http1Exchange exchange ? exchange.Find<T>() : (T?)features[typeof(T)];
+    }
 
     /// <summary>YARP's GetReverseProxyFeature through <see cref="Find{T}"/>: the request's route, cluster and destinations.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

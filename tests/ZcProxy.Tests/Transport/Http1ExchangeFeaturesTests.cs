@@ -1,14 +1,19 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Primitives;
+using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core;
+using ZcProxy.Core.Balancing;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Transport.Http1;
 
 namespace ZcProxy.Tests.Transport;
 
 /// <summary>
-/// The own HTTP/1.1 layer's feature collection: YARP's route feature in a field of its own, and an own feature the
-/// application replaces (a body wrapper) found in place of the exchange, by the host's HttpContext too.
+/// The own HTTP/1.1 layer's feature collection: YARP's route feature and the proxied path's own features in fields, and
+/// an own feature the application replaces (a body wrapper) found in place of the exchange, by the host's HttpContext too.
 /// </summary>
 public class Http1ExchangeFeaturesTests
 {
@@ -65,6 +70,40 @@ public class Http1ExchangeFeaturesTests
         features.Set<IHttpResponseBodyFeature>(replacement);
         Assert.Same(replacement, features.Get<IHttpResponseBodyFeature>());
         Assert.Same(exchange, features.Get<IHttpRequestFeature>());
+    }
+
+    [Fact]
+    public void ProxiedPathFeatures_AreKeptInFields_FoundEveryWay_AndForgottenByReset()
+    {
+        var exchange = new Http1Exchange<object>();
+        IFeatureCollection features = exchange;
+        var context = new DefaultHttpContext(features);
+        var error = new ZeroCopyForwarderErrorFeature(ForwarderError.Request, null);
+        var field = new ReceivedConnectionField(new StringValues("keep-alive, x"));
+        var pool = new BalancingRequestFeature("c", new ClusterState("c"), ClusterBalancingSettings.Default, [], []);
+        int revision = features.Revision;
+
+        features.Set<IForwarderErrorFeature>(error);
+        features[typeof(ReceivedConnectionField)] = field;
+        context.Features.Set(pool);
+
+        Assert.NotEqual(revision, features.Revision);
+        Assert.Same(error, context.Find<IForwarderErrorFeature>());
+        Assert.Same(error, features.Get<IForwarderErrorFeature>());
+        Assert.Same(error, features[typeof(IForwarderErrorFeature)]);
+        Assert.Same(field, context.Find<ReceivedConnectionField>());
+        Assert.Same(field, features.Get<ReceivedConnectionField>());
+        Assert.Same(pool, context.Find<BalancingRequestFeature>());
+        Assert.Same(pool, features[typeof(BalancingRequestFeature)]);
+
+        // Absent is answered by the field: a request's own feature is never looked for on its connection (none here).
+        features.Set<IForwarderErrorFeature>(null);
+        Assert.Null(context.Find<IForwarderErrorFeature>());
+        Assert.Null(features[typeof(IForwarderErrorFeature)]);
+
+        exchange.Reset(); // back to the pool: the next request must not see this one's
+        Assert.Null(context.Find<ReceivedConnectionField>());
+        Assert.Null(context.Find<BalancingRequestFeature>());
     }
 
     private sealed class ReverseProxyFeatureStub : IReverseProxyFeature

@@ -2,7 +2,11 @@ using System.Collections;
 using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Hosting.Server.Abstractions;
 using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
+using ZcProxy.Core.Balancing;
+using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Core.Transport.Http1;
@@ -24,6 +28,12 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
     // lookups per proxied request): plain fields, no list to scan.
     private ZeroCopyResponse? _zeroCopyResponse;
     private IReverseProxyFeature? _reverseProxy;
+    // Request-level features the proxied path sets or asks for (several asks each per request, most of them when none
+    // is set): fields too, so that an ask is neither a list scan nor, when absent, the connection's dictionary.
+    private BalancingRequestFeature? _pool;
+    private UpstreamTiming? _upstreamTiming;
+    private IForwarderErrorFeature? _forwarderError;
+    private ReceivedConnectionField? _receivedConnection;
     // Routing's: this object is both features (as Kestrel's is), so routing allocates no feature object per request.
     private Microsoft.AspNetCore.Http.Endpoint? _endpointValue;
     private Microsoft.AspNetCore.Routing.RouteValueDictionary? _routeValuesValue;
@@ -51,6 +61,10 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
         _others?.Clear();
         _ownReplaced = false;
         _reverseProxy = null;
+        _pool = null;
+        _upstreamTiming = null;
+        _forwarderError = null;
+        _receivedConnection = null;
         _zeroCopyResponse?.End(); // the connection's: it must not keep this pooled object alive
         _zeroCopyResponse = null;
         _endpointValue = null;
@@ -76,6 +90,10 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
             return Own(key);
         if (key == typeof(ZeroCopyResponse)) return _zeroCopyResponse;
         if (key == typeof(ZeroCopyConnection)) return Connection;
+        if (key == typeof(BalancingRequestFeature)) return _pool;
+        if (key == typeof(UpstreamTiming)) return _upstreamTiming;
+        if (key == typeof(IForwarderErrorFeature)) return _forwarderError;
+        if (key == typeof(ReceivedConnectionField)) return _receivedConnection;
         if (_others is { } others)
             foreach (var pair in others)
                 if (pair.Key == key) return pair.Value;
@@ -97,6 +115,10 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
         _revision++;
         if (key == typeof(ZeroCopyResponse)) { _zeroCopyResponse = (ZeroCopyResponse?)value; return; }
         if (key == typeof(IReverseProxyFeature)) { _reverseProxy = (IReverseProxyFeature?)value; return; }
+        if (key == typeof(BalancingRequestFeature)) { _pool = (BalancingRequestFeature?)value; return; }
+        if (key == typeof(UpstreamTiming)) { _upstreamTiming = (UpstreamTiming?)value; return; }
+        if (key == typeof(IForwarderErrorFeature)) { _forwarderError = (IForwarderErrorFeature?)value; return; }
+        if (key == typeof(ReceivedConnectionField)) { _receivedConnection = (ReceivedConnectionField?)value; return; }
         if (Array.IndexOf(s_ownTypes, key) >= 0) _ownReplaced = true;
         var others = _others ??= new List<KeyValuePair<Type, object>>(8);
         for (int i = 0; i < others.Count; i++)
@@ -114,6 +136,7 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
     /// comparing typeof(TFeature) with a type is a handle comparison, while handing it on as a Type costs a runtime
     /// type lookup and a checked cast back: the features this object is, and YARP's, are answered here.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TFeature? Get<TFeature>()
     {
         if (typeof(TFeature) == typeof(IReverseProxyFeature)) return Unsafe.As<IReverseProxyFeature?, TFeature?>(ref _reverseProxy);
@@ -132,6 +155,23 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
 
     public void Set<TFeature>(TFeature? instance) => Set(typeof(TFeature), instance);
 
+    /// <summary>
+    /// ZcProxy's own asks (<see cref="FeatureLookup.Find{T}"/>), inlined where <typeparamref name="T"/> is known: the
+    /// type tests fold away and an ask for a feature kept in a field is that field's read.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal T? Find<T>() where T : class
+    {
+        if (typeof(T) == typeof(IReverseProxyFeature)) return Unsafe.As<T>(_reverseProxy);
+        if (typeof(T) == typeof(ZeroCopyResponse)) return Unsafe.As<T>(_zeroCopyResponse);
+        if (typeof(T) == typeof(ZeroCopyConnection)) return Unsafe.As<T>(Connection);
+        if (typeof(T) == typeof(BalancingRequestFeature)) return Unsafe.As<T>(_pool);
+        if (typeof(T) == typeof(UpstreamTiming)) return Unsafe.As<T>(_upstreamTiming);
+        if (typeof(T) == typeof(IForwarderErrorFeature)) return Unsafe.As<T>(_forwarderError);
+        if (typeof(T) == typeof(ReceivedConnectionField)) return Unsafe.As<T>(_receivedConnection);
+        return Get<T>();
+    }
+
     public IEnumerator<KeyValuePair<Type, object>> GetEnumerator()
     {
         var own = new List<KeyValuePair<Type, object>>();
@@ -139,6 +179,10 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
             if (Get(type) is { } feature) own.Add(new(type, feature));
         if (_zeroCopyResponse is not null) own.Add(new(typeof(ZeroCopyResponse), _zeroCopyResponse));
         if (_reverseProxy is not null) own.Add(new(typeof(IReverseProxyFeature), _reverseProxy));
+        if (_pool is not null) own.Add(new(typeof(BalancingRequestFeature), _pool));
+        if (_upstreamTiming is not null) own.Add(new(typeof(UpstreamTiming), _upstreamTiming));
+        if (_forwarderError is not null) own.Add(new(typeof(IForwarderErrorFeature), _forwarderError));
+        if (_receivedConnection is not null) own.Add(new(typeof(ReceivedConnectionField), _receivedConnection));
         if (_others is { } others)
             foreach (var pair in others)
                 if (!s_ownTypes.Contains(pair.Key)) own.Add(pair);
