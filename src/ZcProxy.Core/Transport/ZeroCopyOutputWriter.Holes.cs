@@ -108,13 +108,18 @@ internal sealed partial class ZeroCopyOutputWriter
                     $"Kestrel passed {_holeSeen} of the hole's {_holeLength} bytes through to the transport: it no longer writes them straight through");
             else
             {
+                bool linked = false;
                 try
                 {
                     var moving = move(BeginMoveToken(flushToken));
-                    if (!moving.IsCompleted) LinkMoveToken(flushToken);
+                    if (!moving.IsCompleted)
+                    {
+                        linked = true;
+                        LinkMoveToken(flushToken);
+                    }
                     _holeResult = await moving;
                 }
-                finally { EndMoveToken(); }
+                finally { EndMoveToken(linked); }
             }
         }
         catch (Exception e) { _holeResult = Classify(e); }
@@ -156,15 +161,21 @@ internal sealed partial class ZeroCopyOutputWriter
 
     /// <summary>
     /// Unlinks the move's source (no cancellation can reach it after this) and readies it for the next hole; a cancelled
-    /// one is replaced. The moves dispose their registrations on it before they complete.
+    /// one is replaced. The moves dispose their registrations on it before they complete, so a move that never waited
+    /// (<paramref name="linked"/> false) left none, and an uncancelled source needs no reset then: its reset (a lock and
+    /// a walk of its empty registration list) was the largest cancellation cost left per spliced body (0.19 % of samples).
     /// </summary>
-    private void EndMoveToken()
+    private void EndMoveToken(bool linked)
     {
-        _moveOnHole.Dispose();
-        _moveOnFlush.Dispose();
-        _moveOnConnection.Dispose();
-        _moveOnHole = _moveOnFlush = _moveOnConnection = default;
-        if (_moveCancel is { } source && !source.TryReset())
+        if (linked)
+        {
+            _moveOnHole.Dispose();
+            _moveOnFlush.Dispose();
+            _moveOnConnection.Dispose();
+            _moveOnHole = _moveOnFlush = _moveOnConnection = default;
+        }
+        if (_moveCancel is not { } source || !linked && !source.IsCancellationRequested) return;
+        if (!source.TryReset())
         {
             source.Dispose();
             _moveCancel = null;
