@@ -26,6 +26,18 @@ internal static class FeatureLookup
         return features is Http1Exchange exchange ? exchange.Find<T>() : (T?)features[typeof(T)];
     }
 
+    /// <summary>
+    /// Sets a request feature as <see cref="Find{T}"/> asks for one: on the own HTTP/1.1 layer without
+    /// <c>Features.Set&lt;T&gt;</c>'s generic virtual dispatch (a field's write for the features the exchange keeps in one).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Put<T>(this HttpContext context, T? value) where T : class
+    {
+        var features = context.Features;
+        if (features is Http1Exchange exchange) exchange.Put(value);
+        else features[typeof(T)] = value;
+    }
+
     /// <summary>YARP's GetReverseProxyFeature through <see cref="Find{T}"/>: the request's route, cluster and destinations.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static IReverseProxyFeature ReverseProxyFeature(this HttpContext context)

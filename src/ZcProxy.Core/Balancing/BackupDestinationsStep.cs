@@ -53,7 +53,7 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
         var pool = perConnection?.Pool?.Restart(clusterId, proxy.Route.Cluster!, settings, primaries, backups)
             ?? new BalancingRequestFeature(clusterId, proxy.Route.Cluster!, settings, primaries, backups);
         if (perConnection is not null) perConnection.Pool = pool;
-        context.Features.Set(pool);
+        context.Put(pool);
     }
 
     /// <summary>The cluster went to its backups or back: logged (and counted) once, by the request that saw it first.</summary>

@@ -24,7 +24,7 @@ internal sealed class UpstreamTimingStep(RequestMetrics metrics, ErrorPages page
         var perConnection = context.Find<ZeroCopyResponse>();
         var timing = perConnection?.Timing?.Restart(series, start) ?? new UpstreamTiming(series, start);
         if (perConnection is not null) perConnection.Timing = timing;
-        context.Features.Set(timing);
+        context.Put(timing);
         return timing;
     }
 

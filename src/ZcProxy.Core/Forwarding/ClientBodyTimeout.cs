@@ -18,7 +18,7 @@ internal static class ClientBodyTimeout
     /// <summary>The first proxy step: the upload's one timeout from now on is ours.</summary>
     public static void TakeOver(HttpContext context)
     {
-        if (context.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } rate) rate.MinDataRate = null;
+        if (context.Find<IHttpMinRequestBodyDataRateFeature>() is { } rate) rate.MinDataRate = null;
     }
 
     /// <summary>The configured timeout (read per body: a reload applies to the next upload).</summary>

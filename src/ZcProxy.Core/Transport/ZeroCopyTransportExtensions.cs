@@ -69,7 +69,7 @@ internal static class ZeroCopyTransportExtensions
             return next(context);
         // Kestrel resets its per-request features before the next request on the connection, this one included; the
         // object itself is the connection's, reset for each request.
-        context.Features.Set(connection.CurrentRequest(context, kestrelBody));
+        context.Put(connection.CurrentRequest(context, kestrelBody));
         return next(context);
     });
 }

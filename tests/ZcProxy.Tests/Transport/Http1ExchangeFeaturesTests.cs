@@ -18,13 +18,14 @@ namespace ZcProxy.Tests.Transport;
 public class Http1ExchangeFeaturesTests
 {
     [Fact]
-    public void YarpsFeature_IsKeptInItsField_AndChangesRevision()
+    public void YarpsFeature_IsKeptInItsField_WithoutChangingRevision_AListedOneChangesIt()
     {
         IFeatureCollection features = new Http1Exchange<object>();
         int revision = features.Revision;
 
         var proxy = new ReverseProxyFeatureStub();
         features.Set<IReverseProxyFeature>(proxy);
+        Assert.Equal(revision, features.Revision); // in no feature cache: ASP.NET's stay valid
         features.Set(new CacheStatusFeature("HIT"));
 
         Assert.NotEqual(revision, features.Revision);
@@ -83,11 +84,14 @@ public class Http1ExchangeFeaturesTests
         var pool = new BalancingRequestFeature("c", new ClusterState("c"), ClusterBalancingSettings.Default, [], []);
         int revision = features.Revision;
 
+        var requestFeature = context.Features.Get<IHttpRequestFeature>(); // as ASP.NET's HttpRequest caches it
         features.Set<IForwarderErrorFeature>(error);
         features[typeof(ReceivedConnectionField)] = field;
-        context.Features.Set(pool);
+        context.Put(pool);
 
-        Assert.NotEqual(revision, features.Revision);
+        // No feature cache holds these types: setting them leaves the caches valid (they would ask again otherwise).
+        Assert.Equal(revision, features.Revision);
+        Assert.Same(requestFeature, context.Features.Get<IHttpRequestFeature>());
         Assert.Same(error, context.Find<IForwarderErrorFeature>());
         Assert.Same(error, features.Get<IForwarderErrorFeature>());
         Assert.Same(error, features[typeof(IForwarderErrorFeature)]);

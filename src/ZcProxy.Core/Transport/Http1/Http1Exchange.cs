@@ -76,11 +76,11 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
 
     public object? this[Type key]
     {
-        get => Get(key);
+        get => ByType(key);
         set => Set(key, value);
     }
 
-    private object? Get(Type key)
+    private object? ByType(Type key)
     {
         if (key == typeof(IReverseProxyFeature)) return _reverseProxy;
         if (key == typeof(IHttpRequestFeature) || key == typeof(IHttpResponseFeature) || key == typeof(IHttpResponseBodyFeature)
@@ -110,15 +110,21 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
         return this;
     }
 
+    /// <remarks>
+    /// Setting one of the features kept in a field leaves <see cref="IFeatureCollection.Revision"/> as it is. The
+    /// revision tells feature caches that what they hold may be stale, and ASP.NET's (behind HttpRequest, HttpResponse,
+    /// the connection info) hold none of these types: each change made them ask again, through a generic virtual call,
+    /// for every feature they had (the pipeline set four of these per request).
+    /// </remarks>
     private void Set(Type key, object? value)
     {
-        _revision++;
         if (key == typeof(ZeroCopyResponse)) { _zeroCopyResponse = (ZeroCopyResponse?)value; return; }
         if (key == typeof(IReverseProxyFeature)) { _reverseProxy = (IReverseProxyFeature?)value; return; }
         if (key == typeof(BalancingRequestFeature)) { _pool = (BalancingRequestFeature?)value; return; }
         if (key == typeof(UpstreamTiming)) { _upstreamTiming = (UpstreamTiming?)value; return; }
         if (key == typeof(IForwarderErrorFeature)) { _forwarderError = (IForwarderErrorFeature?)value; return; }
         if (key == typeof(ReceivedConnectionField)) { _receivedConnection = (ReceivedConnectionField?)value; return; }
+        _revision++;
         if (Array.IndexOf(s_ownTypes, key) >= 0) _ownReplaced = true;
         var others = _others ??= new List<KeyValuePair<Type, object>>(8);
         for (int i = 0; i < others.Count; i++)
@@ -140,20 +146,36 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
     public TFeature? Get<TFeature>()
     {
         if (typeof(TFeature) == typeof(IReverseProxyFeature)) return Unsafe.As<IReverseProxyFeature?, TFeature?>(ref _reverseProxy);
-        if (!_ownReplaced
-            && (typeof(TFeature) == typeof(IHttpRequestFeature) || typeof(TFeature) == typeof(IHttpResponseBodyFeature)
-                || typeof(TFeature) == typeof(IHttpResponseFeature) || typeof(TFeature) == typeof(IHttpRequestBodyDetectionFeature)
-                || typeof(TFeature) == typeof(IEndpointFeature) || typeof(TFeature) == typeof(IRouteValuesFeature)
-                || typeof(TFeature) == typeof(IHttpRequestLifetimeFeature) || typeof(TFeature) == typeof(IHttpConnectionFeature)
-                || typeof(TFeature) == typeof(IHttpMaxRequestBodySizeFeature)))
+        if (!_ownReplaced && IsOwn<TFeature>())
         {
             object self = this;
             return Unsafe.As<object, TFeature>(ref self);
         }
-        return (TFeature?)Get(typeof(TFeature));
+        return (TFeature?)ByType(typeof(TFeature));
     }
 
+    /// <summary>A feature type this object is (<see cref="s_ownTypes"/>) and answers through the generic asks: IEndpointFeature first, asked most.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsOwn<TFeature>()
+        => typeof(TFeature) == typeof(IEndpointFeature) || typeof(TFeature) == typeof(IHttpResponseBodyFeature)
+            || typeof(TFeature) == typeof(IHttpRequestFeature) || typeof(TFeature) == typeof(IHttpResponseFeature)
+            || typeof(TFeature) == typeof(IHttpRequestBodyDetectionFeature) || typeof(TFeature) == typeof(IRouteValuesFeature)
+            || typeof(TFeature) == typeof(IHttpRequestLifetimeFeature) || typeof(TFeature) == typeof(IHttpConnectionFeature)
+            || typeof(TFeature) == typeof(IHttpMaxRequestBodySizeFeature);
+
     public void Set<TFeature>(TFeature? instance) => Set(typeof(TFeature), instance);
+
+    /// <summary>ZcProxy's own sets (<see cref="FeatureLookup.Put{T}"/>), inlined as <see cref="Find{T}"/>: a field's write.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void Put<T>(T? value) where T : class
+    {
+        if (typeof(T) == typeof(ZeroCopyResponse)) _zeroCopyResponse = Unsafe.As<ZeroCopyResponse?>(value);
+        else if (typeof(T) == typeof(BalancingRequestFeature)) _pool = Unsafe.As<BalancingRequestFeature?>(value);
+        else if (typeof(T) == typeof(UpstreamTiming)) _upstreamTiming = Unsafe.As<UpstreamTiming?>(value);
+        else if (typeof(T) == typeof(IForwarderErrorFeature)) _forwarderError = Unsafe.As<IForwarderErrorFeature?>(value);
+        else if (typeof(T) == typeof(ReceivedConnectionField)) _receivedConnection = Unsafe.As<ReceivedConnectionField?>(value);
+        else Set<T>(value);
+    }
 
     /// <summary>
     /// ZcProxy's own asks (<see cref="FeatureLookup.Find{T}"/>), inlined where <typeparamref name="T"/> is known: the
@@ -169,14 +191,15 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
         if (typeof(T) == typeof(UpstreamTiming)) return Unsafe.As<T>(_upstreamTiming);
         if (typeof(T) == typeof(IForwarderErrorFeature)) return Unsafe.As<T>(_forwarderError);
         if (typeof(T) == typeof(ReceivedConnectionField)) return Unsafe.As<T>(_receivedConnection);
-        return Get<T>();
+        if (IsOwn<T>()) return _ownReplaced ? (T?)Own(typeof(T)) : Unsafe.As<T>(this);
+        return (T?)ByType(typeof(T));
     }
 
     public IEnumerator<KeyValuePair<Type, object>> GetEnumerator()
     {
         var own = new List<KeyValuePair<Type, object>>();
         foreach (var type in s_ownTypes)
-            if (Get(type) is { } feature) own.Add(new(type, feature));
+            if (ByType(type) is { } feature) own.Add(new(type, feature));
         if (_zeroCopyResponse is not null) own.Add(new(typeof(ZeroCopyResponse), _zeroCopyResponse));
         if (_reverseProxy is not null) own.Add(new(typeof(IReverseProxyFeature), _reverseProxy));
         if (_pool is not null) own.Add(new(typeof(BalancingRequestFeature), _pool));
