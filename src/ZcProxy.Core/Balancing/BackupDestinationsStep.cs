@@ -44,7 +44,7 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
     }
 
     /// <summary>The request's pool state (<see cref="BalancingRequestFeature"/>) over these candidates, for the retry step.</summary>
-    internal static void StartPool(HttpContext context, IReverseProxyFeature proxy, ClusterBalancingSettings settings,
+    internal static BalancingRequestFeature StartPool(HttpContext context, IReverseProxyFeature proxy, ClusterBalancingSettings settings,
         IReadOnlyList<DestinationState> primaries, IReadOnlyList<DestinationState> backups)
     {
         var clusterId = proxy.Cluster.Config.ClusterId;
@@ -54,6 +54,7 @@ internal sealed class BackupDestinationsStep(DestinationRegistry pools, ILogger<
             ?? new BalancingRequestFeature(clusterId, proxy.Route.Cluster!, settings, primaries, backups);
         if (perConnection is not null) perConnection.Pool = pool;
         context.Put(pool);
+        return pool;
     }
 
     /// <summary>The cluster went to its backups or back: logged (and counted) once, by the request that saw it first.</summary>

@@ -31,6 +31,7 @@ internal sealed class BalancingRequestFeature(string clusterId, ClusterState clu
         Backups = backups;
         _tried?.Clear();
         Current = null;
+        Plan = null;
         Rejection = TryRejection.None;
         Tries = 0;
         return this;
@@ -45,6 +46,9 @@ internal sealed class BalancingRequestFeature(string clusterId, ClusterState clu
         if (HasTried(destination)) return;
         (_tried ??= new List<DestinationState>(2)).Add(destination);
     }
+
+    /// <summary>The cluster's plan when <see cref="PoolFastPath"/> took the request (its destinations' runtimes and settings at hand).</summary>
+    public PoolPlan? Plan { get; set; }
 
     /// <summary>The destination of the current try, set when it got a connection slot.</summary>
     public DestinationState? Current { get; set; }

@@ -24,8 +24,10 @@ internal sealed class ConnectionLimits(DestinationRegistry pools)
         if (pool is null || proxy.AvailableDestinations.Count == 0) return new(TrySlot.Unlimited);
 
         var destination = proxy.AvailableDestinations[0];
-        var runtime = pools.Get(pool.ClusterId, destination);
-        int limit = Limit(destination);
+        // The fast path's plan has the destination's runtime and settings at hand: no lookup by two ids, no settings lookup.
+        int planned = pool.Plan?.IndexOf(destination) ?? -1;
+        var runtime = planned >= 0 ? pool.Plan!.Runtimes[planned] : pools.Get(pool.ClusterId, destination);
+        int limit = planned >= 0 ? pool.Plan!.DestinationSettings[planned].MaxConnections : Limit(destination);
         if (runtime.Slots.TryEnter(limit)) return new(Begin(context, pool, destination, runtime));
         if (FreeAlternative(pool, destination) is { } other && pools.Get(pool.ClusterId, other).Slots.TryEnter(Limit(other)))
         {

@@ -41,7 +41,7 @@ internal sealed class PoolFastPath(DestinationRegistry pools, BackupDestinations
             if (runtime.IsOutOfRotation) return steps(context); // drained, disabled or broken: the steps take it out of the candidates
             runtime.ObserveHealth(DestinationRegistry.IsHealthy(all[i], runtime), plan.DestinationSettings[i]);
         }
-        BackupDestinationsStep.StartPool(context, proxy, plan.Settings, available, Array.Empty<DestinationState>());
+        BackupDestinationsStep.StartPool(context, proxy, plan.Settings, available, Array.Empty<DestinationState>()).Plan = plan;
         if (available.Count == 1) proxy.AvailableDestinations = available[0];
         else if (!_policies.TryGetValue(PolicyName(proxy.Cluster.Config.LoadBalancingPolicy), out var policy))
             return steps(context); // YARP's middleware reports the unknown policy

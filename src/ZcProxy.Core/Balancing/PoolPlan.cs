@@ -51,6 +51,14 @@ internal sealed class PoolPlan
     /// <summary>Parallel to the feature's AllDestinations.</summary>
     public DestinationBalancingSettings[] DestinationSettings { get; }
 
+    /// <summary>The index of <paramref name="destination"/> in the planned destinations, or -1.</summary>
+    public int IndexOf(DestinationState destination)
+    {
+        for (int i = 0; i < _models.Length; i++)
+            if (ReferenceEquals(_all[i], destination)) return i;
+        return -1;
+    }
+
     public static PoolPlan Build(IReverseProxyFeature proxy, DestinationRegistry pools) => new(proxy, pools);
 
     /// <summary>

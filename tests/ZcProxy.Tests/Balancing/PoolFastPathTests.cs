@@ -35,6 +35,7 @@ public class PoolFastPathTests
         Assert.NotNull(pool);
         Assert.Equal(["a", "b"], pool.Primaries.Select(d => d.DestinationId));
         Assert.Empty(pool.Backups);
+        Assert.NotNull(pool.Plan); // the tries find the destinations' runtimes in it
     }
 
     [Fact]
