@@ -110,6 +110,18 @@ public class Http1ExchangeFeaturesTests
         Assert.Null(context.Find<BalancingRequestFeature>());
     }
 
+    [Fact]
+    public async Task UpgradeFeature_IsTheExchange_AndNoRequestIsUpgradable()
+    {
+        var context = new DefaultHttpContext(new Http1Exchange<object>());
+        var upgrade = context.Find<IHttpUpgradeFeature>(); // answered here: the request has no connection to ask
+
+        Assert.NotNull(upgrade);
+        Assert.False(upgrade.IsUpgradableRequest); // the parser hands upgrade heads to Kestrel
+        Assert.Same(upgrade, context.Features.Get<IHttpUpgradeFeature>());
+        await Assert.ThrowsAsync<InvalidOperationException>(upgrade.UpgradeAsync);
+    }
+
     private sealed class ReverseProxyFeatureStub : IReverseProxyFeature
     {
         public RouteModel Route => throw new NotSupportedException();

@@ -17,7 +17,7 @@ namespace ZcProxy.Core.Transport.Http1;
 /// collection could only find in its dictionary) and a short list for the rest. Pooled per loop thread and reset
 /// between requests, so an idle keep-alive connection holds none, nor any header collection or buffer.
 /// </summary>
-internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFeature, IRouteValuesFeature
+internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFeature, IRouteValuesFeature, IHttpUpgradeFeature
 {
     private int _revision;
     private List<KeyValuePair<Type, object>>? _others;
@@ -86,6 +86,7 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
         if (key == typeof(IHttpRequestFeature) || key == typeof(IHttpResponseFeature) || key == typeof(IHttpResponseBodyFeature)
             || key == typeof(IRequestBodyPipeFeature) || key == typeof(IHttpRequestBodyDetectionFeature) || key == typeof(IHttpConnectionFeature)
             || key == typeof(IHttpRequestLifetimeFeature) || key == typeof(IHttpRequestIdentifierFeature) || key == typeof(IHttpMaxRequestBodySizeFeature)
+            || key == typeof(IHttpUpgradeFeature)
             || key == typeof(IEndpointFeature) || key == typeof(IRouteValuesFeature))
             return Own(key);
         if (key == typeof(ZeroCopyResponse)) return _zeroCopyResponse;
@@ -161,7 +162,7 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
             || typeof(TFeature) == typeof(IHttpRequestFeature) || typeof(TFeature) == typeof(IHttpResponseFeature)
             || typeof(TFeature) == typeof(IHttpRequestBodyDetectionFeature) || typeof(TFeature) == typeof(IRouteValuesFeature)
             || typeof(TFeature) == typeof(IHttpRequestLifetimeFeature) || typeof(TFeature) == typeof(IHttpConnectionFeature)
-            || typeof(TFeature) == typeof(IHttpMaxRequestBodySizeFeature);
+            || typeof(TFeature) == typeof(IHttpMaxRequestBodySizeFeature) || typeof(TFeature) == typeof(IHttpUpgradeFeature);
 
     public void Set<TFeature>(TFeature? instance) => Set(typeof(TFeature), instance);
 
@@ -221,7 +222,15 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
         typeof(IHttpRequestFeature), typeof(IHttpResponseFeature), typeof(IHttpResponseBodyFeature), typeof(IRequestBodyPipeFeature),
         typeof(IHttpRequestBodyDetectionFeature), typeof(IHttpConnectionFeature), typeof(IHttpRequestLifetimeFeature),
         typeof(IHttpRequestIdentifierFeature), typeof(IHttpMaxRequestBodySizeFeature), typeof(IEndpointFeature), typeof(IRouteValuesFeature),
+        typeof(IHttpUpgradeFeature),
     ];
+
+    // As in Kestrel's collection, the upgrade feature is always there; an upgrade request never reaches this layer (its
+    // parser hands such heads to Kestrel), so no request here is upgradable. Asked twice per proxied request
+    // (ZeroCopyEligibility): absent, each ask was a miss through to the connection's dictionary.
+    bool IHttpUpgradeFeature.IsUpgradableRequest => false;
+
+    Task<Stream> IHttpUpgradeFeature.UpgradeAsync() => throw new InvalidOperationException("Cannot upgrade a non-upgradable request.");
 
     Microsoft.AspNetCore.Http.Endpoint? IEndpointFeature.Endpoint
     {
