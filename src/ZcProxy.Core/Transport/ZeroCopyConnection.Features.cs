@@ -43,6 +43,7 @@ internal sealed partial class ZeroCopyConnection : IConnectionIdFeature, IConnec
         set => _items = value;
     }
 
+    /// <summary>Its source is made when first asked for (see <see cref="OnDemandCancellation"/>).</summary>
     public override CancellationToken ConnectionClosed
     {
         get => _closed.Token;

@@ -16,7 +16,12 @@ namespace ZcProxy.Core.Transport;
 /// </summary>
 internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPipe, ILoopSocketTroubleHandler
 {
-    private readonly CancellationTokenSource _closed = new();
+    // ConnectionClosed's source, made only when asked for (Kestrel's own HTTP layer asks; ZcProxy's does not).
+    private OnDemandCancellation _closed;
+    // The current request's sources cancelled on close (HTTP/1.x runs one request, and one body hole, at a time): fields,
+    // not registrations on ConnectionClosed's source, which would keep that source, its registration list and a node
+    // (192 B) for the whole life of every connection that served a request.
+    private CancellationTokenSource? _requestAbortedLink, _holeMoveLink;
     // Copy-on-write, swapped with Interlocked: an idle connection (no body source registered) holds the shared empty
     // array, not a list and a lock object of its own.
     private LoopSocket[] _sources = [];
@@ -49,8 +54,17 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
     public ZeroCopyOutputWriter Output { get; }
     /// <summary>Aborted, or closed by the peer: no more bytes can reach the client.</summary>
     public bool IsAborted => Volatile.Read(ref _abortedFlag) != 0 || Volatile.Read(ref _closedFired) != 0;
-    /// <summary>Cancelled when the connection is aborted or closed: every wait of this connection observes it.</summary>
+    /// <summary>
+    /// Cancelled when the connection is aborted or closed (already, when asked for after that). ZcProxy's own per-request
+    /// sources use <see cref="CancelOnClose"/> instead: asking for this makes a source the connection keeps.
+    /// </summary>
     public CancellationToken Aborted => _closed.Token;
+
+    /// <summary>The close's cancellation ran: what <see cref="Aborted"/>'s IsCancellationRequested says, without making its source.</summary>
+    internal bool CloseCancelled => _closed.IsCancelled;
+
+    /// <summary>Someone asked for <see cref="Aborted"/> (or ConnectionClosed), so the connection holds its source.</summary>
+    internal bool HoldsClosedSource => _closed.HasSource;
 
     /// <summary>What reads throw once the connection was aborted or reset; null while it is healthy.</summary>
     internal Exception? InputFailure => Volatile.Read(ref _inputFailure);
@@ -185,11 +199,44 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
         if (Interlocked.Exchange(ref _closedFired, 1) != 0) return;
         WakeAll(new ConnectionAbortedException("the client connection was closed"));
         // Posted, never inline: Kestrel's callbacks abort the request and must not run inside our reader or writer.
-        Loop.Post(static s =>
+        Loop.Post(static s => ((ZeroCopyConnection)s!).CancelClosed(), this);
+    }
+
+    private void CancelClosed()
+    {
+        _closed.Cancel();
+        CancelLinked(ref _requestAbortedLink);
+        CancelLinked(ref _holeMoveLink);
+
+        static void CancelLinked(ref CancellationTokenSource? link)
         {
-            var connection = (ZeroCopyConnection)s!;
-            try { connection._closed.Cancel(); } catch (ObjectDisposedException) { }
-        }, this);
+            try { Interlocked.Exchange(ref link, null)?.Cancel(); } catch (ObjectDisposedException) { }
+        }
+    }
+
+    /// <summary>
+    /// Cancels <paramref name="source"/> when the connection closes, like a registration on <see cref="Aborted"/> (and at
+    /// once when that happened already), kept in a field of this connection for the <paramref name="kind"/> of source.
+    /// </summary>
+    internal void CancelOnClose(CloseLinked kind, CancellationTokenSource source)
+    {
+        ref var link = ref Linked(kind);
+        Interlocked.Exchange(ref link, source);
+        // A close that ran before the exchange above did not see the source: the flag is seen here then (full fences).
+        if (_closed.IsCancelled && Interlocked.CompareExchange(ref link, null, source) == source) source.Cancel();
+    }
+
+    /// <summary>
+    /// Ends <see cref="CancelOnClose"/> for <paramref name="source"/>. False when the close took it first: it is cancelled,
+    /// or about to be, so it must not be reset and reused.
+    /// </summary>
+    internal bool StopCancelOnClose(CloseLinked kind, CancellationTokenSource source)
+        => Interlocked.CompareExchange(ref Linked(kind), null, source) == source;
+
+    private ref CancellationTokenSource? Linked(CloseLinked kind)
+    {
+        if (kind == CloseLinked.RequestAborted) return ref _requestAbortedLink;
+        return ref _holeMoveLink;
     }
 
     private void WakeAll(Exception reason)
@@ -218,4 +265,13 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
     // The connection is its own transport pipe (no Duplex object per connection).
     PipeReader IDuplexPipe.Input => Input;
     PipeWriter IDuplexPipe.Output => Output;
+}
+
+/// <summary>The per-request sources a connection cancels on close (<see cref="ZeroCopyConnection.CancelOnClose"/>): one of each at a time.</summary>
+internal enum CloseLinked
+{
+    /// <summary>The request's RequestAborted (ZcProxy's HTTP/1.1 layer).</summary>
+    RequestAborted,
+    /// <summary>The move of a body hole (splice, sendfile) of the output writer.</summary>
+    HoleMove,
 }

@@ -16,9 +16,10 @@ internal sealed partial class ZeroCopyOutputWriter
     private BodyResult? _holeResult;
     private bool _expectHole;
     // The move's token: one source per writer (a connection sends one hole at a time), linked to the hole's tokens by
-    // registrations and reset after the move; a linked source per hole was an allocation per spliced response.
+    // registrations and to the connection's close by CancelOnClose, reset after the move; a linked source per hole was
+    // an allocation per spliced response.
     private CancellationTokenSource? _moveCancel;
-    private CancellationTokenRegistration _moveOnHole, _moveOnFlush, _moveOnConnection;
+    private CancellationTokenRegistration _moveOnHole, _moveOnFlush;
 
     /// <summary>A hole follows the next flushes: send the response head with MSG_MORE so it leaves with the body.</summary>
     public void ExpectHole() => _expectHole = true;
@@ -140,7 +141,7 @@ internal sealed partial class ZeroCopyOutputWriter
     private CancellationToken BeginMoveToken(CancellationToken flushToken)
     {
         var source = _moveCancel ??= new CancellationTokenSource();
-        if (_holeToken.IsCancellationRequested || flushToken.IsCancellationRequested || _connection.Aborted.IsCancellationRequested) source.Cancel();
+        if (_holeToken.IsCancellationRequested || flushToken.IsCancellationRequested || _connection.CloseCancelled) source.Cancel();
         return source.Token;
     }
 
@@ -153,7 +154,7 @@ internal sealed partial class ZeroCopyOutputWriter
         var source = _moveCancel!;
         _moveOnHole = CancelOn(_holeToken, source);
         _moveOnFlush = flushToken == _holeToken ? default : CancelOn(flushToken, source);
-        _moveOnConnection = CancelOn(_connection.Aborted, source);
+        _connection.CancelOnClose(CloseLinked.HoleMove, source); // no registration the connection's source would keep
 
         static CancellationTokenRegistration CancelOn(CancellationToken token, CancellationTokenSource source) => token.CanBeCanceled
             ? token.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), source) : default;
@@ -171,11 +172,11 @@ internal sealed partial class ZeroCopyOutputWriter
         {
             _moveOnHole.Dispose();
             _moveOnFlush.Dispose();
-            _moveOnConnection.Dispose();
-            _moveOnHole = _moveOnFlush = _moveOnConnection = default;
+            _moveOnHole = _moveOnFlush = default;
         }
         if (_moveCancel is not { } source || !linked && !source.IsCancellationRequested) return;
-        if (!source.TryReset())
+        if (linked && !_connection.StopCancelOnClose(CloseLinked.HoleMove, source)) _moveCancel = null; // the close is cancelling it: never reused
+        else if (!source.TryReset())
         {
             source.Dispose();
             _moveCancel = null;

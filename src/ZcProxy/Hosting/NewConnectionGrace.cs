@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Hosting;
 
@@ -16,18 +17,24 @@ namespace ZcProxy.Hosting;
 /// 120 B per idle one): the registration on Kestrel's close request dies with Kestrel's connection, the source has no
 /// timer or wait handle, and a grace timer (only during a stop, for at most <see cref="Grace"/>) ends by firing.
 /// </para>
+/// <para>
+/// Its own token's source is made only when asked for (Kestrel's HTTP layer, for a connection handed over to it):
+/// ZcProxy's HTTP/1.1 layer is told by a call (<see cref="ICloseRequestNotifier"/>), so an idle connection holds no
+/// source here and no registration on one (192 B per idle connection, gcdump).
+/// </para>
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001",
     Justification = "Lives exactly as long as its connection; the source has no timer or wait handle, the grace timer fires once within a second.")]
-internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeature
+internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeature, ICloseRequestNotifier
 {
     public static readonly TimeSpan Grace = TimeSpan.FromSeconds(1);
 
     private readonly IConnectionLifetimeNotificationFeature _inner;
     private readonly TimeProvider _time;
     private readonly long _acceptedAt;
+    private OnDemandCancellation _closeRequested;
+    private ICloseRequestListener? _listener;
     // No timer until a close request has to wait: every idle keep-alive connection holds one of these.
-    private readonly CancellationTokenSource _closeRequested = new();
     private ITimer? _graceTimer;
 
     public NewConnectionGrace(IConnectionLifetimeNotificationFeature inner, TimeProvider time)
@@ -35,20 +42,41 @@ internal sealed class NewConnectionGrace : IConnectionLifetimeNotificationFeatur
         _inner = inner;
         _time = time;
         _acceptedAt = time.GetTimestamp();
-        ConnectionClosedRequested = _closeRequested.Token;
         _ = inner.ConnectionClosedRequested.UnsafeRegister(static state => ((NewConnectionGrace)state!).OnCloseRequested(), this);
     }
 
-    public CancellationToken ConnectionClosedRequested { get; set; }
+    /// <summary>Cancelled when the close request passes the grace (already, when asked for after that).</summary>
+    public CancellationToken ConnectionClosedRequested
+    {
+        get => _closeRequested.Token;
+        set => throw new NotSupportedException("the grace owns ConnectionClosedRequested");
+    }
+
+    /// <summary>Someone asked for <see cref="ConnectionClosedRequested"/>, so the grace holds its source.</summary>
+    internal bool HoldsTokenSource => _closeRequested.HasSource;
 
     public void RequestClose() => _inner.RequestClose();
+
+    public void Listen(ICloseRequestListener? listener)
+    {
+        Interlocked.Exchange(ref _listener, listener);
+        // A close that passed before the exchange above did not see the listener: the flag is seen here then (full fences).
+        if (listener is not null && _closeRequested.IsCancelled && Interlocked.CompareExchange(ref _listener, null, listener) == listener)
+            listener.OnCloseRequested();
+    }
 
     private void OnCloseRequested()
     {
         var remaining = Grace - _time.GetElapsedTime(_acceptedAt);
-        if (remaining <= TimeSpan.Zero) _closeRequested.Cancel();
+        if (remaining <= TimeSpan.Zero) PassCloseRequest();
         // Kept in a field: an unreferenced timer may be collected before it fires.
-        else _graceTimer ??= _time.CreateTimer(static s => ((NewConnectionGrace)s!)._closeRequested.Cancel(), this, remaining, Timeout.InfiniteTimeSpan);
+        else _graceTimer ??= _time.CreateTimer(static s => ((NewConnectionGrace)s!).PassCloseRequest(), this, remaining, Timeout.InfiniteTimeSpan);
+    }
+
+    private void PassCloseRequest()
+    {
+        _closeRequested.Cancel();
+        Interlocked.Exchange(ref _listener, null)?.OnCloseRequested(); // whoever takes the listener tells it: once
     }
 }
 

@@ -79,6 +79,65 @@ public class NewConnectionGraceTests
         Assert.True(grace.ConnectionClosedRequested.IsCancellationRequested);
     }
 
+    private sealed class CountingListener : ZcProxy.Core.Transport.ICloseRequestListener
+    {
+        public int Calls;
+        public void OnCloseRequested() => Interlocked.Increment(ref Calls);
+    }
+
+    /// <summary>ZcProxy's HTTP/1.1 layer is told by a call, exactly once: the grace makes no source for it.</summary>
+    [Fact]
+    public void Listener_IsToldOnceWhenTheRequestPasses_AndNoSourceIsMade()
+    {
+        var time = new ManualTimeProvider();
+        var kestrel = new KestrelLifetime();
+        var grace = new NewConnectionGrace(kestrel, time);
+        var listener = new CountingListener();
+        grace.Listen(listener);
+        time.Advance(NewConnectionGrace.Grace);
+
+        grace.RequestClose();
+        grace.RequestClose();
+
+        Assert.Equal(1, listener.Calls);
+        Assert.False(grace.HoldsTokenSource);
+        Assert.True(grace.ConnectionClosedRequested.IsCancellationRequested); // asked for after it passed: cancelled already
+    }
+
+    [Fact]
+    public void Listener_AddedAfterTheRequestPassed_IsToldAtOnce_ButAStoppedOneIsNot()
+    {
+        var time = new ManualTimeProvider();
+        var grace = new NewConnectionGrace(new KestrelLifetime(), time);
+        var stopped = new CountingListener();
+        grace.Listen(stopped);
+        grace.Listen(null);
+        time.Advance(NewConnectionGrace.Grace);
+        grace.RequestClose();
+        Assert.Equal(0, stopped.Calls);
+
+        var late = new CountingListener();
+        grace.Listen(late);
+
+        Assert.Equal(1, late.Calls);
+    }
+
+    [Fact]
+    public void TokenAskedForBeforeTheRequest_IsCancelledWhenItPasses()
+    {
+        var time = new ManualTimeProvider();
+        var grace = new NewConnectionGrace(new KestrelLifetime(), time);
+        var token = grace.ConnectionClosedRequested;
+        int calls = 0;
+        using var registration = token.Register(() => calls++);
+        time.Advance(NewConnectionGrace.Grace);
+
+        grace.RequestClose();
+
+        Assert.True(token.IsCancellationRequested);
+        Assert.Equal(1, calls);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

@@ -104,6 +104,67 @@ public sealed class IdleConnectionMemoryTests(ITestOutputHelper output)
         return GC.GetTotalMemory(forceFullCollection: true);
     }
 
+    /// <summary>
+    /// An idle keep-alive connection of ZcProxy's own HTTP/1.1 layer behind the listener's grace holds no cancellation
+    /// source of its own after serving requests that asked for RequestAborted and moved a body hole: neither the
+    /// connection's ConnectionClosed source (the request's and the move's sources are cancelled from fields, not through
+    /// registrations on it) nor the grace's (the layer is told of a close request by a call). Each such source, with the
+    /// registration list and node a registration leaves on it, was 192 B per idle connection. Once asked for, the
+    /// connection's token is cancelled by the client's close; asked for after the close, it is cancelled already.
+    /// </summary>
+    [Fact]
+    public async Task IdleKeepAliveConnection_HoldsNoCancellationSource_UntilOneIsAskedFor()
+    {
+        var accepted = new System.Collections.Concurrent.ConcurrentQueue<(ZeroCopyConnection Connection, NewConnectionGrace Grace)>();
+        await using var host = await ZeroCopyTestHost.StartAsync(ownHttp1: true, listener: lo => lo.UseNewConnectionGrace(TimeProvider.System),
+            beforeHttp: connection =>
+            {
+                var grace = (NewConnectionGrace)connection.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature>()!;
+                accepted.Enqueue(((ZeroCopyConnection)connection, grace));
+                return Task.CompletedTask;
+            });
+
+        using (var first = await RawHttpClient.ConnectAsync(host.BaseAddress))
+        using (var second = await RawHttpClient.ConnectAsync(host.BaseAddress))
+        {
+            foreach (var client in new[] { first, second })
+                for (int i = 0; i < 2; i++)
+                {
+                    // A hole opened by hand with the request's RequestAborted: both sources ask for the connection's close.
+                    await client.SendAsync(RawHttpClient.Get("/file-token?size=1000"));
+                    var (status, length, _, _) = await client.ReadResponseAsync();
+                    Assert.Equal(200, status);
+                    Assert.Equal(1000, length);
+                }
+            Assert.Equal(4, host.MoveTokens.Count); // the moves ran, each with a token that the connection's close cancels
+            Assert.Equal(2, accepted.Count);
+            var (connection, grace) = accepted.First();
+            var (other, _) = accepted.Last();
+            await Poll.UntilAsync(() => host.Transport.BlocksInUse == 0, "the connections idle");
+            foreach (var (c, g) in accepted)
+            {
+                Assert.False(c.HoldsClosedSource, "an idle connection holds a ConnectionClosed source nobody asked for");
+                Assert.False(g.HoldsTokenSource, "an idle connection's grace holds a close-request source nobody asked for");
+            }
+            Assert.Equal(0, host.Http1HandedOver); // the own layer served them: Kestrel's would ask for both tokens
+
+            var askedBefore = connection.ConnectionClosed;
+            Assert.True(connection.HoldsClosedSource);
+            Assert.False(askedBefore.IsCancellationRequested);
+            first.Dispose();
+            await Poll.UntilAsync(() => askedBefore.IsCancellationRequested, "the client's close cancels the token asked for before it");
+            second.Dispose();
+            await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the other connection closed");
+            // Its close posted the cancellation to its loop before the count dropped: once the loop ran what was posted
+            // before this, the close is complete.
+            var turned = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            other.Loop.Post(static s => ((TaskCompletionSource)s!).SetResult(), turned);
+            await turned.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.False(other.HoldsClosedSource);
+            Assert.True(other.ConnectionClosed.IsCancellationRequested, "a token asked for after the close is not cancelled");
+        }
+    }
+
     [Fact]
     public async Task IdleKeepAliveConnections_HoldNoInputOrOutputBlock()
     {

@@ -59,6 +59,8 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     public Uri BaseAddress { get; private set; } = null!;
     public ProxyMetrics Metrics => _app.Services.GetRequiredService<ProxyMetrics>();
     public ZeroCopyTransport Transport => _app.Services.GetRequiredService<ZeroCopyTransport>();
+    /// <summary>Connections the own HTTP/1.1 layer handed to Kestrel's (0 without <c>ownHttp1</c>).</summary>
+    public long Http1HandedOver => _app.Services.GetService<ZcProxy.Core.Transport.Http1.Http1ApplicationHolder>()?.HandedOver ?? 0;
     public ZcProxy.Core.Transport.Loops.EventLoops Loops => _app.Services.GetRequiredService<ZcProxy.Core.Transport.Loops.EventLoops>();
     private ResponseBodySender Sender => _app.Services.GetRequiredService<ResponseBodySender>();
     /// <summary>Each handler's end: how its body transfer ended.</summary>
@@ -76,9 +78,10 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
 
     /// <param name="beforeHttp">Runs on each accepted connection before Kestrel's HTTP handling reads anything (tests hold it back).</param>
     /// <param name="listener">Adds connection middleware to the listener (as ProxyHost does to proxy listeners).</param>
+    /// <param name="ownHttp1">ZcProxy's own HTTP/1.1 layer serves the requests (ZeroCopy.Http1 "own"), with Kestrel's as its fallback.</param>
     public static async Task<ZeroCopyTestHost> StartAsync(Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols? protocols = null,
         Func<Microsoft.AspNetCore.Connections.ConnectionContext, Task>? beforeHttp = null,
-        Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions>? listener = null)
+        Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions>? listener = null, bool ownHttp1 = false)
     {
         var directory = Directory.CreateTempSubdirectory("zc-transport-").FullName;
         var builder = WebApplication.CreateSlimBuilder();
@@ -86,6 +89,7 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         builder.Services.AddSingleton(new RuntimeOptions(new ZcProxyOptions { ZeroCopy = new ZeroCopyOptions { SpliceThreshold = 0 } }));
         builder.Services.AddZeroCopyTransport();
         builder.Services.AddResponseOutput();
+        var http1 = ownHttp1 ? new ZcProxy.Core.Transport.Http1.Http1ApplicationHolder() : null;
         builder.WebHost.ConfigureKestrel(k => k.ListenZeroCopy(IPAddress.Loopback, 0, lo =>
         {
             if (protocols is { } p) lo.Protocols = p;
@@ -95,7 +99,9 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
                 await beforeHttp(connection);
                 await next(connection);
             });
+            if (http1 is not null) ZcProxy.Core.Transport.Http1.Http1Extensions.UseOwnHttp1(lo, http1);
         }));
+        if (http1 is not null) ZcProxy.Core.Transport.Http1.CapturingServer.Register(builder.Services, http1);
         var app = builder.Build();
         var host = new ZeroCopyTestHost(app, directory, new SocketSource());
         app.UseZeroCopyResponses();

@@ -18,7 +18,7 @@ internal sealed record Http1Limits(Http1HeadLimits Head, TimeSpan KeepAliveTimeo
 /// object, header collection or buffer. Timeouts are one <see cref="LoopDeadline"/> per connection (keep-alive, then
 /// request-head), no timer per request.
 /// </summary>
-internal sealed partial class Http1Connection
+internal sealed partial class Http1Connection : ICloseRequestListener
 {
     private readonly ConnectionContext _context;
     private readonly ConnectionDelegate _kestrel;
@@ -57,7 +57,10 @@ internal sealed partial class Http1Connection
     {
         var input = Connection.Input;
         var closing = _context.Features.Get<IConnectionLifetimeNotificationFeature>();
-        using var closeRegistration = closing is null ? default
+        // Told by a call where the feature can (the listener's grace): no registration on a source kept while idle.
+        var notifier = closing as ICloseRequestNotifier;
+        notifier?.Listen(this);
+        using var closeRegistration = closing is null || notifier is not null ? default
             : closing.ConnectionClosedRequested.UnsafeRegister(static s => ((Http1Connection)s!).OnCloseRequested(), this);
         try
         {
@@ -148,6 +151,7 @@ internal sealed partial class Http1Connection
         }
         finally
         {
+            notifier?.Listen(null);
             _deadline.Disarm();
         }
     }
@@ -206,6 +210,8 @@ internal sealed partial class Http1Connection
         Volatile.Write(ref _timedOut, 1);
         Connection.Input.CancelPendingRead();
     }
+
+    void ICloseRequestListener.OnCloseRequested() => OnCloseRequested();
 
     private void OnCloseRequested()
     {

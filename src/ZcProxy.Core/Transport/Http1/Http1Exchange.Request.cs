@@ -15,7 +15,7 @@ internal abstract partial class Http1Exchange : IHttpRequestFeature, IRequestBod
     private Stream? _replacedBody;
     private PipeReader? _replacedBodyReader;
     private CancellationTokenSource? _aborted;
-    private CancellationTokenRegistration _abortedLink;
+    private bool _abortedLinked;
     private string? _traceIdentifier;
     private long? _maxRequestBodySize;
 
@@ -48,9 +48,13 @@ internal abstract partial class Http1Exchange : IHttpRequestFeature, IRequestBod
         _body.Reset();
         _replacedBody = null;
         _replacedBodyReader = null;
-        _abortedLink.Dispose();
-        _abortedLink = default;
-        if (_aborted is not null && !_aborted.TryReset()) { _aborted.Dispose(); _aborted = null; }
+        if (_aborted is { } aborted)
+        {
+            bool linkEnded = !_abortedLinked || Connection.StopCancelOnClose(CloseLinked.RequestAborted, aborted);
+            _abortedLinked = false;
+            if (!linkEnded) _aborted = null; // the connection's close is cancelling it: never reused (no timer: nothing to dispose)
+            else if (!aborted.TryReset()) { aborted.Dispose(); _aborted = null; }
+        }
         Head = default;
     }
 
@@ -119,10 +123,11 @@ internal abstract partial class Http1Exchange : IHttpRequestFeature, IRequestBod
     {
         get
         {
-            if (_aborted is null || _abortedLink == default)
+            if (_aborted is null || !_abortedLinked)
             {
                 _aborted ??= new CancellationTokenSource();
-                _abortedLink = Connection.Aborted.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _aborted);
+                _abortedLinked = true;
+                Connection.CancelOnClose(CloseLinked.RequestAborted, _aborted);
             }
             return _aborted.Token;
         }
