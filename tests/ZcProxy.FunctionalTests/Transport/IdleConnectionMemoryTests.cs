@@ -64,8 +64,13 @@ public sealed class IdleConnectionMemoryTests(ITestOutputHelper output)
         Assert.InRange(perConnection, 0, MaxBytesPerIdleConnection);
     }
 
-    /// <summary>Measured 8,006-8,010 B (2026-12-03, 2 runs); 8,505-8,509 B before the cuts of that day (main 4aca65d).</summary>
-    private const long MaxBytesPerIdleConnection = 8_250;
+    /// <summary>
+    /// Measured 8,006-8,010 B (2026-12-03, 2 runs, GetTotalMemory); 8,505-8,509 B before the cuts of that day (main
+    /// 4aca65d). Live bytes by generation (2026-12-04, main 87929c3, run alone 8 times): 7,903 B once, 8,234-8,256 B
+    /// seven times (Kestrel's layer here: a ~330 B step from run to run not tracked down), so the bound leaves room for
+    /// that step and still catches an object of a few hundred bytes kept per idle connection.
+    /// </summary>
+    private const long MaxBytesPerIdleConnection = 8_600;
 
     /// <summary>Opens <paramref name="count"/> connections from a python3 client, one answered GET on each, runs <paramref name="whileOpen"/>, closes them.</summary>
     private static async Task OpenIdleAsync(ZeroCopyTestHost host, int count, Func<Process, Task> whileOpen)
@@ -94,6 +99,13 @@ public sealed class IdleConnectionMemoryTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Bytes of live objects after full compacting collections: each generation's size less its free space, as the last
+    /// of those collections left them. Not GC.GetTotalMemory: after a compacting collection gen0 or gen1 can still hold
+    /// ~4 MB that is nearly all free space (objects pinned at the time keep it from being compacted away), and
+    /// GetTotalMemory counted it in some runs and not in others, so this test read 7.9 KB or 12.0-12.4 KB per connection
+    /// for the same build when run alone (the 4 MB over a thousand connections; 6 of 15 runs over the bound).
+    /// </summary>
     private static long LiveHeap()
     {
         for (int i = 0; i < 3; i++)
@@ -101,7 +113,11 @@ public sealed class IdleConnectionMemoryTests(ITestOutputHelper output)
             GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
             GC.WaitForPendingFinalizers();
         }
-        return GC.GetTotalMemory(forceFullCollection: true);
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        long live = 0;
+        foreach (var generation in GC.GetGCMemoryInfo(GCKind.FullBlocking).GenerationInfo)
+            live += generation.SizeAfterBytes - generation.FragmentationAfterBytes;
+        return live;
     }
 
     /// <summary>
