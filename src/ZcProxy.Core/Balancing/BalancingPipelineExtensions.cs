@@ -73,15 +73,4 @@ internal static class BalancingPipelineExtensions
         proxy.Use(next => context => invoke(step, context, next));
         return proxy;
     }
-
-    /// <summary>A branch of the proxy pipeline that YARP's step extensions (which want the proxy's builder type) accept.</summary>
-    private sealed class ProxyBranch(IApplicationBuilder inner) : IReverseProxyApplicationBuilder
-    {
-        public IServiceProvider ApplicationServices { get => inner.ApplicationServices; set => inner.ApplicationServices = value; }
-        public IDictionary<string, object?> Properties => inner.Properties;
-        public Microsoft.AspNetCore.Http.Features.IFeatureCollection ServerFeatures => inner.ServerFeatures;
-        public RequestDelegate Build() => inner.Build();
-        public IApplicationBuilder New() => inner.New();
-        public IApplicationBuilder Use(Func<RequestDelegate, RequestDelegate> middleware) { inner.Use(middleware); return this; }
-    }
 }

@@ -42,7 +42,7 @@ public class PassiveHealthStepTests
     private static (RequestDelegate Pipeline, TaskCompletionSource TryEnds) Pipeline(CountingPolicy policy)
     {
         var services = new ServiceCollection().AddSingleton<IPassiveHealthCheckPolicy>(policy).BuildServiceProvider();
-        var proxy = new ProxyBuilder(new ApplicationBuilder(services));
+        var proxy = new ProxyBranch(new ApplicationBuilder(services));
         proxy.UsePassiveHealthChecksWhereEnabled();
         var tryEnds = new TaskCompletionSource();
         proxy.Run(_ => tryEnds.Task);
@@ -79,15 +79,5 @@ public class PassiveHealthStepTests
         public IReadOnlyList<DestinationState> AllDestinations => _destinations;
         public IReadOnlyList<DestinationState> AvailableDestinations { get; set; } = [];
         public DestinationState? ProxiedDestination { get; set; } = destination;
-    }
-
-    private sealed class ProxyBuilder(IApplicationBuilder inner) : IReverseProxyApplicationBuilder
-    {
-        public IServiceProvider ApplicationServices { get => inner.ApplicationServices; set => inner.ApplicationServices = value; }
-        public IDictionary<string, object?> Properties => inner.Properties;
-        public Microsoft.AspNetCore.Http.Features.IFeatureCollection ServerFeatures => inner.ServerFeatures;
-        public RequestDelegate Build() => inner.Build();
-        public IApplicationBuilder New() => inner.New();
-        public IApplicationBuilder Use(Func<RequestDelegate, RequestDelegate> middleware) { inner.Use(middleware); return this; }
     }
 }
