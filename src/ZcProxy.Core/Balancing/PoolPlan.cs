@@ -54,7 +54,7 @@ internal sealed class PoolPlan
     /// <summary>The index of <paramref name="destination"/> in the planned destinations, or -1.</summary>
     public int IndexOf(DestinationState destination)
     {
-        for (int i = 0; i < _models.Length; i++)
+        for (int i = 0; i < _all.Count; i++)
             if (ReferenceEquals(_all[i], destination)) return i;
         return -1;
     }
