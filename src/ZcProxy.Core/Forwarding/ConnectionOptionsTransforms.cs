@@ -31,7 +31,7 @@ internal sealed class ConnectionOptionsTransforms : ITransformProvider
     private static ValueTask RemoveFromRequest(RequestTransformContext context)
     {
         // Kestrel shortens "keep-alive, X-Hop" to "keep-alive": the field as sent comes from the request head tap.
-        var connection = context.HttpContext.Features.Get<ReceivedConnectionField>()?.Values ?? context.HttpContext.Request.Headers.Connection;
+        var connection = context.HttpContext.Find<ReceivedConnectionField>()?.Values ?? context.HttpContext.Request.Headers.Connection;
         foreach (var name in Options(connection))
         {
             context.ProxyRequest.Headers.Remove(name);

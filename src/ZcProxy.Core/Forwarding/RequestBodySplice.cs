@@ -51,7 +51,7 @@ internal sealed class RequestBodySplice : SpliceEnds
     /// </summary>
     public static bool Qualifies(HttpContext context, UpstreamConnection upstream, RequestBodySplicing settings)
         => context.Request.ContentLength is { } length && length > 0 && length >= settings.Threshold
-            && context.Features.Get<ZeroCopyResponse>() is { } zeroCopy && ReferenceEquals(context.Request.Body, zeroCopy.KestrelRequestBody)
+            && context.Find<ZeroCopyResponse>() is { } zeroCopy && ReferenceEquals(context.Request.Body, zeroCopy.KestrelRequestBody)
             && upstream.Readiness is { } readiness && readiness.Loop == zeroCopy.Connection.Loop;
 
     /// <summary>
@@ -62,12 +62,12 @@ internal sealed class RequestBodySplice : SpliceEnds
     /// </summary>
     public static bool FirstBytesHeld(HttpContext context, UpstreamConnection upstream, long threshold)
         => Qualifies(context, upstream, new RequestBodySplicing(threshold, default, default))
-            && context.Features.Get<ZeroCopyResponse>()!.Connection.Input.Buffered > 0;
+            && context.Find<ZeroCopyResponse>()!.Connection.Input.Buffered > 0;
 
     /// <summary>Sends the body (it must <see cref="Qualifies">qualify</see>); returns the bytes sent.</summary>
     public static async Task<long> SendAsync(HttpContext context, UpstreamConnection upstream, ProxyMetrics metrics, RequestBodySplicing settings, CancellationToken cancellationToken)
     {
-        var client = context.Features.Get<ZeroCopyResponse>()!.Connection;
+        var client = context.Find<ZeroCopyResponse>()!.Connection;
         long length = context.Request.ContentLength!.Value;
         var reader = context.Request.BodyReader;
         var received = RequestBodyCount.Of(context);

@@ -48,7 +48,7 @@ internal sealed partial class RequestHeadMiddleware(RequestDelegate next, ILogge
             return Task.CompletedTask;
         }
         // Only a field Kestrel shortened needs carrying: otherwise its own value is the one sent (and no feature is allocated).
-        if (connection is { } field && !StringValues.Equals(field, parsed)) context.Features.Set(new ReceivedConnectionField(field));
+        if (connection is { } field && !StringValues.Equals(field, parsed)) context.Put(new ReceivedConnectionField(field));
         return next(context);
     }
 
