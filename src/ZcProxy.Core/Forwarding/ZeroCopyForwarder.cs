@@ -116,9 +116,15 @@ internal sealed partial class ZeroCopyForwarder(
         // On a zero-copy connection the head buffer object is the connection's (its array is rented per request).
         var zeroCopy = context.Find<ZeroCopyResponse>();
         var requestHead = zeroCopy?.RequestHead() ?? new HeadBuffer();
+        // The default head's array is pooled and given back once the head is sent (a retry writes it again), not held
+        // while the upstream answers: rented and returned in one run of the loop thread, it is the pool's per-thread
+        // array each time; held across the wait, the loop's other requests missed it and took the pool's locked
+        // per-core stacks (ArrayPool rent/return ~1 % of the loop samples at -c64).
+        bool defaultHead = false;
         try
         {
-            if (upgrade is not null || !defaultTransforms || !DefaultRequestHead.TryWrite(context, destination, ref framing, requestHead))
+            if (upgrade is null && defaultTransforms && DefaultRequestHead.TryWrite(context, destination, ref framing, requestHead)) defaultHead = true;
+            else
             {
                 requestHead.Release();
                 (var transformed, framing) = await TransformRequestHeadAsync(context, transformer, destinationPrefix, framing, upgrade);
@@ -166,6 +172,7 @@ internal sealed partial class ZeroCopyForwarder(
                 bool bodyFollows = framing == RequestBodyFraming.ContentLength
                     && RequestBodySplice.FirstBytesHeld(context, connection, options.Current.ZeroCopy.SpliceThreshold);
                 var failure = await SendHeadAsync(connection, requestHead.Written, bodyFollows, aborted);
+                if (defaultHead) requestHead.Release();
                 if (failure is null && framing != RequestBodyFraming.None) failure = await ExchangeBodyAsync(context, connection, framing, isHead, timeouts);
                 else if (failure is null)
                 {
@@ -189,7 +196,9 @@ internal sealed partial class ZeroCopyForwarder(
                 }
                 connection.Dispose();
                 var (error, status, kind, exception, beforeAnyByte) = failure.Value;
-                if (beforeAnyByte && connection.IsReused && canRetry && attempt == 0 && !aborted.IsCancellationRequested)
+                // The same request again, so the same bytes (the transform path's head is not pooled: it is kept as it is).
+                if (beforeAnyByte && connection.IsReused && canRetry && attempt == 0 && !aborted.IsCancellationRequested
+                    && (!defaultHead || DefaultRequestHead.TryWrite(context, destination, ref framing, requestHead.Restart())))
                 {
                     // A kept-alive connection the upstream closed just as we reused it: safe to resend an idempotent, bodiless request once.
                     metrics.Retries.Increment();

@@ -110,9 +110,7 @@ internal sealed partial class UpstreamConnection
         var readiness = Readiness!;
         while (true)
         {
-            int sequence = readiness.ReadSequence;
-            // A FIN or reset is reported once: after it, recv answers at once (0 or an error), so never wait for another edge.
-            if (_drained && sequence == _seenSequence && readiness.TroubleSeen == 0)
+            if (KnownEmpty(readiness, out int sequence))
             {
                 received = 0;
                 waitSequence = sequence;
@@ -134,6 +132,17 @@ internal sealed partial class UpstreamConnection
             _drained = true;
             _seenSequence = sequence;
         }
+    }
+
+    /// <summary>
+    /// True when a recv would surely find nothing: the last read emptied the socket and no event came since, with the
+    /// read sequence to wait past. A FIN or reset is reported once: after it, recv answers at once (0 or an error), so
+    /// never wait for another edge then.
+    /// </summary>
+    private bool KnownEmpty(LoopSocket readiness, out int sequence)
+    {
+        sequence = readiness.ReadSequence;
+        return _drained && sequence == _seenSequence && readiness.TroubleSeen == 0;
     }
 
     /// <summary>

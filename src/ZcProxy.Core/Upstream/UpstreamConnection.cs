@@ -95,6 +95,20 @@ internal sealed partial class UpstreamConnection : IDisposable
         OverRead = false;
         int firstRead = _firstRead;
         _firstRead = HeadReadSize; // the guess holds for one response: the next is greedy again unless its body is spliced too
+        // On a loop, the buffer is rented once the response has begun to arrive, not before the wait for it: rented and
+        // given back in one run of the loop thread (the body is sent right after), it is the pool's per-thread array each
+        // time. Held across the wait, every other request of the loop that read meanwhile missed that one array and took
+        // the pool's shared per-core stacks, under their lock (ArrayPool rent/return 1 % of the loop samples at -c64).
+        // The wait written out here, as the one below: a frame of its own would be one more per request.
+        if (Readiness is { } loopSocket)
+        {
+            while (KnownEmpty(loopSocket, out int sequence))
+            {
+                loopSocket.ThrowIfFailedOrCanceled(cancellationToken);
+                using (loopSocket.WakeReaderOn(cancellationToken)) await loopSocket.WaitReadableAsync(sequence);
+                loopSocket.ThrowIfFailedOrCanceled(cancellationToken);
+            }
+        }
         // Pooled: a fresh array per response was the largest allocation of a small proxied request (zeroed by the GC).
         // The parser copies what it keeps into strings; the buffer outlives this method only as the prefetched body.
         byte[]? buffer = ArrayPool<byte>.Shared.Rent(Math.Min(firstRead, limits.MaxHeadBytes + 1));
