@@ -28,6 +28,7 @@ internal sealed partial class Http1Connection : ICloseRequestListener
     private readonly LoopDeadline _deadline;
     private int _timedOut, _closeRequested;
     private bool _idle; // waiting for a head: only then may a close request cancel the read (never a body's)
+    private ConnectionFeatureMisses _featureMisses;
 
     private Http1Connection(ConnectionContext context, ZeroCopyConnection connection, ConnectionDelegate kestrel, Http1ApplicationHolder holder,
         Http1Application application, Http1Limits limits, ILogger logger)
@@ -48,6 +49,9 @@ internal sealed partial class Http1Connection : ICloseRequestListener
     public long RequestCount { get; private set; }
     /// <summary>The server asked this connection to close (graceful stop): the current response says so and ends it.</summary>
     public bool CloseRequested => Volatile.Read(ref _closeRequested) != 0;
+
+    /// <summary>A connection-level feature as a request asks for it; the absent ones are remembered (see <see cref="ConnectionFeatureMisses"/>).</summary>
+    internal object? ConnectionFeature(Type key) => _featureMisses.Find(Connection.Features, key);
 
     public static Task ServeAsync(ConnectionContext context, ZeroCopyConnection connection, ConnectionDelegate kestrel, Http1ApplicationHolder holder,
         Http1Application application, Http1Limits limits, ILogger logger)

@@ -98,8 +98,9 @@ internal abstract partial class Http1Exchange : IFeatureCollection, IEndpointFea
         if (_others is { } others)
             foreach (var pair in others)
                 if (pair.Key == key) return pair.Value;
-        // Connection-level features (the tap, the lifetime notification, the connection's items) as Kestrel's collection does.
-        return Connection.Features[key];
+        // Connection-level features (the tap, the lifetime notification, the connection's items) as Kestrel's collection
+        // does; the absent ones it was asked for remembered by the connection.
+        return Owner.ConnectionFeature(key);
     }
 
     /// <summary>This object as the feature asked for, unless the app replaced it (then the replacement, from the list).</summary>
