@@ -26,9 +26,11 @@ internal sealed partial class CacheStep(DiskCache cache, CachedResponseWriter wr
         if (!background) CacheStatusFeature.Set(context, status);
     }
 
-    public static bool IsEnabled(HttpContext context)
-        => context.Features.Get<IReverseProxyFeature>()?.Route.Config.Metadata is { } metadata
-           && metadata.TryGetValue("Cache", out var value) && ConfigValidator.IsOn(value);
+    public static bool IsEnabled(HttpContext context) => IsEnabled(context.Features.Get<IReverseProxyFeature>()?.Route.Config);
+
+    /// <summary>The route caches (Metadata <c>"Cache": "on"</c>).</summary>
+    public static bool IsEnabled(Yarp.ReverseProxy.Configuration.RouteConfig? route)
+        => route?.Metadata is { } metadata && metadata.TryGetValue("Cache", out var value) && ConfigValidator.IsOn(value);
 
     public async Task InvokeAsync(HttpContext context, Func<Task> next)
     {

@@ -29,11 +29,15 @@ internal sealed class CompressionSettings
     /// <summary>The settings of a route with compression on; null when it is off (or not set).</summary>
     public static CompressionSettings? For(IReadOnlyDictionary<string, string>? metadata)
     {
-        if (metadata is null || !metadata.TryGetValue(MetadataKey, out var on) || !ConfigValidator.IsOn(on)) return null;
+        if (metadata is null || !IsOn(metadata)) return null;
         return metadata.TryGetValue(TypesMetadataKey, out var types) && ParseTypes(types) is { Count: > 0 } list
             ? new CompressionSettings(list.ToFrozenSet(StringComparer.OrdinalIgnoreCase))
             : Default;
     }
+
+    /// <summary>The route's Metadata turns compression on.</summary>
+    public static bool IsOn(IReadOnlyDictionary<string, string>? metadata)
+        => metadata is not null && metadata.TryGetValue(MetadataKey, out var on) && ConfigValidator.IsOn(on);
 
     public static List<string> ParseTypes(string text) => [.. text.Split([' ', ','], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
 }

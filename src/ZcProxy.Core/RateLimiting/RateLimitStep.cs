@@ -29,6 +29,9 @@ internal sealed class RateLimitStep(RateLimitPolicies policies)
         return LimitAsync(context, next, policy);
     }
 
+    /// <summary>The route names a policy (whether it is configured is asked per request: a reload may add it).</summary>
+    public static bool MayLimit(RouteConfig route) => route.Metadata?.ContainsKey(RouteRateLimits.MetadataKey) == true;
+
     private static async Task LimitAsync(HttpContext context, RequestDelegate next, RateLimitPolicy policy)
     {
         RateLimitLease lease;

@@ -199,9 +199,13 @@ internal static class ProxyHost
         app.UseMiddleware<LocalRouteMiddleware>(); // routes without a cluster (Static, Return), and the 404 of no route
         app.MapReverseProxy(proxy =>
         {
-            proxy.Use(app.Services.GetRequiredService<RateLimitStep>().InvokeAsync); // first, as nginx's limit_req: before the cache and the balancer
-            proxy.Use(app.Services.GetRequiredService<CompressionStep>().InvokeAsync); // before the cache: the cache's fill wraps it (one identity entry, encoded per client)
-            proxy.UseDiskCache();
+            // Only for routes whose Metadata asks for one of them (RouteSteps decides once per route); the others skip them.
+            RouteSteps.Use(proxy, steps =>
+            {
+                steps.Use(app.Services.GetRequiredService<RateLimitStep>().InvokeAsync); // first, as nginx's limit_req: before the cache and the balancer
+                steps.Use(app.Services.GetRequiredService<CompressionStep>().InvokeAsync); // before the cache: the cache's fill wraps it (one identity entry, encoded per client)
+                steps.UseDiskCache();
+            });
             proxy.Use(app.Services.GetRequiredService<RequestBodyLimitStep>().InvokeAsync);
             // Admin state, affinity, breakers, backups, balancing, passive health (skipped at once where they would change
             // nothing: PoolFastPath), then last, one frame: upstream timing, retries, per try the connection limit and
