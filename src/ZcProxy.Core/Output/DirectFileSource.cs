@@ -62,7 +62,7 @@ internal sealed class DirectFileSource(SafeFileHandle directFile, long offset, l
                 bool more = left > chunk.Count - sent; // more chunks follow: let TCP fill whole segments
                 SysResult r;
                 int sequence = to.ClientSocket.WriteSequence;
-                if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
+                if (!to.TryLeaseClient(out var client)) return BodyResult.Failed(BodyOutcome.ClientFailed, "the client socket was closed");
                 int count = (int)turn.Allow(chunk.Count - sent);
                 using (client) r = Syscalls.Send(client.Fd, chunk.Span.Slice(sent, count), MSG_DONTWAIT | (more ? MSG_MORE : 0));
                 if (r.Ok && r.Bytes > 0)

@@ -189,7 +189,7 @@ internal sealed class FileRangeSource(SafeFileHandle file, long offset, long len
     /// <summary>One sendfile(2) of up to <paramref name="count"/> bytes from <paramref name="from"/>; null when the client socket is closed.</summary>
     private static SysResult? SendChunk(ZeroCopyConnection to, int fileFd, long from, long count)
     {
-        if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return null;
+        if (!to.TryLeaseClient(out var client)) return null;
         using (client) return Syscalls.SendFile(client.Fd, fileFd, ref from, count);
     }
 

@@ -201,7 +201,7 @@ internal sealed partial class SocketBody : UpstreamBody
             if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
             int sequence = ends.SinkSequence;
             SysResult r;
-            if (!FdLease.TryAcquire(to.ClientHandle, out var client)) return ends.SinkFailed("its socket was closed");
+            if (!to.TryLeaseClient(out var client)) return ends.SinkFailed("its socket was closed");
             using (client) r = Syscalls.Send(client.Fd, _prefix.Span, MSG_DONTWAIT | MSG_MORE);
             if (r.Ok && r.Bytes > 0)
             {

@@ -38,7 +38,8 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
         RemoteEndPoint = remote;
         Input = new ZeroCopyInput(this);
         Output = new ZeroCopyOutputWriter(this);
-        ClientSocket = loop.Register(socket);
+        // The fd held for the loop thread while registered: its recv and sendmsg there lease nothing per call (FdHold).
+        ClientSocket = loop.Register(socket, holdFd: true);
         ClientSocket.Trouble = this;
         transport.ConnectionOpened();
     }
@@ -46,8 +47,11 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
     /// <summary>What all zero-copy connections share: block pool, scratch, pipes, metrics.</summary>
     public ZeroCopyTransport Shared { get; }
     public EventLoop Loop => ClientSocket.Loop;
-    /// <summary>The client socket's handle: lease it (<see cref="FdLease"/>) around each syscall, never across an await.</summary>
+    /// <summary>The client socket's handle: lease it (<see cref="TryLeaseClient"/>) around each syscall, never across an await.</summary>
     public FileDescriptor ClientHandle { get; }
+
+    /// <summary>The client fd for one burst of syscalls: nothing taken on the loop thread, whose registration holds it (<see cref="FdHold"/>).</summary>
+    internal bool TryLeaseClient(out FdLease lease) => FdLease.TryAcquire(ClientHandle, ClientSocket.Hold, out lease);
     /// <summary>The client socket's registration on its loop: readiness sequences and waits.</summary>
     public LoopSocket ClientSocket { get; }
     public ZeroCopyInput Input { get; }
@@ -115,7 +119,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
     /// </summary>
     public void Abort(Exception reason)
     {
-        if (FdLease.TryAcquire(ClientHandle, out var lease)) using (lease) Syscalls.SetLingerZero(lease.Fd);
+        if (TryLeaseClient(out var lease)) using (lease) Syscalls.SetLingerZero(lease.Fd);
         AbortCore(new ConnectionAbortedException(reason.Message, reason));
     }
 
@@ -127,7 +131,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
         if (Interlocked.Exchange(ref _abortedFlag, 1) != 0) return;
         Volatile.Read(ref _tunnelAborted)?.Invoke(); // before the shutdown: the tunnel ends as stopped, not as failed
         Interlocked.CompareExchange(ref _inputFailure, reason, null);
-        if (FdLease.TryAcquire(ClientHandle, out var lease)) using (lease) Syscalls.Shutdown(lease.Fd, Syscalls.SHUT_RDWR);
+        if (TryLeaseClient(out var lease)) using (lease) Syscalls.Shutdown(lease.Fd, Syscalls.SHUT_RDWR);
         WakeAll(reason);
         FireConnectionClosed();
     }
@@ -190,7 +194,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
 
     private int UnreadBytes()
     {
-        if (!FdLease.TryAcquire(ClientHandle, out var lease)) return 0;
+        if (!TryLeaseClient(out var lease)) return 0;
         using (lease) return Syscalls.BytesAvailable(lease.Fd);
     }
 

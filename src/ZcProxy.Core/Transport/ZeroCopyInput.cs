@@ -241,7 +241,7 @@ internal sealed class ZeroCopyInput : PipeReader, IValueTaskSource<ReadResult>
         int space = tail.Block.Length - tail.End;
         int sequence = _connection.ClientSocket.ReadSequence;
         SysResult r;
-        if (!FdLease.TryAcquire(_connection.ClientHandle, out var lease)) return new SysResult(0, (int)Errno.EBADF);
+        if (!_connection.TryLeaseClient(out var lease)) return new SysResult(0, (int)Errno.EBADF);
         using (lease) r = Syscalls.Recv(lease.Fd, tail.Block.AsSpan(tail.End, space), 0);
         if (r.Ok && r.Bytes > 0)
         {

@@ -30,7 +30,7 @@ internal sealed partial class ZeroCopyOutputWriter
             {
                 int sequence = _connection.ClientSocket.WriteSequence;
                 SysResult result;
-                if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) result = new SysResult(0, (int)Errno.EBADF);
+                if (!_connection.TryLeaseClient(out var client)) result = new SysResult(0, (int)Errno.EBADF);
                 else using (client) result = Syscalls.Send(client.Fd, head.Span, MSG_DONTWAIT);
                 if (result.Ok)
                 {

@@ -177,7 +177,7 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
             if (count == gather.Length) break;
         }
         SysResult result;
-        if (!FdLease.TryAcquire(_connection.ClientHandle, out var client)) result = new SysResult(0, (int)Errno.EBADF);
+        if (!_connection.TryLeaseClient(out var client)) result = new SysResult(0, (int)Errno.EBADF);
         else using (client) result = Syscalls.SendMessage(client.Fd, gather[..count], MSG_DONTWAIT | (more ? MSG_MORE : 0));
         if (result.Ok) Consume(result.Bytes);
         return result;

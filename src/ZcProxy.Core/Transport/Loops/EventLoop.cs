@@ -20,6 +20,7 @@ internal sealed partial class EventLoop : IDisposable
     private static readonly uint RegisteredEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     private readonly ConcurrentDictionary<ulong, LoopSocket> _sockets = new();
     private readonly ConcurrentQueue<(Action<object?> Work, object? State)> _posted = new();
+    private readonly ConcurrentQueue<FdHold> _drops = new(); // holds of fds unregistered off this thread: dropped here
     private readonly Queue<Action> _nextTurn = new(); // loop thread only: see YieldTurn
     private readonly FileDescriptor _epoll;
     private readonly FileDescriptor _wake;
@@ -29,6 +30,7 @@ internal sealed partial class EventLoop : IDisposable
     private int _wakePending;
     private long _nextToken;
     private volatile bool _stopping;
+    private int _ended; // the thread's loop is over (set before its last DropHolds)
 
     /// <param name="time">The clock of <see cref="LoopDeadline"/>s (tests pass a fake one).</param>
     public EventLoop(int index, ILogger? log = null, TimeProvider? time = null)
@@ -77,10 +79,14 @@ internal sealed partial class EventLoop : IDisposable
     /// Adds <paramref name="handle"/>'s fd to this loop for good (EPOLLIN|EPOLLOUT|EPOLLRDHUP, edge-triggered). The
     /// kernel reports the fd's current state at once, so nothing that is already readable is missed.
     /// </summary>
-    public LoopSocket Register(SafeHandle handle)
+    /// <param name="holdFd">
+    /// Hold the fd open for this loop's thread until <see cref="Unregister"/> (<see cref="LoopSocket.Hold"/>): only for a
+    /// handle whose close waits for its references (<see cref="FileDescriptor"/>) and that is unregistered before it is closed.
+    /// </param>
+    public LoopSocket Register(SafeHandle handle, bool holdFd = false)
     {
         ObjectDisposedException.ThrowIf(_stopping, this);
-        var socket = new LoopSocket(this, handle, (ulong)Interlocked.Increment(ref _nextToken));
+        var socket = new LoopSocket(this, handle, (ulong)Interlocked.Increment(ref _nextToken), holdFd ? FdHold.TryTake(handle, _thread) : null);
         _sockets[socket.Token] = socket;
         int err;
         if (!FdLease.TryAcquire(handle, out var lease)) err = (int)Errno.EBADF;
@@ -88,6 +94,7 @@ internal sealed partial class EventLoop : IDisposable
         if (err != 0)
         {
             _sockets.TryRemove(socket.Token, out _);
+            socket.Hold?.Drop(); // never used: nobody has the socket yet
             throw new ErrnoException("epoll_ctl(EPOLL_CTL_ADD)", err);
         }
         return socket;
@@ -103,6 +110,35 @@ internal sealed partial class EventLoop : IDisposable
         if (fdStaysOpen && !_epoll.IsClosed && FdLease.TryAcquire(socket.Handle, out var lease))
             using (lease) Syscalls.EpollControl(_epoll, EPOLL_CTL_DEL, lease.Fd, 0, 0);
         socket.OnLoopStopped(new ObjectDisposedException(nameof(LoopSocket)));
+        if (socket.Hold is { } hold) DropOnLoopThread(hold);
+    }
+
+    /// <summary>
+    /// An unregistered fd's hold is dropped on this loop's thread, between two of its syscalls (<see cref="FdHold"/>): at
+    /// once there, else at the loop's next turn (a close waits for it meanwhile: a <see cref="FileDescriptor"/> closes at the
+    /// drop). Once the loop thread has ended, here.
+    /// </summary>
+    private void DropOnLoopThread(FdHold hold)
+    {
+        if (IsLoopThread)
+        {
+            hold.Drop();
+            return;
+        }
+        _drops.Enqueue(hold);
+        Wake();
+        // The loop sets _ended before its last DropHolds: a hold queued after that drain sees _ended here (the enqueue and
+        // the exchange are full fences). Dropped once the thread is over (a second Drop is nothing).
+        if (Volatile.Read(ref _ended) != 0)
+        {
+            _thread.Join();
+            hold.Drop();
+        }
+    }
+
+    private void DropHolds()
+    {
+        while (_drops.TryDequeue(out var hold)) hold.Drop();
     }
 
     /// <summary>
@@ -121,6 +157,12 @@ internal sealed partial class EventLoop : IDisposable
     {
         _posted.Enqueue((work, state));
         if (IsLoopThread) return; // the loop drains the queue before its next epoll_wait
+        Wake();
+    }
+
+    /// <summary>Interrupts the loop's epoll_wait (one eventfd write per batch).</summary>
+    private void Wake()
+    {
         if (Interlocked.Exchange(ref _wakePending, 1) == 0 && !_wake.IsClosed)
         {
             try { Syscalls.EventFdSignal(_wake); } catch (ObjectDisposedException) { }
@@ -150,6 +192,7 @@ internal sealed partial class EventLoop : IDisposable
                     if (_sockets.TryGetValue(token, out var socket)) Dispatch(socket, events);
                 }
                 RunPosted();
+                DropHolds();
                 RunYielded();
                 SweepDeadlines();
             }
@@ -162,6 +205,8 @@ internal sealed partial class EventLoop : IDisposable
         var stopped = new ObjectDisposedException(nameof(EventLoop));
         foreach (var socket in _sockets.Values) socket.OnLoopStopped(stopped);
         RunYielded(); // they find their sockets failed (a yield while stopping continues at once)
+        Interlocked.Exchange(ref _ended, 1);
+        DropHolds(); // later ones are dropped by whoever unregisters (DropOnLoopThread)
     }
 
     /// <summary>

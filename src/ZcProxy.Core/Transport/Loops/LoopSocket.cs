@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using ZcProxy.Native;
 using static ZcProxy.Native.LinuxConstants;
 
 namespace ZcProxy.Core.Transport.Loops;
@@ -22,15 +23,22 @@ internal sealed class LoopSocket
     private bool _readsPaused; // loop thread only
     private Exception? _failure;
 
-    internal LoopSocket(EventLoop loop, SafeHandle handle, ulong token)
+    internal LoopSocket(EventLoop loop, SafeHandle handle, ulong token, FdHold? hold)
     {
         Loop = loop;
         Handle = handle;
         Token = token;
+        Hold = hold;
     }
 
     public EventLoop Loop { get; }
     public SafeHandle Handle { get; }
+
+    /// <summary>
+    /// The fd held open for the loop thread while registered (asked for at <see cref="EventLoop.Register"/>): its syscalls
+    /// there lease nothing per call (<see cref="FdLease.TryAcquire(SafeHandle, FdHold?, out FdLease)"/>). Null when not asked for.
+    /// </summary>
+    public FdHold? Hold { get; }
     internal ulong Token { get; }
 
     /// <summary>Told on the loop thread the first time RDHUP, HUP or ERR is reported (with the new bits). An owner, not
