@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Compression;
 using ZcProxy.Core.Output;
@@ -14,12 +15,18 @@ namespace ZcProxy.Core.Local;
 /// </summary>
 internal sealed class LocalRouteMiddleware(RequestDelegate next, ErrorPages pages, StaticFiles files, RateLimitStep rateLimits, CompressionStep compression)
 {
+    private Endpoint? _lastProxied; // the endpoint found proxied last: most requests have the same one
+
     public Task InvokeAsync(HttpContext context)
     {
-        var endpoint = context.GetEndpoint();
+        // Find, not GetEndpoint(): on the own HTTP/1.1 layer a field's read instead of a generic virtual call.
+        var endpoint = context.Find<IEndpointFeature>()?.Endpoint;
         if (endpoint is null) return pages.WriteAsync(context, StatusCodes.Status404NotFound, "no route matches this request");
+        // An endpoint and its route never change (a reload makes new ones): the last proxied one is known to be proxied.
+        if (ReferenceEquals(endpoint, _lastProxied)) return next(context);
         if (endpoint.Metadata.GetMetadata<RouteModel>() is { Cluster: null } route && LocalRoute.For(route.Config) is { } local)
             return AnswerLocally(context, route, local);
+        _lastProxied = endpoint;
         return next(context);
     }
 

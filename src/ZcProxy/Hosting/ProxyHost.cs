@@ -3,6 +3,7 @@ using System.Reflection;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging.Console;
 using ZcProxy.Admin;
+using ZcProxy.Core;
 using ZcProxy.Core.Caching;
 using ZcProxy.Core.Caching.Peers;
 using ZcProxy.Core.Compression;
@@ -188,7 +189,8 @@ internal static class ProxyHost
             foreach (var url in listeners.ProxyUrls) HostingLog.ProxyListening(startupLog, url);
             if (listeners.AdminEndPoint is { } adminEndPoint) HostingLog.AdminListening(startupLog, adminEndPoint);
         });
-        app.MapWhen(context => context.Features.Get<AdminConnectionFeature>() is not null, AdminEndpoints.Map);
+        // Find: no generic virtual call per request (a proxy connection's answer is remembered as absent, see ConnectionFeatureMisses).
+        app.MapWhen(context => context.Find<AdminConnectionFeature>() is not null, AdminEndpoints.Map);
         // Kernel moves (sendfile, splice, direct I/O) for the body sender, on zero-copy (plaintext HTTP/1.x) connections only.
         if (options.ZeroCopy.Enabled) app.UseZeroCopyResponses();
         app.UseMiddleware<RequestSpanMiddleware>(); // outside the access log: its $trace_id is the span's
