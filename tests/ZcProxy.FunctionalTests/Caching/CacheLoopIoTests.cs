@@ -176,20 +176,26 @@ public sealed class CacheLoopIoTests
         await using var rig = await CacheRig.StartAsync(Serve(body), "\"DirectIo\": \"off\"");
         Assert.Equal("MISS", CacheRig.CacheStatusOf(await rig.SendAsync("/obj")));
         var entry = await CacheDirectIoTests.CommittedEntryAsync(rig.CachePath, Size);
-        await CacheDirectIoTests.MakeColdAsync(entry);
         long bodyStart = new FileInfo(entry).Length - Size;
 
+        // A read-ahead is asked when a sendfile on the loop finds its chunk not resident. The kernel's own read-ahead of
+        // the earlier reads (the head's, the first sendfiles') may keep ahead of a loop slowed by other load, so that every
+        // chunk is found resident: then the hit is made cold and asked for again (at most three times).
         int asked = 0;
         Action record = () => Interlocked.Increment(ref asked);
         FileRangeSource.ReadAheadAsked += record;
         try
         {
-            var hit = await rig.SendAsync("/obj");
-            Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
-            Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+            for (int attempt = 0; attempt < 3 && asked == 0; attempt++)
+            {
+                await CacheDirectIoTests.MakeColdAsync(entry);
+                var hit = await rig.SendAsync("/obj");
+                Assert.Equal("HIT", CacheRig.CacheStatusOf(hit));
+                Assert.Equal(CacheRig.Sha256(body), CacheRig.Sha256(await hit.Content.ReadAsByteArrayAsync()));
+            }
         }
         finally { FileRangeSource.ReadAheadAsked -= record; }
-        Assert.True(asked > 0, "the cold body's sendfiles asked for no read-ahead");
+        Assert.True(asked > 0, "the cold body's sendfiles asked for no read-ahead in three cold hits");
 
         // Where the folios cannot be seen (no page frame numbers: not root) or the file system has no large folios (ext4
         // before Linux 6.16), there is nothing to compare.
