@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Yarp.ReverseProxy.Configuration;
@@ -20,8 +19,8 @@ namespace ZcProxy.Core.Forwarding;
 /// </summary>
 internal sealed class RouteSteps
 {
-    private readonly ConditionalWeakTable<RouteConfig, Decision> _decisions = new(); // a removed route takes its decision along
-    private Decision? _last; // the route asked for last: most requests ask for the same one
+    // Per route configuration, the last one answering without the table (a removed route takes its decision along).
+    private readonly SettingsByConfig<RouteConfig, bool> _needed = new(Needs);
 
     /// <summary>Adds the branch: <paramref name="steps"/> adds the steps (in their order) to it.</summary>
     public static IReverseProxyApplicationBuilder Use(IReverseProxyApplicationBuilder proxy, Action<IReverseProxyApplicationBuilder> steps)
@@ -40,17 +39,9 @@ internal sealed class RouteSteps
 
     /// <summary>True when the request's route asks for any of the steps (or the request has no route: the steps decide).</summary>
     public bool Needed(HttpContext context)
-    {
-        if (context.Find<IReverseProxyFeature>()?.Route.Config is not { } route) return true;
-        if (_last is { } last && ReferenceEquals(last.Route, route)) return last.Needed;
-        var decision = _decisions.GetValue(route, static r => new Decision(r, Needs(r)));
-        _last = decision;
-        return decision.Needed;
-    }
+        => context.Find<IReverseProxyFeature>()?.Route.Config is not { } route || _needed.For(route);
 
     /// <summary>Each step's own test of the route: any of them applying sends the request through all of them.</summary>
     internal static bool Needs(RouteConfig route)
         => RateLimitStep.MayLimit(route) || CompressionSettings.IsOn(route.Metadata) || CacheStep.IsEnabled(route);
-
-    private sealed record Decision(RouteConfig Route, bool Needed);
 }
