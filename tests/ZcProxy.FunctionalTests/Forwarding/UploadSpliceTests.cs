@@ -137,6 +137,46 @@ public sealed class UploadSpliceTests
         else Assert.Equal(0, spliced);
     }
 
+    /// <summary>
+    /// 100 Continue is sent when the body is first read, which the spliced path does only once the upstream connection
+    /// is up and the head sent: an upstream that cannot be reached gets the client its 502 with no 100 before it (the
+    /// client never sends a body nobody will take).
+    /// </summary>
+    [Fact]
+    public async Task ExpectContinueUpload_WhoseUpstreamRefuses_Gets502_WithNo100Before()
+    {
+        const long Length = 1 << 20;
+        var (dir, proxy) = await StartProxyAsync($"http://127.0.0.1:{BalancingTestConfig.RefusingPort()}/", zeroCopy: true);
+        using var _ = dir;
+        await using var __ = proxy;
+        var (socket, reader) = await ConnectAsync(proxy);
+        using var ___ = socket;
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {Length}\r\n\r\n").AsMemory());
+        var first = await reader.ReadResponseAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(502, first.Status);
+        Assert.Equal(0, Body(proxy, BodyMechanism.Splice) + Body(proxy, BodyMechanism.Copy));
+    }
+
+    /// <summary>A Content-Length over the body limit is refused from the head: the final 413 and no 100 Continue before it.</summary>
+    [Fact]
+    public async Task ExpectContinueUpload_OverTheBodyLimit_Gets413_WithNo100Before()
+    {
+        await using var origin = await StartOriginAsync();
+        var (dir, proxy) = await StartProxyAsync(origin.Url, zeroCopy: true, options: """ "Limits": { "MaxRequestBodySize": "1MiB" } """);
+        using var _ = dir;
+        await using var __ = proxy;
+        var (socket, reader) = await ConnectAsync(proxy);
+        using var ___ = socket;
+
+        await socket.SendAsync("POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2097152\r\n\r\n"u8.ToArray().AsMemory());
+        var first = await reader.ReadResponseAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(413, first.Status);
+        Assert.Equal("close", first.Headers["Connection"]);
+        Assert.True(await reader.PeerClosedAsync(TimeSpan.FromSeconds(30)), "nothing may follow the 413: the connection closes");
+        Assert.Equal(0, origin.Requests);
+    }
+
     /// <summary>Keep-alive after an upload: a GET on the same connection is answered.</summary>
     private static async Task AssertAGetIsServedAfterAsync(Socket socket, RawReader reader)
     {
