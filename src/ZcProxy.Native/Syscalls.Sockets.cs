@@ -35,6 +35,17 @@ internal static unsafe partial class Syscalls
         return Result(n);
     }
 
+    /// <summary>
+    /// recv(2) with MSG_TRUNC: drops up to <paramref name="length"/> bytes of a TCP socket's receive queue in the kernel,
+    /// never copied to user space (tcp(7)); the count dropped, 0 at the peer's FIN.
+    /// </summary>
+    public static SysResult Discard(int fd, int length)
+    {
+        long n;
+        do { n = LibC.recv(fd, null, length, LibC.MSG_TRUNC | LibC.MSG_DONTWAIT); } while (n < 0 && LastErrno() == EINTR);
+        return Result(n);
+    }
+
     /// <summary>getsockname(2) as an IP endpoint (null for other families).</summary>
     public static IPEndPoint? LocalEndPoint(int fd)
     {

@@ -157,8 +157,8 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         if (before.Demo != after.Demo && !(before.Demo?.Origins.SequenceEqual(after.Demo?.Origins ?? []) ?? after.Demo is null))
             LogNeedsRestart("Demo", "changed");
         // Kestrel's limits and the host's shutdown timeout are set up once, at start (the access log follows reloads).
-        // MaxConnectionsPerClient is read per connection: it applies at once.
-        if (before.Limits with { MaxConnectionsPerClient = 0 } != after.Limits with { MaxConnectionsPerClient = 0 })
+        // MaxConnectionsPerClient is read per connection, the lingering settings per close: they apply at once.
+        if (ForRestart(before.Limits) != ForRestart(after.Limits))
             LogNeedsRestart("Limits", DescribeLimits(after.Limits));
         // The OpenTelemetry SDK's providers and exporters are built with the host.
         if (!Diagnostics.OtlpExport.SameSettings(before.Telemetry?.Otlp, after.Telemetry?.Otlp))
@@ -166,6 +166,9 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         if (before.DrainTimeout != after.DrainTimeout)
             LogNeedsRestart("DrainTimeout", after.DrainTimeout.ToString("c", System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    private static ClientLimits ForRestart(ClientLimits l)
+        => l with { MaxConnectionsPerClient = 0, LingeringClose = ClientLimits.LingeringOn, LingeringTime = default, LingeringTimeout = default };
 
     private static bool SameDiscovery(DiscoveryOptions? a, DiscoveryOptions? b) =>
         (a?.Etcd, b?.Etcd) is (null, null)

@@ -38,6 +38,10 @@ internal static class OptionsCheck
         // Kestrel refuses these at start; nginx's "keepalive_timeout 0" (no keep-alive) has no Kestrel equivalent.
         Timeout(limits.KeepAliveTimeout, "$.Limits.KeepAliveTimeout", Error);
         Timeout(limits.RequestHeadersTimeout, "$.Limits.RequestHeadersTimeout", Error);
+        if (limits.LingeringClose is not (ClientLimits.LingeringOn or ClientLimits.LingeringOff or ClientLimits.LingeringAlways))
+            Error("$.Limits.LingeringClose", $"must be \"on\", \"off\" or \"always\" (was \"{limits.LingeringClose}\")");
+        Timeout(limits.LingeringTime, "$.Limits.LingeringTime", Error);
+        Timeout(limits.LingeringTimeout, "$.Limits.LingeringTimeout", Error);
         if (limits.MaxRequestHeadersSize <= 0) Error("$.Limits.MaxRequestHeadersSize", "must be greater than zero");
         if (limits.MaxConnections < 0) Error("$.Limits.MaxConnections", "must not be negative (0 = unlimited)");
 

@@ -122,10 +122,22 @@ internal sealed record ClientLimits
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long MaxRequestHeadersSize { get; init; } = 32 * 1024;
     public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(75);
     public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// nginx's lingering_close: "on" (default) reads and drops what a client still sends after the connection's last
+    /// response when it may still be sending (an unread request body, unread bytes), so that the close does not reset
+    /// the connection under the response; "always" does so for every close; "off" closes at once.
+    /// </summary>
+    public string LingeringClose { get; init; } = LingeringOn;
+    /// <summary>nginx's lingering_time: the longest a lingering close reads before it closes.</summary>
+    public TimeSpan LingeringTime { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>nginx's lingering_timeout: a lingering close ends when the client sends nothing for this long.</summary>
+    public TimeSpan LingeringTimeout { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Open client connections per process; 0 means unlimited.</summary>
     public long MaxConnections { get; init; }
     /// <summary>Open proxy connections per client address (nginx limit_conn on $binary_remote_addr); 0 means unlimited. Reloadable.</summary>
     public int MaxConnectionsPerClient { get; init; }
+
+    public const string LingeringOn = "on", LingeringOff = "off", LingeringAlways = "always";
 }
 
 internal sealed record ListenerOptions

@@ -25,7 +25,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
     // Copy-on-write, swapped with Interlocked: an idle connection (no body source registered) holds the shared empty
     // array, not a list and a lock object of its own.
     private LoopSocket[] _sources = [];
-    private int _abortedFlag, _closedFired, _disposed, _tunnel;
+    private int _abortedFlag, _closedFired, _disposed, _tunnel, _lingerOnClose;
     private Exception? _inputFailure;
     private Action? _tunnelAborted;
     private ZeroCopyResponse? _request;
@@ -56,6 +56,17 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
     public LoopSocket ClientSocket { get; }
     public ZeroCopyInput Input { get; }
     public ZeroCopyOutputWriter Output { get; }
+    /// <summary>Aborted (Kestrel's abort or ZcProxy's): the close resets or has reset the connection.</summary>
+    internal bool WasAborted => Volatile.Read(ref _abortedFlag) != 0;
+    /// <summary>Aborted, or a tunnel (whose relay ends both directions itself): no lingering close.</summary>
+    internal bool AbortedOrTunnel => WasAborted || Volatile.Read(ref _tunnel) != 0;
+
+    /// <summary>
+    /// The HTTP layer ends the connection while the client may still be sending (its request body is unread): the close
+    /// lingers (<see cref="LingeringClose"/>), unless <c>Limits.LingeringClose</c> is "off".
+    /// </summary>
+    internal void LingerOnClose() => Volatile.Write(ref _lingerOnClose, 1);
+
     /// <summary>Aborted, or closed by the peer: no more bytes can reach the client.</summary>
     public bool IsAborted => Volatile.Read(ref _abortedFlag) != 0 || Volatile.Read(ref _closedFired) != 0;
     /// <summary>
@@ -258,8 +269,11 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
     {
         await base.DisposeAsync(); // nothing of its own (ConnectionContext's default)
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        var lingering = Shared.Lingering;
+        bool linger = LingeringClose.Wanted(this, lingering, Volatile.Read(ref _lingerOnClose) != 0); // before the input lets go of its bytes
         Output.Complete();
         Input.Complete();
+        if (linger) await LingeringClose.RunAsync(this, lingering, Shared.LingeringCounts);
         FireConnectionClosed();
         Loop.Unregister(ClientSocket, fdStaysOpen: false);
         ClientHandle.Dispose(); // close(2): FIN, or RST after an abort that asked for one

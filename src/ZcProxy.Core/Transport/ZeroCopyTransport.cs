@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using ZcProxy.Core.Configuration;
 using ZcProxy.Core.Diagnostics;
 using ZcProxy.Core.Transport.Loops;
 
@@ -12,9 +13,13 @@ internal sealed class ZeroCopyTransport
 {
     public const int ScratchSize = 1 << 20;
 
+    private readonly RuntimeOptions? _options;
+
     public ZeroCopyTransport(EventLoops loops, SplicePipePool pipes,
-        [FromKeyedServices(ZeroCopyTransportExtensions.RelayPipesKey)] SplicePipePool relayPipes, ProxyMetrics metrics)
+        [FromKeyedServices(ZeroCopyTransportExtensions.RelayPipesKey)] SplicePipePool relayPipes, ProxyMetrics metrics, RuntimeOptions? options = null)
     {
+        _options = options;
+        LingeringCounts = new LingeringCounts(metrics);
         Loops = loops;
         Pipes = pipes;
         RelayPipes = relayPipes;
@@ -27,6 +32,9 @@ internal sealed class ZeroCopyTransport
     /// <summary>Pipes for relays of upgraded connections (a pool of their own, shared with the stream proxy).</summary>
     public SplicePipePool RelayPipes { get; }
     public ProxyMetrics Metrics { get; }
+    /// <summary>The lingering-close settings in force now (read per close: a reload applies to the next one).</summary>
+    public LingeringSettings Lingering => _options is { } options ? LingeringSettings.From(options.Current.Limits) : LingeringSettings.Default;
+    internal LingeringCounts LingeringCounts { get; }
     /// <summary>
     /// Stands for hole bytes: handed to Kestrel as the space a response hole's bytes are "written" to (nobody writes
     /// it), and as the bytes of a spliced request body (an input hole). Zeroed, so a reader that looks at the last

@@ -29,6 +29,9 @@ public class CheckCompletenessTests
     // Kestrel refuses these at start (before: accepted by check, then an unhandled exception at start).
     [InlineData("\"Limits\": { \"KeepAliveTimeout\": \"0s\" }", "$.Limits.KeepAliveTimeout", "greater than zero")]
     [InlineData("\"Limits\": { \"RequestHeadersTimeout\": \"0s\" }", "$.Limits.RequestHeadersTimeout", "greater than zero")]
+    [InlineData("\"Limits\": { \"LingeringClose\": \"yes\" }", "$.Limits.LingeringClose", "must be \"on\", \"off\" or \"always\"")]
+    [InlineData("\"Limits\": { \"LingeringTime\": \"0s\" }", "$.Limits.LingeringTime", "greater than zero")]
+    [InlineData("\"Limits\": { \"LingeringTimeout\": \"30d\" }", "$.Limits.LingeringTimeout", "at most 24d")]
     [InlineData("\"Limits\": { \"MaxConnections\": -1 }", "$.Limits.MaxConnections", "must not be negative")]
     [InlineData("\"Limits\": { \"MaxRequestHeadersSize\": 0 }", "$.Limits.MaxRequestHeadersSize", "greater than zero")]
     // Durations TimeSpan cannot hold (before: an OverflowException out of check itself).

@@ -136,6 +136,7 @@ internal sealed partial class Http1Connection : ICloseRequestListener
                     await exchange.EndAsync(failure);
                     _application.DisposeContext(exchange, failure);
                     keepAlive = exchange.KeepAlive && !Connection.IsAborted && (exchange.Body.Remaining == 0 || await DrainBodyAsync(exchange));
+                    if (!keepAlive && exchange.Body.Remaining > 0) Connection.LingerOnClose(); // the client may still be sending it
                 }
                 finally
                 {

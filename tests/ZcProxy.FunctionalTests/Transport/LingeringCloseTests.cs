@@ -1,0 +1,136 @@
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using ZcProxy.Core.Transport;
+using ZcProxy.Tests.Forwarding;
+
+namespace ZcProxy.Tests.Transport;
+
+/// <summary>
+/// Lingering close (nginx's lingering_close): a connection the proxy ends while its client is still sending a request
+/// body is shut down for writing after the response and read (the bytes dropped) until the client closes, goes quiet
+/// for LingeringTimeout, or LingeringTime passes. Closed at once instead, the unread bytes make the kernel reset the
+/// connection, and the reset makes the client's kernel drop the response it had not read yet.
+/// </summary>
+[Collection(FdCountCollection.Name)] // byte-heavy: run apart from the timing-sensitive parallel tests
+public sealed class LingeringCloseTests
+{
+    private const long BodyLimit = 1 << 20;
+
+    private static async Task<(ConfigDirectory Dir, InProcessProxy Proxy, TestOrigin Origin)> StartAsync(string http1, string limits = "")
+    {
+        var origin = await TestOrigin.StartAsync("o", app => app.MapPost("/upload", (HttpContext _) => Results.Text("not expected")));
+        var dir = new ConfigDirectory();
+        dir.WriteMain($$"""
+            { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**rest}" } } },
+              "Clusters": { "c": { "Destinations": { "d": { "Address": "{{origin.Url}}" } } } } }
+            """, $$"""
+            "AccessLog": { "Path": "off" },
+            "Limits": { "MaxRequestBodySize": {{BodyLimit}} {{limits}} },
+            "ZeroCopy": { "Enabled": true, "Http1": "{{http1}}" }
+            """);
+        return (dir, await InProcessProxy.StartAsync(dir.MainFile), origin);
+    }
+
+    private static async Task<(Socket Socket, RawReader Reader)> ConnectAsync(InProcessProxy proxy)
+    {
+        var uri = new Uri(proxy.Url);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(uri.Host, uri.Port);
+        return (socket, new RawReader(socket));
+    }
+
+    private static ReadOnlyMemory<byte> Head(long length) => System.Text.Encoding.ASCII.GetBytes($"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
+
+    /// <summary>
+    /// The client sends its whole 16 MiB body (far more than the socket buffers between it and the proxy hold) to a
+    /// route whose limit is 1 MiB, and only then reads: the 413 the proxy answered from the head is there, whole, then
+    /// the FIN. Without lingering the send or the read fails with a reset and the 413 is lost.
+    /// </summary>
+    [Theory]
+    [InlineData("own")]
+    [InlineData("kestrel")]
+    public async Task AnUploadOverTheLimit_SentWholeBeforeReading_StillGetsThe413(string http1)
+    {
+        const long Length = 16 << 20;
+        var (dir, proxy, origin) = await StartAsync(http1);
+        using var _ = dir;
+        await using var __ = proxy;
+        await using var ___ = origin;
+        var (socket, reader) = await ConnectAsync(proxy);
+        using (socket)
+        {
+            await socket.SendAsync(Head(Length));
+            foreach (var piece in BodyPattern.Pieces(Length)) await socket.SendAsync(piece);
+
+            var response = await reader.ReadResponseAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(413, response.Status);
+            Assert.Equal("close", response.Headers["Connection"]);
+            Assert.True(await reader.PeerClosedAsync(TimeSpan.FromSeconds(30)), "the proxy did not close after the 413");
+        }
+        Assert.Equal(0, origin.Requests);
+        var counts = proxy.Get<ZeroCopyTransport>().LingeringCounts;
+        await Poll.UntilAsync(() => counts.Get(LingeringEnd.ClientClosed) == 1, "the lingering close ended by the client's close");
+    }
+
+    /// <summary>A client that stops sending mid-body and never closes is closed after LingeringTimeout (configured short here).</summary>
+    [Fact]
+    public async Task AClientThatGoesQuietAndNeverCloses_IsClosedAfterTheLingeringTimeout()
+    {
+        var (dir, proxy, origin) = await StartAsync("own", """, "LingeringTimeout": "200ms" """);
+        using var _ = dir;
+        await using var __ = proxy;
+        await using var ___ = origin;
+        var transport = proxy.Get<ZeroCopyTransport>();
+        var (socket, reader) = await ConnectAsync(proxy);
+        using (socket)
+        {
+            await socket.SendAsync(Head(16 << 20));
+            foreach (var piece in BodyPattern.Pieces(200_000)) await socket.SendAsync(piece);
+            // ... and then nothing more, and no close.
+            var response = await reader.ReadResponseAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(413, response.Status);
+            Assert.True(await reader.PeerClosedAsync(TimeSpan.FromSeconds(30)), "the response must be followed by a FIN (the write side shut down)");
+            await Poll.UntilAsync(() => transport.OpenConnections == 0, "the lingering connection closed by its timeout");
+        }
+        Assert.Equal(1, transport.LingeringCounts.Get(LingeringEnd.Timeout));
+        Assert.Equal(0, transport.LingeringCounts.Get(LingeringEnd.ClientClosed));
+    }
+
+    /// <summary>A client that keeps sending (never quiet for LingeringTimeout) is closed once LingeringTime passed.</summary>
+    [Fact]
+    public async Task AClientThatKeepsSending_IsClosedAfterTheLingeringTime()
+    {
+        var (dir, proxy, origin) = await StartAsync("own", """, "LingeringTime": "300ms", "LingeringTimeout": "30s" """);
+        using var _ = dir;
+        await using var __ = proxy;
+        await using var ___ = origin;
+        var transport = proxy.Get<ZeroCopyTransport>();
+        var (socket, reader) = await ConnectAsync(proxy);
+        using (socket)
+        {
+            await socket.SendAsync(Head(1L << 40));
+            var chunk = new byte[4096];
+            // A trickle, each piece well within the lingering timeout, until the proxy resets the connection (it closed).
+            var sending = Task.Run(async () =>
+            {
+                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                try
+                {
+                    while (!stop.IsCancellationRequested)
+                    {
+                        await socket.SendAsync(chunk.AsMemory(), stop.Token);
+                        await Task.Delay(20, stop.Token);
+                    }
+                }
+                catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException) { }
+            });
+            var response = await reader.ReadResponseAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(413, response.Status);
+            await Poll.UntilAsync(() => transport.OpenConnections == 0, "the lingering connection closed by the lingering time");
+            socket.Shutdown(SocketShutdown.Both);
+            await sending.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        Assert.Equal(1, transport.LingeringCounts.Get(LingeringEnd.Time));
+    }
+}
