@@ -40,27 +40,48 @@ internal sealed class ResponseBodySender(RuntimeOptions options, ProxyMetrics me
         return CopyAsync(context, source);
     }
 
-    /// <summary>The hole: a kernel move of the whole body (teeing into the sink's file when there is one); the leased pipes go back after.</summary>
-    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended for the whole move: a pooled frame, not a box per body
-    private static async ValueTask<BodyResult> MoveInKernelAsync(ZeroCopyResponse zeroCopy, BodySource source, SplicePipe? pipe, SplicePipe? teePipe, IBodyFileSink? sink)
+    /// <summary>
+    /// The hole: a kernel move of the whole body (teeing into the sink's file when there is one); the leased pipes go back
+    /// after. Without an async frame when the hole completes at once (most spliced 64 KiB bodies).
+    /// </summary>
+    private static ValueTask<BodyResult> MoveInKernelAsync(ZeroCopyResponse zeroCopy, BodySource source, SplicePipe? pipe, SplicePipe? teePipe, IBodyFileSink? sink)
     {
-        var pipes = zeroCopy.Connection.Shared.Pipes;
-        var result = BodyResult.Failed(BodyOutcome.TransportFailed, "the hole did not run");
         var move = KernelMove.Rent(source, zeroCopy.Connection, pipe, teePipe, sink);
+        ValueTask<BodyResult> sending;
+        BodyResult result;
         try
         {
             // A teeing move writes the lead into its file too, so it keeps it.
             var lead = teePipe is null ? source.TakeLead() : default;
-            result = await zeroCopy.SendHoleAsync(move.Run, source.Length, lead);
+            sending = zeroCopy.SendHoleAsync(move.Run, source.Length, lead);
+            if (!sending.IsCompleted) return AfterHoleAsync(sending, zeroCopy, move, pipe, teePipe);
+            result = sending.GetAwaiter().GetResult();
         }
-        finally
+        catch
         {
-            move.Return();
-            // A failed splice may leave bytes in a pipe: those are closed, not reused.
-            if (pipe is not null) pipes.Return(pipe, result.IsComplete);
-            if (teePipe is not null) pipes.Return(teePipe, result.IsComplete);
+            AfterHole(zeroCopy, move, pipe, teePipe, complete: false);
+            throw;
         }
+        AfterHole(zeroCopy, move, pipe, teePipe, result.IsComplete);
+        return new ValueTask<BodyResult>(result);
+    }
+
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended for the whole move: a pooled frame, not a box per body
+    private static async ValueTask<BodyResult> AfterHoleAsync(ValueTask<BodyResult> sending, ZeroCopyResponse zeroCopy, KernelMove move, SplicePipe? pipe, SplicePipe? teePipe)
+    {
+        var result = BodyResult.Failed(BodyOutcome.TransportFailed, "the hole did not run");
+        try { result = await sending; }
+        finally { AfterHole(zeroCopy, move, pipe, teePipe, result.IsComplete); }
         return result;
+    }
+
+    /// <summary>The move goes back to its pool, the pipes to the connection's (a failed splice may leave bytes in a pipe: those are closed, not reused).</summary>
+    private static void AfterHole(ZeroCopyResponse zeroCopy, KernelMove move, SplicePipe? pipe, SplicePipe? teePipe, bool complete)
+    {
+        var pipes = zeroCopy.Connection.Shared.Pipes;
+        move.Return();
+        if (pipe is not null) pipes.Return(pipe, complete);
+        if (teePipe is not null) pipes.Return(teePipe, complete);
     }
 
     /// <summary>True for a socket body too short to be worth a splice (a pipe and two calls per pipeful): it is copied whatever else holds.</summary>

@@ -96,25 +96,40 @@ internal sealed partial class SocketBody : UpstreamBody
     /// upstream → pipe → client (<see cref="SpliceMove"/>). Each wait is bounded by the body-idle timeout: a stalled
     /// upstream timed out, a client that takes nothing failed; a client that hangs up meanwhile fails the wait for
     /// upstream data (a reset client never waits on a slow upstream).
+    /// A body whose splices complete at once (most 64 KiB ones) runs without a frame of its own here.
     /// </summary>
-    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended with the splice: a pooled frame, not a box per body
-    public override async ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
+    public override ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(pipe);
         Connection.BodyIsSpliced();
+        // Called once the lead left with the head: it was in user space, so it counts as copied.
+        if (_lead > 0) to.Shared.Metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, _lead);
+        _lead = 0;
         var ends = Ends(to);
+        if (!_prefix.IsEmpty) return MoveAfterPrefixAsync(ends, pipe, cancellationToken);
+        var moving = SpliceMove.RunAsync(ends, pipe, _left, cancellationToken); // an async method: it throws into its ValueTask
+        if (!moving.IsCompleted) return ReleaseAfterAsync(moving, ends);
+        try { return new ValueTask<BodyResult>(moving.GetAwaiter().GetResult()); }
+        finally { ends.Release(); }
+    }
+
+    /// <summary>The prefix (sent as data), then the splice.</summary>
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended with the splice: a pooled frame, not a box per body
+    private async ValueTask<BodyResult> MoveAfterPrefixAsync(ResponseEnds ends, SplicePipe pipe, CancellationToken cancellationToken)
+    {
         try
         {
-            // Called once the lead left with the head: it was in user space, so it counts as copied.
-            if (_lead > 0) to.Shared.Metrics.AddBodyBytes(BodyMechanism.Copy, BodyDirection.Response, _lead);
-            _lead = 0;
-            if (!_prefix.IsEmpty)
-            {
-                var sent = await SendPrefixAsync(ends, cancellationToken);
-                if (!sent.IsComplete) return sent;
-            }
+            var sent = await SendPrefixAsync(ends, cancellationToken);
+            if (!sent.IsComplete) return sent;
             return await SpliceMove.RunAsync(ends, pipe, _left, cancellationToken);
         }
+        finally { ends.Release(); }
+    }
+
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended with the splice: a pooled frame, not a box per body
+    private static async ValueTask<BodyResult> ReleaseAfterAsync(ValueTask<BodyResult> moving, ResponseEnds ends)
+    {
+        try { return await moving; }
         finally { ends.Release(); }
     }
 

@@ -98,37 +98,54 @@ internal sealed partial class ZeroCopyOutputWriter
         return result;
     }
 
-    [AsyncMethodBuilder(typeof(FramePoolBuilder))] // suspended whenever the body outruns the socket buffers
-    private async ValueTask MoveHoleAsync(CancellationToken flushToken)
+    /// <summary>
+    /// Runs the open hole's move; its outcome is kept for EndHole (nothing is thrown). Without an async frame when the move
+    /// completes at once (a spliced 64 KiB body, a resident file range): a frame per hole was ~0.2 % of the samples.
+    /// </summary>
+    private ValueTask MoveHole(CancellationToken flushToken)
     {
-        var move = _hole!;
+        if (_holeSeen != _holeLength)
+        {
+            _holeResult = BodyResult.Failed(BodyOutcome.TransportFailed,
+                $"Kestrel passed {_holeSeen} of the hole's {_holeLength} bytes through to the transport: it no longer writes them straight through");
+            EndMove();
+            return default;
+        }
+        ValueTask<BodyResult> moving;
         try
         {
-            if (_holeSeen != _holeLength)
-                _holeResult = BodyResult.Failed(BodyOutcome.TransportFailed,
-                    $"Kestrel passed {_holeSeen} of the hole's {_holeLength} bytes through to the transport: it no longer writes them straight through");
-            else
-            {
-                bool linked = false;
-                try
-                {
-                    var moving = move(BeginMoveToken(flushToken));
-                    if (!moving.IsCompleted)
-                    {
-                        linked = true;
-                        LinkMoveToken(flushToken);
-                    }
-                    _holeResult = await moving;
-                }
-                finally { EndMoveToken(linked); }
-            }
+            moving = _hole!(BeginMoveToken(flushToken));
+            if (!moving.IsCompleted) return AwaitMoveAsync(moving, flushToken);
+            _holeResult = moving.GetAwaiter().GetResult();
         }
         catch (Exception e) { _holeResult = Classify(e); }
-        finally
+        EndMoveToken(linked: false);
+        EndMove();
+        return default;
+    }
+
+    /// <summary>The move waits: linked to its tokens until it ends (<see cref="LinkMoveToken"/>).</summary>
+    [AsyncMethodBuilder(typeof(FramePoolBuilder))] // suspended whenever the body outruns the socket buffers
+    private async ValueTask AwaitMoveAsync(ValueTask<BodyResult> moving, CancellationToken flushToken)
+    {
+        try
         {
-            _hole = null;
-            _expectHole = false;
+            try
+            {
+                LinkMoveToken(flushToken);
+                _holeResult = await moving;
+            }
+            finally { EndMoveToken(linked: true); }
         }
+        catch (Exception e) { _holeResult = Classify(e); }
+        EndMove();
+    }
+
+    /// <summary>The hole is closed; a failed move faults the writer (and aborts the connection).</summary>
+    private void EndMove()
+    {
+        _hole = null;
+        _expectHole = false;
         if (_holeResult is { IsComplete: false } failed) Fault(new IOException(failed.Reason));
     }
 

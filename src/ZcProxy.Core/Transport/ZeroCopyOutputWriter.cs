@@ -84,46 +84,104 @@ internal sealed partial class ZeroCopyOutputWriter : PipeWriter
             return new ValueTask<FlushResult>(new FlushResult(isCanceled: true, isCompleted: false));
         }
         if (_unflushed == 0 && _hole is null && Volatile.Read(ref _flushing) == 0) return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: false));
-        return SendAndMoveAsync(cancellationToken);
+        return _hole is not null ? SendAndMoveHole(cancellationToken) : SendAndMoveAsync(cancellationToken);
     }
 
-    private async ValueTask<FlushResult> SendAndMoveAsync(CancellationToken cancellationToken)
+    /// <param name="gated">The send gate is held already (<see cref="SendAndMoveHole"/> took it).</param>
+    /// <param name="writableAfter">The first send found the socket full at this write sequence: wait for it before sending again.</param>
+    private async ValueTask<FlushResult> SendAndMoveAsync(CancellationToken cancellationToken, bool gated = false, int? writableAfter = null)
     {
         Interlocked.Exchange(ref _flushing, 1);
-        bool gated = false;
         try
         {
-            await _sendGate.WaitAsync(cancellationToken); // never in the middle of an interim head (ZeroCopyOutputWriter.Interim.cs)
-            gated = true;
+            if (!gated)
+            {
+                await _sendGate.WaitAsync(cancellationToken); // never in the middle of an interim head (ZeroCopyOutputWriter.Interim.cs)
+                gated = true;
+            }
+            if (writableAfter is { } sequence) await WaitWritableAsync(sequence, cancellationToken);
             if (_hole is not null) BufferLead();
             await SendBufferedAsync(more: _hole is not null || _expectHole, cancellationToken);
-            if (_hole is not null) await MoveHoleAsync(cancellationToken);
+            if (_hole is not null) await MoveHole(cancellationToken);
             return new FlushResult(isCanceled: false, isCompleted: _completed);
         }
-        catch (OperationCanceledException) when (_flushCancelRequested && _hole is null)
+        catch (Exception e) { return FlushFailed(e); }
+        finally { EndFlush(gated); }
+    }
+
+    /// <summary>
+    /// The flush that runs a hole, without an async frame while nothing waits: the head and lead go in one send, then the
+    /// move starts, and a move that completes at once (most spliced 64 KiB bodies) completes the flush. Anything else
+    /// (the send gate held by an interim head, a cancelled token, a full socket, a move that waits) continues in
+    /// <see cref="SendAndMoveAsync"/> or <see cref="AwaitMoveAsync"/> from where it is.
+    /// </summary>
+    private ValueTask<FlushResult> SendAndMoveHole(CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested || !_sendGate.Wait(0, CancellationToken.None)) return SendAndMoveAsync(cancellationToken);
+        Interlocked.Exchange(ref _flushing, 1);
+        ValueTask moving;
+        try
+        {
+            BufferLead();
+            while (_unflushed > 0)
+            {
+                int sequence = _connection.ClientSocket.WriteSequence;
+                var sent = SendOnce(more: true);
+                if (sent.Ok) continue;
+                if (!sent.WouldBlock) throw ClientError(sent.ToException("sendmsg"));
+                return SendAndMoveAsync(cancellationToken, gated: true, writableAfter: sequence); // it ends the flush
+            }
+            moving = MoveHole(cancellationToken);
+        }
+        catch (Exception e)
+        {
+            var failed = FlushFailed(e);
+            EndFlush(gated: true);
+            return new ValueTask<FlushResult>(failed);
+        }
+        if (!moving.IsCompleted) return EndFlushAfterAsync(moving);
+        moving.GetAwaiter().GetResult(); // MoveHole keeps what the move threw for EndHole: nothing is thrown here
+        EndFlush(gated: true);
+        return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: _completed));
+    }
+
+    /// <summary>The hole's move waits: the flush ends with it.</summary>
+    private async ValueTask<FlushResult> EndFlushAfterAsync(ValueTask moving)
+    {
+        try
+        {
+            await moving;
+            return new FlushResult(isCanceled: false, isCompleted: _completed);
+        }
+        catch (Exception e) { return FlushFailed(e); }
+        finally { EndFlush(gated: true); }
+    }
+
+    /// <summary>What a flush that threw returns: cancelled when CancelPendingFlush asked (and no hole), else completed and the writer faulted.</summary>
+    private FlushResult FlushFailed(Exception e)
+    {
+        if (e is OperationCanceledException && _flushCancelRequested && _hole is null)
         {
             _flushCancelRequested = false;
             return new FlushResult(isCanceled: true, isCompleted: false);
         }
-        catch (Exception e)
+        // A dead client: tell Kestrel "the reader is gone" (like the socket transport does) and abort.
+        // Kestrel swallows exceptions thrown by a transport flush, so a hole's failure is kept for EndHole.
+        if (_hole is not null)
         {
-            // A dead client: tell Kestrel "the reader is gone" (like the socket transport does) and abort.
-            // Kestrel swallows exceptions thrown by a transport flush, so a hole's failure is kept for EndHole.
-            if (_hole is not null)
-            {
-                _holeResult = Classify(e);
-                _hole = null;
-                _expectHole = false;
-            }
-            Fault(e);
-            return new FlushResult(isCanceled: false, isCompleted: true);
+            _holeResult = Classify(e);
+            _hole = null;
+            _expectHole = false;
         }
-        finally
-        {
-            if (gated) _sendGate.Release();
-            Interlocked.Exchange(ref _flushing, 0);
-            if (_completed) ReleaseSegments();
-        }
+        Fault(e);
+        return new FlushResult(isCanceled: false, isCompleted: true);
+    }
+
+    private void EndFlush(bool gated)
+    {
+        if (gated) _sendGate.Release();
+        Interlocked.Exchange(ref _flushing, 0);
+        if (_completed) ReleaseSegments();
     }
 
     /// <summary>A pending wait for the socket wakes and throws (<see cref="WaitWritableAsync"/>); a later flush returns cancelled.</summary>

@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -84,32 +85,75 @@ internal sealed class ZeroCopyResponse(ZeroCopyConnection connection)
     /// on this loop, not behind Kestrel's flush), and Kestrel's flush follows. <paramref name="lead"/>: the first of the
     /// <paramref name="length"/> bytes, in user space already, sent with the head (<see cref="ZeroCopyOutputWriter.BeginHole"/>).
     /// A failure has aborted the connection.
+    /// Without an async frame while nothing waits (the head starts, the hole's flush and Kestrel's complete at once: most
+    /// spliced 64 KiB bodies); the first step that waits continues in <see cref="FinishHoleAsync"/>.
     /// </summary>
-    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended for the whole move: a pooled frame, not a box per body
-    public async ValueTask<BodyResult> SendHoleAsync(Func<CancellationToken, ValueTask<BodyResult>> move, long length, ReadOnlyMemory<byte> lead = default)
+    public ValueTask<BodyResult> SendHoleAsync(Func<CancellationToken, ValueTask<BodyResult>> move, long length, ReadOnlyMemory<byte> lead = default)
     {
         var aborted = _context.RequestAborted;
         var output = connection.Output;
-        var kestrelBody = _kestrelBody;
-        var body = kestrelBody.Writer;
-        Exception? thrown = null;
         try
         {
             output.ExpectHole();
-            await kestrelBody.StartAsync(aborted);
-            output.BeginHole(move, length, aborted, lead);
-            for (long left = length; left > 0;)
+            var starting = _kestrelBody.StartAsync(aborted);
+            if (!starting.IsCompletedSuccessfully) return FinishHoleAsync(starting, null, null, move, length, lead, aborted);
+            OpenHole(move, length, lead, aborted);
+            var moving = output.FlushHoleAsync(aborted);
+            if (!moving.IsCompletedSuccessfully) return FinishHoleAsync(null, moving, null, move, length, lead, aborted);
+            _ = moving.GetAwaiter().GetResult();
+            var flushing = _kestrelBody.Writer.FlushAsync(aborted);
+            if (!flushing.IsCompletedSuccessfully) return FinishHoleAsync(null, null, flushing, move, length, lead, aborted);
+            _ = flushing.GetAwaiter().GetResult();
+        }
+        catch (Exception e) { return new ValueTask<BodyResult>(output.EndHole(e)); }
+        // The writer knows what happened to the bytes; Kestrel's flush may only report a cancellation.
+        return new ValueTask<BodyResult>(output.EndHole());
+    }
+
+    /// <summary>
+    /// <see cref="SendHoleAsync"/> from the step that waits: the head's start (<paramref name="starting"/>), the hole's
+    /// flush (<paramref name="moving"/>) or Kestrel's flush after it (<paramref name="flushing"/>).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended for the whole move: a pooled frame, not a box per body
+    private async ValueTask<BodyResult> FinishHoleAsync(Task? starting, ValueTask<FlushResult>? moving, ValueTask<FlushResult>? flushing,
+        Func<CancellationToken, ValueTask<BodyResult>> move, long length, ReadOnlyMemory<byte> lead, CancellationToken aborted)
+    {
+        var output = connection.Output;
+        Exception? thrown = null;
+        try
+        {
+            if (starting is not null)
             {
-                var memory = body.GetMemory();
-                int n = (int)Math.Min(memory.Length, left);
-                body.Advance(n);
-                left -= n;
+                await starting;
+                OpenHole(move, length, lead, aborted);
+                await output.FlushHoleAsync(aborted);
+                await _kestrelBody.Writer.FlushAsync(aborted);
             }
-            await output.FlushHoleAsync(aborted);
-            await body.FlushAsync(aborted);
+            else if (moving is { } hole)
+            {
+                await hole;
+                await _kestrelBody.Writer.FlushAsync(aborted);
+            }
+            else await flushing!.Value;
         }
         catch (Exception e) { thrown = e; }
-        // The writer knows what happened to the bytes; Kestrel's flush may only report a cancellation.
         return output.EndHole(thrown);
+    }
+
+    /// <summary>
+    /// Opens the hole in our writer and advances Kestrel's body writer over <paramref name="length"/> scratch bytes, so its
+    /// Content-Length and keep-alive bookkeeping stay right.
+    /// </summary>
+    private void OpenHole(Func<CancellationToken, ValueTask<BodyResult>> move, long length, ReadOnlyMemory<byte> lead, CancellationToken aborted)
+    {
+        connection.Output.BeginHole(move, length, aborted, lead);
+        var body = _kestrelBody.Writer;
+        for (long left = length; left > 0;)
+        {
+            var memory = body.GetMemory();
+            int n = (int)Math.Min(memory.Length, left);
+            body.Advance(n);
+            left -= n;
+        }
     }
 }

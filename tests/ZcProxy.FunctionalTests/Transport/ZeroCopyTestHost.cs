@@ -33,6 +33,8 @@ namespace ZcProxy.Tests.Transport;
 ///   /file-nolength, /file-started  a file body without Content-Length, or after the head was sent: copied
 ///   /guard?size=N         opens a hole and advances one byte short: the guard must trip
 ///   /file-token?size=N    a file body as a hole opened by hand, recording the token its move got (MoveTokens)
+///   /file-frames?size=N   a file body through the sender whose move records the async frames between it and this
+///                         handler (HoleFrames)
 ///   /file-token-late?size=N  a file body as a hole opened by hand with a token of its own, which its move cancels after
 ///                         sending the body, recording whether the move's token saw it before and after one wait (LateLinks)
 ///   /empty-flush-behind-interim  an interim head the client does not read (it holds the send gate), then an empty
@@ -71,6 +73,8 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     public System.Collections.Concurrent.ConcurrentQueue<CancellationToken> MoveTokens { get; } = new();
     /// <summary>Per /file-token-late: whether the move's token was cancelled right after the hole's was, and after the move's first wait.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<(bool BeforeWait, bool AfterWait)> LateLinks { get; } = new();
+    /// <summary>Per /file-frames: the async state machines (MoveNext frames of ZcProxy.Core) on the stack when the hole's move ran.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string[]> HoleFrames { get; } = new();
     /// <summary>Per /empty-flush-behind-interim: whether the interim head was still being sent, and whether the empty flush completed at once.</summary>
     public System.Collections.Concurrent.ConcurrentQueue<(bool InterimPending, bool FlushCompleted)> EmptyFlushes { get; } = new();
     /// <summary>Runs inside the splice handler once the upstream socket is connected (tests use it to act mid-body).</summary>
@@ -112,6 +116,7 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
         app.MapGet("/guard", host.GuardAsync);
         app.MapGet("/file-token", host.FileTokenAsync);
         app.MapGet("/file-token-late", host.FileTokenLateAsync);
+        app.MapGet("/file-frames", host.FileFramesAsync);
         app.MapGet("/empty-flush-behind-interim", host.EmptyFlushBehindInterimAsync);
         app.MapGet("/direct", host.DirectAsync);
         app.MapGet("/file-nolength", host.FileWithoutLengthAsync);
@@ -195,6 +200,39 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     /// A file body as a hole opened by hand with a token of this handler's own: the move sends the body, cancels that
     /// token, and records whether its own token is cancelled then, and after one wait (a delay: the move is pending).
     /// </summary>
+    private async Task FileFramesAsync(HttpContext context, long size)
+    {
+        using var file = File.OpenHandle(PatternFile(size));
+        context.Response.ContentLength = size;
+        await using var source = new FramesRecordingSource(new FileRangeSource(file, 0, size), HoleFrames);
+        Record(context, await Sender.SendAsync(context, source));
+    }
+
+    /// <summary>A body source whose move first records the async frames it was called from (up to the handler's).</summary>
+    private sealed class FramesRecordingSource(BodySource inner, System.Collections.Concurrent.ConcurrentQueue<string[]> frames) : BodySource
+    {
+        public override long Length => inner.Length;
+        public override BodyMechanism? Hole => inner.Hole;
+        public override ValueTask<SourceRead> ReadAsync(CancellationToken cancellationToken) => inner.ReadAsync(cancellationToken);
+
+        public override ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
+        {
+            var core = typeof(ResponseBodySender).Assembly;
+            var found = new List<string>();
+            foreach (var frame in new System.Diagnostics.StackTrace(1, false).GetFrames())
+            {
+                var method = frame.GetMethod();
+                if (method?.DeclaringType is not { } type) continue;
+                if (type.Assembly == typeof(FramesRecordingSource).Assembly) break; // the handler: the sender's caller
+                if (type.Assembly == core && method.Name == "MoveNext") found.Add(type.FullName ?? type.Name);
+            }
+            frames.Enqueue([.. found]);
+            return inner.MoveAsync(to, pipe, cancellationToken);
+        }
+
+        public override ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+
     private async Task FileTokenLateAsync(HttpContext context, long size)
     {
         var connection = context.Features.Get<ZeroCopyConnection>()!;
