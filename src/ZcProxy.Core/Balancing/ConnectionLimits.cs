@@ -4,8 +4,8 @@ using Yarp.ReverseProxy.Model;
 namespace ZcProxy.Core.Balancing;
 
 /// <summary>
-/// The per-try part of <see cref="RetryStep"/>: takes one of the picked destination's MaxConnections slots. When it
-/// is full, another candidate with a free slot is used instead; when none has one, the request waits in the
+/// The per-try part of <see cref="RetryStep"/>: takes one of the picked destination's MaxConnections slots (a destination
+/// without a limit has none to take: no lock, nothing counted but the in-flight count). When it is full, another candidate with a free slot is used instead; when none has one, the request waits in the
 /// destination's bounded queue for QueueTimeout; a full queue or the timeout ends the try with 503 + Retry-After
 /// (retried on another destination when retries allow). Also keeps the in-flight count the policies balance on, and
 /// runs the try through the destination's breaker (<see cref="CircuitBreakerFeedback"/>). Not a step of its own: the
@@ -28,11 +28,18 @@ internal sealed class ConnectionLimits(DestinationRegistry pools)
         int planned = pool.Plan?.IndexOf(destination) ?? -1;
         var runtime = planned >= 0 ? pool.Plan!.Runtimes[planned] : pools.Get(pool.ClusterId, destination);
         int limit = planned >= 0 ? pool.Plan!.DestinationSettings[planned].MaxConnections : Limit(destination);
-        if (runtime.Slots.TryEnter(limit)) return new(Begin(context, pool, destination, runtime));
-        if (FreeAlternative(pool, destination) is { } other && pools.Get(pool.ClusterId, other).Slots.TryEnter(Limit(other)))
+        // No limit, nothing can queue: no slot to take (its lock was two monitor enters per request on a line both loops write).
+        if (limit <= 0) return new(Begin(context, pool, destination, runtime, holdsSlot: false));
+        if (runtime.Slots.TryEnter(limit)) return new(Begin(context, pool, destination, runtime, holdsSlot: true));
+        if (FreeAlternative(pool, destination) is { } other)
         {
-            proxy.AvailableDestinations = other;
-            return new(Begin(context, pool, other, pools.Get(pool.ClusterId, other)));
+            var otherRuntime = pools.Get(pool.ClusterId, other);
+            int otherLimit = Limit(other);
+            if (otherLimit <= 0 || otherRuntime.Slots.TryEnter(otherLimit))
+            {
+                proxy.AvailableDestinations = other;
+                return new(Begin(context, pool, other, otherRuntime, holdsSlot: otherLimit > 0));
+            }
         }
         return new(QueueAsync(context, pool, destination, runtime, limit));
     }
@@ -51,8 +58,8 @@ internal sealed class ConnectionLimits(DestinationRegistry pools)
         }
         finally
         {
-            runtime.EndRequest(pools.Time.GetElapsedTime(slot.Start));
-            runtime.Slots.Exit();
+            runtime.EndRequest(pools.Time.GetElapsedTime(slot.Start), slot.CountedOn);
+            if (slot.HoldsSlot) runtime.Slots.Exit();
         }
     }
 
@@ -68,22 +75,22 @@ internal sealed class ConnectionLimits(DestinationRegistry pools)
             context.Response.StatusCode = 499; // nginx's "client closed request": it left while queued
             return TrySlot.Refused;
         }
-        if (result == SlotResult.Entered) return Begin(context, pool, destination, runtime);
+        if (result == SlotResult.Entered) return Begin(context, pool, destination, runtime, holdsSlot: true);
         pool.Current = destination;
         pool.Rejection = result == SlotResult.QueueFull ? TryRejection.QueueFull : TryRejection.QueueTimeout;
         context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
         return TrySlot.Refused;
     }
 
-    /// <summary>The slot is held: counts the request in flight and asks the breaker (which may still refuse the try).</summary>
-    private TrySlot Begin(HttpContext context, BalancingRequestFeature pool, DestinationState destination, DestinationRuntime runtime)
+    /// <summary>The slot is held (or none is needed): counts the request in flight and asks the breaker (which may still refuse the try).</summary>
+    private TrySlot Begin(HttpContext context, BalancingRequestFeature pool, DestinationState destination, DestinationRuntime runtime, bool holdsSlot)
     {
         pool.Current = destination;
         pool.Rejection = TryRejection.None;
-        runtime.BeginRequest();
+        int countedOn = runtime.BeginRequest();
         long start = pools.Time.GetTimestamp();
         bool admitted = CircuitBreakerFeedback.TryBegin(context, pool, runtime, out var breaker, out bool trial);
-        return new TrySlot(admitted, runtime, start, breaker, trial, admitted);
+        return new TrySlot(admitted, runtime, start, breaker, trial, admitted, holdsSlot, countedOn);
     }
 
     private static int Limit(DestinationState d) => d.Model is { } m ? DestinationBalancingSettings.For(m.Config).MaxConnections : 0;
@@ -107,13 +114,16 @@ internal sealed class ConnectionLimits(DestinationRegistry pools)
 
 /// <summary>
 /// One try's hold on its destination: <see cref="Forward"/> false when the try was refused (queue, breaker, client gone);
-/// <see cref="Runtime"/> set while a slot is held (released by <see cref="ConnectionLimits.Exit"/>).
+/// <see cref="Runtime"/> set while the try counts against its destination (ended by <see cref="ConnectionLimits.Exit"/>),
+/// <see cref="HoldsSlot"/> when it also holds one of the destination's MaxConnections slots (none without a limit),
+/// <see cref="CountedOn"/> the stripe its in-flight count went to (<see cref="DestinationRuntime.BeginRequest"/>).
 /// </summary>
-internal readonly record struct TrySlot(bool Forward, DestinationRuntime? Runtime, long Start, DestinationBreaker? Breaker, bool Trial, bool BreakerEntered)
+internal readonly record struct TrySlot(bool Forward, DestinationRuntime? Runtime, long Start, DestinationBreaker? Breaker, bool Trial, bool BreakerEntered,
+    bool HoldsSlot, int CountedOn)
 {
     /// <summary>No pool state or no candidate: forwarded as it is (the forwarder reports the missing destination).</summary>
-    public static TrySlot Unlimited => new(true, null, 0, null, false, false);
+    public static TrySlot Unlimited => new(true, null, 0, null, false, false, false, 0);
 
     /// <summary>Refused before a slot was held.</summary>
-    public static TrySlot Refused => new(false, null, 0, null, false, false);
+    public static TrySlot Refused => new(false, null, 0, null, false, false, false, 0);
 }

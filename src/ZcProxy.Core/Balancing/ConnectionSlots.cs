@@ -5,7 +5,9 @@ internal enum SlotResult { Entered, QueueFull, TimedOut }
 /// <summary>
 /// A destination's concurrent-request limit with a bounded FIFO queue (HAProxy maxconn + maxqueue + timeout queue).
 /// A released slot is handed straight to the oldest waiter, so the limit holds even under contention.
-/// The limit is passed on every call because it can change with a reload.
+/// The limit is passed on every call because it can change with a reload. The proxy's tries take a slot only from a
+/// destination that has a limit (<see cref="ConnectionLimits"/>): a try begun while the destination had none is not
+/// counted here if a reload sets one meanwhile, so for the length of such tries the new limit admits up to that many more.
 /// </summary>
 internal sealed class ConnectionSlots(TimeProvider time)
 {
@@ -29,7 +31,8 @@ internal sealed class ConnectionSlots(TimeProvider time)
 
     public bool HasFreeSlot(int limit)
     {
-        lock (_lock) return limit <= 0 || (_inUse < limit && _waiters.Count == 0);
+        if (limit <= 0) return true;
+        lock (_lock) return _inUse < limit && _waiters.Count == 0;
     }
 
     /// <summary>Takes a slot, waiting in the queue (at most <paramref name="maxQueue"/> waiters) for up to <paramref name="timeout"/>.</summary>

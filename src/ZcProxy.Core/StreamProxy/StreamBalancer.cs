@@ -191,8 +191,8 @@ internal sealed partial class StreamBalancer(IProxyStateLookup state, Destinatio
                     var result = await LoopConnect.ConnectAsync(self._loop, endPoint, self._timeout, self._cancellation);
                     if (result.Outcome == ConnectOutcome.Connected)
                     {
-                        runtime.BeginRequest();
-                        self._connected = new StreamUpstream(destination, runtime, result.Connected, endPoint, time.GetElapsedTime(start));
+                        int countedOn = runtime.BeginRequest();
+                        self._connected = new StreamUpstream(destination, runtime, result.Connected, endPoint, time.GetElapsedTime(start), countedOn);
                         return true;
                     }
                     timedOut = result.Outcome == ConnectOutcome.TimedOut;

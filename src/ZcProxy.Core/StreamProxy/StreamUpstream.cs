@@ -9,7 +9,8 @@ namespace ZcProxy.Core.StreamProxy;
 /// The upstream side of a stream connection: the connected socket and the destination it counts against (a connection
 /// slot of its MaxConnections and one of the requests in flight the policies balance on) until <see cref="Release"/>.
 /// </summary>
-internal sealed class StreamUpstream(DestinationState destination, DestinationRuntime runtime, ConnectedSocket socket, IPEndPoint endPoint, TimeSpan connectTime)
+internal sealed class StreamUpstream(DestinationState destination, DestinationRuntime runtime, ConnectedSocket socket, IPEndPoint endPoint, TimeSpan connectTime,
+    int countedOn)
 {
     private int _released;
 
@@ -25,7 +26,7 @@ internal sealed class StreamUpstream(DestinationState destination, DestinationRu
     public void Release()
     {
         if (Interlocked.Exchange(ref _released, 1) != 0) return;
-        runtime.EndRequest(ConnectTime);
+        runtime.EndRequest(ConnectTime, countedOn);
         runtime.Slots.Exit();
     }
 }

@@ -120,4 +120,29 @@ public class ConnectionLimitTests
         Assert.Equal(1, holding.MaxInFlight);
         PathAssert.ForwardedOn(proxy, zeroCopy);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task WithoutMaxConnections_ATryTakesNoSlot_ButCountsInFlight(bool zeroCopy)
+    {
+        var holding = new HoldingOrigin();
+        await using var origin = await TestOrigin.StartAsync("A", holding.Map);
+        using var dir = new ConfigDirectory();
+        Write(dir, zeroCopy, Cluster("c", "RoundRobin", "", Destination("a", origin.Url)));
+        await using var proxy = await InProcessProxy.StartAsync(dir.MainFile);
+        var runtime = proxy.Get<DestinationRegistry>().Get("c", "a");
+
+        var held = Enumerable.Range(0, 3).Select(_ => Client.GetAsync(proxy.Url + "/hold")).ToList();
+        await Poll.UntilAsync(() => holding.InFlight == 3, "3 requests at the origin");
+        Assert.Equal(3, runtime.ActiveRequests);
+        Assert.Equal(0, runtime.Slots.InUse); // no limit: no slot, no lock on the slots per try
+
+        holding.Release.SetResult();
+        Assert.All(await Task.WhenAll(held), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        await Poll.UntilAsync(() => runtime.ActiveRequests == 0, "nothing in flight once answered");
+        Assert.Equal(0, runtime.Slots.InUse);
+        Assert.Equal(3, runtime.Completed);
+        PathAssert.ForwardedOn(proxy, zeroCopy);
+    }
 }
