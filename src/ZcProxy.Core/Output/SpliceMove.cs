@@ -24,83 +24,161 @@ internal static class SpliceMove
     /// A stage between the source's pipe and the sink (a cache fill's tee into a file): the sink then drains the stage's
     /// pipe, and the stage completes after the last byte reached the sink. Null: the sink drains <paramref name="pipe"/>.
     /// </param>
-    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended at every wait: a pooled frame, not a box per body
-    public static async ValueTask<BodyResult> RunAsync(SpliceEnds ends, SplicePipe pipe, long length, CancellationToken cancellationToken,
+    /// <remarks>
+    /// The splices run here, without an async frame, until the move must wait, yield its turn or step its stage; only then
+    /// does it continue in <see cref="ContinueAsync"/>. A body whose splices complete at once (most 64 KiB responses) runs
+    /// no state machine: its frame was ~0.35 % of the proxy's samples at 64 KiB.
+    /// </remarks>
+    public static ValueTask<BodyResult> RunAsync(SpliceEnds ends, SplicePipe pipe, long length, CancellationToken cancellationToken,
         SpliceStage? between = null)
+    {
+        var run = new Run(length);
+        Next next;
+        BodyResult result;
+        try { next = Step(ends, pipe, between, ref run, afterStage: false, cancellationToken, out result); }
+        catch (Exception e)
+        {
+            ends.EndWaits();
+            return ValueTask.FromException<BodyResult>(e);
+        }
+        if (next == Next.Done && between is null)
+        {
+            ends.EndWaits();
+            return new ValueTask<BodyResult>(result);
+        }
+        return ContinueAsync(ends, pipe, between, run, next, result, cancellationToken);
+    }
+
+    /// <summary>What the move does next: it ended (with its result), or it awaits something.</summary>
+    private enum Next { Done, Yield, WaitForSink, WaitForSource, Stage }
+
+    /// <summary>The splice loop's state between its steps.</summary>
+    private struct Run(long length)
+    {
+        public long ToRead = length, ToWrite = length;
+        // What is known without a syscall (as the relay's loop knows it): the sink is full from a splice into it that
+        // found it full (EAGAIN, or fewer bytes than offered: the kernel then reports when it takes bytes again) until
+        // its write sequence moves past the snapshot taken before that splice; the pipe is full (its slots, even when
+        // its byte count is not: EAGAIN with bytes in it) until its fill level changes. A splice that could only
+        // EAGAIN is not made: before, after each partial splice into a slow upstream the move tried the sink once or
+        // twice more and the source once (a 256 MiB upload: 68 of 92 EAGAINs), each a syscall for nothing.
+        public bool SinkFull;
+        public int SinkFullSequence;
+        public long PipeFullAt = NotFull;
+        public LoopTurn Turn;
+        // This iteration's readiness snapshots, taken before its syscalls (an edge after them ends the waits), and whether it moved bytes.
+        public int ReadSequence, WriteSequence;
+        public bool Progress;
+    }
+
+    /// <summary>The move from where <see cref="Step"/> stopped: each await, then the next steps.</summary>
+    [AsyncMethodBuilder(typeof(FramePoolBuilder<>))] // suspended at every wait: a pooled frame, not a box per body
+    private static async ValueTask<BodyResult> ContinueAsync(SpliceEnds ends, SplicePipe pipe, SpliceStage? between, Run run, Next next,
+        BodyResult result, CancellationToken cancellationToken)
     {
         try
         {
             var drained = between?.Out ?? pipe;
-            long toRead = length, toWrite = length;
-            var turn = new LoopTurn();
-            // What is known without a syscall (as the relay's loop knows it): the sink is full from a splice into it that
-            // found it full (EAGAIN, or fewer bytes than offered: the kernel then reports when it takes bytes again) until
-            // its write sequence moves past the snapshot taken before that splice; the pipe is full (its slots, even when
-            // its byte count is not: EAGAIN with bytes in it) until its fill level changes. A splice that could only
-            // EAGAIN is not made: before, after each partial splice into a slow upstream the move tried the sink once or
-            // twice more and the source once (a 256 MiB upload: 68 of 92 EAGAINs), each a syscall for nothing.
-            bool sinkFull = false;
-            int sinkFullSequence = 0;
-            long pipeFullAt = NotFull;
-            while (toWrite > 0)
+            while (true)
             {
-                if (cancellationToken.IsCancellationRequested) return ends.Cancelled();
-                // An empty pipe that this turn could not drain whole once filled: the turn ends now, not in mid-pipe.
-                if (toRead > 0 && pipe.Buffered == 0 && drained.Buffered == 0 && turn.TooShortFor(Math.Min(drained.Capacity, toRead)))
-                    await turn.YieldAsync();
-                bool progress = false;
-                // Readiness snapshots before the syscalls: an edge after them ends the waits below.
-                int readSequence = ends.SourceSequence, writeSequence = ends.SinkSequence;
-                bool reading = toRead > 0;
-                if (pipe.Buffered != pipeFullAt)
+                bool afterStage = false;
+                switch (next)
                 {
-                    if (Fill(ends, pipe, ref toRead, ref progress) is { } readFailed) return readFailed;
-                    if (!progress && toRead > 0 && pipe.Buffered > 0 && pipe.Buffered < pipe.Capacity) pipeFullAt = pipe.Buffered;
-                }
-                if (reading && toRead == 0) ends.SourceReadToEnd(readSequence);
-                if (between is not null && pipe.Buffered > 0 && drained.Buffered < drained.Capacity)
-                {
-                    long before = drained.Buffered;
-                    if (await between.StepAsync(pipe) is { } stageFailed) return stageFailed;
-                    progress |= drained.Buffered != before;
-                }
-                if (drained.Buffered > 0)
-                {
-                    if (!sinkFull || writeSequence != sinkFullSequence)
-                    {
-                        long offered = turn.Allow(drained.Buffered);
-                        if (Drain(ends, drained, offered, out long sent) is { } writeFailed) return writeFailed;
-                        sinkFull = sent < offered;
-                        sinkFullSequence = writeSequence;
-                        if (sent > 0)
-                        {
-                            toWrite -= sent;
-                            if (turn.Spend(sent) && toWrite > 0) await turn.YieldAsync(); // the loop's other connections first
-                            continue;
-                        }
-                    }
-                    if (!progress)
-                    {
-                        turn.End();
-                        var writable = await ends.SinkWritableAsync(writeSequence, cancellationToken);
+                    case Next.Done:
+                        if (result.IsComplete && between is not null) await between.CompleteAsync();
+                        return result;
+                    case Next.Yield:
+                        await run.Turn.YieldAsync(); // the loop's other connections first
+                        break;
+                    case Next.WaitForSink:
+                        run.Turn.End();
+                        var writable = await ends.SinkWritableAsync(run.WriteSequence, cancellationToken);
                         if (!writable.IsComplete) return writable;
-                        sinkFull = false;
-                        pipeFullAt = NotFull;
-                    }
-                    continue;
+                        run.SinkFull = false;
+                        run.PipeFullAt = NotFull;
+                        break;
+                    case Next.WaitForSource:
+                        run.Turn.End();
+                        var readable = await ends.SourceReadableAsync(run.ReadSequence, cancellationToken);
+                        if (!readable.IsComplete) return readable;
+                        run.PipeFullAt = NotFull;
+                        break;
+                    case Next.Stage:
+                        long before = drained.Buffered;
+                        if (await between!.StepAsync(pipe) is { } stageFailed) return stageFailed;
+                        run.Progress |= drained.Buffered != before;
+                        afterStage = true;
+                        break;
                 }
-                if (!progress)
-                {
-                    turn.End();
-                    var readable = await ends.SourceReadableAsync(readSequence, cancellationToken);
-                    if (!readable.IsComplete) return readable;
-                    pipeFullAt = NotFull;
-                }
+                next = Step(ends, pipe, between, ref run, afterStage, cancellationToken, out result);
             }
-            if (between is not null) await between.CompleteAsync();
-            return BodyResult.Complete;
         }
         finally { ends.EndWaits(); }
+    }
+
+    /// <summary>
+    /// The splice loop's iterations up to the next await (or the end). <paramref name="afterStage"/>: the current iteration
+    /// resumes after its stage step, at the drain into the sink.
+    /// </summary>
+    private static Next Step(SpliceEnds ends, SplicePipe pipe, SpliceStage? between, ref Run run, bool afterStage,
+        CancellationToken cancellationToken, out BodyResult result)
+    {
+        result = BodyResult.Complete;
+        var drained = between?.Out ?? pipe;
+        while (true)
+        {
+            if (!afterStage)
+            {
+                if (run.ToWrite <= 0) return Next.Done;
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    result = ends.Cancelled();
+                    return Next.Done;
+                }
+                // An empty pipe that this turn could not drain whole once filled: the turn ends now, not in mid-pipe.
+                if (run.ToRead > 0 && pipe.Buffered == 0 && drained.Buffered == 0 && run.Turn.TooShortFor(Math.Min(drained.Capacity, run.ToRead)))
+                    return Next.Yield;
+                run.Progress = false;
+                int readSequence = run.ReadSequence = ends.SourceSequence;
+                run.WriteSequence = ends.SinkSequence;
+                bool reading = run.ToRead > 0;
+                if (pipe.Buffered != run.PipeFullAt)
+                {
+                    if (Fill(ends, pipe, ref run.ToRead, ref run.Progress) is { } readFailed)
+                    {
+                        result = readFailed;
+                        return Next.Done;
+                    }
+                    if (!run.Progress && run.ToRead > 0 && pipe.Buffered > 0 && pipe.Buffered < pipe.Capacity) run.PipeFullAt = pipe.Buffered;
+                }
+                if (reading && run.ToRead == 0) ends.SourceReadToEnd(readSequence);
+                if (between is not null && pipe.Buffered > 0 && drained.Buffered < drained.Capacity) return Next.Stage;
+            }
+            afterStage = false;
+            if (drained.Buffered > 0)
+            {
+                if (!run.SinkFull || run.WriteSequence != run.SinkFullSequence)
+                {
+                    long offered = run.Turn.Allow(drained.Buffered);
+                    if (Drain(ends, drained, offered, out long sent) is { } writeFailed)
+                    {
+                        result = writeFailed;
+                        return Next.Done;
+                    }
+                    run.SinkFull = sent < offered;
+                    run.SinkFullSequence = run.WriteSequence;
+                    if (sent > 0)
+                    {
+                        run.ToWrite -= sent;
+                        if (run.Turn.Spend(sent) && run.ToWrite > 0) return Next.Yield;
+                        continue;
+                    }
+                }
+                if (!run.Progress) return Next.WaitForSink;
+                continue;
+            }
+            if (!run.Progress) return Next.WaitForSource;
+        }
     }
 
     /// <summary>

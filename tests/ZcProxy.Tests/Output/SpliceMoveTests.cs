@@ -46,7 +46,28 @@ public sealed class SpliceMoveTests
         public override BodyResult SourceEnded(long left) => BodyResult.Failed(BodyOutcome.SourceEnded, $"{left} left");
         public override BodyResult SinkFailed(string reason) => BodyResult.Failed(BodyOutcome.SinkFailed, reason);
         public override BodyResult Cancelled() => BodyResult.Failed(BodyOutcome.ClientFailed, "cancelled");
-        public override void Delivered(long bytes) => Interlocked.Add(ref _delivered, bytes);
+        public override void Delivered(long bytes)
+        {
+            Interlocked.Add(ref _delivered, bytes);
+            if (RecordFrames) AsyncFramesAtDelivery.Add(AsyncFramesOfCore());
+        }
+
+        /// <summary>Set: each delivery records the async state machines of ZcProxy.Core on its stack (up to this test's).</summary>
+        public bool RecordFrames { get; set; }
+        public System.Collections.Concurrent.ConcurrentBag<string[]> AsyncFramesAtDelivery { get; } = [];
+
+        private static string[] AsyncFramesOfCore()
+        {
+            var core = typeof(SpliceMove).Assembly;
+            var found = new List<string>();
+            foreach (var frame in new System.Diagnostics.StackTrace(2, false).GetFrames()) // from Delivered's caller
+            {
+                if (frame.GetMethod() is not { DeclaringType: { } type } method) continue;
+                if (type.Assembly == typeof(TestEnds).Assembly) break; // the test: the move's caller
+                if (type.Assembly == core && method.Name == "MoveNext") found.Add(type.FullName ?? type.Name);
+            }
+            return [.. found];
+        }
     }
 
     /// <summary>The loop, the two pairs and the ends; disposed together.</summary>
@@ -69,6 +90,8 @@ public sealed class SpliceMoveTests
         public Socket SourcePeer { get; }
         public Socket SinkPeer { get; }
         public TestEnds Ends { get; }
+        /// <summary>Bytes in the source socket's receive queue.</summary>
+        public int SourceAvailable => _sourceEnd.Available;
         public SplicePipe Pipe { get; } = SplicePipe.Create(64 * 1024);
 
         public static async Task<Bed> StartAsync()
@@ -125,6 +148,32 @@ public sealed class SpliceMoveTests
         Assert.Equal(Length, bed.Ends.DeliveredBytes);
         Assert.Equal(0, bed.Pipe.Buffered);
         Assert.Equal(0, bed.Loop.ArmedDeadlineCount);
+    }
+
+    /// <summary>
+    /// A body that is in the source socket already and fits the sink moves without an async frame: the splices run in the
+    /// caller's call, and the move continues in a (pooled) frame only once it must wait or yield. Before, the splice loop
+    /// was one async method, a state machine per spliced 64 KiB response (~0.35 % of the proxy's samples).
+    /// </summary>
+    [Fact]
+    public async Task BodyAlreadyThere_MovesWithoutAnAsyncFrame()
+    {
+        const int Length = 4096; // well inside a fresh loopback socket's send buffer: one splice each way
+        using var bed = await Bed.StartAsync();
+        var body = RandomNumberGenerator.GetBytes(Length);
+        await bed.SourcePeer.SendAsync(body);
+        await Poll.UntilAsync(() => bed.SourceAvailable == Length, "the body to reach the source socket");
+        bed.Ends.RecordFrames = true;
+
+        var moving = SpliceMove.RunAsync(bed.Ends, bed.Pipe, Length, CancellationToken.None);
+
+        Assert.True(moving.IsCompleted);
+        Assert.True((await moving).IsComplete);
+        var got = new byte[Length];
+        for (int n = 0; n < Length;) n += await bed.SinkPeer.ReceiveAsync(got.AsMemory(n));
+        Assert.Equal(body, got);
+        var frames = Assert.Single(bed.Ends.AsyncFramesAtDelivery);
+        Assert.Empty(frames);
     }
 
     [Fact]
