@@ -4,9 +4,10 @@ using Yarp.ReverseProxy.Model;
 namespace ZcProxy.Core.Balancing;
 
 /// <summary>
-/// The per-try part of <see cref="RetryStep"/>: takes one of the picked destination's MaxConnections slots (a destination
-/// without a limit has none to take: no lock, nothing counted but the in-flight count). When it is full, another candidate with a free slot is used instead; when none has one, the request waits in the
-/// destination's bounded queue for QueueTimeout; a full queue or the timeout ends the try with 503 + Retry-After
+/// The per-try part of <see cref="RetryStep"/>: takes one of the picked destination's MaxConnections slots (a
+/// destination without a limit has none to take: no lock, nothing counted but the in-flight count). When it is full,
+/// another candidate with a free slot is used instead; when none has one, the request waits in the destination's
+/// bounded queue for QueueTimeout; a full queue or the timeout ends the try with 503 + Retry-After
 /// (retried on another destination when retries allow). Also keeps the in-flight count the policies balance on, and
 /// runs the try through the destination's breaker (<see cref="CircuitBreakerFeedback"/>). Not a step of its own: the
 /// retry step's frame awaits the try between <see cref="EnterAsync"/> and <see cref="Exit"/>, so a proxied request

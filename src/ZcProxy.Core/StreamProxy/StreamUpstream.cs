@@ -9,6 +9,7 @@ namespace ZcProxy.Core.StreamProxy;
 /// The upstream side of a stream connection: the connected socket and the destination it counts against (a connection
 /// slot of its MaxConnections and one of the requests in flight the policies balance on) until <see cref="Release"/>.
 /// </summary>
+/// <param name="countedOn">The stripe its in-flight count went to (<see cref="DestinationRuntime.BeginRequest"/>).</param>
 internal sealed class StreamUpstream(DestinationState destination, DestinationRuntime runtime, ConnectedSocket socket, IPEndPoint endPoint, TimeSpan connectTime,
     int countedOn)
 {
