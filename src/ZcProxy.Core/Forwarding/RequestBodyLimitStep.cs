@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using ZcProxy.Core.Output;
+using ZcProxy.Core.Transport;
 
 namespace ZcProxy.Core.Forwarding;
 
@@ -18,6 +19,10 @@ internal sealed class RequestBodyLimitStep(ErrorPages pages)
         var limit = context.Find<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
         if (limit is null || context.Request.ContentLength is not { } length || length <= limit) return next(context);
         context.Response.Headers.Connection = "close"; // the unread body makes the connection unusable
+        // The client may not have sent any of that body yet when the connection closes, so no unread byte would tell the
+        // transport to linger (Kestrel's HTTP/1.1 layer says nothing itself): its body, arriving after the close, would
+        // reset the connection under the 413.
+        context.Find<ZeroCopyConnection>()?.LingerOnClose();
         return pages.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "the request body exceeds the configured limit");
     }
 }
