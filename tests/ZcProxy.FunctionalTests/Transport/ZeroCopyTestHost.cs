@@ -196,10 +196,7 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
     /// <summary>A file body as a hole opened by hand (as ZeroCopyResponse does), recording the token its move is given.</summary>
     private Task FileTokenAsync(HttpContext context, long size) => HandMadeHoleAsync(context, size, advance: size, recordToken: true);
 
-    /// <summary>
-    /// A file body as a hole opened by hand with a token of this handler's own: the move sends the body, cancels that
-    /// token, and records whether its own token is cancelled then, and after one wait (a delay: the move is pending).
-    /// </summary>
+    /// <summary>A file body through the sender, whose move records the async frames between it and this handler (HoleFrames).</summary>
     private async Task FileFramesAsync(HttpContext context, long size)
     {
         using var file = File.OpenHandle(PatternFile(size));
@@ -217,22 +214,17 @@ internal sealed class ZeroCopyTestHost : IAsyncDisposable
 
         public override ValueTask<BodyResult> MoveAsync(ZeroCopyConnection to, SplicePipe? pipe, CancellationToken cancellationToken)
         {
-            var core = typeof(ResponseBodySender).Assembly;
-            var found = new List<string>();
-            foreach (var frame in new System.Diagnostics.StackTrace(1, false).GetFrames())
-            {
-                var method = frame.GetMethod();
-                if (method?.DeclaringType is not { } type) continue;
-                if (type.Assembly == typeof(FramesRecordingSource).Assembly) break; // the handler: the sender's caller
-                if (type.Assembly == core && method.Name == "MoveNext") found.Add(type.FullName ?? type.Name);
-            }
-            frames.Enqueue([.. found]);
+            frames.Enqueue(ZcProxy.Tests.Infrastructure.AsyncFrames.OfCore(typeof(FramesRecordingSource).Assembly, skipFrames: 1)); // from the sender, up to the handler
             return inner.MoveAsync(to, pipe, cancellationToken);
         }
 
         public override ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 
+    /// <summary>
+    /// A file body as a hole opened by hand with a token of this handler's own: the move sends the body, cancels that
+    /// token, and records whether its own token is cancelled then, and after one wait (a delay: the move is pending).
+    /// </summary>
     private async Task FileTokenLateAsync(HttpContext context, long size)
     {
         var connection = context.Features.Get<ZeroCopyConnection>()!;

@@ -49,25 +49,12 @@ public sealed class SpliceMoveTests
         public override void Delivered(long bytes)
         {
             Interlocked.Add(ref _delivered, bytes);
-            if (RecordFrames) AsyncFramesAtDelivery.Add(AsyncFramesOfCore());
+            if (RecordFrames) AsyncFramesAtDelivery.Add(AsyncFrames.OfCore(typeof(TestEnds).Assembly, skipFrames: 1)); // from Delivered's caller
         }
 
         /// <summary>Set: each delivery records the async state machines of ZcProxy.Core on its stack (up to this test's).</summary>
         public bool RecordFrames { get; set; }
         public System.Collections.Concurrent.ConcurrentBag<string[]> AsyncFramesAtDelivery { get; } = [];
-
-        private static string[] AsyncFramesOfCore()
-        {
-            var core = typeof(SpliceMove).Assembly;
-            var found = new List<string>();
-            foreach (var frame in new System.Diagnostics.StackTrace(2, false).GetFrames()) // from Delivered's caller
-            {
-                if (frame.GetMethod() is not { DeclaringType: { } type } method) continue;
-                if (type.Assembly == typeof(TestEnds).Assembly) break; // the test: the move's caller
-                if (type.Assembly == core && method.Name == "MoveNext") found.Add(type.FullName ?? type.Name);
-            }
-            return [.. found];
-        }
     }
 
     /// <summary>The loop, the two pairs and the ends; disposed together.</summary>
