@@ -44,9 +44,7 @@ internal sealed class LingeringClose
     public static bool Wanted(ZeroCopyConnection connection, in LingeringSettings settings, bool asked)
     {
         if (settings.Mode == ClientLimits.LingeringOff || connection.AbortedOrTunnel || connection.Input.EndOfStream) return false;
-        if (settings.Mode == ClientLimits.LingeringAlways || asked || connection.Input.Buffered > 0) return true;
-        if (!connection.TryLeaseClient(out var lease)) return false;
-        using (lease) return Syscalls.BytesAvailable(lease.Fd) > 0;
+        return settings.Mode == ClientLimits.LingeringAlways || asked || connection.Input.Buffered > 0 || connection.UnreadBytes() > 0;
     }
 
     /// <summary>Shuts the write side down, then drops what the client sends until it closes or a bound is reached.</summary>

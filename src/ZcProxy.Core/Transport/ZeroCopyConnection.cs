@@ -203,7 +203,8 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
         FireConnectionClosed();
     }
 
-    private int UnreadBytes()
+    /// <summary>Bytes in the client socket's receive queue (FIONREAD); 0 once the fd is gone.</summary>
+    internal int UnreadBytes()
     {
         if (!TryLeaseClient(out var lease)) return 0;
         using (lease) return Syscalls.BytesAvailable(lease.Fd);
