@@ -10,8 +10,10 @@ total-allocated counter on the admin /metrics) per request, plus CPU µs per req
 
 --access-log logs every request to a file as the packaged config does (format main), for the cost of a logged request.
 Starts an nginx origin (1 worker) and zcproxy (ports from the OS, 127.0.0.1 only), warms up with wrk, then runs
-wrk three times: once under strace (syscalls), once untraced (context switches, CPU, allocations); everything
-started here is stopped by PID on exit. Prints one line per measure.
+wrk three times: once untraced (context switches, CPU, allocations), once under perf stat (futex, epoll_wait and
+context switches of the event loops apart from the runtime's other threads: strace's slow-down inflates calls made by
+time, such as the runtime timers' futex, per request) and once under strace (syscalls); everything started here is
+stopped by PID on exit. Prints one line per measure.
 """
 import argparse
 import os
@@ -25,7 +27,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from zcbench import configs  # noqa: E402
+from zcbench import configs, threadcounts  # noqa: E402
 from zcbench.services import free_ports  # noqa: E402
 from zcbench.syscalls import parse_summary  # noqa: E402
 
@@ -152,6 +154,14 @@ class Rig:
         per_metrics = metric(self.admin, ALLOCATED) - al1  # the /metrics request itself allocates: subtracted
         return n, (cs1 - cs0) / n, (cpu1 - cpu0) * 1e6 / n, (al1 - al0 - per_metrics) / n
 
+    def counted(self, conns, seconds):
+        """One line of wake-ups per request by thread (loops, others) from an untraced wrk run under perf stat, or a
+        note that perf is unavailable: strace's count of calls made by time, not by request (the runtime's timers and
+        pool workers), grows as strace slows the requests down."""
+        out = os.path.join(self.work, "perfstat.txt")
+        n, by_name = threadcounts.run([self.zc.pid], seconds, out, lambda: wrk(self.url, conns, seconds))
+        return threadcounts.describe(by_name, n, seconds) if by_name else "perf stat unavailable"
+
     def traced(self, conns, seconds):
         """(requests, syscalls/request, top calls) of one wrk run under strace -f -c (which slows the process)."""
         out = os.path.join(self.work, "strace.txt")
@@ -181,10 +191,12 @@ def main():
     with Rig(a.zcproxy, a.size, a.env, a.access_log, a.cache, a.http1) as rig:
         wrk(rig.url, a.conns, a.warmup)  # JIT, pools
         n, cs, cpu, alloc = rig.untraced(a.conns, a.seconds)
+        woken = rig.counted(a.conns, a.seconds)
         nt, calls, top = rig.traced(a.conns, a.seconds)
     print(f"requests (untraced, {a.seconds}s, -c{a.conns}, {a.size} B{', cache hits' if a.cache else ''}): {n} ({n / a.seconds:.0f}/s)")
     print(f"syscalls/request: {calls:.2f} ({top}) over {nt} traced requests")
     print(f"context switches/request: {cs:.3f}")
+    print(f"untraced by thread, per request (perf stat): {woken}")
     print(f"CPU us/request: {cpu:.1f}")
     print(f"allocated bytes/request: {alloc:.0f}")
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import unittest
 
-from zcbench import ceilings, configs, targets, metrics, plan, pollution, procstat, report, sink, stats, syscalls, uploader, wrk
+from zcbench import ceilings, configs, targets, metrics, plan, pollution, procstat, report, sink, stats, syscalls, threadcounts, uploader, wrk
 
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:4000/16m.bin
   2 threads and 4 connections
@@ -33,6 +33,19 @@ STRACE_C = """% time     seconds  usecs/call     calls    errors syscall
   0.10    0.000600           6       100        10 recvfrom
 ------ ----------- ----------- --------- --------- ----------------
 100.00    0.673200          22     30500      4010 total
+"""
+
+PERF_STAT_PER_THREAD = """# started on Fri Dec  4 21:24:20 2026
+
+.NET Timer-23046;265;;syscalls:sys_enter_futex;5237539;100.00;;
+.NET TP Worker-23071;238;;syscalls:sys_enter_futex;3715034;100.00;;
+.NET TP Worker-23060;121;;syscalls:sys_enter_futex;1068538;100.00;;
+zcproxy-loop-0-23043;3;;syscalls:sys_enter_futex;5000000;100.00;;
+zcproxy-loop-1-23044;<not counted>;;syscalls:sys_enter_futex;0;100.00;;
+zcproxy-loop-0-23043;4000;;syscalls:sys_enter_epoll_wait;5000000;100.00;;
+zcproxy-loop-1-23044;3900;;syscalls:sys_enter_epoll_wait;5000000;100.00;;
+zcproxy-loop-0-23043;2600;;context-switches;5000000;100.00;;
+.NET TP Worker-23071;30;;context-switches;5000000;100.00;;
 """
 
 
@@ -466,6 +479,17 @@ class ToolOutputTests(unittest.TestCase):
         self.assertAlmostEqual(ceilings.parse_iperf3_json(text), 10.0)
         with self.assertRaises(RuntimeError):
             ceilings.parse_iperf3_json(json.dumps({"start": {}, "end": {}, "error": "the server is busy"}))
+
+    def test_perf_stat_per_thread_sums_threads_of_one_name_and_splits_the_loops_from_the_rest(self):
+        by_name = threadcounts.parse(PERF_STAT_PER_THREAD)
+        self.assertEqual(by_name[".NET TP Worker"], {"futex": 359, "context-switches": 30})
+        self.assertEqual(by_name["zcproxy-loop-1"], {"epoll_wait": 3900})
+        loops, others = threadcounts.loops_and_others(by_name)
+        self.assertEqual((loops["futex"], loops["epoll_wait"], loops["context-switches"]), (3, 7900, 2600))
+        self.assertEqual(others["futex"], 624)
+        self.assertEqual(threadcounts.describe(by_name, 10000, 4),
+                         "loops: futex 0.0003, epoll_wait 0.7900, context-switches 0.2600; "
+                         "other threads: futex 0.0624, epoll_wait 0.0000, context-switches 0.0030 (futex 156/s)")
 
     def test_strace_top_calls(self):
         self.assertEqual(syscalls.top_calls(STRACE_C), ["splice 10300", "sendmsg 10000", "recvfrom 100"])
