@@ -89,6 +89,22 @@ internal static unsafe partial class Syscalls
         return LibC.ioctl(fd, LibC.TIOCOUTQ, &n) == 0 ? n : -1;
     }
 
+    /// <summary>
+    /// Bytes ever written to a TCP socket that its kernel took: those the peer acknowledged (TCP_INFO's tcpi_bytes_acked,
+    /// from 0 on an accepted socket) plus those still queued (SIOCOUTQ); -1 on error (not TCP). Read in that order, so an
+    /// acknowledgement between the two calls makes the sum low, never high.
+    /// </summary>
+    public static long BytesTakenByKernel(int fd)
+    {
+        const int TcpInfo = 11, BytesAckedOffset = 120, InfoSize = 256; // struct tcp_info (linux/tcp.h), stable ABI
+        byte* info = stackalloc byte[InfoSize];
+        socklen_t length = InfoSize;
+        if (LibC.getsockopt(fd, LibC.IPPROTO_TCP, TcpInfo, info, &length) != 0 || length < BytesAckedOffset + sizeof(long)) return -1;
+        long acked = *(long*)(info + BytesAckedOffset);
+        int queued = BytesUnacknowledged(fd);
+        return queued < 0 ? -1 : acked + queued;
+    }
+
     internal static IPEndPoint? ToEndPoint(ReadOnlySpan<byte> sockaddr)
     {
         if (sockaddr.Length < 2) return null;

@@ -37,14 +37,14 @@ internal sealed class LingeringClose
     }
 
     /// <summary>
-    /// Whether closing <paramref name="connection"/> now should linger: "always", or "on" when the HTTP layer said the
-    /// client may still be sending (<see cref="ZeroCopyConnection.LingerOnClose"/>) or bytes of it are still unread.
+    /// Whether closing <paramref name="connection"/> now should linger, on either transport: "always", or "on" when the
+    /// HTTP layer said the client may still be sending (<see cref="ILingerOnClose"/>) or bytes of it are still unread.
     /// Never after an abort (which wants its reset), a tunnel, or the client's own FIN.
     /// </summary>
-    public static bool Wanted(ZeroCopyConnection connection, in LingeringSettings settings, bool asked)
+    public static bool Wanted<T>(T connection, in LingeringSettings settings) where T : ILingeringCandidate
     {
-        if (settings.Mode == ClientLimits.LingeringOff || connection.AbortedOrTunnel || connection.Input.EndOfStream) return false;
-        return settings.Mode == ClientLimits.LingeringAlways || asked || connection.Input.Buffered > 0 || connection.UnreadBytes() > 0;
+        if (settings.Mode == ClientLimits.LingeringOff || connection.LingeringRuledOut) return false;
+        return settings.Mode == ClientLimits.LingeringAlways || connection.LingerAsked || connection.HasUnreadBytes();
     }
 
     /// <summary>Shuts the write side down, then drops what the client sends until it closes or a bound is reached.</summary>
@@ -98,6 +98,27 @@ internal sealed class LingeringClose
         _expired = true;
         _connection.ClientSocket.WakeReader();
     }
+}
+
+/// <summary>
+/// The request feature through which the HTTP layer (or a step of the pipeline) says that the client may still be sending
+/// when its connection closes (a 413 answered from the head): the close then lingers unless <c>LingeringClose</c> is "off".
+/// Both transports' connections provide it (<see cref="ZeroCopyConnection"/>, <see cref="SocketLingeringClose"/>).
+/// </summary>
+internal interface ILingerOnClose
+{
+    void LingerOnClose();
+}
+
+/// <summary>What <see cref="LingeringClose.Wanted"/> asks a closing connection.</summary>
+internal interface ILingeringCandidate
+{
+    /// <summary>Aborted, a tunnel, or the client's FIN came: nothing to linger for.</summary>
+    bool LingeringRuledOut { get; }
+    /// <summary>The HTTP layer said the client may still be sending (<see cref="ILingerOnClose"/>).</summary>
+    bool LingerAsked { get; }
+    /// <summary>Request bytes nobody read: buffered by the transport, or still in the socket.</summary>
+    bool HasUnreadBytes();
 }
 
 /// <summary>How a lingering close ended.</summary>

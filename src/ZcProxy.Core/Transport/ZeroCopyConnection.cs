@@ -14,7 +14,7 @@ namespace ZcProxy.Core.Transport;
 /// connection. Splice pipes are leased per body from <see cref="SplicePipePool"/>, never kept by an idle connection. It is Kestrel's ConnectionContext and, as a connection feature, what the request middleware finds
 /// in HttpContext.Features.
 /// </summary>
-internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPipe, ILoopSocketTroubleHandler
+internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPipe, ILoopSocketTroubleHandler, ILingerOnClose, ILingeringCandidate
 {
     // ConnectionClosed's source, made only when asked for (Kestrel's own HTTP layer asks; ZcProxy's does not).
     private OnDemandCancellation _closed;
@@ -65,7 +65,11 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
     /// The HTTP layer ends the connection while the client may still be sending (its request body is unread): the close
     /// lingers (<see cref="LingeringClose"/>), unless <c>Limits.LingeringClose</c> is "off".
     /// </summary>
-    internal void LingerOnClose() => Volatile.Write(ref _lingerOnClose, 1);
+    public void LingerOnClose() => Volatile.Write(ref _lingerOnClose, 1);
+
+    bool ILingeringCandidate.LingeringRuledOut => AbortedOrTunnel || Input.EndOfStream;
+    bool ILingeringCandidate.LingerAsked => Volatile.Read(ref _lingerOnClose) != 0;
+    bool ILingeringCandidate.HasUnreadBytes() => Input.Buffered > 0 || UnreadBytes() > 0;
 
     /// <summary>Aborted, or closed by the peer: no more bytes can reach the client.</summary>
     public bool IsAborted => Volatile.Read(ref _abortedFlag) != 0 || Volatile.Read(ref _closedFired) != 0;
@@ -271,7 +275,7 @@ internal sealed partial class ZeroCopyConnection : ConnectionContext, IDuplexPip
         await base.DisposeAsync(); // nothing of its own (ConnectionContext's default)
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         var lingering = Shared.Lingering;
-        bool linger = LingeringClose.Wanted(this, lingering, Volatile.Read(ref _lingerOnClose) != 0); // before the input lets go of its bytes
+        bool linger = LingeringClose.Wanted(this, lingering); // before the input lets go of its bytes
         Output.Complete();
         Input.Complete();
         if (linger) await LingeringClose.RunAsync(this, lingering, Shared.LingeringCounts);

@@ -16,10 +16,11 @@ internal sealed class ZeroCopyTransport
     private readonly RuntimeOptions? _options;
 
     public ZeroCopyTransport(EventLoops loops, SplicePipePool pipes,
-        [FromKeyedServices(ZeroCopyTransportExtensions.RelayPipesKey)] SplicePipePool relayPipes, ProxyMetrics metrics, RuntimeOptions? options = null)
+        [FromKeyedServices(ZeroCopyTransportExtensions.RelayPipesKey)] SplicePipePool relayPipes, ProxyMetrics metrics, LingeringCounts lingeringCounts,
+        RuntimeOptions? options = null)
     {
         _options = options;
-        LingeringCounts = new LingeringCounts(metrics);
+        LingeringCounts = lingeringCounts;
         Loops = loops;
         Pipes = pipes;
         RelayPipes = relayPipes;

@@ -24,6 +24,7 @@ internal static class ZeroCopyTransportExtensions
     public static IServiceCollection AddZeroCopyTransport(this IServiceCollection services, ZeroCopyListenerClaims? claims = null)
     {
         services.AddEventLoops();
+        services.TryAddSingleton<LingeringCounts>(); // shared with Kestrel's socket transport (SocketLingeringClose)
         services.TryAddSingleton<ZeroCopyTransport>();
         services.TryAddSingleton(claims ?? new ZeroCopyListenerClaims());
         services.AddSingleton<IConnectionListenerFactory, ZeroCopyListenerFactory>();

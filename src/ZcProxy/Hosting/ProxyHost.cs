@@ -95,6 +95,10 @@ internal static class ProxyHost
             kestrel.Limits.MaxConcurrentConnections = limits.MaxConnections == 0 ? null : limits.MaxConnections;
             var tls = kestrel.ApplicationServices.GetRequiredService<TlsCertificateStore>();
             var perClient = kestrel.ApplicationServices.GetRequiredService<ClientConnectionLimit>();
+            var runtime = kestrel.ApplicationServices.GetRequiredService<RuntimeOptions>();
+            var lingeringCounts = kestrel.ApplicationServices.GetRequiredService<LingeringCounts>();
+            // Read per close, as the zero-copy transport does: a reload applies to the next one.
+            LingeringSettings Lingering() => LingeringSettings.From(runtime.Current.Limits);
             for (int i = 0; i < options.Listen.Count; i++)
             {
                 var listen = options.Listen[i];
@@ -105,6 +109,7 @@ internal static class ProxyHost
                 {
                     listeners.Proxy.Add(lo);
                     lo.UseClientConnectionLimit(perClient); // first: a refused connection costs no handshake
+                    SocketLingeringClose.UseSocketLingeringClose(lo, Lingering, lingeringCounts); // below TLS; zero-copy connections pass by
                     if (https)
                     {
                         listeners.Https.Add(lo);
@@ -112,6 +117,7 @@ internal static class ProxyHost
                         // asks the store, which a reload swaps: certificates by SNI, versions, ciphers, client certificates.
                         lo.Protocols = tlsSettings[index]!.Protocols;
                         lo.UseHttps(tls.HandshakeOptions(index));
+                        SocketLingeringClose.UseAfterTls(lo); // h2 by ALPN: not lingered
                     }
                     lo.UseNewConnectionGrace(TimeProvider.System);
                     if (!https)
@@ -143,6 +149,7 @@ internal static class ProxyHost
             {
                 if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
                 lo.UseClientConnectionLimit(perClient);
+                SocketLingeringClose.UseSocketLingeringClose(lo, Lingering, lingeringCounts);
                 lo.UseNewConnectionGrace(TimeProvider.System);
                 if (ownHttp1 is not null) lo.UseOwnHttp1(ownHttp1);
                 lo.UseRequestHeadTap();

@@ -12,6 +12,7 @@ using ZcProxy.Core.Forwarding;
 using ZcProxy.Core.Output;
 using ZcProxy.Core.RateLimiting;
 using ZcProxy.Core.StreamProxy;
+using ZcProxy.Core.Transport;
 using ZcProxy.Core.Transport.Loops;
 
 namespace ZcProxy.Hosting;
@@ -42,6 +43,7 @@ internal static class ProxyServices
         services.TryAddSingleton<RequestBodyLimitStep>();
         services.TryAddSingleton<ConfigLifecycle>();
         services.TryAddSingleton(new RuntimeOptions(initialOptions));
+        services.TryAddSingleton<LingeringCounts>(); // both transports' lingering closes
         services.TryAddSingleton<ConfigValidator>();
         services.TryAddSingleton<DiscoveryStatus>();
         services.AddDiskCacheChecks();

@@ -1,8 +1,10 @@
+using System.Net.Security;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using ZcProxy.Core.Transport;
 using ZcProxy.Tests.Forwarding;
+using ZcProxy.Tests.Infrastructure;
 
 namespace ZcProxy.Tests.Transport;
 
@@ -165,5 +167,114 @@ public sealed class LingeringCloseTests
             await sending.WaitAsync(TimeSpan.FromSeconds(30));
         }
         Assert.Equal(1, transport.LingeringCounts.Get(LingeringEnd.Time));
+    }
+    /// <summary>
+    /// A proxy whose client connections are Kestrel's socket transport's: a TLS listener, or plaintext with
+    /// <c>ZeroCopy.Enabled: false</c>.
+    /// </summary>
+    private static async Task<(ConfigDirectory Dir, InProcessProxy Proxy, TestOrigin Origin)> StartOnSocketsAsync(bool tls, string limits = "")
+    {
+        var origin = await TestOrigin.StartAsync("o", app => app.MapPost("/upload", (HttpContext _) => Results.Text("not expected")));
+        var dir = new ConfigDirectory();
+        if (tls)
+        {
+            using var certificate = TestCertificates.SelfSigned("localhost");
+            TestCertificates.WritePem(certificate, Path.Combine(dir.Root, "cert.pem"), Path.Combine(dir.Root, "key.pem"));
+        }
+        var listen = tls ? """{ "Url": "https://127.0.0.1:0", "Certificate": "cert.pem", "CertificateKey": "key.pem" }""" : """{ "Url": "http://127.0.0.1:0" }""";
+        dir.WriteAtomically(dir.MainFile, $$"""
+            { "Listen": [ {{listen}} ],
+              "AccessLog": { "Path": "off" },
+              "Limits": { "MaxRequestBodySize": {{BodyLimit}} {{limits}} },
+              "ZeroCopy": { "Enabled": {{(tls ? "true" : "false")}} },
+              "ReverseProxy": { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**rest}" } } },
+                                "Clusters": { {{ConfigDirectory.Cluster("c", ("d", origin.Url))}} } } }
+            """);
+        return (dir, await InProcessProxy.StartAsync(dir.MainFile), origin);
+    }
+
+    /// <summary>The client's byte stream: the socket's, or TLS (HTTP/1.1 by ALPN) over it.</summary>
+    private static async Task<Stream> OpenStreamAsync(InProcessProxy proxy, bool tls)
+    {
+        var uri = new Uri(proxy.Url);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(uri.Host, uri.Port);
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        if (!tls) return stream;
+        var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+        await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            ApplicationProtocols = [SslApplicationProtocol.Http11],
+            RemoteCertificateValidationCallback = (_, _, _, _) => true,
+        });
+        return ssl;
+    }
+
+    /// <summary>Everything the proxy sends until it closes (a FIN: a reset throws).</summary>
+    private static async Task<string> ReadUntilClosedAsync(Stream stream)
+    {
+        var all = new MemoryStream();
+        await stream.CopyToAsync(all).WaitAsync(TimeSpan.FromSeconds(30));
+        return System.Text.Encoding.ASCII.GetString(all.ToArray());
+    }
+
+    /// <summary>
+    /// Kestrel's socket transport lingers too: the client sends its whole 16 MiB body to the 1 MiB route and only then
+    /// reads, and finds the 413 followed by a FIN. Without it, Kestrel closed at once: the send failed with a broken
+    /// pipe or the read with a reset, and the 413 was lost.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task OnKestrelsSocketTransport_AnUploadOverTheLimit_SentWholeBeforeReading_StillGetsThe413(bool tls)
+    {
+        const long Length = 16 << 20;
+        var (dir, proxy, origin) = await StartOnSocketsAsync(tls);
+        using var _ = dir;
+        await using var __ = proxy;
+        await using var ___ = origin;
+        var counts = proxy.Get<LingeringCounts>();
+        await using (var stream = await OpenStreamAsync(proxy, tls))
+        {
+            await stream.WriteAsync(Head(Length));
+            foreach (var piece in BodyPattern.Pieces(Length)) await stream.WriteAsync(piece);
+            await stream.FlushAsync();
+
+            var response = await ReadUntilClosedAsync(stream);
+            Assert.StartsWith("HTTP/1.1 413 ", response, StringComparison.Ordinal);
+            Assert.Contains("\r\nConnection: close\r\n", response, StringComparison.OrdinalIgnoreCase);
+        }
+        Assert.Equal(0, origin.Requests);
+        await Poll.UntilAsync(() => counts.Get(LingeringEnd.ClientClosed) == 1, "the lingering close ended by the client's close");
+    }
+
+    /// <summary>
+    /// With <c>LingeringClose: "off"</c> Kestrel's socket transport closes at once, as it always did: the body the client
+    /// sends after the 413 and the FIN is answered with a reset, and no lingering close is counted. (Fails if the socket
+    /// transport's lingering ignored the setting.)
+    /// </summary>
+    [Fact]
+    public async Task OnKestrelsSocketTransport_LingeringOff_ClosesAtOnce()
+    {
+        var (dir, proxy, origin) = await StartOnSocketsAsync(tls: false, """, "LingeringClose": "off" """);
+        using var _ = dir;
+        await using var __ = proxy;
+        await using var ___ = origin;
+        var counts = proxy.Get<LingeringCounts>();
+        var (socket, reader) = await ConnectAsync(proxy);
+        using (socket)
+        {
+            await socket.SendAsync(Head(16 << 20)); // the head alone
+            var response = await reader.ReadResponseAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(413, response.Status);
+            Assert.True(await reader.PeerClosedAsync(TimeSpan.FromSeconds(30)), "the proxy did not close after the 413");
+            var reset = await Assert.ThrowsAsync<SocketException>(async () =>
+            {
+                foreach (var piece in BodyPattern.Pieces(16 << 20)) await socket.SendAsync(piece);
+            });
+            Assert.True(reset.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted, reset.Message);
+        }
+        foreach (var ended in Enum.GetValues<LingeringEnd>()) Assert.Equal(0, counts.Get(ended));
     }
 }
