@@ -4,7 +4,7 @@ system calls (strace -f -c), context switches (/proc/PID/task/*/status), bytes a
 total-allocated counter on the admin /metrics) per request, plus CPU µs per request (load-sensitive).
 
     python3 bench/perreq.py [--zcproxy DLL] [--size 1024] [--conns 16] [--seconds 3] [--env K=V ...] [--access-log] [--cache]
-        [--http1 kestrel|own]
+        [--http1 kestrel|own] [--no-zero-copy]
 
 --cache: the route caches (a Cache section in the run directory) and every timed request is a cache hit.
 
@@ -96,8 +96,9 @@ def cpu_seconds(pid):
 class Rig:
     """An nginx origin (1 worker) serving one body of `size` bytes and zcproxy in front of it; stopped by PID on exit."""
 
-    def __init__(self, dll, size=1024, env=(), access_log=False, cache=False, http1=None):
+    def __init__(self, dll, size=1024, env=(), access_log=False, cache=False, http1=None, zero_copy=True):
         self.dll, self.size, self.env, self.http1 = dll, size, dict(kv.split("=", 1) for kv in env), http1
+        self.zero_copy = zero_copy
         self.access_log, self.cache = access_log, cache
         self.procs = []
 
@@ -112,7 +113,7 @@ class Rig:
         with open(os.path.join(self.work, "nginx.conf"), "w") as f:
             f.write(configs.nginx_origin(origin_port, run, files, workers=1))
         with open(os.path.join(self.work, "zcproxy.json"), "w") as f:
-            f.write(configs.zcproxy(port, admin_port, origin_port, True,
+            f.write(configs.zcproxy(port, admin_port, origin_port, self.zero_copy,
                                     access_log=os.path.join(self.work, "access.log") if self.access_log else None,
                                     cache_dir=os.path.join(self.work, "cache") if self.cache else None, http1=self.http1))
         try:
@@ -187,8 +188,9 @@ def main():
     ap.add_argument("--access-log", action="store_true", help="log every request to a file (format main), as the packaged config")
     ap.add_argument("--cache", action="store_true", help="the route caches: every timed request is a hit")
     ap.add_argument("--http1", choices=["kestrel", "own"], help="ZeroCopy.Http1 (default: ZcProxy's)")
+    ap.add_argument("--no-zero-copy", action="store_true", help="ZeroCopy.Enabled false: Kestrel's socket transport, YARP's forwarder")
     a = ap.parse_args()
-    with Rig(a.zcproxy, a.size, a.env, a.access_log, a.cache, a.http1) as rig:
+    with Rig(a.zcproxy, a.size, a.env, a.access_log, a.cache, a.http1, zero_copy=not a.no_zero_copy) as rig:
         wrk(rig.url, a.conns, a.warmup)  # JIT, pools
         n, cs, cpu, alloc = rig.untraced(a.conns, a.seconds)
         woken = rig.counted(a.conns, a.seconds)
