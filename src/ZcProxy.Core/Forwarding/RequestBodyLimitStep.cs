@@ -21,8 +21,9 @@ internal sealed class RequestBodyLimitStep(ErrorPages pages)
         context.Response.Headers.Connection = "close"; // the unread body makes the connection unusable
         // The client may not have sent any of that body yet when the connection closes, so no unread byte would tell the
         // transport to linger (Kestrel's HTTP/1.1 layer says nothing itself): its body, arriving after the close, would
-        // reset the connection under the 413. Either transport's connection (or none: HTTP/2 streams need no lingering).
-        context.Find<ILingerOnClose>()?.LingerOnClose();
+        // reset the connection under the 413. Either transport's connection (or none: HTTP/2 streams need no lingering);
+        // the zero-copy connection is found as itself, so its feature collection keeps one entry less per idle connection.
+        ((ILingerOnClose?)context.Find<ZeroCopyConnection>() ?? context.Find<ILingerOnClose>())?.LingerOnClose();
         return pages.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "the request body exceeds the configured limit");
     }
 }

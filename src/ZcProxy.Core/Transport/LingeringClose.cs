@@ -103,7 +103,10 @@ internal sealed class LingeringClose
 /// <summary>
 /// The request feature through which the HTTP layer (or a step of the pipeline) says that the client may still be sending
 /// when its connection closes (a 413 answered from the head): the close then lingers unless <c>LingeringClose</c> is "off".
-/// Both transports' connections provide it (<see cref="ZeroCopyConnection"/>, <see cref="SocketLingeringClose"/>).
+/// Both transports' connections provide it: Kestrel's socket transport's as a connection feature
+/// (<see cref="SocketLingeringClose"/>); <see cref="ZeroCopyConnection"/> implements it and is found as itself, not
+/// registered again: one more entry in each connection's feature collection cost ~220 B per idle connection (managed
+/// heap, bench/idleconns.py, 10,000 connections, 2 runs each).
 /// </summary>
 internal interface ILingerOnClose
 {

@@ -57,14 +57,13 @@ internal sealed partial class ZeroCopyConnection : IConnectionIdFeature, IConnec
 
     private FeatureCollection CreateFeatures()
     {
-        var features = new FeatureCollection(8);
+        var features = new FeatureCollection(7);
         features.Set<IConnectionIdFeature>(this);
         features.Set<IConnectionTransportFeature>(this);
         features.Set<IConnectionItemsFeature>(this);
         features.Set<IConnectionLifetimeFeature>(this);
         features.Set<IConnectionEndPointFeature>(this);
         features.Set(this); // the zero-copy connection itself, for the request middleware
-        features.Set<ILingerOnClose>(this);
         return features;
     }
 
