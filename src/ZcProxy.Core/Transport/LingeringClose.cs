@@ -11,6 +11,9 @@ internal readonly record struct LingeringSettings(string Mode, TimeSpan Time, Ti
     public static readonly LingeringSettings Default = From(new ClientLimits());
 
     public static LingeringSettings From(ClientLimits limits) => new(limits.LingeringClose, limits.LingeringTime, limits.LingeringTimeout);
+
+    /// <summary>The settings in force now (read at each close, so a reload applies to the next one); the defaults without options.</summary>
+    public static LingeringSettings Of(RuntimeOptions? options) => options is null ? Default : From(options.Current.Limits);
 }
 
 /// <summary>

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using ZcProxy.Core.Configuration;
 using ZcProxy.Native;
 
 namespace ZcProxy.Core.Transport;
@@ -50,16 +51,16 @@ internal sealed class SocketLingeringClose : IDuplexPipe, ILingerOnClose, ILinge
     public void LingerOnClose() => Volatile.Write(ref _lingerAsked, 1);
 
     /// <summary>Adds it to a listener (below TLS: it sees the bytes on the wire); connections of another transport pass by.</summary>
-    public static ListenOptions UseSocketLingeringClose(ListenOptions listenOptions, Func<LingeringSettings> settings, LingeringCounts counts)
+    public static ListenOptions UseSocketLingeringClose(ListenOptions listenOptions, RuntimeOptions options, LingeringCounts counts)
     {
         listenOptions.Use(next => connection =>
             connection is not ZeroCopyConnection && connection.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket
-                ? ServeAsync(new SocketLingeringClose(connection, socket, listenOptions), next, settings, counts)
+                ? ServeAsync(new SocketLingeringClose(connection, socket, listenOptions), next, options, counts)
                 : next(connection));
         return listenOptions;
     }
 
-    private static async Task ServeAsync(SocketLingeringClose lingering, ConnectionDelegate next, Func<LingeringSettings> settings, LingeringCounts counts)
+    private static async Task ServeAsync(SocketLingeringClose lingering, ConnectionDelegate next, RuntimeOptions options, LingeringCounts counts)
     {
         var connection = lingering._connection;
         connection.Transport = lingering;
@@ -75,7 +76,7 @@ internal sealed class SocketLingeringClose : IDuplexPipe, ILingerOnClose, ILinge
             throw;
         }
         connection.Transport = lingering._inner;
-        await lingering.CloseAsync(settings(), counts);
+        await lingering.CloseAsync(LingeringSettings.Of(options), counts);
     }
 
     /// <summary>The layers above are done: linger if wanted, then complete the transport's pipes as they asked.</summary>

@@ -34,7 +34,7 @@ internal sealed class ZeroCopyTransport
     public SplicePipePool RelayPipes { get; }
     public ProxyMetrics Metrics { get; }
     /// <summary>The lingering-close settings in force now (read per close: a reload applies to the next one).</summary>
-    public LingeringSettings Lingering => _options is { } options ? LingeringSettings.From(options.Current.Limits) : LingeringSettings.Default;
+    public LingeringSettings Lingering => LingeringSettings.Of(_options);
     internal LingeringCounts LingeringCounts { get; }
     /// <summary>
     /// Stands for hole bytes: handed to Kestrel as the space a response hole's bytes are "written" to (nobody writes

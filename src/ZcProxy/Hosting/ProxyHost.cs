@@ -97,8 +97,6 @@ internal static class ProxyHost
             var perClient = kestrel.ApplicationServices.GetRequiredService<ClientConnectionLimit>();
             var runtime = kestrel.ApplicationServices.GetRequiredService<RuntimeOptions>();
             var lingeringCounts = kestrel.ApplicationServices.GetRequiredService<LingeringCounts>();
-            // Read per close, as the zero-copy transport does: a reload applies to the next one.
-            LingeringSettings Lingering() => LingeringSettings.From(runtime.Current.Limits);
             for (int i = 0; i < options.Listen.Count; i++)
             {
                 var listen = options.Listen[i];
@@ -109,7 +107,7 @@ internal static class ProxyHost
                 {
                     listeners.Proxy.Add(lo);
                     lo.UseClientConnectionLimit(perClient); // first: a refused connection costs no handshake
-                    SocketLingeringClose.UseSocketLingeringClose(lo, Lingering, lingeringCounts); // below TLS; zero-copy connections pass by
+                    SocketLingeringClose.UseSocketLingeringClose(lo, runtime, lingeringCounts); // below TLS; zero-copy connections pass by
                     if (https)
                     {
                         listeners.Https.Add(lo);
@@ -149,7 +147,7 @@ internal static class ProxyHost
             {
                 if (options.ZeroCopy.Enabled) zeroCopyListeners.ClaimHandle((ulong)fd); // plaintext proxy listener, like the http: ones
                 lo.UseClientConnectionLimit(perClient);
-                SocketLingeringClose.UseSocketLingeringClose(lo, Lingering, lingeringCounts);
+                SocketLingeringClose.UseSocketLingeringClose(lo, runtime, lingeringCounts);
                 lo.UseNewConnectionGrace(TimeProvider.System);
                 if (ownHttp1 is not null) lo.UseOwnHttp1(ownHttp1);
                 lo.UseRequestHeadTap();
