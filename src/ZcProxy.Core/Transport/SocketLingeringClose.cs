@@ -131,13 +131,8 @@ internal sealed class SocketLingeringClose : IDuplexPipe, ILingerOnClose, ILinge
         get
         {
             if (_output.CompletedWith is not null || IsHttp2()) return true; // the layers above failed: Kestrel aborts such connections
-            try
-            {
-                if (!_inner.Input.TryRead(out var result)) return false;
-                _inner.Input.AdvanceTo(result.Buffer.Start); // looked at only
-                return result.IsCompleted; // the client's FIN
-            }
-            catch (Exception) { return true; } // the receive loop ended with a reset or an abort
+            var input = PeekInput();
+            return input is null || input.Value.IsCompleted; // a reset or an abort; the client's FIN
         }
     }
 
@@ -145,16 +140,26 @@ internal sealed class SocketLingeringClose : IDuplexPipe, ILingerOnClose, ILinge
 
     bool ILingeringCandidate.HasUnreadBytes()
     {
+        var input = PeekInput();
+        if (input is null) return false; // reset or aborted meanwhile
+        if (input.Value.HasBytes) return true;
+        try { return _socket.Available > 0; }
+        catch (Exception) { return false; }
+    }
+
+    /// <summary>
+    /// What the transport's receive loop holds, looked at without consuming it: bytes the layers above did not read, and
+    /// whether the client's FIN came. Null when the loop ended with a reset or an abort.
+    /// </summary>
+    private (bool HasBytes, bool IsCompleted)? PeekInput()
+    {
         try
         {
-            if (_inner.Input.TryRead(out var result))
-            {
-                _inner.Input.AdvanceTo(result.Buffer.Start);
-                if (!result.Buffer.IsEmpty) return true;
-            }
-            return _socket.Available > 0;
+            if (!_inner.Input.TryRead(out var result)) return (false, false);
+            _inner.Input.AdvanceTo(result.Buffer.Start); // looked at only
+            return (!result.Buffer.IsEmpty, result.IsCompleted);
         }
-        catch (Exception) { return false; } // reset or aborted meanwhile
+        catch (Exception) { return null; }
     }
 
     private async ValueTask<LingeringEnd> DropUntilEndAsync(LingeringSettings settings)
