@@ -184,7 +184,7 @@ internal sealed record AdminOptions
 internal sealed record ZeroCopyOptions
 {
     public bool Enabled { get; init; } = true;
-    /// <summary>Response bodies at least this long (Content-Length) are spliced; smaller ones are copied.</summary>
+    /// <summary>Bodies at least this long (Content-Length) are spliced, responses (upstream → client) and uploads (client → upstream); smaller ones are copied.</summary>
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long SpliceThreshold { get; init; } = 64 * 1024;
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
     public TimeSpan ResponseHeadTimeout { get; init; } = TimeSpan.FromSeconds(60);
