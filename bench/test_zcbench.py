@@ -251,7 +251,8 @@ class PlanTests(unittest.TestCase):
 
     def test_tcp_keyword_selects_the_stream_mode_rows_at_16m_and_256m(self):
         self.assertEqual(sorted(self.ids("tcp")), sorted(
-            f"{t}/{w}" for t in ("zc-tcp", "zc-tcp-64k", "zc-tcp-1m", "zc-tcp-256k", "haproxy-tcp", "nginx-stream")
+            f"{t}/{w}" for t in ("zc-tcp", "zc-tcp-64k", "zc-tcp-1m", "zc-tcp-256k", "zc-tcp-unsent", "haproxy-tcp",
+                                                "nginx-stream")
             for w in ("16m-c4", "256m-c2")))
         self.assertEqual(self.ids("tcp", "quick"), self.ids("tcp"))
         self.assertNotIn("zc-tcp/1k-c16", self.ids(""))
@@ -330,6 +331,8 @@ class ConfigTests(unittest.TestCase):
         self.assertNotIn("Routes", z["ReverseProxy"])
         self.assertNotIn("ZeroCopy", z)
         self.assertEqual(json.loads(configs.zcproxy_stream(1, 2, 3, 65536))["ZeroCopy"], {"RelayPipeSize": 65536, "RelayPipeGrowSize": 65536})
+        self.assertEqual(json.loads(configs.zcproxy_stream(1, 2, 3, relay_send_low_watermark=0))["ZeroCopy"], {"RelaySendLowWatermark": 0})
+        self.assertNotIn("ZeroCopy", json.loads(configs.zcproxy_stream(1, 2, 3)))
 
     def test_tcp_ratios_pair_with_haproxy_and_nginx(self):
         ids = {"zc-tcp/16m-c4", "haproxy-tcp/16m-c4", "nginx-stream/16m-c4"}
@@ -339,6 +342,8 @@ class ConfigTests(unittest.TestCase):
         sized = {s.label: s for s in stats.ratio_specs({"zc-tcp-1m/16m-c4", "haproxy-tcp/16m-c4"})}
         self.assertEqual(sized["ZcProxy TCP 1m pipes / HAProxy mode tcp (splice) GB/s, 16m-c4"].denominator, "haproxy-tcp/16m-c4")
         self.assertIn("ZcProxy TCP / nginx stream CPU-s/GB, 16m-c4", labels)
+        unsent = {s.label: s for s in stats.ratio_specs({"zc-tcp-unsent/16m-c4", "zc-tcp/16m-c4"})}
+        self.assertEqual(unsent["ZcProxy TCP / the same without a low watermark on unsent bytes GB/s, 16m-c4"].numerator, "zc-tcp/16m-c4")
 
     def test_haproxy_splice_is_forced_only_in_the_splice_variant(self):
         self.assertIn("option splice-response", configs.haproxy(1, 2, True))

@@ -199,10 +199,11 @@ backend be
 """
 
 
-def zcproxy_stream(port, admin_port, origin_port, relay_pipe_size=0):
+def zcproxy_stream(port, admin_port, origin_port, relay_pipe_size=0, relay_send_low_watermark=-1):
     """ZcProxy TCP stream mode: one Streams entry relaying to the origin. The HTTP listener is
     required by the config but takes no traffic here. relay_pipe_size: ZeroCopy.RelayPipeSize (0: the default), a
-    fixed size: RelayPipeGrowSize set to it too, so that the pipes do not grow."""
+    fixed size: RelayPipeGrowSize set to it too, so that the pipes do not grow. relay_send_low_watermark:
+    ZeroCopy.RelaySendLowWatermark (-1: the default; 0: the kernel's)."""
     conf = {
         "Listen": [{"Url": "http://127.0.0.1:0"}],
         "Admin": {"Url": f"http://127.0.0.1:{admin_port}"},
@@ -215,6 +216,8 @@ def zcproxy_stream(port, admin_port, origin_port, relay_pipe_size=0):
     }
     if relay_pipe_size:
         conf["ZeroCopy"] = {"RelayPipeSize": relay_pipe_size, "RelayPipeGrowSize": relay_pipe_size}
+    if relay_send_low_watermark >= 0:
+        conf.setdefault("ZeroCopy", {})["RelaySendLowWatermark"] = relay_send_low_watermark
     return json.dumps(conf, indent=2) + "\n"
 
 

@@ -52,6 +52,7 @@ class Target:
     tls: bool = False  # clients speak HTTPS to it (certificate made by the bench, see tls.py)
     static: bool = False  # serves the bench's files from disk itself (no origin in the path)
     relay_pipe_size: int = 0  # TCP stream mode: ZeroCopy.RelayPipeSize in bytes (0: ZcProxy's default)
+    relay_send_low_watermark: int = -1  # TCP stream mode: ZeroCopy.RelaySendLowWatermark in bytes (-1: ZcProxy's default)
     http1: str = ""  # ZeroCopy.Http1 ("kestrel" | "own"; "": ZcProxy's default)
 
 
@@ -79,6 +80,9 @@ TARGETS = [
            description="zc-tcp with RelayPipeSize 1 MiB (the relays' pipes before 2026-12-03)"),
     Target("zc-tcp-256k", "zcproxy", "tcp", tcp=True, relay_pipe_size=256 * 1024,
            description="zc-tcp with fixed 256 KiB relay pipes (before they grew, 2026-12-03)"),
+    Target("zc-tcp-unsent", "zcproxy", "tcp", tcp=True, relay_send_low_watermark=0,
+           description="zc-tcp with RelaySendLowWatermark 0: sockets hold unsent bytes up to their send buffer "
+                       "(the kernel's default; ZcProxy's before 2026-12-05)"),
     Target("haproxy-tcp", "haproxy", "tcp-splice", tcp=True,
            description="HAProxy mode tcp, option splice-request/-response"),
     Target("nginx-stream", "nginx", "stream", tcp=True, description="nginx stream {} proxy_pass"),

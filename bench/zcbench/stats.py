@@ -199,6 +199,10 @@ def ratio_specs(case_ids):
                                    "gbps", ">= 1.0"))
             specs.append(RatioSpec(f"ZcProxy TCP / nginx stream CPU-s/GB, {wl}", cid, f"nginx-stream/{wl}",
                                    "cpu_per_gb", "<= 1.0"))
+        if target == "zc-tcp-unsent":  # what the relay's low watermark on unsent bytes does, without a goal
+            for metric, label in (("cpu_per_gb", "CPU-s/GB"), ("gbps", "GB/s")):
+                specs.append(RatioSpec(f"ZcProxy TCP / the same without a low watermark on unsent bytes {label}, {wl}",
+                                       f"zc-tcp/{wl}", cid, metric))
         if target in ("zc-tcp-64k", "zc-tcp-1m"):  # the relay pipe size's trade, without a goal
             for metric, label in (("cpu_per_gb", "CPU-s/GB"), ("gbps", "GB/s")):
                 specs.append(RatioSpec(f"ZcProxy TCP {target[7:]} pipes / HAProxy mode tcp (splice) {label}, {wl}", cid,

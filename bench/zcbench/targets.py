@@ -42,7 +42,8 @@ def build(target, work_dir, origin_port, zcproxy_dll, files_dir=None, upload_por
             os.makedirs(cache_dir, exist_ok=True)
         access_log = os.path.join(run_dir, "access.log") if target.access_log else None
         if target.variant == "tcp":
-            text = configs.zcproxy_stream(port, admin, origin_port, target.relay_pipe_size)
+            text = configs.zcproxy_stream(port, admin, origin_port, target.relay_pipe_size,
+                                          target.relay_send_low_watermark)
         elif target.variant == "static":
             text = configs.zcproxy_static(port, admin, files_dir)
         else:

@@ -72,6 +72,21 @@ internal static unsafe partial class Syscalls
         return LibC.setsockopt(fd, LibC.SOL_SOCKET, LibC.SO_LINGER, &value, sizeof(linger)) == 0;
     }
 
+    /// <summary>
+    /// TCP_NOTSENT_LOWAT: the socket takes bytes (and polls writable) only while fewer than <paramref name="bytes"/> of
+    /// what was written to it wait unsent; false when the socket refused it (it works on with the kernel's default).
+    /// </summary>
+    public static bool SetNotSentLowWatermark(int fd, int bytes)
+        => LibC.setsockopt(fd, LibC.IPPROTO_TCP, LibC.TCP_NOTSENT_LOWAT, &bytes, sizeof(int)) == 0;
+
+    /// <summary>Bytes written to a TCP socket that it has not sent yet (ioctl SIOCOUTQNSD); -1 on error.</summary>
+    public static int BytesUnsent(int fd)
+    {
+        const int SIOCOUTQNSD = 0x894B; // linux/sockios.h, the same on every architecture
+        int n = 0;
+        return LibC.ioctl(fd, SIOCOUTQNSD, &n) == 0 ? n : -1;
+    }
+
     /// <summary>Bytes waiting in the socket's receive queue (ioctl FIONREAD); -1 on error.</summary>
     public static int BytesAvailable(int fd)
     {

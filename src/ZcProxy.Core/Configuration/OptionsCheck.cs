@@ -30,6 +30,8 @@ internal static class OptionsCheck
             Error("$.ZeroCopy.RelayPipeSize", $"must be a power of two from 64KiB to 64MiB, e.g. \"256KiB\" (was {zeroCopy.RelayPipeSize})");
         if (zeroCopy.RelayPipeGrowSize is < Transport.PipeBudget.KernelDefaultPipeSize or > Transport.PipeBudget.MaxConfigurablePipeSize || !long.IsPow2(zeroCopy.RelayPipeGrowSize))
             Error("$.ZeroCopy.RelayPipeGrowSize", $"must be a power of two from 64KiB to 64MiB, e.g. \"1MiB\"; at most RelayPipeSize keeps pipes from growing (was {zeroCopy.RelayPipeGrowSize})");
+        if (zeroCopy.RelaySendLowWatermark != 0 && zeroCopy.RelaySendLowWatermark is < Transport.Relay.SpliceRelay.MinSendLowWatermark or > Transport.PipeBudget.MaxConfigurablePipeSize)
+            Error("$.ZeroCopy.RelaySendLowWatermark", $"must be 0 (the kernel's default) or from 4KiB to 64MiB, e.g. \"64KiB\" (was {zeroCopy.RelaySendLowWatermark})");
 
         if (zeroCopy.Http1 is not (ZeroCopyOptions.Http1Kestrel or ZeroCopyOptions.Http1Own))
             Error("$.ZeroCopy.Http1", $"must be \"kestrel\" or \"own\" (was \"{zeroCopy.Http1}\")");

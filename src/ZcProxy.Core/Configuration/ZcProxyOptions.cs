@@ -204,6 +204,13 @@ internal sealed record ZeroCopyOptions
     /// </summary>
     [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long RelayPipeGrowSize { get; init; } = Transport.PipeBudget.DefaultRelayPipeGrowSize;
     /// <summary>
+    /// At most this many bytes a relay (TCP streams, upgraded connections) has written to a socket wait there unsent
+    /// (TCP_NOTSENT_LOWAT on both of its sockets); the rest waits in the relay's pipe, and the relay is woken to send more
+    /// when the socket's unsent bytes fall below half of it. 0: the kernel's default (the socket takes up to its send
+    /// buffer, megabytes). Read at each relay's start. Why 64 KiB: docs/transport.md, "Unsent bytes of a relay".
+    /// </summary>
+    [System.Text.Json.Serialization.JsonConverter(typeof(ByteSizeJsonConverter))] public long RelaySendLowWatermark { get; init; } = Transport.Relay.SpliceRelay.DefaultSendLowWatermark;
+    /// <summary>
     /// Who serves HTTP/1.1 on the zero-copy listeners: "own" (default: ZcProxy's connection layer for the plain,
     /// well-formed case, handing anything else to Kestrel; docs/transport.md) or "kestrel" (Kestrel's HTTP/1.x layer for
     /// every request). Read at start.

@@ -18,7 +18,8 @@ namespace ZcProxy.Core.Forwarding;
 internal sealed partial class UpgradeTunnel(RelayIdleSweeper sweeper, ForwardingMetrics metrics, ILogger<UpgradeTunnel> logger)
 {
     /// <summary>False when Kestrel refused the upgrade (the response has not started: the caller answers it).</summary>
-    public async Task<bool> RunAsync(HttpContext context, ZeroCopyConnection client, UpstreamConnection upstream, TimeSpan idleTimeout)
+    /// <param name="sendLowWatermark">ZeroCopy.RelaySendLowWatermark (<see cref="SpliceRelay"/>).</param>
+    public async Task<bool> RunAsync(HttpContext context, ZeroCopyConnection client, UpstreamConnection upstream, TimeSpan idleTimeout, long sendLowWatermark)
     {
         try { await context.Features.Get<IHttpUpgradeFeature>()!.UpgradeAsync(); } // the 101 head is in the kernel when this returns
         catch (Exception e) when (e is InvalidOperationException or IOException or OperationCanceledException)
@@ -31,7 +32,8 @@ internal sealed partial class UpgradeTunnel(RelayIdleSweeper sweeper, Forwarding
         var fromUpstream = upstream.PrefetchedBody.ToArray();
         upstream.ReleasePrefetchedBody();
         if (upstream.Loop != client.Loop) upstream.MoveTo(client.Loop); // a relay's sockets share one loop
-        var relay = new SpliceRelay(client.ClientSocket, upstream.Readiness!, client.Shared.RelayPipes, metrics.Body, idleTimeout);
+        var relay = new SpliceRelay(client.ClientSocket, upstream.Readiness!, client.Shared.RelayPipes, metrics.Body, idleTimeout,
+            sendLowWatermark: sendLowWatermark);
         // Kestrel aborting the connection (the drain after SIGTERM ran out, a limit) stops the tunnel before it shuts the socket.
         var fromClient = client.StartTunnel(() => relay.Stop(RelayEnd.Stopped));
         sweeper.Watch(relay);

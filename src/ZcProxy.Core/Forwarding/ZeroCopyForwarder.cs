@@ -295,7 +295,7 @@ internal sealed partial class ZeroCopyForwarder(
         foreach (var (name, value) in head.Headers)
             if (name.Equals("Upgrade", StringComparison.OrdinalIgnoreCase)) context.Response.Headers.Upgrade = value;
         var client = context.Find<ZeroCopyConnection>()!;
-        if (!await tunnel.RunAsync(context, client, connection, timeouts.BodyIdle) && !context.Response.HasStarted)
+        if (!await tunnel.RunAsync(context, client, connection, timeouts.BodyIdle, options.Current.ZeroCopy.RelaySendLowWatermark) && !context.Response.HasStarted)
         {
             context.Response.Clear();
             Fail(context, ForwarderError.UpgradeResponseClient, StatusCodes.Status502BadGateway, new IOException("the client connection could not be upgraded"), null);

@@ -55,6 +55,8 @@ internal sealed partial class StreamProxyService : IHostedService, IDisposable
     public RelayIdleSweeper Sweeper { get; }
     internal ILogger ListenerLog { get; }
     public EventLoops Loops => _loops.Value;
+    /// <summary>ZeroCopy.RelaySendLowWatermark as it is now (a reload applies to the relays that start after it).</summary>
+    public long RelaySendLowWatermark => _options.Current.ZeroCopy.RelaySendLowWatermark;
     public SplicePipePool Pipes => _services.GetRequiredKeyedService<SplicePipePool>(ZeroCopyTransportExtensions.RelayPipesKey);
 
     /// <summary>Connections open right now, all streams (for tests and leak checks).</summary>

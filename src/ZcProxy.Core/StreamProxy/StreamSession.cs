@@ -46,7 +46,8 @@ internal sealed class StreamSession(StreamProxyService proxy, string stream, Str
                 return;
             }
             upstream = connect.Upstream;
-            var relay = new SpliceRelay(clientSocket, upstream.Socket.Socket, proxy.Pipes, proxy.ProxyMetrics, settings.IdleTimeout, counters.Relayed);
+            var relay = new SpliceRelay(clientSocket, upstream.Socket.Socket, proxy.Pipes, proxy.ProxyMetrics, settings.IdleTimeout, counters.Relayed,
+                proxy.RelaySendLowWatermark);
             Volatile.Write(ref _relay, relay);
             if (aborted.IsCancellationRequested) relay.Stop(RelayEnd.Stopped); // Abort ran before the relay existed
             proxy.Sweeper.Watch(relay);

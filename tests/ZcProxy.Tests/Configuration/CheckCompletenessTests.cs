@@ -51,6 +51,7 @@ public class CheckCompletenessTests
     [InlineData("\"ZeroCopy\": { \"Http1\": \"nginx\" }", "$.ZeroCopy.Http1", "must be \"kestrel\" or \"own\"")]
     [InlineData("\"ZeroCopy\": { \"RelayPipeGrowSize\": \"32KiB\" }", "$.ZeroCopy.RelayPipeGrowSize", "power of two from 64KiB")]
     [InlineData("\"ZeroCopy\": { \"RelayPipeGrowSize\": \"768KiB\" }", "$.ZeroCopy.RelayPipeGrowSize", "power of two from 64KiB")]
+    [InlineData("\"ZeroCopy\": { \"RelaySendLowWatermark\": \"1KiB\" }", "$.ZeroCopy.RelaySendLowWatermark", "0 (the kernel's default) or from 4KiB")]
     // Timers take at most ~24.8 days: a longer timeout throws on every request (CancelAfter, WaitAsync) or at shutdown.
     [InlineData("\"ZeroCopy\": { \"ConnectTimeout\": \"30d\" }", "$.ZeroCopy.ConnectTimeout", "at most 24d")]
     [InlineData("\"DrainTimeout\": \"30d\"", "$.DrainTimeout", "at most 24d")]

@@ -5,6 +5,7 @@ using ZcProxy.Core.Transport;
 using ZcProxy.Core.Transport.Loops;
 using ZcProxy.Core.Transport.Relay;
 using ZcProxy.Tests.StreamProxy;
+using ZcProxy.Native;
 using ZcProxy.Tests.Infrastructure;
 
 namespace ZcProxy.Tests.Transport.Relay;
@@ -320,6 +321,60 @@ public sealed class SpliceRelayTests
             upstream.Close(0); // unblocks the top-up send
             await Task.WhenAny(topUp);
             Assert.True(sent > 0);
+        }
+    }
+
+    /// <summary>
+    /// A client that reads nothing while the upstream sends 16 MiB: with a low watermark the proxy's client socket holds
+    /// at most about that many bytes unsent (SIOCOUTQNSD; the rest waits in the relay's pipe and at the upstream), so that
+    /// the relay, not the client's ACKs, sends them; with 0 (the kernel's default) it takes up to its send buffer. Then the
+    /// client reads everything: byte-exact, and the relay ends on both FINs.
+    /// </summary>
+    [Theory]
+    [InlineData(64 * 1024)]
+    [InlineData(0)]
+    public async Task AClientThatReadsNothing_HoldsAtMostTheLowWatermarkUnsent_ThenGetsEveryByte(int lowWatermark)
+    {
+        const long Size = 16L << 20;
+        // A socket may take one segment's worth (loopback: 64 KiB) past the watermark in the call that crosses it.
+        const int Slack = 128 * 1024;
+        using var loop = new EventLoop(0);
+        var (client, clientEnd) = await LoopbackPair.ConnectAsync();
+        var (upstream, upstreamEnd) = await LoopbackPair.ConnectAsync();
+        using (client) using (clientEnd) using (upstream) using (upstreamEnd)
+        {
+            using var pipes = new SplicePipePool(new PipeBudget(PipeBudget.DefaultRelayPipeSize, 2, "test"));
+            var relay = new SpliceRelay(loop.Register(clientEnd.SafeHandle), loop.Register(upstreamEnd.SafeHandle), pipes, new ProxyMetrics(),
+                TimeSpan.FromMinutes(1), sendLowWatermark: lowWatermark);
+            var running = relay.RunAsync();
+            var sending = Task.Run(async () =>
+            {
+                await StreamWire.SendPatternAsync(upstream, Size);
+                upstream.Shutdown(SocketShutdown.Send);
+            });
+
+            // The relay stalls once the client socket takes no more: what it delivered stops moving (three polls in a row).
+            long seen = -1;
+            int still = 0;
+            await Poll.UntilAsync(() =>
+            {
+                long now = relay.ResponseBytes;
+                still = now > 0 && now == seen ? still + 1 : 0;
+                seen = now;
+                return Task.FromResult(still >= 3);
+            }, "the relay waits for the client");
+            int unsent = Syscalls.BytesUnsent((int)clientEnd.SafeHandle.DangerousGetHandle());
+            Assert.True(unsent >= 0, "SIOCOUTQNSD failed");
+            if (lowWatermark > 0) Assert.InRange(unsent, 0, lowWatermark + Slack);
+            else Assert.True(unsent > 4 * (64 * 1024 + Slack), $"{unsent} bytes unsent: the kernel's default should let the socket take its send buffer");
+
+            var received = await StreamWire.ReceiveAllAsync(client).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal((Size, BodyPattern.Sha256(Size)), received);
+            await sending.WaitAsync(TimeSpan.FromSeconds(30));
+            client.Shutdown(SocketShutdown.Send);
+            Assert.Equal(0, await upstream.ReceiveAsync(new byte[1].AsMemory()).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal(RelayEnd.Completed, await running.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal(Size, relay.ResponseBytes);
         }
     }
 
