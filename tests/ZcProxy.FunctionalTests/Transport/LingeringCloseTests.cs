@@ -277,4 +277,97 @@ public sealed class LingeringCloseTests
         }
         foreach (var ended in Enum.GetValues<LingeringEnd>()) Assert.Equal(0, counts.Get(ended));
     }
+
+    /// <summary>Writes one byte until a write fails: the proxy closed the socket (the first write after it draws a reset).</summary>
+    private static async Task<bool> WriteFailsAsync(Stream stream)
+    {
+        try
+        {
+            await stream.WriteAsync(new byte[1]);
+            await stream.FlushAsync();
+            return false;
+        }
+        catch (IOException) { return true; }
+    }
+
+    /// <summary>
+    /// Kestrel's socket transport: a client that sends part of its body and then nothing, and never closes, gets the 413
+    /// and a FIN, and is closed once it sent nothing for LingeringTimeout: counted as "timeout", not earlier than that
+    /// after its last byte (fails if the quiet bound never fires, the lingering then runs to LingeringTime, or fires early).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task OnKestrelsSocketTransport_AClientThatGoesQuietAndNeverCloses_IsClosedAfterTheLingeringTimeout(bool tls)
+    {
+        var quiet = TimeSpan.FromSeconds(1);
+        var (dir, proxy, origin) = await StartOnSocketsAsync(tls, """, "LingeringTimeout": "1s", "LingeringTime": "60s" """);
+        using var _ = dir;
+        await using var __ = proxy;
+        await using var ___ = origin;
+        var counts = proxy.Get<LingeringCounts>();
+        await using (var stream = await OpenStreamAsync(proxy, tls))
+        {
+            await stream.WriteAsync(Head(16 << 20));
+            foreach (var piece in BodyPattern.Pieces(200_000)) await stream.WriteAsync(piece);
+            await stream.FlushAsync();
+            var sinceLastByte = System.Diagnostics.Stopwatch.StartNew();
+            // ... and then nothing more, and no close.
+            var response = await ReadUntilClosedAsync(stream); // the 413, then a FIN (a reset throws)
+            Assert.StartsWith("HTTP/1.1 413 ", response, StringComparison.Ordinal);
+
+            await Poll.UntilAsync(() => counts.Get(LingeringEnd.Timeout) == 1, "the lingering close to end by its timeout");
+            Assert.True(sinceLastByte.Elapsed >= quiet, $"ended {sinceLastByte.Elapsed} after the client's last byte, before LingeringTimeout");
+            await Poll.UntilAsync(() => WriteFailsAsync(stream), "the proxy to have closed the connection");
+        }
+        Assert.Equal(0, counts.Get(LingeringEnd.ClientClosed) + counts.Get(LingeringEnd.Time) + counts.Get(LingeringEnd.Aborted));
+    }
+
+    /// <summary>
+    /// Kestrel's socket transport: a client that keeps trickling bytes (never quiet for LingeringTimeout) gets the 413 and
+    /// a FIN, and is closed once LingeringTime passed: counted as "time", not earlier than that after its request head;
+    /// its next writes fail (fails if the whole-linger bound never fires: the trickle would be dropped forever).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task OnKestrelsSocketTransport_AClientThatKeepsSending_IsClosedAfterTheLingeringTime(bool tls)
+    {
+        var whole = TimeSpan.FromSeconds(1);
+        var (dir, proxy, origin) = await StartOnSocketsAsync(tls, """, "LingeringTime": "1s", "LingeringTimeout": "30s" """);
+        using var _ = dir;
+        await using var __ = proxy;
+        await using var ___ = origin;
+        var counts = proxy.Get<LingeringCounts>();
+        await using (var stream = await OpenStreamAsync(proxy, tls))
+        {
+            var sinceHead = System.Diagnostics.Stopwatch.StartNew(); // the lingering starts after the proxy read the head
+            await stream.WriteAsync(Head(1L << 40));
+            await stream.FlushAsync();
+            // A trickle, each piece well within the lingering timeout, until a write fails (the proxy closed).
+            var sending = Task.Run(async () =>
+            {
+                var chunk = new byte[512];
+                using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+                try
+                {
+                    while (true)
+                    {
+                        await stream.WriteAsync(chunk, stop.Token);
+                        await stream.FlushAsync(stop.Token);
+                        await Task.Delay(20, stop.Token);
+                    }
+                }
+                catch (IOException) { return true; }
+                catch (OperationCanceledException) { return false; }
+            });
+            var response = await ReadUntilClosedAsync(stream); // the 413, then a FIN
+            Assert.StartsWith("HTTP/1.1 413 ", response, StringComparison.Ordinal);
+
+            await Poll.UntilAsync(() => counts.Get(LingeringEnd.Time) == 1, "the lingering close to end by the lingering time");
+            Assert.True(sinceHead.Elapsed >= whole, $"ended {sinceHead.Elapsed} after the request head, before LingeringTime");
+            Assert.True(await sending.WaitAsync(TimeSpan.FromSeconds(90)), "the trickle's writes never failed: the proxy did not close");
+        }
+        Assert.Equal(0, counts.Get(LingeringEnd.ClientClosed) + counts.Get(LingeringEnd.Timeout) + counts.Get(LingeringEnd.Aborted));
+    }
 }
