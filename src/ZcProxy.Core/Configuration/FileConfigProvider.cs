@@ -145,6 +145,9 @@ internal sealed partial class FileConfigProvider : IProxyConfigProvider, IDispos
         // The zero-copy transport is wired into the listeners at start: Enabled stays as it was (KeepRestartOnlyValues).
         if (before.ZeroCopy.Enabled != after.ZeroCopy.Enabled)
             LogNeedsRestart("ZeroCopy.Enabled", after.ZeroCopy.Enabled ? "true" : "false");
+        // So is the choice of HTTP/1.1 layer on those listeners (own or Kestrel's).
+        if (before.ZeroCopy.Http1 != after.ZeroCopy.Http1)
+            LogNeedsRestart("ZeroCopy.Http1", after.ZeroCopy.Http1);
         // The relay pipe pool is sized once (its pipes are reused); new relays keep the start-up size.
         if (before.ZeroCopy.RelayPipeSize != after.ZeroCopy.RelayPipeSize)
             LogNeedsRestart("ZeroCopy.RelayPipeSize", after.ZeroCopy.RelayPipeSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
