@@ -79,6 +79,13 @@ internal static unsafe partial class Syscalls
     public static bool SetNotSentLowWatermark(int fd, int bytes)
         => LibC.setsockopt(fd, LibC.IPPROTO_TCP, LibC.TCP_NOTSENT_LOWAT, &bytes, sizeof(int)) == 0;
 
+    /// <summary>The socket's TCP_NOTSENT_LOWAT (0: the kernel's default); -1 on error.</summary>
+    public static int NotSentLowWatermark(int fd)
+    {
+        int value = 0, length = sizeof(int);
+        return LibC.getsockopt(fd, LibC.IPPROTO_TCP, LibC.TCP_NOTSENT_LOWAT, &value, (socklen_t*)&length) == 0 ? value : -1;
+    }
+
     /// <summary>Bytes written to a TCP socket that it has not sent yet (ioctl SIOCOUTQNSD); -1 on error.</summary>
     public static int BytesUnsent(int fd)
     {

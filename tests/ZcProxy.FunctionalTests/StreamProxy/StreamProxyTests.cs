@@ -6,6 +6,8 @@ using System.Text.RegularExpressions;
 using Yarp.ReverseProxy.Model;
 using ZcProxy.Core.Balancing;
 using ZcProxy.Core.Diagnostics;
+using ZcProxy.Core.Transport.Relay;
+using ZcProxy.Native;
 
 namespace ZcProxy.Tests.StreamProxy;
 
@@ -209,6 +211,55 @@ public sealed class StreamProxyTests
         await Poll.UntilAsync(() => rig.Closed("s", "idle_timeout") == 1, "the stalled connection to hit the idle timeout");
         await Poll.UntilAsync(() => origin.Reports.Any(r => r.StartsWith("failed")), "the upstream's sends to fail once the proxy closed");
         Assert.True(rig.BodyBytes(BodyMechanism.Splice, BodyDirection.Response) > 0);
+    }
+
+    /// <summary>
+    /// ZeroCopy.RelaySendLowWatermark (64 KiB by default) is on both of the proxy's sockets of a stream, found in this
+    /// process by their ports; with a client that reads nothing, its socket holds about that much unsent once the relay
+    /// waits (the rest in the relay's pipe), not its send buffer (~4 MiB).
+    /// </summary>
+    [Fact]
+    public async Task BothSocketsOfAStream_HoldAtMostTheLowWatermarkUnsent()
+    {
+        await using var origin = TcpOrigin.Start(async (socket, o) =>
+        {
+            while (true) await StreamWire.SendPatternAsync(socket, 1 << 20, o.Stopping); // until the proxy closes
+        });
+        await using var rig = await StreamRig.StartAsync(""" "s": { "Listen": "127.0.0.1:0", "ClusterId": "c" } """,
+            StreamRig.Cluster("c", origin.Address));
+        using var client = await rig.ConnectAsync("s"); // and never reads
+
+        long seen = -1;
+        int still = 0;
+        await Poll.UntilAsync(() =>
+        {
+            long now = rig.BodyBytes(BodyMechanism.Splice, BodyDirection.Response);
+            still = now > 0 && now == seen ? still + 1 : 0;
+            seen = now;
+            return Task.FromResult(still >= 3);
+        }, "the relay waits for the client");
+        int toClient = ProxySocket(localPort: rig.EndPointOf("s").Port, remotePort: ((IPEndPoint)client.LocalEndPoint!).Port);
+        int toUpstream = ProxySocket(localPort: null, remotePort: origin.Port);
+        Assert.Equal((SpliceRelay.DefaultSendLowWatermark, SpliceRelay.DefaultSendLowWatermark),
+            (Syscalls.NotSentLowWatermark(toClient), Syscalls.NotSentLowWatermark(toUpstream)));
+        Assert.InRange(Syscalls.BytesUnsent(toClient), 0, SpliceRelay.DefaultSendLowWatermark + 128 * 1024);
+    }
+
+    /// <summary>The fd of this process's IPv4 TCP socket with these ports (<paramref name="localPort"/> null: any).</summary>
+    private static int ProxySocket(int? localPort, int remotePort)
+    {
+        static int Port(string address) => Convert.ToInt32(address[(address.IndexOf(':') + 1)..], 16);
+        var inodes = File.ReadLines("/proc/self/net/tcp").Skip(1)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => (localPort is null || Port(f[1]) == localPort) && Port(f[2]) == remotePort && f[3] == "01") // ESTABLISHED
+            .Select(f => $"socket:[{f[9]}]")
+            .ToHashSet();
+        var fds = Directory.GetFiles("/proc/self/fd")
+            .Where(path => new FileInfo(path).LinkTarget is { } target && inodes.Contains(target))
+            .Select(path => int.Parse(Path.GetFileName(path), System.Globalization.CultureInfo.InvariantCulture))
+            .ToList();
+        Assert.Single(fds);
+        return fds[0];
     }
 
     [Fact]
