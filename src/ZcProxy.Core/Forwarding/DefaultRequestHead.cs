@@ -22,14 +22,10 @@ namespace ZcProxy.Core.Forwarding;
 /// </summary>
 internal static class DefaultRequestHead
 {
-    /// <summary>Never copied from the client: YARP's hop-by-hop list, and what the default transforms replace or remove.</summary>
-    private static readonly FrozenSet<string> NotCopied = new[]
-    {
-        "Connection", "Transfer-Encoding", "Keep-Alive", "Upgrade", "Proxy-Connection", "Proxy-Authenticate",
-        "Proxy-Authentication-Info", "Proxy-Authorization", "Proxy-Features", "Proxy-Instruction", "Security-Scheme",
-        "ALPN", "Close", "HTTP2-Settings", "Upgrade-Insecure-Requests", "TE", "Alt-Svc",
-        "Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Prefix", "X-Forwarded-Host", "X-Forwarded-Proto",
-    }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+    /// <summary>Never copied from the client: YARP's hop-by-hop list (<see cref="HopByHopFields"/>), and what the default transforms replace or remove.</summary>
+    private static readonly FrozenSet<string> NotCopied = HopByHopFields.Names
+        .Concat(["Host", "Forwarded", "X-Forwarded-For", "X-Forwarded-Prefix", "X-Forwarded-Host", "X-Forwarded-Proto"])
+        .ToFrozenSet(StringComparer.OrdinalIgnoreCase);
 
     // Characters a raw target may hold for the fast path: unreserved, sub-delims, ':', '@', '/', '?', '%' (RFC 3986).
     // Anything else (quotes, braces, '#', non-ASCII) is left to System.Uri on the transform path.

@@ -1,4 +1,3 @@
-using System.Collections.Frozen;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
 using ZcProxy.Core.Transport.Http1;
@@ -18,13 +17,6 @@ namespace ZcProxy.Core.Forwarding;
 /// </summary>
 internal static class DefaultResponseHead
 {
-    private static readonly FrozenSet<string> NotCopied = new[]
-    {
-        "Connection", "Transfer-Encoding", "Keep-Alive", "Upgrade", "Proxy-Connection", "Proxy-Authenticate",
-        "Proxy-Authentication-Info", "Proxy-Authorization", "Proxy-Features", "Proxy-Instruction", "Security-Scheme",
-        "ALPN", "Close", "HTTP2-Settings", "Upgrade-Insecure-Requests", "TE", "Alt-Svc",
-    }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
-
     public static void Copy(HttpResponse response, ResponseHead head)
     {
         var fields = head.DefaultFields ??= Plan(head);
@@ -66,7 +58,7 @@ internal static class DefaultResponseHead
         for (int i = 0; i < fields.Count; i++)
         {
             var (name, value) = fields[i];
-            if (NotCopied.Contains(name)) continue;
+            if (HopByHopFields.Names.Contains(name)) continue;
             var kind = HeaderClassifier.Classify(name);
             if (kind.InResponse != place) continue;
             var written = kind.NameFor(name);
