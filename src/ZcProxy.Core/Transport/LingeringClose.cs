@@ -69,11 +69,11 @@ internal sealed class LingeringClose
     {
         var socket = _connection.ClientSocket;
         var loop = _connection.Loop;
-        long until = LoopClock.Timestamp() + (long)(settings.Time.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-        Arm(loop, settings, until);
+        var bounds = LingeringBounds.Start(LoopClock.Instance, settings);
+        loop.Arm(_deadline, bounds.Left());
         while (true)
         {
-            if (_expired) return LoopClock.Timestamp() >= until ? LingeringEnd.Time : LingeringEnd.Timeout;
+            if (_expired) return bounds.Reached() ?? LingeringEnd.Timeout; // the deadline fired (the loop's cached time may trail it a little)
             if (socket.Failure is not null || _connection.WasAborted) return LingeringEnd.Aborted;
             int sequence = socket.ReadSequence;
             SysResult dropped;
@@ -81,19 +81,13 @@ internal sealed class LingeringClose
             using (lease) dropped = Syscalls.Discard(lease.Fd, DiscardPerCall);
             if (dropped.Ok && dropped.Bytes > 0)
             {
-                Arm(loop, settings, until); // nginx: the timeout counts from the last byte, the time from the close
+                bounds.ByteArrived();
+                loop.Arm(_deadline, bounds.Left());
                 continue;
             }
             if (dropped.Ok || !dropped.WouldBlock) return LingeringEnd.ClientClosed; // FIN (0), or a reset
             await socket.WaitReadableAsync(sequence);
         }
-    }
-
-    /// <summary>The next bound: no byte for the timeout, or the whole lingering time, whichever comes first.</summary>
-    private void Arm(EventLoop loop, in LingeringSettings settings, long until)
-    {
-        var left = LoopClock.Between(LoopClock.Timestamp(), until);
-        loop.Arm(_deadline, left < settings.Timeout ? left : settings.Timeout);
     }
 
     private void OnDeadline()

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
@@ -170,35 +169,32 @@ internal sealed class SocketLingeringClose : IDuplexPipe, ILingerOnClose, ILinge
             using var bound = new CancellationTokenSource(settings.Time);
             await output.FlushAsync(bound.Token); // what the layers above wrote but did not flush, before the FIN
         }
-        long now = Stopwatch.GetTimestamp();
-        long until = now + Ticks(settings.Time), quietUntil = now + Ticks(settings.Timeout);
+        var bounds = LingeringBounds.Start(TimeProvider.System, settings);
         bool writeShut = false;
         int poll = 1;
         // One timer for both bounds and the poll: it cancels the pending read, and the loop looks at the clock.
         using var timer = new Timer(static s => ((PipeReader)s!).CancelPendingRead(), input, Timeout.Infinite, Timeout.Infinite);
         while (true)
         {
-            now = Stopwatch.GetTimestamp();
-            if (now >= until) return LingeringEnd.Time;
-            if (now >= quietUntil) return LingeringEnd.Timeout;
+            if (bounds.Reached() is { } reached) return reached;
             if (!writeShut && AllWrittenTakenByKernel())
             {
                 _socket.Shutdown(SocketShutdown.Send); // the response is followed by a FIN
                 writeShut = true;
             }
-            long wait = Math.Min(until, quietUntil) - now;
+            var wait = bounds.Left();
             if (!writeShut)
             {
-                wait = Math.Min(wait, poll * Stopwatch.Frequency / 1000);
+                wait = TimeSpan.FromMilliseconds(Math.Min(wait.TotalMilliseconds, poll));
                 poll = Math.Min(poll * 2, LongestPollMilliseconds);
             }
-            timer.Change(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency), Timeout.InfiniteTimeSpan);
+            timer.Change(wait, Timeout.InfiniteTimeSpan);
             var result = await input.ReadAsync();
             if (result.IsCanceled) continue;
             bool dropped = !result.Buffer.IsEmpty;
             input.AdvanceTo(result.Buffer.End);
             if (result.IsCompleted) return LingeringEnd.ClientClosed;
-            if (dropped) quietUntil = Stopwatch.GetTimestamp() + Ticks(settings.Timeout); // nginx: the timeout counts from the last byte
+            if (dropped) bounds.ByteArrived();
         }
     }
 
@@ -221,8 +217,6 @@ internal sealed class SocketLingeringClose : IDuplexPipe, ILingerOnClose, ILinge
             if (added) handle.DangerousRelease();
         }
     }
-
-    private static long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
 
     /// <summary>The transport's input as the layers above see it: everything passes, but their Complete is kept.</summary>
     private sealed class PassInput(PipeReader inner) : PipeReader
