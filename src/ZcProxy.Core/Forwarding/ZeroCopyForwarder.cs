@@ -82,6 +82,12 @@ internal sealed partial class ZeroCopyForwarder(
         if (RequestFraming(context) == RequestBodyFraming.None)
         {
             await next(context);
+            // A 101: YARP tunnelled an upgraded connection (a WebSocket) and the tunnel has ended. On Kestrel's socket
+            // transport (TLS listeners, ZeroCopy.Enabled: false) the client may still be sending, and a byte arriving after
+            // the close made the kernel reset the connection under the close frame it had not read yet (WebSocketCloseTests):
+            // the close lingers (SocketLingeringClose). Zero-copy connections are not found as ILingerOnClose: their own
+            // tunnels end both directions themselves. Here, not as a pipeline step: only requests YARP forwards can be it.
+            if (context.Response.StatusCode == StatusCodes.Status101SwitchingProtocols) context.Find<ILingerOnClose>()?.LingerOnClose();
         }
         else
         {

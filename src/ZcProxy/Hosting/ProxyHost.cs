@@ -214,7 +214,6 @@ internal static class ProxyHost
                 steps.UseDiskCache();
             });
             proxy.Use(app.Services.GetRequiredService<RequestBodyLimitStep>().InvokeAsync);
-            proxy.Use(UpgradeLingeringStep.InvokeAsync);
             // Admin state, affinity, breakers, backups, balancing, passive health (skipped at once where they would change
             // nothing: PoolFastPath), then last, one frame: upstream timing, retries, per try the connection limit and
             // breaker, then the zero-copy forwarder, which declines to YARP's per request (TLS/h2 clients, upgrades,
