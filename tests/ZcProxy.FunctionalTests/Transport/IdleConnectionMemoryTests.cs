@@ -50,27 +50,67 @@ public sealed class IdleConnectionMemoryTests(ITestOutputHelper output)
 
     private async Task MeasureAsync(ZeroCopyTestHost host)
     {
-        await OpenIdleAsync(host, 100, _ => Task.CompletedTask); // warm-up: JIT, pools, the loops' first connections
-        await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the warm-up connections closed");
         const int Connections = 1000;
-        long before = LiveHeap();
-        long perConnection = 0;
-        await OpenIdleAsync(host, Connections, async clients =>
+        // Warm-up with as many connections: JIT, and the pools and tables that grow to a thousand connections and stay
+        // (without it the first reading held ~370 KB of that growth: 8,294 against 7,922-7,958 B per connection).
+        await OpenIdleAsync(host, Connections, _ => Task.CompletedTask);
+        await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the warm-up connections closed");
+        var attempts = new List<string>();
+        for (int attempt = 1; attempt <= Attempts; attempt++)
         {
-            await Poll.UntilAsync(() => host.Transport.OpenConnections == Connections && host.Transport.BlocksInUse == 0, "the connections idle");
-            perConnection = (LiveHeap() - before) / Connections;
-        });
-        output.WriteLine($"live heap per idle keep-alive connection: {perConnection} B");
-        Assert.InRange(perConnection, 0, MaxBytesPerIdleConnection);
+            long before = await SettledLiveHeapAsync();
+            long during = 0;
+            await OpenIdleAsync(host, Connections, async clients =>
+            {
+                await Poll.UntilAsync(() => host.Transport.OpenConnections == Connections && host.Transport.BlocksInUse == 0, "the connections idle");
+                during = LiveHeap();
+            });
+            await Poll.UntilAsync(() => host.Transport.OpenConnections == 0, "the measured connections closed");
+            long drift = LiveHeap() - before;
+            long perConnection = (during - before) / Connections;
+            attempts.Add($"attempt {attempt}: {perConnection} B per idle connection, the heap after them {drift:+#;-#;0} B against before");
+            output.WriteLine(attempts[^1]);
+            if (Math.Abs(drift) > MaxDrift) continue; // the rest of the process moved meanwhile: this reading is not the connections'
+            Assert.InRange(perConnection, 0, MaxBytesPerIdleConnection);
+            return;
+        }
+        Assert.Fail($"the rest of the process's heap moved by more than {MaxDrift} B during each of {Attempts} measurements: {string.Join("; ", attempts)}");
     }
 
     /// <summary>
-    /// Measured 8,006-8,010 B (2026-12-03, 2 runs, GetTotalMemory); 8,505-8,509 B before the cuts of that day (main
-    /// 4aca65d). Live bytes by generation (2026-12-04, main 87929c3, run alone 8 times): 7,903 B once, 8,234-8,256 B
-    /// seven times (Kestrel's layer here: a ~330 B step from run to run not tracked down), so the bound leaves room for
-    /// that step and still catches an object of a few hundred bytes kept per idle connection.
+    /// Leftovers of tests that ran before (a connection lingering up to LingeringTimeout, 5 s, after its test ended; a
+    /// host still stopping) can be released or allocated while the thousand connections are open: once CI read
+    /// -18,142 B per connection, 18 MB freed meanwhile. So the heap is read again after the connections closed, and a
+    /// reading whose before and after differ by more than this is taken again. 256 KB is 256 B per connection, below
+    /// the few hundred bytes the bound is there to catch.
     /// </summary>
-    private const long MaxBytesPerIdleConnection = 8_600;
+    private const long MaxDrift = 256 * 1024;
+
+    private const int Attempts = 3;
+
+    /// <summary>The live heap once two readings in a row agree within <see cref="MaxDrift"/> / 4: nothing else is moving right now.</summary>
+    private static async Task<long> SettledLiveHeapAsync()
+    {
+        long last = LiveHeap();
+        long settled = 0;
+        await Poll.UntilAsync(() =>
+        {
+            long now = LiveHeap();
+            bool still = Math.Abs(now - last) <= MaxDrift / 4;
+            last = now;
+            settled = now;
+            return still;
+        }, "the process's live heap to settle");
+        return settled;
+    }
+
+    /// <summary>
+    /// Measured 7,850-7,852 B (2026-12-05, main e70630a, Release and Debug, 7 runs alone) once the warm-up opens as many
+    /// connections as the measurement. Before that the first reading also held the growth of pools and tables to a
+    /// thousand connections, which stays after they close: a ~330-370 B step from run to run (8,234-8,294 against
+    /// 7,903-7,958 B), for which the bound was 8,600. 8,200 catches an object of ~350 B kept per idle connection.
+    /// </summary>
+    private const long MaxBytesPerIdleConnection = 8_200;
 
     /// <summary>Opens <paramref name="count"/> connections from a python3 client, one answered GET on each, runs <paramref name="whileOpen"/>, closes them.</summary>
     private static async Task OpenIdleAsync(ZeroCopyTestHost host, int count, Func<Process, Task> whileOpen)
