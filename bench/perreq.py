@@ -4,7 +4,10 @@ system calls (strace -f -c), context switches (/proc/PID/task/*/status), bytes a
 total-allocated counter on the admin /metrics) per request, plus CPU µs per request (load-sensitive).
 
     python3 bench/perreq.py [--zcproxy DLL] [--size 1024] [--conns 16] [--seconds 3] [--env K=V ...] [--access-log] [--cache]
-        [--http1 kestrel|own] [--no-zero-copy]
+        [--http1 kestrel|own] [--no-zero-copy] [--tls]
+
+--tls: the listener is https:// as the bench's zc-tls target (a self-signed P-256 certificate, ZeroCopy off as there
+unless --zero-copy-tls); wrk keeps its connections, so handshakes are 16 per run, not per request.
 
 --cache: the route caches (a Cache section in the run directory) and every timed request is a cache hit.
 
@@ -27,7 +30,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from zcbench import configs, threadcounts  # noqa: E402
+from zcbench import configs, threadcounts, tls  # noqa: E402
 from zcbench.services import free_ports  # noqa: E402
 from zcbench.syscalls import parse_summary  # noqa: E402
 
@@ -37,9 +40,10 @@ ALLOCATED = re.compile(r"^(?:system_runtime_)?dotnet_gc_heap_total_allocated(?:_
 
 def wait_http(url, seconds=30):
     end = time.time() + seconds
+    context = tls.client_context() if url.startswith("https:") else None
     while time.time() < end:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=context) as r:
                 return r.read()
         except OSError:
             time.sleep(0.2)
@@ -96,8 +100,9 @@ def cpu_seconds(pid):
 class Rig:
     """An nginx origin (1 worker) serving one body of `size` bytes and zcproxy in front of it; stopped by PID on exit."""
 
-    def __init__(self, dll, size=1024, env=(), access_log=False, cache=False, http1=None, zero_copy=True):
+    def __init__(self, dll, size=1024, env=(), access_log=False, cache=False, http1=None, zero_copy=True, https=False):
         self.dll, self.size, self.env, self.http1 = dll, size, dict(kv.split("=", 1) for kv in env), http1
+        self.https = https
         self.zero_copy = zero_copy
         self.access_log, self.cache = access_log, cache
         self.procs = []
@@ -115,7 +120,8 @@ class Rig:
         with open(os.path.join(self.work, "zcproxy.json"), "w") as f:
             f.write(configs.zcproxy(port, admin_port, origin_port, self.zero_copy,
                                     access_log=os.path.join(self.work, "access.log") if self.access_log else None,
-                                    cache_dir=os.path.join(self.work, "cache") if self.cache else None, http1=self.http1))
+                                    cache_dir=os.path.join(self.work, "cache") if self.cache else None, http1=self.http1,
+                                    tls=tls.self_signed(self.work) if self.https else None))
         try:
             self.procs.append(subprocess.Popen(["nginx", "-c", os.path.join(self.work, "nginx.conf"), "-p", run],
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -123,7 +129,7 @@ class Rig:
                                        env=dict(os.environ, **self.env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.procs.append(self.zc)
             self.port = port
-            self.url = f"http://127.0.0.1:{port}/body"
+            self.url = f"{'https' if self.https else 'http'}://127.0.0.1:{port}/body"
             self.admin = f"http://127.0.0.1:{admin_port}"
             wait_http(f"http://127.0.0.1:{origin_port}/body")
             assert len(wait_http(self.url)) == self.size
@@ -189,8 +195,11 @@ def main():
     ap.add_argument("--cache", action="store_true", help="the route caches: every timed request is a hit")
     ap.add_argument("--http1", choices=["kestrel", "own"], help="ZeroCopy.Http1 (default: ZcProxy's)")
     ap.add_argument("--no-zero-copy", action="store_true", help="ZeroCopy.Enabled false: Kestrel's socket transport, YARP's forwarder")
+    ap.add_argument("--tls", action="store_true", help="https:// listener as the bench's zc-tls (ZeroCopy off as there)")
+    ap.add_argument("--zero-copy-tls", action="store_true", help="with --tls: ZeroCopy.Enabled true (TLS still takes YARP's path)")
     a = ap.parse_args()
-    with Rig(a.zcproxy, a.size, a.env, a.access_log, a.cache, a.http1, zero_copy=not a.no_zero_copy) as rig:
+    zero_copy = not a.no_zero_copy and (not a.tls or a.zero_copy_tls)
+    with Rig(a.zcproxy, a.size, a.env, a.access_log, a.cache, a.http1, zero_copy=zero_copy, https=a.tls) as rig:
         wrk(rig.url, a.conns, a.warmup)  # JIT, pools
         n, cs, cpu, alloc = rig.untraced(a.conns, a.seconds)
         woken = rig.counted(a.conns, a.seconds)
