@@ -60,10 +60,8 @@ public class ZeroCopyForwarderFaultTests
     [Fact]
     public async Task ConnectFailure_Is502()
     {
-        var unused = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        unused.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        var url = $"http://{unused.LocalEndPoint}/";
-        unused.Dispose(); // bound, never listening, now closed: connecting is refused
+        using var unused = new ReservedPort(); // refuses, and no other test's server takes the port meanwhile
+        var url = $"http://127.0.0.1:{unused.Port}/";
         await using var bed = await ForwarderTestBed.StartAsync(url);
         using var response = await Client.GetAsync($"{bed.Url}/x");
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);

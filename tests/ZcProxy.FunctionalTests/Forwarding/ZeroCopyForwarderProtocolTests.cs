@@ -128,10 +128,8 @@ public class ZeroCopyForwarderProtocolTests
     [Fact]
     public async Task ConnectFailures_FeedYarpsPassiveHealthCheck()
     {
-        var unused = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        unused.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        var url = $"http://{unused.LocalEndPoint}/";
-        unused.Dispose();
+        using var unused = new ReservedPort(); // refuses, and no other test's server takes the port meanwhile
+        var url = $"http://127.0.0.1:{unused.Port}/";
         await using var bed = await ForwarderTestBed.StartAsync(url, clusterExtra: """
             "HealthCheck": { "Passive": { "Enabled": true, "Policy": "TransportFailureRate", "ReactivationPeriod": "00:05:00" } }
             """);

@@ -89,7 +89,8 @@ public class ProxyRoutingTests
     public async Task DeadBackend_Gives502WithBody_ThenHealthChecksMoveTrafficToTheOther()
     {
         await using var alive = await TestOrigin.StartAsync("alive");
-        int deadPort = ReserveUnusedPort();
+        using var reserved = new ReservedPort(); // refuses, and no other test's server takes the port meanwhile
+        int deadPort = reserved.Port;
         using var dir = new ConfigDirectory();
         dir.WriteMain($$"""
             { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**rest}" } } },
@@ -123,7 +124,8 @@ public class ProxyRoutingTests
     [Fact]
     public async Task AllDestinationsDown_Gives502WithShortBody()
     {
-        int deadPort = ReserveUnusedPort();
+        using var reserved = new ReservedPort(); // refuses, and no other test's server takes the port meanwhile
+        int deadPort = reserved.Port;
         using var dir = new ConfigDirectory();
         dir.WriteMain($$"""
             { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/{**rest}" } } },
@@ -182,13 +184,6 @@ public class ProxyRoutingTests
         Assert.Contains("\"a1\"", await Client.GetStringAsync(proxy.AdminUrl + "/status"));
         Assert.Equal(HttpStatusCode.NotFound, (await Client.GetAsync(proxy.AdminUrl + "/counted")).StatusCode);
         Assert.Equal(1, a.Requests);
-    }
-
-    internal static int ReserveUnusedPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 

@@ -16,7 +16,8 @@ public class ErrorPagesTests
     [InlineData(false)]
     public async Task DeadUpstream_502_ServesClusterPage_ElseProxyPage(bool zeroCopy)
     {
-        int deadPort = ProxyRoutingTests.ReserveUnusedPort();
+        using var reserved = new ReservedPort(); // refuses, and no other test's server takes the port meanwhile
+        int deadPort = reserved.Port;
         using var dir = new ConfigDirectory();
         Directory.CreateDirectory(Path.Combine(dir.Root, "errors"));
         File.WriteAllText(Path.Combine(dir.Root, "errors", "50x.html"), "<h1>proxy says sorry</h1>\n");
@@ -55,7 +56,8 @@ public class ErrorPagesTests
     [InlineData(false)]
     public async Task WithoutPages_TheOneLineExplanationStays(bool zeroCopy)
     {
-        int deadPort = ProxyRoutingTests.ReserveUnusedPort();
+        using var reserved = new ReservedPort(); // refuses, and no other test's server takes the port meanwhile
+        int deadPort = reserved.Port;
         using var dir = new ConfigDirectory();
         dir.WriteMain($$"""
             { "Routes": { "r": { "ClusterId": "c", "Match": { "Path": "/r/{**rest}" } } },

@@ -34,11 +34,12 @@ public sealed class StreamFdTests
                     break;
             }
         });
+        using var dead = new ReservedPort(); // refuses, and no other process's server takes the port meanwhile
         await using var rig = await StreamRig.StartAsync("""
             "s": { "Listen": "127.0.0.1:0", "ClusterId": "c" },
             "idle": { "Listen": "127.0.0.1:0", "ClusterId": "c", "IdleTimeout": "300ms" },
             "retry": { "Listen": "127.0.0.1:0", "ClusterId": "twice", "ProxyProtocol": "v1" }
-            """, $"{StreamRig.Cluster("c", origin.Address)}, {StreamRig.ClusterWith("twice", """ "LoadBalancingPolicy": "FirstAlphabetical", "Metadata": { "MaxFails": 0 }, """, $"tcp://127.0.0.1:{TcpOrigin.DeadPort()}", origin.Address)}");
+            """, $"{StreamRig.Cluster("c", origin.Address)}, {StreamRig.ClusterWith("twice", """ "LoadBalancingPolicy": "FirstAlphabetical", "Metadata": { "MaxFails": 0 }, """, $"tcp://127.0.0.1:{dead.Port}", origin.Address)}");
 
         await RunScenarioAsync(rig); // warm-up: the first sockets, pipes, loop threads of this proxy
         int before = FdCount.Count();

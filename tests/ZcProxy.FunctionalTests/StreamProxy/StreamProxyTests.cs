@@ -138,8 +138,9 @@ public sealed class StreamProxyTests
     public async Task DeadDestination_IsSkipped_TheConnectFailureIsCountedAndRetried()
     {
         await using var origin = TcpOrigin.Echo();
+        using var dead = new ReservedPort(); // refuses, and no other test's server takes the port meanwhile
         await using var rig = await StreamRig.StartAsync(Stream,
-            StreamRig.ClusterWith("c", """ "LoadBalancingPolicy": "RoundRobin", """, $"tcp://127.0.0.1:{TcpOrigin.DeadPort()}", origin.Address));
+            StreamRig.ClusterWith("c", """ "LoadBalancingPolicy": "RoundRobin", """, $"tcp://127.0.0.1:{dead.Port}", origin.Address));
 
         for (int i = 0; i < 6; i++)
         {
@@ -157,7 +158,8 @@ public sealed class StreamProxyTests
     [Fact]
     public async Task NoHealthyDestination_ClosesAtOnce_IsCounted_AndTheTcpCheckBringsItBack()
     {
-        int port = TcpOrigin.DeadPort();
+        using var reserved = new ReservedPort(); // refuses until the origin below starts on it; no other test gets it
+        int port = reserved.Port;
         await using var rig = await StreamRig.StartAsync(Stream, StreamRig.ClusterWith("c", """
             "HealthCheck": { "Active": { "Enabled": true, "Interval": "200ms", "Timeout": "1s" } },
             "Metadata": { "ConsecutiveFailuresHealthPolicy.Threshold": "1" },

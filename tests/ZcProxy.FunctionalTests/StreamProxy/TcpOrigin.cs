@@ -49,14 +49,6 @@ public sealed class TcpOrigin : IAsyncDisposable
         socket.Shutdown(SocketShutdown.Send);
     }, port);
 
-    /// <summary>A port nothing listens on (bound once by the OS, then released): connects to it are refused.</summary>
-    public static int DeadPort()
-    {
-        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)probe.LocalEndPoint!).Port;
-    }
-
     public static async Task SendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         while (!data.IsEmpty) data = data[await socket.SendAsync(data, SocketFlags.None, cancellationToken)..];
