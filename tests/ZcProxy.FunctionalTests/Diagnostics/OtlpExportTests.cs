@@ -15,7 +15,10 @@ using ZcProxy.Tests.Balancing;
 
 namespace ZcProxy.Tests.Diagnostics;
 
-/// <summary>The exporter attaches process-wide listeners (the "ZcProxy" source and meter): these tests run alone.</summary>
+/// <summary>
+/// The exporter (and TracingTests' ActivityListener) attach process-wide listeners to the "ZcProxy" source and meter:
+/// every in-process proxy of the run is seen, and makes spans, while they are attached. These tests run alone.
+/// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class ProcessWideTelemetryCollection
 {

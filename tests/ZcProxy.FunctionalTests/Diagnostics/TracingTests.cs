@@ -10,8 +10,11 @@ namespace ZcProxy.Tests.Diagnostics;
 /// W3C trace context on both forwarding paths: with nothing listening, no Activity exists on the request path and the
 /// client's traceparent reaches the upstream unchanged (the access log's $trace_id is its trace id); with a listener
 /// on the "ZcProxy" source, each request gets a span, child of the client's, and the upstream's traceparent names it.
-/// (One class: the listener is process-wide, so these tests must not run side by side.)
+/// The listener is process-wide: while it is attached, every in-process proxy of every test makes a span per request
+/// (allocations per request measured by other tests grow by the span's), and the no-listener test must not see it.
+/// So these tests run alone, with the OTLP exporter's (<see cref="ProcessWideTelemetryCollection"/>).
 /// </summary>
+[Collection(ProcessWideTelemetryCollection.Name)]
 public class TracingTests
 {
     private const string TraceId = "4bf92f3577b34da6a3ce929d0e0e4736", ClientSpanId = "00f067aa0ba902b7";
