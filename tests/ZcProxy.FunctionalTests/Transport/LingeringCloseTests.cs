@@ -309,9 +309,15 @@ public sealed class LingeringCloseTests
         await using (var stream = await OpenStreamAsync(proxy, tls))
         {
             await stream.WriteAsync(Head(16 << 20));
-            foreach (var piece in BodyPattern.Pieces(200_000)) await stream.WriteAsync(piece);
+            // Timed from the start of the last write, not its end: the proxy may read (and stamp) the last byte before this
+            // thread returns from the write, and the quiet bound then ends before a stopwatch started afterwards says so.
+            var sinceLastByte = new System.Diagnostics.Stopwatch();
+            foreach (var piece in BodyPattern.Pieces(200_000))
+            {
+                sinceLastByte.Restart();
+                await stream.WriteAsync(piece);
+            }
             await stream.FlushAsync();
-            var sinceLastByte = System.Diagnostics.Stopwatch.StartNew();
             // ... and then nothing more, and no close.
             var response = await ReadUntilClosedAsync(stream); // the 413, then a FIN (a reset throws)
             Assert.StartsWith("HTTP/1.1 413 ", response, StringComparison.Ordinal);
