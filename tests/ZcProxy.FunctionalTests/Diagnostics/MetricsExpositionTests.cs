@@ -25,7 +25,16 @@ public class MetricsExpositionTests
         Assert.Equal(404, (int)(await Client.GetAsync(proxy.Url + "/nowhere")).StatusCode);
         PathAssert.ForwardedOn(proxy, zeroCopy);
 
-        var families = await PrometheusText.ParseAsync(await Client.GetStringAsync(proxy.AdminUrl + "/metrics"));
+        // A request is counted once its response was sent (a completed callback), its upstream timings once the exchange
+        // ended: the client may hold the last response an instant before. Wait (bounded) until the last ones are counted.
+        Dictionary<string, PrometheusText.Family> families = [];
+        await Poll.UntilAsync(async () =>
+        {
+            families = await PrometheusText.ParseAsync(await Client.GetStringAsync(proxy.AdminUrl + "/metrics"));
+            return CountSoFar(families, "zcproxy_request_duration_seconds", "", "") >= 1
+                && CountSoFar(families, "zcproxy_request_duration_seconds", "r", "a") >= requests
+                && CountSoFar(families, "zcproxy_upstream_response_duration_seconds", "r", "a") >= requests;
+        }, "every request counted");
 
         // The contract's families keep their names (the parser reports a counter family without its _total suffix).
         var body = families["zcproxy_body_bytes"];
@@ -53,6 +62,11 @@ public class MetricsExpositionTests
         Assert.Contains(families.Keys, k => k.StartsWith("system_runtime_dotnet_gc", StringComparison.Ordinal));
         Assert.Contains("microsoft_aspnetcore_server_kestrel_kestrel_active_connections", families.Keys);
     }
+
+    private static double CountSoFar(Dictionary<string, PrometheusText.Family> families, string histogram, string route, string cluster)
+        => families.TryGetValue(histogram, out var f)
+            ? f.Samples.Where(s => s.Name == histogram + "_count" && s.Labels.GetValueOrDefault("route") == route && s.Labels.GetValueOrDefault("cluster") == cluster).Sum(s => s.Value)
+            : 0;
 
     private static double Count(Dictionary<string, PrometheusText.Family> families, string histogram, string route, string cluster)
     {
