@@ -76,14 +76,36 @@ public sealed partial class ProxyProcess : IDisposable
     {
         var regex = new Regex(pattern);
         Match? found = null;
-        await Poll.UntilAsync(() =>
+        try
         {
-            foreach (var line in _lines)
-                if (regex.Match(line) is { Success: true } m) { found = m; return true; }
-            if (_process.HasExited) throw new InvalidOperationException($"zcproxy exited ({_process.ExitCode}) before '{pattern}':\n{Output}");
-            return false;
-        }, $"output line matching '{pattern}'", timeout ?? TimeSpan.FromSeconds(60));
+            await Poll.UntilAsync(() =>
+            {
+                foreach (var line in _lines)
+                    if (regex.Match(line) is { Success: true } m) { found = m; return true; }
+                if (_process.HasExited) throw new InvalidOperationException($"zcproxy exited ({_process.ExitCode}) before '{pattern}':\n{Output}");
+                return false;
+            }, $"output line matching '{pattern}'", timeout ?? TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException e) { throw new TimeoutException($"{e.Message}\n{Diagnosis()}", e); }
         return found!;
+    }
+
+    /// <summary>
+    /// What a timed-out wait reports about the process: its kernel state (S sleeping, T stopped by a signal, t stopped by
+    /// a tracer, D in uninterruptible I/O), its tracer, pending, blocked and caught signals, threads, and its last output.
+    /// </summary>
+    public string Diagnosis()
+    {
+        string[] wanted = ["State:", "Threads:", "TracerPid:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigCgt:"];
+        string status;
+        try
+        {
+            status = string.Join("; ", File.ReadLines($"/proc/{_process.Id}/status")
+                .Where(l => wanted.Any(w => l.StartsWith(w, StringComparison.Ordinal)))
+                .Select(l => string.Join(' ', l.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))));
+        }
+        catch (IOException e) { status = $"no /proc entry ({e.Message})"; }
+        return $"pid {_process.Id}: {status}\nlast output:\n{string.Join("\n", _lines.TakeLast(30))}";
     }
 
     /// <summary>Waits for startup and returns the proxy and admin base URLs the process logged.</summary>

@@ -44,14 +44,22 @@ public sealed class NotifySocketListener : IDisposable
     public async Task<int> WaitForAsync(string line, int occurrence = 1, TimeSpan? timeout = null)
     {
         int index = -1;
-        await Poll.UntilAsync(() =>
+        try
         {
-            var texts = Texts;
-            int seen = 0;
-            for (int i = 0; i < texts.Count; i++)
-                if (HasLine(texts[i], line) && ++seen == occurrence) { index = i; return true; }
-            return false;
-        }, $"sd_notify message #{occurrence} with '{line}' (got: {string.Join(" | ", Texts.Where(t => t != "WATCHDOG=1")).ReplaceLineEndings("\\n")})", timeout ?? TimeSpan.FromSeconds(60));
+            await Poll.UntilAsync(() =>
+            {
+                var texts = Texts;
+                int seen = 0;
+                for (int i = 0; i < texts.Count; i++)
+                    if (HasLine(texts[i], line) && ++seen == occurrence) { index = i; return true; }
+                return false;
+            }, $"sd_notify message #{occurrence} with '{line}'", timeout ?? TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException e)
+        {
+            // What had arrived when the wait gave up (a message made when the wait starts would say what was there then).
+            throw new TimeoutException($"{e.Message} (got: {string.Join(" | ", Texts.Where(t => t != "WATCHDOG=1")).ReplaceLineEndings("\\n")})", e);
+        }
         return index;
     }
 
