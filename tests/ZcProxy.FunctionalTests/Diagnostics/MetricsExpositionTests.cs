@@ -63,16 +63,18 @@ public class MetricsExpositionTests
         Assert.Contains("microsoft_aspnetcore_server_kestrel_kestrel_active_connections", families.Keys);
     }
 
+    /// <summary>The _count samples summed, 0 while the family is not there yet (what the wait above needs).</summary>
     private static double CountSoFar(Dictionary<string, PrometheusText.Family> families, string histogram, string route, string cluster)
-        => families.TryGetValue(histogram, out var f)
-            ? f.Samples.Where(s => s.Name == histogram + "_count" && s.Labels.GetValueOrDefault("route") == route && s.Labels.GetValueOrDefault("cluster") == cluster).Sum(s => s.Value)
-            : 0;
+        => families.TryGetValue(histogram, out var f) ? f.Samples.Where(IsCount(histogram, route, cluster)).Sum(s => s.Value) : 0;
 
     private static double Count(Dictionary<string, PrometheusText.Family> families, string histogram, string route, string cluster)
     {
         Assert.Equal("histogram", families[histogram].Type);
-        return families[histogram].Samples.Single(s => s.Name == histogram + "_count" && s.Labels["route"] == route && s.Labels["cluster"] == cluster).Value;
+        return families[histogram].Samples.Single(IsCount(histogram, route, cluster)).Value;
     }
+
+    private static Func<PrometheusText.Sample, bool> IsCount(string histogram, string route, string cluster)
+        => s => s.Name == histogram + "_count" && s.Labels.GetValueOrDefault("route") == route && s.Labels.GetValueOrDefault("cluster") == cluster;
 
     private static double Value(Dictionary<string, PrometheusText.Family> families, string family, string type)
     {

@@ -92,16 +92,13 @@ public sealed class IdleConnectionMemoryTests(ITestOutputHelper output)
     private static async Task<long> SettledLiveHeapAsync()
     {
         long last = LiveHeap();
-        long settled = 0;
         await Poll.UntilAsync(() =>
         {
-            long now = LiveHeap();
-            bool still = Math.Abs(now - last) <= MaxDrift / 4;
-            last = now;
-            settled = now;
-            return still;
+            long previous = last;
+            last = LiveHeap();
+            return Math.Abs(last - previous) <= MaxDrift / 4;
         }, "the process's live heap to settle");
-        return settled;
+        return last;
     }
 
     /// <summary>
